@@ -1,0 +1,111 @@
+// Validated configuration as plain value types. config/ turns YAML into these; every other
+// stage receives only the part it needs and never sees YAML. A Config that exists has passed
+// every check of ConfigLoader, so its users need not re-validate.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "relayban/core/duration.hpp"
+#include "relayban/core/ip_address.hpp"
+#include "relayban/core/result.hpp"
+#include "relayban/filter/timestamp.hpp"
+
+namespace relayban {
+
+// The standard event kinds; filters may declare more under `kinds:`. `context` is a line
+// that only carries fields for correlation (a client address, a session's account).
+inline constexpr const char* kStandardKinds[] = {"auth_failure",  "auth_success",   "relay",  "relay_denied",
+                                                 "bad_recipient", "protocol_abuse", "context"};
+
+// Capture names a pattern may use. `session` and `id` join lines of one connection or
+// message; `count` is how many attempts one line stands for (Dovecot "3 attempts").
+inline constexpr const char* kCaptureNames[] = {"ip", "account", "sender", "recipient", "id", "session", "count"};
+
+struct PatternSpec {
+  std::string kind;                 // event kind this pattern yields
+  std::string regex;                // RE2 syntax, macros not yet expanded, anchored at start
+  std::vector<std::string> unique;  // literals that must occur exactly once in the line
+  SourceLocation where;
+};
+
+struct FilterSpec {
+  std::string name;
+  std::vector<std::string> kinds;  // extra kinds this filter declares
+  std::vector<PatternSpec> patterns;
+  std::vector<PatternSpec> ignore;  // a line matching one of these yields nothing from this filter
+  SourceLocation where;
+};
+
+enum class RuleKey : uint8_t { kIp, kAccount };
+enum class Field : uint8_t { kNone, kIp, kIpPrefix, kAccount, kSender, kRecipient, kRecipientDomain, kSenderDomain };
+const char* FieldName(Field f);
+
+struct RuleSpec {
+  std::string name;
+  RuleKey key = RuleKey::kIp;
+  std::vector<std::string> events;
+  Field distinct = Field::kNone;
+  int threshold = 0;
+  Seconds window{0};
+  Seconds ban{0};
+  std::vector<std::string> on_account;  // argv, placeholders {ip} {account} {jail} {rule} {duration}
+  SourceLocation where;
+};
+
+struct LogSpec {
+  std::string path;                        // file path or glob; empty for a journal source
+  std::vector<std::string> journal_match;  // e.g. "_SYSTEMD_UNIT=postfix@-.service"
+  StampFormat stamp = StampFormat::kAuto;
+  SourceLocation where;
+};
+
+enum class Enabled : uint8_t { kAuto, kYes, kNo };
+
+struct JailSpec {
+  std::string name;
+  Enabled enabled = Enabled::kAuto;
+  std::vector<LogSpec> logs;
+  std::vector<std::string> filters;
+  std::vector<RuleSpec> rules;
+  std::string account_domain;  // appended to bare account names ("test" -> "test@example.com")
+  std::vector<std::string> local_domains;  // a `relay` event to one of these is local delivery
+  size_t correlate_entries = 100000;
+  Seconds correlate_age{3600};
+  std::vector<std::string> on_ban;  // argv run for every ban of this jail
+  SourceLocation where;
+};
+
+struct BanSpec {
+  Seconds default_duration{3600};
+  double factor = 2.0;
+  Seconds max{30 * 86400};
+};
+
+struct FirewallSpec {
+  std::string backend = "nftables";  // nftables | dry-run
+  std::string table = "relayban";
+  std::vector<std::string> hooks{"input"};
+  std::string verdict = "drop";  // drop | reject
+};
+
+struct Config {
+  std::string file;  // the main file it was loaded from
+  std::string state_dir = "/var/lib/relayban";
+  std::string control_socket = "/run/relayban/control.sock";
+  std::string control_group;
+  std::vector<Prefix> ignore;
+  FirewallSpec firewall;
+  BanSpec ban;
+  int ipv6_prefix = 64;         // IPv6 clients are scored and banned per /64 by default
+  size_t max_line = 16384;      // longer lines are skipped, never matched
+  size_t max_tracked = 200000;  // keys per rule before the oldest are evicted
+  std::vector<JailSpec> jails;
+  std::map<std::string, FilterSpec> filters;
+
+  const JailSpec* FindJail(const std::string& name) const;
+};
+
+}  // namespace relayban

@@ -1,0 +1,84 @@
+// IpAddress and Prefix: the domain types for every address relayban reads from a log, keys
+// a score on, or bans. Parsing is strict (inet_pton); ParseLogged() first undoes the
+// decorations mail daemons add around addresses (brackets, ports, ::ffff:, IPv6:, zone ids,
+// vpopmail's '_' form of IPv6).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace relayban {
+
+class IpAddress {
+ public:
+  enum class Family : uint8_t { kV4, kV6 };
+
+  IpAddress() = default;
+  static IpAddress V4(uint32_t host_order);
+  static IpAddress V6(const std::array<uint8_t, 16>& bytes);
+
+  // Exactly one address in canonical or non-canonical text form; nothing else.
+  static std::optional<IpAddress> Parse(std::string_view text);
+  // An address as a mail daemon logged it: tolerates "[a.b.c.d]", "a.b.c.d:port",
+  // "[v6]:port", "IPv6:v6", "::ffff:a.b.c.d" (returned as IPv4), "fe80::1%eth0" (zone
+  // dropped) and vpopmail's "2001_db8__1". Returns nullopt for anything that is not exactly
+  // one address after that.
+  static std::optional<IpAddress> ParseLogged(std::string_view text);
+
+  Family family() const { return family_; }
+  bool is_v4() const { return family_ == Family::kV4; }
+  // Network byte order; IPv4 uses the first 4 bytes.
+  const std::array<uint8_t, 16>& bytes() const { return bytes_; }
+  int max_prefix() const { return is_v4() ? 32 : 128; }
+  bool IsLoopback() const;
+  // The address with every bit past `length` cleared.
+  IpAddress Masked(int length) const;
+  std::string ToString() const;
+
+  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+  friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
+
+ private:
+  std::array<uint8_t, 16> bytes_{};
+  Family family_ = Family::kV4;
+};
+
+// An address and a prefix length; a single address is a Prefix of full length.
+class Prefix {
+ public:
+  Prefix() = default;
+  // Masks the host bits, so Prefix(192.0.2.7, 24) is 192.0.2.0/24.
+  Prefix(const IpAddress& address, int length);
+  explicit Prefix(const IpAddress& address) : Prefix(address, address.max_prefix()) {}
+
+  // "a.b.c.d", "a.b.c.d/len", "v6", "v6/len". Rejects host bits set past len unless
+  // `allow_host_bits`, so a typo such as 10.0.0.1/8 is caught in configuration.
+  static std::optional<Prefix> Parse(std::string_view text, bool allow_host_bits = false);
+
+  const IpAddress& address() const { return address_; }
+  int length() const { return length_; }
+  bool is_single() const { return length_ == address_.max_prefix(); }
+  bool Contains(const IpAddress& ip) const;
+  // "a.b.c.d" for a single address, "a.b.c.d/len" otherwise.
+  std::string ToString() const;
+
+  friend bool operator==(const Prefix&, const Prefix&) = default;
+  friend auto operator<=>(const Prefix&, const Prefix&) = default;
+
+ private:
+  IpAddress address_;
+  int length_ = 32;
+};
+
+struct IpAddressHash {
+  size_t operator()(const IpAddress& ip) const noexcept;
+};
+struct PrefixHash {
+  size_t operator()(const Prefix& p) const noexcept;
+};
+
+}  // namespace relayban

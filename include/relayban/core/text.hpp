@@ -1,0 +1,21 @@
+// Small text routines shared by the stages: validation of untrusted log bytes and safe
+// display of attacker-controlled text.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+namespace relayban {
+
+// True if `line` is valid UTF-8 without NUL or other C0 control characters except TAB.
+// ASCII lines take a fast path.
+bool IsCleanText(std::string_view line);
+// ASCII lower-case copy.
+std::string ToLowerAscii(std::string_view s);
+// For output meant for people: control and non-ASCII bytes become '?', length capped.
+std::string Printable(std::string_view s, size_t max_len = 256);
+// 64-bit FNV-1a; used to keep distinct values without storing them.
+uint64_t Hash64(std::string_view s);
+
+}  // namespace relayban

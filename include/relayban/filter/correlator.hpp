@@ -1,0 +1,53 @@
+// Correlator: joins the lines of one message or session. Postfix logs the account on the
+// `client=` line and each recipient on a later `to=` line with the same queue id; Exim and
+// Sendmail do the same with their message ids, OpenSMTPD with a session id. Memory is bounded
+// by a count and an age; the oldest entries go first. One Correlator per jail.
+#pragma once
+
+#include <deque>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+
+#include "relayban/core/duration.hpp"
+#include "relayban/core/ip_address.hpp"
+
+namespace relayban {
+
+struct JoinedFields {
+  std::optional<IpAddress> ip;
+  std::string account;
+  std::string sender;
+};
+
+class Correlator {
+ public:
+  Correlator(size_t max_entries, Seconds max_age) : max_entries_(max_entries), max_age_(max_age) {}
+
+  // Fills the empty members of `fields` from what earlier lines stored under `session` and
+  // then `id`, and stores the merged result under both (an empty key is skipped).
+  void Join(std::string_view id, std::string_view session, Time t, JoinedFields& fields);
+  size_t size() const { return entries_.size(); }
+  size_t evicted() const { return evicted_; }
+
+ private:
+  struct Entry {
+    JoinedFields fields;
+    Time stored;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  void Store(std::string_view key, const JoinedFields& f, Time t);
+  void Expire(Time now);
+
+  size_t max_entries_;
+  Seconds max_age_;
+  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;
+  std::deque<std::pair<std::string, Time>> order_;  // insertion order, for eviction
+  size_t evicted_ = 0;
+};
+
+}  // namespace relayban

@@ -1,0 +1,55 @@
+// FilterSet: the compiled filters of one log source (the only RE2 user). It turns the text
+// after a line's time stamp into pattern hits with their raw captured fields; turning those
+// into events (address parsing, correlation) is the engine's job.
+#pragma once
+
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "relayban/config/spec.hpp"
+#include "relayban/core/result.hpp"
+
+namespace relayban {
+
+// Raw capture text of one hit; views into the matched line, valid until the next Match().
+struct Captures {
+  std::string_view ip, account, sender, recipient, id, session, count;
+};
+
+struct PatternHit {
+  int filter;   // index into the filter list given to Build
+  int pattern;  // index within that filter's patterns
+  Captures captures;
+};
+
+// What a pattern's text turns into before RE2 sees it: "{host}" -> a host name token,
+// "{pid}" -> an optional "[1234]", "{ip}" -> a named `ip` capture of address characters.
+std::string ExpandPatternMacros(std::string_view regex);
+
+class FilterSet {
+ public:
+  ~FilterSet();
+  FilterSet(const FilterSet&) = delete;
+  FilterSet& operator=(const FilterSet&) = delete;
+
+  // Compiles the filters. Errors name the pattern's file:line:col and RE2's message.
+  static Result<std::unique_ptr<FilterSet>> Build(const std::vector<const FilterSpec*>& filters);
+  // Checks one regex the way Build would (for config validation).
+  static Result<void> CheckRegex(const PatternSpec& p, bool is_ignore);
+
+  // Appends at most one hit per filter (its first matching pattern). `message` is the line
+  // without its stamp. Returns the number of hits rejected by a `unique` rule (an
+  // injection attempt or an ambiguous line).
+  int Match(std::string_view message, std::vector<PatternHit>& hits) const;
+
+  size_t pattern_count() const;
+
+ private:
+  struct Impl;
+  explicit FilterSet(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace relayban

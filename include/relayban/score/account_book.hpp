@@ -1,0 +1,73 @@
+// AccountBook: the per-account view that fail2ban lacks. For every account seen in an event
+// it keeps counters, the recent client addresses (for the fan-out of an account verdict) and
+// the rules that fired. Bounded: addresses per account, distinct sets, and accounts overall.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "relayban/core/duration.hpp"
+#include "relayban/core/ip_address.hpp"
+
+namespace relayban {
+
+struct AccountView {
+  std::string account;
+  uint64_t auth_success = 0;
+  uint64_t auth_failure = 0;
+  uint64_t relayed = 0;
+  size_t recipient_domains = 0;  // distinct, saturates at AccountBook::kMaxDistinct
+  size_t ips = 0;                // distinct, saturates likewise
+  std::optional<IpAddress> last_ip;
+  Time last_seen{};
+  std::vector<std::string> verdicts;  // rule names, in the order they fired
+};
+
+class AccountBook {
+ public:
+  static constexpr size_t kMaxDistinct = 4096;
+  static constexpr size_t kMaxRecentIps = 256;
+
+  explicit AccountBook(size_t max_accounts) : max_accounts_(max_accounts) {}
+
+  enum class Outcome : uint8_t { kOther, kAuthSuccess, kAuthFailure, kRelay };
+  // `kind_bit` is 1 << (event kind id); it marks which kinds an address was seen with.
+  void Record(std::string_view account, Outcome outcome, uint64_t kind_bit, const std::optional<IpAddress>& ip,
+              std::string_view recipient_domain, Time t);
+  void AddVerdict(std::string_view account, std::string_view rule);
+  // Addresses seen with the account at or after `since` in events whose kind bit is in `kinds`.
+  std::vector<IpAddress> IpsSince(std::string_view account, Time since, uint64_t kinds) const;
+  // Sorted by account name.
+  std::vector<AccountView> Snapshot() const;
+  size_t size() const { return accounts_.size(); }
+  size_t evicted() const { return evicted_; }
+
+ private:
+  struct IpUse {
+    IpAddress ip;
+    Time last;
+    uint64_t kinds;
+  };
+  struct Entry {
+    AccountView view;
+    std::unordered_set<uint64_t> domains;
+    std::unordered_set<uint64_t> ip_hashes;
+    std::vector<IpUse> recent;
+  };
+  struct Hash {
+    using is_transparent = void;
+    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+  };
+  Entry& Get(std::string_view account, Time t);
+
+  size_t max_accounts_;
+  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> accounts_;
+  size_t evicted_ = 0;
+};
+
+}  // namespace relayban

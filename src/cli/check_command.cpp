@@ -1,0 +1,178 @@
+#include "check_command.hpp"
+
+#include <algorithm>
+#include <iomanip>
+#include <iostream>
+#include <sstream>
+
+#include "json_report.hpp"
+#include "local_zone.hpp"
+#include "log_reader.hpp"
+#include "relayban/config/config_loader.hpp"
+#include "relayban/core/text.hpp"
+#include "relayban/engine/engine.hpp"
+
+namespace relayban {
+namespace {
+
+// A fixed-width column: at least one blank after the text, long text cut with "~".
+std::string Cell(const std::string& s, size_t width) {
+  std::string p = Printable(s, 200);
+  if (p.size() >= width) p = p.substr(0, width - 2) + "~";
+  p.append(width - p.size(), ' ');
+  return p;
+}
+
+void PrintAccounts(const std::vector<AccountView>& accounts, std::ostream& out) {
+  out << Cell("ACCOUNT", 28) << Cell("AUTH-OK", 8) << Cell("FAILED", 7) << Cell("RELAYED", 8)
+      << Cell("RCPT-DOMAINS", 13) << Cell("IPS", 5) << Cell("LAST-IP", 18) << "VERDICTS\n";
+  for (const auto& a : accounts) {
+    std::string verdicts;
+    for (const auto& v : a.verdicts) verdicts += (verdicts.empty() ? "" : ",") + v;
+    out << Cell(a.account, 28) << Cell(std::to_string(a.auth_success), 8) << Cell(std::to_string(a.auth_failure), 7)
+        << Cell(std::to_string(a.relayed), 8) << Cell(std::to_string(a.recipient_domains), 13)
+        << Cell(std::to_string(a.ips), 5) << Cell(a.last_ip ? a.last_ip->ToString() : "-", 18)
+        << (verdicts.empty() ? "-" : verdicts) << "\n";
+  }
+}
+
+}  // namespace
+
+int RunConfigTest(const std::string& config, bool json, std::ostream& out, std::ostream& err) {
+  std::vector<Error> errors;
+  auto c = LoadConfig(config, errors);
+  if (json) {
+    nlohmann::json j;
+    j["ok"] = errors.empty();
+    j["errors"] = nlohmann::json::array();
+    for (const auto& e : errors)
+      j["errors"].push_back({{"file", e.where.file}, {"line", e.where.line}, {"column", e.where.column}, {"message", e.message}});
+    if (c) {
+      j["jails"] = nlohmann::json::array();
+      for (const auto& jail : c->jails) j["jails"].push_back(jail.name);
+    }
+    out << j.dump(2) << "\n";
+    return errors.empty() ? 0 : kExitConfig;
+  }
+  for (const auto& e : errors) err << e.ToString() << "\n";
+  if (!errors.empty()) {
+    err << config << ": " << errors.size() << (errors.size() == 1 ? " error" : " errors") << "\n";
+    return kExitConfig;
+  }
+  size_t rules = 0;
+  for (const auto& j : c->jails) rules += j.rules.size();
+  out << config << ": OK (" << c->jails.size() << " jails, " << c->filters.size() << " filters, " << rules
+      << " rules)\n";
+  return 0;
+}
+
+int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& err) {
+  std::vector<Error> errors;
+  auto config = LoadConfig(o.config, errors);
+  if (!config) {
+    for (const auto& e : errors) err << e.ToString() << "\n";
+    return kExitConfig;
+  }
+  EngineOptions eo;
+  eo.jails = o.jails;
+  eo.zone = HostLocalZone();
+  auto engine = Engine::Create(*config, eo);
+  if (!engine) {
+    err << "relayban: " << engine.error().ToString() << "\n";
+    return kExitConfig;
+  }
+  auto source = (*engine)->AddSource({}, StampFormat::kAuto);
+  if (!source) {
+    err << "relayban: " << source.error().ToString() << "\n";
+    return kExitConfig;
+  }
+  std::string current_file;
+  uint64_t current_line = 0;
+  if (o.events) {
+    const Engine& eng = **engine;
+    (*engine)->SetEventObserver([&](const Event& e) {
+      if (o.json) {
+        auto j = EventJson(eng, e);
+        j["file"] = current_file;
+        j["line"] = current_line;
+        out << j.dump() << "\n";
+        return;
+      }
+      out << current_file << ":" << current_line << "  " << eng.jail_names()[static_cast<size_t>(e.jail)] << "/"
+          << eng.filter_names()[static_cast<size_t>(e.filter)] << "#" << e.pattern << "  "
+          << eng.kind_names()[static_cast<size_t>(e.kind)] << "  ip=" << (e.ip ? e.ip->ToString() : "-")
+          << "  account=" << (e.account.empty() ? "-" : Printable(e.account, 80))
+          << "  sender=" << (e.sender.empty() ? "-" : Printable(e.sender, 80))
+          << "  recipient=" << (e.recipient.empty() ? "-" : Printable(e.recipient, 80))
+          << "  id=" << (e.id.empty() ? "-" : Printable(e.id, 40)) << (e.count > 1 ? "  count=" + std::to_string(e.count) : "")
+          << "\n";
+    });
+  }
+  std::vector<Order> decisions;
+  std::vector<HookRun> hooks;
+  EngineOutput batch;
+  for (const auto& log : o.logs) {
+    current_file = log;
+    auto r = ReadLogLines(log, config->max_line, [&](std::string_view line, uint64_t number) {
+      current_line = number;
+      (*engine)->OnLine(*source, line, now, batch);
+      if (!batch.orders.empty() || !batch.hooks.empty()) {
+        decisions.insert(decisions.end(), batch.orders.begin(), batch.orders.end());
+        hooks.insert(hooks.end(), batch.hooks.begin(), batch.hooks.end());
+        batch.clear();
+      }
+    });
+    if (!r) {
+      err << "relayban: " << r.error().ToString() << "\n";
+      return kExitInput;
+    }
+  }
+  if (o.events) return 0;
+  const EngineStats& s = (*engine)->stats();
+  const auto& kinds = (*engine)->kind_names();
+  auto accounts = (*engine)->accounts().Snapshot();
+  if (o.json) {
+    nlohmann::json j;
+    j["lines"] = s.lines;
+    j["matched"] = s.matched;
+    j["skipped"] = s.skipped;
+    j["ambiguous"] = s.ambiguous;
+    j["events"] = nlohmann::json::object();
+    for (size_t k = 0; k < kinds.size() && k < s.events.size(); ++k)
+      if (s.events[k] > 0) j["events"][kinds[k]] = s.events[k];
+    j["decisions"] = nlohmann::json::array();
+    for (const auto& d : decisions) j["decisions"].push_back(OrderJson(d));
+    j["hooks"] = nlohmann::json::array();
+    for (const auto& h : hooks) j["hooks"].push_back({{"jail", h.jail}, {"rule", h.rule}, {"account", h.account}, {"argv", h.argv}});
+    j["accounts"] = nlohmann::json::array();
+    for (const auto& a : accounts) j["accounts"].push_back(AccountJson(a));
+    out << j.dump(2) << "\n";
+    return 0;
+  }
+  out << "Lines: " << s.lines << " read, " << s.matched << " matched, " << s.skipped << " skipped";
+  if (s.ambiguous) out << " (" << s.ambiguous << " ambiguous, possible injection)";
+  out << "\nEvents:";
+  bool any = false;
+  for (size_t k = 0; k < kinds.size() && k < s.events.size(); ++k)
+    if (s.events[k] > 0) {
+      out << (any ? ", " : " ") << kinds[k] << " " << s.events[k];
+      any = true;
+    }
+  out << (any ? "" : " none") << "\n\nDecisions: " << decisions.size() << "\n";
+  for (const auto& d : decisions) {
+    out << "  " << FormatIso8601(d.at) << "  ban " << Cell(d.target.ToString(), 18) << " for "
+        << Cell(d.duration.count() == 0 ? "ever" : FormatDuration(d.duration), 6) << " " << d.jail << "/" << d.rule;
+    if (!d.account.empty()) out << "  account " << Printable(d.account, 80);
+    out << "\n      " << Printable(d.reason, 200) << "\n";
+  }
+  for (const auto& h : hooks) {
+    out << "  hook (not run by check):";
+    for (const auto& a : h.argv) out << " " << Printable(a, 120);
+    out << "\n";
+  }
+  out << "\nAccounts: " << accounts.size() << "\n";
+  if (!accounts.empty()) PrintAccounts(accounts, out);
+  return 0;
+}
+
+}  // namespace relayban

@@ -1,0 +1,28 @@
+// `relayban check` and `relayban config-test`: offline replay of logs through the jails'
+// filters and rules, and configuration validation. Neither touches a firewall.
+#pragma once
+
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "relayban/core/duration.hpp"
+
+namespace relayban {
+
+inline constexpr int kExitConfig = 78;  // EX_CONFIG, as systemd and sysexits(3) know it
+inline constexpr int kExitInput = 66;   // EX_NOINPUT: a log could not be read
+
+struct CheckOptions {
+  std::string config = "/etc/relayban/relayban.yaml";
+  std::vector<std::string> jails;
+  std::vector<std::string> logs;
+  bool json = false;
+  bool events = false;
+};
+
+// Returns the process exit code. `now` is the wall clock, for syslog stamps without a year.
+int RunCheck(const CheckOptions& options, Time now, std::ostream& out, std::ostream& err);
+int RunConfigTest(const std::string& config, bool json, std::ostream& out, std::ostream& err);
+
+}  // namespace relayban

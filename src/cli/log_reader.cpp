@@ -1,0 +1,57 @@
+#include "log_reader.hpp"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <vector>
+
+namespace relayban {
+
+Result<void> ReadLogLines(const std::string& path, size_t max_line,
+                          const std::function<void(std::string_view, uint64_t)>& on_line) {
+  int fd = path == "-" ? 0 : open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return Fail(Error{std::string("cannot open log: ") + std::strerror(errno), {path, 0, 0}});
+  constexpr size_t kBlock = 1 << 20;
+  std::vector<char> buf(kBlock + max_line + 2);
+  size_t have = 0;        // bytes in buf
+  bool discarding = false;  // inside an overlong line, waiting for its newline
+  uint64_t number = 0;
+  Result<void> result;
+  for (;;) {
+    ssize_t n = read(fd, buf.data() + have, buf.size() - have);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      result = Fail(Error{std::string("read error: ") + std::strerror(errno), {path, 0, 0}});
+      break;
+    }
+    size_t end = have + static_cast<size_t>(n);
+    size_t start = 0;
+    while (start < end) {
+      const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', end - start));
+      if (!nl) break;
+      size_t len = static_cast<size_t>(nl - (buf.data() + start));
+      if (!discarding) on_line(std::string_view(buf.data() + start, len), ++number);
+      discarding = false;
+      start += len + 1;
+    }
+    if (n == 0) {
+      if (start < end && !discarding) on_line(std::string_view(buf.data() + start, end - start), ++number);
+      break;
+    }
+    size_t rest = end - start;
+    if (rest > max_line) {
+      // Hand the engine a piece that is certainly too long, then drop the rest of the line.
+      if (!discarding) on_line(std::string_view(buf.data() + start, max_line + 1), ++number);
+      discarding = true;
+      rest = 0;
+    }
+    std::memmove(buf.data(), buf.data() + start, rest);
+    have = rest;
+  }
+  if (fd != 0) close(fd);
+  return result;
+}
+
+}  // namespace relayban

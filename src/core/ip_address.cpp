@@ -1,0 +1,166 @@
+#include "relayban/core/ip_address.hpp"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cstring>
+
+#include "relayban/core/result.hpp"
+
+namespace relayban {
+
+std::string SourceLocation::ToString() const {
+  std::string out = file.empty() ? std::string("<input>") : file;
+  if (line > 0) out += ":" + std::to_string(line);
+  if (line > 0 && column > 0) out += ":" + std::to_string(column);
+  return out;
+}
+
+std::string Error::ToString() const {
+  if (where.file.empty() && where.line == 0) return message;
+  return where.ToString() + ": " + message;
+}
+
+IpAddress IpAddress::V4(uint32_t host_order) {
+  IpAddress ip;
+  ip.family_ = Family::kV4;
+  ip.bytes_[0] = static_cast<uint8_t>(host_order >> 24);
+  ip.bytes_[1] = static_cast<uint8_t>(host_order >> 16);
+  ip.bytes_[2] = static_cast<uint8_t>(host_order >> 8);
+  ip.bytes_[3] = static_cast<uint8_t>(host_order);
+  return ip;
+}
+
+IpAddress IpAddress::V6(const std::array<uint8_t, 16>& bytes) {
+  IpAddress ip;
+  ip.family_ = Family::kV6;
+  ip.bytes_ = bytes;
+  return ip;
+}
+
+std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
+  // inet_pton needs a terminated string; the longest textual IPv6 form is 45 bytes.
+  char buf[64];
+  if (text.empty() || text.size() >= sizeof buf) return std::nullopt;
+  std::memcpy(buf, text.data(), text.size());
+  buf[text.size()] = '\0';
+  IpAddress ip;
+  if (text.find(':') == std::string_view::npos) {
+    if (inet_pton(AF_INET, buf, ip.bytes_.data()) != 1) return std::nullopt;
+    ip.family_ = Family::kV4;
+    return ip;
+  }
+  if (inet_pton(AF_INET6, buf, ip.bytes_.data()) != 1) return std::nullopt;
+  ip.family_ = Family::kV6;
+  // ::ffff:a.b.c.d is an IPv4 client seen through a dual-stack socket: key it as IPv4.
+  static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (std::memcmp(ip.bytes_.data(), kMapped, 12) == 0) {
+    std::array<uint8_t, 16> v4{};
+    std::copy_n(ip.bytes_.begin() + 12, 4, v4.begin());
+    ip.bytes_ = v4;
+    ip.family_ = Family::kV4;
+  }
+  return ip;
+}
+
+std::optional<IpAddress> IpAddress::ParseLogged(std::string_view t) {
+  if (t.size() > 2 && t.front() == '[') {
+    size_t close = t.find(']');
+    if (close == std::string_view::npos) return std::nullopt;
+    std::string_view rest = t.substr(close + 1);
+    if (!rest.empty()) {
+      // "[addr]:port" is fine; anything else after the bracket is not one address.
+      if (rest.front() != ':' || rest.size() < 2 ||
+          !std::all_of(rest.begin() + 1, rest.end(), [](char c) { return c >= '0' && c <= '9'; }))
+        return std::nullopt;
+    }
+    t = t.substr(1, close - 1);
+  }
+  if (t.size() > 5 && (t.substr(0, 5) == "IPv6:" || t.substr(0, 5) == "ipv6:")) t = t.substr(5);
+  if (size_t pct = t.find('%'); pct != std::string_view::npos) t = t.substr(0, pct);
+  if (auto ip = Parse(t)) return ip;
+  // "a.b.c.d:port": exactly one colon after a dotted quad.
+  if (size_t colon = t.rfind(':'); colon != std::string_view::npos && t.find(':') == colon) {
+    std::string_view port = t.substr(colon + 1);
+    if (!port.empty() && port.size() <= 5 &&
+        std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; }))
+      return Parse(t.substr(0, colon));
+  }
+  // vpopmail's get_remote_ip() turns every ':' of an IPv6 address into '_'.
+  if (t.find('_') != std::string_view::npos && t.find(':') == std::string_view::npos) {
+    std::string fixed(t);
+    std::replace(fixed.begin(), fixed.end(), '_', ':');
+    auto ip = Parse(fixed);
+    if (ip && !ip->is_v4()) return ip;
+  }
+  return std::nullopt;
+}
+
+bool IpAddress::IsLoopback() const {
+  if (is_v4()) return bytes_[0] == 127;
+  for (int i = 0; i < 15; ++i)
+    if (bytes_[i] != 0) return false;
+  return bytes_[15] == 1;
+}
+
+IpAddress IpAddress::Masked(int length) const {
+  IpAddress out = *this;
+  int total = max_prefix();
+  length = std::clamp(length, 0, total);
+  for (int bit = length; bit < total; ++bit) out.bytes_[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  return out;
+}
+
+std::string IpAddress::ToString() const {
+  char buf[INET6_ADDRSTRLEN];
+  inet_ntop(is_v4() ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);
+  return buf;
+}
+
+Prefix::Prefix(const IpAddress& address, int length)
+    : address_(address.Masked(length)), length_(std::clamp(length, 0, address.max_prefix())) {}
+
+std::optional<Prefix> Prefix::Parse(std::string_view text, bool allow_host_bits) {
+  size_t slash = text.find('/');
+  auto ip = IpAddress::Parse(text.substr(0, slash));
+  if (!ip) return std::nullopt;
+  if (slash == std::string_view::npos) return Prefix(*ip);
+  std::string_view len_text = text.substr(slash + 1);
+  int len = -1;
+  auto [p, ec] = std::from_chars(len_text.data(), len_text.data() + len_text.size(), len);
+  if (ec != std::errc() || p != len_text.data() + len_text.size() || len < 0 || len > ip->max_prefix())
+    return std::nullopt;
+  // An IPv4-mapped IPv6 prefix (::ffff:0:0/96 and longer) becomes the IPv4 prefix.
+  if (ip->is_v4() && text.find(':') != std::string_view::npos) {
+    if (len < 96) return std::nullopt;
+    len -= 96;
+  }
+  if (!allow_host_bits && ip->Masked(len) != *ip) return std::nullopt;
+  return Prefix(*ip, len);
+}
+
+bool Prefix::Contains(const IpAddress& ip) const {
+  return ip.family() == address_.family() && ip.Masked(length_) == address_;
+}
+
+std::string Prefix::ToString() const {
+  if (is_single()) return address_.ToString();
+  return address_.ToString() + "/" + std::to_string(length_);
+}
+
+size_t IpAddressHash::operator()(const IpAddress& ip) const noexcept {
+  uint64_t a, b;
+  std::memcpy(&a, ip.bytes().data(), 8);
+  std::memcpy(&b, ip.bytes().data() + 8, 8);
+  uint64_t h = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
+  h ^= static_cast<uint64_t>(ip.family());
+  h ^= h >> 31;
+  return static_cast<size_t>(h * 0xBF58476D1CE4E5B9ull);
+}
+
+size_t PrefixHash::operator()(const Prefix& p) const noexcept {
+  return IpAddressHash{}(p.address()) ^ (static_cast<size_t>(p.length()) * 0x9E3779B97F4A7C15ull);
+}
+
+}  // namespace relayban

@@ -1,0 +1,75 @@
+#include "relayban/core/text.hpp"
+
+namespace relayban {
+
+bool IsCleanText(std::string_view line) {
+  const auto* p = reinterpret_cast<const unsigned char*>(line.data());
+  size_t n = line.size();
+  size_t i = 0;
+  // Fast path: printable ASCII and TAB. The loop has no early exit so it vectorises.
+  unsigned bad = 0;
+  for (; i < n; ++i) {
+    unsigned char c = p[i];
+    bad |= static_cast<unsigned>(c < 0x20 && c != '\t') | static_cast<unsigned>(c == 0x7f) << 1 |
+           static_cast<unsigned>(c >= 0x80) << 2;
+  }
+  if (bad == 0) return true;
+  if (bad & 3u) return false;
+  // Non-ASCII present: validate UTF-8 strictly (no overlongs, no surrogates).
+  for (i = 0; i < n;) {
+    unsigned char c = p[i];
+    if (c < 0x80) {
+      if ((c < 0x20 && c != '\t') || c == 0x7f) return false;
+      ++i;
+      continue;
+    }
+    int len;
+    unsigned cp;
+    if (c >= 0xC2 && c <= 0xDF) { len = 2; cp = c & 0x1F; }
+    else if (c >= 0xE0 && c <= 0xEF) { len = 3; cp = c & 0x0F; }
+    else if (c >= 0xF0 && c <= 0xF4) { len = 4; cp = c & 0x07; }
+    else return false;
+    if (i + len > n) return false;
+    for (int k = 1; k < len; ++k) {
+      unsigned char cc = p[i + k];
+      if ((cc & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3F);
+    }
+    if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) || (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+      return false;
+    i += len;
+  }
+  return true;
+}
+
+std::string ToLowerAscii(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  return out;
+}
+
+std::string Printable(std::string_view s, size_t max_len) {
+  std::string out;
+  out.reserve(std::min(s.size(), max_len));
+  for (char c : s) {
+    if (out.size() >= max_len) {
+      out += "...";
+      break;
+    }
+    auto u = static_cast<unsigned char>(c);
+    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+  }
+  return out;
+}
+
+uint64_t Hash64(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+}  // namespace relayban

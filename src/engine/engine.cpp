@@ -1,0 +1,428 @@
+#include "relayban/engine/engine.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <map>
+#include <unordered_map>
+
+#include "relayban/core/text.hpp"
+#include "relayban/filter/correlator.hpp"
+#include "relayban/filter/filter_set.hpp"
+#include "relayban/filter/timestamp.hpp"
+#include "relayban/score/rule_tracker.hpp"
+
+namespace relayban {
+namespace {
+
+constexpr int kAuthFailure = 0, kAuthSuccess = 1, kRelay = 2;
+constexpr size_t kMaxRecipientsPerLine = 1000;
+
+std::string_view DomainOf(std::string_view address) {
+  size_t at = address.rfind('@');
+  return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
+}
+
+std::string CleanAddress(std::string_view s) {
+  while (!s.empty() && (s.front() == '<' || s.front() == ' ')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == '>' || s.back() == ' ' || s.back() == ',')) s.remove_suffix(1);
+  return ToLowerAscii(s.substr(0, 320));
+}
+
+std::string Substitute(const std::string& arg, const std::map<std::string, std::string>& values) {
+  std::string out;
+  for (size_t i = 0; i < arg.size();) {
+    if (arg[i] == '{') {
+      size_t close = arg.find('}', i);
+      if (close != std::string::npos) {
+        auto it = values.find(arg.substr(i + 1, close - i - 1));
+        if (it != values.end()) {
+          out += it->second;
+          i = close + 1;
+          continue;
+        }
+      }
+    }
+    out += arg[i++];
+  }
+  return out;
+}
+
+}  // namespace
+
+struct Engine::Impl {
+  struct Rule {
+    const RuleSpec* spec;
+    uint64_t kinds = 0;
+    IpWindows ip_windows;
+    AccountWindows account_windows;
+    bool confirmed = false;  // counts auth_success or relay: a real use of the account
+    std::string reason;
+    Rule(const RuleSpec* s, size_t max_keys)
+        : spec(s),
+          ip_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys),
+          account_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys) {}
+  };
+  struct Jail {
+    const JailSpec* spec;
+    std::vector<std::unique_ptr<Rule>> rules;
+    Correlator correlator;
+    explicit Jail(const JailSpec* s) : spec(s), correlator(s->correlate_entries, s->correlate_age) {}
+  };
+  struct Source {
+    std::unique_ptr<FilterSet> filters;
+    std::vector<int> filter_global;            // local filter index -> global filter index
+    std::vector<std::vector<int>> filter_jails;  // local filter index -> jails using it
+    std::vector<std::vector<int>> pattern_kind;  // local filter, pattern -> kind id
+    StampFormat format;
+    Time last{};
+  };
+  struct Standing {
+    int jail;
+    const Rule* rule;
+    Time until;
+    std::string reason;
+  };
+
+  Config config;  // own copy: specs are referenced by pointer
+  EngineOptions options;
+  std::vector<std::string> kinds;
+  std::vector<std::string> jail_names;
+  std::vector<std::string> filter_names;
+  std::vector<const FilterSpec*> filter_specs;
+  std::vector<std::unique_ptr<Jail>> jails;
+  std::vector<Source> sources;
+  BanPolicy policy;
+  AccountBook accounts;
+  std::unordered_map<std::string, Standing> standing;
+  EngineStats stats;
+  std::function<void(const Event&)> observer;
+  std::vector<PatternHit> hits;  // scratch
+  Time last_sweep{};
+
+  explicit Impl(Config c, EngineOptions o)
+      : config(std::move(c)), options(std::move(o)), policy(config.ignore, config.ban, config.ipv6_prefix),
+        accounts(config.max_tracked) {}
+
+  int KindId(const std::string& name) {
+    auto it = std::find(kinds.begin(), kinds.end(), name);
+    if (it != kinds.end()) return static_cast<int>(it - kinds.begin());
+    kinds.push_back(name);
+    return static_cast<int>(kinds.size() - 1);
+  }
+  int FilterId(const std::string& name) {
+    auto it = std::find(filter_names.begin(), filter_names.end(), name);
+    if (it != filter_names.end()) return static_cast<int>(it - filter_names.begin());
+    filter_names.push_back(name);
+    filter_specs.push_back(&config.filters.at(name));
+    return static_cast<int>(filter_names.size() - 1);
+  }
+
+  void Process(Event& ev, EngineOutput& out);
+  void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
+            const std::string& reason, EngineOutput& out);
+  std::string AccountOf(const Jail& jail, std::string_view raw) const;
+};
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Engine::~Engine() = default;
+
+Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptions options) {
+  auto impl = std::make_unique<Impl>(config, std::move(options));
+  for (const char* k : kStandardKinds) impl->KindId(k);
+  for (const auto& [name, f] : impl->config.filters)
+    for (const auto& k : f.kinds) impl->KindId(k);
+  for (const JailSpec& j : impl->config.jails) {
+    if (!impl->options.jails.empty() &&
+        std::find(impl->options.jails.begin(), impl->options.jails.end(), j.name) == impl->options.jails.end())
+      continue;
+    if (impl->options.only_enabled && j.enabled == Enabled::kNo) continue;
+    auto jail = std::make_unique<Impl::Jail>(&j);
+    for (const RuleSpec& r : j.rules) {
+      auto rule = std::make_unique<Impl::Rule>(&r, impl->config.max_tracked);
+      for (const auto& e : r.events) {
+        int id = impl->KindId(e);
+        if (id >= 64) return Fail(Error{"too many event kinds (at most 64)", r.where});
+        rule->kinds |= uint64_t{1} << id;
+        rule->confirmed = rule->confirmed || id == kAuthSuccess || id == kRelay;
+      }
+      std::string what = r.distinct == Field::kNone ? "events" : std::string("distinct ") + FieldName(r.distinct);
+      rule->reason = std::to_string(r.threshold) + " " + what + " within " + FormatDuration(r.window);
+      jail->rules.push_back(std::move(rule));
+    }
+    for (const auto& f : j.filters) impl->FilterId(f);
+    impl->jail_names.push_back(j.name);
+    impl->jails.push_back(std::move(jail));
+  }
+  for (const auto& name : impl->options.jails)
+    if (std::find(impl->jail_names.begin(), impl->jail_names.end(), name) == impl->jail_names.end())
+      return Fail("no jail named '" + name + "' in the configuration");
+  impl->stats.events.assign(impl->kinds.size(), 0);
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Result<int> Engine::AddSource(const std::vector<std::string>& jail_list, StampFormat format) {
+  Impl& m = *impl_;
+  Impl::Source src;
+  src.format = format;
+  std::vector<int> jail_ids;
+  for (size_t j = 0; j < m.jail_names.size(); ++j)
+    if (jail_list.empty() || std::find(jail_list.begin(), jail_list.end(), m.jail_names[j]) != jail_list.end())
+      jail_ids.push_back(static_cast<int>(j));
+  std::vector<const FilterSpec*> specs;
+  for (int j : jail_ids) {
+    for (const auto& fname : m.jails[static_cast<size_t>(j)]->spec->filters) {
+      int global = m.FilterId(fname);
+      auto it = std::find(src.filter_global.begin(), src.filter_global.end(), global);
+      size_t local;
+      if (it == src.filter_global.end()) {
+        local = src.filter_global.size();
+        src.filter_global.push_back(global);
+        src.filter_jails.emplace_back();
+        specs.push_back(m.filter_specs[static_cast<size_t>(global)]);
+        std::vector<int> kinds;
+        for (const auto& p : specs.back()->patterns) kinds.push_back(m.KindId(p.kind));
+        src.pattern_kind.push_back(std::move(kinds));
+      } else {
+        local = static_cast<size_t>(it - src.filter_global.begin());
+      }
+      src.filter_jails[local].push_back(j);
+    }
+  }
+  auto set = FilterSet::Build(specs);
+  if (!set) return Fail(set.error());
+  src.filters = std::move(set.value());
+  m.stats.events.resize(m.kinds.size(), 0);
+  m.sources.push_back(std::move(src));
+  return static_cast<int>(m.sources.size() - 1);
+}
+
+void Engine::SetEventObserver(std::function<void(const Event&)> observer) { impl_->observer = std::move(observer); }
+const EngineStats& Engine::stats() const { return impl_->stats; }
+const AccountBook& Engine::accounts() const { return impl_->accounts; }
+const std::vector<std::string>& Engine::kind_names() const { return impl_->kinds; }
+const std::vector<std::string>& Engine::jail_names() const { return impl_->jail_names; }
+const std::vector<std::string>& Engine::filter_names() const { return impl_->filter_names; }
+
+std::string Engine::Impl::AccountOf(const Jail& jail, std::string_view raw) const {
+  // Accounts are keyed lower-case; "(unknown)" and "<>" mean no account was given.
+  while (!raw.empty() && (raw.front() == '<' || raw.front() == ' ')) raw.remove_prefix(1);
+  while (!raw.empty() && (raw.back() == '>' || raw.back() == ' ')) raw.remove_suffix(1);
+  if (raw.empty() || raw == "(unknown)" || raw.size() > 256) return {};
+  std::string a = ToLowerAscii(raw);
+  if (!jail.spec->account_domain.empty() && a.find('@') == std::string::npos) a += "@" + jail.spec->account_domain;
+  return a;
+}
+
+void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& out) {
+  Impl& m = *impl_;
+  ++m.stats.lines;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.size() > m.config.max_line || !IsCleanText(line)) {
+    ++m.stats.skipped;
+    return;
+  }
+  Impl::Source& src = m.sources[static_cast<size_t>(source)];
+  auto shape = DetectStamp(line, src.format);
+  if (!shape) {
+    if (!line.empty()) ++m.stats.skipped;
+    return;
+  }
+  std::string_view message = line.substr(shape->length);
+  m.hits.clear();
+  int rejected = src.filters->Match(message, m.hits);
+  m.stats.ambiguous += static_cast<uint64_t>(rejected);
+  if (m.hits.empty()) {
+    if (rejected > 0) ++m.stats.skipped;
+    return;
+  }
+  auto t = DecodeStamp(line, *shape, now, m.options.zone);
+  if (!t) {
+    ++m.stats.skipped;
+    return;
+  }
+  src.last = *t;
+  bool yielded = false;
+  for (const PatternHit& hit : m.hits) {
+    const Captures& c = hit.captures;
+    Event ev;
+    ev.time = *t;
+    ev.filter = src.filter_global[static_cast<size_t>(hit.filter)];
+    ev.pattern = hit.pattern;
+    ev.kind = src.pattern_kind[static_cast<size_t>(hit.filter)][static_cast<size_t>(hit.pattern)];
+    if (!c.ip.empty()) {
+      ev.ip = IpAddress::ParseLogged(c.ip);
+      if (!ev.ip) continue;  // a captured address that does not parse drops the event
+    }
+    if (!c.count.empty()) {
+      int n = 1;
+      auto [p, ec] = std::from_chars(c.count.data(), c.count.data() + c.count.size(), n);
+      ev.count = (ec == std::errc() && n >= 1) ? std::min(n, 100) : 1;
+    }
+    ev.sender = CleanAddress(c.sender);
+    ev.id = std::string(c.id.substr(0, 128));
+    for (int j : src.filter_jails[static_cast<size_t>(hit.filter)]) {
+      Impl::Jail& jail = *m.jails[static_cast<size_t>(j)];
+      Event je = ev;
+      je.jail = j;
+      je.account = m.AccountOf(jail, c.account);
+      if (!c.id.empty() || !c.session.empty()) {
+        JoinedFields f{je.ip, je.account, je.sender};
+        jail.correlator.Join(c.id.substr(0, 128), c.session.substr(0, 128), je.time, f);
+        je.ip = f.ip;
+        je.account = f.account;
+        je.sender = f.sender;
+      }
+      // One line may list several recipients (Sendmail "to=<a>,<b>", Exim "for a b").
+      std::string_view rcpts = c.recipient;
+      size_t emitted = 0;
+      do {
+        size_t cut = rcpts.find_first_of(", ");
+        std::string_view one = rcpts.substr(0, cut);
+        rcpts = cut == std::string_view::npos ? std::string_view{} : rcpts.substr(cut + 1);
+        if (one.empty() && !c.recipient.empty()) continue;
+        Event re = je;
+        re.recipient = CleanAddress(one);
+        yielded = true;
+        m.Process(re, out);
+      } while (!rcpts.empty() && ++emitted < kMaxRecipientsPerLine);
+    }
+  }
+  if (yielded) ++m.stats.matched;
+  else ++m.stats.skipped;
+  if (*t - m.last_sweep > std::chrono::minutes(10)) OnTick(*t);
+}
+
+void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
+                        const std::string& reason, EngineOutput& out) {
+  auto order = policy.Ban(ip, rule.spec->ban, t, jail.spec->name, rule.spec->name, account, reason);
+  if (!order) return;
+  if (!jail.spec->on_ban.empty()) {
+    std::map<std::string, std::string> v{{"ip", order->target.ToString()}, {"account", account},
+                                         {"jail", jail.spec->name}, {"rule", rule.spec->name},
+                                         {"duration", std::to_string(order->duration.count())}};
+    HookRun h{{}, jail.spec->name, rule.spec->name, account};
+    for (const auto& a : jail.spec->on_ban) h.argv.push_back(Substitute(a, v));
+    out.hooks.push_back(std::move(h));
+  }
+  out.orders.push_back(std::move(*order));
+}
+
+void Engine::Impl::Process(Event& ev, EngineOutput& out) {
+  ++stats.events[static_cast<size_t>(ev.kind)];
+  if (observer) observer(ev);
+  Jail& jail = *jails[static_cast<size_t>(ev.jail)];
+  uint64_t bit = uint64_t{1} << ev.kind;
+  std::string_view rdomain = DomainOf(ev.recipient);
+  // Mail for our own domains is delivered here, not relayed.
+  bool local = ev.kind == kRelay && std::find(jail.spec->local_domains.begin(), jail.spec->local_domains.end(),
+                                              rdomain) != jail.spec->local_domains.end();
+  if (!ev.account.empty()) {
+    auto outcome = ev.kind == kAuthSuccess        ? AccountBook::Outcome::kAuthSuccess
+                   : ev.kind == kAuthFailure      ? AccountBook::Outcome::kAuthFailure
+                   : (ev.kind == kRelay && !local) ? AccountBook::Outcome::kRelay
+                                                  : AccountBook::Outcome::kOther;
+    accounts.Record(ev.account, outcome, local ? 0 : bit, ev.ip,
+                    outcome == AccountBook::Outcome::kRelay ? rdomain : std::string_view{}, ev.time);
+  }
+  if (local) return;
+  // A relay that correlation could not tie to an account is not an authenticated relay.
+  if (ev.kind == kRelay && ev.account.empty()) return;
+
+  // While an account verdict stands, any address that logs in as the account or relays
+  // through it is banned at once.
+  if (ev.ip && !ev.account.empty() && (ev.kind == kAuthSuccess || ev.kind == kRelay)) {
+    if (auto it = standing.find(ev.account); it != standing.end()) {
+      if (it->second.until > ev.time) {
+        if (!policy.IsBanned(*ev.ip, ev.time))
+          Emit(*jails[static_cast<size_t>(it->second.jail)], *it->second.rule, *ev.ip, ev.time, ev.account,
+               it->second.reason, out);
+      } else {
+        standing.erase(it);
+      }
+    }
+  }
+
+  for (auto& rp : jail.rules) {
+    Rule& rule = *rp;
+    if ((rule.kinds & bit) == 0) continue;
+    uint64_t value = 0;
+    switch (rule.spec->distinct) {
+      case Field::kNone: break;
+      case Field::kIp:
+        if (!ev.ip) continue;
+        value = IpAddressHash{}(*ev.ip);
+        break;
+      case Field::kIpPrefix:
+        if (!ev.ip) continue;
+        value = IpAddressHash{}(ev.ip->Masked(ev.ip->is_v4() ? 24 : 64));
+        break;
+      case Field::kAccount:
+        if (ev.account.empty()) continue;
+        value = Hash64(ev.account);
+        break;
+      case Field::kSender:
+        if (ev.sender.empty()) continue;
+        value = Hash64(ev.sender);
+        break;
+      case Field::kSenderDomain:
+        if (DomainOf(ev.sender).empty()) continue;
+        value = Hash64(DomainOf(ev.sender));
+        break;
+      case Field::kRecipient:
+        if (ev.recipient.empty()) continue;
+        value = Hash64(ev.recipient);
+        break;
+      case Field::kRecipientDomain:
+        if (rdomain.empty()) continue;
+        value = Hash64(rdomain);
+        break;
+    }
+    if (rule.spec->key == RuleKey::kIp) {
+      if (!ev.ip || policy.IsIgnored(*ev.ip)) continue;
+      IpAddress key = policy.TargetFor(*ev.ip).address();
+      if (!rule.ip_windows.Add(key, value, ev.count, ev.time)) continue;
+      ++stats.verdicts;
+      if (!ev.account.empty()) accounts.AddVerdict(ev.account, rule.spec->name);
+      Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out);
+    } else {
+      if (ev.account.empty()) continue;
+      if (!rule.account_windows.Add(ev.account, value, ev.count, ev.time)) continue;
+      ++stats.verdicts;
+      accounts.AddVerdict(ev.account, rule.spec->name);
+      std::string reason = rule.spec->name + ": account " + Printable(ev.account, 80) + " reached " + rule.reason;
+      // Fan out to every address that used the account for this rule's kinds in the window.
+      for (const IpAddress& ip : accounts.IpsSince(ev.account, ev.time - rule.spec->window, rule.kinds))
+        Emit(jail, rule, ip, ev.time, ev.account, reason, out);
+      if (rule.confirmed && rule.spec->ban.count() >= 0) {
+        Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
+        standing[ev.account] = Standing{ev.jail, &rule, until, reason};
+      }
+      if (!rule.spec->on_account.empty()) {
+        std::map<std::string, std::string> v{{"ip", ev.ip ? ev.ip->ToString() : ""}, {"account", ev.account},
+                                             {"jail", jail.spec->name}, {"rule", rule.spec->name},
+                                             {"duration", std::to_string(rule.spec->ban.count())}};
+        HookRun h{{}, jail.spec->name, rule.spec->name, ev.account};
+        for (const auto& a : rule.spec->on_account) h.argv.push_back(Substitute(a, v));
+        out.hooks.push_back(std::move(h));
+      }
+    }
+  }
+}
+
+void Engine::OnTick(Time now) {
+  Impl& m = *impl_;
+  m.last_sweep = now;
+  for (auto& j : m.jails) {
+    for (auto& r : j->rules) {
+      r->ip_windows.Sweep(now);
+      r->account_windows.Sweep(now);
+    }
+  }
+  m.policy.Expire(now);
+  for (auto it = m.standing.begin(); it != m.standing.end();) {
+    if (it->second.until <= now) it = m.standing.erase(it);
+    else ++it;
+  }
+}
+
+}  // namespace relayban

@@ -1,0 +1,168 @@
+#include "relayban/filter/filter_set.hpp"
+
+#include <re2/re2.h>
+#include <re2/set.h>
+
+#include <algorithm>
+#include <array>
+
+namespace relayban {
+namespace {
+
+RE2::Options PatternOptions() {
+  RE2::Options o;
+  // Lines were checked to be clean UTF-8 or ASCII; byte semantics are enough for log fields
+  // and give RE2 a smaller automaton.
+  o.set_encoding(RE2::Options::EncodingLatin1);
+  o.set_log_errors(false);
+  o.set_max_mem(16 << 20);
+  return o;
+}
+
+constexpr int kCaptureCount = static_cast<int>(std::size(kCaptureNames));
+
+}  // namespace
+
+std::string ExpandPatternMacros(std::string_view regex) {
+  static constexpr std::pair<std::string_view, std::string_view> kMacros[] = {
+      {"{host}", R"([^ \[\]]+)"},
+      {"{pid}", R"((?:\[[0-9]+\])?)"},
+      {"{ip}", R"((?P<ip>[0-9A-Fa-f:.]{2,45}))"},
+  };
+  std::string out;
+  out.reserve(regex.size() + 32);
+  for (size_t i = 0; i < regex.size();) {
+    bool replaced = false;
+    if (regex[i] == '{') {
+      for (auto [name, body] : kMacros) {
+        if (regex.substr(i, name.size()) == name) {
+          out += body;
+          i += name.size();
+          replaced = true;
+          break;
+        }
+      }
+    }
+    if (!replaced) out += regex[i++];
+  }
+  return out;
+}
+
+struct FilterSet::Impl {
+  struct Pattern {
+    int filter;
+    int index;
+    std::unique_ptr<RE2> re;
+    int groups;
+    std::array<int, kCaptureCount> capture_group;  // group number per capture name, 0 = none
+    std::vector<std::string> unique;
+  };
+  std::vector<Pattern> patterns;                       // Set index -> pattern
+  std::vector<std::vector<std::unique_ptr<RE2>>> ignore;  // per filter
+  std::unique_ptr<RE2::Set> set;
+  int max_groups = 0;
+};
+
+FilterSet::FilterSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+FilterSet::~FilterSet() = default;
+size_t FilterSet::pattern_count() const { return impl_->patterns.size(); }
+
+Result<void> FilterSet::CheckRegex(const PatternSpec& p, bool is_ignore) {
+  RE2 re(ExpandPatternMacros(p.regex), PatternOptions());
+  if (!re.ok()) return Fail(Error{"regex rejected by RE2: " + re.error(), p.where});
+  if (re.NumberOfCapturingGroups() > 30) return Fail(Error{"regex has more than 30 capturing groups", p.where});
+  if (is_ignore) return {};
+  for (const auto& [name, group] : re.NamedCapturingGroups()) {
+    (void)group;
+    if (std::find(std::begin(kCaptureNames), std::end(kCaptureNames), name) == std::end(kCaptureNames))
+      return Fail(Error{"unknown capture name '" + name +
+                            "' (allowed: ip, account, sender, recipient, id, session, count)",
+                        p.where});
+  }
+  return {};
+}
+
+Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const FilterSpec*>& filters) {
+  auto impl = std::make_unique<Impl>();
+  RE2::Options set_options = PatternOptions();
+  set_options.set_max_mem(64 << 20);
+  impl->set = std::make_unique<RE2::Set>(set_options, RE2::ANCHOR_START);
+  impl->ignore.resize(filters.size());
+  for (size_t f = 0; f < filters.size(); ++f) {
+    const FilterSpec& spec = *filters[f];
+    for (const PatternSpec& ig : spec.ignore) {
+      if (auto r = CheckRegex(ig, true); !r) return Fail(r.error());
+      impl->ignore[f].push_back(std::make_unique<RE2>(ExpandPatternMacros(ig.regex), PatternOptions()));
+    }
+    for (size_t i = 0; i < spec.patterns.size(); ++i) {
+      const PatternSpec& p = spec.patterns[i];
+      if (auto r = CheckRegex(p, false); !r) return Fail(r.error());
+      std::string expanded = ExpandPatternMacros(p.regex);
+      Impl::Pattern pat{static_cast<int>(f), static_cast<int>(i),
+                        std::make_unique<RE2>(expanded, PatternOptions()), 0, {}, p.unique};
+      pat.groups = pat.re->NumberOfCapturingGroups();
+      impl->max_groups = std::max(impl->max_groups, pat.groups);
+      for (const auto& [name, group] : pat.re->NamedCapturingGroups()) {
+        for (int c = 0; c < kCaptureCount; ++c)
+          if (name == kCaptureNames[c]) pat.capture_group[c] = group;
+      }
+      std::string err;
+      int idx = impl->set->Add(expanded, &err);
+      if (idx < 0) return Fail(Error{"regex rejected by RE2: " + err, p.where});
+      impl->patterns.push_back(std::move(pat));
+    }
+  }
+  if (!impl->patterns.empty() && !impl->set->Compile()) return Fail("the combined filter set is too large for RE2");
+  return std::unique_ptr<FilterSet>(new FilterSet(std::move(impl)));
+}
+
+namespace {
+bool OccursExactlyOnce(std::string_view text, std::string_view lit) {
+  size_t first = text.find(lit);
+  return first != std::string_view::npos && text.find(lit, first + 1) == std::string_view::npos;
+}
+}  // namespace
+
+int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) const {
+  if (impl_->patterns.empty()) return 0;
+  thread_local std::vector<int> ids;
+  ids.clear();
+  if (!impl_->set->Match(re2::StringPiece(message.data(), message.size()), &ids)) return 0;
+  std::sort(ids.begin(), ids.end());
+  int rejected = 0;
+  int last_filter = -1;
+  std::array<re2::StringPiece, 32> groups;
+  for (int id : ids) {
+    const Impl::Pattern& p = impl_->patterns[static_cast<size_t>(id)];
+    if (p.filter == last_filter) continue;  // first pattern of a filter wins
+    int n = std::min(p.groups + 1, static_cast<int>(groups.size()));
+    if (!p.re->Match(re2::StringPiece(message.data(), message.size()), 0, message.size(), RE2::ANCHOR_START,
+                     groups.data(), n))
+      continue;
+    bool ok = true;
+    for (const std::string& lit : p.unique) ok = ok && OccursExactlyOnce(message, lit);
+    if (!ok) {
+      ++rejected;
+      last_filter = p.filter;
+      continue;
+    }
+    bool ignored = false;
+    for (const auto& ig : impl_->ignore[static_cast<size_t>(p.filter)])
+      if (RE2::PartialMatch(re2::StringPiece(message.data(), message.size()), *ig)) ignored = true;
+    last_filter = p.filter;
+    if (ignored) continue;
+    PatternHit hit{p.filter, p.index, {}};
+    std::string_view* fields[kCaptureCount] = {&hit.captures.ip,        &hit.captures.account, &hit.captures.sender,
+                                               &hit.captures.recipient, &hit.captures.id,      &hit.captures.session,
+                                               &hit.captures.count};
+    for (int c = 0; c < kCaptureCount; ++c) {
+      int g = p.capture_group[static_cast<size_t>(c)];
+      if (g > 0 && g < n && groups[static_cast<size_t>(g)].data() != nullptr)
+        *fields[c] = std::string_view(groups[static_cast<size_t>(g)].data(), groups[static_cast<size_t>(g)].size());
+    }
+    hits.push_back(hit);
+  }
+  return rejected;
+}
+
+}  // namespace relayban

@@ -1,0 +1,178 @@
+#include "relayban/config/config_loader.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+#include <fstream>
+
+using namespace relayban;
+
+namespace {
+
+std::vector<Error> Errors(const std::string& yaml) {
+  std::vector<Error> errors;
+  auto c = LoadConfigText(yaml, "t.yaml", ".", errors);
+  if (c) CHECK(errors.empty());
+  return errors;
+}
+
+bool Has(const std::vector<Error>& errors, const std::string& text, int line, int column) {
+  for (const auto& e : errors)
+    if (e.message.find(text) != std::string::npos && e.where.line == line && e.where.column == column &&
+        e.where.file == "t.yaml")
+      return true;
+  return false;
+}
+
+const char* kFilter = R"(
+filters:
+  f:
+    patterns:
+      - {event: auth_failure, regex: 'x {ip}'}
+)";
+
+std::string Dump(const std::vector<Error>& errors) {
+  std::string s;
+  for (const auto& e : errors) s += e.ToString() + "\n";
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("the shipped configuration loads without errors") {
+  std::vector<Error> errors;
+  auto c = LoadConfig(std::string(RELAYBAN_SOURCE_DIR) + "/etc/relayban/relayban.yaml", errors);
+  INFO(Dump(errors));
+  REQUIRE(c);
+  for (const char* jail : {"qmail", "postfix", "dovecot", "exim", "sendmail", "courier", "cyrus", "opensmtpd"})
+    CHECK(c->FindJail(jail));
+  CHECK(c->FindJail("qmail")->filters == std::vector<std::string>{"qmail-chkuser", "vpopmail-vchkpw"});
+}
+
+TEST_CASE("a misspelt key is an error at its line and column") {
+  auto e = Errors("state_dri: /tmp\n");
+  INFO(Dump(e));
+  CHECK(Has(e, "unknown key 'state_dri'", 1, 1));
+}
+
+TEST_CASE("a misspelt key inside a rule is an error") {
+  auto e = Errors(std::string(kFilter) + R"(
+jails:
+  j:
+    filters: [f]
+    rules:
+      - {name: r, key: ip, events: [auth_failure], threshold: 5, windw: 10m}
+)");
+  INFO(Dump(e));
+  CHECK(Has(e, "unknown key 'windw'", 11, 66));
+  CHECK(Has(e, "rule has no 'window'", 11, 9));
+}
+
+TEST_CASE("unknown filters, kinds and captures are errors") {
+  auto e = Errors(R"(
+filters:
+  f:
+    patterns:
+      - {event: auth_fail, regex: 'x {ip}'}
+      - {event: auth_failure, regex: 'x (?P<user>\S+)'}
+jails:
+  j:
+    filters: [f, nosuch]
+    rules:
+      - {name: r, key: ip, events: [auth_failures], threshold: 5, window: 10m}
+)");
+  INFO(Dump(e));
+  CHECK(Has(e, "unknown event kind 'auth_fail'", 5, 17));
+  CHECK(Has(e, "unknown capture name 'user'", 6, 38));
+  CHECK(Has(e, "unknown filter 'nosuch'", 9, 18));
+  CHECK(Has(e, "unknown event kind 'auth_failures'", 11, 9));
+}
+
+TEST_CASE("bad durations, CIDRs, thresholds and regexes are errors") {
+  auto e = Errors(std::string("ignore: [10.0.0.1/8, 300.1.1.1]\n") + kFilter + R"(
+  g:
+    patterns:
+      - {event: auth_failure, regex: '(unclosed'}
+jails:
+  j:
+    filters: [f]
+    rules:
+      - {name: r, key: ip, events: [auth_failure], threshold: 0, window: 10min, ban: 1h}
+      - {name: s, key: host, events: [auth_failure], threshold: 5, window: 10m}
+)");
+  INFO(Dump(e));
+  CHECK(Has(e, "bad address or CIDR '10.0.0.1/8'", 1, 10));
+  CHECK(Has(e, "bad address or CIDR '300.1.1.1'", 1, 22));
+  CHECK(Has(e, "regex rejected by RE2: missing )", 10, 38));
+  CHECK(Has(e, "threshold must be between 1 and 100000", 15, 63));
+  CHECK(Has(e, "bad duration '10min'", 15, 74));
+  CHECK(Has(e, "key must be ip or account", 16, 24));
+}
+
+TEST_CASE("a YAML syntax error names its position") {
+  auto e = Errors("jails:\n  j: [unclosed\n");
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].message.find("YAML syntax error") == 0);
+  CHECK(e[0].where.line >= 2);
+}
+
+TEST_CASE("a lock hook on failed logins is refused: failures can be forged") {
+  auto e = Errors(std::string(kFilter) + R"(
+jails:
+  j:
+    filters: [f]
+    rules:
+      - {name: r, key: account, events: [auth_failure], threshold: 5, window: 10m, on_account: [/sbin/lock, "{account}"]}
+)");
+  INFO(Dump(e));
+  CHECK(Has(e, "on_account needs key: account and events that prove use", 11, 9));
+}
+
+TEST_CASE("hook placeholders are checked") {
+  auto e = Errors(std::string(kFilter) + R"(
+jails:
+  j:
+    filters: [f]
+    on_ban: [/bin/x, "{address}"]
+)");
+  INFO(Dump(e));
+  CHECK(Has(e, "unknown placeholder {address}", 10, 13));
+}
+
+TEST_CASE("journal matches must use trusted fields") {
+  auto e = Errors(std::string(kFilter) + R"(
+jails:
+  j:
+    filters: [f]
+    logs: [{journal: {match: [SYSLOG_IDENTIFIER=postfix]}}]
+)");
+  INFO(Dump(e));
+  CHECK(Has(e, "must be a trusted field", 10, 30));
+}
+
+TEST_CASE("includes are read relative to the main file and their errors name them") {
+  auto dir = std::filesystem::temp_directory_path() / ("relayban-cfg-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "jails.d");
+  std::ofstream(dir / "main.yaml") << "include: [jails.d/*.yaml]\n" << kFilter;
+  std::ofstream(dir / "jails.d" / "a.yaml") << "jails:\n  a:\n    filters: [f]\n";
+  std::ofstream(dir / "jails.d" / "b.yaml") << "jails:\n  b:\n    filterz: [f]\n";
+  std::vector<Error> errors;
+  auto c = LoadConfig((dir / "main.yaml").string(), errors);
+  CHECK_FALSE(c);
+  REQUIRE(errors.size() >= 1);
+  CHECK(errors[0].where.file == (dir / "jails.d" / "b.yaml").string());
+  CHECK(errors[0].where.line == 3);
+  std::filesystem::remove(dir / "jails.d" / "b.yaml");
+  errors.clear();
+  c = LoadConfig((dir / "main.yaml").string(), errors);
+  REQUIRE(c);
+  CHECK(c->FindJail("a"));
+  std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a missing configuration file is a clear error") {
+  std::vector<Error> errors;
+  CHECK_FALSE(LoadConfig("/nonexistent/relayban.yaml", errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].ToString() == "/nonexistent/relayban.yaml: cannot read configuration file: No such file or directory");
+}

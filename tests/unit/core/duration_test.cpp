@@ -1,0 +1,30 @@
+#include "relayban/core/duration.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace relayban;
+
+TEST_CASE("durations parse with every unit and in combination") {
+  CHECK(ParseDuration("90s") == Seconds(90));
+  CHECK(ParseDuration("10m") == Seconds(600));
+  CHECK(ParseDuration("1h30m") == Seconds(5400));
+  CHECK(ParseDuration("2d") == Seconds(172800));
+  CHECK(ParseDuration("1w") == Seconds(604800));
+  CHECK(ParseDuration("0") == Seconds(0));
+}
+
+TEST_CASE("durations without a unit or with junk are refused") {
+  for (const char* bad : {"", "10", "m", "10x", "1h 30m", "-5m", "1.5h", "99999999999999d", "11000d"})
+    CHECK_FALSE(ParseDuration(bad));
+}
+
+TEST_CASE("durations format in their shortest exact form") {
+  CHECK(FormatDuration(Seconds(3600)) == "1h");
+  CHECK(FormatDuration(Seconds(5400)) == "1h30m");
+  CHECK(FormatDuration(Seconds(90061)) == "1d1h1m1s");
+  CHECK(FormatDuration(Seconds(0)) == "0s");
+}
+
+TEST_CASE("times format as ISO 8601 UTC") {
+  CHECK(FormatIso8601(Time(Micros(int64_t{1764152400} * 1000000))) == "2025-11-26T10:20:00Z");
+}

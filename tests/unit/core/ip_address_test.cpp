@@ -1,0 +1,85 @@
+#include "relayban/core/ip_address.hpp"
+
+#include <catch2/catch.hpp>
+
+using relayban::IpAddress;
+using relayban::Prefix;
+
+TEST_CASE("an IPv4 address parses and prints canonically") {
+  auto ip = IpAddress::Parse("192.0.2.7");
+  REQUIRE(ip);
+  CHECK(ip->is_v4());
+  CHECK(ip->ToString() == "192.0.2.7");
+}
+
+TEST_CASE("an IPv6 address prints in its compressed form") {
+  auto ip = IpAddress::Parse("2001:0db8:0000:0000:0000:ff00:0042:8329");
+  REQUIRE(ip);
+  CHECK_FALSE(ip->is_v4());
+  CHECK(ip->ToString() == "2001:db8::ff00:42:8329");
+}
+
+TEST_CASE("an IPv4-mapped IPv6 address is keyed as IPv4") {
+  auto ip = IpAddress::Parse("::ffff:192.0.2.5");
+  REQUIRE(ip);
+  CHECK(ip->is_v4());
+  CHECK(*ip == *IpAddress::Parse("192.0.2.5"));
+}
+
+TEST_CASE("strict parsing refuses decorations and garbage") {
+  for (const char* bad : {"", "1.2.3", "1.2.3.4.5", "256.1.1.1", "[1.2.3.4]", "1.2.3.4:25", "x", "1.2.3.4 ",
+                          "::g", "01.2.3.4x"})
+    CHECK_FALSE(IpAddress::Parse(bad));
+}
+
+TEST_CASE("logged address forms are undone") {
+  CHECK(IpAddress::ParseLogged("[192.0.2.1]")->ToString() == "192.0.2.1");
+  CHECK(IpAddress::ParseLogged("192.0.2.1:5432")->ToString() == "192.0.2.1");
+  CHECK(IpAddress::ParseLogged("[2001:db8::7]:25")->ToString() == "2001:db8::7");
+  CHECK(IpAddress::ParseLogged("IPv6:2001:db8::1")->ToString() == "2001:db8::1");
+  CHECK(IpAddress::ParseLogged("::ffff:1.2.3.4")->ToString() == "1.2.3.4");
+  CHECK(IpAddress::ParseLogged("fe80::1%eth0")->ToString() == "fe80::1");
+  CHECK(IpAddress::ParseLogged("2001_db8_bad__7")->ToString() == "2001:db8:bad::7");
+}
+
+TEST_CASE("logged forms that are not exactly one address are refused") {
+  for (const char* bad : {"[1.2.3.4]x", "[1.2.3.4]:", "[1.2.3.4", "1.2.3.4:99999999", "a_b", "1_2_3_4", "unknown",
+                          "1.2.3.4:5:6"})
+    CHECK_FALSE(IpAddress::ParseLogged(bad));
+}
+
+TEST_CASE("loopback is recognised for both families") {
+  CHECK(IpAddress::Parse("127.0.0.1")->IsLoopback());
+  CHECK(IpAddress::Parse("127.200.0.1")->IsLoopback());
+  CHECK(IpAddress::Parse("::1")->IsLoopback());
+  CHECK_FALSE(IpAddress::Parse("128.0.0.1")->IsLoopback());
+  CHECK_FALSE(IpAddress::Parse("::2")->IsLoopback());
+}
+
+TEST_CASE("a prefix contains exactly the addresses under its mask") {
+  auto p = Prefix::Parse("192.0.2.0/24");
+  REQUIRE(p);
+  CHECK(p->Contains(*IpAddress::Parse("192.0.2.255")));
+  CHECK_FALSE(p->Contains(*IpAddress::Parse("192.0.3.0")));
+  CHECK_FALSE(p->Contains(*IpAddress::Parse("::ffff:c000:300")));
+  auto v6 = Prefix::Parse("2001:db8::/64");
+  REQUIRE(v6);
+  CHECK(v6->Contains(*IpAddress::Parse("2001:db8::ffff:1")));
+  CHECK_FALSE(v6->Contains(*IpAddress::Parse("2001:db8:0:1::1")));
+  CHECK(v6->ToString() == "2001:db8::/64");
+}
+
+TEST_CASE("a CIDR with host bits set is a configuration typo") {
+  CHECK_FALSE(Prefix::Parse("10.0.0.1/8"));
+  CHECK(Prefix::Parse("10.0.0.1/8", true)->ToString() == "10.0.0.0/8");
+  CHECK_FALSE(Prefix::Parse("10.0.0.0/33"));
+  CHECK_FALSE(Prefix::Parse("10.0.0.0/"));
+  CHECK_FALSE(Prefix::Parse("10.0.0.0/-1"));
+  CHECK(Prefix::Parse("192.0.2.9")->is_single());
+}
+
+TEST_CASE("equal addresses hash equally and different ones usually do not") {
+  relayban::IpAddressHash h;
+  CHECK(h(*IpAddress::Parse("192.0.2.1")) == h(*IpAddress::Parse("::ffff:192.0.2.1")));
+  CHECK(h(*IpAddress::Parse("192.0.2.1")) != h(*IpAddress::Parse("192.0.2.2")));
+}

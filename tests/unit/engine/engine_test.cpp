@@ -1,0 +1,211 @@
+// The engine with a fake clock: every line carries its own stamp and `now` is a constant.
+#include "relayban/engine/engine.hpp"
+
+#include <catch2/catch.hpp>
+
+#include "relayban/config/config_loader.hpp"
+
+using namespace relayban;
+
+namespace {
+
+const Time kNow = Time(Micros(int64_t{1795000000} * 1000000));  // 2026-11-18
+
+const char* kConfig = R"(
+ignore: [192.0.2.0/24]
+ban: {default: 1h, increment: {factor: 2, max: 7d}}
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+      - {event: auth_success, regex: 'ok user=(?P<account>\S+) ip={ip}(?: id=(?P<id>\S+))?$'}
+      - {event: relay, regex: 'relay id=(?P<id>\S+) to=(?P<recipient>\S+)$'}
+      - {event: relay, regex: 'direct user=(?P<account>\S+) ip={ip} to=(?P<recipient>\S+)$'}
+jails:
+  j:
+    filters: [t]
+    local_domains: [example.com]
+    on_ban: [/bin/echo, "{ip}", "{jail}/{rule}"]
+    rules:
+      - {name: brute, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}
+      - {name: flood, key: account, events: [relay], distinct: recipient_domain, threshold: 3, window: 1h, ban: 1d,
+         on_account: [/usr/local/sbin/lock, "{account}", "--rule={rule}"]}
+)";
+
+struct Rig {
+  std::unique_ptr<Engine> engine;
+  int source = 0;
+  EngineOutput out;
+  std::vector<Event> events;
+
+  Rig() {
+    std::vector<Error> errors;
+    auto c = LoadConfigText(kConfig, "test.yaml", ".", errors);
+    INFO((errors.empty() ? "" : errors[0].ToString()));
+    REQUIRE(c);
+    auto e = Engine::Create(*c, {});
+    REQUIRE(e);
+    engine = std::move(e.value());
+    auto s = engine->AddSource({}, StampFormat::kAuto);
+    REQUIRE(s);
+    source = *s;
+    engine->SetEventObserver([this](const Event& ev) { events.push_back(ev); });
+  }
+  void Feed(const std::string& line) { engine->OnLine(source, line, kNow, out); }
+  std::vector<std::string> Targets() const {
+    std::vector<std::string> t;
+    for (const auto& o : out.orders) t.push_back(o.target.ToString());
+    return t;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a burst of failures from one address bans it once, at the threshold") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z fail user=a ip=203.0.113.9");
+  r.Feed("2026-11-18T10:00:01Z fail user=b ip=203.0.113.9");
+  CHECK(r.out.orders.empty());
+  r.Feed("2026-11-18T10:00:02Z fail user=c ip=203.0.113.9");
+  REQUIRE(r.out.orders.size() == 1);
+  const Order& o = r.out.orders[0];
+  CHECK(o.target.ToString() == "203.0.113.9");
+  CHECK(o.rule == "brute");
+  CHECK(o.jail == "j");
+  CHECK(o.duration == Seconds(3600));
+  CHECK(o.account.empty());
+  CHECK(FormatIso8601(o.at) == "2026-11-18T10:00:02Z");
+  CHECK(o.reason == "brute: 3 events within 10m");
+  REQUIRE(r.out.hooks.size() == 1);
+  CHECK(r.out.hooks[0].argv == std::vector<std::string>{"/bin/echo", "203.0.113.9", "j/brute"});
+  r.Feed("2026-11-18T10:00:03Z fail user=d ip=203.0.113.9");
+  r.Feed("2026-11-18T10:00:04Z fail user=e ip=203.0.113.9");
+  r.Feed("2026-11-18T10:00:05Z fail user=f ip=203.0.113.9");
+  CHECK(r.out.orders.size() == 1);  // already banned for longer
+}
+
+TEST_CASE("failures spread over more than the window never ban") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z fail user=a ip=203.0.113.9");
+  r.Feed("2026-11-18T10:06:00Z fail user=a ip=203.0.113.9");
+  r.Feed("2026-11-18T10:12:00Z fail user=a ip=203.0.113.9");
+  r.Feed("2026-11-18T10:18:00Z fail user=a ip=203.0.113.9");
+  CHECK(r.out.orders.empty());
+}
+
+TEST_CASE("ignored and loopback addresses are never banned") {
+  Rig r;
+  for (int i = 0; i < 10; ++i) {
+    r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=a ip=192.0.2.50");
+    r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=a ip=127.0.0.1");
+  }
+  CHECK(r.out.orders.empty());
+  CHECK(r.engine->stats().events[0] == 20);
+}
+
+TEST_CASE("an account verdict bans every address that used the account and runs its hook once") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z direct user=Test ip=82.128.32.42 to=a@msn.com");
+  r.Feed("2026-11-18T10:00:01Z direct user=test ip=41.0.0.7 to=b@aol.com");
+  CHECK(r.out.orders.empty());
+  r.Feed("2026-11-18T10:00:02Z direct user=test ip=82.128.32.42 to=c@gmx.de");
+  auto t = r.Targets();
+  std::sort(t.begin(), t.end());
+  CHECK(t == std::vector<std::string>{"41.0.0.7", "82.128.32.42"});
+  for (const auto& o : r.out.orders) {
+    CHECK(o.account == "test");
+    CHECK(o.rule == "flood");
+    CHECK(o.duration == Seconds(86400));
+  }
+  int lock_hooks = 0;
+  for (const auto& h : r.out.hooks)
+    if (h.argv[0] == "/usr/local/sbin/lock") {
+      ++lock_hooks;
+      CHECK(h.argv == std::vector<std::string>{"/usr/local/sbin/lock", "test", "--rule=flood"});
+    }
+  CHECK(lock_hooks == 1);
+  auto accounts = r.engine->accounts().Snapshot();
+  REQUIRE(accounts.size() == 1);
+  CHECK(accounts[0].verdicts == std::vector<std::string>{"flood"});
+}
+
+TEST_CASE("while an account verdict stands, a new address using the account is banned at once") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z direct user=test ip=82.128.32.42 to=a@msn.com");
+  r.Feed("2026-11-18T10:00:01Z direct user=test ip=82.128.32.42 to=b@aol.com");
+  r.Feed("2026-11-18T10:00:02Z direct user=test ip=82.128.32.42 to=c@gmx.de");
+  REQUIRE(r.out.orders.size() == 1);
+  r.Feed("2026-11-18T15:00:00Z ok user=test ip=198.51.100.99");
+  REQUIRE(r.out.orders.size() == 2);
+  CHECK(r.out.orders[1].target.ToString() == "198.51.100.99");
+  CHECK(r.out.orders[1].account == "test");
+  // After the verdict's day is over, logging in is no longer enough.
+  r.Feed("2026-11-20T15:00:00Z ok user=test ip=198.51.100.100");
+  CHECK(r.out.orders.size() == 2);
+}
+
+TEST_CASE("an ordinary user relaying a few mails gets no verdict") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z direct user=alice ip=198.51.100.5 to=a@msn.com");
+  r.Feed("2026-11-18T10:30:00Z direct user=alice ip=198.51.100.5 to=b@msn.com");
+  r.Feed("2026-11-18T10:40:00Z direct user=alice ip=198.51.100.5 to=c@aol.com");
+  CHECK(r.out.orders.empty());
+  CHECK(r.engine->accounts().Snapshot()[0].verdicts.empty());
+}
+
+TEST_CASE("relays join their account through the message id; a relay without one is not charged") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z ok user=sales ip=198.51.100.23 id=Q1");
+  r.Feed("2026-11-18T10:00:01Z relay id=Q1 to=a@msn.com");
+  r.Feed("2026-11-18T10:00:01Z relay id=Q1 to=b@aol.com");
+  r.Feed("2026-11-18T10:00:02Z relay id=UNKNOWN to=c@gmx.de");
+  r.Feed("2026-11-18T10:00:02Z relay id=UNKNOWN to=d@web.de");
+  CHECK(r.out.orders.empty());
+  r.Feed("2026-11-18T10:00:03Z relay id=Q1 to=e@gmx.de");
+  REQUIRE(r.out.orders.size() == 1);
+  CHECK(r.out.orders[0].target.ToString() == "198.51.100.23");
+  REQUIRE(r.events.size() == 6);
+  CHECK(r.events[1].account == "sales");
+  CHECK(r.events[1].ip->ToString() == "198.51.100.23");
+  CHECK(r.events[3].account.empty());
+}
+
+TEST_CASE("mail to a local domain is not relaying") {
+  Rig r;
+  for (const char* to : {"a@example.com", "b@EXAMPLE.com", "c@example.com", "d@example.com"})
+    r.Feed(std::string("2026-11-18T10:00:00Z direct user=alice ip=198.51.100.5 to=") + to);
+  CHECK(r.out.orders.empty());
+  auto accounts = r.engine->accounts().Snapshot();
+  REQUIRE(accounts.size() == 1);
+  CHECK(accounts[0].relayed == 0);
+  CHECK(accounts[0].recipient_domains == 0);
+}
+
+TEST_CASE("garbage lines are skipped and counted, never matched or banned") {
+  Rig r;
+  std::string nul("2026-11-18T10:00:00Z fail user=a\0b ip=203.0.113.9", 48);
+  std::vector<std::string> bad = {
+      nul,
+      "2026-11-18T10:00:00Z fail user=\xff\xfe ip=203.0.113.9",
+      "2026-11-18T10:00:00Z fail user=a ip=203.0.113.9" + std::string(1 << 20, 'A'),
+      "2026-11-18T10:0",
+      "2026-11-18T10:00:00Z fail user=a ip=999.1.1.1",
+      "2026-11-18T10:00:00Z fail user=a ip=203.0.113.9 trailing nonsense",
+      "\x01\x02\x03\x04 binary",
+      "2026-13-45T10:00:00Z fail user=a ip=203.0.113.9",
+  };
+  for (const auto& l : bad) r.Feed(l);
+  CHECK(r.out.orders.empty());
+  CHECK(r.events.empty());
+  CHECK(r.engine->stats().lines == bad.size());
+  CHECK(r.engine->stats().skipped == 7);  // the valid line that simply does not match is not "skipped"
+  CHECK(r.engine->stats().matched == 0);
+}
+
+TEST_CASE("a relay line listing several recipients yields one event each") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z ok user=sales ip=198.51.100.23 id=Q2");
+  r.Feed("2026-11-18T10:00:01Z relay id=Q2 to=<a@msn.com>,<b@aol.com>,<c@gmx.de>");
+  CHECK(r.events.size() == 4);
+  REQUIRE(r.out.orders.size() == 1);
+}

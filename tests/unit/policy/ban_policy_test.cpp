@@ -1,0 +1,79 @@
+#include "relayban/policy/ban_policy.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace relayban;
+
+namespace {
+Time T(int64_t s) { return Time(Micros((1764150000 + s) * 1000000)); }
+IpAddress Ip(const char* s) { return *IpAddress::Parse(s); }
+BanPolicy Policy(std::vector<Prefix> ignore = {}) {
+  BanSpec b;
+  b.default_duration = Seconds(3600);
+  b.factor = 2;
+  b.max = Seconds(86400 * 7);
+  return BanPolicy(std::move(ignore), b, 64);
+}
+}  // namespace
+
+TEST_CASE("loopback and ignored networks are never banned") {
+  auto p = Policy({*Prefix::Parse("192.0.2.0/24")});
+  CHECK_FALSE(p.Ban(Ip("127.0.0.1"), Seconds(3600), T(0), "j", "r", "", ""));
+  CHECK_FALSE(p.Ban(Ip("::1"), Seconds(3600), T(0), "j", "r", "", ""));
+  CHECK_FALSE(p.Ban(Ip("192.0.2.77"), Seconds(3600), T(0), "j", "r", "", ""));
+  CHECK(p.Ban(Ip("192.0.3.77"), Seconds(3600), T(0), "j", "r", "", ""));
+}
+
+TEST_CASE("repeat offenders get longer bans, capped at max") {
+  auto p = Policy();
+  std::vector<int64_t> got;
+  for (int i = 0; i < 5; ++i) {
+    auto o = p.Ban(Ip("203.0.113.5"), Seconds(3600), T(i * 86400), "j", "r", "", "");
+    REQUIRE(o);
+    got.push_back(o->duration.count());
+  }
+  CHECK(got == std::vector<int64_t>{3600, 7200, 14400, 28800, 57600});
+  auto big = Policy();
+  REQUIRE(big.Ban(Ip("203.0.113.6"), Seconds(86400 * 5), T(0), "j", "r", "", "")->duration == Seconds(86400 * 5));
+  auto capped = big.Ban(Ip("203.0.113.6"), Seconds(86400 * 5), T(86400 * 5 + 1), "j", "r", "", "");
+  REQUIRE(capped);
+  CHECK(capped->duration == Seconds(86400 * 7));
+}
+
+TEST_CASE("offences older than max are forgotten") {
+  auto p = Policy();
+  REQUIRE(p.Ban(Ip("203.0.113.5"), Seconds(3600), T(0), "j", "r", "", "")->duration == Seconds(3600));
+  auto later = p.Ban(Ip("203.0.113.5"), Seconds(3600), T(86400 * 8), "j", "r", "", "");
+  REQUIRE(later);
+  CHECK(later->duration == Seconds(3600));
+}
+
+TEST_CASE("an active ban is only re-ordered when it would last longer") {
+  auto p = Policy();
+  REQUIRE(p.Ban(Ip("203.0.113.5"), Seconds(86400), T(0), "j", "r", "", ""));
+  CHECK_FALSE(p.Ban(Ip("203.0.113.5"), Seconds(3600), T(60), "j", "r2", "", ""));
+  CHECK(p.IsBanned(Ip("203.0.113.5"), T(61)));
+  CHECK_FALSE(p.IsBanned(Ip("203.0.113.5"), T(86401)));
+  auto longer = p.Ban(Ip("203.0.113.5"), Seconds(86400 * 3), T(120), "j", "r3", "", "");
+  REQUIRE(longer);
+  CHECK(longer->rule == "r3");
+  CHECK_FALSE(p.Ban(Ip("203.0.113.5"), Seconds(86400 * 3), T(180), "j", "r3", "", ""));
+}
+
+TEST_CASE("an IPv6 client is banned by its /64 unless that would cover an ignored address") {
+  auto p = Policy({*Prefix::Parse("2001:db8:1::5")});
+  auto o = p.Ban(Ip("2001:db8:2::7"), Seconds(3600), T(0), "j", "r", "", "");
+  REQUIRE(o);
+  CHECK(o->target.ToString() == "2001:db8:2::/64");
+  auto narrow = p.Ban(Ip("2001:db8:1::9"), Seconds(3600), T(0), "j", "r", "", "");
+  REQUIRE(narrow);
+  CHECK(narrow->target.ToString() == "2001:db8:1::9");
+  CHECK(p.IsBanned(Ip("2001:db8:2::ffff"), T(1)));
+}
+
+TEST_CASE("expired bans are forgotten") {
+  auto p = Policy();
+  REQUIRE(p.Ban(Ip("203.0.113.5"), Seconds(60), T(0), "j", "r", "", ""));
+  p.Expire(T(61));
+  CHECK(p.active() == 0);
+}

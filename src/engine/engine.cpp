@@ -117,7 +117,7 @@ struct Engine::Impl {
     return static_cast<int>(filter_names.size() - 1);
   }
 
-  void Process(Event& ev, EngineOutput& out);
+  void Process(const Event& ev, EngineOutput& out);
   void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
             const std::string& reason, EngineOutput& out);
   std::string AccountOf(const Jail& jail, std::string_view raw) const;
@@ -260,17 +260,22 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
     }
     ev.sender = CleanAddress(c.sender);
     ev.id = std::string(c.id.substr(0, 128));
-    for (int j : src.filter_jails[static_cast<size_t>(hit.filter)]) {
+    const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
+    for (size_t ji = 0; ji < jails_of_filter.size(); ++ji) {
+      int j = jails_of_filter[ji];
       Impl::Jail& jail = *m.jails[static_cast<size_t>(j)];
-      Event je = ev;
+      // Most filters feed one jail: only copy the event when another jail still needs it.
+      Event copy;
+      if (ji + 1 < jails_of_filter.size()) copy = ev;
+      Event& je = ji + 1 < jails_of_filter.size() ? copy : ev;
       je.jail = j;
       je.account = m.AccountOf(jail, c.account);
       if (!c.id.empty() || !c.session.empty()) {
-        JoinedFields f{je.ip, je.account, je.sender};
+        JoinedFields f{je.ip, std::move(je.account), std::move(je.sender)};
         jail.correlator.Join(c.id.substr(0, 128), c.session.substr(0, 128), je.time, f);
         je.ip = f.ip;
-        je.account = f.account;
-        je.sender = f.sender;
+        je.account = std::move(f.account);
+        je.sender = std::move(f.sender);
       }
       // One line may list several recipients (Sendmail "to=<a>,<b>", Exim "for a b").
       std::string_view rcpts = c.recipient;
@@ -280,10 +285,9 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
         std::string_view one = rcpts.substr(0, cut);
         rcpts = cut == std::string_view::npos ? std::string_view{} : rcpts.substr(cut + 1);
         if (one.empty() && !c.recipient.empty()) continue;
-        Event re = je;
-        re.recipient = CleanAddress(one);
+        je.recipient = CleanAddress(one);
         yielded = true;
-        m.Process(re, out);
+        m.Process(je, out);
       } while (!rcpts.empty() && ++emitted < kMaxRecipientsPerLine);
     }
   }
@@ -307,7 +311,7 @@ void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip,
   out.orders.push_back(std::move(*order));
 }
 
-void Engine::Impl::Process(Event& ev, EngineOutput& out) {
+void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   ++stats.events[static_cast<size_t>(ev.kind)];
   if (observer) observer(ev);
   Jail& jail = *jails[static_cast<size_t>(ev.jail)];

@@ -257,7 +257,8 @@ void Reader::Filters(const YAML::Node& n, Config& c) {
   }
   for (auto it = n.begin(); it != n.end(); ++it) {
     std::string name = it->first.Scalar();
-    const YAML::Node& body = it->second;
+    // A copy: yaml-cpp's iterator hands out a proxy that dies with the expression.
+    const YAML::Node body = it->second;
     if (c.filters.count(name)) {
       Err(it->first, "filter '" + name + "' is defined twice (first at " + c.filters[name].where.ToString() + ")");
       continue;
@@ -380,7 +381,8 @@ void Reader::Jails(const YAML::Node& n, Config& c) {
   }
   for (auto it = n.begin(); it != n.end(); ++it) {
     std::string name = it->first.Scalar();
-    const YAML::Node& body = it->second;
+    // A copy: yaml-cpp's iterator hands out a proxy that dies with the expression.
+    const YAML::Node body = it->second;
     if (c.FindJail(name)) {
       Err(it->first, "jail '" + name + "' is defined twice (first at " + c.FindJail(name)->where.ToString() + ")");
       continue;

@@ -1,0 +1,31 @@
+// Runs a fuzz target over files (its seed corpus) without libFuzzer, so the corpus is an
+// ordinary test under ctest with g++. Exit 0 when every input ran.
+#include <cstdint>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <vector>
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);
+
+int main(int argc, char** argv) {
+  size_t runs = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::vector<std::filesystem::path> files;
+    if (std::filesystem::is_directory(argv[i])) {
+      for (const auto& e : std::filesystem::recursive_directory_iterator(argv[i]))
+        if (e.is_regular_file()) files.push_back(e.path());
+    } else {
+      files.emplace_back(argv[i]);
+    }
+    for (const auto& f : files) {
+      std::ifstream in(f, std::ios::binary);
+      std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size());
+      ++runs;
+    }
+  }
+  std::printf("%zu inputs replayed\n", runs);
+  return runs > 0 ? 0 : 1;
+}

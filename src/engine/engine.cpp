@@ -47,6 +47,38 @@ std::string Substitute(const std::string& arg, const std::map<std::string, std::
   return out;
 }
 
+// The value a `distinct` rule counts for this event, hashed; nullopt if the event lacks it.
+// Field::kNone counts every event alike.
+std::optional<uint64_t> DistinctValue(Field f, const Event& ev, std::string_view recipient_domain) {
+  std::string_view text;
+  switch (f) {
+    case Field::kNone: return 0;
+    case Field::kIp:
+      if (!ev.ip) return std::nullopt;
+      return IpAddressHash{}(*ev.ip);
+    case Field::kIpPrefix:
+      if (!ev.ip) return std::nullopt;
+      return IpAddressHash{}(ev.ip->Masked(ev.ip->is_v4() ? 24 : 64));
+    case Field::kAccount: text = ev.account; break;
+    case Field::kSender: text = ev.sender; break;
+    case Field::kSenderDomain: text = DomainOf(ev.sender); break;
+    case Field::kRecipient: text = ev.recipient; break;
+    case Field::kRecipientDomain: text = recipient_domain; break;
+  }
+  if (text.empty()) return std::nullopt;
+  return Hash64(text);
+}
+
+// A hook run with its placeholders replaced inside each argument.
+HookRun MakeHook(const std::vector<std::string>& argv, const std::string& ip, const std::string& account,
+                 const std::string& jail, const std::string& rule, Seconds duration) {
+  std::map<std::string, std::string> values{{"ip", ip}, {"account", account}, {"jail", jail}, {"rule", rule},
+                                            {"duration", std::to_string(duration.count())}};
+  HookRun h{{}, jail, rule, account};
+  for (const auto& a : argv) h.argv.push_back(Substitute(a, values));
+  return h;
+}
+
 }  // namespace
 
 struct Engine::Impl {
@@ -300,14 +332,9 @@ void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip,
                         const std::string& reason, EngineOutput& out) {
   auto order = policy.Ban(ip, rule.spec->ban, t, jail.spec->name, rule.spec->name, account, reason);
   if (!order) return;
-  if (!jail.spec->on_ban.empty()) {
-    std::map<std::string, std::string> v{{"ip", order->target.ToString()}, {"account", account},
-                                         {"jail", jail.spec->name}, {"rule", rule.spec->name},
-                                         {"duration", std::to_string(order->duration.count())}};
-    HookRun h{{}, jail.spec->name, rule.spec->name, account};
-    for (const auto& a : jail.spec->on_ban) h.argv.push_back(Substitute(a, v));
-    out.hooks.push_back(std::move(h));
-  }
+  if (!jail.spec->on_ban.empty())
+    out.hooks.push_back(MakeHook(jail.spec->on_ban, order->target.ToString(), account, jail.spec->name,
+                                 rule.spec->name, order->duration));
   out.orders.push_back(std::move(*order));
 }
 
@@ -349,48 +376,18 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   for (auto& rp : jail.rules) {
     Rule& rule = *rp;
     if ((rule.kinds & bit) == 0) continue;
-    uint64_t value = 0;
-    switch (rule.spec->distinct) {
-      case Field::kNone: break;
-      case Field::kIp:
-        if (!ev.ip) continue;
-        value = IpAddressHash{}(*ev.ip);
-        break;
-      case Field::kIpPrefix:
-        if (!ev.ip) continue;
-        value = IpAddressHash{}(ev.ip->Masked(ev.ip->is_v4() ? 24 : 64));
-        break;
-      case Field::kAccount:
-        if (ev.account.empty()) continue;
-        value = Hash64(ev.account);
-        break;
-      case Field::kSender:
-        if (ev.sender.empty()) continue;
-        value = Hash64(ev.sender);
-        break;
-      case Field::kSenderDomain:
-        if (DomainOf(ev.sender).empty()) continue;
-        value = Hash64(DomainOf(ev.sender));
-        break;
-      case Field::kRecipient:
-        if (ev.recipient.empty()) continue;
-        value = Hash64(ev.recipient);
-        break;
-      case Field::kRecipientDomain:
-        if (rdomain.empty()) continue;
-        value = Hash64(rdomain);
-        break;
-    }
+    auto value = DistinctValue(rule.spec->distinct, ev, rdomain);
+    if (!value) continue;
     if (rule.spec->key == RuleKey::kIp) {
       if (!ev.ip || policy.IsIgnored(*ev.ip)) continue;
       IpAddress key = policy.TargetFor(*ev.ip).address();
-      if (!rule.ip_windows.Add(key, value, ev.count, ev.time)) continue;
+      if (!rule.ip_windows.Add(key, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
       if (!ev.account.empty()) accounts.AddVerdict(ev.account, rule.spec->name);
       Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out);
     } else {
       if (ev.account.empty()) continue;
-      if (!rule.account_windows.Add(ev.account, value, ev.count, ev.time)) continue;
+      if (!rule.account_windows.Add(ev.account, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
       accounts.AddVerdict(ev.account, rule.spec->name);
       std::string reason = rule.spec->name + ": account " + Printable(ev.account, 80) + " reached " + rule.reason;
@@ -401,14 +398,9 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
         standing[ev.account] = Standing{ev.jail, &rule, until, reason};
       }
-      if (!rule.spec->on_account.empty()) {
-        std::map<std::string, std::string> v{{"ip", ev.ip ? ev.ip->ToString() : ""}, {"account", ev.account},
-                                             {"jail", jail.spec->name}, {"rule", rule.spec->name},
-                                             {"duration", std::to_string(rule.spec->ban.count())}};
-        HookRun h{{}, jail.spec->name, rule.spec->name, ev.account};
-        for (const auto& a : rule.spec->on_account) h.argv.push_back(Substitute(a, v));
-        out.hooks.push_back(std::move(h));
-      }
+      if (!rule.spec->on_account.empty())
+        out.hooks.push_back(MakeHook(rule.spec->on_account, ev.ip ? ev.ip->ToString() : "", ev.account,
+                                     jail.spec->name, rule.spec->name, rule.spec->ban));
     }
   }
 }

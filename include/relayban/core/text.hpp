@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -17,5 +18,12 @@ std::string ToLowerAscii(std::string_view s);
 std::string Printable(std::string_view s, size_t max_len = 256);
 // 64-bit FNV-1a; used to keep distinct values without storing them.
 uint64_t Hash64(std::string_view s);
+
+// Hash for unordered containers keyed by std::string that are looked up with string_view
+// (use with std::equal_to<>), so a lookup never builds a string.
+struct StringHash {
+  using is_transparent = void;
+  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
 
 }  // namespace relayban

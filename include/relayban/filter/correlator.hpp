@@ -12,6 +12,7 @@
 
 #include "relayban/core/duration.hpp"
 #include "relayban/core/ip_address.hpp"
+#include "relayban/core/text.hpp"
 
 namespace relayban {
 
@@ -36,16 +37,12 @@ class Correlator {
     JoinedFields fields;
     Time stored;
   };
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   void Store(std::string_view key, const JoinedFields& f, Time t);
   void Expire(Time now);
 
   size_t max_entries_;
   Seconds max_age_;
-  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> entries_;
+  std::unordered_map<std::string, Entry, StringHash, std::equal_to<>> entries_;
   std::deque<std::pair<std::string, Time>> order_;  // insertion order, for eviction
   size_t evicted_ = 0;
 };

@@ -13,6 +13,7 @@
 
 #include "relayban/core/duration.hpp"
 #include "relayban/core/ip_address.hpp"
+#include "relayban/core/text.hpp"
 
 namespace relayban {
 
@@ -59,14 +60,10 @@ class AccountBook {
     std::unordered_set<uint64_t> ip_hashes;
     std::vector<IpUse> recent;
   };
-  struct Hash {
-    using is_transparent = void;
-    size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
-  };
   Entry& Get(std::string_view account, Time t);
 
   size_t max_accounts_;
-  std::unordered_map<std::string, Entry, Hash, std::equal_to<>> accounts_;
+  std::unordered_map<std::string, Entry, StringHash, std::equal_to<>> accounts_;
   size_t evicted_ = 0;
 };
 

@@ -12,6 +12,7 @@
 
 #include "relayban/core/duration.hpp"
 #include "relayban/core/ip_address.hpp"
+#include "relayban/core/text.hpp"
 
 namespace relayban {
 
@@ -90,18 +91,12 @@ class KeyedWindows {
     }
   }
 
-  struct Transparent {};
   int threshold_;
   uint32_t window_;
   bool distinct_;
   size_t max_keys_;
   std::unordered_map<Key, WindowState, KeyHash, std::equal_to<>> map_;
   size_t evicted_ = 0;
-};
-
-struct StringHash {
-  using is_transparent = void;
-  size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
 };
 
 using IpWindows = KeyedWindows<IpAddress, IpAddressHash>;

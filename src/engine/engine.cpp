@@ -373,15 +373,16 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     }
   }
 
+  // The key of per-IP rules: nothing for an ignored address, else its ban target's address.
+  std::optional<IpAddress> ip_key;
+  if (ev.ip && !policy.IsIgnored(*ev.ip)) ip_key = policy.TargetFor(*ev.ip).address();
   for (auto& rp : jail.rules) {
     Rule& rule = *rp;
     if ((rule.kinds & bit) == 0) continue;
     auto value = DistinctValue(rule.spec->distinct, ev, rdomain);
     if (!value) continue;
     if (rule.spec->key == RuleKey::kIp) {
-      if (!ev.ip || policy.IsIgnored(*ev.ip)) continue;
-      IpAddress key = policy.TargetFor(*ev.ip).address();
-      if (!rule.ip_windows.Add(key, *value, ev.count, ev.time)) continue;
+      if (!ip_key || !rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
       if (!ev.account.empty()) accounts.AddVerdict(ev.account, rule.spec->name);
       Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out);

@@ -57,9 +57,9 @@ struct FilterSet::Impl {
     std::array<int, kCaptureCount> capture_group;  // group number per capture name, 0 = none
     std::vector<std::string> unique;
   };
-  std::vector<Pattern> patterns;                       // Set index -> pattern
-  std::vector<std::vector<std::unique_ptr<RE2>>> ignore;  // per filter
+  std::vector<Pattern> patterns;  // Set index -> pattern; ignore patterns have index -1
   std::unique_ptr<RE2::Set> set;
+  size_t filters = 0;
   int max_groups = 0;
 };
 
@@ -87,30 +87,33 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
   RE2::Options set_options = PatternOptions();
   set_options.set_max_mem(64 << 20);
   impl->set = std::make_unique<RE2::Set>(set_options, RE2::ANCHOR_START);
-  impl->ignore.resize(filters.size());
-  for (size_t f = 0; f < filters.size(); ++f) {
-    const FilterSpec& spec = *filters[f];
-    for (const PatternSpec& ig : spec.ignore) {
-      if (auto r = CheckRegex(ig, true); !r) return Fail(r.error());
-      impl->ignore[f].push_back(std::make_unique<RE2>(ExpandPatternMacros(ig.regex), PatternOptions()));
-    }
-    for (size_t i = 0; i < spec.patterns.size(); ++i) {
-      const PatternSpec& p = spec.patterns[i];
-      if (auto r = CheckRegex(p, false); !r) return Fail(r.error());
-      std::string expanded = ExpandPatternMacros(p.regex);
-      Impl::Pattern pat{static_cast<int>(f), static_cast<int>(i),
-                        std::make_unique<RE2>(expanded, PatternOptions()), 0, {}, p.unique};
+  impl->filters = filters.size();
+  // Ignore regexes join the same RE2::Set as the patterns, anchored like them, so refusing a
+  // line costs no second search.
+  auto add = [&](const PatternSpec& p, int filter, int index, bool is_ignore) -> Result<void> {
+    if (auto r = CheckRegex(p, is_ignore); !r) return r;
+    std::string expanded = ExpandPatternMacros(p.regex);
+    Impl::Pattern pat{filter, index, nullptr, 0, {}, p.unique};
+    if (!is_ignore) {
+      pat.re = std::make_unique<RE2>(expanded, PatternOptions());
       pat.groups = pat.re->NumberOfCapturingGroups();
       impl->max_groups = std::max(impl->max_groups, pat.groups);
       for (const auto& [name, group] : pat.re->NamedCapturingGroups()) {
         for (int c = 0; c < kCaptureCount; ++c)
-          if (name == kCaptureNames[c]) pat.capture_group[c] = group;
+          if (name == kCaptureNames[c]) pat.capture_group[static_cast<size_t>(c)] = group;
       }
-      std::string err;
-      int idx = impl->set->Add(expanded, &err);
-      if (idx < 0) return Fail(Error{"regex rejected by RE2: " + err, p.where});
-      impl->patterns.push_back(std::move(pat));
     }
+    std::string err;
+    if (impl->set->Add(expanded, &err) < 0) return Fail(Error{"regex rejected by RE2: " + err, p.where});
+    impl->patterns.push_back(std::move(pat));
+    return {};
+  };
+  for (size_t f = 0; f < filters.size(); ++f) {
+    const FilterSpec& spec = *filters[f];
+    for (const PatternSpec& ig : spec.ignore)
+      if (auto r = add(ig, static_cast<int>(f), -1, true); !r) return Fail(r.error());
+    for (size_t i = 0; i < spec.patterns.size(); ++i)
+      if (auto r = add(spec.patterns[i], static_cast<int>(f), static_cast<int>(i), false); !r) return Fail(r.error());
   }
   if (!impl->patterns.empty() && !impl->set->Compile()) return Fail("the combined filter set is too large for RE2");
   return std::unique_ptr<FilterSet>(new FilterSet(std::move(impl)));
@@ -126,9 +129,6 @@ bool OccursExactlyOnce(std::string_view text, std::string_view lit) {
 int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) const {
   if (impl_->patterns.empty()) return 0;
   re2::StringPiece text(message.data(), message.size());
-  // Most lines match nothing. Asked without a result vector, RE2 stops at the earliest match
-  // and allocates nothing, so that cheap question comes first.
-  if (!impl_->set->Match(text, nullptr)) return 0;
   thread_local std::vector<int> ids;
   ids.clear();
   if (!impl_->set->Match(text, &ids)) return 0;
@@ -138,23 +138,18 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
   std::array<re2::StringPiece, 32> groups;
   for (int id : ids) {
     const Impl::Pattern& p = impl_->patterns[static_cast<size_t>(id)];
-    if (p.filter == last_filter) continue;  // first pattern of a filter wins
+    // A filter's ignore entries come before its patterns in the Set, so they are seen first.
+    if (p.filter == last_filter) continue;  // ignored, or its first pattern already won
+    last_filter = p.filter;
+    if (p.index < 0) continue;  // an ignore regex matched: nothing from this filter
     int n = std::min(p.groups + 1, static_cast<int>(groups.size()));
-    if (!p.re->Match(re2::StringPiece(message.data(), message.size()), 0, message.size(), RE2::ANCHOR_START,
-                     groups.data(), n))
-      continue;
+    if (!p.re->Match(text, 0, message.size(), RE2::ANCHOR_START, groups.data(), n)) continue;
     bool ok = true;
     for (const std::string& lit : p.unique) ok = ok && OccursExactlyOnce(message, lit);
     if (!ok) {
       ++rejected;
-      last_filter = p.filter;
       continue;
     }
-    bool ignored = false;
-    for (const auto& ig : impl_->ignore[static_cast<size_t>(p.filter)])
-      if (RE2::PartialMatch(re2::StringPiece(message.data(), message.size()), *ig)) ignored = true;
-    last_filter = p.filter;
-    if (ignored) continue;
     PatternHit hit{p.filter, p.index, {}};
     std::string_view* fields[kCaptureCount] = {&hit.captures.ip,        &hit.captures.account, &hit.captures.sender,
                                                &hit.captures.recipient, &hit.captures.id,      &hit.captures.session,

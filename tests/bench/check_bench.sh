@@ -37,10 +37,19 @@ if command -v fail2ban-regex >/dev/null 2>&1; then
   t_f2b=$(python3 -c "import time; print(round($(date +%s.%N) - $start, 2))")
   printf '%-52s %10s %14s\n' "fail2ban-regex (filter.d/postfix.conf)" "$t_f2b" "$(python3 -c "print(int($lines/$t_f2b))")"
   printf 'ratio relayban -j postfix : fail2ban-regex = %sx\n' "$(python3 -c "print(round($t_f2b/$t_pf, 1))")"
+  start=$(date +%s.%N)
+  fail2ban-regex "$data" "/etc/fail2ban/filter.d/postfix.conf[mode=aggressive]" >/dev/null 2>&1 || true
+  t_f2a=$(python3 -c "import time; print(round($(date +%s.%N) - $start, 2))")
+  printf '%-52s %10s %14s\n' "fail2ban-regex (postfix.conf[mode=aggressive])" "$t_f2a" "$(python3 -c "print(int($lines/$t_f2a))")"
+  printf 'ratio relayban -j postfix : fail2ban-regex aggressive = %sx\n' "$(python3 -c "print(round($t_f2a/$t_pf, 1))")"
 else
   echo "fail2ban-regex not installed: packaging/install-deps.sh --bench"
 fi
-if command -v grep >/dev/null; then
-  read -r t_grep _ < <(measure grep -c -F -e 'SASL' -e 'Relay access' "$data")
-  printf '%-52s %10s %14s\n' "grep -F with two literals (the ceiling)" "$t_grep" "$(python3 -c "print(int($lines/$t_grep))")"
-fi
+TIMEFORMAT=%R
+t_grep=999
+for _ in 1 2 3; do
+  # (GNU grep stops at the first match when its output is /dev/null: count into a pipe)
+  t=$( { time grep -c -F -e SASL -e "Relay access" "$data" | cat >/dev/null; } 2>&1 )
+  t_grep=$(python3 -c "print(min($t_grep, $t))")
+done
+printf '%-52s %10s %14s\n' "grep -F with two literals (the ceiling)" "$t_grep" "$(python3 -c "print(int($lines/$t_grep))")"

@@ -153,7 +153,7 @@ TEST_CASE("an ordinary user relaying a few mails gets no verdict") {
   CHECK(r.engine->accounts().Snapshot()[0].verdicts.empty());
 }
 
-TEST_CASE("relays join their account through the message id; a relay without one is not charged") {
+TEST_CASE("relays join their account through the message id, a relay without one is not charged") {
   Rig r;
   r.Feed("2026-11-18T10:00:00Z ok user=sales ip=198.51.100.23 id=Q1");
   r.Feed("2026-11-18T10:00:01Z relay id=Q1 to=a@msn.com");

@@ -1,0 +1,72 @@
+// Firewall: where ban orders end up. The product's implementation talks nftables over
+// netlink (NftFirewall); DryRunFirewall only reports what it would do; tests use the
+// recording fake in tests/fakes/. The interface exists so the engine and daemon can be
+// tested without a kernel. Not thread-safe: the daemon's loop thread owns it.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "relayban/core/duration.hpp"
+#include "relayban/core/ip_address.hpp"
+#include "relayban/core/result.hpp"
+
+namespace relayban {
+
+struct FirewallOrder {
+  enum class Kind : uint8_t { kBan, kUnban };
+  Kind kind = Kind::kBan;
+  Prefix target;
+  Seconds timeout{0};  // kBan: how long, counted by the kernel; 0 = permanent
+};
+
+struct FirewallElement {
+  Prefix target;
+  std::optional<Micros> remaining;  // nullopt = permanent
+  std::optional<Seconds> timeout;   // as given when added; nullopt = permanent
+};
+
+struct ApplyReport {
+  size_t added = 0;
+  size_t removed = 0;
+  // Orders not carried out, each with the address it concerns (e.g. covered by a wider ban).
+  std::vector<std::pair<Prefix, std::string>> skipped;
+};
+
+struct FirewallSpecOptions {
+  std::string table = "relayban";
+  bool input = true;
+  bool forward = false;  // for routers: the input hook never sees forwarded packets
+  bool reject = false;   // reject (ICMP admin-prohibited / TCP reset) instead of drop
+  // Table ownership (kernel >= 6.9: OWNER|PERSIST): nobody else may change the table while we
+  // run, and bans stay and keep expiring if we die. kNone keeps a table anyone may change.
+  enum class Ownership : uint8_t { kAuto, kNone } ownership = Ownership::kAuto;
+};
+
+class Firewall {
+ public:
+  virtual ~Firewall() = default;
+  // Creates the table, sets, chains and rules, idempotently (and re-adopts an orphaned
+  // owned table). Leaves every other table alone.
+  virtual Result<void> EnsureTable() = 0;
+  // Applies the orders in one transaction. A ban of an address already banned replaces its
+  // timeout; an unban of an address not banned succeeds. Errors name the address concerned.
+  virtual Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) = 0;
+  // Current elements with their remaining time.
+  virtual Result<std::vector<FirewallElement>> List() = 0;
+  // False if someone removed or changed the table, its sets, chains or rules.
+  virtual Result<bool> Intact() = 0;
+  // Builds the table anew and adds `bans` in the same transaction.
+  virtual Result<void> Rebuild(const std::vector<FirewallOrder>& bans) = 0;
+  // Removes the table (for --flush-on-exit and package purge).
+  virtual Result<void> Remove() = 0;
+  virtual std::string Describe() const = 0;
+};
+
+// Reports every call through `log` and keeps the bans in memory; needs no privileges.
+std::unique_ptr<Firewall> MakeDryRunFirewall(std::function<void(const std::string&)> log);
+
+}  // namespace relayban

@@ -1,0 +1,334 @@
+#include "nft_firewall.hpp"
+
+#include <linux/netfilter/nf_tables.h>
+#include <sys/utsname.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstring>
+#include <libmnl/libmnl.h>
+
+namespace relayban {
+namespace {
+
+std::string ErrnoText(int e) { return std::strerror(e); }
+
+bool Contains(const Prefix& wide, const Prefix& narrow) {
+  return wide.length() < narrow.length() && wide.Contains(narrow.address());
+}
+
+}  // namespace
+
+KernelCaps ProbeKernel() {
+  KernelCaps c;
+  utsname u{};
+  if (uname(&u) != 0) return c;
+  int major = 0, minor = 0;
+  if (std::sscanf(u.release, "%d.%d", &major, &minor) != 2) return c;
+  auto at_least = [&](int M, int m) { return major > M || (major == M && minor >= m); };
+  c.destroy = at_least(6, 3);
+  c.persist = at_least(6, 9);
+  c.end_ack = at_least(6, 10);
+  c.timeout_update = at_least(6, 12);
+  return c;
+}
+
+NftFirewall::NftFirewall(std::unique_ptr<nft::NetlinkSocket> sock, FirewallSpecOptions o, KernelCaps caps)
+    : sock_(std::move(sock)), opt_(std::move(o)), caps_(caps) {
+  table_flags_ = (opt_.ownership == FirewallSpecOptions::Ownership::kAuto && caps_.persist)
+                     ? nft::kTableFlagOwner | nft::kTableFlagPersist
+                     : 0;
+}
+
+Result<std::unique_ptr<NftFirewall>> NftFirewall::Open(const FirewallSpecOptions& options) {
+  auto sock = nft::NetlinkSocket::Open();
+  if (!sock) return Fail(sock.error());
+  return std::unique_ptr<NftFirewall>(new NftFirewall(std::move(sock.value()), options, ProbeKernel()));
+}
+
+std::string NftFirewall::Describe() const {
+  std::string s = "nftables table inet " + opt_.table;
+  if (table_flags_ & nft::kTableFlagPersist) s += " (owner, persist)";
+  return s;
+}
+
+nft::SchemaOptions NftFirewall::Schema() const {
+  return {opt_.table, opt_.input, opt_.forward, opt_.reject, table_flags_};
+}
+
+Result<NftFirewall::Commit> NftFirewall::Send(nft::BatchBuilder& b, const std::vector<Prefix>& element_targets) {
+  auto sent = sock_->SendBatch(b.bytes());
+  if (!sent) return Fail(sent.error());
+  Commit c;
+  c.uncertain = sent->lost_acks;
+  uint32_t end_seq = b.messages().back().seq;
+  bool end_acked = false;
+  for (const nft::Ack& a : sent->acks) {
+    if (a.seq == end_seq && a.error == 0) end_acked = true;
+    if (a.error == 0 || c.error != 0) continue;
+    c.error = a.error;
+    auto m = std::find_if(b.messages().begin(), b.messages().end(), [&](const nft::MsgInfo& mi) { return mi.seq == a.seq; });
+    if (m == b.messages().end()) continue;
+    switch (m->kind) {
+      case nft::MsgKind::kBegin: c.where = "transaction"; break;
+      case nft::MsgKind::kTable: c.where = "table"; break;
+      case nft::MsgKind::kSet: c.where = "set"; break;
+      case nft::MsgKind::kChain:
+      case nft::MsgKind::kFlushChain: c.where = "chain"; break;
+      case nft::MsgKind::kRule: c.where = "rule"; break;
+      case nft::MsgKind::kDelTable: c.where = "table"; break;
+      case nft::MsgKind::kEnd: c.where = "commit"; break;
+      case nft::MsgKind::kAddElems:
+      case nft::MsgKind::kDelElems: {
+        // The extended ack's offset points at the failing element's nest, whose type is
+        // its 1-based index within the message.
+        size_t idx = m->first;
+        if (a.offset >= sizeof(nlmsghdr) && m->offset + a.offset + sizeof(nlattr) <= b.bytes().size()) {
+          auto* attr = reinterpret_cast<const nlattr*>(b.bytes().data() + m->offset + a.offset);
+          uint16_t n = mnl_attr_get_type(attr);
+          if (n >= 1 && n <= m->count) idx = m->first + n - 1;
+        }
+        c.where = idx < element_targets.size() ? "element " + element_targets[idx].ToString() : "elements";
+        break;
+      }
+    }
+  }
+  if (c.error == 0 && caps_.end_ack && !end_acked) c.uncertain = true;
+  return c;
+}
+
+Result<int> NftFirewall::Exists(uint16_t msg_type, const std::string& name) {
+  return sock_->Request(nft::GetObjectRequest(msg_type, opt_.table, name, sock_->NextSeq()), [](const nlmsghdr*) {});
+}
+
+Result<std::optional<uint32_t>> NftFirewall::GenId() {
+  std::optional<uint32_t> gen;
+  auto r = sock_->Request(nft::GetGenRequest(sock_->NextSeq()), [&](const nlmsghdr* nlh) { gen = nft::ParseGenId(nlh); });
+  if (!r) return Fail(r.error());
+  return gen;
+}
+
+Result<void> NftFirewall::EnsureTable() {
+  nft::BatchBuilder b(sock_->NextSeq());
+  b.Begin();
+  b.Schema(Schema());
+  b.End(caps_.end_ack);
+  auto c = Send(b, {});
+  if (!c) return Fail(c.error());
+  if (c->error == EOPNOTSUPP && c->where == "table") {
+    // The table exists with other flags (made by an older relayban, or with ownership off):
+    // build it anew in one transaction and keep its bans.
+    auto old = List();
+    std::vector<FirewallOrder> keep;
+    if (old)
+      for (const auto& e : *old)
+        keep.push_back({FirewallOrder::Kind::kBan, e.target,
+                        e.remaining ? std::chrono::duration_cast<Seconds>(*e.remaining) + Seconds(1) : Seconds(0)});
+    return Rebuild(keep);
+  }
+  if (c->error == EPERM)
+    return Fail("cannot change table inet " + opt_.table + ": " + ErrnoText(EPERM) +
+                " (not root / no CAP_NET_ADMIN, or another process owns the table)");
+  if (c->error) return Fail("creating table inet " + opt_.table + " failed at " + c->where + ": " + ErrnoText(c->error));
+  if (auto r = Resync(); !r) return r;
+  return {};
+}
+
+Result<void> NftFirewall::Resync() {
+  auto elems = List();
+  if (!elems) return Fail(elems.error());
+  shadow_.clear();
+  Clock::time_point now = Clock::now();
+  for (const auto& e : *elems)
+    shadow_[e.target] = e.remaining ? now + std::chrono::duration_cast<Clock::duration>(*e.remaining) : Clock::time_point::max();
+  auto gen = GenId();
+  if (gen) gen_ = *gen;
+  return {};
+}
+
+void NftFirewall::AddElements(nft::BatchBuilder& b, bool add, const std::vector<std::pair<Prefix, Seconds>>& items,
+                              std::vector<Prefix>& targets) {
+  for (bool v4 : {true, false}) {
+    std::vector<nft::ElementKey> keys;
+    std::vector<Prefix> key_targets;
+    for (const auto& [p, timeout] : items) {
+      if (p.address().is_v4() != v4) continue;
+      std::optional<uint64_t> ms;
+      if (add && timeout.count() > 0) ms = static_cast<uint64_t>(timeout.count()) * 1000;
+      for (const auto& k : nft::IntervalElements(p, ms)) {
+        keys.push_back(k);
+        key_targets.push_back(p);
+      }
+    }
+    if (keys.empty()) continue;
+    // Element indexes in the batch's messages count from 0 within this call; make them
+    // global by offsetting into `targets`.
+    size_t base = targets.size();
+    targets.insert(targets.end(), key_targets.begin(), key_targets.end());
+    size_t before = b.messages().size();
+    uint16_t type = add ? uint16_t{NFT_MSG_NEWSETELEM}
+                        : (caps_.destroy ? nft::kMsgDestroySetElem : uint16_t{NFT_MSG_DELSETELEM});
+    b.Elements(type, opt_.table, v4, keys);
+    // Shift the new messages' element indexes by `base`.
+    auto& msgs = const_cast<std::vector<nft::MsgInfo>&>(b.messages());
+    for (size_t i = before; i < msgs.size(); ++i) msgs[i].first += base;
+  }
+}
+
+Result<ApplyReport> NftFirewall::Apply(const std::vector<FirewallOrder>& orders) {
+  auto r = ApplyOnce(orders);
+  if (r) return r;
+  // The kernel disagreed with what we believed (an element added or expired behind our
+  // back, or acks lost): read the sets again and try once more.
+  if (auto s = Resync(); !s) return Fail(s.error());
+  return ApplyOnce(orders);
+}
+
+Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& orders) {
+  ApplyReport report;
+  Clock::time_point now = Clock::now();
+  for (auto it = shadow_.begin(); it != shadow_.end();) {
+    if (it->second <= now) it = shadow_.erase(it);
+    else ++it;
+  }
+  // Last order per target wins; wider prefixes first so narrower ones can see them.
+  std::map<Prefix, FirewallOrder> last;
+  for (const auto& o : orders) last[o.target] = o;
+  std::vector<FirewallOrder> sorted;
+  for (auto& [p, o] : last) sorted.push_back(o);
+  std::stable_sort(sorted.begin(), sorted.end(), [](const FirewallOrder& a, const FirewallOrder& b) {
+    return a.target.length() < b.target.length();
+  });
+  std::vector<std::pair<Prefix, Seconds>> dels, adds;
+  auto shadow = shadow_;
+  for (const auto& o : sorted) {
+    const Prefix& t = o.target;
+    auto wider = std::find_if(shadow.begin(), shadow.end(), [&](const auto& kv) { return Contains(kv.first, t); });
+    if (o.kind == FirewallOrder::Kind::kUnban) {
+      if (shadow.count(t) || caps_.destroy) {
+        dels.push_back({t, Seconds(0)});
+        shadow.erase(t);
+      }
+      if (wider != shadow.end()) report.skipped.push_back({t, "inside the ban of " + wider->first.ToString()});
+      continue;
+    }
+    if (wider != shadow.end()) {
+      report.skipped.push_back({t, "already covered by the ban of " + wider->first.ToString()});
+      continue;
+    }
+    // Narrower bans inside this one would overlap its interval: replace them.
+    for (auto it = shadow.begin(); it != shadow.end();) {
+      if (Contains(t, it->first)) {
+        dels.push_back({it->first, Seconds(0)});
+        it = shadow.erase(it);
+      } else {
+        ++it;
+      }
+    }
+    // Re-adding refreshes the timeout only on 6.12+; delete and add in one transaction.
+    if (shadow.count(t)) dels.push_back({t, Seconds(0)});
+    adds.push_back({t, o.timeout});
+    shadow[t] = o.timeout.count() > 0 ? now + o.timeout : Clock::time_point::max();
+  }
+  if (dels.empty() && adds.empty()) return report;
+  nft::BatchBuilder b(sock_->NextSeq());
+  std::vector<Prefix> targets;
+  b.Begin();
+  AddElements(b, false, dels, targets);
+  AddElements(b, true, adds, targets);
+  b.End(caps_.end_ack);
+  auto c = Send(b, targets);
+  if (!c) return Fail(c.error());
+  if (c->error) return Fail(c->where + ": " + ErrnoText(c->error));
+  if (c->uncertain) return Fail("the kernel's acks were lost (ENOBUFS) or incomplete");
+  shadow_ = std::move(shadow);
+  report.added = adds.size();
+  report.removed = dels.size() - std::count_if(dels.begin(), dels.end(), [&](const auto& d) {
+                     return std::any_of(adds.begin(), adds.end(), [&](const auto& a) { return a.first == d.first; });
+                   });
+  return report;
+}
+
+Result<std::vector<FirewallElement>> NftFirewall::List() {
+  std::vector<FirewallElement> out;
+  for (bool v4 : {true, false}) {
+    std::vector<nft::DumpedElement> raw;
+    auto r = sock_->Request(nft::DumpElementsRequest(opt_.table, v4, sock_->NextSeq()), [&](const nlmsghdr* nlh) {
+      auto e = nft::ParseSetElements(nlh);
+      raw.insert(raw.end(), e.begin(), e.end());
+    });
+    if (!r) return Fail(r.error());
+    if (*r < 0) return Fail("listing set " + std::string(nft::SetName(v4)) + " of table inet " + opt_.table + ": " + ErrnoText(-*r));
+    auto paired = nft::PairIntervals(std::move(raw), v4);
+    out.insert(out.end(), paired.begin(), paired.end());
+  }
+  return out;
+}
+
+Result<bool> NftFirewall::Intact() {
+  auto gen = GenId();
+  if (!gen) return Fail(gen.error());
+  if (*gen && gen_ && **gen == *gen_) return true;  // nothing committed anywhere since we looked
+  // Something changed somewhere (any table): check that ours is still whole.
+  auto table = Exists(NFT_MSG_GETTABLE, "");
+  if (!table) return Fail(table.error());
+  if (*table != 0) return false;
+  for (const char* set : {"ban4", "ban6"}) {
+    auto s = Exists(NFT_MSG_GETSET, set);
+    if (!s) return Fail(s.error());
+    if (*s != 0) return false;
+  }
+  std::vector<std::string> chains;
+  if (opt_.input) chains.push_back("input");
+  if (opt_.forward) chains.push_back("forward");
+  for (const auto& ch : chains) {
+    auto c = Exists(NFT_MSG_GETCHAIN, ch);
+    if (!c) return Fail(c.error());
+    if (*c != 0) return false;
+  }
+  size_t rules = 0;
+  auto r = sock_->Request(nft::DumpRulesRequest(opt_.table, sock_->NextSeq()), [&](const nlmsghdr*) { ++rules; });
+  if (!r) return Fail(r.error());
+  if (rules != chains.size() * 2) return false;
+  gen_ = *gen;
+  return true;
+}
+
+Result<void> NftFirewall::Rebuild(const std::vector<FirewallOrder>& bans) {
+  auto exists = Exists(NFT_MSG_GETTABLE, "");
+  if (!exists) return Fail(exists.error());
+  nft::BatchBuilder b(sock_->NextSeq());
+  b.Begin();
+  if (*exists == 0) b.DeleteTable(opt_.table);
+  b.Schema(Schema());
+  std::vector<std::pair<Prefix, Seconds>> adds;
+  std::map<Prefix, Seconds> unique;
+  for (const auto& o : bans)
+    if (o.kind == FirewallOrder::Kind::kBan) unique[o.target] = o.timeout;
+  // Drop bans covered by wider ones: overlapping intervals would abort the transaction.
+  for (const auto& [p, t] : unique) {
+    bool covered = std::any_of(unique.begin(), unique.end(), [&](const auto& kv) { return Contains(kv.first, p); });
+    if (!covered) adds.push_back({p, t});
+  }
+  std::vector<Prefix> targets;
+  AddElements(b, true, adds, targets);
+  b.End(caps_.end_ack);
+  auto c = Send(b, targets);
+  if (!c) return Fail(c.error());
+  if (c->error) return Fail("rebuilding table inet " + opt_.table + " failed at " + c->where + ": " + ErrnoText(c->error));
+  return Resync();
+}
+
+Result<void> NftFirewall::Remove() {
+  nft::BatchBuilder b(sock_->NextSeq());
+  b.Begin();
+  b.DeleteTable(opt_.table);
+  b.End(caps_.end_ack);
+  auto c = Send(b, {});
+  if (!c) return Fail(c.error());
+  if (c->error && c->error != ENOENT) return Fail("removing table inet " + opt_.table + ": " + ErrnoText(c->error));
+  shadow_.clear();
+  return {};
+}
+
+}  // namespace relayban

@@ -1,0 +1,69 @@
+// NftFirewall: the Firewall on nftables through netlink (libnftnl + libmnl), the product's
+// backend. Builds `table inet <name>` with interval+timeout sets ban4/ban6 and base chains
+// that drop (or reject) their members; each ban is an element with a kernel timeout, so bans
+// expire even if relayban is gone. Never runs nft and never touches another table.
+#pragma once
+
+#include <chrono>
+#include <map>
+#include <memory>
+
+#include "netlink_socket.hpp"
+#include "nft_codec.hpp"
+#include "relayban/firewall/firewall.hpp"
+
+namespace relayban {
+
+struct KernelCaps {
+  bool end_ack = false;      // ack on BATCH_END (6.10)
+  bool destroy = false;      // DESTROYSETELEM, absent keys are no error (6.3)
+  bool persist = false;      // NFT_TABLE_F_PERSIST (6.9)
+  bool timeout_update = false;  // re-adding an element refreshes its timeout (6.12)
+};
+
+// Reads the running kernel's version and what it implies.
+KernelCaps ProbeKernel();
+
+class NftFirewall : public Firewall {
+ public:
+  static Result<std::unique_ptr<NftFirewall>> Open(const FirewallSpecOptions& options);
+
+  Result<void> EnsureTable() override;
+  Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) override;
+  Result<std::vector<FirewallElement>> List() override;
+  Result<bool> Intact() override;
+  Result<void> Rebuild(const std::vector<FirewallOrder>& bans) override;
+  Result<void> Remove() override;
+  std::string Describe() const override;
+
+  const KernelCaps& caps() const { return caps_; }
+  uint32_t table_flags() const { return table_flags_; }
+
+ private:
+  using Clock = std::chrono::steady_clock;
+  NftFirewall(std::unique_ptr<nft::NetlinkSocket> sock, FirewallSpecOptions o, KernelCaps caps);
+
+  struct Commit {
+    int error = 0;           // first errno reported, 0 if none
+    std::string where;       // what it concerned ("element 192.0.2.1", "table", ...)
+    bool uncertain = false;  // acks were lost or the END ack is missing: re-read the kernel
+  };
+  Result<Commit> Send(nft::BatchBuilder& b, const std::vector<Prefix>& element_targets);
+  nft::SchemaOptions Schema() const;
+  void AddElements(nft::BatchBuilder& b, bool add, const std::vector<std::pair<Prefix, Seconds>>& items,
+                   std::vector<Prefix>& targets);
+  Result<ApplyReport> ApplyOnce(const std::vector<FirewallOrder>& orders);
+  Result<void> Resync();
+  Result<std::optional<uint32_t>> GenId();
+  Result<int> Exists(uint16_t msg_type, const std::string& name);
+
+  std::unique_ptr<nft::NetlinkSocket> sock_;
+  FirewallSpecOptions opt_;
+  KernelCaps caps_;
+  uint32_t table_flags_ = 0;
+  std::optional<uint32_t> gen_;
+  // What we believe is in the sets: target -> end (time_point::max() = permanent).
+  std::map<Prefix, Clock::time_point> shadow_;
+};
+
+}  // namespace relayban

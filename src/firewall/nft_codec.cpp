@@ -20,7 +20,8 @@
 namespace relayban::nft {
 namespace {
 
-constexpr uint32_t kSetIdV4 = 1, kSetIdV6 = 2;
+// Transaction-local ids, so rules can refer to sets created in the same batch.
+uint32_t SetId(bool v4, bool net) { return (v4 ? 1u : 2u) + (net ? 2u : 0u); }
 constexpr int32_t kChainPriority = -5;  // "filter - 5": before ordinary filter chains
 
 // Adds 1 to a big-endian number of `len` bytes; false on overflow (top of the space).
@@ -40,7 +41,19 @@ void AddExpr(nftnl_rule* r, nftnl_expr* e) { nftnl_rule_add_expr(r, e); }
 
 }  // namespace
 
-const char* SetName(bool v4) { return v4 ? "ban4" : "ban6"; }
+const char* SetName(bool v4, bool net) {
+  if (net) return v4 ? "ban4_net" : "ban6_net";
+  return v4 ? "ban4" : "ban6";
+}
+
+std::vector<ElementKey> ElementsFor(const Prefix& p, std::optional<uint64_t> timeout_ms) {
+  if (IsNet(p)) return IntervalElements(p, timeout_ms);
+  ElementKey k;
+  k.len = p.address().is_v4() ? 4 : 16;
+  std::copy_n(p.address().bytes().begin(), k.len, k.key.begin());
+  k.timeout_ms = timeout_ms;
+  return {k};
+}
 
 std::vector<ElementKey> IntervalElements(const Prefix& p, std::optional<uint64_t> timeout_ms) {
   std::vector<ElementKey> out;
@@ -99,19 +112,21 @@ void BatchBuilder::Schema(const SchemaOptions& o) {
     nftnl_table_nlmsg_build_payload(nlh, t.get());
     Commit(p, MsgKind::kTable);
   }
-  for (bool v4 : {true, false}) {
-    std::unique_ptr<nftnl_set, SetDeleter> s(nftnl_set_alloc());
-    nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, o.table.c_str());
-    nftnl_set_set_str(s.get(), NFTNL_SET_NAME, SetName(v4));
-    nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, v4 ? 4 : 16);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, v4 ? 7 : 8);  // nft's ipv4_addr / ipv6_addr
-    nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, NFT_SET_INTERVAL | NFT_SET_TIMEOUT);
-    nftnl_set_set_u32(s.get(), NFTNL_SET_ID, v4 ? kSetIdV4 : kSetIdV6);
-    char* p = Reserve(MNL_SOCKET_BUFFER_SIZE);
-    nlmsghdr* nlh = nftnl_nlmsg_build_hdr(p, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK, seq_++);
-    nftnl_set_nlmsg_build_payload(nlh, s.get());
-    Commit(p, MsgKind::kSet);
+  for (bool net : {false, true}) {
+    for (bool v4 : {true, false}) {
+      std::unique_ptr<nftnl_set, SetDeleter> s(nftnl_set_alloc());
+      nftnl_set_set_str(s.get(), NFTNL_SET_TABLE, o.table.c_str());
+      nftnl_set_set_str(s.get(), NFTNL_SET_NAME, SetName(v4, net));
+      nftnl_set_set_u32(s.get(), NFTNL_SET_FAMILY, NFPROTO_INET);
+      nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_LEN, v4 ? 4 : 16);
+      nftnl_set_set_u32(s.get(), NFTNL_SET_KEY_TYPE, v4 ? 7 : 8);  // nft's ipv4_addr / ipv6_addr
+      nftnl_set_set_u32(s.get(), NFTNL_SET_FLAGS, net ? NFT_SET_INTERVAL | NFT_SET_TIMEOUT : NFT_SET_TIMEOUT);
+      nftnl_set_set_u32(s.get(), NFTNL_SET_ID, SetId(v4, net));
+      char* p = Reserve(MNL_SOCKET_BUFFER_SIZE);
+      nlmsghdr* nlh = nftnl_nlmsg_build_hdr(p, NFT_MSG_NEWSET, NFPROTO_INET, NLM_F_CREATE | NLM_F_ACK, seq_++);
+      nftnl_set_nlmsg_build_payload(nlh, s.get());
+      Commit(p, MsgKind::kSet);
+    }
   }
   std::vector<std::pair<const char*, uint32_t>> chains;
   if (o.input) chains.emplace_back("input", NF_INET_LOCAL_IN);
@@ -140,7 +155,8 @@ void BatchBuilder::Schema(const SchemaOptions& o) {
     nftnl_rule_nlmsg_build_payload(nlh, flush.get());
     Commit(p, MsgKind::kFlushChain);
 
-    for (bool v4 : {true, false}) {
+    for (int set = 0; set < 4; ++set) {
+      bool v4 = set % 2 == 0, net = set >= 2;
       std::unique_ptr<nftnl_rule, RuleDeleter> r(nftnl_rule_alloc());
       nftnl_rule_set_str(r.get(), NFTNL_RULE_TABLE, o.table.c_str());
       nftnl_rule_set_str(r.get(), NFTNL_RULE_CHAIN, name);
@@ -164,8 +180,8 @@ void BatchBuilder::Schema(const SchemaOptions& o) {
       AddExpr(r.get(), payload);
       nftnl_expr* lookup = nftnl_expr_alloc("lookup");
       nftnl_expr_set_u32(lookup, NFTNL_EXPR_LOOKUP_SREG, NFT_REG_1);
-      nftnl_expr_set_str(lookup, NFTNL_EXPR_LOOKUP_SET, SetName(v4));
-      nftnl_expr_set_u32(lookup, NFTNL_EXPR_LOOKUP_SET_ID, v4 ? kSetIdV4 : kSetIdV6);
+      nftnl_expr_set_str(lookup, NFTNL_EXPR_LOOKUP_SET, SetName(v4, net));
+      nftnl_expr_set_u32(lookup, NFTNL_EXPR_LOOKUP_SET_ID, SetId(v4, net));
       AddExpr(r.get(), lookup);
       AddExpr(r.get(), nftnl_expr_alloc("counter"));
       if (o.reject) {
@@ -197,7 +213,8 @@ void BatchBuilder::DeleteTable(const std::string& table) {
   Commit(p, MsgKind::kDelTable);
 }
 
-void BatchBuilder::Elements(uint16_t msg_type, const std::string& table, bool v4, const std::vector<ElementKey>& elems) {
+void BatchBuilder::Elements(uint16_t msg_type, const std::string& table, bool v4, bool net,
+                            const std::vector<ElementKey>& elems) {
   MsgKind kind = msg_type == NFT_MSG_NEWSETELEM ? MsgKind::kAddElems : MsgKind::kDelElems;
   uint16_t flags = NLM_F_ACK | (kind == MsgKind::kAddElems ? NLM_F_CREATE : 0);
   size_t i = 0;
@@ -207,7 +224,7 @@ void BatchBuilder::Elements(uint16_t msg_type, const std::string& table, bool v4
     char* p = Reserve(kMaxMessage + 1024);
     nlmsghdr* nlh = nftnl_nlmsg_build_hdr(p, msg_type, NFPROTO_INET, flags, seq_++);
     mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table.c_str());
-    mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, SetName(v4));
+    mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, SetName(v4, net));
     nlattr* list = mnl_attr_nest_start(nlh, NFTA_SET_ELEM_LIST_ELEMENTS);
     size_t first = i;
     for (uint16_t n = 1; i < elems.size() && nlh->nlmsg_len + 64 < kMaxMessage; ++i, ++n) {
@@ -331,6 +348,19 @@ std::vector<FirewallElement> PairIntervals(std::vector<DumpedElement> elems, boo
   return out;
 }
 
+std::vector<FirewallElement> Singles(const std::vector<DumpedElement>& elems, bool v4) {
+  std::vector<FirewallElement> out;
+  for (const auto& d : elems) {
+    if (d.len != (v4 ? 4 : 16) || d.interval_end) continue;
+    FirewallElement fe;
+    fe.target = Prefix(ToAddress(d.key, v4));
+    if (d.timeout_ms) fe.timeout = Seconds(static_cast<int64_t>(*d.timeout_ms / 1000));
+    if (d.expiration_ms) fe.remaining = Micros(static_cast<int64_t>(*d.expiration_ms) * 1000);
+    out.push_back(fe);
+  }
+  return out;
+}
+
 std::vector<char> GetGenRequest(uint32_t seq) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETGEN, AF_UNSPEC, 0, seq);
@@ -347,11 +377,11 @@ std::optional<uint32_t> ParseGenId(const nlmsghdr* nlh) {
   return id;
 }
 
-std::vector<char> DumpElementsRequest(const std::string& table, bool v4, uint32_t seq) {
+std::vector<char> DumpElementsRequest(const std::string& table, bool v4, bool net, uint32_t seq) {
   std::vector<char> buf(MNL_SOCKET_BUFFER_SIZE);
   nlmsghdr* nlh = nftnl_nlmsg_build_hdr(buf.data(), NFT_MSG_GETSETELEM, NFPROTO_INET, NLM_F_DUMP, seq);
   mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_TABLE, table.c_str());
-  mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, SetName(v4));
+  mnl_attr_put_strz(nlh, NFTA_SET_ELEM_LIST_SET, SetName(v4, net));
   buf.resize(nlh->nlmsg_len);
   return buf;
 }

@@ -4,6 +4,7 @@
 #include <sys/utsname.h>
 
 #include <algorithm>
+#include <set>
 #include <cstdio>
 #include <cstring>
 #include <libmnl/libmnl.h>
@@ -148,30 +149,30 @@ Result<void> NftFirewall::Resync() {
 
 void NftFirewall::AddElements(nft::BatchBuilder& b, bool add, const std::vector<std::pair<Prefix, Seconds>>& items,
                               std::vector<Prefix>& targets) {
-  for (bool v4 : {true, false}) {
-    std::vector<nft::ElementKey> keys;
-    std::vector<Prefix> key_targets;
-    for (const auto& [p, timeout] : items) {
-      if (p.address().is_v4() != v4) continue;
-      std::optional<uint64_t> ms;
-      if (add && timeout.count() > 0) ms = static_cast<uint64_t>(timeout.count()) * 1000;
-      for (const auto& k : nft::IntervalElements(p, ms)) {
-        keys.push_back(k);
-        key_targets.push_back(p);
+  for (bool net : {false, true}) {
+    for (bool v4 : {true, false}) {
+      std::vector<nft::ElementKey> keys;
+      std::vector<Prefix> key_targets;
+      for (const auto& [p, timeout] : items) {
+        if (p.address().is_v4() != v4 || nft::IsNet(p) != net) continue;
+        std::optional<uint64_t> ms;
+        if (add && timeout.count() > 0) ms = static_cast<uint64_t>(timeout.count()) * 1000;
+        for (const auto& k : nft::ElementsFor(p, ms)) {
+          keys.push_back(k);
+          key_targets.push_back(p);
+        }
       }
+      if (keys.empty()) continue;
+      // The batch numbers elements per call; offset them into `targets`, which spans the
+      // whole transaction, so an error names the right address.
+      size_t base = targets.size();
+      targets.insert(targets.end(), key_targets.begin(), key_targets.end());
+      size_t before = b.messages().size();
+      uint16_t type = add ? uint16_t{NFT_MSG_NEWSETELEM}
+                          : (caps_.destroy ? nft::kMsgDestroySetElem : uint16_t{NFT_MSG_DELSETELEM});
+      b.Elements(type, opt_.table, v4, net, keys);
+      b.ShiftElementIndexes(before, base);
     }
-    if (keys.empty()) continue;
-    // Element indexes in the batch's messages count from 0 within this call; make them
-    // global by offsetting into `targets`.
-    size_t base = targets.size();
-    targets.insert(targets.end(), key_targets.begin(), key_targets.end());
-    size_t before = b.messages().size();
-    uint16_t type = add ? uint16_t{NFT_MSG_NEWSETELEM}
-                        : (caps_.destroy ? nft::kMsgDestroySetElem : uint16_t{NFT_MSG_DELSETELEM});
-    b.Elements(type, opt_.table, v4, keys);
-    // Shift the new messages' element indexes by `base`.
-    auto& msgs = const_cast<std::vector<nft::MsgInfo>&>(b.messages());
-    for (size_t i = before; i < msgs.size(); ++i) msgs[i].first += base;
   }
 }
 
@@ -201,9 +202,35 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   });
   std::vector<std::pair<Prefix, Seconds>> dels, adds;
   auto shadow = shadow_;
+  // Prefix lengths present per family: a wider ban can only have one of these lengths, so
+  // finding one is a few map lookups, not a scan.
+  std::set<int> lengths[2];
+  for (const auto& [p, end] : shadow) lengths[p.address().is_v4()].insert(p.length());
+  auto find_wider = [&](const Prefix& t) {
+    for (int l : lengths[t.address().is_v4()]) {
+      if (l >= t.length()) break;
+      auto it = shadow.find(Prefix(t.address(), l));
+      if (it != shadow.end()) return it;
+    }
+    return shadow.end();
+  };
+  // Narrower bans sort right after `t` (same address, longer) up to its last address.
+  auto erase_narrower = [&](const Prefix& t) {
+    for (auto it = shadow.upper_bound(t); it != shadow.end();) {
+      if (!Contains(t, it->first)) {
+        if (it->first.address().family() == t.address().family() && it->first.address() > t.address() &&
+            !t.Contains(it->first.address()))
+          break;  // past the end of `t`
+        ++it;
+        continue;
+      }
+      dels.push_back({it->first, Seconds(0)});
+      it = shadow.erase(it);
+    }
+  };
   for (const auto& o : sorted) {
     const Prefix& t = o.target;
-    auto wider = std::find_if(shadow.begin(), shadow.end(), [&](const auto& kv) { return Contains(kv.first, t); });
+    auto wider = find_wider(t);
     if (o.kind == FirewallOrder::Kind::kUnban) {
       if (shadow.count(t) || caps_.destroy) {
         dels.push_back({t, Seconds(0)});
@@ -217,18 +244,12 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
       continue;
     }
     // Narrower bans inside this one would overlap its interval: replace them.
-    for (auto it = shadow.begin(); it != shadow.end();) {
-      if (Contains(t, it->first)) {
-        dels.push_back({it->first, Seconds(0)});
-        it = shadow.erase(it);
-      } else {
-        ++it;
-      }
-    }
+    if (!t.is_single()) erase_narrower(t);
     // Re-adding refreshes the timeout only on 6.12+; delete and add in one transaction.
     if (shadow.count(t)) dels.push_back({t, Seconds(0)});
     adds.push_back({t, o.timeout});
     shadow[t] = o.timeout.count() > 0 ? now + o.timeout : Clock::time_point::max();
+    lengths[t.address().is_v4()].insert(t.length());
   }
   if (dels.empty() && adds.empty()) return report;
   nft::BatchBuilder b(sock_->NextSeq());
@@ -251,16 +272,20 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
 
 Result<std::vector<FirewallElement>> NftFirewall::List() {
   std::vector<FirewallElement> out;
-  for (bool v4 : {true, false}) {
-    std::vector<nft::DumpedElement> raw;
-    auto r = sock_->Request(nft::DumpElementsRequest(opt_.table, v4, sock_->NextSeq()), [&](const nlmsghdr* nlh) {
-      auto e = nft::ParseSetElements(nlh);
-      raw.insert(raw.end(), e.begin(), e.end());
-    });
-    if (!r) return Fail(r.error());
-    if (*r < 0) return Fail("listing set " + std::string(nft::SetName(v4)) + " of table inet " + opt_.table + ": " + ErrnoText(-*r));
-    auto paired = nft::PairIntervals(std::move(raw), v4);
-    out.insert(out.end(), paired.begin(), paired.end());
+  for (bool net : {false, true}) {
+    for (bool v4 : {true, false}) {
+      std::vector<nft::DumpedElement> raw;
+      auto r = sock_->Request(nft::DumpElementsRequest(opt_.table, v4, net, sock_->NextSeq()), [&](const nlmsghdr* nlh) {
+        auto e = nft::ParseSetElements(nlh);
+        raw.insert(raw.end(), e.begin(), e.end());
+      });
+      if (!r) return Fail(r.error());
+      if (*r < 0)
+        return Fail("listing set " + std::string(nft::SetName(v4, net)) + " of table inet " + opt_.table + ": " +
+                    ErrnoText(-*r));
+      auto got = net ? nft::PairIntervals(std::move(raw), v4) : nft::Singles(raw, v4);
+      out.insert(out.end(), got.begin(), got.end());
+    }
   }
   return out;
 }
@@ -273,7 +298,7 @@ Result<bool> NftFirewall::Intact() {
   auto table = Exists(NFT_MSG_GETTABLE, "");
   if (!table) return Fail(table.error());
   if (*table != 0) return false;
-  for (const char* set : {"ban4", "ban6"}) {
+  for (const char* set : {"ban4", "ban6", "ban4_net", "ban6_net"}) {
     auto s = Exists(NFT_MSG_GETSET, set);
     if (!s) return Fail(s.error());
     if (*s != 0) return false;
@@ -289,7 +314,7 @@ Result<bool> NftFirewall::Intact() {
   size_t rules = 0;
   auto r = sock_->Request(nft::DumpRulesRequest(opt_.table, sock_->NextSeq()), [&](const nlmsghdr*) { ++rules; });
   if (!r) return Fail(r.error());
-  if (rules != chains.size() * 2) return false;
+  if (rules != chains.size() * 4) return false;
   gen_ = *gen;
   return true;
 }

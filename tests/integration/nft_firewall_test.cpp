@@ -82,16 +82,19 @@ TEST_CASE("the table, chains and sets are created, twice without error, and othe
   REQUIRE(fw->EnsureTable());
   auto table = Sh("nft list table inet relayban");
   INFO(table);
-  CHECK(table.find("set ban4") != std::string::npos);
-  CHECK(table.find("set ban6") != std::string::npos);
+  for (const char* set : {"set ban4 {", "set ban6 {", "set ban4_net {", "set ban6_net {"})
+    CHECK(table.find(set) != std::string::npos);
   CHECK(table.find("flags interval,timeout") != std::string::npos);
+  CHECK(table.find("flags timeout") != std::string::npos);
   CHECK(table.find("hook input priority filter - 5; policy accept;") != std::string::npos);
   CHECK(table.find("ip saddr @ban4 counter packets 0 bytes 0 drop") != std::string::npos);
   CHECK(table.find("ip6 saddr @ban6 counter packets 0 bytes 0 drop") != std::string::npos);
-  // Exactly two rules, not four, after the second EnsureTable.
+  CHECK(table.find("ip saddr @ban4_net counter packets 0 bytes 0 drop") != std::string::npos);
+  CHECK(table.find("ip6 saddr @ban6_net counter packets 0 bytes 0 drop") != std::string::npos);
+  // Exactly four rules, not eight, after the second EnsureTable.
   size_t rules = 0;
   for (size_t pos = 0; (pos = table.find(" drop", pos)) != std::string::npos; ++pos) ++rules;
-  CHECK(rules == 2);
+  CHECK(rules == 4);
   auto other = Sh("nft list table inet other");
   CHECK(other.find("counter") != std::string::npos);
   REQUIRE(fw->Remove());
@@ -166,8 +169,9 @@ TEST_CASE("a /24 ban covers the addresses inside it, overlapping bans never abor
   auto l = Listed(*fw);
   CHECK(l.size() == 1);
   CHECK(l.count("203.0.113.0/24"));
-  CHECK(InSet("ban4", "203.0.113.200"));
-  CHECK_FALSE(InSet("ban4", "203.0.114.1"));
+  CHECK(InSet("ban4_net", "203.0.113.200"));
+  CHECK_FALSE(InSet("ban4_net", "203.0.114.1"));
+  CHECK_FALSE(InSet("ban4", "203.0.113.7"));  // replaced by the /24
   // The same in one batch, narrow first.
   REQUIRE(fw->Apply({Ban("198.51.100.5", 600), Ban("198.51.100.0/25", 600)}));
   CHECK(Listed(*fw).count("198.51.100.0/25"));
@@ -181,7 +185,8 @@ TEST_CASE("IPv6 single addresses and /64 prefixes") {
   auto l = Listed(*fw);
   CHECK(l.count("2001:db8:1::7"));
   CHECK(l.count("2001:db8:2::/64"));
-  CHECK(InSet("ban6", "2001:db8:2::ffff:1"));
+  CHECK(InSet("ban6_net", "2001:db8:2::ffff:1"));
+  CHECK(InSet("ban6", "2001:db8:1::7"));
   CHECK_FALSE(InSet("ban6", "2001:db8:1::8"));
   CHECK_FALSE(InSet("ban4", "32.1.13.184"));  // v4 set untouched
   fw->Remove();
@@ -203,8 +208,8 @@ TEST_CASE("an external nft flush ruleset is detected and the table rebuilt with 
   REQUIRE(fw->Rebuild(bans));
   CHECK(*fw->Intact());
   CHECK(Listed(*fw).size() == 2);
-  // A deleted set is noticed as well.
-  Sh("nft delete rule inet relayban input handle $(nft -a list chain inet relayban input | awk '/ban4/ {print $NF}')");
+  // A deleted rule is noticed as well.
+  Sh("nft delete rule inet relayban input handle $(nft -a list chain inet relayban input | awk '/@ban4 / {print $NF}')");
   CHECK_FALSE(*fw->Intact());
   REQUIRE(fw->Rebuild(bans));
   CHECK(*fw->Intact());
@@ -213,6 +218,18 @@ TEST_CASE("an external nft flush ruleset is detected and the table rebuilt with 
   CHECK(*fw->Intact());
   Sh("nft delete table inet unrelated");
   fw->Remove();
+}
+
+TEST_CASE("a ban into a table someone deleted fails with a clear error") {
+  FirewallSpecOptions o;
+  o.ownership = FirewallSpecOptions::Ownership::kNone;
+  auto fw = Fresh(o);
+  Sh("nft delete table inet relayban");
+  auto r = fw->Apply({Ban("192.0.2.50", 60)});
+  REQUIRE_FALSE(r);
+  INFO(r.error().ToString());
+  CHECK(r.error().ToString().find("No such file or directory") != std::string::npos);
+  CHECK_FALSE(*fw->Intact());
 }
 
 TEST_CASE("an owned table cannot be changed or flushed by others and outlives its process") {
@@ -274,7 +291,7 @@ TEST_CASE("packets from a banned address are dropped and counted, and pass after
   CHECK_FALSE(ping("2001:db8:99::1"));
   auto table = Sh("nft list chain inet relayban input");
   CHECK(table.find("@ban4 counter packets 0 ") == std::string::npos);  // the counters grew
-  CHECK(table.find("@ban6 counter packets 0 ") == std::string::npos);
+  CHECK(table.find("@ban6_net counter packets 0 ") == std::string::npos);
   REQUIRE(fw->Apply({Unban("10.99.0.2"), Unban("2001:db8:99::/64")}));
   CHECK(ping("10.99.0.1"));
   CHECK(ping("2001:db8:99::1"));

@@ -70,8 +70,9 @@ TEST_CASE("a schema transaction frames table, sets, chain, flush and rules betwe
   const auto& m = b.messages();
   std::vector<MsgKind> kinds;
   for (const auto& mi : m) kinds.push_back(mi.kind);
-  CHECK(kinds == std::vector<MsgKind>{MsgKind::kBegin, MsgKind::kTable, MsgKind::kSet, MsgKind::kSet, MsgKind::kChain,
-                                      MsgKind::kFlushChain, MsgKind::kRule, MsgKind::kRule, MsgKind::kEnd});
+  CHECK(kinds == std::vector<MsgKind>{MsgKind::kBegin, MsgKind::kTable, MsgKind::kSet, MsgKind::kSet, MsgKind::kSet,
+                                      MsgKind::kSet, MsgKind::kChain, MsgKind::kFlushChain, MsgKind::kRule,
+                                      MsgKind::kRule, MsgKind::kRule, MsgKind::kRule, MsgKind::kEnd});
   for (size_t i = 0; i < m.size(); ++i) CHECK(m[i].seq == 100 + i);  // unique, increasing
   // BEGIN addresses the nftables subsystem; END carries the ack request only when asked.
   auto* begin = At(b, 0);
@@ -91,16 +92,19 @@ TEST_CASE("a schema transaction frames table, sets, chain, flush and rules betwe
   CHECK(nftnl_table_get_u32(t, NFTNL_TABLE_FLAGS) == (kTableFlagOwner | kTableFlagPersist));
   nftnl_table_free(t);
 
-  for (int i : {2, 3}) {
+  const char* names[] = {"ban4", "ban6", "ban4_net", "ban6_net"};
+  for (int i = 0; i < 4; ++i) {
     nftnl_set* s = nftnl_set_alloc();
-    REQUIRE(nftnl_set_nlmsg_parse(At(b, static_cast<size_t>(i)), s) >= 0);
-    CHECK(std::string(nftnl_set_get_str(s, NFTNL_SET_NAME)) == (i == 2 ? "ban4" : "ban6"));
-    CHECK(nftnl_set_get_u32(s, NFTNL_SET_FLAGS) == (NFT_SET_INTERVAL | NFT_SET_TIMEOUT));
-    CHECK(nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == (i == 2 ? 4u : 16u));
+    REQUIRE(nftnl_set_nlmsg_parse(At(b, static_cast<size_t>(2 + i)), s) >= 0);
+    CHECK(std::string(nftnl_set_get_str(s, NFTNL_SET_NAME)) == names[i]);
+    // Single addresses in hash sets, prefixes in interval sets.
+    CHECK(nftnl_set_get_u32(s, NFTNL_SET_FLAGS) == (i >= 2 ? NFT_SET_INTERVAL | NFT_SET_TIMEOUT : NFT_SET_TIMEOUT));
+    CHECK(nftnl_set_get_u32(s, NFTNL_SET_KEY_LEN) == (i % 2 == 0 ? 4u : 16u));
     nftnl_set_free(s);
   }
 
-  for (int i : {6, 7}) {
+  for (int i : {8, 9, 10, 11}) {
+    bool v4 = i % 2 == 0;
     nftnl_rule* r = nftnl_rule_alloc();
     REQUIRE(nftnl_rule_nlmsg_parse(At(b, static_cast<size_t>(i)), r) >= 0);
     CHECK(std::string(nftnl_rule_get_str(r, NFTNL_RULE_CHAIN)) == "input");
@@ -112,11 +116,11 @@ TEST_CASE("a schema transaction frames table, sets, chain, flush and rules betwe
     uint32_t len = 0;
     auto* proto = static_cast<const uint8_t*>(nftnl_expr_get(cmp, NFTNL_EXPR_CMP_DATA, &len));
     CHECK(len == 1);
-    CHECK(*proto == (i == 6 ? NFPROTO_IPV4 : NFPROTO_IPV6));
+    CHECK(*proto == (v4 ? NFPROTO_IPV4 : NFPROTO_IPV6));
     nftnl_expr* payload = nftnl_expr_iter_next(it);
-    CHECK(nftnl_expr_get_u32(payload, NFTNL_EXPR_PAYLOAD_OFFSET) == (i == 6 ? 12u : 8u));
+    CHECK(nftnl_expr_get_u32(payload, NFTNL_EXPR_PAYLOAD_OFFSET) == (v4 ? 12u : 8u));
     nftnl_expr* lookup = nftnl_expr_iter_next(it);
-    CHECK(std::string(nftnl_expr_get_str(lookup, NFTNL_EXPR_LOOKUP_SET)) == (i == 6 ? "ban4" : "ban6"));
+    CHECK(std::string(nftnl_expr_get_str(lookup, NFTNL_EXPR_LOOKUP_SET)) == names[i - 8]);
     nftnl_expr_iter_next(it);
     nftnl_expr* verdict = nftnl_expr_iter_next(it);
     CHECK(static_cast<int>(nftnl_expr_get_u32(verdict, NFTNL_EXPR_IMM_VERDICT)) == NF_DROP);
@@ -141,8 +145,18 @@ TEST_CASE("forward chains and reject are built when asked") {
     nftnl_rule_free(r);
   }
   CHECK(chains == 2);
-  CHECK(rules == 4);
+  CHECK(rules == 8);
   CHECK((At(b, b.messages().size() - 1)->nlmsg_flags & NLM_F_ACK) == 0);
+}
+
+TEST_CASE("a single address is one hash-set key, a prefix an interval") {
+  auto one = ElementsFor(*Prefix::Parse("192.0.2.9"), 1000);
+  REQUIRE(one.size() == 1);
+  CHECK_FALSE(one[0].interval_end);
+  CHECK(one[0].timeout_ms == 1000u);
+  CHECK(ElementsFor(*Prefix::Parse("192.0.2.8/31"), 1000).size() == 2);
+  CHECK(std::string(SetName(true, false)) == "ban4");
+  CHECK(std::string(SetName(false, true)) == "ban6_net");
 }
 
 TEST_CASE("an interval ban is a start with its timeout and an end without") {
@@ -174,7 +188,7 @@ TEST_CASE("element messages parse back with libnftnl: keys, end flags, timeouts 
   for (const char* p : {"192.0.2.1", "198.51.100.0/24"})
     for (auto& k : IntervalElements(*Prefix::Parse(p), 90000)) keys.push_back(k);
   BatchBuilder b(7);
-  b.Elements(NFT_MSG_NEWSETELEM, "relayban", true, keys);
+  b.Elements(NFT_MSG_NEWSETELEM, "relayban", true, true, keys);
   REQUIRE(b.messages().size() == 1);
   auto* nlh = At(b, 0);
   CHECK((nlh->nlmsg_flags & NLM_F_CREATE) != 0);
@@ -182,7 +196,7 @@ TEST_CASE("element messages parse back with libnftnl: keys, end flags, timeouts 
   std::vector<nftnl_set_elem*> elems;
   nftnl_set* s = nullptr;
   REQUIRE(CountElems(nlh, &elems, &s) == 4);
-  CHECK(std::string(nftnl_set_get_str(s, NFTNL_SET_NAME)) == "ban4");
+  CHECK(std::string(nftnl_set_get_str(s, NFTNL_SET_NAME)) == "ban4_net");
   CHECK(std::string(nftnl_set_get_str(s, NFTNL_SET_TABLE)) == "relayban");
   uint32_t len = 0;
   auto* key = static_cast<const uint8_t*>(nftnl_set_elem_get(elems[0], NFTNL_SET_ELEM_KEY, &len));
@@ -206,7 +220,7 @@ TEST_CASE("100,000 elements split into messages under 64 KiB, each element exact
   }
   BatchBuilder b(1);
   b.Begin();
-  b.Elements(NFT_MSG_NEWSETELEM, "relayban", true, keys);
+  b.Elements(NFT_MSG_NEWSETELEM, "relayban", true, false, keys);
   b.End(false);
   size_t total = 0, next_first = 0;
   std::set<uint32_t> seen;
@@ -232,9 +246,9 @@ TEST_CASE("100,000 elements split into messages under 64 KiB, each element exact
 }
 
 TEST_CASE("delete messages carry no timeout and use the requested message type") {
-  auto keys = IntervalElements(*Prefix::Parse("2001:db8::7"), 5000);
+  auto keys = IntervalElements(*Prefix::Parse("2001:db8::/64"), 5000);
   BatchBuilder b(1);
-  b.Elements(kMsgDestroySetElem, "relayban", false, keys);
+  b.Elements(kMsgDestroySetElem, "relayban", false, true, keys);
   auto* nlh = At(b, 0);
   CHECK((nlh->nlmsg_type & 0xff) == kMsgDestroySetElem);
   CHECK((nlh->nlmsg_type >> 8) == NFNL_SUBSYS_NFTABLES);
@@ -287,4 +301,12 @@ TEST_CASE("dumped intervals pair into prefixes, orphan ends and odd ranges are d
   CHECK_FALSE(out6[0].timeout);
   CHECK_FALSE(out6[0].remaining);
   CHECK(PairIntervals(v6, true).empty());  // wrong family for the set
+  DumpedElement single;
+  single.len = 4;
+  single.key = {192, 0, 2, 5};
+  single.timeout_ms = 60000;
+  auto singles = Singles({single}, true);
+  REQUIRE(singles.size() == 1);
+  CHECK(singles[0].target.ToString() == "192.0.2.5");
+  CHECK(*singles[0].timeout == Seconds(60));
 }

@@ -41,10 +41,10 @@ NftFirewall::NftFirewall(std::unique_ptr<nft::NetlinkSocket> sock, FirewallSpecO
                      : 0;
 }
 
-Result<std::unique_ptr<NftFirewall>> NftFirewall::Open(const FirewallSpecOptions& options) {
+Result<std::unique_ptr<NftFirewall>> NftFirewall::Open(const FirewallSpecOptions& options, std::optional<KernelCaps> caps) {
   auto sock = nft::NetlinkSocket::Open();
   if (!sock) return Fail(sock.error());
-  return std::unique_ptr<NftFirewall>(new NftFirewall(std::move(sock.value()), options, ProbeKernel()));
+  return std::unique_ptr<NftFirewall>(new NftFirewall(std::move(sock.value()), options, caps.value_or(ProbeKernel())));
 }
 
 std::string NftFirewall::Describe() const {

@@ -26,7 +26,10 @@ KernelCaps ProbeKernel();
 
 class NftFirewall : public Firewall {
  public:
-  static Result<std::unique_ptr<NftFirewall>> Open(const FirewallSpecOptions& options);
+  // `caps` overrides what the running kernel is taken to support (tests use it to run the
+  // fallbacks of older kernels on a new one).
+  static Result<std::unique_ptr<NftFirewall>> Open(const FirewallSpecOptions& options,
+                                                  std::optional<KernelCaps> caps = std::nullopt);
 
   Result<void> EnsureTable() override;
   Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) override;

@@ -220,6 +220,32 @@ TEST_CASE("an external nft flush ruleset is detected and the table rebuilt with 
   fw->Remove();
 }
 
+TEST_CASE("the fallbacks for kernels before 6.3 work: DELSETELEM, no END ack, no persistent table") {
+  RequirePrivateNetns();
+  Sh("nft delete table inet relayban");
+  KernelCaps old;  // everything off, as on Debian 12's 6.1
+  auto fw = NftFirewall::Open({}, old);
+  REQUIRE(fw);
+  REQUIRE((*fw)->EnsureTable());
+  CHECK((*fw)->table_flags() == 0);
+  REQUIRE((*fw)->Apply({Ban("192.0.2.60", 600), Ban("203.0.113.0/24", 600), Ban("2001:db8:60::/64", 600)}));
+  REQUIRE((*fw)->Apply({Ban("192.0.2.60", 1200)}));  // refresh: delete and add
+  auto l = Listed(**fw);
+  REQUIRE(l.count("192.0.2.60"));
+  CHECK(*l["192.0.2.60"].timeout == Seconds(1200));
+  // Unbanning what is not there must not abort the transaction with ENOENT.
+  auto r = (*fw)->Apply({Unban("192.0.2.60"), Unban("198.51.100.1"), Unban("203.0.113.0/24")});
+  INFO((r ? "" : r.error().ToString()));
+  REQUIRE(r);
+  // An element that expired or was removed behind our back: the retry after re-reading works.
+  Sh("nft delete element inet relayban ban6_net '{ 2001:db8:60::/64 }'");
+  r = (*fw)->Apply({Unban("2001:db8:60::/64")});
+  INFO((r ? "" : r.error().ToString()));
+  REQUIRE(r);
+  CHECK(Listed(**fw).empty());
+  (*fw)->Remove();
+}
+
 TEST_CASE("a ban into a table someone deleted fails with a clear error") {
   FirewallSpecOptions o;
   o.ownership = FirewallSpecOptions::Ownership::kNone;

@@ -5,6 +5,8 @@
 #include <iostream>
 
 #include "check_command.hpp"
+#include "control_commands.hpp"
+#include "daemon.hpp"
 #include "relayban/version.hpp"
 
 int main(int argc, char** argv) {
@@ -13,6 +15,12 @@ int main(int argc, char** argv) {
   app.require_subcommand(0, 1);
   bool version = false;
   app.add_flag("-V,--version", version, "print the version and exit");
+
+  DaemonOptions daemon;
+  auto* daemon_cmd = app.add_subcommand("daemon", "run the daemon in the foreground (systemd Type=notify)");
+  daemon_cmd->add_option("-c,--config", daemon.config, "configuration file")->capture_default_str();
+  daemon_cmd->add_flag("--dry-run", daemon.dry_run, "log what would be banned; change no firewall (no privileges needed)");
+  daemon_cmd->add_flag("--flush-on-exit", daemon.flush_on_exit, "remove the firewall table when stopping");
 
   CheckOptions check;
   auto* check_cmd = app.add_subcommand("check", "replay logs through the jails offline (no firewall)");
@@ -28,6 +36,38 @@ int main(int argc, char** argv) {
   test_cmd->add_option("-c,--config", test_config, "configuration file")->capture_default_str();
   test_cmd->add_flag("--json", test_json, "errors as JSON");
 
+  // Client commands: each talks to the daemon's control socket.
+  ClientOptions client;
+  auto client_options = [&](CLI::App* c) {
+    c->add_option("-c,--config", client.config, "configuration file (for the socket path)")->capture_default_str();
+    c->add_option("--socket", client.socket, "control socket path (instead of reading the configuration)");
+    c->add_flag("--json", client.json, "print the daemon's JSON answer");
+  };
+  BanArgs ban;
+  auto* ban_cmd = app.add_subcommand("ban", "ban an address or prefix now");
+  ban_cmd->add_option("target", ban.target, "ADDR or ADDR/LEN")->required();
+  ban_cmd->add_option("--for", ban.duration, "how long (10m, 1h, 7d; 0 = permanent; default: ban.default)");
+  ban_cmd->add_option("--jail", ban.jail, "jail to file it under")->capture_default_str();
+  ban_cmd->add_option("--reason", ban.reason, "why")->capture_default_str();
+  ban_cmd->add_flag("--force", ban.force, "ban even an address of the ignore list");
+  client_options(ban_cmd);
+  std::string unban_target;
+  bool unban_all = false;
+  auto* unban_cmd = app.add_subcommand("unban", "lift a ban, or all bans");
+  unban_cmd->add_option("target", unban_target, "ADDR or ADDR/LEN");
+  unban_cmd->add_flag("--all", unban_all, "lift every ban");
+  client_options(unban_cmd);
+  auto* list_cmd = app.add_subcommand("list", "active bans: target, jail, rule, account, remaining time, reason");
+  client_options(list_cmd);
+  std::string status_jail;
+  auto* status_cmd = app.add_subcommand("status", "jails, their logs, counters, bans, health");
+  status_cmd->add_option("jail", status_jail, "only this jail");
+  client_options(status_cmd);
+  auto* accounts_cmd = app.add_subcommand("accounts", "per account: logins, failures, relayed mail, addresses, verdicts");
+  client_options(accounts_cmd);
+  auto* reload_cmd = app.add_subcommand("reload", "re-read the configuration (the old one stays if the new one is bad)");
+  client_options(reload_cmd);
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -38,8 +78,21 @@ int main(int argc, char** argv) {
     return 0;
   }
   auto now = std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now());
+  if (*daemon_cmd) return RunDaemon(daemon);
   if (*check_cmd) return RunCheck(check, now, std::cout, std::cerr);
   if (*test_cmd) return RunConfigTest(test_config, test_json, std::cout, std::cerr);
+  if (*ban_cmd) return RunBan(client, ban, std::cout, std::cerr);
+  if (*unban_cmd) {
+    if (unban_target.empty() == !unban_all) {
+      std::cerr << "relayban unban: give an ADDR[/LEN] or --all\n";
+      return 64;
+    }
+    return RunUnban(client, unban_target, unban_all, std::cout, std::cerr);
+  }
+  if (*list_cmd) return RunSimple(client, "list", "", std::cout, std::cerr);
+  if (*status_cmd) return RunSimple(client, "status", status_jail, std::cout, std::cerr);
+  if (*accounts_cmd) return RunSimple(client, "accounts", "", std::cout, std::cerr);
+  if (*reload_cmd) return RunSimple(client, "reload", "", std::cout, std::cerr);
   std::cout << app.help();
   return 0;
 }

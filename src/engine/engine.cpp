@@ -230,6 +230,7 @@ Result<int> Engine::AddSource(const std::vector<std::string>& jail_list, StampFo
 
 void Engine::SetEventObserver(std::function<void(const Event&)> observer) { impl_->observer = std::move(observer); }
 const EngineStats& Engine::stats() const { return impl_->stats; }
+BanPolicy& Engine::policy() { return impl_->policy; }
 const AccountBook& Engine::accounts() const { return impl_->accounts; }
 const std::vector<std::string>& Engine::kind_names() const { return impl_->kinds; }
 const std::vector<std::string>& Engine::jail_names() const { return impl_->jail_names; }

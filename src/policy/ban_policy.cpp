@@ -64,3 +64,15 @@ void BanPolicy::Expire(Time now) {
 }
 
 }  // namespace relayban
+
+namespace relayban {
+
+void BanPolicy::Restore(const Prefix& target, Time end, Seconds duration) { active_[target] = Active{end, duration}; }
+void BanPolicy::Forget(const Prefix& target) { active_.erase(target); }
+void BanPolicy::AddOffence(const Prefix& target, Time at) {
+  auto& h = offences_[target];
+  h.push_back(at);
+  if (h.size() > 64) h.pop_front();
+}
+
+}  // namespace relayban

@@ -36,6 +36,6 @@ int main(int argc, char** argv) {
   double list = std::chrono::duration<double>(t2 - t1).count();
   std::printf("%zu bans in one transaction: %.3f s (%.2f us/ban); listed %zu back in %.3f s\n", n, add, add * 1e6 / n,
               l ? l->size() : 0, list);
-  (*fw)->Remove();
+  (void)(*fw)->Remove();
   return 0;
 }

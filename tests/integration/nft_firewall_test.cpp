@@ -125,7 +125,7 @@ TEST_CASE("10,000 bans are added in one call and listed back with their timeouts
   }
   CHECK(InSet("ban4", "10.0.117.45"));  // the last one: 10.0.0.0 + 3 * 9999
   CHECK_FALSE(InSet("ban4", "10.0.117.46"));
-  fw->Remove();
+  CHECK(fw->Remove());
 }
 
 TEST_CASE("a 2-second ban expires on its own, a permanent one does not") {
@@ -140,7 +140,7 @@ TEST_CASE("a 2-second ban expires on its own, a permanent one does not") {
   CHECK_FALSE(after.count("192.0.2.10"));
   CHECK(after.count("192.0.2.11"));
   CHECK_FALSE(InSet("ban4", "192.0.2.10"));
-  fw->Remove();
+  CHECK(fw->Remove());
 }
 
 TEST_CASE("unban removes, unbanning what is not banned succeeds, banning twice refreshes") {
@@ -155,7 +155,7 @@ TEST_CASE("unban removes, unbanning what is not banned succeeds, banning twice r
   REQUIRE(r);
   CHECK(Listed(*fw).empty());
   CHECK_FALSE(InSet("ban4", "192.0.2.20"));
-  fw->Remove();
+  CHECK(fw->Remove());
 }
 
 TEST_CASE("a /24 ban covers the addresses inside it, overlapping bans never abort a batch") {
@@ -176,7 +176,7 @@ TEST_CASE("a /24 ban covers the addresses inside it, overlapping bans never abor
   REQUIRE(fw->Apply({Ban("198.51.100.5", 600), Ban("198.51.100.0/25", 600)}));
   CHECK(Listed(*fw).count("198.51.100.0/25"));
   CHECK_FALSE(Listed(*fw).count("198.51.100.5"));
-  fw->Remove();
+  CHECK(fw->Remove());
 }
 
 TEST_CASE("IPv6 single addresses and /64 prefixes") {
@@ -189,7 +189,7 @@ TEST_CASE("IPv6 single addresses and /64 prefixes") {
   CHECK(InSet("ban6", "2001:db8:1::7"));
   CHECK_FALSE(InSet("ban6", "2001:db8:1::8"));
   CHECK_FALSE(InSet("ban4", "32.1.13.184"));  // v4 set untouched
-  fw->Remove();
+  CHECK(fw->Remove());
 }
 
 TEST_CASE("an external nft flush ruleset is detected and the table rebuilt with its bans") {
@@ -217,7 +217,7 @@ TEST_CASE("an external nft flush ruleset is detected and the table rebuilt with 
   Sh("nft add table inet unrelated");
   CHECK(*fw->Intact());
   Sh("nft delete table inet unrelated");
-  fw->Remove();
+  CHECK(fw->Remove());
 }
 
 TEST_CASE("the fallbacks for kernels before 6.3 work: DELSETELEM, no END ack, no persistent table") {
@@ -243,7 +243,7 @@ TEST_CASE("the fallbacks for kernels before 6.3 work: DELSETELEM, no END ack, no
   INFO((r ? "" : r.error().ToString()));
   REQUIRE(r);
   CHECK(Listed(**fw).empty());
-  (*fw)->Remove();
+  CHECK((*fw)->Remove());
 }
 
 TEST_CASE("a ban into a table someone deleted fails with a clear error") {
@@ -278,7 +278,7 @@ TEST_CASE("an owned table cannot be changed or flushed by others and outlives it
   REQUIRE(again);
   REQUIRE((*again)->EnsureTable());
   CHECK(Listed(**again).count("192.0.2.40"));
-  (*again)->Remove();
+  CHECK((*again)->Remove());
 }
 
 TEST_CASE("packets from a banned address are dropped and counted, and pass after unban (IPv4 and IPv6)") {
@@ -321,7 +321,7 @@ TEST_CASE("packets from a banned address are dropped and counted, and pass after
   REQUIRE(fw->Apply({Unban("10.99.0.2"), Unban("2001:db8:99::/64")}));
   CHECK(ping("10.99.0.1"));
   CHECK(ping("2001:db8:99::1"));
-  fw->Remove();
+  CHECK(fw->Remove());
   kill(peer, SIGKILL);
   waitpid(peer, nullptr, 0);
   Sh("ip link del rb0");

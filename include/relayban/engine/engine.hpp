@@ -77,6 +77,8 @@ class Engine {
   // Called for every event before scoring (used by `check --events`).
   void SetEventObserver(std::function<void(const Event&)> observer);
 
+  // The ban policy, for bans made or restored outside the engine (manual bans, start-up).
+  BanPolicy& policy();
   const EngineStats& stats() const;
   const AccountBook& accounts() const;
   const std::vector<std::string>& kind_names() const;

@@ -45,6 +45,11 @@ class BanPolicy {
   bool IsBanned(const IpAddress& ip, Time now) const;
   // Forgets bans that ended before `now` (the kernel expires them on its own).
   void Expire(Time now);
+  // Bookkeeping from outside the engine: bans restored from the state store at start-up or
+  // made by hand, unbans, and past offences for escalation.
+  void Restore(const Prefix& target, Time end, Seconds duration);
+  void Forget(const Prefix& target);
+  void AddOffence(const Prefix& target, Time at);
   size_t active() const { return active_.size(); }
 
  private:

@@ -68,8 +68,12 @@ class Reader {
       Err(map, what + " must be a mapping");
       return false;
     }
+    std::map<std::string, int> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
       std::string key = it->first.Scalar();
+      // YAML forbids repeated keys, and yaml-cpp would silently use the first one.
+      if (auto [prev, fresh] = seen.emplace(key, At(it->first).line); !fresh)
+        Err(it->first, "duplicate key '" + key + "' (first at line " + std::to_string(prev->second) + ")");
       if (std::none_of(allowed.begin(), allowed.end(), [&](const char* a) { return key == a; })) {
         std::string list;
         for (const char* a : allowed) list += std::string(list.empty() ? "" : ", ") + a;

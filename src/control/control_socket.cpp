@@ -95,10 +95,9 @@ Result<nlohmann::json> ControlRequest(const std::string& path, const nlohmann::j
     return Fail(std::string("cannot connect to ") + path + ": " + std::strerror(e));
   }
   std::string out = request.dump() + "\n";
-  if (write(fd, out.data(), out.size()) != static_cast<ssize_t>(out.size())) {
-    close(fd);
-    return Fail(Errno("writing to the control socket"));
-  }
+  // A refused peer gets its answer before the daemon reads anything: a failed send (EPIPE)
+  // is not the end, the answer may be waiting.
+  (void)send(fd, out.data(), out.size(), MSG_NOSIGNAL);
   std::string in;
   char buf[65536];
   for (;;) {

@@ -101,7 +101,7 @@ class SqliteStore : public StateStore {
     std::vector<BanRecord> out;
     Stmt s(db_,
            "SELECT target,jail,rule,account,reason,start_us,end_us FROM bans "
-           "WHERE ended_us IS NULL AND (end_us IS NULL OR end_us > ?1) ORDER BY start_us");
+           "WHERE ended_us IS NULL AND (end_us IS NULL OR end_us > ?1) ORDER BY start_us, id");
     s.Bind(1, Us(now));
     while (s.Step() == SQLITE_ROW) {
       auto p = Prefix::Parse(s.Text(0));

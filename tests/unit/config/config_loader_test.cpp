@@ -109,6 +109,12 @@ jails:
   CHECK(Has(e, "key must be ip or account", 16, 24));
 }
 
+TEST_CASE("a repeated key is an error, not silently ignored") {
+  auto e = Errors(std::string(kFilter) + "jails:\n  a: {filters: [f]}\njails:\n  b: {filters: [nosuch]}\n");
+  INFO(Dump(e));
+  CHECK(Has(e, "duplicate key 'jails' (first at line 6)", 8, 1));
+}
+
 TEST_CASE("a YAML syntax error names its position") {
   auto e = Errors("jails:\n  j: [unclosed\n");
   REQUIRE(e.size() == 1);

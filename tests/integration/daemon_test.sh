@@ -1,0 +1,152 @@
+#!/usr/bin/env bash
+# The real daemon with real nftables, real files and its control socket, inside a private
+# network namespace (run through netns_run.sh). usage: daemon_test.sh RELAYBAN_BINARY SOURCE_DIR
+set -uo pipefail
+bin=$1
+src=$2
+[ -n "${RELAYBAN_TEST_NETNS:-}" ] || { echo "refusing to run outside a private network namespace"; exit 1; }
+if [ "$(stat -L -c %i /proc/self/ns/net)" = "$(stat -L -c %i /proc/1/ns/net 2>/dev/null)" ]; then
+  echo "refusing: this is the host's network namespace"; exit 1
+fi
+work=$(mktemp -d /tmp/relayban-daemon-test.XXXXXX)
+passed=0; failed=0
+pid=
+cleanup() { [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null; nft delete table inet relayban 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+
+ok()   { passed=$((passed + 1)); echo "ok - $1"; }
+fail() { failed=$((failed + 1)); echo "FAILED - $1"; [ -f "$work/daemon.log" ] && tail -n 20 "$work/daemon.log" | sed 's/^/    /'; }
+check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else fail "$what"; fi; }
+in_kernel() { nft get element inet relayban "$1" "{ $2 }" >/dev/null 2>&1; }
+# Waits up to $3 ms for an element to appear.
+wait_kernel() { local set=$1 ip=$2 ms=${3:-2000} i=0; while [ $i -lt "$ms" ]; do in_kernel "$set" "$ip" && return 0; sleep 0.005; i=$((i + 5)); done; return 1; }
+stamp() { date '+%b %e %H:%M:%S'; }
+fail_line() { echo "$(stamp) mx1 postfix/smtpd[$RANDOM]: warning: unknown[$1]: SASL LOGIN authentication failed: authentication failure, sasl_username=${2:-u$RANDOM}"; }
+burst() { for _ in 1 2 3 4 5; do fail_line "$1" >> "$2"; done; }
+cli() { "$bin" "$@" -c "$work/relayban.yaml"; }
+
+mkdir -p "$work/log" "$work/qmail" "$work/state"
+: > "$work/log/mail.log"
+: > "$work/qmail/current"
+cat > "$work/relayban.yaml" <<YAML
+state_dir: $work/state
+control_socket: $work/control.sock
+ignore: [127.0.0.0/8, 192.0.2.0/24]
+include: [$src/etc/relayban/filters.d/*.yaml]
+jails:
+  postfix:
+    enabled: auto
+    logs: [$work/log/mail.log]
+    filters: [postfix]
+    rules:
+      - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
+  qmail:
+    enabled: auto
+    logs: [{path: $work/qmail/current, stamp: tai64n}]
+    filters: [qmail-chkuser]
+    rules:
+      - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 20, window: 1h, ban: 1d}
+YAML
+cp "$work/relayban.yaml" "$work/good.yaml"
+
+# Started when it answers (a socket file left by a killed daemon does not count).
+start() {
+  "$bin" daemon -c "$work/relayban.yaml" >> "$work/daemon.log" 2>&1 & pid=$!
+  for _ in $(seq 100); do "$bin" status --socket "$work/control.sock" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  return 1
+}
+stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=; }
+
+check "the daemon starts and answers on its socket" start
+check "status reports both jails on" bash -c "$(printf '%q ' "$bin") status --json --socket $work/control.sock | grep -q '\"enabled\": true'"
+
+# A burst of failures reaches the kernel set quickly.
+t0=$(date +%s%N)
+burst 203.0.113.10 "$work/log/mail.log"
+if wait_kernel ban4 203.0.113.10 2000; then
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  if [ "$ms" -le 100 ]; then ok "a brute-force burst is in the kernel set within 100 ms ($ms ms)"; else fail "ban took $ms ms (> 100)"; fi
+else
+  fail "a brute-force burst is banned"
+fi
+
+# Rotation by rename and create.
+mv "$work/log/mail.log" "$work/log/mail.log.1"
+fail_line 203.0.113.11 >> "$work/log/mail.log.1"
+: > "$work/log/mail.log"
+for _ in 1 2 3 4; do fail_line 203.0.113.11 >> "$work/log/mail.log"; done
+check "rename+create rotation: lines of both files count" wait_kernel ban4 203.0.113.11
+
+# Rotation by copytruncate.
+truncate -s 0 "$work/log/mail.log"
+burst 203.0.113.12 "$work/log/mail.log"
+check "copytruncate rotation: detection goes on" wait_kernel ban4 203.0.113.12
+
+# The control socket.
+check "ban by hand" cli ban 198.51.100.77 --for 10m --reason "seen in the web log"
+check "the hand ban is in the kernel" in_kernel ban4 198.51.100.77
+check "list shows it with its reason" bash -c "$(printf '%q ' "$bin") list -c $work/relayban.yaml | grep 198.51.100.77 | grep -q 'seen in the web log'"
+check "banning an ignored address is refused" bash -c "! $(printf '%q ' "$bin") ban 192.0.2.5 -c $work/relayban.yaml"
+check "unless forced" cli ban 192.0.2.5 --force --for 1m
+check "unban removes it" cli unban 198.51.100.77
+check "and it is gone from the kernel" bash -c "! nft get element inet relayban ban4 '{ 198.51.100.77 }'"
+check "a prefix ban" cli ban 203.0.113.128/25 --for 10m
+check "covers its addresses" in_kernel ban4_net 203.0.113.200
+check "status of one jail" bash -c "$(printf '%q ' "$bin") status postfix -c $work/relayban.yaml | grep -q 'postfix'"
+check "accounts answers JSON" bash -c "$(printf '%q ' "$bin") accounts --json -c $work/relayban.yaml | grep -q '\"ok\": true'"
+
+# A peer that is not root is refused, by the socket's mode and by SO_PEERCRED.
+if command -v setpriv >/dev/null; then
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" list --socket "$work/control.sock" 2>&1); rc=$?
+  if [ $rc -ne 0 ] && echo "$out" | grep -q "permission denied"; then ok "nobody cannot connect (socket mode 0600)"; else fail "nobody was not refused: $out"; fi
+  chmod 0666 "$work/control.sock"; chmod 0755 "$work"
+  out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" ban 203.0.113.99 --socket "$work/control.sock" 2>&1); rc=$?
+  if [ $rc -eq 77 ] && echo "$out" | grep -q "permission denied: uid 65534 is not root"; then ok "nobody is refused by SO_PEERCRED"; else fail "SO_PEERCRED did not refuse: rc=$rc $out"; fi
+  check "and nothing was banned" bash -c "! nft get element inet relayban ban4 '{ 203.0.113.99 }'"
+  chmod 0600 "$work/control.sock"; chmod 0700 "$work"
+fi
+
+# A bad reload keeps the old configuration.
+sed -i 's/filters: \[postfix\]/filters: [nosuch]/' "$work/relayban.yaml"
+out=$("$bin" reload --socket "$work/control.sock" 2>&1); rc=$?
+if [ $rc -ne 0 ] && echo "$out" | grep -q "uses unknown filter 'nosuch'"; then ok "a bad reload is refused with its errors"; else fail "bad reload: rc=$rc $out"; fi
+out=$(cli reload 2>&1); rc=$?
+if [ $rc -eq 78 ] && echo "$out" | grep -q "unknown filter 'nosuch'"; then ok "the client shows the errors too"; else fail "client reload: rc=$rc $out"; fi
+kill -HUP "$pid"
+sleep 0.3
+check "SIGHUP with a bad configuration logs every error" grep -q "uses unknown filter 'nosuch'" "$work/daemon.log"
+burst 203.0.113.13 "$work/log/mail.log"
+check "and the old configuration keeps working" wait_kernel ban4 203.0.113.13
+cp "$work/good.yaml" "$work/relayban.yaml"
+kill -HUP "$pid"
+sleep 0.3
+check "SIGHUP reloads a good configuration" cli status
+
+# The qmail story, fed live.
+cat "$src/tests/data/qmail-story.log" >> "$work/qmail/current"
+check "the qmail story bans the spammer's address" wait_kernel ban4 82.128.32.42 3000
+check "and the account's second address" wait_kernel ban4 41.203.7.99 3000
+check "relayban accounts shows test with its verdict" bash -c "$(printf '%q ' "$bin") accounts -c $work/relayban.yaml | grep '^test ' | grep -q relay-flood"
+
+# Restart: bans stay, no line is counted twice.
+for _ in 1 2 3; do fail_line 203.0.113.14 >> "$work/log/mail.log"; done
+sleep 0.3
+stop
+check "after SIGTERM the bans stay in the kernel" in_kernel ban4 203.0.113.10
+check "the daemon restarts" start
+check "list shows the restored bans" bash -c "$(printf '%q ' "$bin") list -c $work/relayban.yaml | grep -q 203.0.113.10"
+for _ in 1 2; do fail_line 203.0.113.14 >> "$work/log/mail.log"; done
+sleep 0.5
+check "no line was read twice (3 before + 2 after the restart do not ban)" bash -c "! nft get element inet relayban ban4 '{ 203.0.113.14 }'"
+check "status counts only the 2 new lines" bash -c "$(printf '%q ' "$bin") status --json -c $work/relayban.yaml | grep -q '\"lines\": 2'"
+
+# SIGKILL leaves the bans in force; a restart adopts them.
+kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=
+check "after SIGKILL the bans are still in the kernel" in_kernel ban4 82.128.32.42
+check "the daemon restarts after SIGKILL" start
+check "and adopts the table with its bans" bash -c "$(printf '%q ' "$bin") list -c $work/relayban.yaml | grep -q 82.128.32.42"
+check "the adopted table still drops" in_kernel ban4 82.128.32.42
+stop
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

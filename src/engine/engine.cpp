@@ -125,7 +125,8 @@ struct Engine::Impl {
   std::vector<Source> sources;
   BanPolicy policy;
   AccountBook accounts;
-  std::unordered_map<std::string, Standing> standing;
+  // Account verdicts in force: account -> rule -> verdict.
+  std::unordered_map<std::string, std::map<const Rule*, Standing>> standing;
   EngineStats stats;
   std::function<void(const Event&)> observer;
   std::vector<PatternHit> hits;  // scratch
@@ -364,13 +365,17 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   // through it is banned at once.
   if (ev.ip && !ev.account.empty() && (ev.kind == kAuthSuccess || ev.kind == kRelay)) {
     if (auto it = standing.find(ev.account); it != standing.end()) {
-      if (it->second.until > ev.time) {
+      for (auto v = it->second.begin(); v != it->second.end();) {
+        if (v->second.until <= ev.time) {
+          v = it->second.erase(v);
+          continue;
+        }
         if (!policy.IsBanned(*ev.ip, ev.time))
-          Emit(*jails[static_cast<size_t>(it->second.jail)], *it->second.rule, *ev.ip, ev.time, ev.account,
-               it->second.reason, out);
-      } else {
-        standing.erase(it);
+          Emit(*jails[static_cast<size_t>(v->second.jail)], *v->second.rule, *ev.ip, ev.time, ev.account,
+               v->second.reason, out);
+        ++v;
       }
+      if (it->second.empty()) standing.erase(it);
     }
   }
 
@@ -389,6 +394,12 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out);
     } else {
       if (ev.account.empty()) continue;
+      // While this rule's verdict on the account stands, new addresses are banned above;
+      // counting on would only repeat the verdict, its fan-out and its hook.
+      if (auto st = standing.find(ev.account); st != standing.end()) {
+        auto v = st->second.find(&rule);
+        if (v != st->second.end() && v->second.until > ev.time) continue;
+      }
       if (!rule.account_windows.Add(ev.account, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
       accounts.AddVerdict(ev.account, rule.spec->name);
@@ -398,7 +409,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         Emit(jail, rule, ip, ev.time, ev.account, reason, out);
       if (rule.confirmed && rule.spec->ban.count() >= 0) {
         Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
-        standing[ev.account] = Standing{ev.jail, &rule, until, reason};
+        standing[ev.account][&rule] = Standing{ev.jail, &rule, until, reason};
       }
       if (!rule.spec->on_account.empty())
         out.hooks.push_back(MakeHook(rule.spec->on_account, ev.ip ? ev.ip->ToString() : "", ev.account,
@@ -418,9 +429,13 @@ void Engine::OnTick(Time now) {
   }
   m.policy.Expire(now);
   for (auto it = m.standing.begin(); it != m.standing.end();) {
-    if (it->second.until <= now) it = m.standing.erase(it);
+    for (auto v = it->second.begin(); v != it->second.end();) {
+      if (v->second.until <= now) v = it->second.erase(v);
+      else ++v;
+    }
+    if (it->second.empty()) it = m.standing.erase(it);
     else ++it;
   }
-}
+}}
 
 }  // namespace relayban

@@ -25,7 +25,7 @@ fail_line() { echo "$(stamp) mx1 postfix/smtpd[$RANDOM]: warning: unknown[$1]: S
 burst() { for _ in 1 2 3 4 5; do fail_line "$1" >> "$2"; done; }
 cli() { "$bin" "$@" -c "$work/relayban.yaml"; }
 
-mkdir -p "$work/log" "$work/qmail" "$work/state"
+mkdir -p "$work/log" "$work/qmail" "$work/state" "$work/hooks"
 : > "$work/log/mail.log"
 : > "$work/qmail/current"
 cat > "$work/relayban.yaml" <<YAML
@@ -38,6 +38,7 @@ jails:
     enabled: auto
     logs: [$work/log/mail.log]
     filters: [postfix]
+    on_ban: [/usr/bin/touch, "$work/hooks/{ip} {jail}"]
     rules:
       - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
   qmail:
@@ -45,13 +46,28 @@ jails:
     logs: [{path: $work/qmail/current, stamp: tai64n}]
     filters: [qmail-chkuser]
     rules:
-      - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 20, window: 1h, ban: 1d}
+      - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 20, window: 1h, ban: 1d,
+         on_account: [/bin/false, "{account}"]}
 YAML
 cp "$work/relayban.yaml" "$work/good.yaml"
 
 # Started when it answers (a socket file left by a killed daemon does not count).
+# sd_notify messages go to a datagram socket we listen on.
+python3 - "$work/notify.sock" "$work/notify.log" <<'PY' &
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+s.bind(sys.argv[1])
+with open(sys.argv[2], "a") as f:
+    while True:
+        f.write(s.recv(4096).decode() + "\n")
+        f.flush()
+PY
+notify_pid=$!
+trap 'kill $notify_pid 2>/dev/null; cleanup' EXIT
+sleep 0.3
+
 start() {
-  "$bin" daemon -c "$work/relayban.yaml" >> "$work/daemon.log" 2>&1 & pid=$!
+  NOTIFY_SOCKET="$work/notify.sock" "$bin" daemon -c "$work/relayban.yaml" >> "$work/daemon.log" 2>&1 & pid=$!
   for _ in $(seq 100); do "$bin" status --socket "$work/control.sock" >/dev/null 2>&1 && return 0; sleep 0.05; done
   return 1
 }
@@ -69,6 +85,9 @@ if wait_kernel ban4 203.0.113.10 2000; then
 else
   fail "a brute-force burst is banned"
 fi
+
+check "the on_ban hook ran with its argv, no shell" test -e "$work/hooks/203.0.113.10 postfix"
+check "sd_notify READY=1 was sent" grep -q "READY=1" "$work/notify.log"
 
 # Rotation by rename and create.
 mv "$work/log/mail.log" "$work/log/mail.log.1"
@@ -126,6 +145,9 @@ check "SIGHUP reloads a good configuration" cli status
 cat "$src/tests/data/qmail-story.log" >> "$work/qmail/current"
 check "the qmail story bans the spammer's address" wait_kernel ban4 82.128.32.42 3000
 check "and the account's second address" wait_kernel ban4 41.203.7.99 3000
+sleep 0.2
+check "a failing on_account hook is logged, not fatal" grep -q "hook /bin/false failed with exit status 1" "$work/daemon.log"
+check "the on_account hook ran once for the verdict, not once per further recipient" test "$(grep -c 'hook /bin/false failed' "$work/daemon.log")" -eq 1
 check "relayban accounts shows test with its verdict" bash -c "$(printf '%q ' "$bin") accounts -c $work/relayban.yaml | grep '^test ' | grep -q relay-flood"
 
 # Restart: bans stay, no line is counted twice.
@@ -147,6 +169,23 @@ check "the daemon restarts after SIGKILL" start
 check "and adopts the table with its bans" bash -c "$(printf '%q ' "$bin") list -c $work/relayban.yaml | grep -q 82.128.32.42"
 check "the adopted table still drops" in_kernel ban4 82.128.32.42
 stop
+check "sd_notify STOPPING=1 was sent" grep -q "STOPPING=1" "$work/notify.log"
+
+# --dry-run needs no privileges: run it as nobody, with its own state and socket.
+if command -v setpriv >/dev/null; then
+  dry=$work/dry; mkdir -p "$dry/log" && : > "$dry/log/mail.log" && chmod -R 0777 "$dry" && chmod 0755 "$work"
+  sed -e "s|$work/state|$dry/state|; s|$work/control.sock|$dry/control.sock|; s|$work/log/mail.log|$dry/log/mail.log|; /on_ban/d" \
+    "$work/good.yaml" > "$dry/relayban.yaml"
+  setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" daemon --dry-run -c "$dry/relayban.yaml" > "$dry/daemon.log" 2>&1 &
+  drypid=$!
+  sleep 0.5
+  burst 203.0.113.50 "$dry/log/mail.log"
+  sleep 0.5
+  kill -TERM $drypid; wait $drypid 2>/dev/null
+  check "a --dry-run daemon as nobody reports the ban" grep -q "dry-run: would ban 203.0.113.50 for 1h" "$dry/daemon.log"
+  check "and changes no firewall" bash -c "! nft get element inet relayban ban4 '{ 203.0.113.50 }'"
+  chmod 0700 "$work"
+fi
 
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

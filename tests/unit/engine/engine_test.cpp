@@ -139,6 +139,13 @@ TEST_CASE("while an account verdict stands, a new address using the account is b
   REQUIRE(r.out.orders.size() == 2);
   CHECK(r.out.orders[1].target.ToString() == "198.51.100.99");
   CHECK(r.out.orders[1].account == "test");
+  // More relaying while the verdict stands does not repeat the verdict or its hook.
+  size_t hooks = r.out.hooks.size();
+  r.Feed("2026-11-18T15:00:01Z direct user=test ip=198.51.100.99 to=d@web.de");
+  r.Feed("2026-11-18T15:00:02Z direct user=test ip=198.51.100.99 to=e@gmx.net");
+  r.Feed("2026-11-18T15:00:03Z direct user=test ip=198.51.100.99 to=f@free.fr");
+  CHECK(r.out.orders.size() == 2);
+  CHECK(r.out.hooks.size() == hooks);
   // After the verdict's day is over, logging in is no longer enough.
   r.Feed("2026-11-20T15:00:00Z ok user=test ip=198.51.100.100");
   CHECK(r.out.orders.size() == 2);

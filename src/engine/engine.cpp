@@ -436,6 +436,6 @@ void Engine::OnTick(Time now) {
     if (it->second.empty()) it = m.standing.erase(it);
     else ++it;
   }
-}}
+}
 
 }  // namespace relayban

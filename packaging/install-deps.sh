@@ -7,7 +7,7 @@ pkgs="build-essential cmake ninja-build pkg-config git
       libre2-dev libyaml-cpp-dev catch2 nlohmann-json3-dev libcli11-dev
       libnftnl-dev libmnl-dev libsqlite3-dev libsystemd-dev
       clang libclang-rt-14-dev
-      nftables iproute2 iputils-ping util-linux procps python3"
+      nftables iproute2 iputils-ping util-linux procps python3 systemd-journal-remote"
 if [ "${1:-}" = "--bench" ]; then
   pkgs="$pkgs fail2ban hyperfine"
 fi

@@ -416,7 +416,8 @@ void Reader::Jails(const YAML::Node& n, Config& c) {
           } else if (Keys(l, "a log", {"path", "stamp", "journal"})) {
             if (auto p = l["path"]) { if (auto s = Str(p, "path")) ls.path = *s; }
             if (auto jn = l["journal"]) {
-              if (Keys(jn, "journal", {"match"})) {
+              if (Keys(jn, "journal", {"match", "directory"})) {
+                if (auto d = jn["directory"]) { if (auto ds = Str(d, "journal.directory")) ls.journal_directory = *ds; }
                 if (auto m = jn["match"]) {
                   if (auto lst = StrList(m, "journal.match")) {
                     for (const auto& s : *lst) {

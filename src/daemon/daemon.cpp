@@ -24,6 +24,7 @@
 #include "control_socket.hpp"
 #include "file_tail.hpp"
 #include "hook_runner.hpp"
+#include "journal_source.hpp"
 #include "nft_firewall.hpp"
 #include "relayban/config/config_loader.hpp"
 #include "relayban/core/text.hpp"
@@ -62,6 +63,32 @@ struct ActiveBan {
   Seconds duration{0};
 };
 
+struct JournalFeed {
+  std::unique_ptr<JournalSource> journal;
+  std::vector<std::string> jails;
+  int engine_source = 0;
+};
+
+// Whether the systemd unit a journal match names is installed (templates included).
+bool UnitInstalled(const std::string& match) {
+  const std::string key = "_SYSTEMD_UNIT=";
+  if (match.rfind(key, 0) != 0) return false;
+  std::string unit = match.substr(key.size());
+  std::vector<std::string> names{unit};
+  size_t at = unit.find('@'), dot = unit.rfind('.');
+  if (at != std::string::npos && dot != std::string::npos && dot > at) names.push_back(unit.substr(0, at + 1) + unit.substr(dot));
+  for (const char* dir : {"/etc/systemd/system/", "/lib/systemd/system/", "/usr/lib/systemd/system/", "/run/systemd/system/"})
+    for (const auto& n : names)
+      if (access((std::string(dir) + n).c_str(), F_OK) == 0) return true;
+  return false;
+}
+
+// A jail's journald source is present when its directory exists or its unit is installed.
+bool JournalPresent(const LogSpec& l) {
+  if (!l.journal_directory.empty()) return access(l.journal_directory.c_str(), F_OK) == 0;
+  return std::any_of(l.journal_match.begin(), l.journal_match.end(), UnitInstalled);
+}
+
 struct Source {
   std::unique_ptr<FileTail> tail;
   std::vector<std::string> jails;
@@ -98,6 +125,7 @@ class Daemon {
   std::unique_ptr<Firewall> firewall_;
   std::unique_ptr<StateStore> state_;
   std::map<std::string, Source> sources_;  // by path
+  std::map<std::string, JournalFeed> journals_;  // by JournalSource::name()
   std::map<std::string, std::string> jail_why_;  // jail -> why it is on or off
   std::map<Prefix, ActiveBan> bans_;
   HookRunner hooks_;
@@ -139,10 +167,16 @@ bool Daemon::BuildEngine(const Config& c, std::map<std::string, std::string>& wh
       }
       if (!found.empty()) break;
     }
+    if (found.empty())
+      for (const auto& l : j.logs)
+        if (l.path.empty() && JournalPresent(l)) {
+          found = "the journal of " + (l.journal_directory.empty() ? l.journal_match.front() : l.journal_directory);
+          break;
+        }
     if (found.empty()) {
       why[j.name] = "off: enabled: auto and none of its logs exists";
     } else {
-      why[j.name] = "on: " + found + " exists";
+      why[j.name] = "on: " + found + (found.rfind("the journal", 0) == 0 ? " is there" : " exists");
       on.push_back(j.name);
     }
   }
@@ -172,10 +206,25 @@ void Daemon::StartSources(const Config& c) {
   std::map<std::string, FilePosition> saved;
   if (auto p = state_->Positions())
     for (const auto& fp : *p) saved[fp.path] = fp;
+  std::map<std::string, std::pair<const LogSpec*, std::vector<std::string>>> journal_specs;
   for (const auto& j : c.jails) {
     if (jail_why_[j.name].rfind("on", 0) != 0) continue;
+    // A jail reads its log files when one exists, else its journald sources: on hosts that
+    // run rsyslog the same lines are in both, and must not count twice.
+    bool any_file = false;
+    for (const auto& l : j.logs)
+      for (const auto& p : l.path.empty() ? std::vector<std::string>{} : Expand(l.path))
+        any_file = any_file || access(p.c_str(), F_OK) == 0;
     for (const auto& l : j.logs) {
-      if (l.path.empty()) continue;  // journald sources: not read yet (see the issue note)
+      if (l.path.empty()) {
+        if (any_file || !JournalPresent(l)) continue;
+        std::string key;
+        for (const auto& m : l.journal_match) key += m + ",";
+        key += "@" + l.journal_directory;
+        journal_specs[key].first = &l;
+        journal_specs[key].second.push_back(j.name);
+        continue;
+      }
       for (const auto& path : Expand(l.path)) {
         auto& s = next[path];
         s.jails.push_back(j.name);
@@ -208,6 +257,39 @@ void Daemon::StartSources(const Config& c) {
     }
   }
   sources_ = std::move(next);
+
+  std::map<std::string, JournalFeed> journals;
+  for (auto& [key, spec] : journal_specs) {
+    auto js = JournalSource::Open(spec.first->journal_match, spec.first->journal_directory);
+    if (!js) {
+      Log(LOG_ERR, js.error().ToString());
+      continue;
+    }
+    std::string name = (*js)->name();
+    auto r = engine_->AddSource(spec.second, StampFormat::kRfc3339);
+    if (!r) continue;
+    JournalFeed feed;
+    auto old = journals_.find(name);
+    if (old != journals_.end()) {
+      feed.journal = std::move(old->second.journal);
+    } else {
+      feed.journal = std::move(js.value());
+      auto cur = state_->Cursor(name);
+      feed.journal->Start(cur ? *cur : std::nullopt);
+      if (int fd = feed.journal->fd(); fd >= 0 && epfd_ >= 0) {
+        epoll_event ev{};
+        ev.events = EPOLLIN;
+        ev.data.fd = fd;
+        epoll_ctl(epfd_, EPOLL_CTL_ADD, fd, &ev);
+      }
+    }
+    feed.jails = spec.second;
+    feed.engine_source = *r;
+    journals[name] = std::move(feed);
+  }
+  for (auto& [name, feed] : journals_)
+    if (!journals.count(name) && feed.journal && feed.journal->fd() >= 0) epoll_ctl(epfd_, EPOLL_CTL_DEL, feed.journal->fd(), nullptr);
+  journals_ = std::move(journals);
 }
 
 bool Daemon::LoadAndBuild(bool initial) {
@@ -297,6 +379,10 @@ void Daemon::PollSources(const std::set<std::string>* only) {
     if (only && !only->count(path)) continue;
     s.tail->Poll([&](std::string_view line) { engine_->OnLine(s.engine_source, line, now, out_); });
   }
+  for (auto& [name, feed] : journals_) {
+    if (only && !only->count(name)) continue;
+    feed.journal->Poll([&](std::string_view line) { engine_->OnLine(feed.engine_source, line, now, out_); });
+  }
   if (!out_.orders.empty() || !out_.hooks.empty()) {
     ApplyOrders(out_.orders, false);
     for (const auto& h : out_.hooks) hooks_.Run(h.argv);
@@ -309,6 +395,8 @@ void Daemon::SavePositions() {
   for (const auto& [path, s] : sources_)
     if (s.tail->is_open()) pos.push_back(s.tail->Position());
   if (!pos.empty()) (void)state_->SavePositions(pos);
+  for (const auto& [name, feed] : journals_)
+    if (!feed.journal->cursor().empty()) (void)state_->SaveCursor(name, feed.journal->cursor());
 }
 
 void Daemon::Tick() {
@@ -470,6 +558,9 @@ json Daemon::Status(const std::string& only) {
     for (const auto& [path, src] : sources_)
       if (std::find(src.jails.begin(), src.jails.end(), jail.name) != src.jails.end())
         jj["logs"].push_back({{"path", path}, {"open", src.tail->is_open()}});
+    for (const auto& [name, feed] : journals_)
+      if (std::find(feed.jails.begin(), feed.jails.end(), jail.name) != feed.jails.end())
+        jj["logs"].push_back({{"path", name}, {"open", true}});
     size_t n = 0;
     for (const auto& [p, b] : bans_) n += b.record.jail == jail.name;
     jj["bans"] = n;
@@ -618,7 +709,15 @@ int Daemon::Run() {
         uint64_t expirations;
         (void)!read(timerfd_, &expirations, sizeof expirations);
         Tick();
-      } else if (clients_.count(fd)) HandleClient(fd);
+      } else if (clients_.count(fd)) {
+        HandleClient(fd);
+      } else {
+        for (auto& [name, feed] : journals_)
+          if (feed.journal->fd() == fd) {
+            std::set<std::string> one{name};
+            PollSources(&one);
+          }
+      }
     }
   }
   sd_notify(0, "STOPPING=1");

@@ -63,6 +63,7 @@ class SqliteStore : public StateStore {
         ended_us INTEGER, how_ended TEXT);
       CREATE INDEX IF NOT EXISTS bans_active ON bans(ended_us, target);
       CREATE INDEX IF NOT EXISTS bans_start ON bans(start_us);
+      CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS positions (
         path TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, offset INTEGER NOT NULL);
     )";
@@ -139,6 +140,20 @@ class SqliteStore : public StateStore {
     while (s.Step() == SQLITE_ROW)
       out.push_back({s.Text(0), static_cast<uint64_t>(s.Int(1)), static_cast<uint64_t>(s.Int(2)), static_cast<uint64_t>(s.Int(3))});
     return out;
+  }
+
+  Result<void> SaveCursor(const std::string& source, const std::string& cursor) override {
+    Stmt s(db_, "INSERT OR REPLACE INTO cursors(source,cursor) VALUES(?1,?2)");
+    s.Bind(1, source).Bind(2, cursor);
+    if (s.Step() != SQLITE_DONE) return Fail(std::string("state database: ") + sqlite3_errmsg(db_));
+    return {};
+  }
+
+  Result<std::optional<std::string>> Cursor(const std::string& source) override {
+    Stmt s(db_, "SELECT cursor FROM cursors WHERE source=?1");
+    s.Bind(1, source);
+    if (s.Step() == SQLITE_ROW) return std::optional<std::string>(s.Text(0));
+    return std::optional<std::string>();
   }
 
  private:

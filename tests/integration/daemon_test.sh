@@ -25,7 +25,7 @@ fail_line() { echo "$(stamp) mx1 postfix/smtpd[$RANDOM]: warning: unknown[$1]: S
 burst() { for _ in 1 2 3 4 5; do fail_line "$1" >> "$2"; done; }
 cli() { "$bin" "$@" -c "$work/relayban.yaml"; }
 
-mkdir -p "$work/log" "$work/qmail" "$work/state" "$work/hooks"
+mkdir -p "$work/log" "$work/qmail" "$work/state" "$work/hooks" "$work/journal"
 : > "$work/log/mail.log"
 : > "$work/qmail/current"
 cat > "$work/relayban.yaml" <<YAML
@@ -48,6 +48,11 @@ jails:
     rules:
       - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 20, window: 1h, ban: 1d,
          on_account: [/bin/false, "{account}"]}
+  postfix-journal:
+    logs: [{journal: {match: ["_SYSTEMD_UNIT=postfix@-.service"], directory: $work/journal}}]
+    filters: [postfix]
+    rules:
+      - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
 YAML
 cp "$work/relayban.yaml" "$work/good.yaml"
 
@@ -88,6 +93,24 @@ fi
 
 check "the on_ban hook ran with its argv, no shell" test -e "$work/hooks/203.0.113.10 postfix"
 check "sd_notify READY=1 was sent" grep -q "READY=1" "$work/notify.log"
+
+# journald: entries of the trusted unit count; the same text forged from another unit does not.
+journal_entries() {  # $1 = file name, $2 = unit, $3 = comm, $4 = address
+  local usec=$(( $(date +%s%N) / 1000 )) out=""
+  for i in 1 2 3 4 5; do
+    out+="__REALTIME_TIMESTAMP=$((usec + i))\n_HOSTNAME=mx1\n_SYSTEMD_UNIT=$2\n_COMM=$3\nSYSLOG_IDENTIFIER=postfix/smtpd\n_PID=$((4000 + i))\n"
+    out+="MESSAGE=warning: unknown[$4]: SASL LOGIN authentication failed: authentication failure\n\n"
+  done
+  # Written aside and moved in whole, as journald's own files appear complete to readers.
+  printf "$out" | /lib/systemd/systemd-journal-remote -o "$work/$1.journal" - 2>/dev/null
+  mv "$work/$1.journal" "$work/journal/$1.journal"
+}
+if [ -x /lib/systemd/systemd-journal-remote ]; then
+  journal_entries forged php8.2-fpm.service php-fpm8.2 198.51.100.250
+  journal_entries real postfix@-.service smtpd 203.0.113.20
+  check "journald: a burst from the trusted unit is banned" wait_kernel ban4 203.0.113.20 3000
+  check "journald: the same lines forged from another unit are not" bash -c "! nft get element inet relayban ban4 '{ 198.51.100.250 }'"
+fi
 
 # Rotation by rename and create.
 mv "$work/log/mail.log" "$work/log/mail.log.1"

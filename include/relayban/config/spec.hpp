@@ -58,6 +58,7 @@ struct RuleSpec {
 struct LogSpec {
   std::string path;                        // file path or glob; empty for a journal source
   std::vector<std::string> journal_match;  // e.g. "_SYSTEMD_UNIT=postfix@-.service"
+  std::string journal_directory;           // journal files to read instead of the system journal
   StampFormat stamp = StampFormat::kAuto;
   SourceLocation where;
 };

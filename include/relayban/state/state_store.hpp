@@ -39,6 +39,9 @@ class StateStore {
   virtual Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) = 0;
   virtual Result<void> SavePositions(const std::vector<FilePosition>& positions) = 0;
   virtual Result<std::vector<FilePosition>> Positions() = 0;
+  // journald cursors, by source name.
+  virtual Result<void> SaveCursor(const std::string& source, const std::string& cursor) = 0;
+  virtual Result<std::optional<std::string>> Cursor(const std::string& source) = 0;
 };
 
 // Opens (creating if needed) the database at `path` in WAL mode.

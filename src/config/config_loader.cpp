@@ -348,7 +348,7 @@ std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
       ok = false;
     }
   }
-  if (auto v = Int(n["threshold"], "threshold", 1, 100000)) r.threshold = static_cast<int>(*v); else ok = false;
+  if (auto v = Int(n["threshold"], "threshold", 1, 10000)) r.threshold = static_cast<int>(*v); else ok = false;
   if (auto v = Dur(n["window"], "window")) {
     if (v->count() <= 0) { Err(n["window"], "window must be longer than 0"); ok = false; }
     r.window = *v;

@@ -1,29 +1,67 @@
 #include "relayban/score/rule_tracker.hpp"
 
 #include <algorithm>
+#include <cstring>
 
 namespace relayban {
+
+WindowState& WindowState::operator=(WindowState&& o) noexcept {
+  if (this == &o) return *this;
+  Release();
+  last_ = o.last_;
+  n_ = o.n_;
+  cap_ = o.cap_;
+  if (cap_ > 1) heap_ = o.heap_;
+  else one_ = o.one_;
+  o.cap_ = 1;
+  o.n_ = 0;
+  return *this;
+}
+
+void WindowState::Reserve(uint16_t want) {
+  if (want <= cap_) return;
+  uint16_t cap = std::max<uint16_t>(want, static_cast<uint16_t>(std::min<int>(cap_ * 2, 65535)));
+  Item* fresh = new Item[cap];
+  std::memcpy(fresh, items(), sizeof(Item) * n_);
+  if (cap_ > 1) delete[] heap_;
+  heap_ = fresh;
+  cap_ = cap;
+}
 
 int WindowState::Add(uint32_t value, int weight, uint32_t sec, bool distinct, int threshold, uint32_t window) {
   // Log time may step back a little (several files, clock changes): never let `last_` go back.
   last_ = std::max(last_, sec);
   uint32_t horizon = last_ >= window ? last_ - window : 0;
+  Item* it = items();
   // Items are kept oldest first; drop those that left the window.
-  auto keep = std::find_if(items_.begin(), items_.end(), [&](const Item& i) { return i.sec > horizon; });
-  items_.erase(items_.begin(), keep);
-  if (distinct) {
-    auto it = std::find_if(items_.begin(), items_.end(), [&](const Item& i) { return i.value == value; });
-    if (it != items_.end()) {
-      items_.erase(it);  // re-append as the newest sighting
-    }
-    items_.push_back({value, sec});
-  } else {
-    int n = std::min(weight, threshold);
-    for (int i = 0; i < n; ++i) items_.push_back({0, sec});
+  uint16_t keep = 0;
+  while (keep < n_ && it[keep].sec <= horizon) ++keep;
+  if (keep) {
+    std::memmove(it, it + keep, sizeof(Item) * (n_ - keep));
+    n_ = static_cast<uint16_t>(n_ - keep);
   }
-  if (items_.size() > static_cast<size_t>(threshold))
-    items_.erase(items_.begin(), items_.begin() + static_cast<long>(items_.size() - static_cast<size_t>(threshold)));
-  return static_cast<int>(items_.size());
+  auto push = [&](Item x) {
+    if (n_ >= threshold) {  // full: drop the oldest
+      std::memmove(items(), items() + 1, sizeof(Item) * (n_ - 1));
+      --n_;
+    }
+    Reserve(static_cast<uint16_t>(std::min<int>(n_ + 1, threshold)));
+    items()[n_++] = x;
+  };
+  if (distinct) {
+    it = items();
+    for (uint16_t i = 0; i < n_; ++i) {
+      if (it[i].value == value) {  // re-append as the newest sighting
+        std::memmove(it + i, it + i + 1, sizeof(Item) * (n_ - i - 1));
+        --n_;
+        break;
+      }
+    }
+    push({value, sec});
+  } else {
+    for (int i = 0; i < std::min(weight, threshold); ++i) push({0, sec});
+  }
+  return n_;
 }
 
 }  // namespace relayban

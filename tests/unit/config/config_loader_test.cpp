@@ -104,7 +104,7 @@ jails:
   CHECK(Has(e, "bad address or CIDR '10.0.0.1/8'", 1, 10));
   CHECK(Has(e, "bad address or CIDR '300.1.1.1'", 1, 22));
   CHECK(Has(e, "regex rejected by RE2: missing )", 10, 38));
-  CHECK(Has(e, "threshold must be between 1 and 100000", 15, 63));
+  CHECK(Has(e, "threshold must be between 1 and 10000", 15, 63));
   CHECK(Has(e, "bad duration '10min'", 15, 74));
   CHECK(Has(e, "key must be ip or account", 16, 24));
 }

@@ -197,8 +197,11 @@ check "sd_notify STOPPING=1 was sent" grep -q "STOPPING=1" "$work/notify.log"
 # --dry-run needs no privileges: run it as nobody, with its own state and socket.
 if command -v setpriv >/dev/null; then
   dry=$work/dry; mkdir -p "$dry/log" && : > "$dry/log/mail.log" && chmod -R 0777 "$dry" && chmod 0755 "$work"
+  # nobody may not be able to read the checkout (a private CI folder): give it copies.
+  cp -r "$src/etc/relayban/filters.d" "$dry/filters.d" && chmod -R a+rX "$dry"
   sed -e "s|$work/state|$dry/state|; s|$work/control.sock|$dry/control.sock|; s|$work/log/mail.log|$dry/log/mail.log|; /on_ban/d" \
-    "$work/good.yaml" > "$dry/relayban.yaml"
+    -e "s|$src/etc/relayban/filters.d|$dry/filters.d|" "$work/good.yaml" > "$dry/relayban.yaml"
+  chmod a+r "$dry/relayban.yaml"
   setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" daemon --dry-run -c "$dry/relayban.yaml" > "$dry/daemon.log" 2>&1 &
   drypid=$!
   sleep 0.5

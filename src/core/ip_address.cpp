@@ -105,10 +105,13 @@ bool IpAddress::IsLoopback() const {
 }
 
 IpAddress IpAddress::Masked(int length) const {
-  IpAddress out = *this;
   int total = max_prefix();
-  length = std::clamp(length, 0, total);
-  for (int bit = length; bit < total; ++bit) out.bytes_[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  if (length >= total) return *this;
+  IpAddress out = *this;
+  length = std::max(length, 0);
+  int full = length / 8;
+  if (length % 8) out.bytes_[static_cast<size_t>(full++)] &= static_cast<uint8_t>(0xFF00u >> (length % 8));
+  for (int i = full; i < total / 8; ++i) out.bytes_[static_cast<size_t>(i)] = 0;
   return out;
 }
 

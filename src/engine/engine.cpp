@@ -22,10 +22,14 @@ std::string_view DomainOf(std::string_view address) {
   return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
 }
 
-std::string CleanAddress(std::string_view s) {
+// An envelope address as keyed: without <> and blanks around it, lower-case, capped. Writes
+// into `out` so a reused string keeps its buffer (no allocation per line).
+void CleanAddress(std::string_view s, std::string& out) {
   while (!s.empty() && (s.front() == '<' || s.front() == ' ')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == '>' || s.back() == ' ' || s.back() == ',')) s.remove_suffix(1);
-  return ToLowerAscii(s.substr(0, 320));
+  s = s.substr(0, 320);
+  out.resize(s.size());
+  for (size_t i = 0; i < s.size(); ++i) out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? static_cast<char>(s[i] - 'A' + 'a') : s[i];
 }
 
 std::string Substitute(const std::string& arg, const std::map<std::string, std::string>& values) {
@@ -153,7 +157,8 @@ struct Engine::Impl {
   void Process(const Event& ev, EngineOutput& out);
   void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
             const std::string& reason, EngineOutput& out);
-  std::string AccountOf(const Jail& jail, std::string_view raw) const;
+  void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
+  Event scratch;  // reused for every hit, so its strings keep their buffers
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -237,14 +242,19 @@ const std::vector<std::string>& Engine::kind_names() const { return impl_->kinds
 const std::vector<std::string>& Engine::jail_names() const { return impl_->jail_names; }
 const std::vector<std::string>& Engine::filter_names() const { return impl_->filter_names; }
 
-std::string Engine::Impl::AccountOf(const Jail& jail, std::string_view raw) const {
+void Engine::Impl::AccountOf(const Jail& jail, std::string_view raw, std::string& out) const {
   // Accounts are keyed lower-case; "(unknown)" and "<>" mean no account was given.
   while (!raw.empty() && (raw.front() == '<' || raw.front() == ' ')) raw.remove_prefix(1);
   while (!raw.empty() && (raw.back() == '>' || raw.back() == ' ')) raw.remove_suffix(1);
-  if (raw.empty() || raw == "(unknown)" || raw.size() > 256) return {};
-  std::string a = ToLowerAscii(raw);
-  if (!jail.spec->account_domain.empty() && a.find('@') == std::string::npos) a += "@" + jail.spec->account_domain;
-  return a;
+  if (raw.empty() || raw == "(unknown)" || raw.size() > 256) {
+    out.clear();
+    return;
+  }
+  CleanAddress(raw, out);
+  if (!jail.spec->account_domain.empty() && out.find('@') == std::string::npos) {
+    out += '@';
+    out += jail.spec->account_domain;
+  }
 }
 
 void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& out) {
@@ -278,7 +288,11 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
   bool yielded = false;
   for (const PatternHit& hit : m.hits) {
     const Captures& c = hit.captures;
-    Event ev;
+    Event& ev = m.scratch;
+    ev.ip.reset();
+    ev.count = 1;
+    ev.account.clear();
+    ev.recipient.clear();
     ev.time = *t;
     ev.filter = src.filter_global[static_cast<size_t>(hit.filter)];
     ev.pattern = hit.pattern;
@@ -292,8 +306,8 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
       auto [p, ec] = std::from_chars(c.count.data(), c.count.data() + c.count.size(), n);
       ev.count = (ec == std::errc() && n >= 1) ? std::min(n, 100) : 1;
     }
-    ev.sender = CleanAddress(c.sender);
-    ev.id = std::string(c.id.substr(0, 128));
+    CleanAddress(c.sender, ev.sender);
+    ev.id.assign(c.id.substr(0, 128));
     const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
     for (size_t ji = 0; ji < jails_of_filter.size(); ++ji) {
       int j = jails_of_filter[ji];
@@ -303,7 +317,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
       if (ji + 1 < jails_of_filter.size()) copy = ev;
       Event& je = ji + 1 < jails_of_filter.size() ? copy : ev;
       je.jail = j;
-      je.account = m.AccountOf(jail, c.account);
+      m.AccountOf(jail, c.account, je.account);
       if (!c.id.empty() || !c.session.empty()) {
         JoinedFields f{je.ip, std::move(je.account), std::move(je.sender)};
         jail.correlator.Join(c.id.substr(0, 128), c.session.substr(0, 128), je.time, f);
@@ -319,7 +333,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
         std::string_view one = rcpts.substr(0, cut);
         rcpts = cut == std::string_view::npos ? std::string_view{} : rcpts.substr(cut + 1);
         if (one.empty() && !c.recipient.empty()) continue;
-        je.recipient = CleanAddress(one);
+        CleanAddress(one, je.recipient);
         yielded = true;
         m.Process(je, out);
       } while (!rcpts.empty() && ++emitted < kMaxRecipientsPerLine);

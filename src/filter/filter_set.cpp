@@ -60,6 +60,7 @@ struct FilterSet::Impl {
   std::vector<Pattern> patterns;  // Set index -> pattern; ignore patterns have index -1
   std::unique_ptr<RE2::Set> set;
   size_t filters = 0;
+  std::vector<int> ids;  // scratch for Match; a FilterSet belongs to one thread
   int max_groups = 0;
 };
 
@@ -129,7 +130,7 @@ bool OccursExactlyOnce(std::string_view text, std::string_view lit) {
 int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) const {
   if (impl_->patterns.empty()) return 0;
   re2::StringPiece text(message.data(), message.size());
-  thread_local std::vector<int> ids;
+  std::vector<int>& ids = impl_->ids;
   ids.clear();
   if (!impl_->set->Match(text, &ids)) return 0;
   std::sort(ids.begin(), ids.end());

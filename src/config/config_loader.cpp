@@ -392,8 +392,8 @@ void Reader::Jails(const YAML::Node& n, Config& c) {
       continue;
     }
     if (!Keys(body, "jail '" + name + "'",
-              {"enabled", "logs", "filters", "rules", "account_domain", "local_domains", "correlate", "on_ban",
-               "description"}))
+              {"enabled", "detect", "logs", "filters", "rules", "account_domain", "local_domains", "correlate",
+               "on_ban", "description"}))
       continue;
     JailSpec j;
     j.name = name;
@@ -404,6 +404,9 @@ void Reader::Jails(const YAML::Node& n, Config& c) {
       else if (v == "true" || v == "yes" || v == "on") j.enabled = Enabled::kYes;
       else if (v == "false" || v == "no" || v == "off") j.enabled = Enabled::kNo;
       else Err(e, "enabled must be auto, true or false");
+    }
+    if (auto d = body["detect"]) {
+      if (auto l = StrList(d, "detect")) j.detect = *l;
     }
     if (auto logs = body["logs"]) {
       if (!logs.IsSequence()) Err(logs, "logs must be a list");

@@ -159,6 +159,19 @@ bool Daemon::BuildEngine(const Config& c, std::map<std::string, std::string>& wh
       on.push_back(j.name);
       continue;
     }
+    if (!j.detect.empty()) {
+      std::string present;
+      for (const auto& d : j.detect)
+        if (present.empty() && access(d.c_str(), F_OK) == 0) present = d;
+      if (present.empty()) {
+        why[j.name] = "off: enabled: auto and none of " + j.detect.front() + (j.detect.size() > 1 ? ", ..." : "") +
+                      " exists";
+        continue;
+      }
+      why[j.name] = "on: " + present + " exists";
+      on.push_back(j.name);
+      continue;
+    }
     std::string found;
     for (const auto& l : j.logs) {
       if (!l.path.empty()) {

@@ -48,6 +48,10 @@ jails:
     rules:
       - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 20, window: 1h, ban: 1d,
          on_account: [/bin/false, "{account}"]}
+  exim:
+    detect: [/nonexistent/usr/sbin/exim4]
+    logs: [$work/log/mail.log]
+    filters: [exim]
   postfix-journal:
     logs: [{journal: {match: ["_SYSTEMD_UNIT=postfix@-.service"], directory: $work/journal}}]
     filters: [postfix]
@@ -79,6 +83,7 @@ start() {
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=; }
 
 check "the daemon starts and answers on its socket" start
+check "a jail whose program is not installed is off, though its log exists" bash -c "$(printf '%q ' "$bin") status exim -c $work/relayban.yaml | grep -q 'off: enabled: auto and none of /nonexistent/usr/sbin/exim4 exists'"
 check "status reports both jails on" bash -c "$(printf '%q ' "$bin") status --json --socket $work/control.sock | grep -q '\"enabled\": true'"
 
 # A burst of failures reaches the kernel set quickly.

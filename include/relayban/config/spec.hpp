@@ -68,6 +68,10 @@ enum class Enabled : uint8_t { kAuto, kYes, kNo };
 struct JailSpec {
   std::string name;
   Enabled enabled = Enabled::kAuto;
+  // With `enabled: auto`, files whose presence says the mail system is installed. Without
+  // them a jail is on when one of its logs exists - not enough when the log is mail.log,
+  // which every mail system shares.
+  std::vector<std::string> detect;
   std::vector<LogSpec> logs;
   std::vector<std::string> filters;
   std::vector<RuleSpec> rules;

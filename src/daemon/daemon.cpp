@@ -105,7 +105,7 @@ class Daemon {
  private:
   bool LoadAndBuild(bool initial);
   bool BuildEngine(const Config& c, std::map<std::string, std::string>& why);
-  void StartSources(const Config& c);
+  void StartSources(const Config& c, bool initial);
   void Reconcile();
   void ApplyOrders(const std::vector<Order>& orders, bool manual);
   void PollSources(const std::set<std::string>* only);
@@ -214,7 +214,7 @@ bool Daemon::BuildEngine(const Config& c, std::map<std::string, std::string>& wh
   return true;
 }
 
-void Daemon::StartSources(const Config& c) {
+void Daemon::StartSources(const Config& c, bool initial) {
   std::map<std::string, Source> next;
   std::map<std::string, FilePosition> saved;
   if (auto p = state_->Positions())
@@ -258,7 +258,9 @@ void Daemon::StartSources(const Config& c) {
     } else {
       s.tail = std::make_unique<FileTail>(path, c.max_line);
       auto it = saved.find(path);
-      s.tail->Start(it == saved.end() ? std::nullopt : std::optional<FilePosition>(it->second));
+      if (it != saved.end()) s.tail->Start(it->second);
+      else if (initial) s.tail->Start(std::nullopt);  // at (re)load, old lines are history
+      else s.tail->Start(FilePosition{path, 0, 0, 0});  // a file that appeared later: all of it is new
     }
     // Watch the directory: it reports changes to the file, and its creation and renames.
     std::string dir = std::filesystem::path(path).parent_path().string();
@@ -328,7 +330,7 @@ bool Daemon::LoadAndBuild(bool initial) {
     engine_->policy().Restore(p, b.record.end.value_or(Time::max()), b.duration);
   if (auto off = state_->Offences(now - config_.ban.max))
     for (const auto& [p, t] : *off) engine_->policy().AddOffence(p, t);
-  StartSources(config_);
+  StartSources(config_, true);  // files there at (re)load time: their old lines are history
   return true;
 }
 
@@ -424,6 +426,21 @@ void Daemon::Tick() {
       it = bans_.erase(it);
     } else {
       ++it;
+    }
+  }
+  // Log globs may match files that appear later (a new qmail service's log directory).
+  if (ticks_ % 10 == 0) {
+    std::set<std::string> wanted;
+    for (const auto& j : config_.jails) {
+      if (jail_why_[j.name].rfind("on", 0) != 0) continue;
+      for (const auto& l : j.logs)
+        if (!l.path.empty())
+          for (const auto& p : Expand(l.path)) wanted.insert(p);
+    }
+    bool changed = std::any_of(wanted.begin(), wanted.end(), [&](const std::string& p) { return !sources_.count(p); });
+    if (changed) {
+      Log(LOG_INFO, "new log files match the configured globs; following them");
+      StartSources(config_, false);
     }
   }
   PollSources(nullptr);  // safety net for missed inotify events, and files that appeared

@@ -43,7 +43,7 @@ jails:
       - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
   qmail:
     enabled: auto
-    logs: [{path: $work/qmail/current, stamp: tai64n}]
+    logs: [{path: $work/qmail/current, stamp: tai64n}, {path: "$work/qmail/*/current", stamp: tai64n}]
     filters: [qmail-chkuser]
     rules:
       - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 20, window: 1h, ban: 1d,
@@ -82,6 +82,8 @@ start() {
 }
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=; }
 
+out=$("$bin" list -c "$work/relayban.yaml" 2>&1); rc=$?
+if [ $rc -eq 69 ] && echo "$out" | grep -q "relayban daemon is not running"; then ok "a client without a daemon gets a clear error"; else fail "no daemon: rc=$rc $out"; fi
 check "the daemon starts and answers on its socket" start
 check "a jail whose program is not installed is off, though its log exists" bash -c "$(printf '%q ' "$bin") status exim -c $work/relayban.yaml | grep -q 'off: enabled: auto and none of /nonexistent/usr/sbin/exim4 exists'"
 check "status reports both jails on" bash -c "$(printf '%q ' "$bin") status --json --socket $work/control.sock | grep -q '\"enabled\": true'"
@@ -177,6 +179,12 @@ sleep 0.2
 check "a failing on_account hook is logged, not fatal" grep -q "hook /bin/false failed with exit status 1" "$work/daemon.log"
 check "the on_account hook ran once for the verdict, not once per further recipient" test "$(grep -c 'hook /bin/false failed' "$work/daemon.log")" -eq 1
 check "relayban accounts shows test with its verdict" bash -c "$(printf '%q ' "$bin") accounts -c $work/relayban.yaml | grep '^test ' | grep -q relay-flood"
+
+# A log matching a glob that appears after start is picked up.
+mkdir -p "$work/qmail/submission" && : > "$work/qmail/submission/current"
+sleep 11
+sed 's/82.128.32.42/82.128.32.43/; s/41.203.7.99/41.203.7.98/' "$src/tests/data/qmail-story.log" | grep -v "41.203.7.98" >> "$work/qmail/submission/current"
+check "a new file matching a log glob is followed" wait_kernel ban4 82.128.32.43 3000
 
 # Restart: bans stay, no line is counted twice.
 for _ in 1 2 3; do fail_line 203.0.113.14 >> "$work/log/mail.log"; done

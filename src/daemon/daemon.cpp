@@ -534,7 +534,18 @@ void Daemon::HandleClient(int fd) {
   size_t nl = in.find('\n');
   if (nl != std::string::npos) {
     json req = json::parse(in.substr(0, nl), nullptr, false);
-    json answer = req.is_object() ? Command(req) : json{{"ok", false}, {"error", "the request is not a JSON object"}};
+    json answer;
+    if (!req.is_object()) {
+      answer = json{{"ok", false}, {"error", "the request is not a JSON object"}};
+    } else {
+      // A field of the wrong type ("target": 5) makes the JSON library throw: answer the
+      // client, never let it take the daemon down.
+      try {
+        answer = Command(req);
+      } catch (const json::exception& e) {
+        answer = json{{"ok", false}, {"error", std::string("malformed request: ") + e.what()}};
+      }
+    }
     std::string out = answer.dump() + "\n";
     // Answers are small; a client that does not read is its own problem.
     int flags = fcntl(fd, F_GETFL);

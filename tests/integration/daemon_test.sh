@@ -144,6 +144,23 @@ check "covers its addresses" in_kernel ban4_net 203.0.113.200
 check "status of one jail" bash -c "$(printf '%q ' "$bin") status postfix -c $work/relayban.yaml | grep -q 'postfix'"
 check "accounts answers JSON" bash -c "$(printf '%q ' "$bin") accounts --json -c $work/relayban.yaml | grep -q '\"ok\": true'"
 
+# Garbage on the control socket gets an error answer and leaves the daemon running.
+out=$(python3 - "$work/control.sock" <<'PY'
+import socket, sys
+answers = []
+for req in [b'{"cmd":"ban","target":5}\n', b'not json\n', b'{"cmd":"nosuch"}\n', b'[1,2]\n', b'\xff\xfe\n',
+            b'{"cmd":"unban","target":"192.0.2.999"}\n', b'{"cmd":"ban","target":"203.0.113.1","for":"forever"}\n']:
+    s = socket.socket(socket.AF_UNIX)
+    s.connect(sys.argv[1])
+    s.sendall(req)
+    answers.append(s.makefile().readline().strip())
+    s.close()
+print("\n".join(answers))
+PY
+)
+if [ "$(echo "$out" | grep -c '"ok":false')" -eq 7 ]; then ok "malformed control requests get error answers"; else fail "malformed requests: $out"; fi
+check "and the daemon still answers" cli status
+
 # A peer that is not root is refused, by the socket's mode and by SO_PEERCRED.
 if command -v setpriv >/dev/null; then
   out=$(setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" list --socket "$work/control.sock" 2>&1); rc=$?

@@ -161,7 +161,12 @@ void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std
       }
   }
   if (auto n = root["firewall"]) {
-    if (Keys(n, "firewall", {"backend", "table", "hooks", "verdict"})) {
+    if (Keys(n, "firewall", {"backend", "table", "hooks", "verdict", "own_table"})) {
+      if (auto o = n["own_table"]) {
+        bool v = true;
+        if (!o.IsScalar() || !YAML::convert<bool>::decode(o, v)) Err(o, "firewall.own_table must be true or false");
+        else c.firewall.own_table = v;
+      }
       if (auto b = n["backend"]) {
         if (auto s = Str(b, "firewall.backend")) {
           if (*s != "nftables" && *s != "dry-run") Err(b, "firewall.backend must be nftables or dry-run");

@@ -135,6 +135,7 @@ class Daemon {
   bool stop_ = false;
   bool degraded_ = false;
   std::string degraded_why_;
+  bool resync_ = false;  // a firewall change failed: re-apply every active ban on the next tick
   uint64_t ticks_ = 0;
   EngineOutput out_;
 };
@@ -381,8 +382,9 @@ void Daemon::ApplyOrders(const std::vector<Order>& orders, bool manual) {
   auto r = firewall_->Apply(fw);
   if (!r) {
     degraded_ = true;
+    resync_ = true;
     degraded_why_ = "firewall: " + r.error().ToString();
-    Log(LOG_ERR, "firewall: " + r.error().ToString());
+    Log(LOG_ERR, "firewall: " + r.error().ToString() + " (retrying every second)");
     return;
   }
   for (const auto& [p, why] : r->skipped) Log(LOG_INFO, "ban of " + p.ToString() + " not needed: " + why);
@@ -445,6 +447,19 @@ void Daemon::Tick() {
   }
   PollSources(nullptr);  // safety net for missed inotify events, and files that appeared
   SavePositions();
+  if (resync_) {
+    // The bans are in the state store; put them all in the kernel again.
+    std::vector<FirewallOrder> orders;
+    for (const auto& [p, b] : bans_)
+      orders.push_back({FirewallOrder::Kind::kBan, p,
+                        b.record.end ? std::chrono::ceil<Seconds>(*b.record.end - now) : Seconds(0)});
+    auto ensure = firewall_->EnsureTable();
+    auto r = ensure ? firewall_->Apply(orders) : Result<ApplyReport>(Fail(ensure.error()));
+    if (r) {
+      resync_ = degraded_ = false;
+      Log(LOG_NOTICE, "firewall is back: " + std::to_string(orders.size()) + " active bans applied again");
+    }
+  }
   if (ticks_ % 5 == 0) {
     auto intact = firewall_->Intact();
     if (intact && !*intact) {
@@ -455,8 +470,12 @@ void Daemon::Tick() {
                           b.record.end ? std::chrono::ceil<Seconds>(*b.record.end - now) : Seconds(0)});
       if (auto r = firewall_->Rebuild(orders); !r) Log(LOG_ERR, "rebuild: " + r.error().ToString());
     }
-    degraded_ = !intact;
-    if (!intact) degraded_why_ = "firewall: " + intact.error().ToString();
+    if (!intact) {
+      degraded_ = true;
+      degraded_why_ = "firewall: " + intact.error().ToString();
+    } else if (!resync_) {
+      degraded_ = false;
+    }
   }
   sd_notify(0, "WATCHDOG=1");
 }
@@ -697,6 +716,7 @@ int Daemon::Run() {
     fo.input = std::find(config_.firewall.hooks.begin(), config_.firewall.hooks.end(), "input") != config_.firewall.hooks.end();
     fo.forward = std::find(config_.firewall.hooks.begin(), config_.firewall.hooks.end(), "forward") != config_.firewall.hooks.end();
     fo.reject = config_.firewall.verdict == "reject";
+    if (!config_.firewall.own_table) fo.ownership = FirewallSpecOptions::Ownership::kNone;
     auto fw = NftFirewall::Open(fo);
     if (!fw) {
       Log(LOG_ERR, "firewall: " + fw.error().ToString());

@@ -224,6 +224,15 @@ check "the adopted table still drops" in_kernel ban4 82.128.32.42
 stop
 check "sd_notify STOPPING=1 was sent" grep -q "STOPPING=1" "$work/notify.log"
 
+# Without table ownership anyone may delete the table: the daemon notices and rebuilds it.
+sed -i "s|^control_socket:.*|&\nfirewall: {own_table: false}|" "$work/relayban.yaml"
+nft delete table inet relayban
+check "the daemon starts with a table it does not own" start
+check "and restores the bans into it" wait_kernel ban4 82.128.32.42 2000
+nft delete table inet relayban
+check "a table deleted by someone else is rebuilt with its bans" wait_kernel ban4 82.128.32.42 8000
+stop
+
 # --dry-run needs no privileges: run it as nobody, with its own state and socket.
 if command -v setpriv >/dev/null; then
   dry=$work/dry; mkdir -p "$dry/log" && : > "$dry/log/mail.log" && chmod -R 0777 "$dry" && chmod 0755 "$work"

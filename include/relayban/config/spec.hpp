@@ -94,6 +94,7 @@ struct FirewallSpec {
   std::string table = "relayban";
   std::vector<std::string> hooks{"input"};
   std::string verdict = "drop";  // drop | reject
+  bool own_table = true;  // owner|persist where the kernel has it (6.9+); false: anyone may change it
 };
 
 struct Config {

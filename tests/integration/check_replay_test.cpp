@@ -45,6 +45,23 @@ json Account(const json& j, const std::string& name) {
   return json();
 }
 
+// `check --json --events` on `log`: one JSON object per event.
+std::vector<json> Events(const std::string& log, std::vector<std::string> jails = {}) {
+  CheckOptions o;
+  o.config = kConfig;
+  o.logs = {log};
+  o.jails = std::move(jails);
+  o.json = true;
+  o.events = true;
+  std::ostringstream out, err;
+  REQUIRE(RunCheck(o, kNow, out, err) == 0);
+  std::vector<json> events;
+  std::istringstream lines(out.str());
+  std::string l;
+  while (std::getline(lines, l)) events.push_back(json::parse(l));
+  return events;
+}
+
 struct Run {
   int rc;
   std::string out;
@@ -112,19 +129,8 @@ TEST_CASE("a stolen Postfix submission account is caught through queue-id correl
 }
 
 TEST_CASE("check --events lists each matched line's event as JSON Lines") {
-  CheckOptions o;
-  o.config = kConfig;
-  o.logs = {kSrc + "/tests/golden/../data/postfix-stolen-account.log"};
-  o.jails = {"postfix"};
-  o.json = true;
-  o.events = true;
-  std::ostringstream out, err;
-  REQUIRE(RunCheck(o, kNow, out, err) == 0);
-  std::istringstream lines(out.str());
-  std::string l;
   int n = 0, relays = 0;
-  while (std::getline(lines, l)) {
-    json e = json::parse(l);
+  for (const json& e : Events(kSrc + "/tests/data/postfix-stolen-account.log", {"postfix"})) {
     ++n;
     CHECK(e.contains("file"));
     CHECK(e["line"].get<int>() > 0);
@@ -163,23 +169,13 @@ TEST_CASE("the shared sample logs: every extracted address is the expected one, 
       cols.resize(9);
       rows.push_back(cols);
     }
-    CheckOptions o;
-    o.config = kConfig;
-    o.logs = {f.path().string()};
-    o.json = true;
-    o.events = true;
-    std::ostringstream out, err;
-    REQUIRE(RunCheck(o, kNow, out, err) == 0);
-    std::istringstream lines(out.str());
-    std::string l;
-    while (std::getline(lines, l)) {
-      json e = json::parse(l);
+    for (const json& e : Events(f.path().string())) {
       size_t line = e["line"].get<size_t>();
       REQUIRE(line >= 1);
       REQUIRE(line <= rows.size());
       const auto& r = rows[line - 1];
       std::string want = r[3].substr(0, r[3].find(' '));
-      INFO(f.path().filename().string() << ":" << line << " " << l);
+      INFO(f.path().filename().string() << ":" << line << " " << e.dump());
       if (!e["ip"].is_null()) {
         CHECK(e["ip"] != r[7]);
         if (!want.empty() && want != "-") CHECK(e["ip"] == want);

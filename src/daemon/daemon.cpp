@@ -118,6 +118,7 @@ class Daemon {
   json Command(const json& req);
   json Status(const std::string& jail);
   json ListBans();
+  std::vector<FirewallOrder> ActiveOrders(Time now) const;
 
   DaemonOptions opt_;
   Config config_;
@@ -449,10 +450,7 @@ void Daemon::Tick() {
   SavePositions();
   if (resync_) {
     // The bans are in the state store; put them all in the kernel again.
-    std::vector<FirewallOrder> orders;
-    for (const auto& [p, b] : bans_)
-      orders.push_back({FirewallOrder::Kind::kBan, p,
-                        b.record.end ? std::chrono::ceil<Seconds>(*b.record.end - now) : Seconds(0)});
+    std::vector<FirewallOrder> orders = ActiveOrders(now);
     auto ensure = firewall_->EnsureTable();
     auto r = ensure ? firewall_->Apply(orders) : Result<ApplyReport>(Fail(ensure.error()));
     if (r) {
@@ -464,10 +462,7 @@ void Daemon::Tick() {
     auto intact = firewall_->Intact();
     if (intact && !*intact) {
       Log(LOG_WARNING, "the firewall table was changed or removed by someone else; rebuilding it");
-      std::vector<FirewallOrder> orders;
-      for (const auto& [p, b] : bans_)
-        orders.push_back({FirewallOrder::Kind::kBan, p,
-                          b.record.end ? std::chrono::ceil<Seconds>(*b.record.end - now) : Seconds(0)});
+      std::vector<FirewallOrder> orders = ActiveOrders(now);
       if (auto r = firewall_->Rebuild(orders); !r) Log(LOG_ERR, "rebuild: " + r.error().ToString());
     }
     if (!intact) {
@@ -579,6 +574,15 @@ void Daemon::HandleClient(int fd) {
   }
 }
 
+// Every active ban as a firewall order with the time it has left.
+std::vector<FirewallOrder> Daemon::ActiveOrders(Time now) const {
+  std::vector<FirewallOrder> orders;
+  for (const auto& [p, b] : bans_)
+    orders.push_back({FirewallOrder::Kind::kBan, p,
+                      b.record.end ? std::max(Seconds(1), std::chrono::ceil<Seconds>(*b.record.end - now)) : Seconds(0)});
+  return orders;
+}
+
 json Daemon::ListBans() {
   json list = json::array();
   Time now = Now();
@@ -653,12 +657,7 @@ json Daemon::Command(const json& req) {
     if (!target) return json{{"ok", false}, {"error", "not an address or CIDR: " + req.value("target", "")}};
     auto d = ParseDuration(req.value("for", FormatDuration(config_.ban.default_duration)));
     if (!d) return json{{"ok", false}, {"error", "bad duration: " + req.value("for", "")}};
-    bool ignored = engine_->policy().IsIgnored(target->address()) ||
-                   std::any_of(config_.ignore.begin(), config_.ignore.end(), [&](const Prefix& p) {
-                     return p.address().family() == target->address().family() &&
-                            p.address().Masked(std::min(p.length(), target->length())) ==
-                                target->address().Masked(std::min(p.length(), target->length()));
-                   });
+    bool ignored = engine_->policy().CoversIgnored(*target);
     if (ignored && !req.value("force", false))
       return json{{"ok", false}, {"error", target->ToString() + " is in the ignore list (or loopback); use --force to ban it anyway"}};
     Order o{Order::Action::kBan, Now(), req.value("jail", "manual"), "manual", *target, "", *d,

@@ -17,12 +17,17 @@ Prefix BanPolicy::TargetFor(const IpAddress& ip) const {
   if (ip.is_v4()) return Prefix(ip);
   Prefix wide(ip, ipv6_prefix_);
   // Never let a prefix ban cover an ignored address: fall back to the single address.
+  return CoversIgnored(wide) ? Prefix(ip) : wide;
+}
+
+bool BanPolicy::CoversIgnored(const Prefix& target) const {
+  if (IsIgnored(target.address())) return true;
   for (const Prefix& p : ignore_) {
-    if (p.address().family() != ip.family()) continue;
-    int common = std::min(p.length(), wide.length());
-    if (p.address().Masked(common) == wide.address().Masked(common)) return Prefix(ip);
+    if (p.address().family() != target.address().family()) continue;
+    int common = std::min(p.length(), target.length());
+    if (p.address().Masked(common) == target.address().Masked(common)) return true;
   }
-  return wide;
+  return false;
 }
 
 Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at) {

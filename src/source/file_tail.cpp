@@ -96,7 +96,7 @@ size_t FileTail::Drain(const std::function<void(std::string_view)>& on_line) {
       discarding_ = false;
       chunk.remove_prefix(nl + 1);
     }
-    line_end_ = read_pos_ - partial_.size() - 0;
+    line_end_ = read_pos_ - partial_.size();
     if (discarding_) line_end_ = read_pos_;
   }
   return lines;

@@ -33,6 +33,8 @@ class BanPolicy {
   BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix);
 
   bool IsIgnored(const IpAddress& ip) const;
+  // Whether a ban of `target` would cover loopback or any address of the ignore list.
+  bool CoversIgnored(const Prefix& target) const;
   // The address or prefix a ban of `ip` covers (an IPv6 client's /64 by default).
   Prefix TargetFor(const IpAddress& ip) const;
   // A ban order for `ip`, escalated for a repeat offender; nullopt if the address is ignored

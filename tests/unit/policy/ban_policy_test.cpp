@@ -77,3 +77,13 @@ TEST_CASE("expired bans are forgotten") {
   p.Expire(T(61));
   CHECK(p.active() == 0);
 }
+
+TEST_CASE("a ban target covering loopback or an ignored network is recognised") {
+  auto p = Policy({*Prefix::Parse("192.0.2.0/24")});
+  CHECK(p.CoversIgnored(*Prefix::Parse("192.0.2.7")));
+  CHECK(p.CoversIgnored(*Prefix::Parse("192.0.0.0/16")));   // wider than the ignored /24
+  CHECK(p.CoversIgnored(*Prefix::Parse("192.0.2.128/25")));  // inside it
+  CHECK(p.CoversIgnored(*Prefix::Parse("127.0.0.1")));
+  CHECK_FALSE(p.CoversIgnored(*Prefix::Parse("192.0.3.0/24")));
+  CHECK_FALSE(p.CoversIgnored(*Prefix::Parse("2001:db8::/64")));
+}

@@ -1,5 +1,7 @@
 #include "relayban/filter/filter_set.hpp"
 
+#include "relayban/filter/capturing_regex.hpp"
+
 #include <re2/re2.h>
 #include <re2/set.h>
 
@@ -52,7 +54,7 @@ struct FilterSet::Impl {
   struct Pattern {
     int filter;
     int index;
-    std::unique_ptr<RE2> re;
+    std::unique_ptr<CapturingRegex> re;
     int groups;
     std::array<int, kCaptureCount> capture_group;  // group number per capture name, 0 = none
     std::vector<std::string> unique;
@@ -96,10 +98,10 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
     std::string expanded = ExpandPatternMacros(p.regex);
     Impl::Pattern pat{filter, index, nullptr, 0, {}, p.unique};
     if (!is_ignore) {
-      pat.re = std::make_unique<RE2>(expanded, PatternOptions());
-      pat.groups = pat.re->NumberOfCapturingGroups();
+      pat.re = std::make_unique<CapturingRegex>(expanded, PatternOptions());
+      pat.groups = pat.re->whole().NumberOfCapturingGroups();
       impl->max_groups = std::max(impl->max_groups, pat.groups);
-      for (const auto& [name, group] : pat.re->NamedCapturingGroups()) {
+      for (const auto& [name, group] : pat.re->whole().NamedCapturingGroups()) {
         for (int c = 0; c < kCaptureCount; ++c)
           if (name == kCaptureNames[c]) pat.capture_group[static_cast<size_t>(c)] = group;
       }
@@ -131,6 +133,9 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
   if (impl_->patterns.empty()) return 0;
   re2::StringPiece text(message.data(), message.size());
   std::vector<int>& ids = impl_->ids;
+  // Most lines match nothing. Asked without a result vector, the Set neither allocates nor
+  // collects; only a line that matches something is asked again for which patterns.
+  if (!impl_->set->Match(text, nullptr)) return 0;
   ids.clear();
   if (!impl_->set->Match(text, &ids)) return 0;
   std::sort(ids.begin(), ids.end());
@@ -144,7 +149,7 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
     last_filter = p.filter;
     if (p.index < 0) continue;  // an ignore regex matched: nothing from this filter
     int n = std::min(p.groups + 1, static_cast<int>(groups.size()));
-    if (!p.re->Match(text, 0, message.size(), RE2::ANCHOR_START, groups.data(), n)) continue;
+    if (!p.re->MatchStart(text, groups.data(), n)) continue;
     bool ok = true;
     for (const std::string& lit : p.unique) ok = ok && OccursExactlyOnce(message, lit);
     if (!ok) {

@@ -1,0 +1,42 @@
+// CapturingRegex: an RE2 regex for submatch extraction at the start of a text, faster than
+// RE2::Match on the whole regex when the regex has a head without groups.
+//
+// RE2 reports the submatches of the highest-priority path, the one a backtracking engine
+// would find first. For a regex cut into head·body at the top level, that path is the
+// head's own highest-priority path h followed by the body's highest-priority path from where
+// h ends, whenever the body matches there. So the head runs on RE2's DFA, which gives h's end
+// without captures, and only the body runs on a capturing engine (OnePass or BitState, several
+// times the DFA's cost per byte). If the body does not match after h, the whole regex runs.
+#pragma once
+
+#include <re2/re2.h>
+
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace relayban {
+
+// Where `regex` (RE2 syntax) can be cut: the start of the first top-level item that holds a
+// capturing group, so the head before it holds no group and the body all of them. 0 when it
+// cannot be cut: no group, a group first, a top-level `|`, an unscoped flag group such as
+// `(?i)` before the groups, or a `\Q` quoted run.
+size_t CaptureSplitPoint(std::string_view regex);
+
+class CapturingRegex {
+ public:
+  CapturingRegex(const std::string& regex, const RE2::Options& options);
+
+  const RE2& whole() const { return whole_; }
+  bool is_split() const { return head_ != nullptr; }
+
+  // Like whole().Match(text, 0, text.size(), RE2::ANCHOR_START, groups, n), except that
+  // groups[0] then spans only the body.
+  bool MatchStart(const re2::StringPiece& text, re2::StringPiece* groups, int n) const;
+
+ private:
+  RE2 whole_;
+  std::unique_ptr<RE2> head_, body_;  // both null when the regex is not cut
+};
+
+}  // namespace relayban

@@ -1,0 +1,111 @@
+#include "relayban/filter/capturing_regex.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+
+#include "relayban/filter/filter_set.hpp"
+
+using namespace relayban;
+
+TEST_CASE("the capture cut lies before the first top-level item holding a group") {
+  CHECK(CaptureSplitPoint(R"(ab (?P<ip>[0-9.]+) cd)") == 3);
+  CHECK(CaptureSplitPoint(R"(ab(?:x|(y))z)") == 2);  // the enclosing group starts the body
+  CHECK(CaptureSplitPoint(R"(a[(]b\(c(d))") == 8);   // '(' in a class or escaped is no group
+  CHECK(CaptureSplitPoint(R"(a[]()]b(c))") == 7);    // ']' first in a class is literal
+  CHECK(CaptureSplitPoint(R"(a[[:alpha:](]b(c))") == 14);
+  CHECK(CaptureSplitPoint(R"(a(?:b)(?i:c)(d))") == 12);  // scoped flags stay in the head
+}
+
+TEST_CASE("a regex that cannot be cut is matched whole") {
+  CHECK(CaptureSplitPoint(R"((a)b)") == 0);            // the group comes first
+  CHECK(CaptureSplitPoint(R"(abc)") == 0);             // no group
+  CHECK(CaptureSplitPoint(R"(a(b)|c)") == 0);          // a top-level alternative
+  CHECK(CaptureSplitPoint(R"((?i)a(b))") == 0);        // unscoped flags would not reach the body
+  CHECK(CaptureSplitPoint(R"(a\Q(\Eb(c))") == 0);      // a quoted run
+  CHECK_FALSE(CapturingRegex(R"((a)b)", RE2::Options()).is_split());
+  CHECK(CapturingRegex(R"(x(a)b)", RE2::Options()).is_split());
+}
+
+TEST_CASE("the shipped macros leave a cut before the address") {
+  std::string re = ExpandPatternMacros(R"({host} postfix{pid}: warning: {host}\[{ip}\]: SASL)");
+  CapturingRegex cr(re, RE2::Options());
+  REQUIRE(cr.is_split());
+  re2::StringPiece g[2];
+  std::string line = "mx1 postfix[3]: warning: unknown[192.0.2.7]: SASL";
+  REQUIRE(cr.MatchStart(line, g, 2));
+  CHECK(g[1] == "192.0.2.7");
+}
+
+namespace {
+// Random regexes over a small alphabet, so that random texts often match and the ambiguous
+// cases (a head with several possible ends, lazy and greedy repeats) come up all the time.
+struct RegexGen {
+  std::mt19937 rng;
+  int groups = 0;
+  explicit RegexGen(unsigned seed) : rng(seed) {}
+  int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); }
+  std::string Atom(int depth) {
+    static const char* kAtoms[] = {"a", "b", ":", " ", ".", "[ab]", "[^a]", "[^ :]", R"(\[)", "a", "b", "ab"};
+    int k = Pick(depth > 0 ? 16 : 12);
+    if (k < 12) return kAtoms[k];
+    std::string inner = Seq(depth - 1, 1 + Pick(3));
+    if (Pick(3) == 0) inner += "|" + Seq(depth - 1, 1 + Pick(2));
+    switch (k) {
+      case 12: return "(?:" + inner + ")";
+      case 13: return "(?P<g" + std::to_string(++groups) + ">" + inner + ")";
+      default: ++groups; return "(" + inner + ")";
+    }
+  }
+  std::string Item(int depth) {
+    static const char* kQuant[] = {"", "", "", "*", "+", "?", "{1,3}", "*?", "+?", "??", "{0,2}"};
+    int e = Pick(20);
+    if (e == 0) return "$";
+    if (e == 1) return R"(\b)";
+    return Atom(depth) + kQuant[Pick(11)];
+  }
+  std::string Seq(int depth, int n) {
+    std::string s;
+    for (int i = 0; i < n; ++i) s += Item(depth);
+    return s;
+  }
+  std::string Text() {
+    static const char kChars[] = "ab: [";
+    std::string t;
+    for (int n = Pick(14); n > 0; --n) t += kChars[Pick(5)];
+    return t;
+  }
+};
+}  // namespace
+
+TEST_CASE("cut matching gives exactly RE2's submatches (random regexes and texts)") {
+  RegexGen gen(20261127);
+  int split = 0, matched_split = 0;
+  for (int r = 0; r < 3000; ++r) {
+    gen.groups = 0;
+    std::string re = gen.Seq(2, 2 + gen.Pick(5));
+    CapturingRegex cr(re, RE2::Options());
+    if (!cr.whole().ok()) continue;
+    split += cr.is_split();
+    int n = cr.whole().NumberOfCapturingGroups() + 1;
+    for (int t = 0; t < 60; ++t) {
+      std::string text = gen.Text();
+      re2::StringPiece got[16], want[16];
+      if (n > 16) break;
+      bool m_got = cr.MatchStart(text, got, n);
+      bool m_want = cr.whole().Match(text, 0, text.size(), RE2::ANCHOR_START, want, n);
+      INFO("regex " << re << "  text '" << text << "'");
+      REQUIRE(m_got == m_want);
+      if (!m_want) continue;
+      matched_split += cr.is_split();
+      for (int g = 1; g < n; ++g) {
+        INFO("group " << g);
+        REQUIRE(got[g].data() == want[g].data());
+        REQUIRE(got[g].size() == want[g].size());
+      }
+    }
+  }
+  // The run must have exercised the cut, and on matching texts.
+  CHECK(split > 1000);
+  CHECK(matched_split > 5000);
+}

@@ -1,6 +1,7 @@
 #include "relayban/core/ip_address.hpp"
 
 #include <arpa/inet.h>
+#include <endian.h>
 
 #include <algorithm>
 #include <charconv>
@@ -144,7 +145,18 @@ std::optional<Prefix> Prefix::Parse(std::string_view text, bool allow_host_bits)
 }
 
 bool Prefix::Contains(const IpAddress& ip) const {
-  return ip.family() == address_.family() && ip.Masked(length_) == address_;
+  if (ip.family() != address_.family()) return false;
+  // The first length_ bits must be equal: compared 64 at a time, the first byte the most
+  // significant, without building a masked copy (this runs for every event).
+  int len = length_;
+  for (size_t w = 0; w < 2 && len > 0; ++w, len -= 64) {
+    uint64_t a, b;
+    std::memcpy(&a, ip.bytes().data() + 8 * w, 8);
+    std::memcpy(&b, address_.bytes().data() + 8 * w, 8);
+    uint64_t mask = len >= 64 ? ~uint64_t{0} : ~(~uint64_t{0} >> len);
+    if ((be64toh(a ^ b) & mask) != 0) return false;
+  }
+  return true;
 }
 
 std::string Prefix::ToString() const {

@@ -8,19 +8,62 @@ namespace relayban {
 
 AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
   if (auto it = accounts_.find(account); it != accounts_.end()) return it->second;
-  if (accounts_.size() >= max_accounts_) {
-    // Failed logins can name any account: evict the least recently seen so a flood of
-    // invented names cannot grow memory without bound.
-    auto oldest = std::min_element(accounts_.begin(), accounts_.end(), [](const auto& a, const auto& b) {
-      return a.second.view.last_seen < b.second.view.last_seen;
-    });
-    accounts_.erase(oldest);
-    ++evicted_;
-  }
+  if (accounts_.size() >= max_accounts_) EvictOldestAccounts();
   Entry& e = accounts_[std::string(account)];
   e.view.account = std::string(account);
   e.view.last_seen = t;
   return e;
+}
+
+void AccountBook::EvictOldestAccounts() {
+  // Failed logins can name any account, so a flood of invented names must neither grow memory
+  // nor cost a scan of every account per name: the least recently seen eighth goes at once.
+  std::vector<Time> seen;
+  seen.reserve(accounts_.size());
+  for (const auto& [name, e] : accounts_) seen.push_back(e.view.last_seen);
+  if (seen.empty()) return;
+  size_t nth = std::max<size_t>(1, seen.size() / 8);
+  std::nth_element(seen.begin(), seen.begin() + static_cast<long>(nth - 1), seen.end());
+  Time cutoff = seen[nth - 1];
+  size_t dropped = 0;
+  for (auto it = accounts_.begin(); it != accounts_.end() && dropped < nth;) {
+    if (it->second.view.last_seen <= cutoff) {
+      it = accounts_.erase(it);
+      ++dropped;
+    } else {
+      ++it;
+    }
+  }
+  evicted_ += dropped;
+}
+
+AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip) {
+  if (e.recent.size() <= kLinearScan) {
+    for (IpUse& u : e.recent)
+      if (u.ip == ip) return &u;
+    return nullptr;
+  }
+  auto it = e.recent_index.find(ip);
+  return it == e.recent_index.end() ? nullptr : &e.recent[it->second];
+}
+
+void AccountBook::AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind_bit) {
+  if (e.recent.size() >= kMaxRecentIps) {
+    // Full: keep the most recently seen three quarters (one sort per quarter of new
+    // addresses, not a scan per address).
+    size_t keep = kMaxRecentIps * 3 / 4;
+    std::nth_element(e.recent.begin(), e.recent.begin() + static_cast<long>(keep), e.recent.end(),
+                     [](const IpUse& a, const IpUse& b) { return a.last > b.last; });
+    e.recent.resize(keep);
+  }
+  e.recent.push_back({ip, t, kind_bit});
+  if (e.recent.size() <= kLinearScan) return;
+  if (e.recent_index.size() + 1 == e.recent.size()) {
+    e.recent_index.emplace(ip, static_cast<uint32_t>(e.recent.size() - 1));
+    return;
+  }
+  e.recent_index.clear();  // first use, or after an eviction moved entries
+  for (size_t i = 0; i < e.recent.size(); ++i) e.recent_index.emplace(e.recent[i].ip, static_cast<uint32_t>(i));
 }
 
 void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kind_bit,
@@ -40,17 +83,11 @@ void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kin
     if (outcome != Outcome::kAuthFailure) e.view.last_ip = *ip;
     if (e.ip_hashes.size() < kMaxDistinct) e.ip_hashes.insert(IpAddressHash{}(*ip));
     e.view.ips = e.ip_hashes.size();
-    auto it = std::find_if(e.recent.begin(), e.recent.end(), [&](const IpUse& u) { return u.ip == *ip; });
-    if (it != e.recent.end()) {
-      it->last = std::max(it->last, t);
-      it->kinds |= kind_bit;
+    if (IpUse* u = FindRecent(e, *ip)) {
+      u->last = std::max(u->last, t);
+      u->kinds |= kind_bit;
     } else {
-      if (e.recent.size() >= kMaxRecentIps) {
-        auto oldest = std::min_element(e.recent.begin(), e.recent.end(),
-                                       [](const IpUse& a, const IpUse& b) { return a.last < b.last; });
-        e.recent.erase(oldest);
-      }
-      e.recent.push_back({*ip, t, kind_bit});
+      AddRecent(e, *ip, t, kind_bit);
     }
   }
 }

@@ -59,7 +59,13 @@ class AccountBook {
     std::unordered_set<uint64_t> domains;
     std::unordered_set<uint64_t> ip_hashes;
     std::vector<IpUse> recent;
+    // recent's positions by address, kept once recent outgrows a short linear scan.
+    std::unordered_map<IpAddress, uint32_t, IpAddressHash> recent_index;
   };
+  static constexpr size_t kLinearScan = 16;
+  void EvictOldestAccounts();
+  static IpUse* FindRecent(Entry& e, const IpAddress& ip);
+  static void AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind_bit);
   Entry& Get(std::string_view account, Time t);
 
   size_t max_accounts_;

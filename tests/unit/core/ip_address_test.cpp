@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <random>
+
 using relayban::IpAddress;
 using relayban::Prefix;
 
@@ -82,4 +84,28 @@ TEST_CASE("equal addresses hash equally and different ones usually do not") {
   relayban::IpAddressHash h;
   CHECK(h(*IpAddress::Parse("192.0.2.1")) == h(*IpAddress::Parse("::ffff:192.0.2.1")));
   CHECK(h(*IpAddress::Parse("192.0.2.1")) != h(*IpAddress::Parse("192.0.2.2")));
+}
+
+TEST_CASE("prefix containment agrees with masking, for every length") {
+  std::mt19937_64 rng(7);
+  for (int round = 0; round < 200; ++round) {
+    std::array<uint8_t, 16> a{}, b{};
+    for (auto& x : a) x = static_cast<uint8_t>(rng());
+    b = a;
+    // Differ from a at one random bit, so lengths on both sides of it are tried.
+    size_t bit = rng() % 128;
+    b[bit / 8] ^= static_cast<uint8_t>(0x80u >> (bit % 8));
+    for (bool v4 : {true, false}) {
+      IpAddress x = v4 ? IpAddress::V4((uint32_t{a[0]} << 24) | (uint32_t{a[1]} << 16) | (uint32_t{a[2]} << 8) | a[3])
+                       : IpAddress::V6(a);
+      IpAddress y = v4 ? IpAddress::V4((uint32_t{b[0]} << 24) | (uint32_t{b[1]} << 16) | (uint32_t{b[2]} << 8) | b[3])
+                       : IpAddress::V6(b);
+      for (int len = 0; len <= x.max_prefix(); ++len) {
+        Prefix p(x, len);
+        INFO("length " << len << " differing bit " << bit);
+        CHECK(p.Contains(y) == (y.Masked(len) == x.Masked(len)));
+        CHECK(p.Contains(x));
+      }
+    }
+  }
 }

@@ -23,6 +23,17 @@ TEST_CASE("classic syslog stamps take the year of now") {
   CHECK(Parse("Jul 02 06:25:43 srv x") == At(CivilToUnix({2026, 7, 2, 6, 25, 43})));
 }
 
+TEST_CASE("every month name is read and other three letters are not a month") {
+  const char* names[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+  for (int m = 1; m <= 12; ++m) {
+    std::string line = std::string(names[m - 1]) + "  1 12:00:00 mx1 x";
+    INFO(line);
+    int year = m == 12 ? 2025 : 2026;  // Dec 1 would be after "now", so it is last year's
+    CHECK(Parse(line) == At(CivilToUnix({year, m, 1, 12, 0, 0})));
+  }
+  for (const char* bad : {"jan  1 12:00:00 x", "JAN  1 12:00:00 x", "Jam  1 12:00:00 x", "Ja"}) CHECK_FALSE(Parse(bad));
+}
+
 TEST_CASE("a syslog stamp in the future belongs to last year (New Year rollover)") {
   Time jan2 = At(CivilToUnix({2027, 1, 2, 0, 0, 0}));
   CHECK(Parse("Dec 31 23:59:59 mx1 x", StampFormat::kAuto, jan2) == At(CivilToUnix({2026, 12, 31, 23, 59, 59})));

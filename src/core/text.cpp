@@ -19,9 +19,14 @@ bool IsCleanText(std::string_view line) {
 #if defined(__SSE2__)
   const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
   __m128i flagged = _mm_setzero_si128();
-  for (; i + 16 <= n; i += 16) {
-    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + i));
+  auto check = [&](size_t at) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + at));
     flagged = _mm_or_si128(flagged, _mm_or_si128(_mm_cmplt_epi8(v, space), _mm_cmpeq_epi8(v, del)));
+  };
+  for (; i + 16 <= n; i += 16) check(i);
+  if (n >= 16 && i < n) {
+    check(n - 16);  // the last sixteen bytes, overlapping: no byte-by-byte tail
+    i = n;
   }
   bad = _mm_movemask_epi8(flagged) != 0 ? 4u : 0u;
 #else

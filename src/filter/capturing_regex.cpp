@@ -1,18 +1,22 @@
 #include "relayban/filter/capturing_regex.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <vector>
 
 namespace relayban {
 
-size_t CaptureSplitPoint(std::string_view re) {
-  size_t split = 0;
-  bool found = false;
-  std::vector<size_t> open;  // positions of the unclosed '('
+namespace {
+
+// Calls visit(i) for every '(', ')' and '|' of `re` that is not escaped or inside a class;
+// visit returns false to stop. Returns false on a `\Q` quoted run or an unterminated POSIX
+// class, which callers treat as "cannot tell".
+template <typename F>
+bool ForEachStructuralChar(std::string_view re, F&& visit) {
   for (size_t i = 0; i < re.size(); ++i) {
     char c = re[i];
     if (c == '\\') {
-      if (i + 1 < re.size() && re[i + 1] == 'Q') return 0;  // a quoted run: not worth parsing
+      if (i + 1 < re.size() && re[i + 1] == 'Q') return false;
       ++i;
     } else if (c == '[') {
       // A class: "[]" or "[^]" starts with a literal ']'; "[:alpha:]" nests its own brackets.
@@ -23,32 +27,67 @@ size_t CaptureSplitPoint(std::string_view re) {
         if (re[i] == '\\') ++i;
         else if (re[i] == '[' && i + 1 < re.size() && re[i + 1] == ':') {
           size_t close = re.find(":]", i + 2);
-          if (close == std::string_view::npos) return 0;
+          if (close == std::string_view::npos) return false;
           i = close + 1;
         }
       }
-    } else if (c == '(') {
-      bool capturing = i + 1 >= re.size() || re[i + 1] != '?' ||
-                       (i + 2 < re.size() && (re[i + 2] == 'P' || re[i + 2] == '<') &&
-                        re.substr(i + 2, 2) != "P=" && re.substr(i + 2, 2) != "<=" && re.substr(i + 2, 2) != "<!");
-      if (!capturing && open.empty() && !found) {
-        // "(?i)" at the top level changes everything after it, the body included.
-        size_t j = i + 2;
-        while (j < re.size() && (std::isalpha(static_cast<unsigned char>(re[j])) || re[j] == '-')) ++j;
-        if (j < re.size() && re[j] == ')') return 0;
-      }
+    } else if (c == '(' || c == ')' || c == '|') {
+      if (!visit(i)) return true;
+    }
+  }
+  return true;
+}
+
+bool IsCapturingOpen(std::string_view re, size_t i) {
+  if (i + 1 >= re.size() || re[i + 1] != '?') return true;
+  std::string_view kind = re.substr(i + 2, 2);
+  return !kind.empty() && (kind[0] == 'P' || kind[0] == '<') && kind != "P=" && kind != "<=" && kind != "<!";
+}
+
+// "(?i)" or "(?-s)": flags without a body, which change everything after them.
+bool IsUnscopedFlags(std::string_view re, size_t i) {
+  if (i + 1 >= re.size() || re[i + 1] != '?') return false;
+  size_t j = i + 2;
+  while (j < re.size() && (std::isalpha(static_cast<unsigned char>(re[j])) || re[j] == '-')) ++j;
+  return j > i + 2 && j < re.size() && re[j] == ')';
+}
+
+}  // namespace
+
+bool HasTopLevelAlternative(std::string_view re) {
+  int depth = 0;
+  bool bar = false;
+  bool known = ForEachStructuralChar(re, [&](size_t i) {
+    if (re[i] == '(') ++depth;
+    else if (re[i] == ')') depth = std::max(0, depth - 1);
+    else if (depth == 0) bar = true;
+    return !bar;
+  });
+  return bar || !known;
+}
+
+size_t CaptureSplitPoint(std::string_view re) {
+  size_t split = 0;
+  bool found = false, refused = false;
+  std::vector<size_t> open;  // positions of the unclosed '('
+  bool known = ForEachStructuralChar(re, [&](size_t i) {
+    if (re[i] == '(') {
+      bool capturing = IsCapturingOpen(re, i);
+      // "(?i)" at the top level before the groups would not reach a separately compiled body.
+      if (!capturing && open.empty() && !found && IsUnscopedFlags(re, i)) refused = true;
       if (capturing && !found) {
         found = true;
         split = open.empty() ? i : open.front();
       }
       open.push_back(i);
-    } else if (c == ')') {
+    } else if (re[i] == ')') {
       if (!open.empty()) open.pop_back();
-    } else if (c == '|' && open.empty()) {
-      return 0;  // a top-level alternative: head and body are not a concatenation
+    } else if (open.empty()) {
+      refused = true;  // a top-level alternative: head and body are not a concatenation
     }
-  }
-  return found ? split : 0;
+    return !refused;
+  });
+  return known && found && !refused ? split : 0;
 }
 
 CapturingRegex::CapturingRegex(const std::string& regex, const RE2::Options& options) : whole_(regex, options) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cctype>
 
 namespace relayban {
 namespace {
@@ -22,12 +23,14 @@ RE2::Options PatternOptions() {
 }
 
 constexpr int kCaptureCount = static_cast<int>(std::size(kCaptureNames));
+// What {host} stands for: a host name token, up to the space after it.
+constexpr std::string_view kHostMacro = R"([^ \[\]]+)";
 
 }  // namespace
 
 std::string ExpandPatternMacros(std::string_view regex) {
   static constexpr std::pair<std::string_view, std::string_view> kMacros[] = {
-      {"{host}", R"([^ \[\]]+)"},
+      {"{host}", kHostMacro},
       {"{pid}", R"((?:\[[0-9]+\])?)"},
       {"{ip}", R"((?P<ip>[0-9A-Fa-f:.]{2,45}))"},
   };
@@ -50,6 +53,30 @@ std::string ExpandPatternMacros(std::string_view regex) {
   return out;
 }
 
+std::string LiteralAfterHost(std::string_view regex) {
+  if (regex.substr(0, kHostMacro.size()) != kHostMacro || regex.substr(kHostMacro.size(), 1) != " " ||
+      HasTopLevelAlternative(regex))
+    return {};
+  std::string lit;
+  size_t i = kHostMacro.size() + 1;
+  while (i < regex.size() && lit.size() < 16) {
+    char c = regex[i];
+    if (c == '\\') {
+      if (i + 1 >= regex.size() || std::isalnum(static_cast<unsigned char>(regex[i + 1]))) break;  // \d, \b...
+      lit += regex[i + 1];  // escaped punctuation is itself
+      i += 2;
+      continue;
+    }
+    if (std::string_view(".[]()*+?{}|^$").find(c) != std::string_view::npos) break;
+    lit += c;
+    ++i;
+  }
+  // A quantifier after the run applies to its last character only: that one is not certain.
+  if (i < regex.size() && std::string_view("*+?{").find(regex[i]) != std::string_view::npos && !lit.empty())
+    lit.pop_back();
+  return lit;
+}
+
 struct FilterSet::Impl {
   struct Pattern {
     int filter;
@@ -64,6 +91,9 @@ struct FilterSet::Impl {
   size_t filters = 0;
   std::vector<int> ids;  // scratch for Match; a FilterSet belongs to one thread
   int max_groups = 0;
+  // When every pattern starts with "{host} " and a literal: those literals. A line whose text
+  // after its first space starts with none of them cannot match, and RE2 is not asked.
+  std::vector<std::string> after_host;
 };
 
 FilterSet::FilterSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -119,6 +149,18 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
       if (auto r = add(spec.patterns[i], static_cast<int>(f), static_cast<int>(i), false); !r) return Fail(r.error());
   }
   if (!impl->patterns.empty() && !impl->set->Compile()) return Fail("the combined filter set is too large for RE2");
+  // Ignore entries only ever take matches away, so only the patterns decide the literals.
+  for (size_t f = 0; f < filters.size(); ++f) {
+    for (const PatternSpec& p : filters[f]->patterns) {
+      std::string lit = LiteralAfterHost(ExpandPatternMacros(p.regex));
+      if (lit.empty()) {
+        impl->after_host.clear();
+        return std::unique_ptr<FilterSet>(new FilterSet(std::move(impl)));
+      }
+      if (std::find(impl->after_host.begin(), impl->after_host.end(), lit) == impl->after_host.end())
+        impl->after_host.push_back(std::move(lit));
+    }
+  }
   return std::unique_ptr<FilterSet>(new FilterSet(std::move(impl)));
 }
 
@@ -131,6 +173,15 @@ bool OccursExactlyOnce(std::string_view text, std::string_view lit) {
 
 int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) const {
   if (impl_->patterns.empty()) return 0;
+  if (!impl_->after_host.empty()) {
+    // The host token ends at the first space: the literal must follow right there.
+    size_t space = message.find(' ');
+    if (space == std::string_view::npos || space == 0) return 0;
+    std::string_view rest = message.substr(space + 1);
+    bool possible = false;
+    for (const std::string& lit : impl_->after_host) possible = possible || rest.substr(0, lit.size()) == lit;
+    if (!possible) return 0;
+  }
   re2::StringPiece text(message.data(), message.size());
   std::vector<int>& ids = impl_->ids;
   // Most lines match nothing. Asked without a result vector, the Set neither allocates nor

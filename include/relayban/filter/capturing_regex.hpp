@@ -23,6 +23,9 @@ namespace relayban {
 // `(?i)` before the groups, or a `\Q` quoted run.
 size_t CaptureSplitPoint(std::string_view regex);
 
+// True if `regex` has an alternative `|` outside any group (or cannot be told: a `\Q` run).
+bool HasTopLevelAlternative(std::string_view regex);
+
 class CapturingRegex {
  public:
   CapturingRegex(const std::string& regex, const RE2::Options& options);

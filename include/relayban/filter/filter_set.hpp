@@ -28,6 +28,11 @@ struct PatternHit {
 // "{pid}" -> an optional "[1234]", "{ip}" -> a named `ip` capture of address characters.
 std::string ExpandPatternMacros(std::string_view regex);
 
+// The literal a line must carry right after its host token for `regex` (macros expanded) to
+// match: "postfix" for "{host} postfix(?:-[^/ ]+)?/...". Empty when the regex does not start
+// with the {host} macro and a space, or no literal follows it.
+std::string LiteralAfterHost(std::string_view regex);
+
 class FilterSet {
  public:
   ~FilterSet();

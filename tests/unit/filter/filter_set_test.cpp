@@ -98,3 +98,34 @@ TEST_CASE("a backtracking-bomb pattern and input finish in linear time") {
   (*set)->Match(std::string(100000, 'a'), hits);
   CHECK(hits.empty());
 }
+
+TEST_CASE("the literal after the host token is found only where it is certain") {
+  auto lit = [](const char* re) { return LiteralAfterHost(ExpandPatternMacros(re)); };
+  CHECK(lit(R"({host} postfix(?:-[^/ ]+)?/smtpd{pid}: x)") == "postfix");
+  CHECK(lit(R"({host} dovecot: auth)") == "dovecot: auth");
+  CHECK(lit(R"({host} sm-mta\[[0-9]+\])") == "sm-mta[");        // escaped punctuation is literal
+  CHECK(lit(R"({host} qmail-smtpd?: x)") == "qmail-smtp");      // 'd' is optional
+  CHECK(lit(R"({host} ab+c)") == "a");                           // repeated: not certain
+  CHECK(lit(R"({host} \d+ x)").empty());
+  CHECK(lit(R"({host} (?:a|b) x)").empty());
+  CHECK(lit(R"({host} a x|b)").empty());                          // top-level alternative
+  CHECK(lit(R"(\S+ postfix)").empty());                           // not the {host} macro
+  CHECK(lit(R"({host}postfix)").empty());
+}
+
+TEST_CASE("the literal gate after the host token keeps every line that matches") {
+  auto f = Filter("t", {{"auth_failure", R"({host} postfix/smtpd{pid}: fail {ip}$)"},
+                        {"auth_failure", R"({host} sm-mta{pid}: fail {ip}$)"}});
+  auto set = FilterSet::Build({&f});
+  REQUIRE(set);
+  std::vector<PatternHit> hits;
+  (*set)->Match("mx1 postfix/smtpd[1]: fail 192.0.2.1", hits);
+  (*set)->Match("mx1 sm-mta[2]: fail 192.0.2.2", hits);
+  (*set)->Match("mx1 dovecot: fail 192.0.2.3", hits);
+  (*set)->Match("mx1  postfix/smtpd[1]: fail 192.0.2.4", hits);  // two spaces: no host token
+  (*set)->Match(" postfix/smtpd[1]: fail 192.0.2.5", hits);      // empty host token
+  (*set)->Match("nospace", hits);
+  REQUIRE(hits.size() == 2);
+  CHECK(hits[0].captures.ip == "192.0.2.1");
+  CHECK(hits[1].captures.ip == "192.0.2.2");
+}

@@ -76,12 +76,12 @@ void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kin
     case Outcome::kRelay: ++e.view.relayed; break;
     case Outcome::kOther: break;
   }
-  if (!recipient_domain.empty() && e.domains.size() < kMaxDistinct) e.domains.insert(Hash64(recipient_domain));
+  if (!recipient_domain.empty() && e.domains.size() < kMaxDistinct) e.domains.Insert(Hash64(recipient_domain));
   e.view.recipient_domains = e.domains.size();
   if (ip) {
     // Only addresses that really used the account become its last_ip; a failure does not.
     if (outcome != Outcome::kAuthFailure) e.view.last_ip = *ip;
-    if (e.ip_hashes.size() < kMaxDistinct) e.ip_hashes.insert(IpAddressHash{}(*ip));
+    if (e.ip_hashes.size() < kMaxDistinct) e.ip_hashes.Insert(IpAddressHash{}(*ip));
     e.view.ips = e.ip_hashes.size();
     if (IpUse* u = FindRecent(e, *ip)) {
       u->last = std::max(u->last, t);

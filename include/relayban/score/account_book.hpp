@@ -8,10 +8,10 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "relayban/core/duration.hpp"
+#include "relayban/core/hash_set64.hpp"
 #include "relayban/core/ip_address.hpp"
 #include "relayban/core/text.hpp"
 
@@ -56,8 +56,8 @@ class AccountBook {
   };
   struct Entry {
     AccountView view;
-    std::unordered_set<uint64_t> domains;
-    std::unordered_set<uint64_t> ip_hashes;
+    HashSet64 domains;
+    HashSet64 ip_hashes;
     std::vector<IpUse> recent;
     // recent's positions by address, kept once recent outgrows a short linear scan.
     std::unordered_map<IpAddress, uint32_t, IpAddressHash> recent_index;

@@ -1,0 +1,58 @@
+// HashSet64: a set of 64-bit hashes in one flat array (open addressing, linear probing).
+// About a third of the memory of std::unordered_set<uint64_t> and no allocation per element;
+// used for the per-account distinct counts, which see every event.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+
+namespace relayban {
+
+class HashSet64 {
+ public:
+  size_t size() const { return size_; }
+
+  // Returns true if `h` was not in the set yet.
+  bool Insert(uint64_t h) {
+    if (h == kEmpty) h = kZero;  // the empty marker stands for "no element"
+    if ((size_ + 1) * 2 > capacity_) Grow();
+    size_t i = Slot(h);
+    while (slots_[i] != kEmpty) {
+      if (slots_[i] == h) return false;
+      i = (i + 1) & (capacity_ - 1);
+    }
+    slots_[i] = h;
+    ++size_;
+    return true;
+  }
+
+  bool Contains(uint64_t h) const {
+    if (h == kEmpty) h = kZero;
+    if (capacity_ == 0) return false;
+    for (size_t i = Slot(h); slots_[i] != kEmpty; i = (i + 1) & (capacity_ - 1))
+      if (slots_[i] == h) return true;
+    return false;
+  }
+
+ private:
+  static constexpr uint64_t kEmpty = 0, kZero = 0x9E3779B97F4A7C15ull;
+
+  size_t Slot(uint64_t h) const { return static_cast<size_t>((h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull >> 7) & (capacity_ - 1); }
+
+  void Grow() {
+    size_t old_capacity = capacity_;
+    std::unique_ptr<uint64_t[]> old = std::move(slots_);
+    capacity_ = old_capacity == 0 ? 4 : old_capacity * 2;
+    slots_ = std::make_unique<uint64_t[]>(capacity_);  // zeroed: all empty
+    size_ = 0;
+    for (size_t i = 0; i < old_capacity; ++i)
+      if (old[i] != kEmpty) Insert(old[i]);
+  }
+
+  std::unique_ptr<uint64_t[]> slots_;
+  size_t capacity_ = 0;
+  size_t size_ = 0;
+};
+
+}  // namespace relayban

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <cstring>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -39,7 +40,15 @@ class IpAddress {
   IpAddress Masked(int length) const;
   std::string ToString() const;
 
-  friend bool operator==(const IpAddress&, const IpAddress&) = default;
+  // Two words and the family, compared inline: addresses are compared on every event.
+  friend bool operator==(const IpAddress& a, const IpAddress& b) {
+    uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a.bytes_.data(), 8);
+    std::memcpy(&a1, a.bytes_.data() + 8, 8);
+    std::memcpy(&b0, b.bytes_.data(), 8);
+    std::memcpy(&b1, b.bytes_.data() + 8, 8);
+    return ((a0 ^ b0) | (a1 ^ b1)) == 0 && a.family_ == b.family_;
+  }
   friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
 
  private:

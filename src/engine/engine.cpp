@@ -88,6 +88,7 @@ HookRun MakeHook(const std::vector<std::string>& argv, const std::string& ip, co
 struct Engine::Impl {
   struct Rule {
     const RuleSpec* spec;
+    uint32_t id = 0;  // unique across jails
     uint64_t kinds = 0;
     IpWindows ip_windows;
     AccountWindows account_windows;
@@ -169,6 +170,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
   for (const char* k : kStandardKinds) impl->KindId(k);
   for (const auto& [name, f] : impl->config.filters)
     for (const auto& k : f.kinds) impl->KindId(k);
+  uint32_t next_rule_id = 0;
   for (const JailSpec& j : impl->config.jails) {
     if (!impl->options.jails.empty() &&
         std::find(impl->options.jails.begin(), impl->options.jails.end(), j.name) == impl->options.jails.end())
@@ -177,6 +179,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
     auto jail = std::make_unique<Impl::Jail>(&j);
     for (const RuleSpec& r : j.rules) {
       auto rule = std::make_unique<Impl::Rule>(&r, impl->config.max_tracked);
+      rule->id = next_rule_id++;
       for (const auto& e : r.events) {
         int id = impl->KindId(e);
         if (id >= 64) return Fail(Error{"too many event kinds (at most 64)", r.where});
@@ -313,9 +316,9 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
       int j = jails_of_filter[ji];
       Impl::Jail& jail = *m.jails[static_cast<size_t>(j)];
       // Most filters feed one jail: only copy the event when another jail still needs it.
-      Event copy;
-      if (ji + 1 < jails_of_filter.size()) copy = ev;
-      Event& je = ji + 1 < jails_of_filter.size() ? copy : ev;
+      std::optional<Event> copy;
+      if (ji + 1 < jails_of_filter.size()) copy.emplace(ev);
+      Event& je = copy ? *copy : ev;
       je.jail = j;
       m.AccountOf(jail, c.account, je.account);
       if (!c.id.empty() || !c.session.empty()) {
@@ -419,7 +422,14 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       accounts.AddVerdict(ev.account, rule.spec->name);
       std::string reason = rule.spec->name + ": account " + Printable(ev.account, 80) + " reached " + rule.reason;
       // Fan out to every address that used the account for this rule's kinds in the window.
-      for (const IpAddress& ip : accounts.IpsSince(ev.account, ev.time - rule.spec->window, rule.kinds))
+      // While the bans of this rule's previous verdict on the account run, the addresses it
+      // reached are banned: a repeated verdict only adds those seen since (a spray over many
+      // addresses would otherwise go over all of them again at every verdict).
+      Time since = ev.time - rule.spec->window;
+      if (auto previous = accounts.MarkFired(ev.account, rule.id, ev.time);
+          previous && (rule.spec->ban.count() == 0 || (rule.spec->ban.count() > 0 && *previous + rule.spec->ban > ev.time)))
+        since = std::max(since, *previous);
+      for (const IpAddress& ip : accounts.IpsSince(ev.account, since, rule.kinds))
         Emit(jail, rule, ip, ev.time, ev.account, reason, out);
       if (rule.confirmed && rule.spec->ban.count() >= 0) {
         Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;

@@ -43,13 +43,15 @@ Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at) {
 
 std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, const std::string& jail,
                                     const std::string& rule, const std::string& account, const std::string& reason) {
-  if (IsIgnored(ip)) return std::nullopt;
+  // Either check refuses on its own, so the cheaper common one goes first: the address is
+  // banned already, at least as long (a fan-out meets most of its addresses again).
   Prefix target = TargetFor(ip);
   auto it = active_.find(target);
   if (it != active_.end() && it->second.end > at) {
     bool longer = it->second.duration.count() != 0 && (base.count() == 0 || base > it->second.duration);
     if (!longer) return std::nullopt;
   }
+  if (IsIgnored(ip)) return std::nullopt;
   Seconds d = Escalate(target, base, at);
   Time end = d.count() == 0 ? Time::max() : at + d;
   active_[target] = Active{end, d};

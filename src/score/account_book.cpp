@@ -99,6 +99,20 @@ void AccountBook::AddVerdict(std::string_view account, std::string_view rule) {
   if (std::find(v.begin(), v.end(), rule) == v.end()) v.emplace_back(rule);
 }
 
+std::optional<Time> AccountBook::MarkFired(std::string_view account, uint32_t rule_id, Time t) {
+  auto it = accounts_.find(account);
+  if (it == accounts_.end()) return std::nullopt;
+  for (auto& [id, at] : it->second.fired) {
+    if (id == rule_id) {
+      Time previous = at;
+      at = t;
+      return previous;
+    }
+  }
+  it->second.fired.emplace_back(rule_id, t);
+  return std::nullopt;
+}
+
 std::vector<IpAddress> AccountBook::IpsSince(std::string_view account, Time since, uint64_t kinds) const {
   std::vector<IpAddress> out;
   auto it = accounts_.find(account);

@@ -41,6 +41,9 @@ class AccountBook {
   void Record(std::string_view account, Outcome outcome, uint64_t kind_bit, const std::optional<IpAddress>& ip,
               std::string_view recipient_domain, Time t);
   void AddVerdict(std::string_view account, std::string_view rule);
+  // Notes that the rule numbered `rule_id` reached a verdict on the account at `t`; returns
+  // when it last did before, if the account was known and it had.
+  std::optional<Time> MarkFired(std::string_view account, uint32_t rule_id, Time t);
   // Addresses seen with the account at or after `since` in events whose kind bit is in `kinds`.
   std::vector<IpAddress> IpsSince(std::string_view account, Time since, uint64_t kinds) const;
   // Sorted by account name.
@@ -56,6 +59,7 @@ class AccountBook {
   };
   struct Entry {
     AccountView view;
+    std::vector<std::pair<uint32_t, Time>> fired;  // rule id, time of its last verdict
     HashSet64 domains;
     HashSet64 ip_hashes;
     std::vector<IpUse> recent;

@@ -3,6 +3,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+
 #include "relayban/config/config_loader.hpp"
 
 using namespace relayban;
@@ -38,9 +40,9 @@ struct Rig {
   EngineOutput out;
   std::vector<Event> events;
 
-  Rig() {
+  explicit Rig(const char* config = kConfig) {
     std::vector<Error> errors;
-    auto c = LoadConfigText(kConfig, "test.yaml", ".", errors);
+    auto c = LoadConfigText(config, "test.yaml", ".", errors);
     INFO((errors.empty() ? "" : errors[0].ToString()));
     REQUIRE(c);
     auto e = Engine::Create(*c, {});
@@ -215,4 +217,41 @@ TEST_CASE("a relay line listing several recipients yields one event each") {
   r.Feed("2026-11-18T10:00:01Z relay id=Q2 to=<a@msn.com>,<b@aol.com>,<c@gmx.de>");
   CHECK(r.events.size() == 4);
   REQUIRE(r.out.orders.size() == 1);
+}
+
+TEST_CASE("a repeated verdict on an account bans only the addresses seen since the previous one") {
+  static const char* kSpray = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: spray, key: account, events: [auth_failure], distinct: ip, threshold: 3, window: 1h, ban: 10m}
+)";
+  Rig rig(kSpray);
+  rig.Feed("Nov 18 10:00:01 fail user=boss ip=203.0.113.1");
+  rig.Feed("Nov 18 10:00:02 fail user=boss ip=203.0.113.2");
+  rig.Feed("Nov 18 10:00:03 fail user=boss ip=203.0.113.3");
+  CHECK(rig.Targets() == std::vector<std::string>{"203.0.113.1", "203.0.113.2", "203.0.113.3"});
+  // The admin lets .1 go; it stays quiet. The next verdict on boss does not ban it again,
+  // while .2, which goes on guessing, and the new addresses are (.2 is still banned).
+  rig.engine->policy().Forget(Prefix(*IpAddress::Parse("203.0.113.1")));
+  rig.out.clear();
+  rig.Feed("Nov 18 10:05:01 fail user=boss ip=203.0.113.4");
+  rig.Feed("Nov 18 10:05:02 fail user=boss ip=203.0.113.5");
+  rig.Feed("Nov 18 10:05:03 fail user=boss ip=203.0.113.6");
+  CHECK(rig.Targets() == std::vector<std::string>{"203.0.113.4", "203.0.113.5", "203.0.113.6"});
+  // Once the previous verdict's bans have run out (10m), the whole window counts again: every
+  // address of the last hour is banned anew, the quiet .1 too.
+  rig.out.clear();
+  rig.Feed("Nov 18 10:30:01 fail user=boss ip=203.0.113.7");
+  rig.Feed("Nov 18 10:30:02 fail user=boss ip=203.0.113.8");
+  rig.Feed("Nov 18 10:30:03 fail user=boss ip=203.0.113.9");
+  auto targets = rig.Targets();
+  std::sort(targets.begin(), targets.end());
+  CHECK(targets == std::vector<std::string>{"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5",
+                                            "203.0.113.6", "203.0.113.7", "203.0.113.8", "203.0.113.9"});
 }

@@ -84,14 +84,13 @@ Result<void> ReadLogLines(const std::string& path, size_t max_line,
     }
     size_t end = have + static_cast<size_t>(n);
     size_t start = 0;
-    while (start < end) {
-      const char* nl = static_cast<const char*>(std::memchr(buf.data() + start, '\n', end - start));
-      if (!nl) break;
-      size_t len = static_cast<size_t>(nl - (buf.data() + start));
-      if (!discarding) on_line(std::string_view(buf.data() + start, len), ++number);
+    // The carried-over bytes [0, have) hold no newline: only the new ones are scanned.
+    ForEachNewline(buf.data() + have, end - have, [&](size_t offset) {
+      size_t nl = have + offset;
+      if (!discarding) on_line(std::string_view(buf.data() + start, nl - start), ++number);
       discarding = false;
-      start += len + 1;
-    }
+      start = nl + 1;
+    });
     if (n == 0) {
       if (start < end && !discarding) on_line(std::string_view(buf.data() + start, end - start), ++number);
       break;

@@ -66,6 +66,110 @@ bool HasTopLevelAlternative(std::string_view re) {
   return bar || !known;
 }
 
+std::string RequiredLiteral(std::string_view re) {
+  // What is not read here is refused: quoted runs, case folding, top-level alternatives.
+  if (re.find("\\Q") != std::string_view::npos || HasTopLevelAlternative(re)) return {};
+  for (size_t i = 0; i + 1 < re.size(); ++i) {
+    if (re[i] != '(' || re[i + 1] != '?') continue;
+    for (size_t j = i + 2; j < re.size() && (std::isalpha(static_cast<unsigned char>(re[j])) || re[j] == '-'); ++j)
+      if (re[j] == 'i') return {};
+  }
+  std::string best, cur;
+  auto end_run = [&] {
+    if (cur.size() > best.size()) best = cur;
+    cur.clear();
+  };
+  // Skips a class starting at re[i] == '['; returns the index after its ']' or npos.
+  auto skip_class = [&](size_t i) -> size_t {
+    ++i;
+    if (i < re.size() && re[i] == '^') ++i;
+    if (i < re.size() && re[i] == ']') ++i;
+    for (; i < re.size() && re[i] != ']'; ++i) {
+      if (re[i] == '\\') ++i;
+      else if (re[i] == '[' && i + 1 < re.size() && re[i + 1] == ':') {
+        size_t close = re.find(":]", i + 2);
+        if (close == std::string_view::npos) return std::string_view::npos;
+        i = close + 1;
+      }
+    }
+    return i < re.size() ? i + 1 : std::string_view::npos;
+  };
+  // "{n}", "{n,}" or "{n,m}" at re[i]: its length, else 0 (then RE2 reads '{' as a literal).
+  auto repeat_length = [&](size_t i) -> size_t {
+    size_t j = i + 1;
+    size_t digits = 0;
+    while (j < re.size() && std::isdigit(static_cast<unsigned char>(re[j]))) ++j, ++digits;
+    if (digits == 0) return 0;
+    if (j < re.size() && re[j] == ',') {
+      ++j;
+      while (j < re.size() && std::isdigit(static_cast<unsigned char>(re[j]))) ++j;
+    }
+    return j < re.size() && re[j] == '}' ? j + 1 - i : 0;
+  };
+  for (size_t i = 0; i < re.size();) {
+    char c = re[i];
+    if (c == '\\') {
+      if (i + 1 >= re.size()) return {};
+      char e = re[i + 1];
+      if (!std::isalnum(static_cast<unsigned char>(e))) {
+        cur += e;  // escaped punctuation stands for itself
+      } else if (std::string_view("dDsSwWbBAzC").find(e) != std::string_view::npos) {
+        end_run();  // a class or an assertion: no literal byte
+      } else {
+        return {};  // \x41, \pN, \t, octal...: not worth reading
+      }
+      i += 2;
+      continue;
+    }
+    if (c == '[') {
+      end_run();
+      i = skip_class(i);
+      if (i == std::string_view::npos) return {};
+      continue;
+    }
+    if (c == '(') {
+      // A group may be optional or repeated: nothing inside is certain. Skip to its end.
+      end_run();
+      int depth = 0;
+      for (; i < re.size(); ++i) {
+        if (re[i] == '\\') ++i;
+        else if (re[i] == '[') {
+          size_t after = skip_class(i);
+          if (after == std::string_view::npos) return {};
+          i = after - 1;
+        } else if (re[i] == '(') ++depth;
+        else if (re[i] == ')' && --depth == 0) break;
+      }
+      if (i >= re.size()) return {};
+      ++i;
+      continue;
+    }
+    if (c == '*' || c == '?' || (c == '{' && repeat_length(i) > 0)) {
+      // The repeat applies to the atom before: if that was the run's last byte, it is not
+      // certain. (After a group or class the run is empty already.)
+      if (!cur.empty()) cur.pop_back();
+      end_run();
+      i += c == '{' ? repeat_length(i) : 1;
+      continue;
+    }
+    if (c == '+') {
+      end_run();  // the byte before is certain once, but the run cannot go on past a repeat
+      ++i;
+      continue;
+    }
+    if (c == '.' || c == '^' || c == '$' || c == ')' || c == '|') {
+      if (c == ')' || c == '|') return {};  // unbalanced, or an alternative
+      end_run();
+      ++i;
+      continue;
+    }
+    cur += c;
+    ++i;
+  }
+  end_run();
+  return best;
+}
+
 size_t CaptureSplitPoint(std::string_view re) {
   size_t split = 0;
   bool found = false, refused = false;

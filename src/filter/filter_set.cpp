@@ -1,12 +1,14 @@
 #include "relayban/filter/filter_set.hpp"
 
 #include "relayban/filter/capturing_regex.hpp"
+#include "relayban/filter/literal_gate.hpp"
 
 #include <re2/re2.h>
 #include <re2/set.h>
 
 #include <algorithm>
 #include <array>
+#include <optional>
 #include <cctype>
 
 namespace relayban {
@@ -94,6 +96,9 @@ struct FilterSet::Impl {
   // When every pattern starts with "{host} " and a literal: those literals. A line whose text
   // after its first space starts with none of them cannot match, and RE2 is not asked.
   std::vector<std::string> after_host;
+  // When every pattern requires a literal somewhere and there are few: a line with none of
+  // them cannot match either.
+  std::optional<LiteralGate> literal_gate;
 };
 
 FilterSet::FilterSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -150,6 +155,16 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
   }
   if (!impl->patterns.empty() && !impl->set->Compile()) return Fail("the combined filter set is too large for RE2");
   // Ignore entries only ever take matches away, so only the patterns decide the literals.
+  std::vector<std::string> required;
+  bool all_required = true;
+  for (const FilterSpec* spec : filters) {
+    for (const PatternSpec& p : spec->patterns) {
+      std::string lit = RequiredLiteral(ExpandPatternMacros(p.regex));
+      all_required = all_required && lit.size() >= 3;
+      required.push_back(std::move(lit));
+    }
+  }
+  if (all_required && !required.empty()) impl->literal_gate = LiteralGate::Build(std::move(required));
   for (size_t f = 0; f < filters.size(); ++f) {
     for (const PatternSpec& p : filters[f]->patterns) {
       std::string lit = LiteralAfterHost(ExpandPatternMacros(p.regex));
@@ -182,6 +197,7 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
     for (const std::string& lit : impl_->after_host) possible = possible || rest.substr(0, lit.size()) == lit;
     if (!possible) return 0;
   }
+  if (impl_->literal_gate && !impl_->literal_gate->MayMatch(message)) return 0;
   re2::StringPiece text(message.data(), message.size());
   std::vector<int>& ids = impl_->ids;
   // Most lines match nothing. Asked without a result vector, the Set neither allocates nor

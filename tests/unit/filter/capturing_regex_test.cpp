@@ -109,3 +109,46 @@ TEST_CASE("cut matching gives exactly RE2's submatches (random regexes and texts
   CHECK(split > 1000);
   CHECK(matched_split > 5000);
 }
+
+TEST_CASE("the required literal is the longest certain run at the top level") {
+  CHECK(RequiredLiteral(R"(ab[0-9]+ warning: x)") == " warning: x");
+  CHECK(RequiredLiteral(R"(client=(?P<a>\S+), sasl_method=)") == ", sasl_method=");
+  CHECK(RequiredLiteral(R"(abcdef?gh)") == "abcde");         // 'f' is optional
+  CHECK(RequiredLiteral(R"(abcd{2,3}x)") == "abc");          // 'd' is repeated
+  CHECK(RequiredLiteral(R"(abcd+efghi)") == "efghi");        // the run stops at a repeat
+  CHECK(RequiredLiteral(R"(ab{,3}cd)") == "ab{,3}cd");       // not a repeat in RE2: literal
+  CHECK(RequiredLiteral(R"(x\[\.y\]z)") == "x[.y]z");        // escaped punctuation
+  CHECK(RequiredLiteral(R"((?:long literal)?short)") == "short");
+  CHECK(RequiredLiteral(R"([long]literal)") == "literal");
+  CHECK(RequiredLiteral(R"(a.bcd$)") == "bcd");
+  CHECK(RequiredLiteral(R"(abc|defgh)").empty());            // a top-level alternative
+  CHECK(RequiredLiteral(R"((?i)abc)").empty());              // case folding
+  CHECK(RequiredLiteral(R"(ab(?i:c)de)").empty());
+  CHECK(RequiredLiteral(R"(ab\x41cd)").empty());             // escapes not read here
+  CHECK(RequiredLiteral(R"(a\Qb.c\E)").empty());
+  CHECK(RequiredLiteral(R"(\d+)").empty());
+}
+
+TEST_CASE("every match contains the required literal (random regexes and texts)") {
+  RegexGen gen(7331);
+  int with_literal = 0, checked = 0;
+  for (int r = 0; r < 4000; ++r) {
+    gen.groups = 0;
+    std::string re = gen.Seq(2, 2 + gen.Pick(6));
+    RE2 whole(re, RE2::Options());
+    if (!whole.ok()) continue;
+    std::string lit = RequiredLiteral(re);
+    if (lit.empty()) continue;
+    ++with_literal;
+    for (int t = 0; t < 60; ++t) {
+      std::string text = gen.Text();
+      re2::StringPiece m;
+      if (!whole.Match(text, 0, text.size(), RE2::ANCHOR_START, &m, 1)) continue;
+      ++checked;
+      INFO("regex " << re << "  literal '" << lit << "'  match '" << std::string(m.data(), m.size()) << "'");
+      REQUIRE(std::string_view(m.data(), m.size()).find(lit) != std::string_view::npos);
+    }
+  }
+  CHECK(with_literal > 1000);
+  CHECK(checked > 3000);
+}

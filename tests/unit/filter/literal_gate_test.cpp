@@ -1,0 +1,50 @@
+#include "relayban/filter/literal_gate.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <random>
+
+using namespace relayban;
+
+TEST_CASE("the literal gate finds a literal wherever it is, and only then") {
+  std::mt19937 rng(99);
+  auto pick = [&](int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); };
+  // A small alphabet, so that literals and their byte pairs occur by chance all the time.
+  const std::string alphabet = "ab=, :<";
+  auto random_text = [&](int max_len) {
+    std::string s;
+    for (int n = pick(max_len + 1); n > 0; --n) s += alphabet[static_cast<size_t>(pick(7))];
+    return s;
+  };
+  int found = 0, not_found = 0;
+  for (int round = 0; round < 3000; ++round) {
+    std::vector<std::string> lits;
+    for (int k = 1 + pick(5); k > 0; --k) {
+      std::string l = random_text(6);
+      while (l.size() < 2) l += alphabet[static_cast<size_t>(pick(7))];
+      lits.push_back(l);
+    }
+    auto gate = LiteralGate::Build(lits);
+    REQUIRE(gate);
+    for (int t = 0; t < 20; ++t) {
+      std::string text = random_text(80);
+      bool want = false;
+      for (const auto& l : lits) want = want || text.find(l) != std::string::npos;
+      INFO("text '" << text << "'");
+      REQUIRE(gate->MayMatch(text) == want);
+      (want ? found : not_found)++;
+    }
+  }
+  CHECK(found > 5000);
+  CHECK(not_found > 5000);
+}
+
+TEST_CASE("the literal gate is refused for too many or too short literals") {
+  CHECK_FALSE(LiteralGate::Build({}));
+  CHECK_FALSE(LiteralGate::Build({"abc", "x"}));
+  std::vector<std::string> many;
+  for (size_t i = 0; i <= LiteralGate::kMaxLiterals; ++i) many.push_back("lit" + std::to_string(i));
+  CHECK_FALSE(LiteralGate::Build(many));
+  many.pop_back();
+  CHECK(LiteralGate::Build(many));
+}

@@ -99,6 +99,11 @@ struct FilterSet::Impl {
   // When every pattern requires a literal somewhere and there are few: a line with none of
   // them cannot match either.
   std::optional<LiteralGate> literal_gate;
+  // The gate pays only if it turns most lines away: it counts what it lets through and rests
+  // for a while when that is more than half (a pattern whose literal is a common word).
+  static constexpr uint32_t kGateSample = 4096;
+  static constexpr uint32_t kGateRest = 1 << 18;
+  uint32_t gate_checked = 0, gate_passed = 0, gate_rest = 0;
 };
 
 FilterSet::FilterSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -197,7 +202,20 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
     for (const std::string& lit : impl_->after_host) possible = possible || rest.substr(0, lit.size()) == lit;
     if (!possible) return 0;
   }
-  if (impl_->literal_gate && !impl_->literal_gate->MayMatch(message)) return 0;
+  if (impl_->literal_gate) {
+    Impl& m = *impl_;
+    if (m.gate_rest > 0) {
+      --m.gate_rest;
+    } else {
+      bool may = m.literal_gate->MayMatch(message);
+      m.gate_passed += may ? 1 : 0;
+      if (++m.gate_checked == Impl::kGateSample) {
+        if (m.gate_passed * 2 > m.gate_checked) m.gate_rest = Impl::kGateRest;
+        m.gate_checked = m.gate_passed = 0;
+      }
+      if (!may) return 0;
+    }
+  }
   re2::StringPiece text(message.data(), message.size());
   std::vector<int>& ids = impl_->ids;
   // Most lines match nothing. Asked without a result vector, the Set neither allocates nor

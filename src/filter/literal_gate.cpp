@@ -38,34 +38,44 @@ unsigned Frequency(unsigned char c) {
 std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals) {
   std::sort(literals.begin(), literals.end());
   literals.erase(std::unique(literals.begin(), literals.end()), literals.end());
-  if (literals.empty() || literals.size() > kMaxLiterals) return std::nullopt;
+  if (literals.empty() || literals.size() > 0xffff) return std::nullopt;
   LiteralGate g;
-  for (const std::string& lit : literals) {
+  for (size_t k = 0; k < literals.size(); ++k) {
+    const std::string& lit = literals[k];
     if (lit.size() < 2) return std::nullopt;
+    // The rarest first byte decides how often the pass stops; the second breaks ties.
     size_t best = 0;
-    unsigned best_score = ~0u;
+    uint64_t best_score = ~uint64_t{0};
     for (size_t i = 0; i + 1 < lit.size(); ++i) {
-      unsigned score = Frequency(static_cast<unsigned char>(lit[i])) * Frequency(static_cast<unsigned char>(lit[i + 1]));
+      uint64_t score = uint64_t{Frequency(static_cast<unsigned char>(lit[i]))} * 1000 +
+                       Frequency(static_cast<unsigned char>(lit[i + 1]));
       if (score < best_score) {
         best_score = score;
         best = i;
       }
     }
-    g.pairs_.push_back({static_cast<unsigned char>(lit[best]), static_cast<unsigned char>(lit[best + 1]),
-                        static_cast<uint32_t>(best)});
+    auto a = static_cast<unsigned char>(lit[best]), b = static_cast<unsigned char>(lit[best + 1]);
+    uint16_t key = static_cast<uint16_t>(a << 8 | b);
+    g.pairs_.push_back({key, static_cast<uint16_t>(k), static_cast<uint32_t>(best)});
+    g.pair_bits_[key >> 6] |= uint64_t{1} << (key & 63);
+    if (std::find(g.first_bytes_.begin(), g.first_bytes_.end(), a) == g.first_bytes_.end()) g.first_bytes_.push_back(a);
   }
+  if (g.first_bytes_.size() > kMaxFirstBytes) return std::nullopt;
+  std::sort(g.pairs_.begin(), g.pairs_.end(), [](const Pair& x, const Pair& y) { return x.key < y.key; });
   g.literals_ = std::move(literals);
   return g;
 }
 
-// Does some literal whose pair matches the bytes at `at`, at+1 occur there?
+// Does a literal whose pair is the one at text[at] occur there?
 bool LiteralGate::Verify(std::string_view text, size_t at) const {
-  for (size_t k = 0; k < pairs_.size(); ++k) {
-    const Pair& p = pairs_[k];
-    if (static_cast<unsigned char>(text[at]) != p.a || static_cast<unsigned char>(text[at + 1]) != p.b) continue;
-    if (at < p.offset) continue;
-    size_t start = at - p.offset;
-    const std::string& lit = literals_[k];
+  if (at + 1 >= text.size()) return false;
+  uint16_t key = static_cast<uint16_t>(static_cast<unsigned char>(text[at]) << 8 | static_cast<unsigned char>(text[at + 1]));
+  if ((pair_bits_[key >> 6] >> (key & 63) & 1) == 0) return false;
+  auto it = std::lower_bound(pairs_.begin(), pairs_.end(), key, [](const Pair& p, uint16_t k) { return p.key < k; });
+  for (; it != pairs_.end() && it->key == key; ++it) {
+    if (at < it->offset) continue;
+    size_t start = at - it->offset;
+    const std::string& lit = literals_[it->literal];
     if (start + lit.size() <= text.size() && std::memcmp(text.data() + start, lit.data(), lit.size()) == 0) return true;
   }
   return false;
@@ -74,20 +84,17 @@ bool LiteralGate::Verify(std::string_view text, size_t at) const {
 bool LiteralGate::MayMatch(std::string_view text) const {
   size_t n = text.size();
 #if defined(__SSE2__)
-  if (n >= 17) {
+  if (n >= 16) {
     const char* p = text.data();
-    // A block covers the pairs starting at b..b+15; the last one overlaps the one before.
+    // A block covers the positions b..b+15; the last one overlaps the one before.
     for (size_t i = 0;; i += 16) {
-      size_t b = std::min(i, n - 17);
+      size_t b = std::min(i, n - 16);
       __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + b));
-      __m128i w = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + b + 1));
       __m128i hit = _mm_setzero_si128();
-      for (const Pair& pr : pairs_)
-        hit = _mm_or_si128(hit, _mm_and_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(pr.a))),
-                                              _mm_cmpeq_epi8(w, _mm_set1_epi8(static_cast<char>(pr.b)))));
+      for (unsigned char a : first_bytes_) hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(a))));
       for (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit)); mask != 0; mask &= mask - 1)
         if (Verify(text, b + static_cast<size_t>(__builtin_ctz(mask)))) return true;
-      if (b == n - 17) return false;
+      if (b == n - 16) return false;
     }
   }
 #endif

@@ -1,9 +1,11 @@
-// LiteralGate: does a line contain any of a few literals? Each filter pattern requires one
+// LiteralGate: does a line contain any of a set of literals? Each filter pattern requires one
 // (RequiredLiteral); a line that contains none of them cannot match, and RE2 is not asked.
-// The scan compares sixteen positions at a time against one rare byte pair of each literal
-// and checks the whole literal only where a pair is found.
+// Every literal is looked for by one of its byte pairs, chosen so that its first byte is rare
+// in mail logs. A pass compares sixteen positions at a time against those first bytes; where
+// one is found, a bit table of the pairs and then the literal itself are checked.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -14,9 +16,9 @@ namespace relayban {
 
 class LiteralGate {
  public:
-  // At most kMaxLiterals literals of at least two bytes each; nullopt otherwise (then every
-  // line must go to RE2).
-  static constexpr size_t kMaxLiterals = 12;
+  // Literals of at least two bytes each, whose pairs start with at most kMaxFirstBytes
+  // different bytes (the cost of the pass); nullopt otherwise (then every line goes to RE2).
+  static constexpr size_t kMaxFirstBytes = 24;
   static std::optional<LiteralGate> Build(std::vector<std::string> literals);
 
   bool MayMatch(std::string_view text) const;
@@ -24,11 +26,14 @@ class LiteralGate {
 
  private:
   struct Pair {
-    unsigned char a, b;  // the two bytes
-    uint32_t offset;     // where they sit in the literal
+    uint16_t key;     // first byte << 8 | second byte
+    uint16_t literal; // index into literals_
+    uint32_t offset;  // where the pair sits in the literal
   };
   std::vector<std::string> literals_;
-  std::vector<Pair> pairs_;
+  std::vector<unsigned char> first_bytes_;  // distinct
+  std::vector<Pair> pairs_;                 // sorted by key
+  std::array<uint64_t, 1024> pair_bits_{};  // one bit per possible pair
   bool Verify(std::string_view text, size_t at) const;
 };
 

@@ -39,12 +39,16 @@ TEST_CASE("the literal gate finds a literal wherever it is, and only then") {
   CHECK(not_found > 5000);
 }
 
-TEST_CASE("the literal gate is refused for too many or too short literals") {
+TEST_CASE("the literal gate is refused for too short literals or too many first bytes") {
   CHECK_FALSE(LiteralGate::Build({}));
   CHECK_FALSE(LiteralGate::Build({"abc", "x"}));
+  // Literals made of one repeated byte each: every one brings its own first byte.
   std::vector<std::string> many;
-  for (size_t i = 0; i <= LiteralGate::kMaxLiterals; ++i) many.push_back("lit" + std::to_string(i));
+  for (size_t i = 0; i <= LiteralGate::kMaxFirstBytes; ++i) many.push_back(std::string(3, static_cast<char>('A' + i)));
   CHECK_FALSE(LiteralGate::Build(many));
   many.pop_back();
-  CHECK(LiteralGate::Build(many));
+  auto gate = LiteralGate::Build(many);
+  REQUIRE(gate);
+  CHECK(gate->MayMatch("a line long enough for the vector path with XXX in it"));
+  CHECK_FALSE(gate->MayMatch("a line long enough for the vector path without it"));
 }

@@ -202,6 +202,7 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
     for (const std::string& lit : impl_->after_host) possible = possible || rest.substr(0, lit.size()) == lit;
     if (!possible) return 0;
   }
+  bool literal_found = false;
   if (impl_->literal_gate) {
     Impl& m = *impl_;
     if (m.gate_rest > 0) {
@@ -214,13 +215,15 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
         m.gate_checked = m.gate_passed = 0;
       }
       if (!may) return 0;
+      literal_found = true;
     }
   }
   re2::StringPiece text(message.data(), message.size());
   std::vector<int>& ids = impl_->ids;
   // Most lines match nothing. Asked without a result vector, the Set neither allocates nor
   // collects; only a line that matches something is asked again for which patterns.
-  if (!impl_->set->Match(text, nullptr)) return 0;
+  // (A line with a required literal matches often enough to ask for the patterns at once.)
+  if (!literal_found && !impl_->set->Match(text, nullptr)) return 0;
   ids.clear();
   if (!impl_->set->Match(text, &ids)) return 0;
   std::sort(ids.begin(), ids.end());

@@ -221,4 +221,15 @@ bool CapturingRegex::MatchStart(const re2::StringPiece& text, re2::StringPiece* 
   return whole_.Match(text, 0, text.size(), RE2::ANCHOR_START, groups, n);
 }
 
+bool CapturingRegex::MatchExact(const re2::StringPiece& text, re2::StringPiece* groups, int n) const {
+  if (head_ != nullptr) {
+    re2::StringPiece h;
+    // Every match of the whole regex starts with a match of its head.
+    if (!head_->Match(text, 0, text.size(), RE2::ANCHOR_START, &h, 1)) return false;
+    if (body_->Match(text, h.size(), text.size(), RE2::ANCHOR_START, groups, n)) return true;
+  }
+  if (!whole_.Match(text, 0, text.size(), RE2::ANCHOR_START, nullptr, 0)) return false;
+  return whole_.Match(text, 0, text.size(), RE2::ANCHOR_START, groups, n);
+}
+
 }  // namespace relayban

@@ -87,6 +87,9 @@ struct FilterSet::Impl {
     int groups;
     std::array<int, kCaptureCount> capture_group;  // group number per capture name, 0 = none
     std::vector<std::string> unique;
+    int literal = -1;                   // its required literal in the gate (patterns)
+    std::unique_ptr<RE2> ignore;        // the regex alone (ignore entries)
+    std::string ignore_literal;         // what the ignore regex requires, if known
   };
   std::vector<Pattern> patterns;  // Set index -> pattern; ignore patterns have index -1
   std::unique_ptr<RE2::Set> set;
@@ -104,6 +107,16 @@ struct FilterSet::Impl {
   static constexpr uint32_t kGateSample = 4096;
   static constexpr uint32_t kGateRest = 1 << 18;
   uint32_t gate_checked = 0, gate_passed = 0, gate_rest = 0;
+  // With a gate of at most 64 literals, the literals found in a line name the only patterns
+  // that can match it. Those are then tried in order, each on its own, instead of asking the
+  // Set (which scans the whole line twice for a line that matches).
+  bool dispatch = false;
+  std::vector<std::vector<int>> filter_entries;  // filter -> its entries (ignores first)
+
+  // The hit of pattern p, whose groups are filled; false if a `unique` literal is not unique.
+  bool Hit(const Pattern& p, std::string_view message, const re2::StringPiece* groups, int n,
+           std::vector<PatternHit>& hits) const;
+  int MatchByLiterals(uint64_t found, std::string_view message, std::vector<PatternHit>& hits) const;
 };
 
 FilterSet::FilterSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -125,8 +138,10 @@ Result<void> FilterSet::CheckRegex(const PatternSpec& p, bool is_ignore) {
   return {};
 }
 
-Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const FilterSpec*>& filters) {
+Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const FilterSpec*>& filters,
+                                                    bool shortcuts) {
   auto impl = std::make_unique<Impl>();
+  impl->filter_entries.resize(filters.size());
   RE2::Options set_options = PatternOptions();
   set_options.set_max_mem(64 << 20);
   impl->set = std::make_unique<RE2::Set>(set_options, RE2::ANCHOR_START);
@@ -137,7 +152,10 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
     if (auto r = CheckRegex(p, is_ignore); !r) return r;
     std::string expanded = ExpandPatternMacros(p.regex);
     Impl::Pattern pat{filter, index, nullptr, 0, {}, p.unique};
-    if (!is_ignore) {
+    if (is_ignore) {
+      pat.ignore = std::make_unique<RE2>(expanded, PatternOptions());
+      pat.ignore_literal = RequiredLiteral(expanded);
+    } else {
       pat.re = std::make_unique<CapturingRegex>(expanded, PatternOptions());
       pat.groups = pat.re->whole().NumberOfCapturingGroups();
       impl->max_groups = std::max(impl->max_groups, pat.groups);
@@ -148,6 +166,7 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
     }
     std::string err;
     if (impl->set->Add(expanded, &err) < 0) return Fail(Error{"regex rejected by RE2: " + err, p.where});
+    impl->filter_entries[static_cast<size_t>(filter)].push_back(static_cast<int>(impl->patterns.size()));
     impl->patterns.push_back(std::move(pat));
     return {};
   };
@@ -169,7 +188,15 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
       required.push_back(std::move(lit));
     }
   }
-  if (all_required && !required.empty()) impl->literal_gate = LiteralGate::Build(std::move(required));
+  if (!shortcuts) return std::unique_ptr<FilterSet>(new FilterSet(std::move(impl)));
+  if (all_required && !required.empty()) impl->literal_gate = LiteralGate::Build(required);
+  if (impl->literal_gate) {
+    // `required` lists the patterns' literals in filter and pattern order, as the Set has them.
+    size_t next = 0;
+    for (Impl::Pattern& p : impl->patterns)
+      if (p.index >= 0) p.literal = impl->literal_gate->IndexOf(required[next++]);
+    impl->dispatch = impl->literal_gate->literals().size() <= 64;
+  }
   for (size_t f = 0; f < filters.size(); ++f) {
     for (const PatternSpec& p : filters[f]->patterns) {
       std::string lit = LiteralAfterHost(ExpandPatternMacros(p.regex));
@@ -191,6 +218,56 @@ bool OccursExactlyOnce(std::string_view text, std::string_view lit) {
 }
 }  // namespace
 
+bool FilterSet::Impl::Hit(const Pattern& p, std::string_view message, const re2::StringPiece* groups, int n,
+                          std::vector<PatternHit>& hits) const {
+  for (const std::string& lit : p.unique)
+    if (!OccursExactlyOnce(message, lit)) return false;
+  PatternHit hit{p.filter, p.index, {}};
+  std::string_view* fields[kCaptureCount] = {&hit.captures.ip,        &hit.captures.account, &hit.captures.sender,
+                                             &hit.captures.recipient, &hit.captures.id,      &hit.captures.session,
+                                             &hit.captures.count};
+  for (int c = 0; c < kCaptureCount; ++c) {
+    int g = p.capture_group[static_cast<size_t>(c)];
+    if (g > 0 && g < n && groups[g].data() != nullptr) *fields[c] = std::string_view(groups[g].data(), groups[g].size());
+  }
+  hits.push_back(hit);
+  return true;
+}
+
+int FilterSet::Impl::MatchByLiterals(uint64_t found, std::string_view message, std::vector<PatternHit>& hits) const {
+  re2::StringPiece text(message.data(), message.size());
+  std::array<re2::StringPiece, 32> groups;
+  int rejected = 0;
+  for (const std::vector<int>& entries : filter_entries) {
+    // The filter's first pattern that matches, as the Set would have it...
+    const Pattern* winner = nullptr;
+    int n = 0;
+    for (int e : entries) {
+      const Pattern& p = patterns[static_cast<size_t>(e)];
+      if (p.index < 0 || (found >> p.literal & 1) == 0) continue;
+      n = std::min(p.groups + 1, static_cast<int>(groups.size()));
+      if (p.re->MatchExact(text, groups.data(), n)) {
+        winner = &p;
+        break;
+      }
+    }
+    if (winner == nullptr) continue;
+    // ...unless one of its ignore entries matches the line.
+    bool ignored = false;
+    for (int e : entries) {
+      const Pattern& ig = patterns[static_cast<size_t>(e)];
+      if (ig.index >= 0) break;  // the ignore entries come first
+      if (!ig.ignore_literal.empty() && message.find(ig.ignore_literal) == std::string_view::npos) continue;
+      if (ig.ignore->Match(text, 0, text.size(), RE2::ANCHOR_START, nullptr, 0)) {
+        ignored = true;
+        break;
+      }
+    }
+    if (!ignored && !Hit(*winner, message, groups.data(), n, hits)) ++rejected;
+  }
+  return rejected;
+}
+
 int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) const {
   if (impl_->patterns.empty()) return 0;
   if (!impl_->after_host.empty()) {
@@ -208,13 +285,14 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
     if (m.gate_rest > 0) {
       --m.gate_rest;
     } else {
-      bool may = m.literal_gate->MayMatch(message);
-      m.gate_passed += may ? 1 : 0;
+      uint64_t found = m.dispatch ? m.literal_gate->Found(message) : (m.literal_gate->MayMatch(message) ? 1 : 0);
+      m.gate_passed += found != 0 ? 1 : 0;
       if (++m.gate_checked == Impl::kGateSample) {
         if (m.gate_passed * 2 > m.gate_checked) m.gate_rest = Impl::kGateRest;
         m.gate_checked = m.gate_passed = 0;
       }
-      if (!may) return 0;
+      if (found == 0) return 0;
+      if (m.dispatch) return m.MatchByLiterals(found, message, hits);
       literal_found = true;
     }
   }
@@ -238,22 +316,7 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
     if (p.index < 0) continue;  // an ignore regex matched: nothing from this filter
     int n = std::min(p.groups + 1, static_cast<int>(groups.size()));
     if (!p.re->MatchStart(text, groups.data(), n)) continue;
-    bool ok = true;
-    for (const std::string& lit : p.unique) ok = ok && OccursExactlyOnce(message, lit);
-    if (!ok) {
-      ++rejected;
-      continue;
-    }
-    PatternHit hit{p.filter, p.index, {}};
-    std::string_view* fields[kCaptureCount] = {&hit.captures.ip,        &hit.captures.account, &hit.captures.sender,
-                                               &hit.captures.recipient, &hit.captures.id,      &hit.captures.session,
-                                               &hit.captures.count};
-    for (int c = 0; c < kCaptureCount; ++c) {
-      int g = p.capture_group[static_cast<size_t>(c)];
-      if (g > 0 && g < n && groups[static_cast<size_t>(g)].data() != nullptr)
-        *fields[c] = std::string_view(groups[static_cast<size_t>(g)].data(), groups[static_cast<size_t>(g)].size());
-    }
-    hits.push_back(hit);
+    if (!impl_->Hit(p, message, groups.data(), n, hits)) ++rejected;
   }
   return rejected;
 }

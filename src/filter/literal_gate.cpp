@@ -66,23 +66,29 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals)
   return g;
 }
 
-// Does a literal whose pair is the one at text[at] occur there?
-bool LiteralGate::Verify(std::string_view text, size_t at) const {
-  if (at + 1 >= text.size()) return false;
+uint64_t LiteralGate::Verify(std::string_view text, size_t at, bool first) const {
+  if (at + 1 >= text.size()) return 0;
   uint16_t key = static_cast<uint16_t>(static_cast<unsigned char>(text[at]) << 8 | static_cast<unsigned char>(text[at + 1]));
-  if ((pair_bits_[key >> 6] >> (key & 63) & 1) == 0) return false;
+  if ((pair_bits_[key >> 6] >> (key & 63) & 1) == 0) return 0;
+  uint64_t bits = 0;
   auto it = std::lower_bound(pairs_.begin(), pairs_.end(), key, [](const Pair& p, uint16_t k) { return p.key < k; });
   for (; it != pairs_.end() && it->key == key; ++it) {
     if (at < it->offset) continue;
     size_t start = at - it->offset;
     const std::string& lit = literals_[it->literal];
-    if (start + lit.size() <= text.size() && std::memcmp(text.data() + start, lit.data(), lit.size()) == 0) return true;
+    if (start + lit.size() <= text.size() && std::memcmp(text.data() + start, lit.data(), lit.size()) == 0) {
+      bits |= uint64_t{1} << (it->literal & 63);
+      if (first) return bits;
+    }
   }
-  return false;
+  return bits;
 }
 
-bool LiteralGate::MayMatch(std::string_view text) const {
+// kFirst: stop at the first literal found (any nonzero result); else collect them all.
+template <bool kFirst>
+uint64_t LiteralGate::Scan(std::string_view text) const {
   size_t n = text.size();
+  uint64_t found = 0;
 #if defined(__SSE2__)
   if (n >= 16) {
     const char* p = text.data();
@@ -92,15 +98,29 @@ bool LiteralGate::MayMatch(std::string_view text) const {
       __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + b));
       __m128i hit = _mm_setzero_si128();
       for (unsigned char a : first_bytes_) hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(a))));
-      for (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit)); mask != 0; mask &= mask - 1)
-        if (Verify(text, b + static_cast<size_t>(__builtin_ctz(mask)))) return true;
-      if (b == n - 16) return false;
+      for (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit)); mask != 0; mask &= mask - 1) {
+        found |= Verify(text, b + static_cast<size_t>(__builtin_ctz(mask)), kFirst);
+        if (kFirst && found != 0) return found;
+      }
+      if (b == n - 16) return found;
     }
   }
 #endif
-  for (const std::string& lit : literals_)
-    if (text.find(lit) != std::string_view::npos) return true;
-  return false;
+  for (size_t k = 0; k < literals_.size(); ++k) {
+    if (text.find(literals_[k]) == std::string_view::npos) continue;
+    found |= uint64_t{1} << (k & 63);
+    if (kFirst) return found;
+  }
+  return found;
+}
+
+bool LiteralGate::MayMatch(std::string_view text) const { return Scan<true>(text) != 0; }
+
+uint64_t LiteralGate::Found(std::string_view text) const { return Scan<false>(text); }
+
+int LiteralGate::IndexOf(std::string_view literal) const {
+  auto it = std::lower_bound(literals_.begin(), literals_.end(), literal);
+  return it != literals_.end() && *it == literal ? static_cast<int>(it - literals_.begin()) : -1;
 }
 
 }  // namespace relayban

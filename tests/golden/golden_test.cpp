@@ -9,6 +9,8 @@
 
 #include "relayban/config/config_loader.hpp"
 #include "relayban/engine/engine.hpp"
+#include "relayban/filter/filter_set.hpp"
+#include "relayban/filter/timestamp.hpp"
 
 using namespace relayban;
 
@@ -128,4 +130,75 @@ TEST_CASE("hostile lines repeated many times never ban the injected address") {
   CHECK(hostile >= 15);
   CHECK_FALSE(out.orders.empty());  // the real senders of those lines do get banned
   for (const auto& o : out.orders) CHECK(o.target.ToString() != kVictim);
+}
+
+namespace {
+// Every log line the repository has: golden cases, the shared samples and the stories.
+std::vector<std::string> AllSampleMessages() {
+  std::vector<std::string> files;
+  for (const auto& dir : {std::string(RELAYBAN_SOURCE_DIR) + "/tests/golden", std::string(RELAYBAN_SOURCE_DIR) + "/tests/data",
+                          std::string(RELAYBAN_SOURCE_DIR) + "/../shared/logs"}) {
+    if (!std::filesystem::exists(dir)) continue;
+    for (const auto& f : std::filesystem::directory_iterator(dir))
+      if (f.path().extension() == ".golden" || f.path().extension() == ".log") files.push_back(f.path());
+  }
+  std::vector<std::string> messages;
+  for (const auto& f : files) {
+    std::ifstream in(f);
+    std::string l;
+    while (std::getline(in, l)) {
+      if (f.size() > 7 && f.substr(f.size() - 7) == ".golden") {
+        if (l.rfind("> ", 0) != 0) continue;
+        l = l.substr(2);
+      }
+      auto shape = DetectStamp(l, StampFormat::kAuto);
+      messages.push_back(shape ? l.substr(shape->length) : l);
+    }
+  }
+  return messages;
+}
+
+std::string DescribeHits(const std::vector<PatternHit>& hits, int rejected) {
+  std::ostringstream s;
+  for (const auto& h : hits)
+    s << h.filter << "/" << h.pattern << " ip=" << h.captures.ip << " account=" << h.captures.account
+      << " sender=" << h.captures.sender << " recipient=" << h.captures.recipient << " id=" << h.captures.id
+      << " session=" << h.captures.session << " count=" << h.captures.count << "; ";
+  s << "rejected=" << rejected;
+  return s.str();
+}
+}  // namespace
+
+TEST_CASE("trying the patterns named by their literals gives exactly what the Set gives") {
+  std::vector<Error> errors;
+  auto c = LoadConfig(std::string(RELAYBAN_SOURCE_DIR) + "/etc/relayban/relayban.yaml", errors);
+  REQUIRE(c);
+  auto messages = AllSampleMessages();
+  REQUIRE(messages.size() > 300);
+  // Each jail's filters as a log of its own would have them, and every filter together.
+  std::vector<std::vector<const FilterSpec*>> groups;
+  std::vector<const FilterSpec*> all;
+  for (const auto& j : c->jails) {
+    std::vector<const FilterSpec*> g;
+    for (const auto& f : j.filters) g.push_back(&c->filters.at(f));
+    groups.push_back(g);
+  }
+  for (const auto& [name, f] : c->filters) all.push_back(&f);
+  groups.push_back(all);
+  size_t compared_hits = 0;
+  for (const auto& g : groups) {
+    auto by_literals = FilterSet::Build(g, true);
+    auto by_set = FilterSet::Build(g, false);
+    REQUIRE(by_literals);
+    REQUIRE(by_set);
+    for (const auto& m : messages) {
+      std::vector<PatternHit> a, b;
+      int ra = (*by_literals)->Match(m, a);
+      int rb = (*by_set)->Match(m, b);
+      INFO(m);
+      REQUIRE(DescribeHits(a, ra) == DescribeHits(b, rb));
+      compared_hits += a.size();
+    }
+  }
+  CHECK(compared_hits > 200);
 }

@@ -22,6 +22,10 @@ class LiteralGate {
   static std::optional<LiteralGate> Build(std::vector<std::string> literals);
 
   bool MayMatch(std::string_view text) const;
+  // Which literals occur in `text`: bit i for literals()[i]. Only for at most 64 literals.
+  uint64_t Found(std::string_view text) const;
+  // The index of `literal` in literals(), or -1.
+  int IndexOf(std::string_view literal) const;
   const std::vector<std::string>& literals() const { return literals_; }
 
  private:
@@ -34,7 +38,11 @@ class LiteralGate {
   std::vector<unsigned char> first_bytes_;  // distinct
   std::vector<Pair> pairs_;                 // sorted by key
   std::array<uint64_t, 1024> pair_bits_{};  // one bit per possible pair
-  bool Verify(std::string_view text, size_t at) const;
+  // The literals whose pair is the one at text[at] and which occur there, as bits; with
+  // `first` it stops at the first one.
+  uint64_t Verify(std::string_view text, size_t at, bool first) const;
+  template <bool kFirst>
+  uint64_t Scan(std::string_view text) const;
 };
 
 }  // namespace relayban

@@ -92,16 +92,21 @@ TEST_CASE("cut matching gives exactly RE2's submatches (random regexes and texts
       std::string text = gen.Text();
       re2::StringPiece got[16], want[16];
       if (n > 16) break;
+      re2::StringPiece exact[16];
       bool m_got = cr.MatchStart(text, got, n);
+      bool m_exact = cr.MatchExact(text, exact, n);
       bool m_want = cr.whole().Match(text, 0, text.size(), RE2::ANCHOR_START, want, n);
       INFO("regex " << re << "  text '" << text << "'");
       REQUIRE(m_got == m_want);
+      REQUIRE(m_exact == m_want);
       if (!m_want) continue;
       matched_split += cr.is_split();
       for (int g = 1; g < n; ++g) {
         INFO("group " << g);
         REQUIRE(got[g].data() == want[g].data());
         REQUIRE(got[g].size() == want[g].size());
+        REQUIRE(exact[g].data() == want[g].data());
+        REQUIRE(exact[g].size() == want[g].size());
       }
     }
   }

@@ -32,6 +32,11 @@ TEST_CASE("the literal gate finds a literal wherever it is, and only then") {
       for (const auto& l : lits) want = want || text.find(l) != std::string::npos;
       INFO("text '" << text << "'");
       REQUIRE(gate->MayMatch(text) == want);
+      uint64_t want_bits = 0;
+      for (size_t k = 0; k < gate->literals().size(); ++k)
+        if (text.find(gate->literals()[k]) != std::string::npos) want_bits |= uint64_t{1} << k;
+      REQUIRE(gate->Found(text) == want_bits);
+      for (const auto& l : lits) REQUIRE(gate->IndexOf(l) >= 0);
       (want ? found : not_found)++;
     }
   }
@@ -51,4 +56,5 @@ TEST_CASE("the literal gate is refused for too short literals or too many first 
   REQUIRE(gate);
   CHECK(gate->MayMatch("a line long enough for the vector path with XXX in it"));
   CHECK_FALSE(gate->MayMatch("a line long enough for the vector path without it"));
+  CHECK(gate->IndexOf("nope") == -1);
 }

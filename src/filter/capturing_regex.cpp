@@ -74,9 +74,20 @@ std::string RequiredLiteral(std::string_view re) {
     for (size_t j = i + 2; j < re.size() && (std::isalpha(static_cast<unsigned char>(re[j])) || re[j] == '-'); ++j)
       if (re[j] == 'i') return {};
   }
+  // Of the certain runs, the one least likely in lines that do not match: lower-case words
+  // and numbers are everywhere in mail logs, capitals and punctuation mark structure.
+  auto score = [](const std::string& run) {
+    int s = 0;
+    for (unsigned char b : run) s += std::islower(b) || std::isdigit(b) || b == ' ' ? 1 : std::isupper(b) ? 2 : 3;
+    return s;
+  };
   std::string best, cur;
+  int best_score = 0;
   auto end_run = [&] {
-    if (cur.size() > best.size()) best = cur;
+    if (int sc = score(cur); sc > best_score) {
+      best = cur;
+      best_score = sc;
+    }
     cur.clear();
   };
   // Skips a class starting at re[i] == '['; returns the index after its ']' or npos.

@@ -288,7 +288,7 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
       uint64_t found = m.dispatch ? m.literal_gate->Found(message) : (m.literal_gate->MayMatch(message) ? 1 : 0);
       m.gate_passed += found != 0 ? 1 : 0;
       if (++m.gate_checked == Impl::kGateSample) {
-        if (m.gate_passed * 2 > m.gate_checked) m.gate_rest = Impl::kGateRest;
+        if (!m.dispatch && m.gate_passed * 2 > m.gate_checked) m.gate_rest = Impl::kGateRest;
         m.gate_checked = m.gate_passed = 0;
       }
       if (found == 0) return 0;

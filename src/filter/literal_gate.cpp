@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <cstring>
 
-#if defined(__SSE2__)
-#include <emmintrin.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
 #endif
 
 namespace relayban {
@@ -61,6 +61,13 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals)
     if (std::find(g.first_bytes_.begin(), g.first_bytes_.end(), a) == g.first_bytes_.end()) g.first_bytes_.push_back(a);
   }
   if (g.first_bytes_.size() > kMaxFirstBytes) return std::nullopt;
+  for (unsigned char a : g.first_bytes_) {
+    g.rows_.emplace_back();
+    g.rows_.back().fill(a);
+  }
+#if defined(__x86_64__)
+  g.avx2_ = __builtin_cpu_supports("avx2");
+#endif
   std::sort(g.pairs_.begin(), g.pairs_.end(), [](const Pair& x, const Pair& y) { return x.key < y.key; });
   g.literals_ = std::move(literals);
   return g;
@@ -84,26 +91,62 @@ uint64_t LiteralGate::Verify(std::string_view text, size_t at, bool first) const
   return bits;
 }
 
+namespace {
+
+#if defined(__x86_64__)
+// One pass over text[0, n) (n >= 16): where a byte equals one of the rows' bytes, on_candidate
+// (position) is called; it returns true to stop. The last block overlaps the one before.
+template <typename F>
+void ScanSse2(const char* p, size_t n, const std::vector<std::array<unsigned char, 32>>& rows, F&& on_candidate) {
+  for (size_t i = 0;; i += 16) {
+    size_t b = std::min(i, n - 16);
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + b));
+    __m128i hit = _mm_setzero_si128();
+    for (const auto& row : rows)
+      hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_loadu_si128(reinterpret_cast<const __m128i*>(row.data()))));
+    for (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit)); mask != 0; mask &= mask - 1)
+      if (on_candidate(b + static_cast<size_t>(__builtin_ctz(mask)))) return;
+    if (b == n - 16) return;
+  }
+}
+
+// The same, 32 positions at a time (n >= 32).
+template <typename F>
+__attribute__((target("avx2"))) void ScanAvx2(const char* p, size_t n,
+                                               const std::vector<std::array<unsigned char, 32>>& rows,
+                                               F&& on_candidate) {
+  for (size_t i = 0;; i += 32) {
+    size_t b = std::min(i, n - 32);
+    __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + b));
+    __m256i hit = _mm256_setzero_si256();
+    for (const auto& row : rows)
+      hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row.data()))));
+    for (unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(hit)); mask != 0; mask &= mask - 1)
+      if (on_candidate(b + static_cast<size_t>(__builtin_ctz(mask)))) return;
+    if (b == n - 32) return;
+  }
+}
+#endif
+
+}  // namespace
+
 // kFirst: stop at the first literal found (any nonzero result); else collect them all.
 template <bool kFirst>
 uint64_t LiteralGate::Scan(std::string_view text) const {
   size_t n = text.size();
   uint64_t found = 0;
-#if defined(__SSE2__)
+  auto candidate = [&](size_t at) {
+    found |= Verify(text, at, kFirst);
+    return kFirst && found != 0;
+  };
+#if defined(__x86_64__)
+  if (avx2_ && n >= 32) {
+    ScanAvx2(text.data(), n, rows_, candidate);
+    return found;
+  }
   if (n >= 16) {
-    const char* p = text.data();
-    // A block covers the positions b..b+15; the last one overlaps the one before.
-    for (size_t i = 0;; i += 16) {
-      size_t b = std::min(i, n - 16);
-      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p + b));
-      __m128i hit = _mm_setzero_si128();
-      for (unsigned char a : first_bytes_) hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(a))));
-      for (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(hit)); mask != 0; mask &= mask - 1) {
-        found |= Verify(text, b + static_cast<size_t>(__builtin_ctz(mask)), kFirst);
-        if (kFirst && found != 0) return found;
-      }
-      if (b == n - 16) return found;
-    }
+    ScanSse2(text.data(), n, rows_, candidate);
+    return found;
   }
 #endif
   for (size_t k = 0; k < literals_.size(); ++k) {

@@ -23,8 +23,9 @@ namespace relayban {
 // `(?i)` before the groups, or a `\Q` quoted run.
 size_t CaptureSplitPoint(std::string_view regex);
 
-// The longest run of bytes that every match of `regex` (RE2 syntax, case-sensitive) contains,
-// read from its top level only; empty when there is none or the regex is not understood here
+// A run of bytes that every match of `regex` (RE2 syntax, case-sensitive) contains, read
+// from its top level only: of those, the one with the most capitals and punctuation for its
+// length (the rarest in mail logs); empty when there is none or the regex is not understood here
 // (case folding, `\Q`, `\x..` escapes, a top-level `|`).
 std::string RequiredLiteral(std::string_view regex);
 

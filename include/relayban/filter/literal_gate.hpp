@@ -18,7 +18,7 @@ class LiteralGate {
  public:
   // Literals of at least two bytes each, whose pairs start with at most kMaxFirstBytes
   // different bytes (the cost of the pass); nullopt otherwise (then every line goes to RE2).
-  static constexpr size_t kMaxFirstBytes = 24;
+  static constexpr size_t kMaxFirstBytes = 48;
   static std::optional<LiteralGate> Build(std::vector<std::string> literals);
 
   bool MayMatch(std::string_view text) const;
@@ -36,6 +36,9 @@ class LiteralGate {
   };
   std::vector<std::string> literals_;
   std::vector<unsigned char> first_bytes_;  // distinct
+  // Each first byte repeated 32 times, for the vector compares (loaded, not rebuilt per block).
+  std::vector<std::array<unsigned char, 32>> rows_;
+  bool avx2_ = false;  // the CPU has AVX2: 32 positions per step instead of 16
   std::vector<Pair> pairs_;                 // sorted by key
   std::array<uint64_t, 1024> pair_bits_{};  // one bit per possible pair
   // The literals whose pair is the one at text[at] and which occur there, as bits; with

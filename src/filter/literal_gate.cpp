@@ -35,7 +35,7 @@ unsigned Frequency(unsigned char c) {
 
 }  // namespace
 
-std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals) {
+std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals, bool allow_avx2) {
   std::sort(literals.begin(), literals.end());
   literals.erase(std::unique(literals.begin(), literals.end()), literals.end());
   if (literals.empty() || literals.size() > 0xffff) return std::nullopt;
@@ -66,7 +66,7 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals)
     g.rows_.back().fill(a);
   }
 #if defined(__x86_64__)
-  g.avx2_ = __builtin_cpu_supports("avx2");
+  g.avx2_ = allow_avx2 && __builtin_cpu_supports("avx2");
 #endif
   std::sort(g.pairs_.begin(), g.pairs_.end(), [](const Pair& x, const Pair& y) { return x.key < y.key; });
   g.literals_ = std::move(literals);

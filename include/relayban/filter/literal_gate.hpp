@@ -19,7 +19,8 @@ class LiteralGate {
   // Literals of at least two bytes each, whose pairs start with at most kMaxFirstBytes
   // different bytes (the cost of the pass); nullopt otherwise (then every line goes to RE2).
   static constexpr size_t kMaxFirstBytes = 48;
-  static std::optional<LiteralGate> Build(std::vector<std::string> literals);
+  // `allow_avx2` false keeps to SSE2 even where AVX2 is there (so tests cover both paths).
+  static std::optional<LiteralGate> Build(std::vector<std::string> literals, bool allow_avx2 = true);
 
   bool MayMatch(std::string_view text) const;
   // Which literals occur in `text`: bit i for literals()[i]. Only for at most 64 literals.

@@ -40,23 +40,39 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals,
   literals.erase(std::unique(literals.begin(), literals.end()), literals.end());
   if (literals.empty() || literals.size() > 0xffff) return std::nullopt;
   LiteralGate g;
-  for (size_t k = 0; k < literals.size(); ++k) {
-    const std::string& lit = literals[k];
+  for (const std::string& lit : literals)
     if (lit.size() < 2) return std::nullopt;
-    // The rarest first byte decides how often the pass stops; the second breaks ties.
-    size_t best = 0;
-    uint64_t best_score = ~uint64_t{0};
-    for (size_t i = 0; i + 1 < lit.size(); ++i) {
-      uint64_t score = uint64_t{Frequency(static_cast<unsigned char>(lit[i]))} * 1000 +
-                       Frequency(static_cast<unsigned char>(lit[i + 1]));
-      if (score < best_score) {
-        best_score = score;
-        best = i;
+  // Each literal is looked for by one of its pairs. A rare first byte makes the pass stop
+  // seldom, a rare second byte makes the check after it fail at once, and a first byte that
+  // another literal uses already costs no extra compare per block. Chosen twice over, so the
+  // first literals can take up first bytes that later ones brought in.
+  constexpr uint64_t kNewRow = 6;  // a compare per block weighs like this much frequency
+  std::vector<size_t> choice(literals.size(), 0);
+  std::vector<unsigned char> rows;
+  for (int pass = 0; pass < 2; ++pass) {
+    std::vector<unsigned char> next_rows;
+    for (size_t k = 0; k < literals.size(); ++k) {
+      const std::string& lit = literals[k];
+      uint64_t best_score = ~uint64_t{0};
+      for (size_t i = 0; i + 1 < lit.size(); ++i) {
+        auto a = static_cast<unsigned char>(lit[i]), b = static_cast<unsigned char>(lit[i + 1]);
+        bool shared = std::find(rows.begin(), rows.end(), a) != rows.end() ||
+                      std::find(next_rows.begin(), next_rows.end(), a) != next_rows.end();
+        uint64_t score = (uint64_t{Frequency(a)} + (shared ? 0 : kNewRow)) * 1000 + Frequency(b);
+        if (score < best_score) {
+          best_score = score;
+          choice[k] = i;
+        }
       }
+      auto a = static_cast<unsigned char>(lit[choice[k]]);
+      if (std::find(next_rows.begin(), next_rows.end(), a) == next_rows.end()) next_rows.push_back(a);
     }
-    auto a = static_cast<unsigned char>(lit[best]), b = static_cast<unsigned char>(lit[best + 1]);
+    rows = std::move(next_rows);
+  }
+  for (size_t k = 0; k < literals.size(); ++k) {
+    auto a = static_cast<unsigned char>(literals[k][choice[k]]), b = static_cast<unsigned char>(literals[k][choice[k] + 1]);
     uint16_t key = static_cast<uint16_t>(a << 8 | b);
-    g.pairs_.push_back({key, static_cast<uint16_t>(k), static_cast<uint32_t>(best)});
+    g.pairs_.push_back({key, static_cast<uint16_t>(k), static_cast<uint32_t>(choice[k])});
     g.pair_bits_[key >> 6] |= uint64_t{1} << (key & 63);
     if (std::find(g.first_bytes_.begin(), g.first_bytes_.end(), a) == g.first_bytes_.end()) g.first_bytes_.push_back(a);
   }

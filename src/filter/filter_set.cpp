@@ -111,6 +111,11 @@ struct FilterSet::Impl {
   // that can match it. Those are then tried in order, each on its own, instead of asking the
   // Set (which scans the whole line twice for a line that matches).
   bool dispatch = false;
+  // The gate's pairs are chosen again from the bytes of the first lines it sees.
+  static constexpr uint32_t kLearnLines = 2048;
+  uint32_t learn_left = kLearnLines;
+  LiteralGate::ByteCounts byte_counts{};
+  std::vector<std::string> gate_literals;
   std::vector<std::vector<int>> filter_entries;  // filter -> its entries (ignores first)
 
   // The hit of pattern p, whose groups are filled; false if a `unique` literal is not unique.
@@ -190,6 +195,7 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
   }
   if (!shortcuts) return std::unique_ptr<FilterSet>(new FilterSet(std::move(impl)));
   if (all_required && !required.empty()) impl->literal_gate = LiteralGate::Build(required);
+  if (impl->literal_gate) impl->gate_literals = required;
   if (impl->literal_gate) {
     // `required` lists the patterns' literals in filter and pattern order, as the Set has them.
     size_t next = 0;
@@ -282,6 +288,13 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
   bool literal_found = false;
   if (impl_->literal_gate) {
     Impl& m = *impl_;
+    if (m.learn_left > 0) {
+      for (unsigned char b : message) ++m.byte_counts[b];
+      if (--m.learn_left == 0) {
+        // Same literals, so the same indices: only the pairs looked for change.
+        if (auto tuned = LiteralGate::Build(m.gate_literals, true, &m.byte_counts)) m.literal_gate = std::move(tuned);
+      }
+    }
     if (m.gate_rest > 0) {
       --m.gate_rest;
     } else {

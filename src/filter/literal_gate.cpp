@@ -35,7 +35,16 @@ unsigned Frequency(unsigned char c) {
 
 }  // namespace
 
-std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals, bool allow_avx2) {
+std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals, bool allow_avx2,
+                                              const ByteCounts* counts) {
+  // Per mille of the bytes seen, at least 1 (a byte never seen may still come).
+  std::array<unsigned, 256> freq{};
+  uint64_t total = 0;
+  if (counts != nullptr)
+    for (uint64_t c : *counts) total += c;
+  for (unsigned b = 0; b < 256; ++b)
+    freq[b] = total >= 4096 ? static_cast<unsigned>(std::max<uint64_t>(1, (*counts)[b] * 1000 / total))
+                            : Frequency(static_cast<unsigned char>(b));
   std::sort(literals.begin(), literals.end());
   literals.erase(std::unique(literals.begin(), literals.end()), literals.end());
   if (literals.empty() || literals.size() > 0xffff) return std::nullopt;
@@ -58,7 +67,7 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals,
         auto a = static_cast<unsigned char>(lit[i]), b = static_cast<unsigned char>(lit[i + 1]);
         bool shared = std::find(rows.begin(), rows.end(), a) != rows.end() ||
                       std::find(next_rows.begin(), next_rows.end(), a) != next_rows.end();
-        uint64_t score = (uint64_t{Frequency(a)} + (shared ? 0 : kNewRow)) * 1000 + Frequency(b);
+        uint64_t score = (uint64_t{freq[a]} + (shared ? 0 : kNewRow)) * 1000 + freq[b];
         if (score < best_score) {
           best_score = score;
           choice[k] = i;

@@ -19,8 +19,12 @@ class LiteralGate {
   // Literals of at least two bytes each, whose pairs start with at most kMaxFirstBytes
   // different bytes (the cost of the pass); nullopt otherwise (then every line goes to RE2).
   static constexpr size_t kMaxFirstBytes = 48;
+  // How often each byte value occurs in the lines to be checked; which pairs are looked for
+  // depends on it (never which lines pass). Without one, a rough table for mail logs is used.
+  using ByteCounts = std::array<uint64_t, 256>;
   // `allow_avx2` false keeps to SSE2 even where AVX2 is there (so tests cover both paths).
-  static std::optional<LiteralGate> Build(std::vector<std::string> literals, bool allow_avx2 = true);
+  static std::optional<LiteralGate> Build(std::vector<std::string> literals, bool allow_avx2 = true,
+                                          const ByteCounts* counts = nullptr);
 
   bool MayMatch(std::string_view text) const;
   // Which literals occur in `text`: bit i for literals()[i]. Only for at most 64 literals.

@@ -24,8 +24,11 @@ TEST_CASE("the literal gate finds a literal wherever it is, and only then") {
       while (l.size() < 2) l += alphabet[static_cast<size_t>(pick(7))];
       lits.push_back(l);
     }
-    // Every other round without AVX2, so both vector paths are checked on this machine.
-    auto gate = LiteralGate::Build(lits, round % 2 == 0);
+    // Every other round without AVX2, so both vector paths are checked on this machine; and
+    // with random byte counts, so other pairs are chosen (which must not change any answer).
+    LiteralGate::ByteCounts counts{};
+    for (auto& c : counts) c = static_cast<uint64_t>(pick(1000));
+    auto gate = LiteralGate::Build(lits, round % 2 == 0, round % 3 == 0 ? nullptr : &counts);
     REQUIRE(gate);
     for (int t = 0; t < 20; ++t) {
       std::string text = random_text(80);

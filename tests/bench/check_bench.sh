@@ -13,21 +13,24 @@ data=${TMPDIR:-/tmp}/relayban-bench-mixed-$lines.log
 [ -x "$bin" ] || { echo "build first: $bin not found" >&2; exit 1; }
 [ -s "$data" ] || python3 "$here/gen_mixed_log.py" "$lines" "$data"
 
-# Best of three wall-clock runs, in seconds, and the peak RSS of the last one.
+# Best of five wall-clock runs, in seconds (to the millisecond), and the peak RSS in KiB.
 measure() {
-  local best=999999 t rss=0
-  for _ in 1 2 3; do
-    local out
-    out=$( { /usr/bin/time -f '%e %M' "$@" >/dev/null; } 2>&1 | tail -n 1)
-    t=${out% *}; rss=${out#* }
-    best=$(python3 -c "print(min($best, $t))")
-  done
-  echo "$best $rss"
+  python3 - "$@" <<'PY'
+import resource, subprocess, sys, time
+best = 1e9
+for _ in range(5):
+    t = time.perf_counter()
+    subprocess.run(sys.argv[1:], stdout=subprocess.DEVNULL, check=True)
+    best = min(best, time.perf_counter() - t)
+print("%.3f %d" % (best, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
+PY
 }
 
 printf '%-52s %10s %14s %10s\n' "command" "seconds" "lines/s" "peak RSS"
 read -r t_pf rss_pf < <(measure "$bin" check -c "$config" -j postfix "$data")
 printf '%-52s %10s %14s %9sK\n' "relayban check -j postfix" "$t_pf" "$(python3 -c "print(int($lines/$t_pf))")" "$rss_pf"
+read -r t_pd rss_pd < <(measure "$bin" check -c "$config" -j postfix -j dovecot "$data")
+printf '%-52s %10s %14s %9sK\n' "relayban check -j postfix -j dovecot" "$t_pd" "$(python3 -c "print(int($lines/$t_pd))")" "$rss_pd"
 read -r t_all rss_all < <(measure "$bin" check -c "$config" "$data")
 printf '%-52s %10s %14s %9sK\n' "relayban check (all 9 jails)" "$t_all" "$(python3 -c "print(int($lines/$t_all))")" "$rss_all"
 

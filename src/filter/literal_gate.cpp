@@ -93,6 +93,13 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals,
 #if defined(__x86_64__)
   g.avx2_ = allow_avx2 && __builtin_cpu_supports("avx2");
 #endif
+  std::vector<unsigned char> sorted = g.first_bytes_;
+  std::sort(sorted.begin(), sorted.end());  // neighbours share a high nibble: fewer strays
+  for (size_t i = 0; i < sorted.size(); ++i) {
+    auto bucket = static_cast<unsigned char>(1u << (i * 8 / sorted.size()));
+    g.low_nibble_[sorted[i] & 15] |= bucket;
+    g.high_nibble_[sorted[i] >> 4] |= bucket;
+  }
   std::sort(g.pairs_.begin(), g.pairs_.end(), [](const Pair& x, const Pair& y) { return x.key < y.key; });
   g.literals_ = std::move(literals);
   return g;
@@ -135,18 +142,21 @@ void ScanSse2(const char* p, size_t n, const std::vector<std::array<unsigned cha
   }
 }
 
-// The same, 32 positions at a time (n >= 32).
+// 32 positions at a time (n >= 32): a byte is a candidate when the bucket bits looked up for
+// its low and its high nibble meet.
 template <typename F>
-__attribute__((target("avx2"))) void ScanAvx2(const char* p, size_t n,
-                                               const std::vector<std::array<unsigned char, 32>>& rows,
-                                               F&& on_candidate) {
+__attribute__((target("avx2"))) void ScanAvx2(const char* p, size_t n, const std::array<unsigned char, 16>& low,
+                                               const std::array<unsigned char, 16>& high, F&& on_candidate) {
+  const __m256i low_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(low.data())));
+  const __m256i high_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(high.data())));
+  const __m256i nibble = _mm256_set1_epi8(0x0f);
   for (size_t i = 0;; i += 32) {
     size_t b = std::min(i, n - 32);
     __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + b));
-    __m256i hit = _mm256_setzero_si256();
-    for (const auto& row : rows)
-      hit = _mm256_or_si256(hit, _mm256_cmpeq_epi8(v, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(row.data()))));
-    for (unsigned mask = static_cast<unsigned>(_mm256_movemask_epi8(hit)); mask != 0; mask &= mask - 1)
+    __m256i lo = _mm256_shuffle_epi8(low_table, _mm256_and_si256(v, nibble));
+    __m256i hi = _mm256_shuffle_epi8(high_table, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
+    __m256i none = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256());
+    for (unsigned mask = ~static_cast<unsigned>(_mm256_movemask_epi8(none)); mask != 0; mask &= mask - 1)
       if (on_candidate(b + static_cast<size_t>(__builtin_ctz(mask)))) return;
     if (b == n - 32) return;
   }
@@ -161,12 +171,16 @@ uint64_t LiteralGate::Scan(std::string_view text) const {
   size_t n = text.size();
   uint64_t found = 0;
   auto candidate = [&](size_t at) {
+    // Most candidates end at the pair table, checked here without a call.
+    if (at + 1 >= n) return false;
+    unsigned key = static_cast<unsigned>(static_cast<unsigned char>(text[at])) << 8 | static_cast<unsigned char>(text[at + 1]);
+    if ((pair_bits_[key >> 6] >> (key & 63) & 1) == 0) return false;
     found |= Verify(text, at, kFirst);
     return kFirst && found != 0;
   };
 #if defined(__x86_64__)
   if (avx2_ && n >= 32) {
-    ScanAvx2(text.data(), n, rows_, candidate);
+    ScanAvx2(text.data(), n, low_nibble_, high_nibble_, candidate);
     return found;
   }
   if (n >= 16) {

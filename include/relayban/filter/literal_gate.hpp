@@ -32,6 +32,8 @@ class LiteralGate {
   // The index of `literal` in literals(), or -1.
   int IndexOf(std::string_view literal) const;
   const std::vector<std::string>& literals() const { return literals_; }
+  // The first bytes compared per block (fewer is faster).
+  const std::vector<unsigned char>& first_bytes() const { return first_bytes_; }
 
  private:
   struct Pair {
@@ -44,6 +46,10 @@ class LiteralGate {
   // Each first byte repeated 32 times, for the vector compares (loaded, not rebuilt per block).
   std::vector<std::array<unsigned char, 32>> rows_;
   bool avx2_ = false;  // the CPU has AVX2: 32 positions per step instead of 16
+  // For AVX2: the first bytes in at most 8 buckets; a byte is a candidate when the bucket bits
+  // of its low and of its high nibble meet (two table lookups per 32 bytes, whatever the number
+  // of first bytes; a bucket with several bytes lets some others through, which Verify drops).
+  std::array<unsigned char, 16> low_nibble_{}, high_nibble_{};
   std::vector<Pair> pairs_;                 // sorted by key
   std::array<uint64_t, 1024> pair_bits_{};  // one bit per possible pair
   // The literals whose pair is the one at text[at] and which occur there, as bits; with

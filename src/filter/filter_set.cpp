@@ -146,13 +146,34 @@ Result<void> FilterSet::CheckRegex(const PatternSpec& p, bool is_ignore) {
 Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const FilterSpec*>& filters,
                                                     bool shortcuts) {
   auto impl = std::make_unique<Impl>();
-  impl->filter_entries.resize(filters.size());
-  RE2::Options set_options = PatternOptions();
-  set_options.set_max_mem(64 << 20);
-  impl->set = std::make_unique<RE2::Set>(set_options, RE2::ANCHOR_START);
   impl->filters = filters.size();
-  // Ignore regexes join the same RE2::Set as the patterns, anchored like them, so refusing a
-  // line costs no second search.
+  impl->filter_entries.resize(filters.size());
+
+  // Every pattern's required literal, in filter and pattern order. Ignore entries only ever
+  // take matches away, so only the patterns decide whether the gate can turn a line away.
+  std::vector<std::string> required;
+  bool all_required = true;
+  for (const FilterSpec* spec : filters) {
+    for (const PatternSpec& p : spec->patterns) {
+      std::string lit = RequiredLiteral(ExpandPatternMacros(p.regex));
+      all_required = all_required && lit.size() >= 3;
+      required.push_back(std::move(lit));
+    }
+  }
+  if (shortcuts && all_required && !required.empty()) impl->literal_gate = LiteralGate::Build(required);
+  if (impl->literal_gate) {
+    impl->gate_literals = required;
+    impl->dispatch = impl->literal_gate->literals().size() <= 64;
+  }
+
+  // With dispatch the RE2::Set is never asked: it is not built. Otherwise ignore regexes join
+  // the same Set as the patterns, anchored like them, so refusing a line costs no second search.
+  if (!impl->dispatch) {
+    RE2::Options set_options = PatternOptions();
+    set_options.set_max_mem(64 << 20);
+    impl->set = std::make_unique<RE2::Set>(set_options, RE2::ANCHOR_START);
+  }
+  size_t next_literal = 0;
   auto add = [&](const PatternSpec& p, int filter, int index, bool is_ignore) -> Result<void> {
     if (auto r = CheckRegex(p, is_ignore); !r) return r;
     std::string expanded = ExpandPatternMacros(p.regex);
@@ -168,9 +189,11 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
         for (int c = 0; c < kCaptureCount; ++c)
           if (name == kCaptureNames[c]) pat.capture_group[static_cast<size_t>(c)] = group;
       }
+      const std::string& lit = required[next_literal++];
+      if (impl->literal_gate) pat.literal = impl->literal_gate->IndexOf(lit);
     }
     std::string err;
-    if (impl->set->Add(expanded, &err) < 0) return Fail(Error{"regex rejected by RE2: " + err, p.where});
+    if (impl->set && impl->set->Add(expanded, &err) < 0) return Fail(Error{"regex rejected by RE2: " + err, p.where});
     impl->filter_entries[static_cast<size_t>(filter)].push_back(static_cast<int>(impl->patterns.size()));
     impl->patterns.push_back(std::move(pat));
     return {};
@@ -182,27 +205,10 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
     for (size_t i = 0; i < spec.patterns.size(); ++i)
       if (auto r = add(spec.patterns[i], static_cast<int>(f), static_cast<int>(i), false); !r) return Fail(r.error());
   }
-  if (!impl->patterns.empty() && !impl->set->Compile()) return Fail("the combined filter set is too large for RE2");
-  // Ignore entries only ever take matches away, so only the patterns decide the literals.
-  std::vector<std::string> required;
-  bool all_required = true;
-  for (const FilterSpec* spec : filters) {
-    for (const PatternSpec& p : spec->patterns) {
-      std::string lit = RequiredLiteral(ExpandPatternMacros(p.regex));
-      all_required = all_required && lit.size() >= 3;
-      required.push_back(std::move(lit));
-    }
-  }
+  if (impl->set && !impl->patterns.empty() && !impl->set->Compile())
+    return Fail("the combined filter set is too large for RE2");
   if (!shortcuts) return std::unique_ptr<FilterSet>(new FilterSet(std::move(impl)));
-  if (all_required && !required.empty()) impl->literal_gate = LiteralGate::Build(required);
-  if (impl->literal_gate) impl->gate_literals = required;
-  if (impl->literal_gate) {
-    // `required` lists the patterns' literals in filter and pattern order, as the Set has them.
-    size_t next = 0;
-    for (Impl::Pattern& p : impl->patterns)
-      if (p.index >= 0) p.literal = impl->literal_gate->IndexOf(required[next++]);
-    impl->dispatch = impl->literal_gate->literals().size() <= 64;
-  }
+
   for (size_t f = 0; f < filters.size(); ++f) {
     for (const PatternSpec& p : filters[f]->patterns) {
       std::string lit = LiteralAfterHost(ExpandPatternMacros(p.regex));
@@ -309,6 +315,7 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
       literal_found = true;
     }
   }
+  if (!impl_->set) return 0;  // (only with dispatch, which has answered above)
   re2::StringPiece text(message.data(), message.size());
   std::vector<int>& ids = impl_->ids;
   // Most lines match nothing. Asked without a result vector, the Set neither allocates nor

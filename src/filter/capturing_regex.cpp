@@ -8,6 +8,24 @@ namespace relayban {
 
 namespace {
 
+// The index after the class that starts at re[i] == '[', or npos if it does not end. "[]..."
+// and "[^]..." start with a literal ']'; "[:alpha:]" nests its own brackets.
+size_t SkipClass(std::string_view re, size_t i) {
+  ++i;
+  if (i < re.size() && re[i] == '^') ++i;
+  if (i < re.size() && re[i] == ']') ++i;
+  for (; i < re.size() && re[i] != ']'; ++i) {
+    if (re[i] == '\\') {
+      ++i;
+    } else if (re[i] == '[' && i + 1 < re.size() && re[i + 1] == ':') {
+      size_t close = re.find(":]", i + 2);
+      if (close == std::string_view::npos) return std::string_view::npos;
+      i = close + 1;
+    }
+  }
+  return i < re.size() ? i + 1 : std::string_view::npos;
+}
+
 // Calls visit(i) for every '(', ')' and '|' of `re` that is not escaped or inside a class;
 // visit returns false to stop. Returns false on a `\Q` quoted run or an unterminated POSIX
 // class, which callers treat as "cannot tell".
@@ -19,18 +37,9 @@ bool ForEachStructuralChar(std::string_view re, F&& visit) {
       if (i + 1 < re.size() && re[i + 1] == 'Q') return false;
       ++i;
     } else if (c == '[') {
-      // A class: "[]" or "[^]" starts with a literal ']'; "[:alpha:]" nests its own brackets.
-      ++i;
-      if (i < re.size() && re[i] == '^') ++i;
-      if (i < re.size() && re[i] == ']') ++i;
-      for (; i < re.size() && re[i] != ']'; ++i) {
-        if (re[i] == '\\') ++i;
-        else if (re[i] == '[' && i + 1 < re.size() && re[i + 1] == ':') {
-          size_t close = re.find(":]", i + 2);
-          if (close == std::string_view::npos) return false;
-          i = close + 1;
-        }
-      }
+      size_t after = SkipClass(re, i);
+      if (after == std::string_view::npos) return false;
+      i = after - 1;
     } else if (c == '(' || c == ')' || c == '|') {
       if (!visit(i)) return true;
     }
@@ -90,21 +99,6 @@ std::string RequiredLiteral(std::string_view re) {
     }
     cur.clear();
   };
-  // Skips a class starting at re[i] == '['; returns the index after its ']' or npos.
-  auto skip_class = [&](size_t i) -> size_t {
-    ++i;
-    if (i < re.size() && re[i] == '^') ++i;
-    if (i < re.size() && re[i] == ']') ++i;
-    for (; i < re.size() && re[i] != ']'; ++i) {
-      if (re[i] == '\\') ++i;
-      else if (re[i] == '[' && i + 1 < re.size() && re[i + 1] == ':') {
-        size_t close = re.find(":]", i + 2);
-        if (close == std::string_view::npos) return std::string_view::npos;
-        i = close + 1;
-      }
-    }
-    return i < re.size() ? i + 1 : std::string_view::npos;
-  };
   // "{n}", "{n,}" or "{n,m}" at re[i]: its length, else 0 (then RE2 reads '{' as a literal).
   auto repeat_length = [&](size_t i) -> size_t {
     size_t j = i + 1;
@@ -134,7 +128,7 @@ std::string RequiredLiteral(std::string_view re) {
     }
     if (c == '[') {
       end_run();
-      i = skip_class(i);
+      i = SkipClass(re, i);
       if (i == std::string_view::npos) return {};
       continue;
     }
@@ -145,7 +139,7 @@ std::string RequiredLiteral(std::string_view re) {
       for (; i < re.size(); ++i) {
         if (re[i] == '\\') ++i;
         else if (re[i] == '[') {
-          size_t after = skip_class(i);
+          size_t after = SkipClass(re, i);
           if (after == std::string_view::npos) return {};
           i = after - 1;
         } else if (re[i] == '(') ++depth;

@@ -51,11 +51,15 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals,
   LiteralGate g;
   for (const std::string& lit : literals)
     if (lit.size() < 2) return std::nullopt;
-  // Each literal is looked for by one of its pairs. A rare first byte makes the pass stop
-  // seldom, a rare second byte makes the check after it fail at once, and a first byte that
-  // another literal uses already costs no extra compare per block. Chosen twice over, so the
-  // first literals can take up first bytes that later ones brought in.
-  constexpr uint64_t kNewRow = 6;  // a compare per block weighs like this much frequency
+  // Each literal is looked for by one of its pairs: the one with the rarest first byte, then
+  // the rarest second. Without AVX2 every distinct first byte costs a compare per block, so a
+  // first byte that another literal uses already is worth kNewRow per mille of frequency;
+  // chosen twice over, so the first literals can take up first bytes later ones brought in.
+  bool avx2 = false;
+#if defined(__x86_64__)
+  avx2 = allow_avx2 && __builtin_cpu_supports("avx2");
+#endif
+  const uint64_t kNewRow = avx2 ? 0 : 6;
   std::vector<size_t> choice(literals.size(), 0);
   std::vector<unsigned char> rows;
   for (int pass = 0; pass < 2; ++pass) {
@@ -90,15 +94,59 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals,
     g.rows_.emplace_back();
     g.rows_.back().fill(a);
   }
-#if defined(__x86_64__)
-  g.avx2_ = allow_avx2 && __builtin_cpu_supports("avx2");
-#endif
-  std::vector<unsigned char> sorted = g.first_bytes_;
-  std::sort(sorted.begin(), sorted.end());  // neighbours share a high nibble: fewer strays
-  for (size_t i = 0; i < sorted.size(); ++i) {
-    auto bucket = static_cast<unsigned char>(1u << (i * 8 / sorted.size()));
-    g.low_nibble_[sorted[i] & 15] |= bucket;
-    g.high_nibble_[sorted[i] >> 4] |= bucket;
+  g.avx2_ = avx2;
+  // Pairs go to the bucket that lets the fewest other pairs through with them: a bucket
+  // passes a byte whose low and high nibbles both occur among its pairs' first bytes (and
+  // likewise for the next byte), so similar pairs share one well. Rarest pairs first.
+  std::vector<uint16_t> keys;
+  for (const Pair& p : g.pairs_) keys.push_back(p.key);
+  std::sort(keys.begin(), keys.end());
+  keys.erase(std::unique(keys.begin(), keys.end()), keys.end());
+  std::sort(keys.begin(), keys.end(), [&](uint16_t x, uint16_t y) {
+    return uint64_t{freq[x >> 8]} * freq[x & 0xff] < uint64_t{freq[y >> 8]} * freq[y & 0xff];
+  });
+  // How often a byte passes nibble sets (lo, hi) as bits, in per mille of all bytes.
+  auto passing = [&](unsigned lo, unsigned hi) {
+    uint64_t sum = 0;
+    for (unsigned x = 0; x < 256; ++x)
+      if ((lo >> (x & 15) & 1) && (hi >> (x >> 4) & 1)) sum += freq[x];
+    return sum;
+  };
+  struct Bucket {
+    unsigned first_lo = 0, first_hi = 0, second_lo = 0, second_hi = 0;
+  };
+  auto cost = [&](const Bucket& bk) { return passing(bk.first_lo, bk.first_hi) * passing(bk.second_lo, bk.second_hi); };
+  std::array<Bucket, 8> buckets{};
+  for (uint16_t key : keys) {
+    unsigned a = key >> 8, b = key & 0xff;
+    size_t best = 0;
+    uint64_t best_increase = ~uint64_t{0};
+    for (size_t k = 0; k < buckets.size(); ++k) {
+      Bucket with = buckets[k];
+      with.first_lo |= 1u << (a & 15);
+      with.first_hi |= 1u << (a >> 4);
+      with.second_lo |= 1u << (b & 15);
+      with.second_hi |= 1u << (b >> 4);
+      uint64_t increase = cost(with) - cost(buckets[k]);
+      if (increase < best_increase) {
+        best_increase = increase;
+        best = k;
+      }
+    }
+    Bucket& bk = buckets[best];
+    bk.first_lo |= 1u << (a & 15);
+    bk.first_hi |= 1u << (a >> 4);
+    bk.second_lo |= 1u << (b & 15);
+    bk.second_hi |= 1u << (b >> 4);
+  }
+  for (size_t k = 0; k < buckets.size(); ++k) {
+    auto bit = static_cast<unsigned char>(1u << k);
+    for (unsigned x = 0; x < 16; ++x) {
+      if (buckets[k].first_lo >> x & 1) g.nibbles_.first_low[x] |= bit;
+      if (buckets[k].first_hi >> x & 1) g.nibbles_.first_high[x] |= bit;
+      if (buckets[k].second_lo >> x & 1) g.nibbles_.second_low[x] |= bit;
+      if (buckets[k].second_hi >> x & 1) g.nibbles_.second_high[x] |= bit;
+    }
   }
   std::sort(g.pairs_.begin(), g.pairs_.end(), [](const Pair& x, const Pair& y) { return x.key < y.key; });
   g.literals_ = std::move(literals);
@@ -125,6 +173,8 @@ uint64_t LiteralGate::Verify(std::string_view text, size_t at, bool first) const
 
 namespace {
 
+using LiteralGateTables = LiteralGate::NibbleTables;
+
 #if defined(__x86_64__)
 // One pass over text[0, n) (n >= 16): where a byte equals one of the rows' bytes, on_candidate
 // (position) is called; it returns true to stop. The last block overlaps the one before.
@@ -142,23 +192,27 @@ void ScanSse2(const char* p, size_t n, const std::vector<std::array<unsigned cha
   }
 }
 
-// 32 positions at a time (n >= 32): a byte is a candidate when the bucket bits looked up for
-// its low and its high nibble meet.
+// 32 positions at a time (n >= 33, a pair needs the byte after): a position is a candidate
+// when the buckets of its byte's nibbles and of the next byte's nibbles meet.
 template <typename F>
-__attribute__((target("avx2"))) void ScanAvx2(const char* p, size_t n, const std::array<unsigned char, 16>& low,
-                                               const std::array<unsigned char, 16>& high, F&& on_candidate) {
-  const __m256i low_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(low.data())));
-  const __m256i high_table = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(high.data())));
+__attribute__((target("avx2"))) void ScanAvx2(const char* p, size_t n, const LiteralGateTables& t, F&& on_candidate) {
+  const __m256i first_low = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.first_low.data())));
+  const __m256i first_high = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.first_high.data())));
+  const __m256i second_low = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.second_low.data())));
+  const __m256i second_high = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(t.second_high.data())));
   const __m256i nibble = _mm256_set1_epi8(0x0f);
   for (size_t i = 0;; i += 32) {
-    size_t b = std::min(i, n - 32);
+    size_t b = std::min(i, n - 33);
     __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + b));
-    __m256i lo = _mm256_shuffle_epi8(low_table, _mm256_and_si256(v, nibble));
-    __m256i hi = _mm256_shuffle_epi8(high_table, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble));
-    __m256i none = _mm256_cmpeq_epi8(_mm256_and_si256(lo, hi), _mm256_setzero_si256());
+    __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p + b + 1));
+    __m256i first = _mm256_and_si256(_mm256_shuffle_epi8(first_low, _mm256_and_si256(v, nibble)),
+                                     _mm256_shuffle_epi8(first_high, _mm256_and_si256(_mm256_srli_epi16(v, 4), nibble)));
+    __m256i second = _mm256_and_si256(_mm256_shuffle_epi8(second_low, _mm256_and_si256(w, nibble)),
+                                      _mm256_shuffle_epi8(second_high, _mm256_and_si256(_mm256_srli_epi16(w, 4), nibble)));
+    __m256i none = _mm256_cmpeq_epi8(_mm256_and_si256(first, second), _mm256_setzero_si256());
     for (unsigned mask = ~static_cast<unsigned>(_mm256_movemask_epi8(none)); mask != 0; mask &= mask - 1)
       if (on_candidate(b + static_cast<size_t>(__builtin_ctz(mask)))) return;
-    if (b == n - 32) return;
+    if (b == n - 33) return;
   }
 }
 #endif
@@ -179,8 +233,8 @@ uint64_t LiteralGate::Scan(std::string_view text) const {
     return kFirst && found != 0;
   };
 #if defined(__x86_64__)
-  if (avx2_ && n >= 32) {
-    ScanAvx2(text.data(), n, low_nibble_, high_nibble_, candidate);
+  if (avx2_ && n >= 33) {
+    ScanAvx2(text.data(), n, nibbles_, candidate);
     return found;
   }
   if (n >= 16) {

@@ -16,6 +16,11 @@ namespace relayban {
 
 class LiteralGate {
  public:
+  // Bucket bits by nibble, of the first and of the second byte of the pairs (see nibbles_).
+  struct NibbleTables {
+    std::array<unsigned char, 16> first_low{}, first_high{}, second_low{}, second_high{};
+  };
+
   // Literals of at least two bytes each, whose pairs start with at most kMaxFirstBytes
   // different bytes (the cost of the pass); nullopt otherwise (then every line goes to RE2).
   static constexpr size_t kMaxFirstBytes = 48;
@@ -46,10 +51,11 @@ class LiteralGate {
   // Each first byte repeated 32 times, for the vector compares (loaded, not rebuilt per block).
   std::vector<std::array<unsigned char, 32>> rows_;
   bool avx2_ = false;  // the CPU has AVX2: 32 positions per step instead of 16
-  // For AVX2: the first bytes in at most 8 buckets; a byte is a candidate when the bucket bits
-  // of its low and of its high nibble meet (two table lookups per 32 bytes, whatever the number
-  // of first bytes; a bucket with several bytes lets some others through, which Verify drops).
-  std::array<unsigned char, 16> low_nibble_{}, high_nibble_{};
+  // For AVX2: the pairs in 8 buckets. A position is a candidate when the bucket bits looked
+  // up for both nibbles of its byte and both nibbles of the next byte meet: four table
+  // lookups per 32 positions, whatever the number of literals (a bucket with several pairs
+  // lets a few others through, which the pair table then drops).
+  NibbleTables nibbles_;
   std::vector<Pair> pairs_;                 // sorted by key
   std::array<uint64_t, 1024> pair_bits_{};  // one bit per possible pair
   // The literals whose pair is the one at text[at] and which occur there, as bits; with

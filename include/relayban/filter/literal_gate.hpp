@@ -1,8 +1,10 @@
 // LiteralGate: does a line contain any of a set of literals? Each filter pattern requires one
 // (RequiredLiteral); a line that contains none of them cannot match, and RE2 is not asked.
-// Every literal is looked for by one of its byte pairs, chosen so that its first byte is rare
-// in mail logs. A pass compares sixteen positions at a time against those first bytes; where
-// one is found, a bit table of the pairs and then the literal itself are checked.
+// Every literal is looked for by one of its byte pairs, chosen rare (from the bytes of the lines
+// seen, or a table for mail logs). With AVX2 a pass looks up the nibbles of 32 positions and
+// of the byte after each in bucket tables; otherwise it compares sixteen positions at a time
+// against the pairs' first bytes. Where that finds a candidate, a bit table of the pairs and
+// then the literal itself decide.
 #pragma once
 
 #include <array>

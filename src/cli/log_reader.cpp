@@ -10,7 +10,7 @@
 #include <cstring>
 #include <vector>
 
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
 #include <emmintrin.h>
 #endif
 
@@ -23,7 +23,7 @@ namespace {
 template <typename F>
 void ForEachNewline(const char* data, size_t size, F&& on_newline) {
   size_t i = 0;
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
   const __m128i nl = _mm_set1_epi8('\n');
   for (; i + 64 <= size; i += 64) {
     uint64_t mask = 0;

@@ -2,7 +2,7 @@
 
 #include <cstring>
 
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
 #include <emmintrin.h>
 #endif
 
@@ -16,7 +16,7 @@ bool IsCleanText(std::string_view line) {
   // signed bytes, 0x80..0xff are negative and so "below 0x20" too. A TAB or any non-ASCII byte
   // sends the line to the exact check below.
   unsigned bad = 0;
-#if defined(__SSE2__)
+#if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
   const __m128i space = _mm_set1_epi8(0x20), del = _mm_set1_epi8(0x7f);
   __m128i flagged = _mm_setzero_si128();
   auto check = [&](size_t at) {

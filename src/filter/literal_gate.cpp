@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(RELAYBAN_NO_SIMD)
 #include <immintrin.h>
 #endif
 
@@ -35,7 +35,7 @@ unsigned Frequency(unsigned char c) {
 
 }  // namespace
 
-std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals, bool allow_avx2,
+std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals, [[maybe_unused]] bool allow_avx2,
                                               const ByteCounts* counts) {
   // Per mille of the bytes seen, at least 1 (a byte never seen may still come).
   std::array<unsigned, 256> freq{};
@@ -56,7 +56,7 @@ std::optional<LiteralGate> LiteralGate::Build(std::vector<std::string> literals,
   // first byte that another literal uses already is worth kNewRow per mille of frequency;
   // chosen twice over, so the first literals can take up first bytes later ones brought in.
   bool avx2 = false;
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(RELAYBAN_NO_SIMD)
   avx2 = allow_avx2 && __builtin_cpu_supports("avx2");
 #endif
   const uint64_t kNewRow = avx2 ? 0 : 6;
@@ -175,7 +175,7 @@ namespace {
 
 using LiteralGateTables = LiteralGate::NibbleTables;
 
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(RELAYBAN_NO_SIMD)
 // One pass over text[0, n) (n >= 16): where a byte equals one of the rows' bytes, on_candidate
 // (position) is called; it returns true to stop. The last block overlaps the one before.
 template <typename F>
@@ -224,6 +224,7 @@ template <bool kFirst>
 uint64_t LiteralGate::Scan(std::string_view text) const {
   size_t n = text.size();
   uint64_t found = 0;
+#if defined(__x86_64__) && !defined(RELAYBAN_NO_SIMD)
   auto candidate = [&](size_t at) {
     // Most candidates end at the pair table, checked here without a call.
     if (at + 1 >= n) return false;
@@ -232,7 +233,6 @@ uint64_t LiteralGate::Scan(std::string_view text) const {
     found |= Verify(text, at, kFirst);
     return kFirst && found != 0;
   };
-#if defined(__x86_64__)
   if (avx2_ && n >= 33) {
     ScanAvx2(text.data(), n, nibbles_, candidate);
     return found;

@@ -222,9 +222,9 @@ __attribute__((target("avx2"))) void ScanAvx2(const char* p, size_t n, const Lit
 // kFirst: stop at the first literal found (any nonzero result); else collect them all.
 template <bool kFirst>
 uint64_t LiteralGate::Scan(std::string_view text) const {
-  size_t n = text.size();
   uint64_t found = 0;
 #if defined(__x86_64__) && !defined(RELAYBAN_NO_SIMD)
+  size_t n = text.size();
   auto candidate = [&](size_t at) {
     // Most candidates end at the pair table, checked here without a call.
     if (at + 1 >= n) return false;

@@ -214,18 +214,6 @@ CapturingRegex::CapturingRegex(const std::string& regex, const RE2::Options& opt
   }
 }
 
-bool CapturingRegex::MatchStart(const re2::StringPiece& text, re2::StringPiece* groups, int n) const {
-  if (head_ != nullptr) {
-    re2::StringPiece h;
-    // The body is matched with the whole text as context, so ^, $ and \b see what they would
-    // see inside the whole regex.
-    if (head_->Match(text, 0, text.size(), RE2::ANCHOR_START, &h, 1) &&
-        body_->Match(text, h.size(), text.size(), RE2::ANCHOR_START, groups, n))
-      return true;
-  }
-  return whole_.Match(text, 0, text.size(), RE2::ANCHOR_START, groups, n);
-}
-
 bool CapturingRegex::MatchExact(const re2::StringPiece& text, re2::StringPiece* groups, int n) const {
   if (head_ != nullptr) {
     re2::StringPiece h;

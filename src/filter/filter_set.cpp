@@ -93,9 +93,7 @@ struct FilterSet::Impl {
   };
   std::vector<Pattern> patterns;  // Set index -> pattern; ignore patterns have index -1
   std::unique_ptr<RE2::Set> set;
-  size_t filters = 0;
   std::vector<int> ids;  // scratch for Match; a FilterSet belongs to one thread
-  int max_groups = 0;
   // When every pattern starts with "{host} " and a literal: those literals. A line whose text
   // after its first space starts with none of them cannot match, and RE2 is not asked.
   std::vector<std::string> after_host;
@@ -128,8 +126,9 @@ FilterSet::FilterSet(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 FilterSet::~FilterSet() = default;
 size_t FilterSet::pattern_count() const { return impl_->patterns.size(); }
 
-Result<void> FilterSet::CheckRegex(const PatternSpec& p, bool is_ignore) {
-  RE2 re(ExpandPatternMacros(p.regex), PatternOptions());
+namespace {
+// The checks on a compiled regex, for CheckRegex and for Build (which keeps the regex).
+Result<void> CheckCompiled(const RE2& re, const PatternSpec& p, bool is_ignore) {
   if (!re.ok()) return Fail(Error{"regex rejected by RE2: " + re.error(), p.where});
   if (re.NumberOfCapturingGroups() > 30) return Fail(Error{"regex has more than 30 capturing groups", p.where});
   if (is_ignore) return {};
@@ -142,11 +141,15 @@ Result<void> FilterSet::CheckRegex(const PatternSpec& p, bool is_ignore) {
   }
   return {};
 }
+}  // namespace
+
+Result<void> FilterSet::CheckRegex(const PatternSpec& p, bool is_ignore) {
+  return CheckCompiled(RE2(ExpandPatternMacros(p.regex), PatternOptions()), p, is_ignore);
+}
 
 Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const FilterSpec*>& filters,
                                                     bool shortcuts) {
   auto impl = std::make_unique<Impl>();
-  impl->filters = filters.size();
   impl->filter_entries.resize(filters.size());
 
   // Every pattern's required literal, in filter and pattern order. Ignore entries only ever
@@ -175,16 +178,20 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
   }
   size_t next_literal = 0;
   auto add = [&](const PatternSpec& p, int filter, int index, bool is_ignore) -> Result<void> {
-    if (auto r = CheckRegex(p, is_ignore); !r) return r;
     std::string expanded = ExpandPatternMacros(p.regex);
     Impl::Pattern pat{filter, index, nullptr, 0, {}, p.unique};
     if (is_ignore) {
-      pat.ignore = std::make_unique<RE2>(expanded, PatternOptions());
-      pat.ignore_literal = RequiredLiteral(expanded);
+      auto re = std::make_unique<RE2>(expanded, PatternOptions());
+      if (auto r = CheckCompiled(*re, p, true); !r) return r;
+      // Only dispatch asks an ignore entry on its own; the Set holds it otherwise.
+      if (impl->dispatch) {
+        pat.ignore = std::move(re);
+        pat.ignore_literal = RequiredLiteral(expanded);
+      }
     } else {
       pat.re = std::make_unique<CapturingRegex>(expanded, PatternOptions());
+      if (auto r = CheckCompiled(pat.re->whole(), p, false); !r) return r;
       pat.groups = pat.re->whole().NumberOfCapturingGroups();
-      impl->max_groups = std::max(impl->max_groups, pat.groups);
       for (const auto& [name, group] : pat.re->whole().NamedCapturingGroups()) {
         for (int c = 0; c < kCaptureCount; ++c)
           if (name == kCaptureNames[c]) pat.capture_group[static_cast<size_t>(c)] = group;
@@ -335,7 +342,7 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
     last_filter = p.filter;
     if (p.index < 0) continue;  // an ignore regex matched: nothing from this filter
     int n = std::min(p.groups + 1, static_cast<int>(groups.size()));
-    if (!p.re->MatchStart(text, groups.data(), n)) continue;
+    if (!p.re->MatchExact(text, groups.data(), n)) continue;
     if (!impl_->Hit(p, message, groups.data(), n, hits)) ++rejected;
   }
   return rejected;

@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
         for (const auto& m : p.lines) {
           re2::StringPiece text(m);
           if (whole) p.re->whole().Match(text, 0, text.size(), RE2::ANCHOR_START, g, n);
-          else p.re->MatchStart(text, g, n);
+          else p.re->MatchExact(text, g, n);
         }
         ++rounds;
       } while (std::chrono::steady_clock::now() - t0 < std::chrono::milliseconds(100));

@@ -40,10 +40,8 @@ class CapturingRegex {
   bool is_split() const { return head_ != nullptr; }
 
   // Like whole().Match(text, 0, text.size(), RE2::ANCHOR_START, groups, n), except that
-  // groups[0] then spans only the body.
-  bool MatchStart(const re2::StringPiece& text, re2::StringPiece* groups, int n) const;
-  // The same for a text the regex may well not match: a head that does not match, or a whole
-  // regex that RE2's DFA refuses, ends it before any capturing engine runs.
+  // groups[0] then spans only the body. A head that does not match, or a whole regex that
+  // RE2's DFA refuses, ends it before any capturing engine runs.
   bool MatchExact(const re2::StringPiece& text, re2::StringPiece* groups, int n) const;
 
  private:

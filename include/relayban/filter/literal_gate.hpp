@@ -39,8 +39,6 @@ class LiteralGate {
   // The index of `literal` in literals(), or -1.
   int IndexOf(std::string_view literal) const;
   const std::vector<std::string>& literals() const { return literals_; }
-  // The first bytes compared per block (fewer is faster).
-  const std::vector<unsigned char>& first_bytes() const { return first_bytes_; }
 
  private:
   struct Pair {

@@ -1,6 +1,9 @@
 #include "check_command.hpp"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <iomanip>
 #include <iostream>
 #include <sstream>
@@ -33,6 +36,79 @@ void PrintAccounts(const std::vector<AccountView>& accounts, std::ostream& out) 
         << Cell(std::to_string(a.relayed), 8) << Cell(std::to_string(a.recipient_domains), 13)
         << Cell(std::to_string(a.ips), 5) << Cell(a.last_ip ? a.last_ip->ToString() : "-", 18)
         << (verdicts.empty() ? "-" : verdicts) << "\n";
+  }
+}
+
+// Decisions and hooks of a replay, formatted as they come into an unnamed temporary file and
+// copied out at the end: a replayed botnet makes a million decisions, which must not all sit
+// in memory. Formats them for people, or as the items of a JSON array in `dump(2)` layout.
+class Spool {
+ public:
+  Spool() : file_(std::tmpfile()) {}
+  ~Spool() {
+    if (file_) std::fclose(file_);
+  }
+  Spool(const Spool&) = delete;
+  Spool& operator=(const Spool&) = delete;
+  bool ok() const { return file_ != nullptr; }
+  size_t size() const { return count_; }
+  // One JSON array item, indented for a key of the top-level object.
+  void AddJson(const nlohmann::json& item) {
+    std::string text = item.dump(2);
+    std::string out = count_ ? ",\n    " : "    ";
+    for (char c : text) {
+      out += c;
+      if (c == '\n') out += "    ";
+    }
+    Write(out);
+  }
+  void AddText(const std::string& text) { Write(text); }
+  // Copies what was added to `out`.
+  void CopyTo(std::ostream& out) {
+    if (!file_) return;
+    std::fflush(file_);
+    std::rewind(file_);
+    char buf[1 << 16];
+    size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, file_)) > 0) out.write(buf, static_cast<std::streamsize>(n));
+  }
+
+ private:
+  void Write(const std::string& s) {
+    ++count_;
+    if (file_) std::fwrite(s.data(), 1, s.size(), file_);
+  }
+  std::FILE* file_;
+  size_t count_ = 0;
+};
+
+// Prints `doc` as dump(2) would with each key of `arrays` holding the spool's items.
+void PrintWithSpools(const nlohmann::json& doc, const std::vector<std::pair<std::string, Spool*>>& arrays,
+                     std::ostream& out) {
+  nlohmann::json j = doc;
+  for (const auto& [key, spool] : arrays) j[key] = "\x01" + key;
+  std::string text = j.dump(2);
+  size_t at = 0;
+  while (at < text.size()) {
+    size_t mark = text.find("\"\\u0001", at);
+    if (mark == std::string::npos) {
+      out << text.substr(at);
+      break;
+    }
+    size_t close = text.find('"', mark + 7);
+    std::string key = text.substr(mark + 7, close - mark - 7);
+    out << text.substr(at, mark - at);
+    for (const auto& [k, spool] : arrays) {
+      if (k != key) continue;
+      if (spool->size() == 0) {
+        out << "[]";
+      } else {
+        out << "[\n";
+        spool->CopyTo(out);
+        out << "\n  ]";
+      }
+    }
+    at = close + 1;
   }
 }
 
@@ -108,8 +184,11 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
           << "\n";
     });
   }
-  std::vector<Order> decisions;
-  std::vector<HookRun> hooks;
+  Spool decisions, hooks;
+  if (!decisions.ok() || !hooks.ok()) {
+    err << "relayban: cannot create a temporary file for the decisions: " << std::strerror(errno) << "\n";
+    return kExitInput;
+  }
   EngineOutput batch;
   for (const auto& log : o.logs) {
     current_file = log;
@@ -117,8 +196,30 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
       current_line = number;
       (*engine)->OnLine(*source, line, now, batch);
       if (!batch.orders.empty() || !batch.hooks.empty()) {
-        decisions.insert(decisions.end(), batch.orders.begin(), batch.orders.end());
-        hooks.insert(hooks.end(), batch.hooks.begin(), batch.hooks.end());
+        if (!o.events) {
+          for (const auto& d : batch.orders) {
+            if (o.json) {
+              decisions.AddJson(OrderJson(d));
+              continue;
+            }
+            std::ostringstream line;
+            line << "  " << FormatIso8601(d.at) << "  ban " << Cell(d.target.ToString(), 18) << " for "
+                 << Cell(d.duration.count() == 0 ? "ever" : FormatDuration(d.duration), 6) << " " << d.jail << "/"
+                 << d.rule;
+            if (!d.account.empty()) line << "  account " << Printable(d.account, 80);
+            line << "\n      " << Printable(d.reason, 200) << "\n";
+            decisions.AddText(line.str());
+          }
+          for (const auto& h : batch.hooks) {
+            if (o.json) {
+              hooks.AddJson({{"jail", h.jail}, {"rule", h.rule}, {"account", h.account}, {"argv", h.argv}});
+              continue;
+            }
+            std::string line = "  hook (not run by check):";
+            for (const auto& a : h.argv) line += " " + Printable(a, 120);
+            hooks.AddText(line + "\n");
+          }
+        }
         batch.clear();
       }
     });
@@ -140,13 +241,10 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
     j["events"] = nlohmann::json::object();
     for (size_t k = 0; k < kinds.size() && k < s.events.size(); ++k)
       if (s.events[k] > 0) j["events"][kinds[k]] = s.events[k];
-    j["decisions"] = nlohmann::json::array();
-    for (const auto& d : decisions) j["decisions"].push_back(OrderJson(d));
-    j["hooks"] = nlohmann::json::array();
-    for (const auto& h : hooks) j["hooks"].push_back({{"jail", h.jail}, {"rule", h.rule}, {"account", h.account}, {"argv", h.argv}});
     j["accounts"] = nlohmann::json::array();
     for (const auto& a : accounts) j["accounts"].push_back(AccountJson(a));
-    out << j.dump(2) << "\n";
+    PrintWithSpools(j, {{"decisions", &decisions}, {"hooks", &hooks}}, out);
+    out << "\n";
     return 0;
   }
   out << "Lines: " << s.lines << " read, " << s.matched << " matched, " << s.skipped << " skipped";
@@ -159,17 +257,8 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
       any = true;
     }
   out << (any ? "" : " none") << "\n\nDecisions: " << decisions.size() << "\n";
-  for (const auto& d : decisions) {
-    out << "  " << FormatIso8601(d.at) << "  ban " << Cell(d.target.ToString(), 18) << " for "
-        << Cell(d.duration.count() == 0 ? "ever" : FormatDuration(d.duration), 6) << " " << d.jail << "/" << d.rule;
-    if (!d.account.empty()) out << "  account " << Printable(d.account, 80);
-    out << "\n      " << Printable(d.reason, 200) << "\n";
-  }
-  for (const auto& h : hooks) {
-    out << "  hook (not run by check):";
-    for (const auto& a : h.argv) out << " " << Printable(a, 120);
-    out << "\n";
-  }
+  decisions.CopyTo(out);
+  hooks.CopyTo(out);
   out << "\nAccounts: " << accounts.size() << "\n";
   if (!accounts.empty()) PrintAccounts(accounts, out);
   return 0;

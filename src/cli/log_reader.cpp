@@ -17,6 +17,8 @@
 namespace relayban {
 namespace {
 
+constexpr size_t kReleaseEvery = size_t{16} << 20;
+
 // Calls on_newline(offset) for every '\n' in data[0, size), in order. Sixty-four bytes are
 // compared at a time into a bit mask whose set bits are then walked: one pass over the data
 // instead of a memchr call per line.
@@ -56,11 +58,20 @@ Result<void> ReadLogLines(const std::string& path, size_t max_line,
       madvise(map, size, MADV_SEQUENTIAL);
       const char* base = static_cast<const char*>(map);
       uint64_t number = 0;
-      size_t start = 0;  // of the current line
+      size_t start = 0;     // of the current line
+      size_t released = 0;  // pages before this were given back
+      const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
       auto emit = [&](size_t end) {
         // An overlong line is handed out cut to max_line + 1 bytes: the engine skips it.
         on_line(std::string_view(base + start, std::min(end - start, max_line + 1)), ++number);
         start = end + 1;
+        // Pages behind the current line are done with: give them back, so a log of
+        // gigabytes costs a window of resident memory, not its size.
+        if (start - released >= kReleaseEvery) {
+          size_t upto = start / page * page;
+          madvise(const_cast<char*>(base) + released, upto - released, MADV_DONTNEED);
+          released = upto;
+        }
       };
       ForEachNewline(base, size, emit);
       if (start < size) emit(size);  // a last line without a newline

@@ -129,6 +129,7 @@ class Daemon {
   std::map<std::string, JournalFeed> journals_;  // by JournalSource::name()
   std::map<std::string, std::string> jail_why_;  // jail -> why it is on or off
   std::map<Prefix, ActiveBan> bans_;
+  MemoryBanBook book_;  // what the engine's policy sees as banned
   HookRunner hooks_;
   int epfd_ = -1, inotify_ = -1, sigfd_ = -1, timerfd_ = -1, listen_ = -1;
   std::map<int, std::string> watches_;  // inotify wd -> directory
@@ -198,6 +199,7 @@ bool Daemon::BuildEngine(const Config& c, std::map<std::string, std::string>& wh
   EngineOptions eo;
   eo.jails = on;
   eo.zone = HostLocalZone();
+  eo.book = &book_;
   if (on.empty()) {
     // No jail is on: an engine without jails, so the daemon still answers and reloads.
     Config none = c;
@@ -328,8 +330,13 @@ bool Daemon::LoadAndBuild(bool initial) {
   for (const auto& [jail, w] : why) Log(LOG_INFO, "jail " + jail + ": " + w);
   // The new engine learns the bans in force and the offence history.
   Time now = Now();
-  for (const auto& [p, b] : bans_)
-    engine_->policy().Restore(p, b.record.end.value_or(Time::max()), b.duration);
+  for (const auto& [p, b] : bans_) {
+    Order o;
+    o.target = p;
+    o.at = b.record.start;
+    o.duration = b.duration;
+    book_.Record(o);
+  }
   if (auto off = state_->Offences(now - config_.ban.max))
     for (const auto& [p, t] : *off) engine_->policy().AddOffence(p, t);
   StartSources(config_, true);  // files there at (re)load time: their old lines are history
@@ -663,7 +670,7 @@ json Daemon::Command(const json& req) {
     Order o{Order::Action::kBan, Now(), req.value("jail", "manual"), "manual", *target, "", *d,
             req.value("reason", "manual ban")};
     ApplyOrders({o}, true);
-    engine_->policy().Restore(*target, d->count() ? Now() + *d : Time::max(), *d);
+    book_.Record(o);
     return json{{"ok", true}, {"target", target->ToString()}, {"duration_s", d->count()}};
   }
   if (cmd == "unban") {
@@ -681,7 +688,7 @@ json Daemon::Command(const json& req) {
       fw.push_back({FirewallOrder::Kind::kUnban, t, Seconds(0)});
       if (bans_.erase(t)) removed.push_back(t.ToString());
       (void)state_->EndBan(t, Now(), "unban");
-      engine_->policy().Forget(t);
+      book_.Erase(t);
       Log(LOG_NOTICE, "unban " + t.ToString());
     }
     auto r = firewall_->Apply(fw);

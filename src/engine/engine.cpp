@@ -16,6 +16,7 @@ namespace {
 
 constexpr int kAuthFailure = 0, kAuthSuccess = 1, kRelay = 2;
 constexpr size_t kMaxRecipientsPerLine = 1000;
+constexpr size_t kSweepSlice = 65536;  // slots per table per tick
 
 std::string_view DomainOf(std::string_view address) {
   size_t at = address.rfind('@');
@@ -122,6 +123,7 @@ struct Engine::Impl {
 
   Config config;  // own copy: specs are referenced by pointer
   EngineOptions options;
+  std::unique_ptr<MemoryBanBook> own_book;  // when options.book is not given
   std::vector<std::string> kinds;
   std::vector<std::string> jail_names;
   std::vector<std::string> filter_names;
@@ -138,7 +140,11 @@ struct Engine::Impl {
   Time last_sweep{};
 
   explicit Impl(Config c, EngineOptions o)
-      : config(std::move(c)), options(std::move(o)), policy(config.ignore, config.ban, config.ipv6_prefix),
+      : config(std::move(c)),
+        options(std::move(o)),
+        own_book(options.book ? nullptr : std::make_unique<MemoryBanBook>()),
+        policy(config.ignore, config.ban, config.ipv6_prefix, options.book ? *options.book : *own_book,
+               config.max_tracked),
         accounts(config.max_tracked) {}
 
   int KindId(const std::string& name) {
@@ -244,6 +250,18 @@ const AccountBook& Engine::accounts() const { return impl_->accounts; }
 const std::vector<std::string>& Engine::kind_names() const { return impl_->kinds; }
 const std::vector<std::string>& Engine::jail_names() const { return impl_->jail_names; }
 const std::vector<std::string>& Engine::filter_names() const { return impl_->filter_names; }
+
+EngineEvictions Engine::evictions() const {
+  const Impl& m = *impl_;
+  EngineEvictions e;
+  for (const auto& j : m.jails) {
+    e.correlation += j->correlator.evicted();
+    for (const auto& r : j->rules) e.windows += r->ip_windows.evicted() + r->account_windows.evicted();
+  }
+  e.accounts = m.accounts.evicted();
+  e.offences = m.policy.offences().evicted();
+  return e;
+}
 
 void Engine::Impl::AccountOf(const Jail& jail, std::string_view raw, std::string& out) const {
   // Accounts are keyed lower-case; "(unknown)" and "<>" mean no account was given.
@@ -399,6 +417,10 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   // The key of per-IP rules: nothing for an ignored address, else its ban target's address.
   std::optional<IpAddress> ip_key;
   if (ev.ip && !policy.IsIgnored(*ev.ip)) ip_key = policy.TargetFor(*ev.ip).address();
+  // Under a flood every key is new and each table lookup a miss in memory: start them all.
+  if (ip_key)
+    for (auto& rp : jail.rules)
+      if ((rp->kinds & bit) != 0 && rp->spec->key == RuleKey::kIp) rp->ip_windows.Prefetch(*ip_key);
   for (auto& rp : jail.rules) {
     Rule& rule = *rp;
     if ((rule.kinds & bit) == 0) continue;
@@ -429,8 +451,9 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       if (auto previous = accounts.MarkFired(ev.account, rule.id, ev.time);
           previous && (rule.spec->ban.count() == 0 || (rule.spec->ban.count() > 0 && *previous + rule.spec->ban > ev.time)))
         since = std::max(since, *previous);
-      for (const IpAddress& ip : accounts.IpsSince(ev.account, since, rule.kinds))
-        Emit(jail, rule, ip, ev.time, ev.account, reason, out);
+      auto ips = accounts.IpsSince(ev.account, since, rule.kinds);
+      for (const IpAddress& ip : ips) policy.Prefetch(ip);
+      for (const IpAddress& ip : ips) Emit(jail, rule, ip, ev.time, ev.account, reason, out);
       if (rule.confirmed && rule.spec->ban.count() >= 0) {
         Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
         standing[ev.account][&rule] = Standing{ev.jail, &rule, until, reason};
@@ -445,13 +468,15 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
 void Engine::OnTick(Time now) {
   Impl& m = *impl_;
   m.last_sweep = now;
+  // A bounded slice of every table per tick: a table of a million keys is swept over
+  // several ticks instead of stalling one.
   for (auto& j : m.jails) {
     for (auto& r : j->rules) {
-      r->ip_windows.Sweep(now);
-      r->account_windows.Sweep(now);
+      r->ip_windows.Sweep(now, kSweepSlice);
+      r->account_windows.Sweep(now, kSweepSlice);
     }
   }
-  m.policy.Expire(now);
+  if (m.own_book) m.own_book->Expire(now, kSweepSlice);
   for (auto it = m.standing.begin(); it != m.standing.end();) {
     for (auto v = it->second.begin(); v != it->second.end();) {
       if (v->second.until <= now) v = it->second.erase(v);

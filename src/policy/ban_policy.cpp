@@ -5,8 +5,16 @@
 
 namespace relayban {
 
-BanPolicy::BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix)
-    : ignore_(std::move(ignore)), ban_(ban), ipv6_prefix_(ipv6_prefix) {}
+namespace {
+constexpr int kMaxOffences = 64;  // escalation saturates long before: factor^63
+}
+
+BanPolicy::BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix, BanBook& book, size_t max_offenders)
+    : ignore_(std::move(ignore)),
+      ban_(ban),
+      ipv6_prefix_(ipv6_prefix),
+      book_(book),
+      offences_(kMaxOffences, std::max(ban.max, Seconds(1)), false, max_offenders) {}
 
 bool BanPolicy::IsIgnored(const IpAddress& ip) const {
   if (ip.IsLoopback()) return true;
@@ -32,11 +40,8 @@ bool BanPolicy::CoversIgnored(const Prefix& target) const {
 
 Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at) {
   if (base.count() == 0) return base;  // permanent stays permanent
-  auto& history = offences_[target];
-  while (!history.empty() && history.front() + ban_.max < at) history.pop_front();
-  history.push_back(at);
-  if (history.size() > 64) history.pop_front();
-  double d = static_cast<double>(base.count()) * std::pow(ban_.factor, static_cast<double>(history.size() - 1));
+  int n = offences_.Observe(target, 0, 1, at);
+  double d = static_cast<double>(base.count()) * std::pow(ban_.factor, static_cast<double>(n - 1));
   double cap = static_cast<double>(std::max(ban_.max, base).count());
   return Seconds(static_cast<int64_t>(std::min(d, cap)));
 }
@@ -46,40 +51,25 @@ std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, 
   // Either check refuses on its own, so the cheaper common one goes first: the address is
   // banned already, at least as long (a fan-out meets most of its addresses again).
   Prefix target = TargetFor(ip);
-  auto it = active_.find(target);
-  if (it != active_.end() && it->second.end > at) {
-    bool longer = it->second.duration.count() != 0 && (base.count() == 0 || base > it->second.duration);
+  if (auto running = book_.Find(target, at)) {
+    bool longer = running->duration.count() != 0 && (base.count() == 0 || base > running->duration);
     if (!longer) return std::nullopt;
   }
   if (IsIgnored(ip)) return std::nullopt;
   Seconds d = Escalate(target, base, at);
-  Time end = d.count() == 0 ? Time::max() : at + d;
-  active_[target] = Active{end, d};
-  return Order{Order::Action::kBan, at, jail, rule, target, account, d, reason};
+  Order order{Order::Action::kBan, at, jail, rule, target, account, d, reason};
+  book_.Record(order);
+  return order;
 }
 
-bool BanPolicy::IsBanned(const IpAddress& ip, Time now) const {
-  auto it = active_.find(TargetFor(ip));
-  return it != active_.end() && it->second.end > now;
+void BanPolicy::Prefetch(const IpAddress& ip) const {
+  Prefix target = TargetFor(ip);
+  book_.Prefetch(target);
+  offences_.Prefetch(target);
 }
 
-void BanPolicy::Expire(Time now) {
-  for (auto it = active_.begin(); it != active_.end();) {
-    if (it->second.end <= now) it = active_.erase(it);
-    else ++it;
-  }
-}
+bool BanPolicy::IsBanned(const IpAddress& ip, Time now) const { return book_.Find(TargetFor(ip), now).has_value(); }
 
-}  // namespace relayban
-
-namespace relayban {
-
-void BanPolicy::Restore(const Prefix& target, Time end, Seconds duration) { active_[target] = Active{end, duration}; }
-void BanPolicy::Forget(const Prefix& target) { active_.erase(target); }
-void BanPolicy::AddOffence(const Prefix& target, Time at) {
-  auto& h = offences_[target];
-  h.push_back(at);
-  if (h.size() > 64) h.pop_front();
-}
+void BanPolicy::AddOffence(const Prefix& target, Time at) { (void)offences_.Observe(target, 0, 1, at); }
 
 }  // namespace relayban

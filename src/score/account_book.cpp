@@ -6,10 +6,43 @@
 
 namespace relayban {
 
+namespace {
+uint32_t Sec(Time t) {
+  auto s = std::chrono::floor<Seconds>(t.time_since_epoch()).count();
+  return static_cast<uint32_t>(std::clamp<int64_t>(s, 0, 0xFFFFFFFEll));
+}
+}  // namespace
+
+AccountBook::Entry* AccountBook::Find(std::string_view account) {
+  uint32_t* at = index_.Get(account);
+  return at ? &entries_[*at] : nullptr;
+}
+
+const AccountBook::Entry* AccountBook::Find(std::string_view account) const {
+  const uint32_t* at = index_.Get(account);
+  return at ? &entries_[*at] : nullptr;
+}
+
 AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
-  if (auto it = accounts_.find(account); it != accounts_.end()) return it->second;
-  if (accounts_.size() >= max_accounts_) EvictOldestAccounts();
-  Entry& e = accounts_[std::string(account)];
+  uint32_t sec = Sec(t);
+  newest_ = std::max(newest_, sec);
+  if (uint32_t* at = index_.Get(account)) {
+    seen_sec_[*at] = std::max(seen_sec_[*at], sec);
+    return entries_[*at];
+  }
+  if (index_.size() >= max_accounts_) EvictOldestAccounts();
+  uint32_t at;
+  if (!free_.empty()) {
+    at = free_.back();
+    free_.pop_back();
+  } else {
+    at = static_cast<uint32_t>(entries_.size());
+    entries_.emplace_back();
+    seen_sec_.push_back(kFree);
+  }
+  index_[std::string(account)] = at;
+  seen_sec_[at] = sec;
+  Entry& e = entries_[at];
   e.view.account = std::string(account);
   e.view.last_seen = t;
   return e;
@@ -18,23 +51,21 @@ AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
 void AccountBook::EvictOldestAccounts() {
   // Failed logins can name any account, so a flood of invented names must neither grow memory
   // nor cost a scan of every account per name: the least recently seen eighth goes at once.
-  std::vector<Time> seen;
-  seen.reserve(accounts_.size());
-  for (const auto& [name, e] : accounts_) seen.push_back(e.view.last_seen);
-  if (seen.empty()) return;
-  size_t nth = std::max<size_t>(1, seen.size() / 8);
-  std::nth_element(seen.begin(), seen.begin() + static_cast<long>(nth - 1), seen.end());
-  Time cutoff = seen[nth - 1];
-  size_t dropped = 0;
-  for (auto it = accounts_.begin(); it != accounts_.end() && dropped < nth;) {
-    if (it->second.view.last_seen <= cutoff) {
-      it = accounts_.erase(it);
-      ++dropped;
-    } else {
-      ++it;
-    }
-  }
-  evicted_ += dropped;
+  ++runs_;
+  size_t keep = max_accounts_ - max_accounts_ / 8;
+  if (index_.size() <= keep) return;
+  auto cost = EvictOldest(
+      entries_.size(), index_.size() - keep, newest_, 86400, runs_, [&](size_t i) { return seen_sec_[i] != kFree; },
+      [&](size_t i) { return seen_sec_[i]; }, [&](size_t i) { return static_cast<uint64_t>(StringHash{}(entries_[i].view.account)); },
+      [&](size_t i) {
+        index_.Erase(entries_[i].view.account);
+        entries_[i] = Entry();
+        seen_sec_[i] = kFree;
+        free_.push_back(static_cast<uint32_t>(i));
+        return false;
+      });
+  cost_.evicted += cost.evicted;
+  cost_.positions_visited += cost.positions_visited;
 }
 
 AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip) {
@@ -43,8 +74,8 @@ AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip) {
       if (u.ip == ip) return &u;
     return nullptr;
   }
-  auto it = e.recent_index.find(ip);
-  return it == e.recent_index.end() ? nullptr : &e.recent[it->second];
+  const uint32_t* at = e.recent_index.Get(ip);
+  return at ? &e.recent[*at] : nullptr;
 }
 
 void AccountBook::AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind_bit) {
@@ -59,11 +90,13 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind
   e.recent.push_back({ip, t, kind_bit});
   if (e.recent.size() <= kLinearScan) return;
   if (e.recent_index.size() + 1 == e.recent.size()) {
-    e.recent_index.emplace(ip, static_cast<uint32_t>(e.recent.size() - 1));
+    e.recent_index[ip] = static_cast<uint32_t>(e.recent.size() - 1);
     return;
   }
-  e.recent_index.clear();  // first use, or after an eviction moved entries
-  for (size_t i = 0; i < e.recent.size(); ++i) e.recent_index.emplace(e.recent[i].ip, static_cast<uint32_t>(i));
+  // First use, or after the trim above moved entries: index them all again (in place,
+  // keeping the table's memory).
+  e.recent_index.Reset();
+  for (size_t i = 0; i < e.recent.size(); ++i) e.recent_index[e.recent[i].ip] = static_cast<uint32_t>(i);
 }
 
 void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kind_bit,
@@ -93,39 +126,40 @@ void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kin
 }
 
 void AccountBook::AddVerdict(std::string_view account, std::string_view rule) {
-  auto it = accounts_.find(account);
-  if (it == accounts_.end()) return;
-  auto& v = it->second.view.verdicts;
+  Entry* e = Find(account);
+  if (!e) return;
+  auto& v = e->view.verdicts;
   if (std::find(v.begin(), v.end(), rule) == v.end()) v.emplace_back(rule);
 }
 
 std::optional<Time> AccountBook::MarkFired(std::string_view account, uint32_t rule_id, Time t) {
-  auto it = accounts_.find(account);
-  if (it == accounts_.end()) return std::nullopt;
-  for (auto& [id, at] : it->second.fired) {
+  Entry* e = Find(account);
+  if (!e) return std::nullopt;
+  for (auto& [id, at] : e->fired) {
     if (id == rule_id) {
       Time previous = at;
       at = t;
       return previous;
     }
   }
-  it->second.fired.emplace_back(rule_id, t);
+  e->fired.emplace_back(rule_id, t);
   return std::nullopt;
 }
 
 std::vector<IpAddress> AccountBook::IpsSince(std::string_view account, Time since, uint64_t kinds) const {
   std::vector<IpAddress> out;
-  auto it = accounts_.find(account);
-  if (it == accounts_.end()) return out;
-  for (const IpUse& u : it->second.recent)
+  const Entry* e = Find(account);
+  if (!e) return out;
+  for (const IpUse& u : e->recent)
     if (u.last >= since && (u.kinds & kinds) != 0) out.push_back(u.ip);
   return out;
 }
 
 std::vector<AccountView> AccountBook::Snapshot() const {
   std::vector<AccountView> out;
-  out.reserve(accounts_.size());
-  for (const auto& [name, e] : accounts_) out.push_back(e.view);
+  out.reserve(index_.size());
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (seen_sec_[i] != kFree) out.push_back(entries_[i].view);
   std::sort(out.begin(), out.end(), [](const AccountView& a, const AccountView& b) { return a.account < b.account; });
   return out;
 }

@@ -53,10 +53,21 @@ struct EngineStats {
   uint64_t verdicts = 0;
 };
 
+// Entries dropped because a bounded structure was full (least recently seen first).
+struct EngineEvictions {
+  uint64_t windows = 0;      // rule keys (addresses, accounts) over max_tracked
+  uint64_t accounts = 0;     // accounts of the account book
+  uint64_t correlation = 0;  // queue ids and sessions over correlate.max_entries
+  uint64_t offences = 0;     // escalation histories
+};
+
 struct EngineOptions {
   std::vector<std::string> jails;  // which jails to run; empty = every jail in the config
   bool only_enabled = false;       // skip jails with `enabled: false`
   LocalZone zone = UtcZone();
+  // What is banned: the daemon's ledger, which must outlive the engine. Without one the
+  // engine keeps its own MemoryBanBook on the log's time (check, tests).
+  BanBook* book = nullptr;
 };
 
 class Engine {
@@ -77,9 +88,10 @@ class Engine {
   // Called for every event before scoring (used by `check --events`).
   void SetEventObserver(std::function<void(const Event&)> observer);
 
-  // The ban policy, for bans made or restored outside the engine (manual bans, start-up).
+  // The ban policy: the ignore list for manual bans, past offences at start-up.
   BanPolicy& policy();
   const EngineStats& stats() const;
+  EngineEvictions evictions() const;
   const AccountBook& accounts() const;
   const std::vector<std::string>& kind_names() const;
   const std::vector<std::string>& jail_names() const;

@@ -7,13 +7,14 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
 
 #include "relayban/core/duration.hpp"
+#include "relayban/core/flat_map.hpp"
 #include "relayban/core/hash_set64.hpp"
 #include "relayban/core/ip_address.hpp"
 #include "relayban/core/text.hpp"
+#include "relayban/score/eviction.hpp"
 
 namespace relayban {
 
@@ -48,8 +49,11 @@ class AccountBook {
   std::vector<IpAddress> IpsSince(std::string_view account, Time since, uint64_t kinds) const;
   // Sorted by account name.
   std::vector<AccountView> Snapshot() const;
-  size_t size() const { return accounts_.size(); }
-  size_t evicted() const { return evicted_; }
+  size_t size() const { return index_.size(); }
+  size_t evicted() const { return cost_.evicted; }
+  // Eviction runs and positions visited, for tests that check the work is amortised.
+  uint64_t eviction_runs() const { return runs_; }
+  uint64_t positions_visited() const { return cost_.positions_visited; }
 
  private:
   struct IpUse {
@@ -64,17 +68,27 @@ class AccountBook {
     HashSet64 ip_hashes;
     std::vector<IpUse> recent;
     // recent's positions by address, kept once recent outgrows a short linear scan.
-    std::unordered_map<IpAddress, uint32_t, IpAddressHash> recent_index;
+    FlatMap<IpAddress, uint32_t, IpAddressHash> recent_index;
   };
   static constexpr size_t kLinearScan = 16;
   void EvictOldestAccounts();
   static IpUse* FindRecent(Entry& e, const IpAddress& ip);
   static void AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind_bit);
   Entry& Get(std::string_view account, Time t);
+  Entry* Find(std::string_view account);
+  const Entry* Find(std::string_view account) const;
 
   size_t max_accounts_;
-  std::unordered_map<std::string, Entry, StringHash, std::equal_to<>> accounts_;
-  size_t evicted_ = 0;
+  // Accounts live in a dense pool (freed positions reused) indexed by name; their last-seen
+  // seconds sit in a parallel array, so eviction scans four bytes an account, not a node.
+  FlatMap<std::string, uint32_t, StringHash> index_;
+  std::vector<Entry> entries_;
+  std::vector<uint32_t> seen_sec_;  // per position; kFree when the position is free
+  std::vector<uint32_t> free_;
+  uint32_t newest_ = 0;
+  uint64_t runs_ = 0;
+  EvictionCost cost_;
+  static constexpr uint32_t kFree = ~uint32_t{0};
 };
 
 }  // namespace relayban

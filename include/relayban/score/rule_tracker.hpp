@@ -2,8 +2,8 @@
 // rule's kinds in a sliding window on the log's own time - or the distinct values of one
 // field. Crossing the threshold is a verdict. Memory per key is bounded by the threshold;
 // the number of keys by max_keys (the least recently seen are evicted first, and counted).
-// Keys live in a flat open-addressing table: a million tracked addresses must fit in tens
-// of megabytes, not hundreds.
+// Keys live in a FlatMap: a million tracked addresses must fit in tens of megabytes, not
+// hundreds.
 #pragma once
 
 #include <algorithm>
@@ -14,8 +14,10 @@
 #include <vector>
 
 #include "relayban/core/duration.hpp"
+#include "relayban/core/flat_map.hpp"
 #include "relayban/core/ip_address.hpp"
 #include "relayban/core/text.hpp"
+#include "relayban/score/eviction.hpp"
 
 namespace relayban {
 
@@ -67,119 +69,103 @@ class KeyedWindows {
   template <class K>
   bool Add(const K& key, uint64_t value_hash, int weight, Time t) {
     uint32_t sec = ToSec(t);
-    size_t i = Find(key);
-    if (i == kNone) {
-      if (used_ >= max_keys_) EvictOldest();
-      i = Insert(Key(key));
-    }
-    int n = slots_[i].state.Add(static_cast<uint32_t>(value_hash ^ (value_hash >> 32)), weight, sec, distinct_,
-                                threshold_, window_);
+    newest_ = std::max(newest_, sec);
+    size_t i = SlotFor(key);
+    int n = map_.ValueAt(i).Add(Fold(value_hash), weight, sec, distinct_, threshold_, window_);
     if (n >= threshold_) {
-      Erase(i);
+      map_.EraseAt(i);
       return true;
     }
     return false;
   }
-  // Drops keys with nothing inside the window ending at `now`.
-  void Sweep(Time now) {
-    uint32_t sec = ToSec(now);
-    for (size_t i = 0; i < slots_.size(); ++i)
-      if (slots_[i].tag == kUsed && slots_[i].state.last() + window_ < sec) Erase(i);
-    if (used_ < slots_.size() / 8) Rehash(std::max<size_t>(16, used_ * 5 / 3));
+  // Records the observation and returns how many the key has inside the window (at most
+  // the threshold); the key is kept whatever the count (escalation history).
+  template <class K>
+  int Observe(const K& key, uint64_t value_hash, int weight, Time t) {
+    uint32_t sec = ToSec(t);
+    newest_ = std::max(newest_, sec);
+    return map_.ValueAt(SlotFor(key)).Add(Fold(value_hash), weight, sec, distinct_, threshold_, window_);
   }
-  size_t size() const { return used_; }
-  size_t evicted() const { return evicted_; }
+  template <class K>
+  void Prefetch(const K& key) const {
+    map_.Prefetch(key);
+  }
+  // Drops keys with nothing inside the window ending at `now`, visiting at most `max_slots`
+  // slots from where the previous call stopped (0 = the whole table), so a tick over a
+  // table of a million keys costs a bounded slice. Shrinks the table when a full pass found
+  // it mostly empty.
+  void Sweep(Time now, size_t max_slots = 0) {
+    uint32_t sec = ToSec(now);
+    if (max_slots == 0) {  // the whole table, from its start
+      sweep_at_ = 0;
+      max_slots = ~size_t{0};
+    }
+    for (size_t k = 0; k < max_slots; ++k) {
+      if (sweep_at_ >= map_.capacity()) {
+        sweep_at_ = 0;
+        map_.MaybeShrink();
+        return;
+      }
+      size_t i = sweep_at_;
+      ++stats_.slots_visited;
+      // An erase may move a later entry into slot i: look at it again before going on.
+      if (!(map_.Used(i) && map_.ValueAt(i).last() + window_ < sec && map_.EraseAt(i))) ++sweep_at_;
+    }
+  }
+  size_t size() const { return map_.size(); }
+  size_t evicted() const { return stats_.evicted; }
+  size_t max_keys() const { return max_keys_; }
+
+  // What eviction and sweeping cost, for tests that check the work is amortised (keys
+  // removed per run, slots visited) rather than timing it.
+  struct Stats {
+    uint64_t evicted = 0;        // keys removed because the table was at max_keys
+    uint64_t eviction_runs = 0;  // times the cap was hit (each removes an eighth)
+    uint64_t slots_visited = 0;  // by eviction and sweeping together
+  };
+  const Stats& stats() const { return stats_; }
+  typename FlatMap<Key, WindowState, KeyHash>::Clustering Measure() const { return map_.Measure(); }
 
  private:
-  static constexpr size_t kNone = ~size_t{0};
-  enum Tag : uint8_t { kEmpty, kUsed, kDeleted };
-  struct Slot {
-    Key key{};
-    Tag tag = kEmpty;
-    WindowState state;
-  };
-
+  template <class K>
+  size_t SlotFor(const K& key) {
+    size_t i = map_.Find(key);
+    if (i != Map::kNone) return i;
+    if (map_.size() >= max_keys_) EvictOldest();
+    return map_.Insert(Key(key));
+  }
+  static uint32_t Fold(uint64_t h) { return static_cast<uint32_t>(h ^ (h >> 32)); }
   static uint32_t ToSec(Time t) {
     auto s = std::chrono::floor<Seconds>(t.time_since_epoch()).count();
     return s < 0 ? 0 : static_cast<uint32_t>(s);
   }
-  // The home slot of a hash: multiply-shift range reduction, so the table need not have a
-  // power-of-two size and can grow by half instead of doubling.
-  size_t Home(size_t hash) const {
-    __extension__ typedef unsigned __int128 U128;
-    uint64_t h = static_cast<uint64_t>(hash) * 0x9E3779B97F4A7C15ull;
-    return static_cast<size_t>((static_cast<U128>(h) * slots_.size()) >> 64);
-  }
-  size_t Next(size_t i) const { return i + 1 == slots_.size() ? 0 : i + 1; }
-  template <class K>
-  size_t Find(const K& key) const {
-    if (slots_.empty()) return kNone;
-    for (size_t i = Home(KeyHash{}(key)), probes = 0; probes < slots_.size(); i = Next(i), ++probes) {
-      if (slots_[i].tag == kEmpty) return kNone;
-      if (slots_[i].tag == kUsed && slots_[i].key == key) return i;
-    }
-    return kNone;
-  }
-  size_t Insert(Key key) {
-    // Up to 85 % full; grow to 60 % full.
-    if ((used_ + deleted_ + 1) * 100 > slots_.size() * 85) Rehash(std::max<size_t>(16, (used_ + 1) * 5 / 3));
-    size_t i = Home(KeyHash{}(key));
-    while (slots_[i].tag == kUsed) i = Next(i);
-    if (slots_[i].tag == kDeleted) --deleted_;
-    slots_[i].key = std::move(key);
-    slots_[i].tag = kUsed;
-    slots_[i].state = WindowState();
-    ++used_;
-    return i;
-  }
-  void Erase(size_t i) {
-    slots_[i].tag = kDeleted;
-    slots_[i].state = WindowState();
-    slots_[i].key = Key{};
-    --used_;
-    ++deleted_;
-  }
-  void Rehash(size_t n) {
-    std::vector<Slot> old = std::move(slots_);
-    slots_ = std::vector<Slot>(n);
-    used_ = deleted_ = 0;
-    for (auto& s : old) {
-      if (s.tag != kUsed) continue;
-      size_t i = Home(KeyHash{}(s.key));
-      while (slots_[i].tag == kUsed) i = Next(i);
-      slots_[i].key = std::move(s.key);
-      slots_[i].tag = kUsed;
-      slots_[i].state = std::move(s.state);
-      ++used_;
-    }
-  }
   void EvictOldest() {
-    // Evict the least recently seen eighth at once so the cost is amortised.
-    std::vector<uint32_t> lasts;
-    lasts.reserve(used_);
-    for (const auto& s : slots_)
-      if (s.tag == kUsed) lasts.push_back(s.state.last());
-    if (lasts.empty()) return;
-    size_t nth = std::max<size_t>(1, lasts.size() / 8);
-    std::nth_element(lasts.begin(), lasts.begin() + static_cast<long>(nth - 1), lasts.end());
-    uint32_t cutoff = lasts[nth - 1];
-    for (size_t i = 0; i < slots_.size() && used_ >= max_keys_; ++i) {
-      if (slots_[i].tag == kUsed && slots_[i].state.last() <= cutoff) {
-        Erase(i);
-        ++evicted_;
-      }
-    }
+    // The least recently seen eighth goes at once: two sequential passes per max_keys/8
+    // new keys, so a flood of new keys costs O(1) amortised per key.
+    ++stats_.eviction_runs;
+    size_t keep = max_keys_ - max_keys_ / 8;
+    if (map_.size() <= keep) return;
+    auto cost = relayban::EvictOldest(
+        map_.capacity(), map_.size() - keep, newest_, window_, stats_.eviction_runs,
+        [&](size_t i) { return map_.Used(i); }, [&](size_t i) { return map_.ValueAt(i).last(); },
+        [&](size_t i) { return static_cast<uint64_t>(KeyHash{}(map_.KeyAt(i))); }, [&](size_t i) { return map_.EraseAt(i); });
+    stats_.evicted += cost.evicted;
+    stats_.slots_visited += cost.positions_visited;
   }
 
+  using Map = FlatMap<Key, WindowState, KeyHash>;
   int threshold_;
   uint32_t window_;
   bool distinct_;
   size_t max_keys_;
-  std::vector<Slot> slots_;
-  size_t used_ = 0, deleted_ = 0, evicted_ = 0;
+  Map map_;
+  size_t sweep_at_ = 0;  // where the next bounded Sweep goes on
+  uint32_t newest_ = 0;  // the latest second any key was seen
+  Stats stats_;
 };
 
 using IpWindows = KeyedWindows<IpAddress, IpAddressHash>;
 using AccountWindows = KeyedWindows<std::string, StringHash>;
+using PrefixWindows = KeyedWindows<Prefix, PrefixHash>;
 
 }  // namespace relayban

@@ -7,13 +7,17 @@ using namespace relayban;
 namespace {
 Time T(int64_t s) { return Time(Micros((1764150000 + s) * 1000000)); }
 IpAddress Ip(const char* s) { return *IpAddress::Parse(s); }
-BanPolicy Policy(std::vector<Prefix> ignore = {}) {
-  BanSpec b;
-  b.default_duration = Seconds(3600);
-  b.factor = 2;
-  b.max = Seconds(86400 * 7);
-  return BanPolicy(std::move(ignore), b, 64);
-}
+// A policy with its own book (each test's policies are separate).
+struct Policy : MemoryBanBook, BanPolicy {
+  explicit Policy(std::vector<Prefix> ignore = {}) : BanPolicy(std::move(ignore), Spec(), 64, *this) {}
+  static BanSpec Spec() {
+    BanSpec b;
+    b.default_duration = Seconds(3600);
+    b.factor = 2;
+    b.max = Seconds(86400 * 7);
+    return b;
+  }
+};
 }  // namespace
 
 TEST_CASE("loopback and ignored networks are never banned") {
@@ -71,11 +75,15 @@ TEST_CASE("an IPv6 client is banned by its /64 unless that would cover an ignore
   CHECK(p.IsBanned(Ip("2001:db8:2::ffff"), T(1)));
 }
 
-TEST_CASE("expired bans are forgotten") {
+TEST_CASE("a ban ends at its time and the book forgets it, in bounded slices") {
   auto p = Policy();
   REQUIRE(p.Ban(Ip("203.0.113.5"), Seconds(60), T(0), "j", "r", "", ""));
-  p.Expire(T(61));
-  CHECK(p.active() == 0);
+  CHECK(p.IsBanned(Ip("203.0.113.5"), T(59)));
+  CHECK_FALSE(p.IsBanned(Ip("203.0.113.5"), T(60)));
+  for (int i = 0; i < 100; ++i) REQUIRE(p.Ban(IpAddress::V4(0x0B000000u + i), i < 50 ? Seconds(30) : Seconds(0), T(0), "j", "r", "", ""));
+  CHECK(p.size() == 101);
+  for (int i = 0; i < 100; ++i) p.Expire(T(61), 8);
+  CHECK(p.size() == 50);  // the permanent ones stay
 }
 
 TEST_CASE("a ban target covering loopback or an ignored network is recognised") {

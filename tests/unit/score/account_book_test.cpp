@@ -100,3 +100,21 @@ TEST_CASE("an account keeps its most recent addresses and each only once") {
   CHECK(small.IpsSince("a", T(0), 4).size() == 1);
   CHECK(small.IpsSince("a", T(5), 4).size() == 1);
 }
+
+TEST_CASE("a flood of invented names evicts the oldest eighth per run, with a bounded scan per name") {
+  const size_t cap = 8000, flood = 200000;
+  AccountBook b(cap);
+  b.Record("early-bird", O::kAuthSuccess, 2, IpAddress::Parse("192.0.2.1"), "", T(0));
+  for (size_t i = 0; i < flood; ++i)
+    b.Record("invented" + std::to_string(i), O::kAuthFailure, 1, std::nullopt, "", T(1 + static_cast<int>(i / 1000)));
+  CHECK(b.size() <= cap);
+  CHECK(b.evicted() == flood + 1 - b.size());
+  CHECK(b.eviction_runs() <= flood / (cap / 8) + 1);
+  double per_name = static_cast<double>(b.positions_visited()) / flood;
+  INFO("positions visited per name: " << per_name);
+  CHECK(per_name < 40);
+  // The oldest went first: the account seen before the flood is gone, the last ones stay.
+  auto snap = b.Snapshot();
+  CHECK(std::none_of(snap.begin(), snap.end(), [](const AccountView& a) { return a.account == "early-bird"; }));
+  CHECK(std::any_of(snap.begin(), snap.end(), [&](const AccountView& a) { return a.account == "invented" + std::to_string(flood - 1); }));
+}

@@ -60,3 +60,70 @@ TEST_CASE("memory per key is bounded by the threshold") {
   WindowState s;
   for (uint32_t i = 0; i < 10000; ++i) CHECK(s.Add(i, 1, 1000, true, 50, 3600) <= 50);
 }
+
+TEST_CASE("at the cap the least recently seen eighth is evicted at once") {
+  IpWindows w(10, Seconds(86400), false, 800);
+  for (uint32_t i = 0; i < 800; ++i) w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(static_cast<int>(i)));
+  CHECK(w.stats().eviction_runs == 0);
+  w.Add(IpAddress::V4(0x0B000000u), 0, 1, T(1000));
+  CHECK(w.stats().eviction_runs == 1);
+  CHECK(w.evicted() == 100);
+  CHECK(w.size() == 701);
+  // The oldest hundred went: adding one of them again starts it fresh (no verdict at 10).
+  for (int k = 0; k < 9; ++k) CHECK_FALSE(w.Add(IpAddress::V4(0x0A000000u + 50), 0, 1, T(1001)));
+  // A newer key kept its count: nine more make ten with the one it had.
+  for (int k = 0; k < 8; ++k) CHECK_FALSE(w.Add(IpAddress::V4(0x0A000000u + 500), 0, 1, T(1001)));
+  CHECK(w.Add(IpAddress::V4(0x0A000000u + 500), 0, 1, T(1001)));
+}
+
+TEST_CASE("a flood of new keys in one second is evicted in eighths, with a bounded scan per key") {
+  const size_t cap = 4000, flood = 200000;
+  IpWindows w(5, Seconds(600), false, cap);
+  for (uint32_t i = 0; i < flood; ++i) w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(7));  // one second
+  CHECK(w.size() <= cap);
+  CHECK(w.evicted() == flood - w.size());
+  // One run per cap/8 new keys, not one per key.
+  CHECK(w.stats().eviction_runs <= flood / (cap / 8) + 1);
+  CHECK(w.stats().eviction_runs >= (flood - cap) / (cap / 8));
+  // Every run scans the table a bounded number of times: slots visited per new key stay
+  // a small constant, whatever the flood's length.
+  double per_key = static_cast<double>(w.stats().slots_visited) / flood;
+  INFO("slots visited per key: " << per_key);
+  CHECK(per_key < 60);
+}
+
+TEST_CASE("a bounded sweep visits at most its slice and goes on where it stopped") {
+  IpWindows w(10, Seconds(60), false, 100000);
+  for (uint32_t i = 0; i < 10000; ++i) w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(0));
+  uint64_t before = w.stats().slots_visited;
+  w.Sweep(T(5000), 1000);
+  CHECK(w.stats().slots_visited - before == 1000);
+  CHECK(w.size() < 10000);
+  CHECK(w.size() > 8000);
+  for (int i = 0; i < 40 && w.size() > 0; ++i) w.Sweep(T(5000), 1000);
+  CHECK(w.size() == 0);
+}
+
+TEST_CASE("observing counts without a verdict, capped at the threshold, and forgets what left the window") {
+  PrefixWindows w(4, Seconds(100), false, 10);
+  Prefix p(*IpAddress::Parse("203.0.113.0"), 24);
+  CHECK(w.Observe(p, 0, 1, T(0)) == 1);
+  CHECK(w.Observe(p, 0, 1, T(10)) == 2);
+  for (int i = 0; i < 10; ++i) CHECK(w.Observe(p, 0, 1, T(20 + i)) <= 4);
+  CHECK(w.size() == 1);
+  CHECK(w.Observe(p, 0, 1, T(500)) == 1);
+}
+
+TEST_CASE("eviction keeps the table free of long probe runs, whatever the window") {
+  // With a 30-day window every key of a flood falls into one age bucket; the share evicted
+  // from it must be spread over the table, or linear probing degrades (runs of thousands).
+  for (int days : {1, 30}) {
+    PrefixWindows w(64, Seconds(86400 * days), false, 20000);
+    for (uint32_t i = 0; i < 300000; ++i) w.Observe(Prefix(IpAddress::V4(0x0B000000u + i)), 0, 1, T(static_cast<int>(i / 1000)));
+    auto c = w.Measure();
+    INFO(days << " days: longest run " << c.longest_run << ", mean probes " << c.mean_miss_probes);
+    CHECK(w.stats().eviction_runs > 100);
+    CHECK(c.mean_miss_probes < 8);
+    CHECK(c.longest_run < 400);
+  }
+}

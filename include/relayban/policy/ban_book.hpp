@@ -1,0 +1,69 @@
+// BanBook: what is banned now. The ban policy reads it before it bans (already banned? for
+// longer?) and records in it every ban it orders, so the fact has one owner per process: the
+// daemon's BanLedger (daemon/, which mirrors the book into the kernel and the state store),
+// or, for `relayban check` and tests, MemoryBanBook. Single-threaded, like the engine.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "relayban/core/duration.hpp"
+#include "relayban/core/flat_map.hpp"
+#include "relayban/core/ip_address.hpp"
+
+namespace relayban {
+
+struct Order {
+  enum class Action : uint8_t { kBan, kUnban };
+  Action action = Action::kBan;
+  Time at{};  // the log time of the line that decided it (replays decide as live reading did)
+  std::string jail;
+  std::string rule;
+  Prefix target;
+  std::string account;  // empty unless the verdict was about an account
+  Seconds duration{0};  // 0 with kBan = permanent
+  std::string reason;
+};
+
+// A ban in force: until `end` (Time::max() = permanent), ordered for `duration` (0 = permanent).
+struct BanTerm {
+  Time end;
+  Seconds duration;
+};
+
+class BanBook {
+ public:
+  virtual ~BanBook() = default;
+  // The ban of exactly `target` in force at `now`, if any.
+  virtual std::optional<BanTerm> Find(const Prefix& target, Time now) const = 0;
+  // Records a ban the policy has just ordered (replacing the target's previous one).
+  virtual void Record(const Order& order) = 0;
+  // A hint that `target` is about to be looked up (see FlatMap::Prefetch).
+  virtual void Prefetch(const Prefix& target) const { (void)target; }
+};
+
+// The book of `relayban check` and of tests: terms only, counted on the log's time (a ban
+// ends at order.at + duration). About 40 bytes a ban, so a replayed botnet of a million
+// addresses fits. Ended bans are dropped by Expire, a bounded slice at a time.
+class MemoryBanBook : public BanBook {
+ public:
+  std::optional<BanTerm> Find(const Prefix& target, Time now) const override;
+  void Record(const Order& order) override;
+  // Drops bans ended before `now`, visiting at most `max_slots` slots (0 = all).
+  void Expire(Time now, size_t max_slots = 0);
+  void Prefetch(const Prefix& target) const override { terms_.Prefetch(target); }
+  bool Erase(const Prefix& target) { return terms_.Erase(target); }
+  size_t size() const { return terms_.size(); }
+
+ private:
+  struct Term {
+    uint32_t end_sec = 0;  // kForever = permanent
+    uint32_t duration_s = 0;
+  };
+  static constexpr uint32_t kForever = ~uint32_t{0};
+  FlatMap<Prefix, Term, PrefixHash> terms_;
+  size_t expire_at_ = 0;
+};
+
+}  // namespace relayban

@@ -1,0 +1,83 @@
+// Eviction of the least recently seen entries of a full table, shared by the rule windows
+// and the account book. One call removes `excess` entries in two sequential passes over the
+// table's positions: the first counts entries by age (seconds behind the newest, in buckets
+// of 2^shift seconds so that `horizon` fits; older ones share the last bucket), the second
+// erases the oldest buckets whole and, of the cutoff bucket, a share picked by the entries'
+// hashes. Hashes, not positions: erasing one region of a linear-probing table would leave the
+// rest locally dense. Each run uses another salt and starts at another position, so no subset
+// of entries or region of the table is favoured run after run.
+#pragma once
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace relayban {
+
+struct EvictionCost {
+  uint64_t evicted = 0;
+  uint64_t positions_visited = 0;
+};
+
+// `used(i)`: position i holds an entry; `last(i)`: its last-seen second; `hash(i)`: a hash of
+// its key; `erase(i)`: removes it and returns true when another entry moved into position i
+// (backward-shift deletion), which is then looked at too. `run` numbers the calls (salt).
+template <class Used, class Last, class HashOf, class Erase>
+EvictionCost EvictOldest(size_t positions, size_t excess, uint32_t newest, uint32_t horizon, uint64_t run, Used used,
+                         Last last, HashOf hash, Erase erase) {
+  EvictionCost cost;
+  if (excess == 0 || positions == 0) return cost;
+  constexpr size_t kBuckets = 4096;
+  int shift = 0;
+  while ((horizon >> shift) >= kBuckets - 1) ++shift;
+  auto bucket = [&](size_t i) {
+    uint32_t l = last(i);
+    uint32_t age = l < newest ? newest - l : 0;
+    return std::min<size_t>(age >> shift, kBuckets - 1);
+  };
+  std::vector<uint32_t> count(kBuckets, 0);
+  size_t total = 0;
+  for (size_t i = 0; i < positions; ++i)
+    if (used(i)) {
+      ++count[bucket(i)];
+      ++total;
+    }
+  cost.positions_visited += positions;
+  excess = std::min(excess, total);
+  size_t cut = kBuckets - 1, older = 0;  // entries in buckets older than `cut`
+  while (cut > 0 && older + count[cut] < excess) older += count[cut--];
+  size_t from_cut = excess - older;
+  uint64_t salt = (run + 1) * 0x9E3779B97F4A7C15ull;
+  auto pick = [salt](uint64_t h) {
+    h = (h ^ salt) * 0xD6E8FEB86659FD93ull;
+    return static_cast<uint32_t>((h ^ (h >> 32)) >> 16) & 0xFFFF;
+  };
+  size_t start = static_cast<size_t>((salt >> 16) % positions);
+  // The first pass takes a hashed share a little above what the cutoff bucket must give;
+  // the second takes what it left short, in position order.
+  for (int pass = 0; pass < 2 && excess > 0; ++pass) {
+    uint32_t share = pass == 0 && count[cut] > 0
+                         ? static_cast<uint32_t>(std::min<uint64_t>(65536, (uint64_t{from_cut} * 68000) / count[cut] + 1))
+                         : 65536;
+    for (size_t k = 0; k < positions && excess > 0;) {
+      size_t i = (start + k) % positions;
+      ++cost.positions_visited;
+      if (!used(i)) {
+        ++k;
+        continue;
+      }
+      size_t b = bucket(i);
+      if (b > cut || (b == cut && from_cut > 0 && pick(hash(i)) < share)) {
+        if (b == cut) --from_cut;
+        --excess;
+        ++cost.evicted;
+        if (erase(i)) continue;  // another entry moved into position i: look at it too
+      }
+      ++k;
+    }
+  }
+  return cost;
+}
+
+}  // namespace relayban

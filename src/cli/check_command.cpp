@@ -8,9 +8,10 @@
 #include <iostream>
 #include <sstream>
 
-#include "json_report.hpp"
-#include "local_zone.hpp"
 #include "log_reader.hpp"
+#include "report/json_report.hpp"
+#include "report/tables.hpp"
+#include "source/local_zone.hpp"
 #include "relayban/config/config_loader.hpp"
 #include "relayban/core/text.hpp"
 #include "relayban/engine/engine.hpp"
@@ -18,25 +19,9 @@
 namespace relayban {
 namespace {
 
-// A fixed-width column: at least one blank after the text, long text cut with "~".
-std::string Cell(const std::string& s, size_t width) {
-  std::string p = Printable(s, 200);
-  if (p.size() >= width) p = p.substr(0, width - 2) + "~";
-  p.append(width - p.size(), ' ');
-  return p;
-}
-
 void PrintAccounts(const std::vector<AccountView>& accounts, std::ostream& out) {
-  out << Cell("ACCOUNT", 28) << Cell("AUTH-OK", 8) << Cell("FAILED", 7) << Cell("RELAYED", 8)
-      << Cell("RCPT-DOMAINS", 13) << Cell("IPS", 5) << Cell("LAST-IP", 18) << "VERDICTS\n";
-  for (const auto& a : accounts) {
-    std::string verdicts;
-    for (const auto& v : a.verdicts) verdicts += (verdicts.empty() ? "" : ",") + v;
-    out << Cell(a.account, 28) << Cell(std::to_string(a.auth_success), 8) << Cell(std::to_string(a.auth_failure), 7)
-        << Cell(std::to_string(a.relayed), 8) << Cell(std::to_string(a.recipient_domains), 13)
-        << Cell(std::to_string(a.ips), 5) << Cell(a.last_ip ? a.last_ip->ToString() : "-", 18)
-        << (verdicts.empty() ? "-" : verdicts) << "\n";
-  }
+  out << AccountTableHeader();
+  for (const auto& a : accounts) out << AccountTableRow(RowOf(a));
 }
 
 // Decisions and hooks of a replay, formatted as they come into an unnamed temporary file and

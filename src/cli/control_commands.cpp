@@ -3,10 +3,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
-#include "control_socket.hpp"
 #include "relayban/config/config_loader.hpp"
+#include "relayban/control/control_client.hpp"
+#include "relayban/control/protocol.hpp"
 #include "relayban/core/duration.hpp"
 #include "relayban/core/text.hpp"
+#include "report/tables.hpp"
 
 namespace relayban {
 namespace {
@@ -16,12 +18,7 @@ using nlohmann::json;
 constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE: the daemon is not running
 constexpr int kExitRefused = 77;      // EX_NOPERM
 
-std::string Pad(const std::string& s, size_t w) {
-  std::string p = Printable(s, 200);
-  if (p.size() >= w) p = p.substr(0, w - 2) + "~";
-  p.append(w - p.size(), ' ');
-  return p;
-}
+std::string Pad(const std::string& s, size_t w) { return Cell(s, w); }
 
 std::string Str(const json& j, const char* key) {
   if (!j.contains(key) || j[key].is_null()) return "-";
@@ -29,97 +26,170 @@ std::string Str(const json& j, const char* key) {
   return j[key].dump();
 }
 
-// Sends the request; prints errors; returns the answer or nullopt with `rc` set.
-std::optional<json> Send(const ClientOptions& o, const json& req, std::ostream& out, std::ostream& err, int& rc) {
-  std::string path = o.socket;
-  if (path.empty()) {
-    std::vector<Error> errors;
-    auto c = LoadConfig(o.config, errors);
-    if (!c) {
-      for (const auto& e : errors) err << e.ToString() << "\n";
-      rc = 78;
-      return std::nullopt;
-    }
-    path = c->control_socket;
-  }
-  auto r = ControlRequest(path, req);
-  if (!r) {
-    err << "relayban: " << r.error().message << "\n";
-    rc = r.error().message.find("not running") != std::string::npos ? kExitUnavailable : 1;
+std::optional<std::string> SocketPath(const ClientOptions& o, std::ostream& err, int& rc) {
+  if (!o.socket.empty()) return o.socket;
+  std::vector<Error> errors;
+  auto c = LoadConfig(o.config, errors);
+  if (!c) {
+    for (const auto& e : errors) err << e.ToString() << "\n";
+    rc = 78;
     return std::nullopt;
   }
-  if (o.json) out << r->dump(2) << "\n";
-  if (!r->value("ok", false)) {
-    if (!o.json) {
-      err << "relayban: " << r->value("error", std::string("failed")) << "\n";
-      if (r->contains("errors"))
-        for (const auto& e : (*r)["errors"]) err << "  " << e.get<std::string>() << "\n";
+  return c->control_socket;
+}
+
+// Sends the request and passes every answer line (parsed) to `on_item`, but the last, which
+// is returned: {"ok": ...}. Prints errors; returns nullopt with `rc` set on failure.
+std::optional<json> Exchange(const ClientOptions& o, const ControlRequest& req, std::ostream& err, int& rc,
+                             const std::function<void(const json&)>& on_item = nullptr) {
+  auto path = SocketPath(o, err, rc);
+  if (!path) return std::nullopt;
+  std::optional<json> last;
+  bool bad = false;
+  auto r = ControlExchange(*path, FormatControlRequest(req), [&](std::string_view line) {
+    json j = json::parse(line, nullptr, false);
+    if (j.is_discarded() || !j.is_object()) {
+      bad = true;
+      return;
     }
-    rc = r->value("error", std::string()).rfind("permission denied", 0) == 0 ? kExitRefused : 1;
+    if (j.contains("ok")) last = std::move(j);
+    else if (on_item) on_item(j);
+  });
+  if (!r) {
+    err << "relayban: " << r.error().message << "\n";
+    rc = r.error().kind == ErrorKind::kUnavailable ? kExitUnavailable : r.error().kind == ErrorKind::kPermission ? kExitRefused : 1;
+    return std::nullopt;
+  }
+  if (bad || !last) {
+    err << "relayban: the daemon's answer is not JSON\n";
+    rc = 1;
+    return std::nullopt;
+  }
+  if (!last->value("ok", false)) {
+    if (!o.json) {
+      err << "relayban: " << last->value("error", std::string("failed")) << "\n";
+      if (last->contains("errors"))
+        for (const auto& e : (*last)["errors"]) err << "  " << e.get<std::string>() << "\n";
+    } else {
+      std::cout << last->dump(2) << "\n";
+    }
+    rc = last->value("error", std::string()).rfind("permission denied", 0) == 0 ? kExitRefused : 1;
     return std::nullopt;
   }
   rc = 0;
-  return std::move(r.value());
+  return last;
 }
 
 }  // namespace
 
 int RunBan(const ClientOptions& o, const BanArgs& b, std::ostream& out, std::ostream& err) {
-  json req{{"cmd", "ban"}, {"target", b.target}, {"jail", b.jail}, {"reason", b.reason}, {"force", b.force}};
-  if (!b.duration.empty()) req["for"] = b.duration;
+  ControlRequest req;
+  req.command = ControlRequest::Command::kBan;
+  req.target = b.target;
+  req.jail = b.jail;
+  req.reason = b.reason;
+  req.force = b.force;
+  if (!b.duration.empty()) req.duration = b.duration;
   int rc = 0;
-  auto r = Send(o, req, out, err, rc);
-  if (r && !o.json) {
-    int64_t d = (*r)["duration_s"].get<int64_t>();
-    out << "banned " << (*r)["target"].get<std::string>() << " for "
-        << (d ? FormatDuration(Seconds(d)) : std::string("ever")) << "\n";
+  auto r = Exchange(o, req, err, rc);
+  if (!r) return rc;
+  if (o.json) {
+    out << r->dump(2) << "\n";
+    return 0;
   }
-  return rc;
+  int64_t d = (*r)["duration_s"].get<int64_t>();
+  out << "banned " << (*r)["target"].get<std::string>() << " for " << (d ? FormatDuration(Seconds(d)) : std::string("ever"))
+      << "\n";
+  return 0;
 }
 
 int RunUnban(const ClientOptions& o, const std::string& target, bool all, std::ostream& out, std::ostream& err) {
-  json req{{"cmd", "unban"}};
-  if (all) req["all"] = true;
-  else req["target"] = target;
+  ControlRequest req;
+  req.command = ControlRequest::Command::kUnban;
+  req.target = target;
+  req.all = all;
   int rc = 0;
-  auto r = Send(o, req, out, err, rc);
-  if (r && !o.json) {
-    auto removed = (*r)["removed"];
-    if (removed.empty()) out << (all ? "no bans were active\n" : target + " was not banned (removed from the firewall anyway)\n");
-    for (const auto& t : removed) out << "unbanned " << t.get<std::string>() << "\n";
+  auto r = Exchange(o, req, err, rc);
+  if (!r) return rc;
+  if (o.json) {
+    out << r->dump(2) << "\n";
+    return 0;
   }
-  return rc;
+  if (all) {
+    size_t n = r->value("removed_count", size_t{0});
+    out << (n ? "unbanned " + std::to_string(n) + (n == 1 ? " ban" : " bans") + "\n" : std::string("no bans were active\n"));
+    return 0;
+  }
+  auto removed = (*r)["removed"];
+  if (removed.empty()) out << target << " was not banned (removed from the firewall anyway)\n";
+  for (const auto& t : removed) out << "unbanned " << t.get<std::string>() << "\n";
+  return 0;
 }
 
 int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string& jail, std::ostream& out, std::ostream& err) {
-  json req{{"cmd", cmd}};
-  if (!jail.empty()) req["jail"] = jail;
+  ControlRequest req;
+  using C = ControlRequest::Command;
+  req.command = cmd == "list" ? C::kList : cmd == "accounts" ? C::kAccounts : cmd == "reload" ? C::kReload : C::kStatus;
+  req.jail = jail;
   int rc = 0;
-  auto r = Send(o, req, out, err, rc);
-  if (!r || o.json) return rc;
+  if (req.command == C::kList || req.command == C::kAccounts) {
+    // Streamed: one item a line, printed as it comes.
+    const char* key = req.command == C::kList ? "ban" : "account";
+    size_t n = 0;
+    if (o.json) {
+      out << "{\n  \"" << (req.command == C::kList ? "bans" : "accounts") << "\": [";
+    } else if (req.command == C::kList) {
+      out << Pad("TARGET", 20) << Pad("JAIL", 10) << Pad("RULE", 18) << Pad("ACCOUNT", 22) << Pad("REMAINING", 11) << "REASON\n";
+    } else {
+      out << AccountTableHeader();
+    }
+    auto r = Exchange(o, req, err, rc, [&](const json& item) {
+      if (!item.contains(key)) return;
+      const json& b = item[key];
+      if (o.json) {
+        out << (n ? ",\n    " : "\n    ") << b.dump(-1, ' ', false, json::error_handler_t::replace);
+      } else if (req.command == C::kList) {
+        std::string rem = b["remaining_s"].is_null() ? "permanent" : FormatDuration(Seconds(b["remaining_s"].get<int64_t>()));
+        out << Pad(Str(b, "target"), 20) << Pad(Str(b, "jail"), 10) << Pad(Str(b, "rule"), 18) << Pad(Str(b, "account"), 22)
+            << Pad(rem, 11) << Printable(Str(b, "reason"), 120) << "\n";
+      } else {
+        std::string v;
+        for (const auto& x : b["verdicts"]) v += (v.empty() ? "" : ",") + x.get<std::string>();
+        out << AccountTableRow({Str(b, "account"), Str(b, "auth_success"), Str(b, "auth_failure"), Str(b, "relayed"),
+                                Str(b, "recipient_domains"), Str(b, "ips"), Str(b, "last_ip"), v});
+      }
+      ++n;
+    });
+    if (o.json) out << (n ? "\n  ]" : "]") << ",\n  \"ok\": " << (r ? "true" : "false") << "\n}\n";
+    else if (r && req.command == C::kList) out << n << " active bans\n";
+    return rc;
+  }
+  auto r = Exchange(o, req, err, rc);
+  if (!r) return rc;
+  if (o.json) {
+    out << r->dump(2) << "\n";
+    return 0;
+  }
   const json& j = *r;
-  if (cmd == "list") {
-    out << Pad("TARGET", 20) << Pad("JAIL", 10) << Pad("RULE", 18) << Pad("ACCOUNT", 22) << Pad("REMAINING", 11) << "REASON\n";
-    for (const auto& b : j["bans"]) {
-      std::string rem = b["remaining_s"].is_null() ? "permanent" : FormatDuration(Seconds(b["remaining_s"].get<int64_t>()));
-      out << Pad(Str(b, "target"), 20) << Pad(Str(b, "jail"), 10) << Pad(Str(b, "rule"), 18) << Pad(Str(b, "account"), 22)
-          << Pad(rem, 11) << Printable(Str(b, "reason"), 120) << "\n";
-    }
-    out << j["bans"].size() << " active bans\n";
-  } else if (cmd == "accounts") {
-    out << Pad("ACCOUNT", 28) << Pad("AUTH-OK", 8) << Pad("FAILED", 7) << Pad("RELAYED", 8) << Pad("RCPT-DOMAINS", 13)
-        << Pad("IPS", 5) << Pad("LAST-IP", 18) << "VERDICTS\n";
-    for (const auto& a : j["accounts"]) {
-      std::string v;
-      for (const auto& x : a["verdicts"]) v += (v.empty() ? "" : ",") + x.get<std::string>();
-      out << Pad(Str(a, "account"), 28) << Pad(Str(a, "auth_success"), 8) << Pad(Str(a, "auth_failure"), 7)
-          << Pad(Str(a, "relayed"), 8) << Pad(Str(a, "recipient_domains"), 13) << Pad(Str(a, "ips"), 5)
-          << Pad(Str(a, "last_ip"), 18) << (v.empty() ? "-" : v) << "\n";
-    }
-  } else if (cmd == "status") {
+  if (cmd == "status") {
     out << "relayban " << Str(j, "version") << ", " << Str(j, "firewall") << ", health " << Str(j, "health") << "\n";
     out << "lines " << Str(j, "lines") << ", matched " << Str(j, "matched") << ", skipped " << Str(j, "skipped")
-        << ", active bans " << Str(j, "bans") << "\n\n";
+        << ", active bans " << Str(j, "bans") << "\n";
+    if (j.contains("evicted")) {
+      const json& e = j["evicted"];
+      uint64_t total = 0;
+      for (const auto& [k, v] : e.items()) total += v.get<uint64_t>();
+      if (total)
+        out << "evicted (tables full): " << Str(e, "windows") << " rule keys, " << Str(e, "accounts") << " accounts, "
+            << Str(e, "correlation") << " correlation entries, " << Str(e, "offences") << " offence histories\n";
+    }
+    if (j.contains("backlog")) {
+      const json& b = j["backlog"];
+      if (b.value("kernel", 0) || b.value("state_database", 0))
+        out << "backlog: " << Str(b, "kernel") << " changes for the kernel, " << Str(b, "state_database")
+            << " for the state database\n";
+    }
+    out << "\n";
     for (const auto& jl : j["jails"]) {
       out << Pad(Str(jl, "name"), 12) << (jl["enabled"].get<bool>() ? "on " : "off") << "  bans " << Pad(Str(jl, "bans"), 6)
           << Str(jl, "why") << "\n";
@@ -129,7 +199,7 @@ int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string&
   } else if (cmd == "reload") {
     out << "configuration reloaded\n";
   }
-  return rc;
+  return 0;
 }
 
 }  // namespace relayban

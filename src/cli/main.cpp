@@ -6,7 +6,7 @@
 
 #include "check_command.hpp"
 #include "control_commands.hpp"
-#include "daemon.hpp"
+#include "daemon/daemon.hpp"
 #include "relayban/version.hpp"
 
 int main(int argc, char** argv) {

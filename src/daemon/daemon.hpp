@@ -1,9 +1,30 @@
-// The daemon: one thread, one epoll loop joining log sources (inotify), the control socket,
-// signals (signalfd) and a one-second timer to the engine, the firewall and the state store.
-// Bans are batched per loop turn into one firewall transaction.
+// The daemon: wiring only. It loads the configuration, builds the engine on the ban ledger,
+// follows the sources, serves the control socket, and runs one epoll loop whose every turn
+// does a bounded slice of work (lines read, kernel and store mirroring, streamed answers), so
+// nothing ever holds the loop for long. Its outside parts - firewall, state store, clock,
+// process spawner, host probe, notifier, log - are given to it (DaemonParts), so unit tests
+// drive it with fakes through every failure; RunDaemon gives it the real ones.
 #pragma once
 
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
 #include <string>
+#include <string_view>
+#include <vector>
+
+#include "ban_ledger.hpp"
+#include "event_loop.hpp"
+#include "hook_runner.hpp"
+#include "jail_activation.hpp"
+#include "source_set.hpp"
+#include "relayban/control/control_server.hpp"
+#include "relayban/control/protocol.hpp"
+#include "relayban/daemon/spawner.hpp"
+#include "relayban/engine/engine.hpp"
+#include "relayban/firewall/firewall.hpp"
+#include "relayban/state/state_store.hpp"
 
 namespace relayban {
 
@@ -11,9 +32,111 @@ struct DaemonOptions {
   std::string config = "/etc/relayban/relayban.yaml";
   bool dry_run = false;        // the dry-run firewall: log bans, change nothing, no privileges
   bool flush_on_exit = false;  // remove the table on SIGTERM (bans otherwise stay and expire)
+  bool handle_signals = true;  // SIGHUP/SIGTERM/SIGINT/SIGCHLD through a signalfd, a 1 s timer
 };
 
-// Runs until SIGTERM/SIGINT. Returns the exit code (78 for a bad configuration at start).
+// The daemon's outside parts. Any left empty is built from the configuration: nftables (or
+// the dry-run firewall), SQLite in state_dir, the system clock, posix_spawn, the real host,
+// sd_notify, stderr.
+struct DaemonParts {
+  std::unique_ptr<Firewall> firewall;
+  std::unique_ptr<StateStore> store;
+  std::unique_ptr<Clock> clock;
+  std::unique_ptr<Spawner> spawner;
+  std::optional<HostProbe> probe;
+  std::function<void(const std::string&)> notify;
+  std::function<void(int priority, const std::string&)> log;
+};
+
+class Daemon {
+ public:
+  Daemon(DaemonOptions options, DaemonParts parts);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Loads the configuration and starts everything. Returns 0 when running, else the exit
+  // code: 78 bad configuration, 71 no firewall or control socket.
+  int Start();
+  // One loop turn: waits up to `max_wait_ms` (not at all while work is left), handles what
+  // is ready, then does a bounded slice of work.
+  void Turn(int max_wait_ms);
+  // Housekeeping, once a second (the loop's timer calls it; tests call it directly).
+  void Tick();
+  bool stopping() const { return stop_; }
+  void RequestStop() { stop_ = true; }
+  // Finishes: reads what is left, writes what is owed (a few seconds at most), removes the
+  // table with --flush-on-exit. Returns the exit code.
+  int Stop();
+  // Re-reads the configuration; a bad one is refused and the old one keeps running.
+  bool Reload(std::vector<Error>* errors = nullptr);
+
+  // A control request handled as if it came from root on the socket; the answer lines are
+  // passed to `on_line` as they are produced (during this call or later turns). For tests.
+  void Command(std::string_view request, std::function<void(std::string_view line)> on_line);
+
+  const BanLedger& ledger() const { return *ledger_; }
+  const Engine& engine() const { return *engine_; }
+  const Config& config() const { return config_; }
+
+ private:
+  using ClientId = ControlServer::ClientId;
+  // A streamed or deferred answer (daemon_commands.cpp).
+  struct Job {
+    ClientId client = 0;
+    bool streaming = false;      // progresses whenever its peer reads (else it waits for the ledger)
+    std::function<bool()> step;  // does a slice of the answer; true when it is complete
+  };
+
+  void Log(int priority, const std::string& msg) const;
+  bool BuildEngine(const Config& config, bool initial);
+  void HandleOutput();
+  bool DoWork();
+  void SaveProgress();
+  void OnSignal();
+  std::string Health() const;
+
+  // Control commands (daemon_commands.cpp).
+  void OnRequest(ClientId client, std::string_view line);
+  void Reply(ClientId client, std::string_view line);
+  void Finish(ClientId client);
+  size_t Pending(ClientId client) const;
+  bool Connected(ClientId client) const;
+  std::string Status(const std::string& jail) const;
+  void StartList(ClientId client);
+  void StartAccounts(ClientId client);
+  void Ban(ClientId client, const ControlRequest& r);
+  void Unban(ClientId client, const ControlRequest& r);
+  void WaitFor(ClientId client, std::function<std::optional<std::string>()> answer);
+  bool RunJobs();
+
+  DaemonOptions options_;
+  DaemonParts parts_;
+  class ReopeningStore* reopening_ = nullptr;  // the store, when the daemon built it
+  Config config_;
+  std::unique_ptr<BanLedger> ledger_;
+  std::unique_ptr<Engine> engine_;
+  std::unique_ptr<SourceSet> sources_;
+  std::unique_ptr<HookRunner> hooks_;
+  EventLoop loop_;
+  std::unique_ptr<ControlServer> server_;
+  ActivationPlan plan_;
+  std::vector<std::pair<Prefix, Time>> offences_;  // restored at start, for each new engine
+  EngineOutput out_;
+  int sigfd_ = -1, timerfd_ = -1;
+  bool stop_ = false;
+  bool more_work_ = false;
+  uint64_t ticks_ = 0;
+  uint64_t store_epoch_ = 0;
+  std::string progress_problem_;  // saving read positions failed: why
+  std::vector<std::unique_ptr<Job>> jobs_;
+  // Answers to Command() callers, by their client id (above kDirect).
+  static constexpr ClientId kDirect = ClientId{1} << 62;
+  ClientId next_direct_ = kDirect;
+  std::map<ClientId, std::function<void(std::string_view)>> direct_;
+};
+
+// Runs the daemon with its real parts until SIGTERM/SIGINT. Returns the exit code.
 int RunDaemon(const DaemonOptions& options);
 
 }  // namespace relayban

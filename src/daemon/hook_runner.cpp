@@ -1,74 +1,76 @@
 #include "hook_runner.hpp"
 
-#include <fcntl.h>
-#include <signal.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <syslog.h>
-#include <unistd.h>
-
-#include <cstring>
-
-extern char** environ;
 
 namespace relayban {
 
+HookRunner::HookRunner(Spawner& spawner, const Clock& clock, Limits limits, Log log)
+    : spawner_(spawner), clock_(clock), limits_(limits), log_(std::move(log)) {}
+
 HookRunner::~HookRunner() {
-  for (auto& [pid, c] : running_) kill(pid, SIGKILL);
-  for (auto& [pid, c] : running_) waitpid(pid, nullptr, 0);
+  for (auto& [group, h] : running_) spawner_.KillGroup(group);
 }
 
-void HookRunner::Run(const std::vector<std::string>& argv) {
+void HookRunner::Run(std::vector<std::string> argv) {
   if (argv.empty()) return;
-  std::vector<char*> args;
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
-  posix_spawn_file_actions_t fa;
-  posix_spawn_file_actions_init(&fa);
-  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  // The daemon blocks signals for its signalfd; the hook must start with none blocked.
-  sigset_t none;
-  sigemptyset(&none);
-  posix_spawnattr_setsigmask(&attr, &none);
-  sigset_t def;
-  sigemptyset(&def);
-  sigaddset(&def, SIGPIPE);
-  posix_spawnattr_setsigdefault(&attr, &def);
-  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-  pid_t pid = 0;
-  int rc = posix_spawn(&pid, args[0], &fa, &attr, args.data(), environ);
-  posix_spawn_file_actions_destroy(&fa);
-  posix_spawnattr_destroy(&attr);
-  if (rc != 0) {
-    log_(LOG_WARNING, "hook " + argv[0] + " could not start: " + std::strerror(rc));
+  if (running_.size() < limits_.max_running && queue_.empty()) {
+    Start(std::move(argv));
     return;
   }
-  running_[pid] = Child{argv[0], std::chrono::steady_clock::now() + limit_, false};
+  if (queue_.size() >= limits_.max_queued) {
+    if (stats_.dropped++ % 1000 == 0)
+      log_(LOG_WARNING, "hook " + argv[0] + " dropped: " + std::to_string(limits_.max_queued) +
+                            " hooks are waiting already (dropped so far: " + std::to_string(stats_.dropped) + ")");
+    return;
+  }
+  queue_.push_back(std::move(argv));
 }
 
-void HookRunner::Reap() {
-  for (;;) {
-    int status = 0;
-    pid_t pid = waitpid(-1, &status, WNOHANG);
-    if (pid <= 0) break;
-    auto it = running_.find(pid);
-    if (it == running_.end()) continue;
-    if (WIFEXITED(status) && WEXITSTATUS(status) != 0)
-      log_(LOG_WARNING, "hook " + it->second.name + " failed with exit status " + std::to_string(WEXITSTATUS(status)));
-    else if (WIFSIGNALED(status))
-      log_(LOG_WARNING, "hook " + it->second.name + (it->second.killed ? " overran its time limit and was killed" :
-                                                      " was killed by signal " + std::to_string(WTERMSIG(status))));
-    running_.erase(it);
+void HookRunner::Start(std::vector<std::string> argv) {
+  auto pid = spawner_.Spawn(argv);
+  if (!pid) {
+    ++stats_.failed;
+    log_(LOG_WARNING, "hook " + argv[0] + " could not start: " + pid.error().message);
+    return;
   }
-  auto now = std::chrono::steady_clock::now();
-  for (auto& [pid, c] : running_) {
-    if (!c.killed && now > c.deadline) {
-      kill(pid, SIGKILL);
-      c.killed = true;
+  ++stats_.started;
+  Clock::Steady now = clock_.Monotonic();
+  running_[*pid] = Hook{argv[0], now, now + limits_.time_limit};
+}
+
+void HookRunner::Poll() {
+  Clock::Steady now = clock_.Monotonic();
+  for (const auto& e : spawner_.Reap()) {
+    auto it = running_.find(e.pid);
+    if (it == running_.end()) continue;  // something a hook started, reparented to us
+    Hook& h = it->second;
+    h.exited = true;
+    stats_.total_ms += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - h.started).count());
+    if (WIFEXITED(e.status) && WEXITSTATUS(e.status) != 0) {
+      ++stats_.failed;
+      log_(LOG_WARNING, "hook " + h.name + " failed with exit status " + std::to_string(WEXITSTATUS(e.status)));
+    } else if (WIFSIGNALED(e.status) && !h.killed) {
+      ++stats_.failed;
+      log_(LOG_WARNING, "hook " + h.name + " was killed by signal " + std::to_string(WTERMSIG(e.status)));
     }
+  }
+  for (auto it = running_.begin(); it != running_.end();) {
+    Hook& h = it->second;
+    if (!h.killed && now > h.deadline && (!h.exited || spawner_.GroupAlive(it->first))) {
+      spawner_.KillGroup(it->first);
+      h.killed = true;
+      ++stats_.killed;
+      log_(LOG_WARNING, "hook " + h.name + " overran its time limit of " + std::to_string(limits_.time_limit.count()) +
+                            " s; it and everything it started were killed");
+    }
+    // A hook's place is free once its leader ended and nothing it started is left.
+    if (h.exited && (h.killed || !spawner_.GroupAlive(it->first))) it = running_.erase(it);
+    else ++it;
+  }
+  while (!queue_.empty() && running_.size() < limits_.max_running) {
+    Start(std::move(queue_.front()));
+    queue_.pop_front();
   }
 }
 

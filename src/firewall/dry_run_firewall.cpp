@@ -34,7 +34,7 @@ class DryRunFirewall : public Firewall {
       out.push_back({p, std::nullopt, t.count() ? std::optional<Seconds>(t) : std::nullopt});
     return out;
   }
-  Result<bool> Intact() override { return true; }
+  Result<Integrity> Check() override { return Integrity::kUnchanged; }
   Result<void> Rebuild(const std::vector<FirewallOrder>& bans) override {
     bans_.clear();
     if (auto r = Apply(bans); !r) return Fail(r.error());

@@ -13,6 +13,9 @@ namespace relayban {
 namespace {
 
 std::string ErrnoText(int e) { return std::strerror(e); }
+ErrorKind KindOf(int e) {
+  return e == EPERM || e == EACCES ? ErrorKind::kPermission : e == ENOENT ? ErrorKind::kNotFound : ErrorKind::kOther;
+}
 
 bool Contains(const Prefix& wide, const Prefix& narrow) {
   return wide.length() < narrow.length() && wide.Contains(narrow.address());
@@ -128,9 +131,10 @@ Result<void> NftFirewall::EnsureTable() {
     return Rebuild(keep);
   }
   if (c->error == EPERM)
-    return Fail("cannot change table inet " + opt_.table + ": " + ErrnoText(EPERM) +
-                " (not root / no CAP_NET_ADMIN, or another process owns the table)");
-  if (c->error) return Fail("creating table inet " + opt_.table + " failed at " + c->where + ": " + ErrnoText(c->error));
+    return Fail(ErrorKind::kPermission, "cannot change table inet " + opt_.table + ": " + ErrnoText(EPERM) +
+                                            " (not root / no CAP_NET_ADMIN, or another process owns the table)");
+  if (c->error)
+    return Fail(KindOf(c->error), "creating table inet " + opt_.table + " failed at " + c->where + ": " + ErrnoText(c->error));
   if (auto r = Resync(); !r) return r;
   return {};
 }
@@ -260,9 +264,11 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   b.End(caps_.end_ack);
   auto c = Send(b, targets);
   if (!c) return Fail(c.error());
-  if (c->error) return Fail(c->where + ": " + ErrnoText(c->error));
+  if (c->error) return Fail(KindOf(c->error), c->where + ": " + ErrnoText(c->error));
   if (c->uncertain) return Fail("the kernel's acks were lost (ENOBUFS) or incomplete");
   shadow_ = std::move(shadow);
+  // Our own commit moved the generation on: remember it, so Check tells others' changes apart.
+  if (auto g = GenId(); g && *g) gen_ = **g;
   report.added = adds.size();
   report.removed = dels.size() - std::count_if(dels.begin(), dels.end(), [&](const auto& d) {
                      return std::any_of(adds.begin(), adds.end(), [&](const auto& a) { return a.first == d.first; });
@@ -281,7 +287,7 @@ Result<std::vector<FirewallElement>> NftFirewall::List() {
       });
       if (!r) return Fail(r.error());
       if (*r < 0)
-        return Fail("listing set " + std::string(nft::SetName(v4, net)) + " of table inet " + opt_.table + ": " +
+        return Fail(KindOf(-*r), "listing set " + std::string(nft::SetName(v4, net)) + " of table inet " + opt_.table + ": " +
                     ErrnoText(-*r));
       auto got = net ? nft::PairIntervals(std::move(raw), v4) : nft::Singles(raw, v4);
       out.insert(out.end(), got.begin(), got.end());
@@ -290,18 +296,18 @@ Result<std::vector<FirewallElement>> NftFirewall::List() {
   return out;
 }
 
-Result<bool> NftFirewall::Intact() {
+Result<Integrity> NftFirewall::Check() {
   auto gen = GenId();
   if (!gen) return Fail(gen.error());
-  if (*gen && gen_ && **gen == *gen_) return true;  // nothing committed anywhere since we looked
+  if (*gen && gen_ && **gen == *gen_) return Integrity::kUnchanged;  // nothing committed anywhere
   // Something changed somewhere (any table): check that ours is still whole.
   auto table = Exists(NFT_MSG_GETTABLE, "");
   if (!table) return Fail(table.error());
-  if (*table != 0) return false;
+  if (*table != 0) return Integrity::kBroken;
   for (const char* set : {"ban4", "ban6", "ban4_net", "ban6_net"}) {
     auto s = Exists(NFT_MSG_GETSET, set);
     if (!s) return Fail(s.error());
-    if (*s != 0) return false;
+    if (*s != 0) return Integrity::kBroken;
   }
   std::vector<std::string> chains;
   if (opt_.input) chains.push_back("input");
@@ -309,14 +315,16 @@ Result<bool> NftFirewall::Intact() {
   for (const auto& ch : chains) {
     auto c = Exists(NFT_MSG_GETCHAIN, ch);
     if (!c) return Fail(c.error());
-    if (*c != 0) return false;
+    if (*c != 0) return Integrity::kBroken;
   }
   size_t rules = 0;
   auto r = sock_->Request(nft::DumpRulesRequest(opt_.table, sock_->NextSeq()), [&](const nlmsghdr*) { ++rules; });
   if (!r) return Fail(r.error());
-  if (rules != chains.size() * 4) return false;
+  if (rules != chains.size() * 4) return Integrity::kBroken;
   gen_ = *gen;
-  return true;
+  // Our view of the sets may be stale too: read them again.
+  if (auto s = Resync(); !s) return Fail(s.error());
+  return Integrity::kChanged;
 }
 
 Result<void> NftFirewall::Rebuild(const std::vector<FirewallOrder>& bans) {
@@ -354,6 +362,12 @@ Result<void> NftFirewall::Remove() {
   if (c->error && c->error != ENOENT) return Fail("removing table inet " + opt_.table + ": " + ErrnoText(c->error));
   shadow_.clear();
   return {};
+}
+
+Result<std::unique_ptr<Firewall>> OpenNftFirewall(const FirewallSpecOptions& options) {
+  auto fw = NftFirewall::Open(options);
+  if (!fw) return Fail(fw.error());
+  return std::unique_ptr<Firewall>(std::move(fw.value()));
 }
 
 }  // namespace relayban

@@ -34,7 +34,7 @@ class NftFirewall : public Firewall {
   Result<void> EnsureTable() override;
   Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) override;
   Result<std::vector<FirewallElement>> List() override;
-  Result<bool> Intact() override;
+  Result<Integrity> Check() override;
   Result<void> Rebuild(const std::vector<FirewallOrder>& bans) override;
   Result<void> Remove() override;
   std::string Describe() const override;

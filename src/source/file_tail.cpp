@@ -1,4 +1,4 @@
-#include "file_tail.hpp"
+#include "relayban/source/file_tail.hpp"
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -57,10 +57,14 @@ void FileTail::Start(const std::optional<FilePosition>& saved) {
   OpenAt(StartOffset(saved_id, saved_offset, *now));
 }
 
-size_t FileTail::Drain(const std::function<void(std::string_view)>& on_line) {
+size_t FileTail::Drain(const std::function<void(std::string_view)>& on_line, size_t max_lines) {
   size_t lines = 0;
   char buf[1 << 16];
   for (;;) {
+    if (lines >= max_lines) {
+      more_ = true;
+      break;
+    }
     ssize_t n = read(fd_, buf, sizeof buf);
     if (n <= 0) break;
     read_pos_ += static_cast<uint64_t>(n);
@@ -102,10 +106,12 @@ size_t FileTail::Drain(const std::function<void(std::string_view)>& on_line) {
   return lines;
 }
 
-size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line) {
+size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines) {
   size_t lines = 0;
+  more_ = false;
   for (int round = 0; round < 4; ++round) {
-    if (fd_ >= 0) lines += Drain(on_line);
+    if (fd_ >= 0) lines += Drain(on_line, max_lines > lines ? max_lines - lines : 0);
+    if (more_) return lines;
     auto action = DecideTail(StatFd(fd_), read_pos_, StatPath(path_));
     switch (action) {
       case TailAction::kKeepReading:

@@ -1,4 +1,4 @@
-#include "journal_source.hpp"
+#include "relayban/source/journal_source.hpp"
 
 #include <systemd/sd-journal.h>
 
@@ -65,10 +65,16 @@ void JournalSource::Start(const std::optional<std::string>& cursor) {
   }
 }
 
-size_t JournalSource::Poll(const std::function<void(std::string_view)>& on_line) {
+size_t JournalSource::Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines) {
   sd_journal_process(j_);
   size_t n = 0;
-  while (sd_journal_next(j_) > 0) {
+  more_ = false;
+  for (;;) {
+    if (n >= max_lines) {
+      more_ = true;
+      break;
+    }
+    if (sd_journal_next(j_) <= 0) break;
     uint64_t usec = 0;
     sd_journal_get_realtime_usec(j_, &usec);
     time_t secs = static_cast<time_t>(usec / 1000000);

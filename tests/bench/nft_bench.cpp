@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "nft_firewall.hpp"
+#include "firewall/nft_firewall.hpp"
 
 using namespace relayban;
 

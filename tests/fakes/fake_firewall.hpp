@@ -1,6 +1,6 @@
 // FakeFirewall: a Firewall for unit tests. Records every call, keeps the bans in a map, and
-// can be told to fail the next calls. Not for production: the daemon uses NftFirewall or
-// the dry-run firewall.
+// can be told to fail the next calls, to fail for good, or that someone else flushed or
+// deleted its table. Not for production: the daemon uses NftFirewall or the dry-run firewall.
 #pragma once
 
 #include <map>
@@ -13,21 +13,37 @@ namespace relayban::testing {
 
 class FakeFirewall : public Firewall {
  public:
-  std::vector<std::vector<FirewallOrder>> applied;  // every Apply call, in order
+  std::vector<std::vector<FirewallOrder>> applied;  // every successful Apply call, in order
   std::map<Prefix, Seconds> bans;
-  int ensure_calls = 0, rebuild_calls = 0;
-  int fail_next = 0;          // how many of the next calls fail
-  std::string fail_message = "simulated failure";
-  bool intact = true;
+  int ensure_calls = 0, rebuild_calls = 0, apply_calls = 0, list_calls = 0;
+  int fail_next = 0;       // how many of the next calls fail
+  bool fail_all = false;   // every call fails until cleared
+  Error failure{"simulated failure", {}, ErrorKind::kOther};
+  Integrity integrity = Integrity::kUnchanged;  // what the next Check reports (then kUnchanged)
+  bool table = true;       // false: deleted by someone else; Apply fails until Rebuild
+
+  // What someone else could do to the kernel behind the daemon's back.
+  void FlushElements() {
+    bans.clear();
+    integrity = Integrity::kChanged;
+  }
+  void DeleteTable() {
+    bans.clear();
+    table = false;
+    integrity = Integrity::kBroken;
+  }
 
   Result<void> EnsureTable() override {
     ++ensure_calls;
-    if (Failing()) return Fail(fail_message);
+    if (Failing()) return Fail(failure);
+    table = true;
     return {};
   }
   Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) override {
+    ++apply_calls;
+    if (Failing()) return Fail(failure);
+    if (!table) return Fail(ErrorKind::kNotFound, "set ban4: No such file or directory");
     applied.push_back(orders);
-    if (Failing()) return Fail(fail_message);
     ApplyReport r;
     for (const auto& o : orders) {
       if (o.kind == FirewallOrder::Kind::kBan) {
@@ -40,31 +56,46 @@ class FakeFirewall : public Firewall {
     return r;
   }
   Result<std::vector<FirewallElement>> List() override {
-    if (Failing()) return Fail(fail_message);
+    ++list_calls;
+    if (Failing()) return Fail(failure);
     std::vector<FirewallElement> out;
-    for (const auto& [p, t] : bans) out.push_back({p, std::nullopt, t.count() ? std::optional<Seconds>(t) : std::nullopt});
+    for (const auto& [p, t] : bans)
+      out.push_back({p, t.count() ? std::optional<Micros>(t) : std::nullopt, t.count() ? std::optional<Seconds>(t) : std::nullopt});
     return out;
   }
-  Result<bool> Intact() override {
-    if (Failing()) return Fail(fail_message);
-    return intact;
+  Result<Integrity> Check() override {
+    if (Failing()) return Fail(failure);
+    Integrity i = integrity;
+    integrity = Integrity::kUnchanged;
+    return i;
   }
   Result<void> Rebuild(const std::vector<FirewallOrder>& b) override {
     ++rebuild_calls;
-    if (Failing()) return Fail(fail_message);
+    if (Failing()) return Fail(failure);
     bans.clear();
     for (const auto& o : b) bans[o.target] = o.timeout;
-    intact = true;
+    table = true;
     return {};
   }
   Result<void> Remove() override {
+    if (Failing()) return Fail(failure);
     bans.clear();
     return {};
   }
   std::string Describe() const override { return "fake"; }
 
+  // How many Apply calls carried a ban or an unban of `target`.
+  size_t Touches(const std::string& target) const {
+    size_t n = 0;
+    for (const auto& call : applied)
+      for (const auto& o : call) n += o.target.ToString() == target;
+    return n;
+  }
+  bool Has(const std::string& target) const { return bans.count(*Prefix::Parse(target)) > 0; }
+
  private:
   bool Failing() {
+    if (fail_all) return true;
     if (fail_next <= 0) return false;
     --fail_next;
     return true;

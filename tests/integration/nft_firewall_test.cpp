@@ -15,7 +15,7 @@
 #include <string>
 #include <thread>
 
-#include "nft_firewall.hpp"
+#include "firewall/nft_firewall.hpp"
 
 using namespace relayban;
 
@@ -198,24 +198,32 @@ TEST_CASE("an external nft flush ruleset is detected and the table rebuilt with 
   auto fw = Fresh(o);
   std::vector<FirewallOrder> bans = {Ban("192.0.2.30", 600), Ban("2001:db8::30", 600)};
   REQUIRE(fw->Apply(bans));
-  auto intact = fw->Intact();
-  REQUIRE(intact);
-  CHECK(*intact);
+  // Our own changes are not someone else's.
+  auto check = fw->Check();
+  REQUIRE(check);
+  CHECK(*check == Integrity::kUnchanged);
+  REQUIRE(fw->Apply({Ban("192.0.2.31", 600)}));
+  CHECK(*fw->Check() == Integrity::kUnchanged);
   Sh("nft flush ruleset");
-  intact = fw->Intact();
-  REQUIRE(intact);
-  CHECK_FALSE(*intact);
+  check = fw->Check();
+  REQUIRE(check);
+  CHECK(*check == Integrity::kBroken);
   REQUIRE(fw->Rebuild(bans));
-  CHECK(*fw->Intact());
+  CHECK(*fw->Check() == Integrity::kUnchanged);
   CHECK(Listed(*fw).size() == 2);
   // A deleted rule is noticed as well.
   Sh("nft delete rule inet relayban input handle $(nft -a list chain inet relayban input | awk '/@ban4 / {print $NF}')");
-  CHECK_FALSE(*fw->Intact());
+  CHECK(*fw->Check() == Integrity::kBroken);
   REQUIRE(fw->Rebuild(bans));
-  CHECK(*fw->Intact());
-  // A change to another table alone does not disturb ours.
+  CHECK(*fw->Check() == Integrity::kUnchanged);
+  // A flushed set leaves the table whole, but is a change by someone else.
+  Sh("nft flush set inet relayban ban4");
+  CHECK(*fw->Check() == Integrity::kChanged);
+  CHECK(Listed(*fw).size() == 1);
+  CHECK(*fw->Check() == Integrity::kUnchanged);
+  // A change to another table alone does not disturb ours, though it is a change.
   Sh("nft add table inet unrelated");
-  CHECK(*fw->Intact());
+  CHECK(*fw->Check() == Integrity::kChanged);
   Sh("nft delete table inet unrelated");
   CHECK(fw->Remove());
 }
@@ -255,7 +263,8 @@ TEST_CASE("a ban into a table someone deleted fails with a clear error") {
   REQUIRE_FALSE(r);
   INFO(r.error().ToString());
   CHECK(r.error().ToString().find("No such file or directory") != std::string::npos);
-  CHECK_FALSE(*fw->Intact());
+  CHECK(r.error().kind == ErrorKind::kNotFound);
+  CHECK(*fw->Check() == Integrity::kBroken);
 }
 
 TEST_CASE("an owned table cannot be changed or flushed by others and outlives its process") {

@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "relayban/config/spec.hpp"
+#include "relayban/spec/spec.hpp"
 
 namespace relayban {
 

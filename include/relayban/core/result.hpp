@@ -3,6 +3,7 @@
 // type can be swapped for it once our compilers have it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <utility>
 #include <variant>
@@ -19,9 +20,22 @@ struct SourceLocation {
   std::string ToString() const;
 };
 
+// What kind of failure an Error is, for callers that must act on it (retry, degrade, pick an
+// exit code); the message is for people.
+enum class ErrorKind : uint8_t {
+  kOther,
+  kNotFound,     // a file, object or daemon that is not there
+  kPermission,   // EPERM/EACCES, or a control peer that may not send commands
+  kNoSpace,      // the disk (or a quota) is full
+  kCorrupt,      // a file whose content is not what it must be (a damaged database)
+  kBusy,         // locked by someone else for now; retry
+  kUnavailable,  // the daemon is not running
+};
+
 struct Error {
   std::string message;
   SourceLocation where;
+  ErrorKind kind = ErrorKind::kOther;
 
   // "file:line:col: message", or just the message when there is no location.
   std::string ToString() const;
@@ -33,6 +47,7 @@ struct Unexpected {
 };
 
 inline Unexpected Fail(std::string message) { return Unexpected{Error{std::move(message), {}}}; }
+inline Unexpected Fail(ErrorKind kind, std::string message) { return Unexpected{Error{std::move(message), {}, kind}}; }
 inline Unexpected Fail(Error error) { return Unexpected{std::move(error)}; }
 
 template <class T>

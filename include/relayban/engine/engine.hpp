@@ -10,8 +10,9 @@
 #include <string_view>
 #include <vector>
 
-#include "relayban/config/spec.hpp"
+#include "relayban/spec/spec.hpp"
 #include "relayban/core/result.hpp"
+#include "relayban/filter/timestamp.hpp"
 #include "relayban/policy/ban_policy.hpp"
 #include "relayban/score/account_book.hpp"
 

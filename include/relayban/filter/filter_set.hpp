@@ -8,7 +8,7 @@
 #include <string_view>
 #include <vector>
 
-#include "relayban/config/spec.hpp"
+#include "relayban/spec/spec.hpp"
 #include "relayban/core/result.hpp"
 
 namespace relayban {

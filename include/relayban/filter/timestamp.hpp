@@ -9,17 +9,9 @@
 #include <string_view>
 
 #include "relayban/core/duration.hpp"
+#include "relayban/spec/spec.hpp"
 
 namespace relayban {
-
-enum class StampFormat : uint8_t {
-  kAuto,     // detect per line among the formats below
-  kSyslog,   // "Nov  4 09:11:01 " (RFC 3164): local time, no year
-  kRfc3339,  // "2025-11-26T10:04:01.123456+01:00 " or "+0100" or "Z"
-  kExim,     // "2025-11-26 10:02:12[.345|,345][ +0100] " (Exim mainlog, log4j): local time
-  kTai64n,   // "@400000006926d45a000003e8 " (daemontools multilog)
-  kNone,     // no stamp: the line's time is the time it was read
-};
 
 struct CivilTime {
   int year, month, day, hour, minute, second;

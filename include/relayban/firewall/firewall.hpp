@@ -46,6 +46,14 @@ struct FirewallSpecOptions {
   enum class Ownership : uint8_t { kAuto, kNone } ownership = Ownership::kAuto;
 };
 
+// What Check found since the previous look.
+enum class Integrity : uint8_t {
+  kUnchanged,  // nobody committed anything to the ruleset
+  kChanged,    // someone else committed something; table, sets, chains and rules are whole,
+               // but elements may have been removed (list them to know)
+  kBroken,     // the table, a set, a chain or a rule is missing or different: rebuild
+};
+
 class Firewall {
  public:
   virtual ~Firewall() = default;
@@ -57,8 +65,9 @@ class Firewall {
   virtual Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) = 0;
   // Current elements with their remaining time.
   virtual Result<std::vector<FirewallElement>> List() = 0;
-  // False if someone removed or changed the table, its sets, chains or rules.
-  virtual Result<bool> Intact() = 0;
+  // Whether anyone else changed the ruleset since the last look (our own changes through
+  // this object do not count), and whether our table is still whole.
+  virtual Result<Integrity> Check() = 0;
   // Builds the table anew and adds `bans` in the same transaction.
   virtual Result<void> Rebuild(const std::vector<FirewallOrder>& bans) = 0;
   // Removes the table (for --flush-on-exit and package purge).
@@ -68,5 +77,8 @@ class Firewall {
 
 // Reports every call through `log` and keeps the bans in memory; needs no privileges.
 std::unique_ptr<Firewall> MakeDryRunFirewall(std::function<void(const std::string&)> log);
+
+// The product's: nftables over netlink (libnftnl + libmnl), firewall/nft_firewall.hpp.
+Result<std::unique_ptr<Firewall>> OpenNftFirewall(const FirewallSpecOptions& options);
 
 }  // namespace relayban

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "relayban/config/spec.hpp"
+#include "relayban/spec/spec.hpp"
 #include "relayban/policy/ban_book.hpp"
 #include "relayban/core/duration.hpp"
 #include "relayban/core/ip_address.hpp"

@@ -1,11 +1,15 @@
 // StateStore: what relayban remembers across restarts - active and past bans, offences for
 // escalation, and per-source read positions - so a restart neither loses bans nor misses or
-// double-counts log lines. SqliteStore (state/, the only sqlite3 user) is the product's.
+// double-counts log lines. The daemon's ban ledger and source set mirror into it; SqliteStore
+// (state/, the only sqlite3 user) is the product's, FakeStateStore (tests/fakes/) can be told
+// to fail. Every write is one transaction: it happens whole or not at all, and its error says
+// what kind it was (ErrorKind::kNoSpace, kCorrupt, kBusy, ...). Single-threaded.
 #pragma once
 
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "relayban/core/duration.hpp"
@@ -18,7 +22,18 @@ struct BanRecord {
   Prefix target;
   std::string jail, rule, account, reason;
   Time start{};
-  std::optional<Time> end;  // nullopt = permanent
+  std::optional<Time> end;      // nullopt = permanent
+  std::string origin = "rule";  // rule | manual | adopted (found in the kernel) | fleet
+};
+
+// One change to the ban history.
+struct BanWrite {
+  enum class Kind : uint8_t { kSave, kEnd };
+  Kind kind = Kind::kSave;
+  BanRecord record;  // kSave: the ban (it replaces an active one of the same target)
+  Prefix target;     // kEnd: the ban that ended ...
+  Time at{};         // ... when ...
+  std::string how;   // ... and how: "unban", "expired", "flushed on exit"
 };
 
 struct FilePosition {
@@ -26,25 +41,40 @@ struct FilePosition {
   uint64_t dev = 0, ino = 0, offset = 0;
 };
 
+// How far every source was read: file positions and journald cursors (by source name).
+struct Progress {
+  std::vector<FilePosition> files;
+  std::vector<std::pair<std::string, std::string>> cursors;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
-  // Records a ban (replacing an active one of the same target) and counts the offence.
-  virtual Result<void> SaveBan(const BanRecord& b) = 0;
-  // Marks the active ban of `target` as ended at `at` with `how` ("unban", "expired", ...).
-  virtual Result<void> EndBan(const Prefix& target, Time at, const std::string& how) = 0;
-  // Bans still in force at `now`.
+  // Applies the writes in order, in one transaction.
+  virtual Result<void> WriteBans(const std::vector<BanWrite>& writes) = 0;
+  // Bans still in force at `now`, oldest first.
   virtual Result<std::vector<BanRecord>> ActiveBans(Time now) = 0;
-  // Start times of the bans of `target` since `since` (escalation history).
+  // Targets whose latest ban was lifted by hand ("unban"): if the kernel still holds one at
+  // start-up, the lifting did not reach it.
+  virtual Result<std::vector<Prefix>> LiftedTargets() = 0;
+  // Start times of the bans made by rules since `since` (escalation history).
   virtual Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) = 0;
-  virtual Result<void> SavePositions(const std::vector<FilePosition>& positions) = 0;
-  virtual Result<std::vector<FilePosition>> Positions() = 0;
-  // journald cursors, by source name.
-  virtual Result<void> SaveCursor(const std::string& source, const std::string& cursor) = 0;
-  virtual Result<std::optional<std::string>> Cursor(const std::string& source) = 0;
+  // Replaces the saved progress of the sources it names (others are kept).
+  virtual Result<void> SaveProgress(const Progress& progress) = 0;
+  virtual Result<Progress> LoadProgress() = 0;
+
+  Result<void> SaveBan(const BanRecord& b) { return WriteBans({BanWrite{BanWrite::Kind::kSave, b, {}, {}, {}}}); }
+  Result<void> EndBan(const Prefix& target, Time at, const std::string& how) {
+    return WriteBans({BanWrite{BanWrite::Kind::kEnd, {}, target, at, how}});
+  }
 };
 
-// Opens (creating if needed) the database at `path` in WAL mode.
+// Opens (creating if needed) the database at `path` in WAL mode and checks it. A damaged file
+// is an error of kind kCorrupt; the caller decides whether to move it aside (see
+// MoveAsideCorrupt).
 Result<std::unique_ptr<StateStore>> OpenSqliteStore(const std::string& path);
+// Renames a damaged database (and its -wal and -shm files) to `path.corrupt-<stamp>` so a
+// fresh one can be created; returns the new name.
+Result<std::string> MoveAsideCorrupt(const std::string& path, Time now);
 
 }  // namespace relayban

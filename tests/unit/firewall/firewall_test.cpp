@@ -34,5 +34,6 @@ TEST_CASE("the fake firewall records orders and fails when told to") {
   CHECK(fw.bans.empty());
   REQUIRE(fw.Apply({{FirewallOrder::Kind::kBan, *Prefix::Parse("192.0.2.1"), Seconds(60)}}));
   CHECK(fw.bans.size() == 1);
-  CHECK(fw.applied.size() == 2);
+  CHECK(fw.apply_calls == 2);
+  CHECK(fw.applied.size() == 1);  // only what took effect
 }

@@ -1,5 +1,5 @@
 // The bytes of our nftables transactions, parsed back with libnftnl. No socket, no root.
-#include "nft_codec.hpp"
+#include "firewall/nft_codec.hpp"
 
 #include <arpa/inet.h>
 #include <catch2/catch.hpp>

@@ -1,5 +1,5 @@
 // FileTail on real files: growth, partial lines, every kind of rotation, restarts.
-#include "file_tail.hpp"
+#include "relayban/source/file_tail.hpp"
 
 #include <catch2/catch.hpp>
 #include <unistd.h>

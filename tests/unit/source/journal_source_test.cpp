@@ -1,6 +1,6 @@
 // JournalSource on real journal files written by systemd-journal-remote from export format
 // (no journald needs to run). Skipped where systemd-journal-remote is not installed.
-#include "journal_source.hpp"
+#include "relayban/source/journal_source.hpp"
 
 #include <catch2/catch.hpp>
 #include <unistd.h>

@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <cstdio>
 #include <filesystem>
 
 using namespace relayban;
@@ -54,21 +55,79 @@ TEST_CASE("a new ban of the same target replaces the active one and counts as an
   CHECK(off->size() == 2);
 }
 
-TEST_CASE("read positions are stored per path") {
+TEST_CASE("read positions and journal cursors are stored per source") {
   TempDb db;
   auto s = OpenSqliteStore(db.path());
   REQUIRE(s);
-  REQUIRE((*s)->SavePositions({{"/var/log/mail.log", 2049, 1234, 5678}, {"/var/log/a", 1, 2, 3}}));
-  REQUIRE((*s)->SavePositions({{"/var/log/mail.log", 2049, 1234, 9999}}));
-  auto p = (*s)->Positions();
+  REQUIRE((*s)->SaveProgress({{{"/var/log/mail.log", 2049, 1234, 5678}, {"/var/log/a", 1, 2, 3}}, {{"journal:x", "c1"}}}));
+  REQUIRE((*s)->SaveProgress({{{"/var/log/mail.log", 2049, 1234, 9999}}, {{"journal:x", "c2"}}}));
+  auto p = (*s)->LoadProgress();
   REQUIRE(p);
-  REQUIRE(p->size() == 2);
-  for (const auto& fp : *p)
+  REQUIRE(p->files.size() == 2);
+  for (const auto& fp : p->files)
     if (fp.path == "/var/log/mail.log") CHECK(fp.offset == 9999);
+  REQUIRE(p->cursors.size() == 1);
+  CHECK(p->cursors[0].second == "c2");
+}
+
+TEST_CASE("several writes are one transaction, and where a ban came from is kept") {
+  TempDb db;
+  auto s = OpenSqliteStore(db.path());
+  REQUIRE(s);
+  auto a = *Prefix::Parse("203.0.113.1"), b = *Prefix::Parse("203.0.113.2");
+  REQUIRE((*s)->WriteBans({{BanWrite::Kind::kSave, {a, "manual", "manual", "", "by hand", T(0), T(600), "manual"}, {}, {}, {}},
+                           {BanWrite::Kind::kSave, {b, "adopted", "adopted", "", "kernel", T(0), std::nullopt, "adopted"}, {}, {}, {}},
+                           {BanWrite::Kind::kEnd, {}, a, T(10), "unban"}}));
+  auto active = (*s)->ActiveBans(T(20));
+  REQUIRE(active);
+  REQUIRE(active->size() == 1);
+  CHECK((*active)[0].origin == "adopted");
+  auto lifted = (*s)->LiftedTargets();
+  REQUIRE(lifted);
+  REQUIRE(lifted->size() == 1);
+  CHECK((*lifted)[0] == a);
+  // Banned again: no longer "lifted".
+  REQUIRE((*s)->SaveBan({a, "postfix", "brute", "", "", T(30), T(90), "rule"}));
+  CHECK((*s)->LiftedTargets()->empty());
+  // Only bans made by rules count for escalation.
+  auto off = (*s)->Offences(T(-10));
+  REQUIRE(off);
+  CHECK(off->size() == 1);
+}
+
+TEST_CASE("a damaged database is reported as such, and can be moved aside for a fresh one") {
+  TempDb db;
+  {
+    auto s = OpenSqliteStore(db.path());
+    REQUIRE(s);
+    REQUIRE((*s)->SaveBan({*Prefix::Parse("203.0.113.9"), "j", "r", "", "", T(0), T(3600), "rule"}));
+  }
+  // Scribble over the middle of the file, past its header.
+  {
+    FILE* f = std::fopen(db.path().c_str(), "r+b");
+    REQUIRE(f);
+    std::fseek(f, 0, SEEK_END);
+    long size = std::ftell(f);
+    std::fseek(f, 0, SEEK_SET);
+    std::string junk(static_cast<size_t>(size), '\x5a');
+    std::fwrite(junk.data(), 1, junk.size(), f);
+    std::fclose(f);
+  }
+  auto s = OpenSqliteStore(db.path());
+  REQUIRE_FALSE(s);
+  CHECK(s.error().kind == ErrorKind::kCorrupt);
+  auto aside = MoveAsideCorrupt(db.path(), T(0));
+  REQUIRE(aside);
+  CHECK(aside->find(".corrupt-") != std::string::npos);
+  CHECK(std::filesystem::exists(*aside));
+  auto fresh = OpenSqliteStore(db.path());
+  REQUIRE(fresh);
+  CHECK((*fresh)->ActiveBans(T(1))->empty());
 }
 
 TEST_CASE("an unusable database path is a clear error") {
   auto s = OpenSqliteStore("/nonexistent-dir/state.db");
   REQUIRE_FALSE(s);
   CHECK(s.error().ToString().find("/nonexistent-dir/state.db: cannot open state database") == 0);
+  CHECK(s.error().kind == ErrorKind::kNotFound);
 }

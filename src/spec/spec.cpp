@@ -1,6 +1,5 @@
-// The parts of the validated configuration types that the pure stages use; no YAML here,
-// so this file belongs to the core library (config_loader.cpp is the yaml-cpp side).
-#include "relayban/config/spec.hpp"
+// Helpers of the validated configuration types; no YAML here (config/ is the yaml-cpp side).
+#include "relayban/spec/spec.hpp"
 
 namespace relayban {
 

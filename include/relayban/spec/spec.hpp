@@ -1,6 +1,8 @@
 // Validated configuration as plain value types. config/ turns YAML into these; every other
-// stage receives only the part it needs and never sees YAML. A Config that exists has passed
-// every check of ConfigLoader, so its users need not re-validate.
+// stage receives only the part it needs and never sees YAML. Below every stage but core, so
+// that filters, scoring and policy can take their specs while config/ checks regexes with
+// filter/. A Config that exists has passed every check of the loader, so its users need
+// not re-validate.
 #pragma once
 
 #include <cstdint>
@@ -11,9 +13,18 @@
 #include "relayban/core/duration.hpp"
 #include "relayban/core/ip_address.hpp"
 #include "relayban/core/result.hpp"
-#include "relayban/filter/timestamp.hpp"
 
 namespace relayban {
+
+// How a log's lines are stamped (filter/timestamp.hpp reads them).
+enum class StampFormat : uint8_t {
+  kAuto,     // detect per line among the formats below
+  kSyslog,   // "Nov  4 09:11:01 " (RFC 3164): local time, no year
+  kRfc3339,  // "2025-11-26T10:04:01.123456+01:00 " or "+0100" or "Z"
+  kExim,     // "2025-11-26 10:02:12[.345|,345][ +0100] " (Exim mainlog, log4j): local time
+  kTai64n,   // "@400000006926d45a000003e8 " (daemontools multilog)
+  kNone,     // no stamp: the line's time is the time it was read
+};
 
 // The standard event kinds; filters may declare more under `kinds:`. `context` is a line
 // that only carries fields for correlation (a client address, a session's account).

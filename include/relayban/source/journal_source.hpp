@@ -5,6 +5,7 @@
 // with a newline or other control bytes stays one record and the engine skips it.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -26,8 +27,10 @@ class JournalSource {
 
   // Positions the reader after `cursor`, or at the end of the journal without one.
   void Start(const std::optional<std::string>& cursor);
-  // Reads every new entry. Returns the number of lines handed out.
-  size_t Poll(const std::function<void(std::string_view)>& on_line);
+  // Reads new entries, at most `max_lines`. Returns the number of lines handed out.
+  size_t Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines = SIZE_MAX);
+  // The last Poll stopped at its limit: entries may be waiting.
+  bool more() const { return more_; }
   // The fd to watch for new entries (sd_journal_get_fd), -1 if none.
   int fd() const;
   std::string cursor() const { return cursor_; }
@@ -40,6 +43,7 @@ class JournalSource {
   std::string name_;
   std::string cursor_;
   std::string line_;
+  bool more_ = false;
 };
 
 }  // namespace relayban

@@ -1,0 +1,546 @@
+#include "ban_ledger.hpp"
+
+#include <syslog.h>
+
+#include <algorithm>
+#include <unordered_set>
+
+#include "relayban/core/text.hpp"
+
+namespace relayban {
+namespace {
+
+int64_t Us(Time t) { return t.time_since_epoch().count(); }
+Time FromUs(int64_t us) { return us == INT64_MAX ? Time::max() : Time(Micros(us)); }
+// Min-heap on the end time.
+bool Later(const std::pair<int64_t, Prefix>& a, const std::pair<int64_t, Prefix>& b) { return a.first > b.first; }
+
+}  // namespace
+
+const char* OriginName(BanOrigin o) {
+  switch (o) {
+    case BanOrigin::kRule: return "rule";
+    case BanOrigin::kManual: return "manual";
+    case BanOrigin::kAdopted: return "adopted";
+    case BanOrigin::kFleet: return "fleet";
+  }
+  return "rule";
+}
+
+BanLedger::BanLedger(Firewall& firewall, StateStore& store, const Clock& clock, Log log, Options options)
+    : firewall_(firewall),
+      store_(store),
+      clock_(clock),
+      log_(std::move(log)),
+      options_(options),
+      kernel_slice_(options.kernel_slice) {}
+
+uint32_t BanLedger::Intern(const Info& info) {
+  std::string key = info.jail;
+  for (const std::string* s : {&info.rule, &info.account, &info.reason}) {
+    key += '\0';
+    key += *s;
+  }
+  key += static_cast<char>(info.origin);
+  if (auto it = info_index_.find(key); it != info_index_.end()) {
+    ++info_refs_[it->second];
+    return it->second;
+  }
+  uint32_t id;
+  if (!info_free_.empty()) {
+    id = info_free_.back();
+    info_free_.pop_back();
+    infos_[id] = info;
+    info_refs_[id] = 1;
+  } else {
+    id = static_cast<uint32_t>(infos_.size());
+    infos_.push_back(info);
+    info_refs_.push_back(1);
+  }
+  info_index_.emplace(std::move(key), id);
+  return id;
+}
+
+void BanLedger::Release(uint32_t id) {
+  if (--info_refs_[id] != 0) return;
+  const Info& info = infos_[id];
+  std::string key = info.jail;
+  for (const std::string* s : {&info.rule, &info.account, &info.reason}) {
+    key += '\0';
+    key += *s;
+  }
+  key += static_cast<char>(info.origin);
+  info_index_.erase(key);
+  infos_[id] = Info();
+  info_free_.push_back(id);
+}
+
+void BanLedger::SetInfo(Entry& e, uint32_t info) {
+  uint32_t old = e.info;
+  e.info = info;
+  Release(old);
+}
+
+BanLedger::ActiveBan BanLedger::MakeBan(const Prefix& p, const Entry& e) const {
+  return ActiveBan{p, &infos_[e.info], FromUs(e.start_us), FromUs(e.end_us), Seconds(e.duration_s)};
+}
+
+BanRecord BanLedger::RecordOf(const Prefix& p, const Entry& e) const {
+  const Info& i = infos_[e.info];
+  BanRecord r{p, i.jail, i.rule, i.account, i.reason, FromUs(e.start_us), std::nullopt, OriginName(i.origin)};
+  if (e.end_us != kForever) r.end = FromUs(e.end_us);
+  return r;
+}
+
+void BanLedger::Activate(const Prefix& target, Entry& e) {
+  (void)target;
+  e.state = State::kActive;
+  ++active_;
+  ++per_jail_[infos_[e.info].jail];
+}
+
+void BanLedger::Deactivate(Entry& e) {
+  --active_;
+  auto it = per_jail_.find(infos_[e.info].jail);
+  if (it != per_jail_.end() && --it->second == 0) per_jail_.erase(it);
+}
+
+void BanLedger::QueueKernel(const Prefix& target, Entry& e, bool urgent) {
+  if (e.kernel_pending && !urgent) return;
+  e.kernel_pending = true;
+  // Urgent work may be queued twice (at the head and where it was): the later pop finds it
+  // done and skips it.
+  if (urgent) kernel_queue_.push_front(target);
+  else kernel_queue_.push_back(target);
+}
+
+void BanLedger::ResaveAll() {
+  for (size_t i = 0; i < entries_.capacity(); ++i) {
+    if (!entries_.Used(i)) continue;
+    Entry& e = entries_.ValueAt(i);
+    if (e.state != State::kActive || e.save_pending) continue;
+    QueueStore(entries_.KeyAt(i), e);
+    e.save_pending = true;
+  }
+}
+
+void BanLedger::QueueStore(const Prefix& target, Entry& e) {
+  // One place in the queue per target: the flush writes whatever the entry owes by then.
+  if (e.save_pending || e.end_pending) return;
+  store_queue_.push_back(target);
+}
+
+void BanLedger::MaybeErase(const Prefix& target) {
+  size_t i = entries_.Find(target);
+  if (i == entries_.kNone) return;
+  Entry& e = entries_.ValueAt(i);
+  if (e.state == State::kActive || e.kernel_pending || e.save_pending || e.end_pending) return;
+  Release(e.info);
+  entries_.EraseAt(i);
+}
+
+std::optional<BanTerm> BanLedger::Find(const Prefix& target, Time now) const {
+  const Entry* e = entries_.Get(target);
+  if (!e || e->state != State::kActive) return std::nullopt;
+  Time end = FromUs(e->end_us);
+  if (end <= now) return std::nullopt;
+  return BanTerm{end, Seconds(e->duration_s)};
+}
+
+void BanLedger::Record(const Order& order) {
+  if (order.action == Order::Action::kUnban) {
+    Unban(order.target);
+    return;
+  }
+  Ban(order, BanOrigin::kRule);
+}
+
+void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
+  // Bans count from now on the wall clock, whatever the log time of the line that decided
+  // them (a backlog read after a restart must not make them shorter).
+  Time now = clock_.Now();
+  uint32_t info = Intern(Info{order.jail, order.rule, order.account, order.reason, origin});
+  size_t i = entries_.Find(order.target);
+  if (i == entries_.kNone) {
+    i = entries_.Insert(order.target);
+    Entry& fresh = entries_.ValueAt(i);
+    fresh.info = info;
+    Activate(order.target, fresh);
+  } else {
+    Entry& old = entries_.ValueAt(i);
+    if (old.state == State::kActive) {
+      Deactivate(old);
+      SetInfo(old, info);
+    } else {
+      SetInfo(old, info);
+      // The save of the new ban marks the old record replaced: its end need not be written.
+      old.end_pending = false;
+    }
+    Activate(order.target, old);
+  }
+  Entry& e = entries_.ValueAt(i);
+  e.how = How::kNone;
+  e.start_us = Us(now);
+  e.duration_s = static_cast<uint32_t>(std::min<int64_t>(order.duration.count(), UINT32_MAX));
+  e.end_us = order.duration.count() == 0 ? kForever : Us(now + order.duration);
+  if (e.end_us != kForever) {
+    expiry_.emplace_back(e.end_us, order.target);
+    std::push_heap(expiry_.begin(), expiry_.end(), Later);
+  }
+  QueueKernel(order.target, e, urgent);
+  QueueStore(order.target, e);
+  e.save_pending = true;
+  ++stats_.bans;
+}
+
+bool BanLedger::Unban(const Prefix& target, bool urgent) {
+  size_t i = entries_.Find(target);
+  if (i == entries_.kNone || entries_.ValueAt(i).state != State::kActive) {
+    // Not banned as far as we know: remove it from the kernel all the same (an element put
+    // there by hand, or one whose removal is still on its way), with nothing to record.
+    if (i == entries_.kNone) {
+      i = entries_.Insert(target);
+      entries_.ValueAt(i).info = Intern(Info{"manual", "unban", "", "", BanOrigin::kManual});
+    }
+    Entry& e = entries_.ValueAt(i);
+    e.state = State::kLifting;
+    QueueKernel(target, e, urgent);
+    return false;
+  }
+  Entry& e = entries_.ValueAt(i);
+  Deactivate(e);
+  e.state = State::kLifting;
+  e.how = How::kUnban;
+  e.ended_us = Us(clock_.Now());
+  QueueKernel(target, e, urgent);
+  QueueStore(target, e);
+  e.end_pending = true;
+  ++stats_.unbans;
+  return true;
+}
+
+size_t BanLedger::UnbanAll() {
+  size_t n = 0;
+  for (const Prefix& p : Targets()) n += Unban(p);
+  return n;
+}
+
+std::vector<Prefix> BanLedger::Targets() const {
+  std::vector<Prefix> out;
+  out.reserve(active_);
+  entries_.ForEach([&](const Prefix& p, const Entry& e) {
+    if (e.state == State::kActive) out.push_back(p);
+  });
+  return out;
+}
+
+std::optional<BanLedger::ActiveBan> BanLedger::Get(const Prefix& target) const {
+  const Entry* e = entries_.Get(target);
+  if (!e || e->state != State::kActive) return std::nullopt;
+  return MakeBan(target, *e);
+}
+
+size_t BanLedger::CountInJail(const std::string& jail) const {
+  auto it = per_jail_.find(jail);
+  return it == per_jail_.end() ? 0 : it->second;
+}
+
+BanLedger::RestoreReport BanLedger::Restore() {
+  RestoreReport report;
+  Time now = clock_.Now();
+  auto active = store_.ActiveBans(now);
+  if (!active) {
+    // Protect from what the kernel holds; the store gets it when it works again.
+    log_(LOG_ERR, "cannot read the bans in force from the state database: " + active.error().message +
+                      "; adopting what the kernel holds");
+    active = std::vector<BanRecord>{};
+  }
+  for (const BanRecord& b : *active) {
+    BanOrigin origin = b.origin == "manual" ? BanOrigin::kManual
+                       : b.origin == "adopted" ? BanOrigin::kAdopted
+                       : b.origin == "fleet"   ? BanOrigin::kFleet
+                                               : BanOrigin::kRule;
+    size_t i = entries_.Find(b.target);
+    if (i == entries_.kNone) {
+      i = entries_.Insert(b.target);
+      entries_.ValueAt(i).info = Intern(Info{b.jail, b.rule, b.account, b.reason, origin});
+      Activate(b.target, entries_.ValueAt(i));
+    }
+    Entry& e = entries_.ValueAt(i);
+    e.start_us = Us(b.start);
+    e.end_us = b.end ? Us(*b.end) : kForever;
+    e.duration_s = b.end ? static_cast<uint32_t>(std::chrono::ceil<Seconds>(*b.end - b.start).count()) : 0;
+    if (e.end_us != kForever) {
+      expiry_.emplace_back(e.end_us, b.target);
+      std::push_heap(expiry_.begin(), expiry_.end(), Later);
+    }
+    e.kernel_pending = true;  // until the kernel is seen to hold it
+    ++report.restored;
+  }
+  if (auto off = store_.Offences(now - Seconds(86400 * 366))) report.offences = std::move(*off);
+  std::unordered_set<Prefix, PrefixHash> lifted;
+  if (auto l = store_.LiftedTargets()) lifted.insert(l->begin(), l->end());
+  auto kernel = firewall_.List();
+  if (!kernel) {
+    log_(LOG_WARNING, "cannot read the kernel's ban sets (" + kernel.error().message + "); every ban is added again");
+  } else {
+    for (const FirewallElement& k : *kernel) {
+      Entry* e = entries_.Get(k.target);
+      if (e && e->state == State::kActive) {
+        // In the kernel already: keep it unless its time left is clearly off.
+        bool permanent = e->end_us == kForever;
+        bool kernel_permanent = !k.remaining.has_value();
+        int64_t left = permanent ? 0 : e->end_us - Us(now);
+        bool close = permanent == kernel_permanent &&
+                     (permanent || std::llabs(left - k.remaining->count()) <= 3'000'000);
+        if (close) e->kernel_pending = false;
+        continue;
+      }
+      size_t i = entries_.Insert(k.target);
+      Entry& n = entries_.ValueAt(i);
+      if (lifted.count(k.target)) {
+        // An admin lifted it, but the removal never reached the kernel.
+        n.info = Intern(Info{"manual", "unban", "", "lifted by hand", BanOrigin::kManual});
+        n.state = State::kLifting;
+        n.how = How::kUnban;
+        n.kernel_pending = true;
+        ++report.lifted;
+        continue;
+      }
+      n.info = Intern(Info{"adopted", "adopted", "", "found in the kernel set, not in the state database",
+                           BanOrigin::kAdopted});
+      Activate(k.target, n);
+      n.start_us = Us(now);
+      n.end_us = k.remaining ? Us(now + *k.remaining) : kForever;
+      n.duration_s = k.timeout ? static_cast<uint32_t>(k.timeout->count()) : 0;
+      if (n.end_us != kForever) {
+        expiry_.emplace_back(n.end_us, k.target);
+        std::push_heap(expiry_.begin(), expiry_.end(), Later);
+      }
+      n.save_pending = true;
+      store_queue_.push_back(k.target);
+      ++report.adopted;
+    }
+  }
+  entries_.ForEach([&](const Prefix& p, const Entry& e) {
+    if (e.kernel_pending) {
+      kernel_queue_.push_back(p);
+      if (e.state == State::kActive) ++report.missing;
+    }
+  });
+  return report;
+}
+
+void BanLedger::Tick() {
+  Time now = clock_.Now();
+  int64_t now_us = Us(now);
+  // Bans the kernel expires on its own: end them here and in the store.
+  while (!expiry_.empty() && expiry_.front().first <= now_us) {
+    std::pop_heap(expiry_.begin(), expiry_.end(), Later);
+    auto [end, target] = expiry_.back();
+    expiry_.pop_back();
+    size_t i = entries_.Find(target);
+    if (i == entries_.kNone) continue;
+    Entry& e = entries_.ValueAt(i);
+    if (e.state != State::kActive || e.end_us != end) continue;  // lifted, or banned anew since
+    Deactivate(e);
+    e.state = State::kEnded;
+    e.how = How::kExpired;
+    e.ended_us = end;
+    QueueStore(target, e);
+    e.end_pending = true;
+    ++stats_.expired;
+    // A ban still queued for the kernel need not reach it any more.
+    MaybeErase(target);
+  }
+  // Items left by bans that were lifted or renewed: rebuild when they outnumber the bans.
+  if (expiry_.size() > 2 * entries_.size() + 4096) {
+    expiry_.clear();
+    entries_.ForEach([&](const Prefix& p, const Entry& e) {
+      if (e.state == State::kActive && e.end_us != kForever) expiry_.emplace_back(e.end_us, p);
+    });
+    std::make_heap(expiry_.begin(), expiry_.end(), Later);
+  }
+  Clock::Steady mono = clock_.Monotonic();
+  if (mono >= next_check_) {
+    next_check_ = mono + options_.check_every;
+    CheckKernel();
+  }
+}
+
+void BanLedger::CheckKernel() {
+  auto integrity = firewall_.Check();
+  if (!integrity) {
+    Failed(kernel_retry_, firewall_problem_, "firewall", integrity.error(), stats_.kernel_errors);
+    return;
+  }
+  if (*integrity == Integrity::kUnchanged) return;
+  if (*integrity == Integrity::kBroken) {
+    log_(LOG_WARNING, "the firewall table was changed or removed by someone else; rebuilding it with " +
+                          std::to_string(active_) + " active bans");
+    if (auto r = firewall_.Rebuild({}); !r) {
+      Failed(kernel_retry_, firewall_problem_, "firewall", r.error(), stats_.kernel_errors);
+      return;
+    }
+    entries_.ForEach([&](const Prefix& p, const Entry& e) {
+      if (e.state == State::kActive && !e.kernel_pending) kernel_queue_.push_back(p);
+    });
+    for (size_t i = 0; i < entries_.capacity(); ++i)
+      if (entries_.Used(i) && entries_.ValueAt(i).state == State::kActive) entries_.ValueAt(i).kernel_pending = true;
+    return;
+  }
+  // Someone committed a change somewhere: make sure none of our elements went (a flushed
+  // set keeps its table, chains and rules).
+  auto kernel = firewall_.List();
+  if (!kernel) {
+    Failed(kernel_retry_, firewall_problem_, "firewall", kernel.error(), stats_.kernel_errors);
+    return;
+  }
+  std::unordered_set<Prefix, PrefixHash> present;
+  present.reserve(kernel->size());
+  for (const auto& k : *kernel) present.insert(k.target);
+  int64_t soon = Us(clock_.Now()) + 2'000'000;  // about to expire: the kernel may be first
+  size_t missing = 0;
+  for (size_t i = 0; i < entries_.capacity(); ++i) {
+    if (!entries_.Used(i)) continue;
+    Entry& e = entries_.ValueAt(i);
+    if (e.state != State::kActive || e.kernel_pending || e.end_us <= soon) continue;
+    if (present.count(entries_.KeyAt(i))) continue;
+    QueueKernel(entries_.KeyAt(i), e);
+    ++missing;
+  }
+  if (missing) {
+    stats_.repaired += missing;
+    log_(LOG_WARNING, std::to_string(missing) + " active bans were removed from the kernel set by someone else; adding them again");
+  }
+}
+
+void BanLedger::Failed(Retry& retry, std::string& problem, const std::string& what, const Error& error, uint64_t& counter) {
+  ++counter;
+  std::string now_problem = what + ": " + error.message;
+  if (problem != now_problem) log_(LOG_ERR, now_problem + " (retrying)");
+  problem = now_problem;
+  retry.backoff = std::clamp(retry.backoff * 2, Seconds(1), options_.max_backoff);
+  retry.at = clock_.Monotonic() + retry.backoff;
+}
+
+void BanLedger::Recovered(Retry& retry, std::string& problem, const std::string& what) {
+  if (!problem.empty()) log_(LOG_NOTICE, what + " is working again");
+  problem.clear();
+  retry = Retry{};
+}
+
+bool BanLedger::Flush() {
+  bool more = FlushKernel();
+  more = FlushStore() || more;
+  return more;
+}
+
+bool BanLedger::FlushKernel() {
+  if (kernel_queue_.empty()) return false;
+  Clock::Steady mono = clock_.Monotonic();
+  if (mono < kernel_retry_.at) return false;
+  Time now = clock_.Now();
+  std::vector<FirewallOrder> orders;
+  std::vector<Prefix> taken;
+  while (!kernel_queue_.empty() && taken.size() < kernel_slice_) {
+    Prefix p = kernel_queue_.front();
+    kernel_queue_.pop_front();
+    Entry* e = entries_.Get(p);
+    if (!e || !e->kernel_pending) continue;
+    if (e->state == State::kActive) {
+      Seconds left = e->end_us == kForever ? Seconds(0)
+                                           : std::max(Seconds(1), std::chrono::ceil<Seconds>(FromUs(e->end_us) - now));
+      orders.push_back({FirewallOrder::Kind::kBan, p, left});
+    } else if (e->state == State::kLifting) {
+      orders.push_back({FirewallOrder::Kind::kUnban, p, Seconds(0)});
+    } else {
+      e->kernel_pending = false;  // ended meanwhile: the kernel's timeout takes care of it
+      MaybeErase(p);
+      continue;
+    }
+    taken.push_back(p);
+  }
+  if (orders.empty()) return !kernel_queue_.empty();
+  auto r = firewall_.Apply(orders);
+  if (!r) {
+    // Back to the front in order; a lone failing element goes to the back instead, so one
+    // bad address cannot hold up every other ban.
+    if (taken.size() == 1 && !kernel_queue_.empty()) kernel_queue_.push_back(taken[0]);
+    else kernel_queue_.insert(kernel_queue_.begin(), taken.begin(), taken.end());
+    kernel_slice_ = std::max<size_t>(1, taken.size() / 2);
+    Failed(kernel_retry_, firewall_problem_, "firewall", r.error(), stats_.kernel_errors);
+    return false;
+  }
+  kernel_slice_ = options_.kernel_slice;
+  Recovered(kernel_retry_, firewall_problem_, "the firewall");
+  stats_.kernel_changes += orders.size();
+  for (const auto& [p, why] : r->skipped) log_(LOG_INFO, "ban of " + p.ToString() + " not needed: " + why);
+  for (const Prefix& p : taken) {
+    if (Entry* e = entries_.Get(p)) e->kernel_pending = false;
+    MaybeErase(p);
+  }
+  return !kernel_queue_.empty();
+}
+
+bool BanLedger::FlushStore() {
+  if (store_queue_.empty()) return false;
+  if (clock_.Monotonic() < store_retry_.at) return false;
+  std::vector<BanWrite> writes;
+  std::vector<Prefix> taken;
+  while (!store_queue_.empty() && taken.size() < options_.store_slice) {
+    Prefix p = store_queue_.front();
+    store_queue_.pop_front();
+    const Entry* e = entries_.Get(p);
+    if (!e || !(e->save_pending || e->end_pending)) continue;
+    if (e->save_pending) writes.push_back({BanWrite::Kind::kSave, RecordOf(p, *e), {}, {}, {}});
+    if (e->end_pending) {
+      const char* how = e->how == How::kUnban ? "unban" : e->how == How::kFlushed ? "flushed on exit" : "expired";
+      writes.push_back({BanWrite::Kind::kEnd, {}, p, FromUs(e->ended_us), how});
+    }
+    taken.push_back(p);
+  }
+  if (writes.empty()) return !store_queue_.empty();
+  auto r = store_.WriteBans(writes);
+  if (!r) {
+    store_queue_.insert(store_queue_.begin(), taken.begin(), taken.end());
+    Failed(store_retry_, store_problem_, "state database", r.error(), stats_.store_errors);
+    return false;
+  }
+  Recovered(store_retry_, store_problem_, "the state database");
+  stats_.store_writes += writes.size();
+  for (const Prefix& p : taken) {
+    if (Entry* e = entries_.Get(p)) e->save_pending = e->end_pending = false;
+    MaybeErase(p);
+  }
+  return !store_queue_.empty();
+}
+
+void BanLedger::Drain(Clock::Steady deadline) {
+  kernel_retry_.at = store_retry_.at = Clock::Steady{};
+  while (clock_.Monotonic() < deadline && (!kernel_queue_.empty() || !store_queue_.empty())) {
+    size_t k = kernel_queue_.size(), s = store_queue_.size();
+    Flush();
+    if (kernel_queue_.size() == k && store_queue_.size() == s) break;  // failing: give up
+  }
+}
+
+Result<void> BanLedger::RemoveAll() {
+  auto r = firewall_.Remove();
+  int64_t now = Us(clock_.Now());
+  for (size_t i = 0; i < entries_.capacity(); ++i) {
+    if (!entries_.Used(i)) continue;
+    Entry& e = entries_.ValueAt(i);
+    if (e.state != State::kActive) continue;
+    Deactivate(e);
+    e.state = State::kEnded;
+    e.how = How::kFlushed;
+    e.ended_us = now;
+    QueueStore(entries_.KeyAt(i), e);
+    e.end_pending = true;
+    e.kernel_pending = false;
+  }
+  return r;
+}
+
+}  // namespace relayban

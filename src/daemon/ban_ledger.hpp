@@ -1,0 +1,192 @@
+// BanLedger: the one owner of what is banned, why and until when. Every ban and unban goes
+// through it - the policy's (as the engine's BanBook), an admin's, and at start-up what the
+// state store and the kernel hold. The kernel set and the SQLite history are its mirrors:
+// changes are queued and pushed in bounded slices on later loop turns (a botnet's million
+// bans never stalls the loop), a mirror that fails is retried with backoff until it holds and
+// shows as degraded meanwhile, and the kernel is checked for tampering and repaired.
+// Time comes from the injected Clock; single-threaded (the loop thread).
+#pragma once
+
+#include <deque>
+#include <functional>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "relayban/core/clock.hpp"
+#include "relayban/core/flat_map.hpp"
+#include "relayban/firewall/firewall.hpp"
+#include "relayban/policy/ban_book.hpp"
+#include "relayban/state/state_store.hpp"
+
+namespace relayban {
+
+enum class BanOrigin : uint8_t { kRule, kManual, kAdopted, kFleet };
+const char* OriginName(BanOrigin o);
+
+class BanLedger : public BanBook {
+ public:
+  using Log = std::function<void(int priority, const std::string&)>;
+  struct Options {
+    size_t kernel_slice = 20000;  // elements per firewall transaction and loop turn
+    size_t store_slice = 20000;   // ban writes per SQLite transaction and loop turn
+    Seconds max_backoff{30};      // longest wait between retries of a failing mirror
+    Seconds check_every{5};       // how often the kernel table is checked for tampering
+  };
+  // Why a ban exists; shared by every ban with the same values.
+  struct Info {
+    std::string jail, rule, account, reason;
+    BanOrigin origin = BanOrigin::kRule;
+  };
+  // An active ban as `list` shows it.
+  struct ActiveBan {
+    Prefix target;
+    const Info* info;
+    Time start;
+    Time end;  // Time::max() = permanent
+    Seconds duration;
+  };
+  struct RestoreReport {
+    size_t restored = 0;  // active in the store, put back
+    size_t adopted = 0;   // in the kernel only: the store had lost them
+    size_t lifted = 0;    // in the kernel though lifted by hand: removed
+    size_t missing = 0;   // in the store but not the kernel: added again
+    std::vector<std::pair<Prefix, Time>> offences;  // escalation history, for the policy
+  };
+  struct Stats {
+    uint64_t bans = 0, unbans = 0, expired = 0;
+    uint64_t kernel_changes = 0, kernel_errors = 0;
+    uint64_t store_writes = 0, store_errors = 0;
+    uint64_t repaired = 0;  // bans put back after someone removed them from the kernel
+  };
+
+  // The mirrors and the clock must outlive the ledger.
+  BanLedger(Firewall& firewall, StateStore& store, const Clock& clock, Log log, Options options);
+  BanLedger(Firewall& firewall, StateStore& store, const Clock& clock, Log log)
+      : BanLedger(firewall, store, clock, std::move(log), Options{}) {}
+
+  // At start-up: puts back the bans the store has in force, adopts kernel elements it does
+  // not know (a full disk or a fresh database lost them), removes those an admin had lifted,
+  // and queues whatever the kernel lacks. A store that cannot be read is logged, and then
+  // everything in the kernel is adopted.
+  RestoreReport Restore();
+
+  // BanBook: the policy's bans (origin rule).
+  std::optional<BanTerm> Find(const Prefix& target, Time now) const override;
+  void Record(const Order& order) override;
+  void Prefetch(const Prefix& target) const override { entries_.Prefetch(target); }
+
+  // A ban from elsewhere: by hand, or from the fleet. `urgent` puts it at the head of the
+  // kernel queue (an admin waits for it), ahead of a botnet's backlog.
+  void Ban(const Order& order, BanOrigin origin, bool urgent = false);
+  // Lifts the ban of exactly `target`; false if there is none. The kernel removal is queued
+  // and retried until it holds.
+  bool Unban(const Prefix& target, bool urgent = false);
+  // Lifts every ban; returns how many.
+  size_t UnbanAll();
+
+  // Housekeeping, once a second: ends expired bans, checks the kernel table every
+  // check_every, re-queues work whose backoff is over.
+  void Tick();
+  // Pushes at most one slice to the kernel and one to the store. Returns true while work
+  // is left that could be done now (the loop should turn again without waiting).
+  bool Flush();
+  // Nothing is waiting for the kernel (every ban and unban ordered so far is in force there).
+  bool KernelSettled() const { return kernel_queue_.empty(); }
+  // The last ban or unban of `target` still waits for the kernel.
+  bool KernelPending(const Prefix& target) const {
+    const Entry* e = entries_.Get(target);
+    return e && e->kernel_pending;
+  }
+  // The store lost its database (a damaged one was moved aside): write every ban in force
+  // again.
+  void ResaveAll();
+  bool StoreSettled() const { return store_queue_.empty(); }
+  // At stop: flushes what it can until `deadline`.
+  void Drain(Clock::Steady deadline);
+  // --flush-on-exit: removes the table and ends every ban in the store.
+  Result<void> RemoveAll();
+
+  std::optional<ActiveBan> Get(const Prefix& target) const;
+  // Active bans, in no particular order.
+  template <class F>
+  void ForEach(F&& f) const {
+    entries_.ForEach([&](const Prefix& p, const Entry& e) {
+      if (e.state == State::kActive) f(MakeBan(p, e));
+    });
+  }
+  std::vector<Prefix> Targets() const;
+  size_t size() const { return active_; }
+  size_t CountInJail(const std::string& jail) const;
+  // Empty when the mirror is fine, else why it is not ("firewall: ...", "state database: ...").
+  const std::string& firewall_problem() const { return firewall_problem_; }
+  const std::string& store_problem() const { return store_problem_; }
+  size_t kernel_backlog() const { return kernel_queue_.size(); }
+  size_t store_backlog() const { return store_queue_.size(); }
+  const Stats& stats() const { return stats_; }
+
+ private:
+  enum class State : uint8_t { kActive, kLifting, kEnded };
+  enum class How : uint8_t { kNone, kUnban, kExpired, kFlushed };
+  struct Entry {
+    uint32_t info = 0;
+    int64_t start_us = 0;
+    int64_t end_us = 0;  // kForever = permanent
+    int64_t ended_us = 0;
+    uint32_t duration_s = 0;
+    State state = State::kActive;
+    How how = How::kNone;
+    bool kernel_pending = false;  // queued for the kernel
+    bool save_pending = false;    // its record is owed to the store
+    bool end_pending = false;     // its end is owed to the store
+  };
+  static constexpr int64_t kForever = INT64_MAX;
+
+  struct Retry {
+    Clock::Steady at{};
+    Seconds backoff{0};
+  };
+
+  uint32_t Intern(const Info& info);
+  void Release(uint32_t info);
+  void SetInfo(Entry& e, uint32_t info);
+  ActiveBan MakeBan(const Prefix& p, const Entry& e) const;
+  void Activate(const Prefix& target, Entry& e);
+  void Deactivate(Entry& e);
+  void QueueKernel(const Prefix& target, Entry& e, bool urgent = false);
+  void QueueStore(const Prefix& target, Entry& e);
+  void MaybeErase(const Prefix& target);
+  bool FlushKernel();
+  bool FlushStore();
+  void CheckKernel();
+  void Failed(Retry& retry, std::string& problem, const std::string& what, const Error& error, uint64_t& counter);
+  void Recovered(Retry& retry, std::string& problem, const std::string& what);
+  BanRecord RecordOf(const Prefix& p, const Entry& e) const;
+
+  Firewall& firewall_;
+  StateStore& store_;
+  const Clock& clock_;
+  Log log_;
+  Options options_;
+
+  FlatMap<Prefix, Entry, PrefixHash> entries_;
+  size_t active_ = 0;
+  std::unordered_map<std::string, size_t> per_jail_;
+  // Interned Infos: shared by bans with the same values, freed when the last one goes.
+  std::vector<Info> infos_;
+  std::vector<uint32_t> info_refs_;
+  std::vector<uint32_t> info_free_;
+  std::unordered_map<std::string, uint32_t> info_index_;
+
+  // Expiry order: (end, target); an item whose entry has since changed is skipped.
+  std::vector<std::pair<int64_t, Prefix>> expiry_;
+  std::deque<Prefix> kernel_queue_, store_queue_;
+  size_t kernel_slice_;  // halved after a failure, so one bad element cannot hold the rest
+  Retry kernel_retry_, store_retry_;
+  std::string firewall_problem_, store_problem_;
+  Clock::Steady next_check_{};
+  Stats stats_;
+};
+
+}  // namespace relayban

@@ -1,0 +1,274 @@
+// The daemon's answers to control requests. Short answers are sent at once; `list` and
+// `accounts` stream a slice per loop turn while the peer reads; `ban` and `unban` answer once
+// the kernel holds the change (or the firewall refused it, and it is being retried).
+#include <syslog.h>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon.hpp"
+#include "relayban/config/config_loader.hpp"
+#include "relayban/core/text.hpp"
+#include "relayban/version.hpp"
+#include "report/json_report.hpp"
+
+namespace relayban {
+namespace {
+
+using nlohmann::json;
+
+constexpr size_t kItemsPerSlice = 2000;
+constexpr size_t kMaxPending = size_t{1} << 20;  // stop producing while this much waits
+
+std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
+void Daemon::Reply(ClientId client, std::string_view line) {
+  if (client >= kDirect) {
+    auto it = direct_.find(client);
+    if (it != direct_.end()) it->second(line);
+    return;
+  }
+  std::string s(line);
+  s += '\n';
+  server_->Send(client, s);
+}
+
+void Daemon::Finish(ClientId client) {
+  if (client >= kDirect) direct_.erase(client);
+  else server_->Finish(client);
+}
+
+size_t Daemon::Pending(ClientId client) const { return client >= kDirect ? 0 : server_->Pending(client); }
+bool Daemon::Connected(ClientId client) const { return client >= kDirect ? direct_.count(client) > 0 : server_->Connected(client); }
+
+void Daemon::Command(std::string_view request, std::function<void(std::string_view line)> on_line) {
+  ClientId id = next_direct_++;
+  direct_[id] = std::move(on_line);
+  OnRequest(id, request);
+}
+
+void Daemon::OnRequest(ClientId client, std::string_view line) {
+  auto req = ParseControlRequest(line);
+  if (!req) {
+    Reply(client, ErrorAnswer(req.error().message));
+    Finish(client);
+    return;
+  }
+  using C = ControlRequest::Command;
+  switch (req->command) {
+    case C::kStatus: {
+      Reply(client, Status(req->jail));
+      Finish(client);
+      return;
+    }
+    case C::kReload: {
+      std::vector<Error> errors;
+      if (Reload(&errors)) {
+        Reply(client, Dump(json{{"ok", true}}));
+      } else {
+        json e = json::array();
+        for (const auto& x : errors) e.push_back(x.ToString());
+        Reply(client, Dump(json{{"ok", false},
+                                {"error", "the new configuration was rejected; the old one keeps running"},
+                                {"errors", e}}));
+      }
+      Finish(client);
+      return;
+    }
+    case C::kList: StartList(client); return;
+    case C::kAccounts: StartAccounts(client); return;
+    case C::kBan: Ban(client, *req); return;
+    case C::kUnban: Unban(client, *req); return;
+  }
+}
+
+std::string Daemon::Status(const std::string& only) const {
+  json j;
+  j["ok"] = true;
+  j["version"] = kVersion;
+  j["firewall"] = parts_.firewall->Describe();
+  j["health"] = Health();
+  const EngineStats& s = engine_->stats();
+  j["lines"] = s.lines;
+  j["matched"] = s.matched;
+  j["skipped"] = s.skipped;
+  j["ambiguous"] = s.ambiguous;
+  j["bans"] = ledger_->size();
+  EngineEvictions ev = engine_->evictions();
+  j["evicted"] = {{"windows", ev.windows}, {"accounts", ev.accounts}, {"correlation", ev.correlation}, {"offences", ev.offences}};
+  j["backlog"] = {{"kernel", ledger_->kernel_backlog()}, {"state_database", ledger_->store_backlog()},
+                  {"lines", sources_->Pending()}};
+  const auto& hs = hooks_->stats();
+  j["hooks"] = {{"running", hooks_->running()}, {"queued", hooks_->queued()}, {"started", hs.started},
+                {"failed", hs.failed},          {"killed", hs.killed},         {"dropped", hs.dropped}};
+  j["jails"] = json::array();
+  auto sources = sources_->Describe();
+  for (const auto& state : plan_.jails) {
+    if (!only.empty() && state.name != only) continue;
+    json jj;
+    jj["name"] = state.name;
+    jj["enabled"] = state.on;
+    jj["why"] = state.why;
+    jj["logs"] = json::array();
+    for (const auto& src : sources)
+      if (std::find(src.jails.begin(), src.jails.end(), state.name) != src.jails.end())
+        jj["logs"].push_back({{"path", src.name}, {"open", src.open}});
+    jj["bans"] = ledger_->CountInJail(state.name);
+    j["jails"].push_back(jj);
+  }
+  if (!only.empty() && j["jails"].empty()) return ErrorAnswer("no jail named '" + only + "'");
+  return Dump(j);
+}
+
+void Daemon::StartList(ClientId client) {
+  // The bans of this moment; each is looked up again when its turn comes (one lifted or
+  // expired meanwhile is left out).
+  auto targets = std::make_shared<std::vector<Prefix>>(ledger_->Targets());
+  auto next = std::make_shared<size_t>(0), sent = std::make_shared<size_t>(0);
+  auto job = std::make_unique<Job>();
+  job->client = client;
+  job->streaming = true;
+  job->step = [this, client, targets, next, sent]() {
+    Time now = parts_.clock->Now();
+    for (size_t produced = 0; *next < targets->size() && produced < kItemsPerSlice && Pending(client) < kMaxPending;) {
+      auto b = ledger_->Get((*targets)[(*next)++]);
+      if (!b) continue;
+      json j;
+      j["target"] = b->target.ToString();
+      j["jail"] = b->info->jail;
+      j["rule"] = b->info->rule;
+      j["account"] = b->info->account.empty() ? json(nullptr) : json(b->info->account);
+      j["reason"] = b->info->reason;
+      j["origin"] = OriginName(b->info->origin);
+      j["since"] = FormatIso8601(b->start);
+      j["remaining_s"] =
+          b->end == Time::max() ? json(nullptr) : json(std::max<int64_t>(0, std::chrono::ceil<Seconds>(b->end - now).count()));
+      Reply(client, Dump(json{{"ban", j}}));
+      ++produced;
+      ++*sent;
+    }
+    if (*next < targets->size()) return false;
+    Reply(client, Dump(json{{"ok", true}, {"count", *sent}}));
+    return true;
+  };
+  jobs_.push_back(std::move(job));
+  more_work_ = true;
+}
+
+void Daemon::StartAccounts(ClientId client) {
+  auto accounts = std::make_shared<std::vector<AccountView>>(engine_->accounts().Snapshot());
+  auto next = std::make_shared<size_t>(0);
+  auto job = std::make_unique<Job>();
+  job->client = client;
+  job->streaming = true;
+  job->step = [this, client, accounts, next]() {
+    for (size_t produced = 0; *next < accounts->size() && produced < kItemsPerSlice && Pending(client) < kMaxPending; ++produced)
+      Reply(client, Dump(json{{"account", AccountJson((*accounts)[(*next)++])}}));
+    if (*next < accounts->size()) return false;
+    Reply(client, Dump(json{{"ok", true}, {"count", accounts->size()}}));
+    return true;
+  };
+  jobs_.push_back(std::move(job));
+  more_work_ = true;
+}
+
+// Answers once `answer` has one.
+void Daemon::WaitFor(ClientId client, std::function<std::optional<std::string>()> answer) {
+  auto job = std::make_unique<Job>();
+  job->client = client;
+  job->step = [this, client, answer = std::move(answer)]() {
+    auto a = answer();
+    if (!a) return false;
+    Reply(client, *a);
+    return true;
+  };
+  jobs_.push_back(std::move(job));
+  more_work_ = true;
+}
+
+void Daemon::Ban(ClientId client, const ControlRequest& r) {
+  auto target = Prefix::Parse(r.target, false);
+  if (!target) {
+    Reply(client, ErrorAnswer("not an address or CIDR: " + Printable(r.target, 80)));
+    return Finish(client);
+  }
+  std::string for_text = r.duration.value_or(FormatDuration(config_.ban.default_duration));
+  auto d = ParseDuration(for_text);
+  if (!d) {
+    Reply(client, ErrorAnswer("bad duration: " + Printable(for_text, 40)));
+    return Finish(client);
+  }
+  if (engine_->policy().CoversIgnored(*target) && !r.force) {
+    Reply(client, ErrorAnswer(target->ToString() + " is in the ignore list (or loopback); use --force to ban it anyway"));
+    return Finish(client);
+  }
+  Order o{Order::Action::kBan, parts_.clock->Now(), r.jail, "manual", *target, "", *d, r.reason};
+  ledger_->Ban(o, BanOrigin::kManual, true);
+  Log(LOG_NOTICE, "manual ban " + target->ToString() + " for " + (d->count() ? FormatDuration(*d) : std::string("ever")) +
+                      " jail=" + Printable(r.jail, 64) + " rule=manual reason=\"" + Printable(r.reason, 200) + "\"");
+  Prefix t = *target;
+  int64_t secs = d->count();
+  WaitFor(client, [this, t, secs]() -> std::optional<std::string> {
+    if (!ledger_->KernelPending(t))
+      return Dump(json{{"ok", true}, {"target", t.ToString()}, {"duration_s", secs}});
+    if (!ledger_->firewall_problem().empty())
+      return ErrorAnswer("banned in relayban, but the firewall refused it: " + ledger_->firewall_problem() +
+                         "; it is retried until it holds");
+    return std::nullopt;
+  });
+}
+
+void Daemon::Unban(ClientId client, const ControlRequest& r) {
+  std::vector<Prefix> targets;
+  size_t removed = 0;
+  json names = json::array();
+  if (r.all) {
+    removed = ledger_->UnbanAll();
+    Log(LOG_NOTICE, "unban --all: " + std::to_string(removed) + " bans lifted");
+  } else {
+    auto target = Prefix::Parse(r.target, false);
+    if (!target) {
+      Reply(client, ErrorAnswer("not an address or CIDR: " + Printable(r.target, 80)));
+      return Finish(client);
+    }
+    if (ledger_->Unban(*target, true)) {
+      ++removed;
+      names.push_back(target->ToString());
+    }
+    targets.push_back(*target);
+    Log(LOG_NOTICE, "unban " + target->ToString());
+  }
+  bool all = r.all;
+  WaitFor(client, [this, targets, removed, names, all]() -> std::optional<std::string> {
+    bool settled = all ? ledger_->KernelSettled()
+                       : std::none_of(targets.begin(), targets.end(), [&](const Prefix& p) { return ledger_->KernelPending(p); });
+    if (settled) {
+      json a{{"ok", true}, {"removed", names}};
+      if (all) a["removed_count"] = removed;
+      return Dump(a);
+    }
+    if (!ledger_->firewall_problem().empty())
+      return ErrorAnswer("lifted in relayban, but the firewall refused the removal: " + ledger_->firewall_problem() +
+                         "; it is retried until it holds");
+    return std::nullopt;
+  });
+}
+
+bool Daemon::RunJobs() {
+  bool more = false;
+  for (auto it = jobs_.begin(); it != jobs_.end();) {
+    Job& job = **it;
+    bool finished = !Connected(job.client) || job.step();  // a peer that left needs no answer
+    if (finished) {
+      if (Connected(job.client)) Finish(job.client);
+      it = jobs_.erase(it);
+      continue;
+    }
+    more = more || (job.streaming && Pending(job.client) < kMaxPending);
+    ++it;
+  }
+  return more;
+}
+
+}  // namespace relayban

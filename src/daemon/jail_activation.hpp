@@ -1,0 +1,53 @@
+// Jail activation: which jails are on and why, and which log files and journald sources feed
+// which jails. Pure: the host is looked at through a HostProbe, so the decisions are unit-
+// tested with a fake host. `enabled: auto` jails are on when one of their `detect` paths
+// exists (the mail system is installed), else when one of their logs does; a jail reads its
+// log files when one exists and its journald sources otherwise (hosts with rsyslog have the
+// same lines in both, which must not count twice).
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "relayban/spec/spec.hpp"
+
+namespace relayban {
+
+struct HostProbe {
+  std::function<bool(const std::string& path)> exists;
+  std::function<std::vector<std::string>(const std::string& glob)> expand;  // a plain path expands to itself
+  std::function<bool(const LogSpec& journal)> journal_present;
+};
+
+struct JailState {
+  std::string name;
+  bool on = false;
+  std::string why;  // "on: /usr/sbin/postfix exists", "off: enabled: false", ...
+};
+
+struct FilePlan {
+  std::string path;
+  std::vector<std::string> jails;
+  StampFormat stamp = StampFormat::kAuto;
+};
+
+struct JournalPlan {
+  std::vector<std::string> matches;
+  std::string directory;
+  std::vector<std::string> jails;
+};
+
+struct ActivationPlan {
+  std::vector<JailState> jails;  // in configuration order
+  std::vector<std::string> on;   // names of the jails that are on
+  std::vector<FilePlan> files;   // sorted by path
+  std::vector<JournalPlan> journals;
+};
+
+ActivationPlan PlanActivation(const Config& config, const HostProbe& probe);
+
+// The real host: access(2), glob(3), and installed systemd units for journald matches.
+HostProbe RealHostProbe();
+
+}  // namespace relayban

@@ -1,0 +1,98 @@
+#include "reopening_store.hpp"
+
+#include <syslog.h>
+
+#include <algorithm>
+
+namespace relayban {
+
+ReopeningStore::ReopeningStore(std::string path, const Clock& clock, Log log, Opener opener)
+    : path_(std::move(path)), clock_(clock), log_(std::move(log)), opener_(std::move(opener)) {}
+
+Result<StateStore*> ReopeningStore::Get() {
+  if (store_) return store_.get();
+  Clock::Steady now = clock_.Monotonic();
+  if (now < retry_at_) return Fail(last_error_);
+  auto s = opener_(path_);
+  if (!s && s.error().kind == ErrorKind::kCorrupt) {
+    auto aside = MoveAsideCorrupt(path_, clock_.Now());
+    if (aside) {
+      log_(LOG_ERR, s.error().message + "; moved it aside to " + *aside +
+                        " and started a fresh one (the bans in the kernel are adopted into it)");
+      s = opener_(path_);
+    } else {
+      log_(LOG_ERR, s.error().message + "; " + aside.error().message);
+    }
+  }
+  if (!s) {
+    if (last_error_.message != s.error().message) log_(LOG_ERR, s.error().message + " (retrying)");
+    last_error_ = s.error();
+    backoff_ = std::clamp(backoff_ * 2, Seconds(1), Seconds(30));
+    retry_at_ = now + backoff_;
+    return Fail(last_error_);
+  }
+  store_ = std::move(s.value());
+  ++epoch_;
+  if (!last_error_.message.empty()) log_(LOG_NOTICE, "state database " + path_ + " is open again");
+  last_error_ = Error{};
+  backoff_ = Seconds(0);
+  return store_.get();
+}
+
+void ReopeningStore::Observe(const Error& e) {
+  if (e.kind != ErrorKind::kCorrupt) return;
+  // Close it; the next call moves it aside and starts afresh.
+  store_.reset();
+  last_error_ = e;
+  retry_at_ = Clock::Steady{};
+}
+
+Result<void> ReopeningStore::WriteBans(const std::vector<BanWrite>& writes) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->WriteBans(writes);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<std::vector<BanRecord>> ReopeningStore::ActiveBans(Time now) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->ActiveBans(now);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<std::vector<Prefix>> ReopeningStore::LiftedTargets() {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->LiftedTargets();
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<std::vector<std::pair<Prefix, Time>>> ReopeningStore::Offences(Time since) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->Offences(since);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<void> ReopeningStore::SaveProgress(const Progress& progress) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->SaveProgress(progress);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<Progress> ReopeningStore::LoadProgress() {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->LoadProgress();
+  if (!r) Observe(r.error());
+  return r;
+}
+
+}  // namespace relayban

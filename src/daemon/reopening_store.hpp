@@ -1,0 +1,53 @@
+// ReopeningStore: the daemon's StateStore. It opens the SQLite database when it can and again
+// after losing it: a state disk too full to create the file at start, or a damaged database
+// (moved aside to state.db.corrupt-<time> with a clear log line, then started afresh). While
+// it has no database, writes fail with the reason (the ban ledger keeps them owed and shows
+// "degraded") and reads find nothing, so the daemon protects from memory and the kernel.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "relayban/core/clock.hpp"
+#include "relayban/state/state_store.hpp"
+
+namespace relayban {
+
+class ReopeningStore : public StateStore {
+ public:
+  using Log = std::function<void(int priority, const std::string&)>;
+  using Opener = std::function<Result<std::unique_ptr<StateStore>>(const std::string& path)>;
+  // `opener` opens (and checks) a database; OpenSqliteStore in the product.
+  ReopeningStore(std::string path, const Clock& clock, Log log, Opener opener);
+
+  Result<void> WriteBans(const std::vector<BanWrite>& writes) override;
+  Result<std::vector<BanRecord>> ActiveBans(Time now) override;
+  Result<std::vector<Prefix>> LiftedTargets() override;
+  Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) override;
+  Result<void> SaveProgress(const Progress& progress) override;
+  Result<Progress> LoadProgress() override;
+
+  // Counts the databases opened: a new one (after a damaged one was moved aside) holds none
+  // of the bans in force, which must then be written again.
+  uint64_t epoch() const { return epoch_; }
+  bool is_open() const { return store_ != nullptr; }
+
+ private:
+  // Opens the database if it is not open and the last attempt is long enough ago.
+  Result<StateStore*> Get();
+  // After an error: a damaged database is closed, to be moved aside and started afresh.
+  void Observe(const Error& e);
+
+  std::string path_;
+  const Clock& clock_;
+  Log log_;
+  Opener opener_;
+  std::unique_ptr<StateStore> store_;
+  Error last_error_;
+  Clock::Steady retry_at_{};
+  Seconds backoff_{0};
+  uint64_t epoch_ = 0;
+};
+
+}  // namespace relayban

@@ -1,0 +1,23 @@
+// Tables for people, shared by `relayban check` and the control clients (never in cli/, so
+// the daemon's parts could print them too): fixed-width cells and the account table.
+#pragma once
+
+#include <string>
+
+#include "relayban/score/account_book.hpp"
+
+namespace relayban {
+
+// A cell `width` wide: at least one blank after the text, longer text cut with "~",
+// attacker-controlled bytes made printable.
+std::string Cell(const std::string& text, size_t width);
+
+// The account table's header and one row (values already as text).
+struct AccountRow {
+  std::string account, auth_success, auth_failure, relayed, recipient_domains, ips, last_ip, verdicts;
+};
+std::string AccountTableHeader();
+std::string AccountTableRow(const AccountRow& row);
+AccountRow RowOf(const AccountView& a);
+
+}  // namespace relayban

@@ -1,0 +1,112 @@
+// FakeStateStore: a StateStore for unit tests, in memory. Can be told to fail its writes
+// (a full disk: ErrorKind::kNoSpace) or every call, and counts what it was asked.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "relayban/state/state_store.hpp"
+
+namespace relayban::testing {
+
+class FakeStateStore : public StateStore {
+ public:
+  struct Row {
+    BanRecord record;
+    std::optional<Time> ended;
+    std::string how;
+  };
+  std::vector<Row> rows;  // the ban history, in order
+  Progress progress;
+  bool fail_writes = false;  // writes fail (the disk is full); reads work
+  bool fail_all = false;
+  Error failure{"database or disk is full", {}, ErrorKind::kNoSpace};
+  int write_calls = 0, progress_calls = 0;
+
+  Result<void> WriteBans(const std::vector<BanWrite>& writes) override {
+    ++write_calls;
+    if (fail_writes || fail_all) return Fail(failure);
+    for (const auto& w : writes) {
+      if (w.kind == BanWrite::Kind::kSave) {
+        for (auto& r : rows)
+          if (r.record.target == w.record.target && !r.ended) {
+            r.ended = w.record.start;
+            r.how = "replaced";
+          }
+        rows.push_back({w.record, std::nullopt, ""});
+      } else {
+        for (auto& r : rows)
+          if (r.record.target == w.target && !r.ended) {
+            r.ended = w.at;
+            r.how = w.how;
+          }
+      }
+    }
+    return {};
+  }
+  Result<std::vector<BanRecord>> ActiveBans(Time now) override {
+    if (fail_all) return Fail(failure);
+    std::vector<BanRecord> out;
+    for (const auto& r : rows)
+      if (!r.ended && (!r.record.end || *r.record.end > now)) out.push_back(r.record);
+    return out;
+  }
+  Result<std::vector<Prefix>> LiftedTargets() override {
+    if (fail_all) return Fail(failure);
+    std::map<Prefix, std::string> last;
+    for (const auto& r : rows) last[r.record.target] = r.how;
+    std::vector<Prefix> out;
+    for (const auto& [p, how] : last)
+      if (how == "unban") out.push_back(p);
+    return out;
+  }
+  Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) override {
+    if (fail_all) return Fail(failure);
+    std::vector<std::pair<Prefix, Time>> out;
+    for (const auto& r : rows)
+      if (r.record.origin == "rule" && r.record.start >= since) out.emplace_back(r.record.target, r.record.start);
+    return out;
+  }
+  Result<void> SaveProgress(const Progress& p) override {
+    ++progress_calls;
+    if (fail_writes || fail_all) return Fail(failure);
+    for (const auto& f : p.files) {
+      bool found = false;
+      for (auto& g : progress.files)
+        if (g.path == f.path) {
+          g = f;
+          found = true;
+        }
+      if (!found) progress.files.push_back(f);
+    }
+    for (const auto& c : p.cursors) {
+      bool found = false;
+      for (auto& d : progress.cursors)
+        if (d.first == c.first) {
+          d = c;
+          found = true;
+        }
+      if (!found) progress.cursors.push_back(c);
+    }
+    return {};
+  }
+  Result<Progress> LoadProgress() override {
+    if (fail_all) return Fail(failure);
+    return progress;
+  }
+
+  size_t Active(const std::string& target) const {
+    size_t n = 0;
+    for (const auto& r : rows) n += r.record.target.ToString() == target && !r.ended;
+    return n;
+  }
+  const Row* Last(const std::string& target) const {
+    const Row* out = nullptr;
+    for (const auto& r : rows)
+      if (r.record.target.ToString() == target) out = &r;
+    return out;
+  }
+};
+
+}  // namespace relayban::testing

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -21,6 +22,7 @@ class FakeFirewall : public Firewall {
   Error failure{"simulated failure", {}, ErrorKind::kOther};
   Integrity integrity = Integrity::kUnchanged;  // what the next Check reports (then kUnchanged)
   bool table = true;       // false: deleted by someone else; Apply fails until Rebuild
+  std::set<Prefix> refuse;  // a transaction touching one of these fails (the kernel refuses it)
 
   // What someone else could do to the kernel behind the daemon's back.
   void FlushElements() {
@@ -43,6 +45,8 @@ class FakeFirewall : public Firewall {
     ++apply_calls;
     if (Failing()) return Fail(failure);
     if (!table) return Fail(ErrorKind::kNotFound, "set ban4: No such file or directory");
+    for (const auto& o : orders)
+      if (refuse.count(o.target)) return Fail("element " + o.target.ToString() + ": Invalid argument");
     applied.push_back(orders);
     ApplyReport r;
     for (const auto& o : orders) {

@@ -1,0 +1,290 @@
+// The ban ledger with a fake firewall, a fake store and a fake clock: every mirror failure.
+#include "daemon/ban_ledger.hpp"
+
+#include <catch2/catch.hpp>
+#include <syslog.h>
+
+#include "fakes/fake_clock.hpp"
+#include "fakes/fake_firewall.hpp"
+#include "fakes/fake_state_store.hpp"
+
+using namespace relayban;
+using testing::FakeClock;
+using testing::FakeFirewall;
+using testing::FakeStateStore;
+
+namespace {
+
+struct Rig {
+  FakeFirewall fw;
+  FakeStateStore store;
+  FakeClock clock;
+  std::vector<std::pair<int, std::string>> logs;
+  BanLedger ledger;
+  explicit Rig(BanLedger::Options o = {})
+      : ledger(fw, store, clock, [this](int p, const std::string& m) { logs.emplace_back(p, m); }, o) {}
+
+  Order Make(const std::string& target, int seconds, const std::string& rule = "brute") {
+    return Order{Order::Action::kBan, clock.Now(), "postfix", rule, *Prefix::Parse(target), "", Seconds(seconds), rule + ": reason"};
+  }
+  // Flushes until nothing is left that can be done now.
+  void Settle() {
+    for (int i = 0; i < 1000 && ledger.Flush(); ++i) {
+    }
+  }
+  bool Logged(const std::string& part) const {
+    return std::any_of(logs.begin(), logs.end(), [&](const auto& l) { return l.second.find(part) != std::string::npos; });
+  }
+};
+
+Prefix P(const char* s) { return *Prefix::Parse(s); }
+
+}  // namespace
+
+TEST_CASE("a ban reaches the kernel and the store at the next flush, with its time left") {
+  Rig r;
+  r.ledger.Record(r.Make("203.0.113.1", 3600));
+  CHECK(r.ledger.Find(P("203.0.113.1"), r.clock.Now()));
+  CHECK(r.fw.bans.empty());  // nothing is done before the flush
+  CHECK(r.ledger.KernelPending(P("203.0.113.1")));
+  r.clock.Advance(Seconds(10));
+  r.Settle();
+  REQUIRE(r.fw.Has("203.0.113.1"));
+  CHECK(r.fw.bans[P("203.0.113.1")] == Seconds(3590));
+  CHECK(r.store.Active("203.0.113.1") == 1);
+  CHECK(r.ledger.KernelSettled());
+  CHECK(r.ledger.StoreSettled());
+  CHECK(r.ledger.firewall_problem().empty());
+}
+
+TEST_CASE("a refusing firewall keeps the ban in memory, shows why, and retries with backoff until it holds") {
+  Rig r;
+  r.fw.fail_all = true;
+  r.fw.failure = Error{"Operation not permitted", {}, ErrorKind::kPermission};
+  r.ledger.Record(r.Make("203.0.113.2", 3600));
+  r.ledger.Flush();
+  CHECK(r.fw.apply_calls == 1);
+  CHECK(r.ledger.firewall_problem() == "firewall: Operation not permitted");
+  CHECK(r.ledger.Find(P("203.0.113.2"), r.clock.Now()));  // still banned as far as the policy goes
+  CHECK(r.store.Active("203.0.113.2") == 1);               // the store is independent of the kernel
+  // No retry before the backoff is over, then again with a longer wait each time.
+  r.ledger.Flush();
+  CHECK(r.fw.apply_calls == 1);
+  r.clock.Advance(Seconds(1));
+  r.ledger.Flush();
+  CHECK(r.fw.apply_calls == 2);
+  r.clock.Advance(Seconds(1));
+  r.ledger.Flush();
+  CHECK(r.fw.apply_calls == 2);  // 2 s this time
+  r.clock.Advance(Seconds(1));
+  r.ledger.Flush();
+  CHECK(r.fw.apply_calls == 3);
+  CHECK(std::count_if(r.logs.begin(), r.logs.end(), [](const auto& l) { return l.second.find("firewall:") == 0; }) == 1);  // logged once
+  r.fw.fail_all = false;
+  r.clock.Advance(Seconds(4));
+  r.Settle();
+  CHECK(r.fw.Has("203.0.113.2"));
+  CHECK(r.ledger.firewall_problem().empty());
+  CHECK(r.Logged("the firewall is working again"));
+  CHECK(r.ledger.stats().kernel_errors == 3);
+}
+
+TEST_CASE("an unban the firewall refuses is retried until it holds") {
+  Rig r;
+  r.ledger.Record(r.Make("203.0.113.3", 3600));
+  r.Settle();
+  REQUIRE(r.fw.Has("203.0.113.3"));
+  r.fw.fail_next = 3;
+  CHECK(r.ledger.Unban(P("203.0.113.3")));
+  CHECK_FALSE(r.ledger.Find(P("203.0.113.3"), r.clock.Now()));
+  for (int i = 0; i < 30 && r.fw.Has("203.0.113.3"); ++i) {
+    r.ledger.Flush();
+    r.clock.Advance(Seconds(1));
+  }
+  CHECK_FALSE(r.fw.Has("203.0.113.3"));
+  CHECK(r.store.Last("203.0.113.3")->how == "unban");
+  CHECK(r.ledger.size() == 0);
+}
+
+TEST_CASE("a full state disk degrades the store only; the owed writes are made when there is room") {
+  Rig r;
+  r.store.fail_writes = true;
+  for (int i = 0; i < 50; ++i) r.ledger.Record(r.Make("198.51.100." + std::to_string(i), 3600));
+  r.Settle();
+  CHECK(r.fw.bans.size() == 50);  // protection does not wait for the disk
+  CHECK(r.ledger.store_problem() == "state database: database or disk is full");
+  CHECK(r.ledger.store_backlog() == 50);
+  CHECK(r.store.rows.empty());
+  r.clock.Advance(Seconds(1));
+  r.ledger.Record(r.Make("198.51.100.99", 60));
+  r.ledger.Unban(P("198.51.100.7"));
+  r.store.fail_writes = false;
+  r.clock.Advance(Seconds(2));
+  r.Settle();
+  CHECK(r.ledger.store_problem().empty());
+  CHECK(r.store.rows.size() == 51);
+  CHECK(r.store.Active("198.51.100.8") == 1);
+  CHECK(r.store.Last("198.51.100.7")->how == "unban");  // saved and ended, in that order
+  CHECK(r.ledger.StoreSettled());
+}
+
+TEST_CASE("a ban ends at its time: gone from the book, ended in the store, not touched in the kernel") {
+  Rig r;
+  r.ledger.Record(r.Make("203.0.113.4", 60));
+  r.Settle();
+  size_t calls = r.fw.apply_calls;
+  r.clock.Advance(Seconds(59));
+  r.ledger.Tick();
+  CHECK(r.ledger.Find(P("203.0.113.4"), r.clock.Now()));
+  r.clock.Advance(Seconds(1));
+  r.ledger.Tick();
+  r.Settle();
+  CHECK_FALSE(r.ledger.Find(P("203.0.113.4"), r.clock.Now()));
+  CHECK(r.ledger.size() == 0);
+  CHECK(r.store.Last("203.0.113.4")->how == "expired");
+  CHECK(r.fw.apply_calls == static_cast<int>(calls));  // the kernel's own timeout ends it there
+  CHECK(r.ledger.stats().expired == 1);
+}
+
+TEST_CASE("a burst of bans goes to the kernel and the store one bounded slice per flush") {
+  BanLedger::Options o;
+  o.kernel_slice = 1000;
+  o.store_slice = 500;
+  Rig r(o);
+  for (uint32_t i = 0; i < 10000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
+  CHECK(r.ledger.size() == 10000);
+  int flushes = 0;
+  while (r.ledger.Flush()) {
+    ++flushes;
+    REQUIRE(r.fw.applied.back().size() <= 1000);
+  }
+  CHECK(r.fw.bans.size() == 10000);
+  CHECK(r.fw.applied.size() == 10);
+  CHECK(r.store.write_calls == 20);
+  CHECK(flushes >= 19);
+}
+
+TEST_CASE("one address the kernel keeps refusing does not hold up the others") {
+  Rig r;
+  r.fw.refuse.insert(P("203.0.113.66"));
+  r.ledger.Record(r.Make("203.0.113.66", 3600));
+  for (int i = 0; i < 5; ++i) r.ledger.Record(r.Make("192.0.2." + std::to_string(i + 1), 3600));
+  // Each failure halves the slice, until the bad one goes alone, and then to the back.
+  for (int i = 0; i < 20; ++i) {
+    r.ledger.Flush();
+    r.clock.Advance(Seconds(30));
+  }
+  CHECK(r.fw.bans.size() == 5);
+  CHECK_FALSE(r.fw.Has("203.0.113.66"));
+  CHECK(r.ledger.KernelPending(P("203.0.113.66")));  // still owed, still retried
+  CHECK_FALSE(r.ledger.firewall_problem().empty());
+}
+
+TEST_CASE("at start-up the store's bans are put back, kernel-only ones adopted, lifted ones removed") {
+  Rig r;
+  // The store knows two active bans and one an admin lifted.
+  r.store.rows.push_back({{P("203.0.113.10"), "postfix", "brute", "", "why", r.clock.Now() - Seconds(60), r.clock.Now() + Seconds(3540), "rule"}, std::nullopt, ""});
+  r.store.rows.push_back({{P("203.0.113.11"), "manual", "manual", "", "hand", r.clock.Now() - Seconds(60), std::nullopt, "manual"}, std::nullopt, ""});
+  r.store.rows.push_back({{P("203.0.113.12"), "postfix", "brute", "", "why", r.clock.Now() - Seconds(60), r.clock.Now() + Seconds(3540), "rule"}, r.clock.Now() - Seconds(30), "unban"});
+  // The kernel holds .10 (right), .12 (the lifting never reached it) and .13 (the store lost it).
+  r.fw.bans[P("203.0.113.10")] = Seconds(3540);
+  r.fw.bans[P("203.0.113.12")] = Seconds(3540);
+  r.fw.bans[P("203.0.113.13")] = Seconds(600);
+  auto report = r.ledger.Restore();
+  CHECK(report.restored == 2);
+  CHECK(report.adopted == 1);
+  CHECK(report.lifted == 1);
+  CHECK(report.missing == 1);  // .11 is not in the kernel
+  r.Settle();
+  CHECK(r.fw.Has("203.0.113.10"));
+  CHECK(r.fw.Has("203.0.113.11"));
+  CHECK_FALSE(r.fw.Has("203.0.113.12"));
+  CHECK(r.fw.Has("203.0.113.13"));
+  CHECK(r.fw.Touches("203.0.113.10") == 0);  // already right: not re-added
+  auto adopted = r.ledger.Get(P("203.0.113.13"));
+  REQUIRE(adopted);
+  CHECK(adopted->info->origin == BanOrigin::kAdopted);
+  CHECK(r.store.Active("203.0.113.13") == 1);  // written to the store now
+  CHECK(r.ledger.size() == 3);
+}
+
+TEST_CASE("a store that cannot be read at start-up leaves the kernel's bans adopted") {
+  Rig r;
+  r.store.fail_all = true;
+  r.fw.bans[P("203.0.113.20")] = Seconds(600);
+  auto report = r.ledger.Restore();
+  CHECK(report.adopted == 1);
+  CHECK(r.Logged("cannot read the bans in force"));
+  CHECK(r.ledger.Find(P("203.0.113.20"), r.clock.Now()));
+}
+
+TEST_CASE("a set flushed by someone else is refilled; a deleted table is rebuilt with every ban") {
+  Rig r;
+  for (int i = 0; i < 5; ++i) r.ledger.Record(r.Make("203.0.113." + std::to_string(30 + i), 3600));
+  r.Settle();
+  REQUIRE(r.fw.bans.size() == 5);
+  r.fw.FlushElements();
+  r.clock.Advance(Seconds(5));
+  r.ledger.Tick();
+  r.Settle();
+  CHECK(r.fw.bans.size() == 5);
+  CHECK(r.ledger.stats().repaired == 5);
+  CHECK(r.Logged("5 active bans were removed from the kernel set by someone else"));
+  r.fw.DeleteTable();
+  r.clock.Advance(Seconds(5));
+  r.ledger.Tick();
+  r.Settle();
+  CHECK(r.fw.rebuild_calls == 1);
+  CHECK(r.fw.bans.size() == 5);
+  CHECK(r.ledger.firewall_problem().empty());
+}
+
+TEST_CASE("an urgent ban goes ahead of a backlog") {
+  BanLedger::Options o;
+  o.kernel_slice = 100;
+  Rig r(o);
+  for (uint32_t i = 0; i < 1000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
+  r.ledger.Ban(r.Make("198.51.100.200", 600, "manual"), BanOrigin::kManual, true);
+  r.ledger.Flush();
+  CHECK(r.fw.Has("198.51.100.200"));
+  CHECK_FALSE(r.ledger.KernelPending(P("198.51.100.200")));
+  CHECK(r.fw.bans.size() == 100);
+}
+
+TEST_CASE("unbanning what is not banned still clears the kernel, and records nothing") {
+  Rig r;
+  r.fw.bans[P("203.0.113.40")] = Seconds(600);  // put there by hand
+  CHECK_FALSE(r.ledger.Unban(P("203.0.113.40")));
+  r.Settle();
+  CHECK_FALSE(r.fw.Has("203.0.113.40"));
+  CHECK(r.store.rows.empty());
+}
+
+TEST_CASE("banning again replaces the ban; unban all lifts every one; counts per jail follow") {
+  Rig r;
+  r.ledger.Record(r.Make("203.0.113.50", 60));
+  r.ledger.Record(r.Make("203.0.113.51", 60));
+  CHECK(r.ledger.CountInJail("postfix") == 2);
+  r.ledger.Record(r.Make("203.0.113.50", 86400, "spray"));
+  CHECK(r.ledger.Get(P("203.0.113.50"))->info->rule == "spray");
+  CHECK(r.ledger.Get(P("203.0.113.50"))->duration == Seconds(86400));
+  CHECK(r.ledger.CountInJail("postfix") == 2);
+  r.Settle();
+  CHECK(r.ledger.UnbanAll() == 2);
+  r.Settle();
+  CHECK(r.fw.bans.empty());
+  CHECK(r.ledger.CountInJail("postfix") == 0);
+  CHECK(r.ledger.size() == 0);
+  // After the store's writes, nothing is kept for them.
+  CHECK(r.ledger.Targets().empty());
+}
+
+TEST_CASE("a new state database gets every ban in force written again") {
+  Rig r;
+  r.ledger.Record(r.Make("203.0.113.60", 3600));
+  r.Settle();
+  r.store.rows.clear();  // as after a damaged database was moved aside
+  r.ledger.ResaveAll();
+  r.Settle();
+  CHECK(r.store.Active("203.0.113.60") == 1);
+}

@@ -1,0 +1,274 @@
+// The daemon wired to fakes - firewall, state store, clock, spawner - with a real log file
+// and a real control socket in a temporary folder: its failure paths, turn by turn.
+#include "daemon/daemon.hpp"
+
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "fakes/fake_clock.hpp"
+#include "fakes/fake_firewall.hpp"
+#include "fakes/fake_spawner.hpp"
+#include "fakes/fake_state_store.hpp"
+
+using namespace relayban;
+using nlohmann::json;
+
+namespace {
+
+std::string Iso(Time t) {
+  std::string s = FormatIso8601(t);  // ...Z
+  return s;
+}
+
+struct Rig {
+  std::filesystem::path dir;
+  testing::FakeFirewall* fw;
+  testing::FakeStateStore* store;
+  testing::FakeClock* clock;
+  testing::FakeSpawner* spawner;
+  std::vector<std::string> logs, notes;
+  std::unique_ptr<Daemon> daemon;
+
+  explicit Rig(const std::string& extra_rules = "") {
+    static int n = 0;
+    dir = std::filesystem::temp_directory_path() / ("relayban-daemon-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir / "log");
+    std::ofstream(dir / "log" / "mail.log").close();
+    std::ofstream(dir / "relayban.yaml") << "state_dir: " << (dir / "state").string() << "\n"
+                                          << "control_socket: " << (dir / "control.sock").string() << "\n"
+                                          << R"(ignore: [192.0.2.0/24]
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+jails:
+  j:
+    enabled: true
+    logs: [)" << (dir / "log" / "mail.log").string()
+                                          << R"(]
+    filters: [t]
+    on_ban: [/usr/local/bin/notify, "{ip}"]
+    rules:
+      - {name: brute, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}
+)" << extra_rules;
+    auto fw_ = std::make_unique<testing::FakeFirewall>();
+    auto store_ = std::make_unique<testing::FakeStateStore>();
+    auto clock_ = std::make_unique<testing::FakeClock>(Time(Seconds(1795000000)));
+    auto spawner_ = std::make_unique<testing::FakeSpawner>();
+    fw = fw_.get();
+    store = store_.get();
+    clock = clock_.get();
+    spawner = spawner_.get();
+    DaemonParts parts;
+    parts.firewall = std::move(fw_);
+    parts.store = std::move(store_);
+    parts.clock = std::move(clock_);
+    parts.spawner = std::move(spawner_);
+    parts.notify = [this](const std::string& s) { notes.push_back(s); };
+    parts.log = [this](int, const std::string& m) { logs.push_back(m); };
+    DaemonOptions o;
+    o.config = (dir / "relayban.yaml").string();
+    o.handle_signals = false;
+    daemon = std::make_unique<Daemon>(o, std::move(parts));
+  }
+  ~Rig() {
+    daemon.reset();
+    std::filesystem::remove_all(dir);
+  }
+  void Append(const std::string& text) {
+    std::ofstream f(dir / "log" / "mail.log", std::ios::app);
+    f << text;
+  }
+  void Failures(const std::string& ip, int count) {
+    for (int i = 0; i < count; ++i) Append(Iso(clock->Now()) + " fail user=u" + std::to_string(i) + " ip=" + ip + "\n");
+  }
+  // Turns until `done` (a generous bound; nothing is timed).
+  template <class F>
+  bool TurnUntil(F done, int turns = 2000) {
+    for (int i = 0; i < turns && !done(); ++i) daemon->Turn(5);
+    return done();
+  }
+  // A command's whole answer.
+  std::vector<json> Ask(const std::string& request) {
+    std::vector<json> lines;
+    bool done = false;
+    daemon->Command(request, [&](std::string_view l) {
+      lines.push_back(json::parse(l));
+      done = done || lines.back().contains("ok");
+    });
+    TurnUntil([&] { return done; });
+    return lines;
+  }
+  json Status() { return Ask(R"({"cmd":"status"})").back(); }
+  bool Logged(const std::string& part) const {
+    return std::any_of(logs.begin(), logs.end(), [&](const std::string& l) { return l.find(part) != std::string::npos; });
+  }
+};
+
+}  // namespace
+
+TEST_CASE("lines appended to a log are banned through the ledger into the firewall, and the hook runs") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  CHECK(r.notes == std::vector<std::string>{"READY=1"});
+  r.Failures("203.0.113.5", 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.5"); }));
+  CHECK(r.fw->bans[*Prefix::Parse("203.0.113.5")] == Seconds(3600));
+  REQUIRE(r.TurnUntil([&] { return r.store->Active("203.0.113.5") == 1; }));
+  REQUIRE(r.spawner->started.size() == 1);
+  CHECK(r.spawner->started[0] == std::vector<std::string>{"/usr/local/bin/notify", "203.0.113.5"});
+  CHECK(r.Logged("ban 203.0.113.5 for 1h jail=j rule=brute"));
+  auto s = r.Status();
+  CHECK(s["health"] == "ok");
+  CHECK(s["bans"] == 1);
+  CHECK(s["jails"][0]["bans"] == 1);
+}
+
+TEST_CASE("a refusing firewall makes the daemon degraded, logged once; the bans arrive when it works again") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  r.fw->fail_all = true;
+  r.fw->failure = Error{"Operation not permitted", {}, ErrorKind::kPermission};
+  r.Failures("203.0.113.6", 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->apply_calls > 0; }));
+  auto s = r.Status();
+  CHECK(s["health"] == "degraded: firewall: Operation not permitted");
+  CHECK(s["bans"] == 1);  // banned in relayban, owed to the kernel
+  CHECK(s["backlog"]["kernel"] == 1);
+  for (int i = 0; i < 5; ++i) {
+    r.clock->Advance(Seconds(1));
+    r.daemon->Tick();
+    r.daemon->Turn(0);
+  }
+  CHECK(std::count_if(r.logs.begin(), r.logs.end(), [](const std::string& l) { return l.find("firewall: Operation not permitted") == 0; }) == 1);
+  r.fw->fail_all = false;
+  r.clock->Advance(Seconds(30));
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.6"); }));
+  CHECK(r.Status()["health"] == "ok");
+}
+
+TEST_CASE("a full state disk is shown and logged; bans still reach the kernel and are written later") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  r.store->fail_writes = true;
+  r.Failures("203.0.113.7", 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.7"); }));
+  r.clock->Advance(Seconds(1));
+  r.daemon->Tick();
+  CHECK(r.Status()["health"] == "degraded: state database: database or disk is full");
+  CHECK(r.Logged("state database: database or disk is full (retrying)"));
+  r.store->fail_writes = false;
+  r.clock->Advance(Seconds(30));
+  r.daemon->Tick();
+  REQUIRE(r.TurnUntil([&] { return r.store->Active("203.0.113.7") == 1; }));
+  CHECK(r.Status()["health"] == "ok");
+}
+
+TEST_CASE("a hook that hangs is killed with its group at the time limit, and the daemon goes on") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  r.Failures("203.0.113.8", 3);
+  REQUIRE(r.TurnUntil([&] { return r.spawner->started.size() == 1; }));
+  r.clock->Advance(Seconds(11));
+  r.daemon->Tick();
+  CHECK(r.spawner->killed.size() == 1);
+  CHECK(r.Status()["hooks"]["killed"] == 1);
+}
+
+TEST_CASE("a burst of bans reaches the kernel in slices while status answers at once") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  std::string burst;
+  for (uint32_t i = 0; i < 30000; ++i) {
+    std::string ip = IpAddress::V4(0x0B000000u + i).ToString();
+    for (int k = 0; k < 3; ++k) burst += Iso(r.clock->Now()) + " fail user=x ip=" + ip + "\n";
+  }
+  r.Append(burst);
+  // Status is answered from within the same turn, whatever the backlog.
+  bool saw_backlog = false;
+  for (int i = 0; i < 200 && r.fw->bans.size() < 30000; ++i) {
+    r.daemon->Turn(0);
+    std::optional<json> s;
+    r.daemon->Command(R"({"cmd":"status"})", [&](std::string_view l) { s = json::parse(l); });
+    REQUIRE(s);  // no turn needed
+    saw_backlog = saw_backlog || (*s)["backlog"]["kernel"].get<size_t>() > 0 || (*s)["backlog"]["lines"].get<bool>();
+    for (const auto& call : r.fw->applied) REQUIRE(call.size() <= 20000);
+  }
+  CHECK(r.fw->bans.size() == 30000);
+  CHECK(saw_backlog);
+  CHECK(r.fw->applied.size() >= 2);
+}
+
+TEST_CASE("ban and unban by hand answer once the kernel holds the change, and say so when it refuses") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  auto ban = r.Ask(R"({"cmd":"ban","target":"198.51.100.7","for":"10m","reason":"web log"})");
+  CHECK(ban.back()["ok"] == true);
+  CHECK(r.fw->Has("198.51.100.7"));  // already there when the answer came
+  CHECK(r.Ask(R"({"cmd":"ban","target":"192.0.2.9"})").back()["error"] ==
+        "192.0.2.9 is in the ignore list (or loopback); use --force to ban it anyway");
+  r.fw->fail_all = true;
+  auto refused = r.Ask(R"({"cmd":"ban","target":"198.51.100.8"})");
+  CHECK(refused.back()["error"].get<std::string>().find("banned in relayban, but the firewall refused it") == 0);
+  CHECK_FALSE(r.fw->Has("198.51.100.8"));
+  auto unban = r.Ask(R"({"cmd":"unban","target":"198.51.100.7"})");
+  CHECK(unban.back()["ok"] == false);
+  CHECK(unban.back()["error"].get<std::string>().find("lifted in relayban, but the firewall refused the removal") == 0);
+  CHECK(r.fw->Has("198.51.100.7"));
+  r.fw->fail_all = false;
+  r.clock->Advance(Seconds(2));
+  REQUIRE(r.TurnUntil([&] { return !r.fw->Has("198.51.100.7"); }));  // retried until it holds
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("198.51.100.8"); }));
+  auto list = r.Ask(R"({"cmd":"list"})");
+  CHECK(list.back()["count"] == 1);
+}
+
+TEST_CASE("list streams every ban, one a line, and ends with the count") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  for (int i = 1; i <= 5000; ++i) r.Ask(R"({"cmd":"ban","target":")" + IpAddress::V4(0x0C000000u + static_cast<uint32_t>(i)).ToString() + R"("})");
+  auto list = r.Ask(R"({"cmd":"list"})");
+  REQUIRE(list.size() == 5001);
+  CHECK(list[0]["ban"]["rule"] == "manual");
+  CHECK(list[0]["ban"]["origin"] == "manual");
+  CHECK(list[0]["ban"]["remaining_s"] == 3600);
+  CHECK(list.back()["count"] == 5000);
+}
+
+TEST_CASE("a reload with a bad file keeps the running configuration and names the errors") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  std::ofstream(r.dir / "relayban.yaml", std::ios::app) << "bogus_key: 1\n";
+  auto answer = r.Ask(R"({"cmd":"reload"})");
+  CHECK(answer.back()["ok"] == false);
+  CHECK(answer.back()["errors"][0].get<std::string>().find("unknown key 'bogus_key'") != std::string::npos);
+  r.Failures("203.0.113.9", 3);
+  CHECK(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
+}
+
+TEST_CASE("a malformed control request gets an error answer") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  CHECK(r.Ask("not json").back()["error"] == "the request is not a JSON object");
+  CHECK(r.Ask(R"({"cmd":"ban","target":5})").back()["error"] == "\"target\" must be a string");
+  CHECK(r.Status()["ok"] == true);
+}
+
+TEST_CASE("stopping reads what was written before, writes what is owed, and leaves the bans") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  std::string burst;  // more than one turn's reading
+  for (uint32_t i = 0; i < 20000; ++i)
+    for (int k = 0; k < 3; ++k) burst += Iso(r.clock->Now()) + " fail user=x ip=" + IpAddress::V4(0x0B000000u + i).ToString() + "\n";
+  r.Append(burst);
+  CHECK(r.daemon->Stop() == 0);  // no turn in between: Stop itself reads and decides
+  CHECK(r.fw->bans.size() == 20000);
+  CHECK(r.store->Active("11.0.78.31") == 1);
+  CHECK_FALSE(r.store->progress.files.empty());
+  CHECK(r.notes.back() == "STOPPING=1");
+}

@@ -3,13 +3,6 @@
 #include <algorithm>
 
 namespace relayban {
-namespace {
-uint32_t Sec(Time t) {
-  auto s = std::chrono::floor<Seconds>(t.time_since_epoch()).count();
-  return static_cast<uint32_t>(std::clamp<int64_t>(s, 0, 0xFFFFFFFEll));
-}
-}  // namespace
-
 std::optional<BanTerm> MemoryBanBook::Find(const Prefix& target, Time now) const {
   const Term* t = terms_.Get(target);
   if (!t) return std::nullopt;
@@ -25,11 +18,11 @@ void MemoryBanBook::Record(const Order& order) {
   }
   Term& t = terms_[order.target];
   t.duration_s = static_cast<uint32_t>(std::min<int64_t>(order.duration.count(), 0xFFFFFFFEll));
-  t.end_sec = order.duration.count() == 0 ? kForever : Sec(order.at + order.duration);
+  t.end_sec = order.duration.count() == 0 ? kForever : SecondsOf(order.at + order.duration);
 }
 
 void MemoryBanBook::Expire(Time now, size_t max_slots) {
-  uint32_t sec = Sec(now);
+  uint32_t sec = SecondsOf(now);
   if (max_slots == 0) {  // the whole table, from its start
     expire_at_ = 0;
     max_slots = ~size_t{0};

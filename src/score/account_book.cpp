@@ -6,13 +6,6 @@
 
 namespace relayban {
 
-namespace {
-uint32_t Sec(Time t) {
-  auto s = std::chrono::floor<Seconds>(t.time_since_epoch()).count();
-  return static_cast<uint32_t>(std::clamp<int64_t>(s, 0, 0xFFFFFFFEll));
-}
-}  // namespace
-
 AccountBook::Entry* AccountBook::Find(std::string_view account) {
   uint32_t* at = index_.Get(account);
   return at ? &entries_[*at] : nullptr;
@@ -24,7 +17,7 @@ const AccountBook::Entry* AccountBook::Find(std::string_view account) const {
 }
 
 AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
-  uint32_t sec = Sec(t);
+  uint32_t sec = SecondsOf(t);
   newest_ = std::max(newest_, sec);
   if (uint32_t* at = index_.Get(account)) {
     seen_sec_[*at] = std::max(seen_sec_[*at], sec);

@@ -133,11 +133,11 @@ TEST_CASE("hostile lines repeated many times never ban the injected address") {
 }
 
 namespace {
-// Every log line the repository has: golden cases, the shared samples and the stories.
+// Every log line the repository has: golden cases, the samples and the stories.
 std::vector<std::string> AllSampleMessages() {
   std::vector<std::string> files;
   for (const auto& dir : {std::string(RELAYBAN_SOURCE_DIR) + "/tests/golden", std::string(RELAYBAN_SOURCE_DIR) + "/tests/data",
-                          std::string(RELAYBAN_SOURCE_DIR) + "/../shared/logs"}) {
+                          std::string(RELAYBAN_SOURCE_DIR) + "/tests/data/samples"}) {
     if (!std::filesystem::exists(dir)) continue;
     for (const auto& f : std::filesystem::directory_iterator(dir))
       if (f.path().extension() == ".golden" || f.path().extension() == ".log") files.push_back(f.path());

@@ -18,8 +18,12 @@ ok()   { passed=$((passed + 1)); echo "ok - $1"; }
 fail() { failed=$((failed + 1)); echo "FAILED - $1"; [ -f "$work/daemon.log" ] && tail -n 20 "$work/daemon.log" | sed 's/^/    /'; }
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else fail "$what"; fi; }
 in_kernel() { nft get element inet relayban "$1" "{ $2 }" >/dev/null 2>&1; }
-# Waits up to $3 ms for an element to appear.
-wait_kernel() { local set=$1 ip=$2 ms=${3:-2000} i=0; while [ $i -lt "$ms" ]; do in_kernel "$set" "$ip" && return 0; sleep 0.005; i=$((i + 5)); done; return 1; }
+# Waits for an element to appear (up to $3 ms: a generous bound, never a measurement).
+wait_kernel() { local set=$1 ip=$2 ms=${3:-20000} i=0; while [ $i -lt "$ms" ]; do in_kernel "$set" "$ip" && return 0; sleep 0.01; i=$((i + 10)); done; return 1; }
+# Waits for a file to hold a line matching $2, $3 times (default once), for up to 20 s.
+wait_for() { local file=$1 pattern=$2 times=${3:-1} i=0; while [ $i -lt 2000 ]; do [ "$(grep -c -- "$pattern" "$file" 2>/dev/null)" -ge "$times" ] && return 0; sleep 0.01; i=$((i + 1)); done; return 1; }
+# Waits for the daemon's status to report at least $1 lines read.
+wait_lines() { local i=0; while [ $i -lt 2000 ]; do [ "$("$bin" status --json --socket "$work/control.sock" 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["lines"])' 2>/dev/null || echo -1)" -ge "$1" ] && return 0; sleep 0.01; i=$((i + 1)); done; return 1; }
 stamp() { date '+%b %e %H:%M:%S'; }
 fail_line() { echo "$(stamp) mx1 postfix/smtpd[$RANDOM]: warning: unknown[$1]: SASL LOGIN authentication failed: authentication failure, sasl_username=${2:-u$RANDOM}"; }
 burst() { for _ in 1 2 3 4 5; do fail_line "$1" >> "$2"; done; }
@@ -73,11 +77,11 @@ with open(sys.argv[2], "a") as f:
 PY
 notify_pid=$!
 trap 'kill $notify_pid 2>/dev/null; cleanup' EXIT
-sleep 0.3
+for _ in $(seq 2000); do [ -S "$work/notify.sock" ] && break; sleep 0.01; done
 
 start() {
   NOTIFY_SOCKET="$work/notify.sock" "$bin" daemon -c "$work/relayban.yaml" >> "$work/daemon.log" 2>&1 & pid=$!
-  for _ in $(seq 100); do "$bin" status --socket "$work/control.sock" >/dev/null 2>&1 && return 0; sleep 0.05; done
+  for _ in $(seq 2000); do "$bin" status --socket "$work/control.sock" >/dev/null 2>&1 && return 0; sleep 0.01; done
   return 1
 }
 stop() { kill -TERM "$pid"; wait "$pid" 2>/dev/null; pid=; }
@@ -88,17 +92,11 @@ check "the daemon starts and answers on its socket" start
 check "a jail whose program is not installed is off, though its log exists" bash -c "$(printf '%q ' "$bin") status exim -c $work/relayban.yaml | grep -q 'off: enabled: auto and none of /nonexistent/usr/sbin/exim4 exists'"
 check "status reports both jails on" bash -c "$(printf '%q ' "$bin") status --json --socket $work/control.sock | grep -q '\"enabled\": true'"
 
-# A burst of failures reaches the kernel set quickly.
-t0=$(date +%s%N)
+# A burst of failures reaches the kernel set (how fast is measured by tests/bench/, not here).
 burst 203.0.113.10 "$work/log/mail.log"
-if wait_kernel ban4 203.0.113.10 2000; then
-  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
-  if [ "$ms" -le 100 ]; then ok "a brute-force burst is in the kernel set within 100 ms ($ms ms)"; else fail "ban took $ms ms (> 100)"; fi
-else
-  fail "a brute-force burst is banned"
-fi
-
-check "the on_ban hook ran with its argv, no shell" test -e "$work/hooks/203.0.113.10 postfix"
+check "a brute-force burst is banned into the kernel set" wait_kernel ban4 203.0.113.10
+wait_hook() { for _ in $(seq 2000); do [ -e "$1" ] && return 0; sleep 0.01; done; return 1; }
+check "the on_ban hook ran with its argv, no shell" wait_hook "$work/hooks/203.0.113.10 postfix"
 check "sd_notify READY=1 was sent" grep -q "READY=1" "$work/notify.log"
 
 # journald: entries of the trusted unit count; the same text forged from another unit does not.
@@ -178,40 +176,39 @@ out=$("$bin" reload --socket "$work/control.sock" 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "uses unknown filter 'nosuch'"; then ok "a bad reload is refused with its errors"; else fail "bad reload: rc=$rc $out"; fi
 out=$(cli reload 2>&1); rc=$?
 if [ $rc -eq 78 ] && echo "$out" | grep -q "unknown filter 'nosuch'"; then ok "the client shows the errors too"; else fail "client reload: rc=$rc $out"; fi
+rejected=$(grep -c "uses unknown filter 'nosuch'" "$work/daemon.log")
 kill -HUP "$pid"
-sleep 0.3
-check "SIGHUP with a bad configuration logs every error" grep -q "uses unknown filter 'nosuch'" "$work/daemon.log"
+check "SIGHUP with a bad configuration logs every error" wait_for "$work/daemon.log" "uses unknown filter 'nosuch'" $((rejected + 1))
 burst 203.0.113.13 "$work/log/mail.log"
 check "and the old configuration keeps working" wait_kernel ban4 203.0.113.13
 cp "$work/good.yaml" "$work/relayban.yaml"
+readies=$(grep -c "READY=1" "$work/notify.log")
 kill -HUP "$pid"
-sleep 0.3
-check "SIGHUP reloads a good configuration" cli status
+check "SIGHUP reloads a good configuration (RELOADING, then READY again)" wait_for "$work/notify.log" "READY=1" $((readies + 1))
+check "and the daemon answers" cli status
 
 # The qmail story, fed live.
 cat "$src/tests/data/qmail-story.log" >> "$work/qmail/current"
-check "the qmail story bans the spammer's address" wait_kernel ban4 82.128.32.42 3000
-check "and the account's second address" wait_kernel ban4 41.203.7.99 3000
-sleep 0.2
-check "a failing on_account hook is logged, not fatal" grep -q "hook /bin/false failed with exit status 1" "$work/daemon.log"
+check "the qmail story bans the spammer's address" wait_kernel ban4 82.128.32.42
+check "and the account's second address" wait_kernel ban4 41.203.7.99
+check "a failing on_account hook is logged, not fatal" wait_for "$work/daemon.log" "hook /bin/false failed with exit status 1"
 check "the on_account hook ran once for the verdict, not once per further recipient" test "$(grep -c 'hook /bin/false failed' "$work/daemon.log")" -eq 1
 check "relayban accounts shows test with its verdict" bash -c "$(printf '%q ' "$bin") accounts -c $work/relayban.yaml | grep '^test ' | grep -q relay-flood"
 
-# A log matching a glob that appears after start is picked up.
-mkdir -p "$work/qmail/submission" && : > "$work/qmail/submission/current"
-sleep 11
-sed 's/82.128.32.42/82.128.32.43/; s/41.203.7.99/41.203.7.98/' "$src/tests/data/qmail-story.log" | grep -v "41.203.7.98" >> "$work/qmail/submission/current"
-check "a new file matching a log glob is followed" wait_kernel ban4 82.128.32.43 3000
+# A log matching a glob that appears after start is picked up (within ten seconds), from its
+# first line.
+mkdir -p "$work/qmail/submission"
+sed 's/82.128.32.42/82.128.32.43/; s/41.203.7.99/41.203.7.98/' "$src/tests/data/qmail-story.log" | grep -v "41.203.7.98" > "$work/qmail/submission/current"
+check "a new file matching a log glob is followed" wait_kernel ban4 82.128.32.43 30000
 
 # Restart: bans stay, no line is counted twice.
 for _ in 1 2 3; do fail_line 203.0.113.14 >> "$work/log/mail.log"; done
-sleep 0.3
-stop
+stop  # reads what was written before it stops
 check "after SIGTERM the bans stay in the kernel" in_kernel ban4 203.0.113.10
 check "the daemon restarts" start
 check "list shows the restored bans" bash -c "$(printf '%q ' "$bin") list -c $work/relayban.yaml | grep -q 203.0.113.10"
 for _ in 1 2; do fail_line 203.0.113.14 >> "$work/log/mail.log"; done
-sleep 0.5
+check "the daemon read the 2 new lines" wait_lines 2
 check "no line was read twice (3 before + 2 after the restart do not ban)" bash -c "! nft get element inet relayban ban4 '{ 203.0.113.14 }'"
 check "status counts only the 2 new lines" bash -c "$(printf '%q ' "$bin") status --json -c $work/relayban.yaml | grep -q '\"lines\": 2'"
 
@@ -228,9 +225,9 @@ check "sd_notify STOPPING=1 was sent" grep -q "STOPPING=1" "$work/notify.log"
 sed -i "s|^control_socket:.*|&\nfirewall: {own_table: false}|" "$work/relayban.yaml"
 nft delete table inet relayban
 check "the daemon starts with a table it does not own" start
-check "and restores the bans into it" wait_kernel ban4 82.128.32.42 2000
+check "and restores the bans into it" wait_kernel ban4 82.128.32.42
 nft delete table inet relayban
-check "a table deleted by someone else is rebuilt with its bans" wait_kernel ban4 82.128.32.42 8000
+check "a table deleted by someone else is rebuilt with its bans" wait_kernel ban4 82.128.32.42
 stop
 
 # --dry-run needs no privileges: run it as nobody, with its own state and socket.
@@ -243,11 +240,10 @@ if command -v setpriv >/dev/null; then
   chmod a+r "$dry/relayban.yaml"
   setpriv --reuid=65534 --regid=65534 --clear-groups "$bin" daemon --dry-run -c "$dry/relayban.yaml" > "$dry/daemon.log" 2>&1 &
   drypid=$!
-  sleep 0.5
+  check "a --dry-run daemon runs as nobody" wait_for "$dry/daemon.log" "running: dry-run"
   burst 203.0.113.50 "$dry/log/mail.log"
-  sleep 0.5
+  check "a --dry-run daemon as nobody reports the ban" wait_for "$dry/daemon.log" "dry-run: would ban 203.0.113.50 for 1h"
   kill -TERM $drypid; wait $drypid 2>/dev/null
-  check "a --dry-run daemon as nobody reports the ban" grep -q "dry-run: would ban 203.0.113.50 for 1h" "$dry/daemon.log"
   check "and changes no firewall" bash -c "! nft get element inet relayban ban4 '{ 203.0.113.50 }'"
   chmod 0700 "$work"
 fi

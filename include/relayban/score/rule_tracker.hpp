@@ -68,7 +68,7 @@ class KeyedWindows {
   // True when this observation crosses the threshold for `key`; the key's count restarts.
   template <class K>
   bool Add(const K& key, uint64_t value_hash, int weight, Time t) {
-    uint32_t sec = ToSec(t);
+    uint32_t sec = SecondsOf(t);
     newest_ = std::max(newest_, sec);
     size_t i = SlotFor(key);
     int n = map_.ValueAt(i).Add(Fold(value_hash), weight, sec, distinct_, threshold_, window_);
@@ -82,7 +82,7 @@ class KeyedWindows {
   // the threshold); the key is kept whatever the count (escalation history).
   template <class K>
   int Observe(const K& key, uint64_t value_hash, int weight, Time t) {
-    uint32_t sec = ToSec(t);
+    uint32_t sec = SecondsOf(t);
     newest_ = std::max(newest_, sec);
     return map_.ValueAt(SlotFor(key)).Add(Fold(value_hash), weight, sec, distinct_, threshold_, window_);
   }
@@ -95,7 +95,7 @@ class KeyedWindows {
   // table of a million keys costs a bounded slice. Shrinks the table when a full pass found
   // it mostly empty.
   void Sweep(Time now, size_t max_slots = 0) {
-    uint32_t sec = ToSec(now);
+    uint32_t sec = SecondsOf(now);
     if (max_slots == 0) {  // the whole table, from its start
       sweep_at_ = 0;
       max_slots = ~size_t{0};
@@ -135,10 +135,6 @@ class KeyedWindows {
     return map_.Insert(Key(key));
   }
   static uint32_t Fold(uint64_t h) { return static_cast<uint32_t>(h ^ (h >> 32)); }
-  static uint32_t ToSec(Time t) {
-    auto s = std::chrono::floor<Seconds>(t.time_since_epoch()).count();
-    return s < 0 ? 0 : static_cast<uint32_t>(s);
-  }
   void EvictOldest() {
     // The least recently seen eighth goes at once: two sequential passes per max_keys/8
     // new keys, so a flood of new keys costs O(1) amortised per key.

@@ -106,7 +106,7 @@ TEST_CASE("an unban the firewall refuses is retried until it holds") {
   CHECK(r.ledger.size() == 0);
 }
 
-TEST_CASE("a full state disk degrades the store only; the owed writes are made when there is room") {
+TEST_CASE("a full state disk degrades the store only, the owed writes are made when there is room") {
   Rig r;
   r.store.fail_writes = true;
   for (int i = 0; i < 50; ++i) r.ledger.Record(r.Make("198.51.100." + std::to_string(i), 3600));
@@ -218,7 +218,7 @@ TEST_CASE("a store that cannot be read at start-up leaves the kernel's bans adop
   CHECK(r.ledger.Find(P("203.0.113.20"), r.clock.Now()));
 }
 
-TEST_CASE("a set flushed by someone else is refilled; a deleted table is rebuilt with every ban") {
+TEST_CASE("a set flushed by someone else is refilled, a deleted table is rebuilt with every ban") {
   Rig r;
   for (int i = 0; i < 5; ++i) r.ledger.Record(r.Make("203.0.113." + std::to_string(30 + i), 3600));
   r.Settle();
@@ -260,7 +260,7 @@ TEST_CASE("unbanning what is not banned still clears the kernel, and records not
   CHECK(r.store.rows.empty());
 }
 
-TEST_CASE("banning again replaces the ban; unban all lifts every one; counts per jail follow") {
+TEST_CASE("banning again replaces the ban, unban all lifts every one, counts per jail follow") {
   Rig r;
   r.ledger.Record(r.Make("203.0.113.50", 60));
   r.ledger.Record(r.Make("203.0.113.51", 60));

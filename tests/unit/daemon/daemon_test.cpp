@@ -129,7 +129,7 @@ TEST_CASE("lines appended to a log are banned through the ledger into the firewa
   CHECK(s["jails"][0]["bans"] == 1);
 }
 
-TEST_CASE("a refusing firewall makes the daemon degraded, logged once; the bans arrive when it works again") {
+TEST_CASE("a refusing firewall makes the daemon degraded, logged once, the bans arrive when it works again") {
   Rig r;
   REQUIRE(r.daemon->Start() == 0);
   r.fw->fail_all = true;
@@ -152,7 +152,7 @@ TEST_CASE("a refusing firewall makes the daemon degraded, logged once; the bans 
   CHECK(r.Status()["health"] == "ok");
 }
 
-TEST_CASE("a full state disk is shown and logged; bans still reach the kernel and are written later") {
+TEST_CASE("a full state disk is shown and logged, bans still reach the kernel and are written later") {
   Rig r;
   REQUIRE(r.daemon->Start() == 0);
   r.store->fail_writes = true;

@@ -24,7 +24,7 @@ HookRunner::Limits Limits(size_t running, size_t queued, int seconds = 10) {
 }
 }  // namespace
 
-TEST_CASE("at most max_running hooks run at once; the others wait their turn") {
+TEST_CASE("at most max_running hooks run at once, the others wait their turn") {
   Rig r(Limits(2, 10));
   for (int i = 0; i < 5; ++i) r.runner.Run({"/usr/local/bin/notify", std::to_string(i)});
   CHECK(r.spawner.started.size() == 2);
@@ -68,7 +68,7 @@ TEST_CASE("the time limit kills a hook's whole group, also what it left behind")
   CHECK(std::any_of(r.logs.begin(), r.logs.end(), [](const std::string& l) { return l.find("/hang overran its time limit") != std::string::npos; }));
 }
 
-TEST_CASE("a hook that fails is logged with its status; one that cannot start is counted") {
+TEST_CASE("a hook that fails is logged with its status, one that cannot start is counted") {
   Rig r(Limits(4, 10));
   r.runner.Run({"/bin/false"});
   r.spawner.Exit(1000, 1);

@@ -84,7 +84,7 @@ TEST_CASE("a jail with detect paths is on only where its mail system is installe
   CHECK(plan.on == std::vector<std::string>{"postfix", "dovecot"});
 }
 
-TEST_CASE("a log file feeds every jail that is on and reads it; an existing file wins over the journal") {
+TEST_CASE("a log file feeds every jail that is on and reads it, an existing file wins over the journal") {
   FakeHost host;
   host.files = {"/usr/sbin/postfix", "/var/log/mail.log"};
   host.units = {"_SYSTEMD_UNIT=postfix@-.service"};

@@ -3,6 +3,8 @@
 #include "relayban/source/journal_source.hpp"
 
 #include <catch2/catch.hpp>
+
+#include "skip.hpp"
 #include <unistd.h>
 
 #include <cstdio>
@@ -52,8 +54,7 @@ void Write(const std::filesystem::path& dir, const std::string& name, const std:
 
 TEST_CASE("journald entries become lines, only from the trusted unit, and a cursor resumes") {
   if (access(kRemote, X_OK) != 0) {
-    WARN("systemd-journal-remote not installed; skipped");
-    return;
+    RELAYBAN_SKIP("systemd-journal-remote is not installed");
   }
   auto dir = std::filesystem::temp_directory_path() / ("relayban-journal-" + std::to_string(getpid()));
   std::filesystem::remove_all(dir);

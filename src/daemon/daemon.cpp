@@ -20,7 +20,12 @@
 namespace relayban {
 namespace {
 
-constexpr size_t kLinesPerTurn = 20000;  // about 10 ms of reading
+constexpr size_t kLinesPerTurn = 20000;        // about 10 ms of reading
+constexpr size_t kReplayPerTurn = 20000;       // journal records fed to a new engine per turn
+constexpr size_t kCheckpointEvery = 20000;     // journal records that make a checkpoint at once
+constexpr size_t kMaxJournalPending = 500000;  // kept in memory while the database fails
+constexpr size_t kJournalKeep = 2000000;       // records kept at most (the oldest go first)
+constexpr auto kCheckpointInterval = std::chrono::milliseconds(200);
 
 }  // namespace
 
@@ -164,6 +169,13 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   }
   auto engine = std::move(e.value());
   for (const auto& [p, t] : offences_) engine->policy().AddOffence(p, t);
+  engine->SetJournal([this](Time t, std::string_view record) { journal_pending_.push_back({t, std::string(record)}); });
+  // The new engine learns the counts of the last window from the journal before it reads a
+  // line: the records in the database, then those not written yet.
+  replaying_ = true;
+  replay_after_ = 0;
+  replayed_ = 0;
+  replay_since_ = parts_.clock->Now() - engine->LongestWindow() - std::chrono::minutes(1);
   for (const auto& j : plan.jails) Log(LOG_INFO, "jail " + j.name + ": " + j.why);
   Progress saved;
   if (auto p = parts_.store->LoadProgress()) saved = std::move(*p);
@@ -212,12 +224,41 @@ void Daemon::HandleOutput() {
   out_.clear();
 }
 
+bool Daemon::ReplaySlice() {
+  auto records = parts_.store->LoadJournal(replay_after_, replay_since_, kReplayPerTurn);
+  if (!records) {
+    Log(LOG_ERR, "cannot read the journal (" + records.error().message +
+                     "): the counts of the last window start afresh");
+    records = std::vector<std::pair<uint64_t, std::string>>{};
+  }
+  for (const auto& [seq, data] : *records) {
+    replayed_ += engine_->Replay(data);
+    replay_after_ = seq;
+  }
+  if (records->size() == kReplayPerTurn) return true;
+  for (const auto& r : journal_pending_) replayed_ += engine_->Replay(r.data);
+  replaying_ = false;
+  if (replayed_)
+    Log(LOG_INFO, "replayed " + std::to_string(replayed_) + " journal events of the last " +
+                      FormatDuration(engine_->LongestWindow()) + ": counts, distinct sets, accounts and correlation restored");
+  return false;
+}
+
 bool Daemon::DoWork() {
+  if (replaying_) {
+    bool more = ReplaySlice();
+    more = ledger_->Flush() || more;
+    more = RunJobs() || more;
+    return more || !replaying_;
+  }
   Time now = parts_.clock->Now();
   sources_->Read(kLinesPerTurn, [&](int source, std::string_view line) {
     engine_->OnLine(source, line, now, out_);
     if (!out_.orders.empty() || !out_.hooks.empty()) HandleOutput();
   });
+  if (journal_pending_.size() >= kCheckpointEvery ||
+      (!journal_pending_.empty() && parts_.clock->Monotonic() - last_checkpoint_ >= kCheckpointInterval))
+    Checkpoint();
   bool more = sources_->Pending();
   more = ledger_->Flush() || more;
   more = RunJobs() || more;
@@ -229,16 +270,26 @@ void Daemon::Turn(int max_wait_ms) {
   more_work_ = DoWork();
 }
 
-void Daemon::SaveProgress() {
-  auto r = parts_.store->SaveProgress(sources_->progress());
+void Daemon::Checkpoint() {
+  // Not while a new engine replays: its positions are those of the lines it has not read.
+  if (replaying_) return;
+  last_checkpoint_ = parts_.clock->Monotonic();
+  auto r = parts_.store->Checkpoint(journal_pending_, sources_->progress());
   if (r) {
-    if (!progress_problem_.empty()) Log(LOG_NOTICE, "read positions are saved again");
+    if (!progress_problem_.empty()) Log(LOG_NOTICE, "the journal and read positions are saved again");
     progress_problem_.clear();
+    journal_pending_.clear();
     return;
   }
   std::string problem = "state database: " + r.error().message;
-  if (problem != progress_problem_) Log(LOG_ERR, "saving read positions failed: " + r.error().message);
+  if (problem != progress_problem_) Log(LOG_ERR, "saving the journal and read positions failed: " + r.error().message);
   progress_problem_ = problem;
+  if (journal_pending_.size() > kMaxJournalPending) {
+    Log(LOG_WARNING, std::to_string(journal_pending_.size()) +
+                         " journal events could not be saved and are dropped: the running daemon keeps their counts, "
+                         "a restart would not");
+    journal_pending_.clear();
+  }
 }
 
 void Daemon::Tick() {
@@ -271,7 +322,9 @@ void Daemon::Tick() {
     }
   }
   sources_->MarkAllReady();  // the safety net for a missed inotify event
-  SaveProgress();
+  Checkpoint();
+  if (!replaying_ && ticks_ % 5 == 0)
+    (void)parts_.store->PruneJournal(now - engine_->LongestWindow() - std::chrono::hours(1), kJournalKeep, kCheckpointEvery);
   more_work_ = true;
   parts_.notify("WATCHDOG=1");
 }
@@ -309,6 +362,7 @@ int Daemon::Stop() {
   parts_.notify("STOPPING=1");
   Clock::Steady deadline = parts_.clock->Monotonic() + std::chrono::seconds(5);
   // What was written before the stop is read and decided on, within the deadline.
+  while (replaying_ && parts_.clock->Monotonic() < deadline) DoWork();
   while (sources_->Pending() && parts_.clock->Monotonic() < deadline) DoWork();
   sources_->MarkAllReady();
   DoWork();
@@ -316,7 +370,7 @@ int Daemon::Stop() {
     if (auto r = ledger_->RemoveAll(); !r) Log(LOG_ERR, r.error().ToString());
   }
   ledger_->Drain(deadline);
-  SaveProgress();
+  Checkpoint();
   if (options_.flush_on_exit) Log(LOG_INFO, "stopped; the firewall table was removed (--flush-on-exit)");
   else
     Log(LOG_INFO, "stopped; " + std::to_string(ledger_->size()) + " bans stay in the kernel and expire on their own" +

@@ -92,7 +92,10 @@ class Daemon {
   bool BuildEngine(const Config& config, bool initial);
   void HandleOutput();
   bool DoWork();
-  void SaveProgress();
+  // Writes the journal records of the lines read so far together with the read positions.
+  void Checkpoint();
+  // Feeds the new engine a slice of the journal; false when the replay is over.
+  bool ReplaySlice();
   void OnSignal();
   std::string Health() const;
 
@@ -129,6 +132,14 @@ class Daemon {
   uint64_t ticks_ = 0;
   uint64_t store_epoch_ = 0;
   std::string progress_problem_;  // saving read positions failed: why
+  // The engine's journal records not yet in the state database, and when it was last written.
+  std::vector<JournalRecord> journal_pending_;
+  Clock::Steady last_checkpoint_{};
+  // A new engine is being fed the journal of the last window before any log line is read.
+  bool replaying_ = false;
+  uint64_t replay_after_ = 0;
+  Time replay_since_{};
+  size_t replayed_ = 0;
   std::vector<std::unique_ptr<Job>> jobs_;
   // Answers to Command() callers, by their client id (above kDirect).
   static constexpr ClientId kDirect = ClientId{1} << 62;

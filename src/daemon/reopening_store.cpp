@@ -79,10 +79,26 @@ Result<std::vector<std::pair<Prefix, Time>>> ReopeningStore::Offences(Time since
   return r;
 }
 
-Result<void> ReopeningStore::SaveProgress(const Progress& progress) {
+Result<void> ReopeningStore::Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) {
   auto s = Get();
   if (!s) return Fail(s.error());
-  auto r = (*s)->SaveProgress(progress);
+  auto r = (*s)->Checkpoint(records, progress);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<std::vector<std::pair<uint64_t, std::string>>> ReopeningStore::LoadJournal(uint64_t after, Time since, size_t limit) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->LoadJournal(after, since, limit);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<size_t> ReopeningStore::PruneJournal(Time before, size_t keep, size_t limit) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->PruneJournal(before, keep, limit);
   if (!r) Observe(r.error());
   return r;
 }

@@ -25,8 +25,10 @@ class ReopeningStore : public StateStore {
   Result<std::vector<BanRecord>> ActiveBans(Time now) override;
   Result<std::vector<Prefix>> LiftedTargets() override;
   Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) override;
-  Result<void> SaveProgress(const Progress& progress) override;
+  Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) override;
   Result<Progress> LoadProgress() override;
+  Result<std::vector<std::pair<uint64_t, std::string>>> LoadJournal(uint64_t after, Time since, size_t limit) override;
+  Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) override;
 
   // Counts the databases opened: a new one (after a damaged one was moved aside) holds none
   // of the bans in force, which must then be written again.

@@ -1,10 +1,12 @@
 #include "relayban/engine/engine.hpp"
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <map>
 #include <unordered_map>
 
+#include "relayban/core/bytes.hpp"
 #include "relayban/core/text.hpp"
 #include "relayban/filter/correlator.hpp"
 #include "relayban/filter/filter_set.hpp"
@@ -17,6 +19,7 @@ namespace {
 constexpr int kAuthFailure = 0, kAuthSuccess = 1, kRelay = 2;
 constexpr size_t kMaxRecipientsPerLine = 1000;
 constexpr size_t kSweepSlice = 65536;  // slots per table per tick
+constexpr uint8_t kJournalVersion = 1;
 
 std::string_view DomainOf(std::string_view address) {
   size_t at = address.rfind('@');
@@ -166,6 +169,10 @@ struct Engine::Impl {
             const std::string& reason, EngineOutput& out);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
   Event scratch;  // reused for every hit, so its strings keep their buffers
+  std::function<void(Time, std::string_view)> journal;
+  ByteWriter record;  // reused for every journal record
+  bool replaying = false;
+  void Record(const Event& ev);
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -244,6 +251,87 @@ Result<int> Engine::AddSource(const std::vector<std::string>& jail_list, StampFo
 }
 
 void Engine::SetEventObserver(std::function<void(const Event&)> observer) { impl_->observer = std::move(observer); }
+
+void Engine::SetJournal(std::function<void(Time, std::string_view)> record) { impl_->journal = std::move(record); }
+
+Seconds Engine::LongestWindow() const {
+  Seconds longest{0};
+  for (const auto& j : impl_->jails) {
+    longest = std::max(longest, j->spec->correlate_age);
+    for (const auto& r : j->rules) longest = std::max(longest, r->spec->window);
+  }
+  return longest;
+}
+
+// A journal record: version, log time, jail and kind by name (ids differ between engines),
+// then the event's fields.
+void Engine::Impl::Record(const Event& ev) {
+  record.clear();
+  record.Byte(kJournalVersion);
+  record.Varint(static_cast<uint64_t>(std::max<int64_t>(0, ev.time.time_since_epoch().count())));
+  record.Bytes(jail_names[static_cast<size_t>(ev.jail)]);
+  record.Bytes(kinds[static_cast<size_t>(ev.kind)]);
+  if (!ev.ip) {
+    record.Byte(0);
+  } else {
+    record.Byte(ev.ip->is_v4() ? 4 : 6);
+    record.str().append(reinterpret_cast<const char*>(ev.ip->bytes().data()), ev.ip->is_v4() ? 4 : 16);
+  }
+  for (const std::string* f : {&ev.account, &ev.sender, &ev.recipient, &ev.id, &ev.session}) record.Bytes(*f);
+  record.Varint(static_cast<uint64_t>(ev.count));
+  journal(ev.time, record.str());
+}
+
+bool Engine::Replay(std::string_view data) {
+  Impl& m = *impl_;
+  ByteReader r(data);
+  auto version = r.Byte();
+  if (!version || *version != kJournalVersion) return false;
+  auto us = r.Varint();
+  auto jail = r.Bytes(256);
+  auto kind = r.Bytes(256);
+  auto family = r.Byte();
+  if (!us || !jail || !kind || !family) return false;
+  Event& ev = m.scratch;
+  ev.time = Time(Micros(static_cast<int64_t>(*us)));
+  auto j = std::find(m.jail_names.begin(), m.jail_names.end(), *jail);
+  auto k = std::find(m.kinds.begin(), m.kinds.end(), *kind);
+  ev.ip.reset();
+  if (*family == 4 || *family == 6) {
+    std::array<uint8_t, 16> bytes{};
+    for (int i = 0; i < (*family == 4 ? 4 : 16); ++i) {
+      auto b = r.Byte();
+      if (!b) return false;
+      bytes[static_cast<size_t>(i)] = *b;
+    }
+    ev.ip = *family == 4 ? IpAddress::V4(uint32_t{bytes[0]} << 24 | uint32_t{bytes[1]} << 16 | uint32_t{bytes[2]} << 8 | bytes[3])
+                         : IpAddress::V6(bytes);
+  } else if (*family != 0) {
+    return false;
+  }
+  for (std::string* f : {&ev.account, &ev.sender, &ev.recipient, &ev.id, &ev.session}) {
+    auto v = r.Bytes(4096);
+    if (!v) return false;
+    f->assign(*v);
+  }
+  auto count = r.Varint();
+  if (!count || !r.done()) return false;
+  if (j == m.jail_names.end() || k == m.kinds.end()) return false;
+  ev.jail = static_cast<int>(j - m.jail_names.begin());
+  ev.kind = static_cast<int>(k - m.kinds.begin());
+  ev.count = static_cast<int>(std::min<uint64_t>(*count, 100));
+  ev.filter = ev.pattern = 0;
+  Impl::Jail& jl = *m.jails[static_cast<size_t>(ev.jail)];
+  if (!ev.id.empty() || !ev.session.empty()) {
+    JoinedFields f{ev.ip, ev.account, ev.sender};
+    jl.correlator.Join(ev.id, ev.session, ev.time, f);
+  }
+  m.replaying = true;
+  EngineOutput none;
+  m.Process(ev, none);
+  m.replaying = false;
+  return true;
+}
 const EngineStats& Engine::stats() const { return impl_->stats; }
 BanPolicy& Engine::policy() { return impl_->policy; }
 const AccountBook& Engine::accounts() const { return impl_->accounts; }
@@ -329,6 +417,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
     }
     CleanAddress(c.sender, ev.sender);
     ev.id.assign(c.id.substr(0, 128));
+    ev.session.assign(c.session.substr(0, 128));
     const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
     for (size_t ji = 0; ji < jails_of_filter.size(); ++ji) {
       int j = jails_of_filter[ji];
@@ -367,6 +456,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
 
 void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
                         const std::string& reason, EngineOutput& out) {
+  if (replaying) return;  // the journal rebuilds counts; the bans are the ledger's
   auto order = policy.Ban(ip, rule.spec->ban, t, jail.spec->name, rule.spec->name, account, reason);
   if (!order) return;
   if (!jail.spec->on_ban.empty())
@@ -376,8 +466,11 @@ void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip,
 }
 
 void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
-  ++stats.events[static_cast<size_t>(ev.kind)];
-  if (observer) observer(ev);
+  if (!replaying) {
+    ++stats.events[static_cast<size_t>(ev.kind)];
+    if (observer) observer(ev);
+    if (journal) Record(ev);
+  }
   Jail& jail = *jails[static_cast<size_t>(ev.jail)];
   uint64_t bit = uint64_t{1} << ev.kind;
   std::string_view rdomain = DomainOf(ev.recipient);
@@ -458,7 +551,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
         standing[ev.account][&rule] = Standing{ev.jail, &rule, until, reason};
       }
-      if (!rule.spec->on_account.empty())
+      if (!rule.spec->on_account.empty() && !replaying)
         out.hooks.push_back(MakeHook(rule.spec->on_account, ev.ip ? ev.ip->ToString() : "", ev.account,
                                      jail.spec->name, rule.spec->name, rule.spec->ban));
     }

@@ -89,6 +89,8 @@ class SqliteStore : public StateStore {
       CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS positions (
         path TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, offset INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, data BLOB NOT NULL);
+      CREATE INDEX IF NOT EXISTS journal_t ON journal(t_us);
     )";
     if (auto r = Exec(setup); !r) return r;
     // Version 2 records where a ban came from (a rule, by hand, adopted from the kernel).
@@ -193,9 +195,16 @@ class SqliteStore : public StateStore {
     return out;
   }
 
-  Result<void> SaveProgress(const Progress& progress) override {
-    if (progress.files.empty() && progress.cursors.empty()) return {};
+  Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) override {
+    if (records.empty() && progress.files.empty() && progress.cursors.empty()) return {};
     return Transaction([&]() -> Result<void> {
+      for (const auto& rec : records) {
+        auto s = Prepare("INSERT INTO journal(t_us,data) VALUES(?1,?2)");
+        if (!s) return Fail(s.error());
+        (*s)->Bind(1, Us(rec.time));
+        sqlite3_bind_blob((*s)->get(), 2, rec.data.data(), static_cast<int>(rec.data.size()), SQLITE_STATIC);
+        if (auto r = Done(**s, "writing the journal"); !r) return r;
+      }
       for (const auto& p : progress.files) {
         auto s = Prepare("INSERT OR REPLACE INTO positions(path,dev,ino,offset) VALUES(?1,?2,?3,?4)");
         if (!s) return Fail(s.error());
@@ -211,6 +220,46 @@ class SqliteStore : public StateStore {
       }
       return {};
     });
+  }
+
+  Result<std::vector<std::pair<uint64_t, std::string>>> LoadJournal(uint64_t after, Time since, size_t limit) override {
+    std::vector<std::pair<uint64_t, std::string>> out;
+    auto s = Prepare("SELECT seq,data FROM journal WHERE seq > ?1 AND t_us >= ?2 ORDER BY seq LIMIT ?3");
+    if (!s) return Fail(s.error());
+    (*s)->Bind(1, static_cast<int64_t>(after)).Bind(2, Us(since)).Bind(3, static_cast<int64_t>(limit));
+    int rc;
+    while ((rc = (*s)->Step()) == SQLITE_ROW) {
+      const void* blob = sqlite3_column_blob((*s)->get(), 1);
+      int n = sqlite3_column_bytes((*s)->get(), 1);
+      out.emplace_back(static_cast<uint64_t>((*s)->Int(0)), std::string(static_cast<const char*>(blob), static_cast<size_t>(n)));
+    }
+    (*s)->Reset();
+    if (rc != SQLITE_DONE) return Error(rc, "reading the journal");
+    return out;
+  }
+
+  Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) override {
+    size_t gone = 0;
+    auto r = Transaction([&]() -> Result<void> {
+      auto old = Prepare("DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE t_us < ?1 ORDER BY seq LIMIT ?2)");
+      if (!old) return Fail(old.error());
+      (*old)->Bind(1, Us(before)).Bind(2, static_cast<int64_t>(limit));
+      if (auto d = Done(**old, "pruning the journal"); !d) return d;
+      gone += static_cast<size_t>(sqlite3_changes(db_));
+      // Beyond `keep` records the oldest go too: a flood must not make the journal (and the
+      // replay at start) grow without bound. Records are only ever deleted from the oldest
+      // end, so the span of sequence numbers is their count (and costs no scan).
+      auto over = Prepare(
+          "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal ORDER BY seq LIMIT "
+          "max(0, min(?2, (SELECT max(seq) - min(seq) + 1 FROM journal) - ?1)))");
+      if (!over) return Fail(over.error());
+      (*over)->Bind(1, static_cast<int64_t>(keep)).Bind(2, static_cast<int64_t>(limit));
+      if (auto d = Done(**over, "pruning the journal"); !d) return d;
+      gone += static_cast<size_t>(sqlite3_changes(db_));
+      return {};
+    });
+    if (!r) return Fail(r.error());
+    return gone;
   }
 
   Result<Progress> LoadProgress() override {

@@ -68,9 +68,13 @@ class FakeStateStore : public StateStore {
       if (r.record.origin == "rule" && r.record.start >= since) out.emplace_back(r.record.target, r.record.start);
     return out;
   }
-  Result<void> SaveProgress(const Progress& p) override {
+  std::vector<std::pair<uint64_t, JournalRecord>> journal;
+  uint64_t next_seq = 1;
+
+  Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& p) override {
     ++progress_calls;
     if (fail_writes || fail_all) return Fail(failure);
+    for (const auto& r : records) journal.emplace_back(next_seq++, r);
     for (const auto& f : p.files) {
       bool found = false;
       for (auto& g : progress.files)
@@ -94,6 +98,22 @@ class FakeStateStore : public StateStore {
   Result<Progress> LoadProgress() override {
     if (fail_all) return Fail(failure);
     return progress;
+  }
+  Result<std::vector<std::pair<uint64_t, std::string>>> LoadJournal(uint64_t after, Time since, size_t limit) override {
+    if (fail_all) return Fail(failure);
+    std::vector<std::pair<uint64_t, std::string>> out;
+    for (const auto& [seq, r] : journal)
+      if (seq > after && r.time >= since && out.size() < limit) out.emplace_back(seq, r.data);
+    return out;
+  }
+  Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) override {
+    if (fail_writes || fail_all) return Fail(failure);
+    size_t gone = 0;
+    while (!journal.empty() && gone < limit && (journal.front().second.time < before || journal.size() > keep)) {
+      journal.erase(journal.begin());
+      ++gone;
+    }
+    return gone;
   }
 
   size_t Active(const std::string& target) const {

@@ -201,16 +201,15 @@ mkdir -p "$work/qmail/submission"
 sed 's/82.128.32.42/82.128.32.43/; s/41.203.7.99/41.203.7.98/' "$src/tests/data/qmail-story.log" | grep -v "41.203.7.98" > "$work/qmail/submission/current"
 check "a new file matching a log glob is followed" wait_kernel ban4 82.128.32.43 30000
 
-# Restart: bans stay, no line is counted twice.
+# Restart: bans stay, counts survive, no line is counted twice.
 for _ in 1 2 3; do fail_line 203.0.113.14 >> "$work/log/mail.log"; done
 stop  # reads what was written before it stops
 check "after SIGTERM the bans stay in the kernel" in_kernel ban4 203.0.113.10
 check "the daemon restarts" start
 check "list shows the restored bans" bash -c "$(printf '%q ' "$bin") list -c $work/relayban.yaml | grep -q 203.0.113.10"
 for _ in 1 2; do fail_line 203.0.113.14 >> "$work/log/mail.log"; done
-check "the daemon read the 2 new lines" wait_lines 2
-check "no line was read twice (3 before + 2 after the restart do not ban)" bash -c "! nft get element inet relayban ban4 '{ 203.0.113.14 }'"
-check "status counts only the 2 new lines" bash -c "$(printf '%q ' "$bin") status --json -c $work/relayban.yaml | grep -q '\"lines\": 2'"
+check "the counts survive the restart: 3 failures before and 2 after ban (threshold 5)" wait_kernel ban4 203.0.113.14
+check "and no line was read twice: status counts only the 2 new lines" bash -c "$(printf '%q ' "$bin") status --json -c $work/relayban.yaml | grep -q '\"lines\": 2'"
 
 # SIGKILL leaves the bans in force; a restart adopts them.
 kill -9 "$pid"; wait "$pid" 2>/dev/null; pid=

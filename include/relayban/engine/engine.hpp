@@ -27,6 +27,7 @@ struct Event {
   int kind = 0;     // index into Engine::kind_names()
   std::optional<IpAddress> ip;
   std::string account, sender, recipient, id;
+  std::string session;  // the connection or process that joins lines (Sendmail pid, OpenSMTPD session)
   int count = 1;
 };
 
@@ -88,6 +89,18 @@ class Engine {
 
   // Called for every event before scoring (used by `check --events`).
   void SetEventObserver(std::function<void(const Event&)> observer);
+
+  // The event journal: every event scored is handed to `record` as a compact record (with
+  // its log time), so that a later engine - after a reload or a restart - can Replay the
+  // journal of the last window and hold exactly the counts, distinct sets, account book and
+  // correlation this one held. Bans are not in the journal: the ban ledger keeps them.
+  void SetJournal(std::function<void(Time, std::string_view record)> record);
+  // Scores a journal record as the engine that wrote it did, but orders no ban and runs no
+  // hook (the bans it led to are in force already, or were lifted or ended). Records of
+  // jails or event kinds this engine does not have are skipped. Returns whether it was used.
+  bool Replay(std::string_view record);
+  // The longest window of any rule: how far back the journal must reach.
+  Seconds LongestWindow() const;
 
   // The ban policy: the ignore list for manual bans, past offences at start-up.
   BanPolicy& policy();

@@ -47,6 +47,12 @@ struct Progress {
   std::vector<std::pair<std::string, std::string>> cursors;
 };
 
+// An engine journal record (see Engine::SetJournal), with the log time it is pruned by.
+struct JournalRecord {
+  Time time{};
+  std::string data;
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -59,10 +65,19 @@ class StateStore {
   virtual Result<std::vector<Prefix>> LiftedTargets() = 0;
   // Start times of the bans made by rules since `since` (escalation history).
   virtual Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) = 0;
-  // Replaces the saved progress of the sources it names (others are kept).
-  virtual Result<void> SaveProgress(const Progress& progress) = 0;
+  // Appends `records` to the journal and replaces the saved progress of the sources it
+  // names (others are kept), in one transaction: after a crash the journal holds exactly
+  // the events of the lines before the saved positions, so re-reading never counts twice.
+  virtual Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) = 0;
   virtual Result<Progress> LoadProgress() = 0;
+  // Journal records after sequence number `after` whose time is at or after `since`, in the
+  // order they were written, at most `limit`; each with its sequence number.
+  virtual Result<std::vector<std::pair<uint64_t, std::string>>> LoadJournal(uint64_t after, Time since, size_t limit) = 0;
+  // Deletes at most `limit` records older than `before`, and the oldest beyond `keep`
+  // records. Returns how many went.
+  virtual Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) = 0;
 
+  Result<void> SaveProgress(const Progress& progress) { return Checkpoint({}, progress); }
   Result<void> SaveBan(const BanRecord& b) { return WriteBans({BanWrite{BanWrite::Kind::kSave, b, {}, {}, {}}}); }
   Result<void> EndBan(const Prefix& target, Time at, const std::string& how) {
     return WriteBans({BanWrite{BanWrite::Kind::kEnd, {}, target, at, how}});

@@ -258,3 +258,79 @@ jails:
   CHECK(targets == std::vector<std::string>{"203.0.113.1", "203.0.113.2", "203.0.113.3", "203.0.113.4", "203.0.113.5",
                                             "203.0.113.6", "203.0.113.7", "203.0.113.8", "203.0.113.9"});
 }
+
+namespace {
+// An engine fed from a journal that another engine wrote.
+struct Journal {
+  std::vector<std::string> records;
+  void Attach(Engine& e) {
+    e.SetJournal([this](Time, std::string_view r) { records.emplace_back(r); });
+  }
+  size_t ReplayInto(Engine& e) const {
+    size_t used = 0;
+    for (const auto& r : records) used += e.Replay(r);
+    return used;
+  }
+};
+}  // namespace
+
+TEST_CASE("a new engine that replays the journal counts on exactly where the old one stopped") {
+  // The reference: one engine sees everything.
+  Rig whole;
+  // The same lines, split by a restart: the first engine journals, the second replays.
+  Rig before;
+  Journal journal;
+  journal.Attach(*before.engine);
+  std::vector<std::string> first = {
+      "2026-11-18T10:00:00Z fail user=a ip=203.0.113.9",          // 1 of 3
+      "2026-11-18T10:00:01Z fail user=b ip=203.0.113.9",          // 2 of 3
+      "2026-11-18T10:00:02Z ok user=test ip=198.51.100.1 id=Q1",  // the account, by queue id
+      "2026-11-18T10:00:03Z relay id=Q1 to=x@one.example",        // 1 of 3 distinct domains
+      "2026-11-18T10:00:04Z relay id=Q1 to=y@two.example",        // 2 of 3
+  };
+  std::vector<std::string> second = {
+      "2026-11-18T10:00:05Z fail user=c ip=203.0.113.9",      // 3 of 3: a ban only if the count survived
+      "2026-11-18T10:00:06Z relay id=Q1 to=z@three.example",  // 3 of 3: the queue id must still name the account
+  };
+  for (const auto& l : first) {
+    whole.Feed(l);
+    before.Feed(l);
+  }
+  CHECK(before.out.orders.empty());
+  CHECK(journal.records.size() == 5);
+  Rig after;
+  CHECK(journal.ReplayInto(*after.engine) == 5);
+  CHECK(after.out.orders.empty());  // replay bans nothing
+  CHECK(after.out.hooks.empty());
+  for (const auto& l : second) {
+    whole.Feed(l);
+    after.Feed(l);
+  }
+  CHECK(after.Targets() == whole.Targets());
+  REQUIRE(after.out.orders.size() == 2);
+  CHECK(after.out.orders[0].rule == "brute");
+  CHECK(after.out.orders[1].rule == "flood");
+  CHECK(after.out.orders[1].account == "test");
+  auto accounts = after.engine->accounts().Snapshot();
+  REQUIRE(accounts.size() == 4);  // a, b, c and test
+  CHECK(accounts.back().account == "test");
+  CHECK(accounts.back().recipient_domains == 3);
+}
+
+TEST_CASE("replay refuses damaged records and skips jails the new configuration lacks") {
+  Rig r;
+  Journal journal;
+  journal.Attach(*r.engine);
+  r.Feed("2026-11-18T10:00:00Z fail user=a ip=203.0.113.9");
+  REQUIRE(journal.records.size() == 1);
+  const std::string& good = journal.records[0];
+  Rig fresh;
+  CHECK_FALSE(fresh.engine->Replay(""));
+  CHECK_FALSE(fresh.engine->Replay(good.substr(0, good.size() - 1)));
+  CHECK_FALSE(fresh.engine->Replay(good + "x"));
+  std::string other_jail = good;
+  other_jail[other_jail.find("\x01j") + 1] = 'k';  // the jail's name
+  CHECK_FALSE(fresh.engine->Replay(other_jail));
+  CHECK(fresh.engine->Replay(good));
+  CHECK(r.engine->LongestWindow() == Seconds(3600));
+}

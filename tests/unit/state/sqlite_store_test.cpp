@@ -131,3 +131,28 @@ TEST_CASE("an unusable database path is a clear error") {
   CHECK(s.error().ToString().find("/nonexistent-dir/state.db: cannot open state database") == 0);
   CHECK(s.error().kind == ErrorKind::kNotFound);
 }
+
+TEST_CASE("the journal is written with the read positions, read back in order, and pruned by age and count") {
+  TempDb db;
+  auto s = OpenSqliteStore(db.path());
+  REQUIRE(s);
+  std::vector<JournalRecord> batch;
+  for (int i = 0; i < 10; ++i) batch.push_back({T(i * 60), std::string("rec\0", 4) + std::to_string(i)});
+  REQUIRE((*s)->Checkpoint(batch, {{{"/var/log/mail.log", 1, 2, 300}}, {}}));
+  auto all = (*s)->LoadJournal(0, T(0), 100);
+  REQUIRE(all);
+  REQUIRE(all->size() == 10);
+  CHECK((*all)[3].second == std::string("rec\0", 4) + "3");  // binary-safe
+  auto page = (*s)->LoadJournal((*all)[4].first, T(0), 3);
+  REQUIRE(page->size() == 3);
+  CHECK(page->front().second.back() == '5');
+  CHECK((*s)->LoadJournal(0, T(8 * 60), 100)->size() == 2);  // only what the window needs
+  CHECK((*s)->LoadProgress()->files[0].offset == 300);
+  auto gone = (*s)->PruneJournal(T(3 * 60), 1000, 1000);
+  REQUIRE(gone);
+  CHECK(*gone == 3);
+  CHECK(*(*s)->PruneJournal(T(0), 4, 1000) == 3);  // the oldest beyond 4 records
+  auto left = (*s)->LoadJournal(0, T(0), 100);
+  REQUIRE(left->size() == 4);
+  CHECK(left->front().second.back() == '6');
+}

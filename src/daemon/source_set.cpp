@@ -38,10 +38,12 @@ void SourceSet::Follow(const ActivationPlan& plan, const AddSource& add, const P
       f.tail = std::move(old->second.tail);  // keep reading where we were
     } else {
       f.tail = std::make_unique<FileTail>(fp.path, max_line_);
-      auto s = std::find_if(saved.files.begin(), saved.files.end(), [&](const FilePosition& p) { return p.path == fp.path; });
-      if (s != saved.files.end()) f.tail->Start(*s);
-      else if (initial) f.tail->Start(std::nullopt);        // at (re)load, old lines are history
-      else f.tail->Start(FilePosition{fp.path, 0, 0, 0});  // appeared while we ran: all of it is new
+      std::vector<FilePosition> mine;
+      for (const FilePosition& p : saved.files)
+        if (p.path == fp.path) mine.push_back(p);
+      // Without a saved position: at (re)load old lines are history; a file that appeared
+      // while we ran is new from its first line.
+      f.tail->Start(mine, mine.empty() && !initial);
     }
     // Watch the directory: it reports changes to the file, and its creation and renames.
     std::string dir = std::filesystem::path(fp.path).parent_path().string();
@@ -115,7 +117,12 @@ void SourceSet::OnInotify() {
       }
       auto w = watches_.find(ev->wd);
       if (w == watches_.end() || ev->len == 0) continue;
-      MarkReady(w->second + "/" + ev->name, false);
+      std::string path = w->second + "/" + ev->name;
+      // A new file under a followed name is opened at once: rotated away before its turn
+      // to be read, it is still read.
+      if (ev->mask & (IN_CREATE | IN_MOVED_TO))
+        if (auto it = files_.find(path); it != files_.end()) it->second.tail->OnNewFile();
+      MarkReady(path, false);
     }
   }
 }
@@ -158,7 +165,7 @@ size_t SourceSet::Read(size_t budget, const OnLine& on_line) {
 Progress SourceSet::progress() const {
   Progress p;
   for (const auto& [path, f] : files_)
-    if (f.tail->is_open()) p.files.push_back(f.tail->Position());
+    for (const auto& pos : f.tail->Positions()) p.files.push_back(pos);
   for (const auto& [name, j] : journals_)
     if (!j.reader->cursor().empty()) p.cursors.emplace_back(name, j.reader->cursor());
   return p;

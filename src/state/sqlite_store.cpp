@@ -87,12 +87,25 @@ class SqliteStore : public StateStore {
       CREATE INDEX IF NOT EXISTS bans_start ON bans(start_us);
       CREATE INDEX IF NOT EXISTS bans_target ON bans(target, id);
       CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NULL);
-      CREATE TABLE IF NOT EXISTS positions (
-        path TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, offset INTEGER NOT NULL);
+      CREATE TABLE IF NOT EXISTS file_positions (
+        path TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL, offset INTEGER NOT NULL,
+        PRIMARY KEY (path, dev, ino));
       CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, data BLOB NOT NULL);
       CREATE INDEX IF NOT EXISTS journal_t ON journal(t_us);
     )";
     if (auto r = Exec(setup); !r) return r;
+    // Version 1 kept one position per path; a path now has one per open generation.
+    {
+      auto s = Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='positions'");
+      if (!s) return Fail(s.error());
+      bool old = (*s)->Step() == SQLITE_ROW && (*s)->Int(0) > 0;
+      (*s)->Reset();
+      if (old)
+        if (auto r = Exec("INSERT OR IGNORE INTO file_positions SELECT path,dev,ino,offset FROM positions;"
+                          "DROP TABLE positions;");
+            !r)
+          return r;
+    }
     // Version 2 records where a ban came from (a rule, by hand, adopted from the kernel).
     bool has_origin = false;
     {
@@ -205,8 +218,18 @@ class SqliteStore : public StateStore {
         sqlite3_bind_blob((*s)->get(), 2, rec.data.data(), static_cast<int>(rec.data.size()), SQLITE_STATIC);
         if (auto r = Done(**s, "writing the journal"); !r) return r;
       }
+      // Each path named is replaced whole: the generations it no longer has open go.
+      std::string last;
       for (const auto& p : progress.files) {
-        auto s = Prepare("INSERT OR REPLACE INTO positions(path,dev,ino,offset) VALUES(?1,?2,?3,?4)");
+        if (p.path == last) continue;
+        last = p.path;
+        auto del = Prepare("DELETE FROM file_positions WHERE path=?1");
+        if (!del) return Fail(del.error());
+        (*del)->Bind(1, p.path);
+        if (auto r = Done(**del, "saving read positions"); !r) return r;
+      }
+      for (const auto& p : progress.files) {
+        auto s = Prepare("INSERT OR REPLACE INTO file_positions(path,dev,ino,offset) VALUES(?1,?2,?3,?4)");
         if (!s) return Fail(s.error());
         (*s)->Bind(1, p.path).Bind(2, static_cast<int64_t>(p.dev)).Bind(3, static_cast<int64_t>(p.ino));
         (*s)->Bind(4, static_cast<int64_t>(p.offset));
@@ -264,7 +287,7 @@ class SqliteStore : public StateStore {
 
   Result<Progress> LoadProgress() override {
     Progress out;
-    auto s = Prepare("SELECT path,dev,ino,offset FROM positions");
+    auto s = Prepare("SELECT path,dev,ino,offset FROM file_positions ORDER BY rowid");
     if (!s) return Fail(s.error());
     int rc;
     while ((rc = (*s)->Step()) == SQLITE_ROW)

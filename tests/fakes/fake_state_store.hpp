@@ -2,6 +2,7 @@
 // (a full disk: ErrorKind::kNoSpace) or every call, and counts what it was asked.
 #pragma once
 
+#include <algorithm>
 #include <map>
 #include <string>
 #include <vector>
@@ -75,15 +76,12 @@ class FakeStateStore : public StateStore {
     ++progress_calls;
     if (fail_writes || fail_all) return Fail(failure);
     for (const auto& r : records) journal.emplace_back(next_seq++, r);
-    for (const auto& f : p.files) {
-      bool found = false;
-      for (auto& g : progress.files)
-        if (g.path == f.path) {
-          g = f;
-          found = true;
-        }
-      if (!found) progress.files.push_back(f);
-    }
+    // Each path named is replaced whole (one position per open generation).
+    for (const auto& f : p.files)
+      progress.files.erase(std::remove_if(progress.files.begin(), progress.files.end(),
+                                          [&](const FilePosition& g) { return g.path == f.path; }),
+                           progress.files.end());
+    for (const auto& f : p.files) progress.files.push_back(f);
     for (const auto& c : p.cursors) {
       bool found = false;
       for (auto& d : progress.cursors)

@@ -1,14 +1,25 @@
-// FileTail: follows one log file across rotation - rename+create (finish the old file, then
-// read the new one from its start), copytruncate (read again from the start), delete and
-// recreate, a file that does not exist yet - and hands out complete lines only (a partial
-// last line waits for its newline). The decisions are in rotation.hpp; this is the I/O.
+// FileTail: follows one log file across rotation and hands out complete lines only (a
+// partial last line waits for its newline). It keeps every generation of the file it has
+// opened - the one the path names and older ones renamed away or deleted - and reads them
+// oldest first, so no line is lost when files turn over faster than they are read:
+//   - rename and create, delete and recreate: the new file is opened as soon as the directory
+//     reports it (OnNewFile), the old one is read to its end and closed once the writer has
+//     moved on to the new one;
+//   - copytruncate: when the file shrinks, the lines written between the last read and the
+//     copy are read from the copy (a file beside it that holds what was read so far), then
+//     the file from its start;
+//   - a restart: every generation's position is saved; one rotated away while the daemon was
+//     down is found again by its device and inode and read to its end first.
+// The decisions are in rotation.hpp; this is the I/O. One thread.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "relayban/source/rotation.hpp"
 #include "relayban/state/state_store.hpp"
@@ -22,34 +33,56 @@ class FileTail {
   FileTail(const FileTail&) = delete;
   FileTail& operator=(const FileTail&) = delete;
 
-  // Opens the file at start-up: at the saved position if it is the same file, from the
-  // start if it was rotated while we were down, at its end if we never read it.
-  void Start(const std::optional<FilePosition>& saved);
-  // Reads what is new and calls `on_line` for each complete line; follows rotation. Stops
-  // after the read that reached `max_lines` (it may hand out a few more: a read is up to
-  // 64 KiB). Returns the number of lines handed out.
+  // Opens the file at start-up: at the saved positions of its generations (as Positions gave
+  // them), from the start if it is another file than any saved, at its end if nothing was
+  // saved (first start: old lines are history). An empty `saved` with `from_start` reads an
+  // existing file from its start (it appeared while the daemon ran).
+  void Start(const std::vector<FilePosition>& saved, bool from_start = false);
+  // The directory reported a file created or moved in under the path: open it now, before it
+  // can be rotated away.
+  void OnNewFile();
+  // Reads what is new and calls `on_line` for each complete line, oldest generation first.
+  // Stops after the read that reached `max_lines` (a read is up to 64 KiB). Returns the
+  // number of lines handed out.
   size_t Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines = SIZE_MAX);
   // The last Poll stopped at its limit: more may be waiting.
   bool more() const { return more_; }
-  // The position after the last complete line handed out.
-  FilePosition Position() const;
+  // Where each open generation was read to (after its last complete line), oldest first.
+  std::vector<FilePosition> Positions() const;
   const std::string& path() const { return path_; }
-  bool is_open() const { return fd_ >= 0; }
+  bool is_open() const { return !gens_.empty(); }
+  size_t generations() const { return gens_.size(); }
 
  private:
-  bool OpenAt(uint64_t offset);
-  void Close();
-  size_t Drain(const std::function<void(std::string_view)>& on_line, size_t max_lines);
+  struct Generation {
+    int fd = -1;
+    FileIdentity id;
+    uint64_t read_pos = 0;  // bytes read from fd
+    uint64_t line_end = 0;  // offset after the last complete line
+    std::string partial;
+    bool discarding = false;  // inside an overlong line
+    std::string tail;         // the last bytes read (at most kTail), to recognise a copy
+    bool frozen = false;      // a copytruncate's copy: nobody writes it; done at its end
+    int64_t rewound_ns = 0;   // when a copytruncate emptied it (0: never)
+  };
+  static constexpr size_t kTail = 64;
+  static constexpr size_t kMaxGenerations = 64;
+
+  bool Open(const std::string& path, uint64_t offset, bool at_front);
+  void Close(Generation& g);
+  size_t Drain(Generation& g, const std::function<void(std::string_view)>& on_line, size_t max_lines);
+  // The file that a copytruncate copied `g` to (it holds what g read, and more), opened at
+  // g's position; -1 if none found.
+  int FindCopy(const Generation& g, FileIdentity& id);
+  // A copy made after g was emptied by a copytruncate and before anything of it was read: the
+  // lines written meanwhile are only there. Opened at its start; -1 if none.
+  int FindFreshCopy(const Generation& g, FileIdentity& id);
 
   std::string path_;
   size_t max_line_;
-  int fd_ = -1;
-  FileIdentity id_;
-  uint64_t read_pos_ = 0;  // bytes read from fd_
-  uint64_t line_end_ = 0;  // offset after the last complete line
-  std::string partial_;
-  bool discarding_ = false;  // inside an overlong line
+  std::deque<Generation> gens_;  // oldest first; the newest is what the path named
   bool more_ = false;
+  std::vector<std::pair<uint64_t, int64_t>> copies_read_;  // (inode, ctime) of fresh copies read
 };
 
 }  // namespace relayban

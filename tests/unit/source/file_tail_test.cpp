@@ -31,7 +31,7 @@ TEST_CASE("a new tail starts at the end of an existing file and hands out comple
   Dir d;
   Append(d.log(), "old history\n");
   FileTail t(d.log(), 1000);
-  t.Start(std::nullopt);
+  t.Start({});
   CHECK(Poll(t).empty());
   Append(d.log(), "one\ntw");
   CHECK(Poll(t) == std::vector<std::string>{"one"});
@@ -43,7 +43,7 @@ TEST_CASE("rename and create: the rest of the old file, then the new one from it
   Dir d;
   Append(d.log(), "");
   FileTail t(d.log(), 1000);
-  t.Start(std::nullopt);
+  t.Start({});
   Append(d.log(), "a\n");
   std::filesystem::rename(d.log(), d.log() + ".1");
   Append(d.log() + ".1", "b\n");  // written by the daemon before it reopened
@@ -57,7 +57,7 @@ TEST_CASE("copytruncate: the file is emptied and written again from the start") 
   Dir d;
   Append(d.log(), "");
   FileTail t(d.log(), 1000);
-  t.Start(std::nullopt);
+  t.Start({});
   Append(d.log(), "a long line before the truncation\n");
   CHECK(Poll(t).size() == 1);
   std::filesystem::resize_file(d.log(), 0);
@@ -68,7 +68,7 @@ TEST_CASE("copytruncate: the file is emptied and written again from the start") 
 TEST_CASE("delete and recreate, and a file that does not exist yet") {
   Dir d;
   FileTail t(d.log(), 1000);
-  t.Start(std::nullopt);
+  t.Start({});
   CHECK_FALSE(t.is_open());
   CHECK(Poll(t).empty());
   Append(d.log(), "first\n");
@@ -82,21 +82,22 @@ TEST_CASE("delete and recreate, and a file that does not exist yet") {
 TEST_CASE("a restart resumes at the saved position, a file rotated meanwhile is read from its start") {
   Dir d;
   Append(d.log(), "");
-  FilePosition pos;
+  std::vector<FilePosition> pos;
   {
     FileTail t(d.log(), 1000);
-    t.Start(std::nullopt);
+    t.Start({});
     Append(d.log(), "1\n2\n3");
     CHECK(Poll(t) == std::vector<std::string>{"1", "2"});
-    pos = t.Position();
-    CHECK(pos.offset == 4);  // after "2\n": the partial "3" is read again next time
+    pos = t.Positions();
+    REQUIRE(pos.size() == 1);
+    CHECK(pos[0].offset == 4);  // after "2\n": the partial "3" is read again next time
   }
   Append(d.log(), "\n4\n");
   {
     FileTail t(d.log(), 1000);
     t.Start(pos);
     CHECK(Poll(t) == std::vector<std::string>{"3", "4"});
-    pos = t.Position();
+    pos = t.Positions();
   }
   std::filesystem::rename(d.log(), d.log() + ".1");
   Append(d.log(), "new\n");
@@ -109,10 +110,100 @@ TEST_CASE("an overlong line is cut once and the rest of it dropped") {
   Dir d;
   Append(d.log(), "");
   FileTail t(d.log(), 100);
-  t.Start(std::nullopt);
+  t.Start({});
   Append(d.log(), std::string(100000, 'x') + "\nshort\n");
   auto lines = Poll(t);
   REQUIRE(lines.size() == 2);
   CHECK(lines[0].size() == 101);
   CHECK(lines[1] == "short");
+}
+
+namespace {
+std::vector<std::string> Numbered(int from, int to) {
+  std::vector<std::string> out;
+  for (int i = from; i < to; ++i) out.push_back("line " + std::to_string(i));
+  return out;
+}
+void AppendLines(const std::string& path, int from, int to) {
+  std::string text;
+  for (const auto& l : Numbered(from, to)) text += l + "\n";
+  Append(path, text);
+}
+}  // namespace
+
+TEST_CASE("rename rotation every 10 lines, faster than the reader: every generation is read, in order, once") {
+  Dir d;
+  Append(d.log(), "");
+  FileTail t(d.log(), 1000);
+  t.Start({});
+  for (int gen = 0; gen < 30; ++gen) {
+    AppendLines(d.log(), gen * 10, gen * 10 + 10);
+    std::filesystem::rename(d.log(), d.log() + ".1");  // replaces the previous .1: gone unless held
+    Append(d.log(), "");
+    t.OnNewFile();  // what inotify's IN_CREATE makes the source set do
+  }
+  CHECK(t.generations() == 31);  // each held open, though replaced under its name
+  std::vector<std::string> got;
+  for (int i = 0; i < 10; ++i)
+    for (auto& l : Poll(t)) got.push_back(l);
+  CHECK(got == Numbered(0, 300));
+  CHECK(t.generations() <= 2);  // the last full one stays open until the writer moves on
+}
+
+TEST_CASE("delete and recreate every 10 lines: every generation is read once") {
+  Dir d;
+  Append(d.log(), "");
+  FileTail t(d.log(), 1000);
+  t.Start({});
+  for (int gen = 0; gen < 10; ++gen) {
+    AppendLines(d.log(), gen * 10, gen * 10 + 10);
+    std::filesystem::remove(d.log());
+    Append(d.log(), "");
+    t.OnNewFile();
+  }
+  std::vector<std::string> got;
+  for (int i = 0; i < 10; ++i)
+    for (auto& l : Poll(t)) got.push_back(l);
+  CHECK(got == Numbered(0, 100));
+}
+
+TEST_CASE("copytruncate with lines not read yet: they are read from the copy, then the file from its start") {
+  Dir d;
+  Append(d.log(), "");
+  FileTail t(d.log(), 1000);
+  t.Start({});
+  std::vector<std::string> got;
+  for (int gen = 0; gen < 20; ++gen) {
+    AppendLines(d.log(), gen * 10, gen * 10 + 5);
+    if (gen % 3 == 0)  // the reader keeps up only now and then
+      for (auto& l : Poll(t)) got.push_back(l);
+    AppendLines(d.log(), gen * 10 + 5, gen * 10 + 10);
+    std::filesystem::copy_file(d.log(), d.log() + ".1", std::filesystem::copy_options::overwrite_existing);
+    std::filesystem::resize_file(d.log(), 0);
+    for (auto& l : Poll(t)) got.push_back(l);  // the truncation is seen before the next copy
+  }
+  CHECK(got == Numbered(0, 200));
+}
+
+TEST_CASE("a restart finds the generation rotated away while it was down and reads its end first") {
+  Dir d;
+  Append(d.log(), "");
+  std::vector<FilePosition> pos;
+  {
+    FileTail t(d.log(), 1000);
+    t.Start({});
+    Append(d.log(), "a\n");
+    CHECK(Poll(t) == std::vector<std::string>{"a"});
+    pos = t.Positions();
+  }
+  Append(d.log(), "b\n");  // written while the daemon was down...
+  std::filesystem::rename(d.log(), d.log() + "-20261201");  // ...then rotated
+  Append(d.log(), "c\n");
+  FileTail t(d.log(), 1000);
+  t.Start(pos);
+  CHECK(t.generations() == 2);
+  CHECK(Poll(t) == std::vector<std::string>{"b", "c"});
+  auto now = t.Positions();
+  REQUIRE(now.size() == 1);
+  CHECK(now[0].offset == 2);
 }

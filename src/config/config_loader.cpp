@@ -125,7 +125,7 @@ class Reader {
 void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std::string, YAML::Node>>& includes) {
   if (!Keys(root, "the main configuration",
             {"state_dir", "control_socket", "control_group", "ignore", "firewall", "ban", "ipv6_prefix", "max_line",
-             "max_tracked", "include", "jails", "filters"}))
+             "max_tracked", "hooks", "include", "jails", "filters"}))
     return;
   if (auto n = root["state_dir"]) { if (auto s = Str(n, "state_dir")) c.state_dir = *s; }
   if (auto n = root["control_socket"]) { if (auto s = Str(n, "control_socket")) c.control_socket = *s; }
@@ -190,6 +190,18 @@ void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std
           if (auto m = inc["max"]) { if (auto v = Dur(m, "ban.increment.max")) c.ban.max = *v; }
         }
       }
+    }
+  }
+  if (auto n = root["hooks"]) {
+    if (Keys(n, "hooks", {"timeout", "max_running", "max_queued"})) {
+      if (auto t = n["timeout"]) {
+        if (auto v = Dur(t, "hooks.timeout")) {
+          if (v->count() < 1) Err(t, "hooks.timeout must be at least 1s");
+          else c.hooks.timeout = *v;
+        }
+      }
+      if (auto m = n["max_running"]) { if (auto v = Int(m, "hooks.max_running", 1, 1024)) c.hooks.max_running = static_cast<size_t>(*v); }
+      if (auto m = n["max_queued"]) { if (auto v = Int(m, "hooks.max_queued", 0, 1000000)) c.hooks.max_queued = static_cast<size_t>(*v); }
     }
   }
   if (auto n = root["ipv6_prefix"]) { if (auto v = Int(n, "ipv6_prefix", 16, 128)) c.ipv6_prefix = static_cast<int>(*v); }

@@ -108,7 +108,9 @@ int Daemon::Start() {
                     (report.missing ? "; " + std::to_string(report.missing) + " go to the kernel again" : ""));
   if (reopening_) store_epoch_ = reopening_->epoch();
 
-  hooks_ = std::make_unique<HookRunner>(*parts_.spawner, clock, HookRunner::Limits{}, log);
+  hooks_ = std::make_unique<HookRunner>(
+      *parts_.spawner, clock, HookRunner::Limits{config_.hooks.max_running, config_.hooks.max_queued, config_.hooks.timeout},
+      log);
   sources_ = std::make_unique<SourceSet>(config_.max_line, log);
 
   if (auto r = loop_.Open(); !r) {

@@ -111,9 +111,13 @@ std::string Daemon::Status(const std::string& only) const {
     jj["enabled"] = state.on;
     jj["why"] = state.why;
     jj["logs"] = json::array();
-    for (const auto& src : sources)
-      if (std::find(src.jails.begin(), src.jails.end(), state.name) != src.jails.end())
-        jj["logs"].push_back({{"path", src.name}, {"open", src.open}});
+    for (const auto& src : sources) {
+      if (std::find(src.jails.begin(), src.jails.end(), state.name) == src.jails.end()) continue;
+      json l{{"path", src.name}, {"open", src.open}};
+      if (src.read) l["read"] = *src.read;
+      if (src.size) l["size"] = *src.size;
+      jj["logs"].push_back(l);
+    }
     jj["bans"] = ledger_->CountInJail(state.name);
     j["jails"].push_back(jj);
   }

@@ -1,6 +1,7 @@
 #include "source_set.hpp"
 
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -180,8 +181,17 @@ std::vector<int> SourceSet::journal_fds() const {
 
 std::vector<SourceSet::SourceInfo> SourceSet::Describe() const {
   std::vector<SourceInfo> out;
-  for (const auto& [path, f] : files_) out.push_back({path, f.jails, f.tail->is_open()});
-  for (const auto& [name, j] : journals_) out.push_back({name, j.jails, true});
+  for (const auto& [path, f] : files_) {
+    SourceInfo info{path, f.jails, f.tail->is_open(), std::nullopt, std::nullopt};
+    auto pos = f.tail->Positions();
+    struct stat st {};
+    if (!pos.empty() && stat(path.c_str(), &st) == 0) {
+      info.read = pos.back().offset;
+      info.size = static_cast<uint64_t>(st.st_size);
+    }
+    out.push_back(std::move(info));
+  }
+  for (const auto& [name, j] : journals_) out.push_back({name, j.jails, true, std::nullopt, std::nullopt});
   return out;
 }
 

@@ -9,6 +9,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,6 +60,7 @@ class SourceSet {
     std::string name;
     std::vector<std::string> jails;
     bool open;
+    std::optional<uint64_t> read, size;  // a file: how far the newest generation is read, its size
   };
   std::vector<SourceInfo> Describe() const;
   // Whether a glob now matches files that are not followed yet.

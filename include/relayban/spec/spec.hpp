@@ -108,6 +108,14 @@ struct FirewallSpec {
   bool own_table = true;  // owner|persist where the kernel has it (6.9+); false: anyone may change it
 };
 
+// How hooks (on_ban, on_account) run: at most max_running at once, max_queued waiting (the
+// rest dropped and counted), each group killed after `timeout`.
+struct HookSpec {
+  Seconds timeout{10};
+  size_t max_running = 16;
+  size_t max_queued = 1000;
+};
+
 struct Config {
   std::string file;  // the main file it was loaded from
   std::string state_dir = "/var/lib/relayban";
@@ -119,6 +127,7 @@ struct Config {
   int ipv6_prefix = 64;         // IPv6 clients are scored and banned per /64 by default
   size_t max_line = 16384;      // longer lines are skipped, never matched
   size_t max_tracked = 200000;  // keys per rule before the oldest are evicted
+  HookSpec hooks;
   std::vector<JailSpec> jails;
   std::map<std::string, FilterSpec> filters;
 

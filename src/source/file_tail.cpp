@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstring>
 #include <ctime>
 #include <filesystem>
@@ -23,6 +24,30 @@ std::optional<FileIdentity> StatFd(int fd) {
   struct stat st {};
   if (fd < 0 || fstat(fd, &st) != 0) return std::nullopt;
   return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), static_cast<uint64_t>(st.st_size)};
+}
+
+int64_t CoarseNow() {
+  // The kernel stamps files with its coarse clock: comparing with it, an event after this
+  // moment never looks earlier.
+  struct timespec ts {};
+  clock_gettime(CLOCK_REALTIME_COARSE, &ts);
+  return int64_t{ts.tv_sec} * 1000000000 + ts.tv_nsec;
+}
+
+int64_t Ctime(const struct stat& st) { return int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec; }
+
+// Whether `name` is what a rotator names a generation of `base`: base.3, base-20261201,
+// base-2026120112, or multilog's @<24 hex>.s / .u beside `current`.
+bool RotatedName(const std::string& name, const std::string& base) {
+  auto digits = [](std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == '-'; });
+  };
+  if (name.size() > base.size() + 1 && name.compare(0, base.size(), base) == 0 &&
+      (name[base.size()] == '.' || name[base.size()] == '-'))
+    return digits(std::string_view(name).substr(base.size() + 1));
+  if (base == "current" && name.size() == 27 && name[0] == '@' && name[25] == '.' && (name[26] == 's' || name[26] == 'u'))
+    return std::all_of(name.begin() + 1, name.begin() + 25, [](char c) { return std::isxdigit(static_cast<unsigned char>(c)); });
+  return false;
 }
 
 bool Compressed(const std::string& name) {
@@ -69,6 +94,7 @@ bool FileTail::Open(const std::string& path, uint64_t offset, bool at_front) {
   Generation g;
   g.fd = fd;
   g.id = *id;
+  g.opened_ns = CoarseNow();
   if (offset > id->size) offset = 0;
   lseek(fd, static_cast<off_t>(offset), SEEK_SET);
   g.read_pos = g.line_end = offset;
@@ -78,6 +104,7 @@ bool FileTail::Open(const std::string& path, uint64_t offset, bool at_front) {
 }
 
 void FileTail::Start(const std::vector<FilePosition>& saved, bool from_start) {
+  started_ns_ = CoarseNow();
   auto now = StatPath(path_);
   std::string dir = std::filesystem::path(path_).parent_path().string();
   // Generations rotated away while we were down: found again by device and inode, and read
@@ -110,12 +137,37 @@ void FileTail::OnNewFile() {
   if (!at) return;
   for (const auto& g : gens_)
     if (g.id == *at) return;  // already open
+  OpenMissed();
   // Past the cap the oldest unread generation goes (descriptors are not unlimited).
-  if (gens_.size() >= kMaxGenerations) {
+  while (gens_.size() >= kMaxGenerations) {
     Close(gens_.front());
     gens_.pop_front();
   }
   Open(path_, 0, false);
+}
+
+void FileTail::OpenMissed() {
+  if (gens_.empty()) return;  // nothing read yet: there is nothing to have missed
+  int64_t since = gens_.back().opened_ns;
+  std::filesystem::path p(path_);
+  std::string dir = p.parent_path().string(), base = p.filename().string();
+  struct Missed {
+    int64_t ctime;
+    uint64_t ino;
+    std::string path;
+    bool operator<(const Missed& o) const { return ctime != o.ctime ? ctime < o.ctime : ino < o.ino; }
+  };
+  std::vector<Missed> missed;
+  ForEachFile(dir, [&](const std::string& name, const std::string& full, const struct stat& st) {
+    if (!RotatedName(name, base) || Compressed(name) || st.st_size == 0 || Ctime(st) < since) return;
+    auto ino = static_cast<uint64_t>(st.st_ino);
+    if (std::any_of(gens_.begin(), gens_.end(), [&](const Generation& g) { return g.id.ino == ino; })) return;
+    if (std::find(finished_.begin(), finished_.end(), ino) != finished_.end()) return;
+    missed.push_back({Ctime(st), ino, full});
+  });
+  // Renamed away in this order (within one tick of the clock, created in inode order).
+  std::sort(missed.begin(), missed.end());
+  for (const auto& m : missed) Open(m.path, 0, false);
 }
 
 size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)>& on_line, size_t max_lines) {
@@ -256,6 +308,8 @@ size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line, size
         on_line(g.partial);
         ++lines;
       }
+      finished_.push_back(g.id.ino);
+      if (finished_.size() > 2 * kMaxGenerations) finished_.erase(finished_.begin());
       Close(g);
       gens_.pop_front();
       continue;
@@ -309,6 +363,7 @@ size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line, size
         continue;
       }
       case TailAction::kSwitchToNew:
+        OpenMissed();
         if (!Open(path_, 0, false)) return lines;
         continue;
     }

@@ -30,7 +30,7 @@ trap cleanup EXIT
 config() {
   local name=$1 top=${2:-} jail=${3:-}
   mkdir -p "$work/$name/log" "$work/$name/state"
-  : >> "$work/$name/log/mail.log"
+  : >> "$work/$name/log/${LOGFILE:-mail.log}"
   cat > "$work/$name/relayban.yaml" <<YAML
 state_dir: ${STATE_DIR:-$work/$name/state}
 control_socket: ${SOCKET:-$work/$name/control.sock}
@@ -40,7 +40,7 @@ $top
 jails:
   postfix:
     enabled: true
-    logs: [$work/$name/log/mail.log]
+    logs: [$work/$name/log/${LOGFILE:-mail.log}]
     filters: [postfix]
 $jail
     rules:
@@ -48,7 +48,7 @@ $jail
 YAML
   echo "$work/$name/relayban.yaml"
 }
-log_of() { echo "$work/$1/log/mail.log"; }
+log_of() { echo "$work/$1/log/${LOGFILE:-mail.log}"; }
 fails() { local log=$1 prefix=$2 n=$3 times=$4 i k; for k in $(seq "$times"); do for i in $(seq "$n"); do fail_line "$prefix.$i"; done; done >> "$log"; }
 lines_read() { status_json "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)["lines"])' 2>/dev/null || echo -1; }
 read_at_least() { [ "$(lines_read "$1")" -ge "$2" ]; }
@@ -182,6 +182,38 @@ rotate_run() {  # $1 = name, $2 = prefix, $3 = how
 rotate_run rot-rename 10.9 rename
 rotate_run rot-delete 10.10 delete
 rotate_run rot-copy 10.11 copytruncate
+
+# The same at full speed (a rotation every 10 lines, all 150 of them within milliseconds: no
+# reader keeps up) with the names multilog and logrotate's dateext give each generation.
+fast_run() {  # $1 = name, $2 = prefix, $3 = multilog | dateext
+  local logfile=mail.log
+  [ "$3" = multilog ] && logfile=current
+  c=$(THRESHOLD=5 LOGFILE=$logfile config "$1")
+  start_daemon "$c" "$work/$1/daemon.log"
+  python3 - "$work/$1/log/$logfile" "$2" "$3" <<'PY'
+import os, sys, time
+log, prefix, how = sys.argv[1:4]
+d, stamp, n, gen = os.path.dirname(log), time.strftime("%b %e %H:%M:%S"), 0, 0
+for k in range(5):
+    for i in range(300):
+        with open(log, "a") as f:
+            f.write(f"{stamp} mx1 postfix/smtpd[1]: warning: unknown[{prefix}.{i // 250}.{i % 250 + 1}]: "
+                    "SASL LOGIN authentication failed: x, sasl_username=u\n")
+        n += 1
+        if n % 10 == 0:
+            gen += 1
+            rotated = os.path.join(d, "@4000000069%014x.s" % gen) if how == "multilog" else log + "-2026120%04d" % gen
+            os.rename(log, rotated)
+            open(log, "a").close()
+PY
+  rot_banned() { [ "$(( $(count_banned "$1.0" 250) + $(count_banned "$1.1" 50) ))" -eq 300 ]; }
+  check "full-speed rotation to $3 names: all 300 attackers are banned" until_true rot_banned "$2"
+  check "full-speed rotation to $3 names: no line was read twice" until_true test "$(lines_read "$c")" -eq 1500
+  stop_daemon
+  nft delete table inet relayban
+}
+fast_run fast-multilog 10.14 multilog
+fast_run fast-dateext 10.15 dateext
 
 # 6. Hooks that hang and leave children: a bounded number run, the time limit kills their
 # groups, and nothing is left under PID 1.

@@ -64,6 +64,7 @@ class FileTail {
     std::string tail;         // the last bytes read (at most kTail), to recognise a copy
     bool frozen = false;      // a copytruncate's copy: nobody writes it; done at its end
     int64_t rewound_ns = 0;   // when a copytruncate emptied it (0: never)
+    int64_t opened_ns = 0;    // when it was opened (the kernel's coarse clock)
   };
   static constexpr size_t kTail = 64;
   static constexpr size_t kMaxGenerations = 64;
@@ -77,12 +78,18 @@ class FileTail {
   // A copy made after g was emptied by a copytruncate and before anything of it was read: the
   // lines written meanwhile are only there. Opened at its start; -1 if none.
   int FindFreshCopy(const Generation& g, FileIdentity& id);
+  // Before a new generation is opened: generations that were created and rotated away to a
+  // name of their own (multilog's @...s, dateext's name-20261201, name.3) since the newest one
+  // we have was opened - the writer outpaced us - are opened too, oldest first.
+  void OpenMissed();
 
   std::string path_;
   size_t max_line_;
   std::deque<Generation> gens_;  // oldest first; the newest is what the path named
   bool more_ = false;
   std::vector<std::pair<uint64_t, int64_t>> copies_read_;  // (inode, ctime) of fresh copies read
+  std::vector<uint64_t> finished_;  // inodes of generations read to their end and closed
+  int64_t started_ns_ = 0;          // when Start ran
 };
 
 }  // namespace relayban

@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 
@@ -206,4 +208,48 @@ TEST_CASE("a restart finds the generation rotated away while it was down and rea
   auto now = t.Positions();
   REQUIRE(now.size() == 1);
   CHECK(now[0].offset == 2);
+}
+
+TEST_CASE("generations rotated away to names of their own before the reader looked are found and read") {
+  Dir d;
+  Append(d.log(), "");
+  FileTail t(d.log(), 1000);
+  t.Start({});
+  // The writer outpaces the reader completely: no inotify event is seen before the end.
+  for (int gen = 0; gen < 30; ++gen) {
+    AppendLines(d.log(), gen * 10, gen * 10 + 10);
+    std::filesystem::rename(d.log(), d.log() + "-2026120" + std::to_string(100 + gen));
+    Append(d.log(), "");
+  }
+  AppendLines(d.log(), 300, 305);
+  std::vector<std::string> got;
+  for (int i = 0; i < 10; ++i)
+    for (auto& l : Poll(t)) got.push_back(l);
+  std::sort(got.begin(), got.end());
+  auto want = Numbered(0, 305);
+  std::sort(want.begin(), want.end());
+  CHECK(got == want);
+  // A copy an admin made beside it is not a rotation, and never read.
+  Append(d.log() + ".bak", "line 999\n");
+  Append(d.log(), "line 1000\n");
+  CHECK(Poll(t) == std::vector<std::string>{"line 1000"});
+}
+
+TEST_CASE("multilog's current and its @...s files") {
+  Dir d;
+  std::string cur = (d.p / "current").string();
+  Append(cur, "");
+  FileTail t(cur, 1000);
+  t.Start({});
+  for (int gen = 0; gen < 5; ++gen) {
+    AppendLines(cur, gen * 10, gen * 10 + 10);
+    char name[40];
+    std::snprintf(name, sizeof name, "@4000000069%014x.s", gen);
+    std::filesystem::rename(cur, (d.p / name).string());
+    Append(cur, "");
+  }
+  std::vector<std::string> got;
+  for (int i = 0; i < 5; ++i)
+    for (auto& l : Poll(t)) got.push_back(l);
+  CHECK(got.size() == 50);
 }

@@ -20,7 +20,8 @@
 namespace relayban {
 namespace {
 
-constexpr size_t kLinesPerTurn = 20000;        // about 10 ms of reading
+constexpr size_t kLinesPerTurn = 20000;        // about 10 ms of reading ordinary lines
+constexpr auto kReadingPerTurn = std::chrono::milliseconds(20);  // and never much longer
 constexpr size_t kReplayPerTurn = 20000;       // journal records fed to a new engine per turn
 constexpr size_t kCheckpointEvery = 20000;     // journal records that make a checkpoint at once
 constexpr size_t kMaxJournalPending = 500000;  // kept in memory while the database fails
@@ -254,10 +255,16 @@ bool Daemon::DoWork() {
     return more || !replaying_;
   }
   Time now = parts_.clock->Now();
-  sources_->Read(kLinesPerTurn, [&](int source, std::string_view line) {
-    engine_->OnLine(source, line, now, out_);
-    if (!out_.orders.empty() || !out_.hooks.empty()) HandleOutput();
-  });
+  // Lines crafted to keep the regex engine busy (16 KiB each) cost a millisecond or more: the
+  // time, not the number of lines, bounds a turn.
+  Clock::Steady until = parts_.clock->Monotonic() + kReadingPerTurn;
+  sources_->Read(
+      kLinesPerTurn,
+      [&](int source, std::string_view line) {
+        engine_->OnLine(source, line, now, out_);
+        if (!out_.orders.empty() || !out_.hooks.empty()) HandleOutput();
+      },
+      [&] { return parts_.clock->Monotonic() >= until; });
   if (journal_pending_.size() >= kCheckpointEvery ||
       (!journal_pending_.empty() && parts_.clock->Monotonic() - last_checkpoint_ >= kCheckpointInterval))
     Checkpoint();

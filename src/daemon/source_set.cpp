@@ -133,11 +133,11 @@ void SourceSet::OnJournalReady(int fd) {
     if (j.reader->fd() == fd) MarkReady(name, true);
 }
 
-size_t SourceSet::Read(size_t budget, const OnLine& on_line) {
+size_t SourceSet::Read(size_t budget, const OnLine& on_line, const std::function<bool()>& stop) {
   size_t lines = 0;
   // Each source gets its turn; one with more than the budget goes to the back.
   size_t rounds = ready_.size();
-  while (rounds-- > 0 && lines < budget && !ready_.empty()) {
+  while (rounds-- > 0 && lines < budget && !ready_.empty() && !(lines > 0 && stop && stop())) {
     auto [key, journal] = ready_.front();
     ready_.pop_front();
     bool more = false;
@@ -146,7 +146,7 @@ size_t SourceSet::Read(size_t budget, const OnLine& on_line) {
       if (it == journals_.end()) continue;
       Journal& j = it->second;
       int id = j.engine_source;
-      lines += j.reader->Poll([&](std::string_view l) { on_line(id, l); }, budget - lines);
+      lines += j.reader->Poll([&](std::string_view l) { on_line(id, l); }, budget - lines, stop);
       more = j.reader->more();
       j.ready = more;
     } else {
@@ -154,7 +154,7 @@ size_t SourceSet::Read(size_t budget, const OnLine& on_line) {
       if (it == files_.end()) continue;
       File& f = it->second;
       int id = f.engine_source;
-      lines += f.tail->Poll([&](std::string_view l) { on_line(id, l); }, budget - lines);
+      lines += f.tail->Poll([&](std::string_view l) { on_line(id, l); }, budget - lines, stop);
       more = f.tail->more();
       f.ready = more;
     }

@@ -48,8 +48,9 @@ class SourceSet {
   void OnInotify();
   void OnJournalReady(int fd);
   void MarkAllReady();  // the safety net of every tick, and after a lost inotify event
-  // Hands out up to `budget` lines from the sources that have some. Returns the count.
-  size_t Read(size_t budget, const OnLine& on_line);
+  // Hands out up to `budget` lines from the sources that have some, and stops early once
+  // `stop` says so (asked between reads). Returns the count.
+  size_t Read(size_t budget, const OnLine& on_line, const std::function<bool()>& stop = nullptr);
   bool Pending() const { return !ready_.empty(); }
 
   Progress progress() const;

@@ -116,8 +116,10 @@ struct FilterSet::Impl {
   std::vector<std::string> gate_literals;
   std::vector<std::vector<int>> filter_entries;  // filter -> its entries (ignores first)
 
-  // The hit of pattern p, whose groups are filled; false if a `unique` literal is not unique.
-  bool Hit(const Pattern& p, std::string_view message, const re2::StringPiece* groups, int n,
+  // Whether every `unique` literal of p occurs exactly once in the message.
+  static bool Unique(const Pattern& p, std::string_view message);
+  // Appends the hit of pattern p, whose groups are filled.
+  void Hit(const Pattern& p, std::string_view message, const re2::StringPiece* groups, int n,
            std::vector<PatternHit>& hits) const;
   int MatchByLiterals(uint64_t found, std::string_view message, std::vector<PatternHit>& hits) const;
 };
@@ -237,10 +239,14 @@ bool OccursExactlyOnce(std::string_view text, std::string_view lit) {
 }
 }  // namespace
 
-bool FilterSet::Impl::Hit(const Pattern& p, std::string_view message, const re2::StringPiece* groups, int n,
-                          std::vector<PatternHit>& hits) const {
+bool FilterSet::Impl::Unique(const Pattern& p, std::string_view message) {
   for (const std::string& lit : p.unique)
     if (!OccursExactlyOnce(message, lit)) return false;
+  return true;
+}
+
+void FilterSet::Impl::Hit(const Pattern& p, std::string_view message, const re2::StringPiece* groups, int n,
+                          std::vector<PatternHit>& hits) const {
   PatternHit hit{p.filter, p.index, {}};
   std::string_view* fields[kCaptureCount] = {&hit.captures.ip,        &hit.captures.account, &hit.captures.sender,
                                              &hit.captures.recipient, &hit.captures.id,      &hit.captures.session,
@@ -250,7 +256,6 @@ bool FilterSet::Impl::Hit(const Pattern& p, std::string_view message, const re2:
     if (g > 0 && g < n && groups[g].data() != nullptr) *fields[c] = std::string_view(groups[g].data(), groups[g].size());
   }
   hits.push_back(hit);
-  return true;
 }
 
 int FilterSet::Impl::MatchByLiterals(uint64_t found, std::string_view message, std::vector<PatternHit>& hits) const {
@@ -260,11 +265,20 @@ int FilterSet::Impl::MatchByLiterals(uint64_t found, std::string_view message, s
   for (const std::vector<int>& entries : filter_entries) {
     // The filter's first pattern that matches, as the Set would have it...
     const Pattern* winner = nullptr;
+    bool ambiguous = false;
     int n = 0;
     for (int e : entries) {
       const Pattern& p = patterns[static_cast<size_t>(e)];
       if (p.index < 0 || (found >> p.literal & 1) == 0) continue;
       n = std::min(p.groups + 1, static_cast<int>(groups.size()));
+      if (!Unique(p, message)) {
+        // Refused if it matches, whatever its captures: the DFA alone tells, without the
+        // capturing engine a crafted line would keep busy.
+        if (!p.re->whole().Match(text, 0, text.size(), RE2::ANCHOR_START, nullptr, 0)) continue;
+        winner = &p;
+        ambiguous = true;
+        break;
+      }
       if (p.re->MatchExact(text, groups.data(), n)) {
         winner = &p;
         break;
@@ -282,7 +296,9 @@ int FilterSet::Impl::MatchByLiterals(uint64_t found, std::string_view message, s
         break;
       }
     }
-    if (!ignored && !Hit(*winner, message, groups.data(), n, hits)) ++rejected;
+    if (ignored) continue;
+    if (ambiguous) ++rejected;
+    else Hit(*winner, message, groups.data(), n, hits);
   }
   return rejected;
 }
@@ -341,9 +357,13 @@ int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) co
     if (p.filter == last_filter) continue;  // ignored, or its first pattern already won
     last_filter = p.filter;
     if (p.index < 0) continue;  // an ignore regex matched: nothing from this filter
+    if (!Impl::Unique(p, message)) {  // the Set says it matches: refused without capturing
+      ++rejected;
+      continue;
+    }
     int n = std::min(p.groups + 1, static_cast<int>(groups.size()));
     if (!p.re->MatchExact(text, groups.data(), n)) continue;
-    if (!impl_->Hit(p, message, groups.data(), n, hits)) ++rejected;
+    impl_->Hit(p, message, groups.data(), n, hits);
   }
   return rejected;
 }

@@ -170,11 +170,12 @@ void FileTail::OpenMissed() {
   for (const auto& m : missed) Open(m.path, 0, false);
 }
 
-size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)>& on_line, size_t max_lines) {
+size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)>& on_line, size_t max_lines,
+                       const std::function<bool()>& stop) {
   size_t lines = 0;
   char buf[1 << 16];
-  for (;;) {
-    if (lines >= max_lines) {
+  for (bool first = true;; first = false) {
+    if (lines >= max_lines || (!first && stop && stop())) {
       more_ = true;
       break;
     }
@@ -284,7 +285,8 @@ int FileTail::FindFreshCopy(const Generation& g, FileIdentity& id) {
   return best;
 }
 
-size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines) {
+size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines,
+                      const std::function<bool()>& stop) {
   size_t lines = 0;
   more_ = false;
   for (int round = 0; round < 64; ++round) {
@@ -294,7 +296,7 @@ size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line, size
       continue;
     }
     Generation& g = gens_.front();
-    lines += Drain(g, on_line, max_lines > lines ? max_lines - lines : 0);
+    lines += Drain(g, on_line, max_lines > lines ? max_lines - lines : 0, stop);
     if (more_) return lines;
     if (gens_.size() > 1) {
       // An older generation at its end is finished once the writer has moved on to the

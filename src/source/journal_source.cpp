@@ -65,12 +65,13 @@ void JournalSource::Start(const std::optional<std::string>& cursor) {
   }
 }
 
-size_t JournalSource::Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines) {
+size_t JournalSource::Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines,
+                           const std::function<bool()>& stop) {
   sd_journal_process(j_);
   size_t n = 0;
   more_ = false;
   for (;;) {
-    if (n >= max_lines) {
+    if (n >= max_lines || (n > 0 && n % 64 == 0 && stop && stop())) {
       more_ = true;
       break;
     }

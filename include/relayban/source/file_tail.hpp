@@ -42,9 +42,10 @@ class FileTail {
   // can be rotated away.
   void OnNewFile();
   // Reads what is new and calls `on_line` for each complete line, oldest generation first.
-  // Stops after the read that reached `max_lines` (a read is up to 64 KiB). Returns the
-  // number of lines handed out.
-  size_t Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines = SIZE_MAX);
+  // Stops after the read that reached `max_lines`, or after which `stop` (if given) says so
+  // (a read is up to 64 KiB). Returns the number of lines handed out.
+  size_t Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines = SIZE_MAX,
+              const std::function<bool()>& stop = nullptr);
   // The last Poll stopped at its limit: more may be waiting.
   bool more() const { return more_; }
   // Where each open generation was read to (after its last complete line), oldest first.
@@ -71,7 +72,8 @@ class FileTail {
 
   bool Open(const std::string& path, uint64_t offset, bool at_front);
   void Close(Generation& g);
-  size_t Drain(Generation& g, const std::function<void(std::string_view)>& on_line, size_t max_lines);
+  size_t Drain(Generation& g, const std::function<void(std::string_view)>& on_line, size_t max_lines,
+               const std::function<bool()>& stop);
   // The file that a copytruncate copied `g` to (it holds what g read, and more), opened at
   // g's position; -1 if none found.
   int FindCopy(const Generation& g, FileIdentity& id);

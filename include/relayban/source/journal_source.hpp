@@ -27,8 +27,10 @@ class JournalSource {
 
   // Positions the reader after `cursor`, or at the end of the journal without one.
   void Start(const std::optional<std::string>& cursor);
-  // Reads new entries, at most `max_lines`. Returns the number of lines handed out.
-  size_t Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines = SIZE_MAX);
+  // Reads new entries, at most `max_lines`, and no more once `stop` (if given, asked every 64
+  // entries) says so. Returns the number of lines handed out.
+  size_t Poll(const std::function<void(std::string_view)>& on_line, size_t max_lines = SIZE_MAX,
+              const std::function<bool()>& stop = nullptr);
   // The last Poll stopped at its limit: entries may be waiting.
   bool more() const { return more_; }
   // The fd to watch for new entries (sd_journal_get_fd), -1 if none.

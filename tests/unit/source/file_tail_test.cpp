@@ -253,3 +253,19 @@ TEST_CASE("multilog's current and its @...s files") {
     for (auto& l : Poll(t)) got.push_back(l);
   CHECK(got.size() == 50);
 }
+
+TEST_CASE("a poll stops early when told to, between reads, and goes on where it stopped") {
+  Dir d;
+  Append(d.log(), "");
+  FileTail t(d.log(), 1000);
+  t.Start({});
+  AppendLines(d.log(), 0, 100000);  // about 1.1 MB
+  int asked = 0;
+  std::vector<std::string> got;
+  t.Poll([&](std::string_view l) { got.emplace_back(l); }, SIZE_MAX, [&] { return ++asked >= 1; });
+  CHECK(t.more());
+  CHECK(got.size() > 1000);   // one 64 KiB read...
+  CHECK(got.size() < 10000);  // ...not the whole file
+  while (t.more()) t.Poll([&](std::string_view l) { got.emplace_back(l); });
+  CHECK(got == Numbered(0, 100000));
+}

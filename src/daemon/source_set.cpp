@@ -182,7 +182,7 @@ std::vector<int> SourceSet::journal_fds() const {
 std::vector<SourceSet::SourceInfo> SourceSet::Describe() const {
   std::vector<SourceInfo> out;
   for (const auto& [path, f] : files_) {
-    SourceInfo info{path, f.jails, f.tail->is_open(), std::nullopt, std::nullopt};
+    SourceInfo info{path, f.jails, f.tail->is_open(), std::nullopt, std::nullopt, f.tail->generations(), f.tail->dropped()};
     auto pos = f.tail->Positions();
     struct stat st {};
     if (!pos.empty() && stat(path.c_str(), &st) == 0) {
@@ -191,7 +191,7 @@ std::vector<SourceSet::SourceInfo> SourceSet::Describe() const {
     }
     out.push_back(std::move(info));
   }
-  for (const auto& [name, j] : journals_) out.push_back({name, j.jails, true, std::nullopt, std::nullopt});
+  for (const auto& [name, j] : journals_) out.push_back({name, j.jails, true, std::nullopt, std::nullopt, 0, 0});
   return out;
 }
 

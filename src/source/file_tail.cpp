@@ -137,18 +137,21 @@ void FileTail::OnNewFile() {
   if (!at) return;
   for (const auto& g : gens_)
     if (g.id == *at) return;  // already open
-  OpenMissed();
-  // Past the cap the oldest unread generation goes (descriptors are not unlimited).
-  while (gens_.size() >= kMaxGenerations) {
+  OpenNewest();
+  // Past the cap the oldest unread generations go (descriptors are not unlimited).
+  while (gens_.size() > kMaxGenerations) {
+    ++dropped_;
     Close(gens_.front());
     gens_.pop_front();
   }
-  Open(path_, 0, false);
 }
 
-void FileTail::OpenMissed() {
-  if (gens_.empty()) return;  // nothing read yet: there is nothing to have missed
-  int64_t since = gens_.back().opened_ns;
+bool FileTail::OpenNewest() {
+  bool had = !gens_.empty();  // with nothing read yet there is nothing to have missed
+  int64_t since = had ? gens_.back().opened_ns : 0;
+  size_t before = gens_.size();
+  bool opened = Open(path_, 0, false);
+  if (!had) return opened;
   std::filesystem::path p(path_);
   std::string dir = p.parent_path().string(), base = p.filename().string();
   struct Missed {
@@ -168,6 +171,10 @@ void FileTail::OpenMissed() {
   // Renamed away in this order (within one tick of the clock, created in inode order).
   std::sort(missed.begin(), missed.end());
   for (const auto& m : missed) Open(m.path, 0, false);
+  // The newest goes last again.
+  if (opened && !missed.empty()) std::rotate(gens_.begin() + static_cast<std::ptrdiff_t>(before),
+                                             gens_.begin() + static_cast<std::ptrdiff_t>(before) + 1, gens_.end());
+  return opened;
 }
 
 size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)>& on_line, size_t max_lines,
@@ -296,15 +303,18 @@ size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line, size
       continue;
     }
     Generation& g = gens_.front();
+    // An older generation is finished once the writer has moved on to the next one, or when
+    // too many are open; a copy at once. Seen before reading it to its end: a line written
+    // to the old file just before the writer moved on is read, not lost.
+    bool moved_on = false;
+    if (gens_.size() > 1) {
+      auto next = StatFd(gens_[1].fd);
+      moved_on = g.frozen || (next && next->size > 0) || gens_[1].read_pos > 0 || gens_.size() > kMaxGenerations;
+    }
     lines += Drain(g, on_line, max_lines > lines ? max_lines - lines : 0, stop);
     if (more_) return lines;
     if (gens_.size() > 1) {
-      // An older generation at its end is finished once the writer has moved on to the
-      // next one (lines written to the old file just after its rename are read first), or
-      // when too many are open; a copy at once.
-      auto next = StatFd(gens_[1].fd);
-      bool moved_on = g.frozen || (next && next->size > 0) || gens_[1].read_pos > 0;
-      if (!moved_on && gens_.size() <= kMaxGenerations) return lines;
+      if (!moved_on) return lines;
       // The old file is finished: a last line without its newline is complete now.
       if (!g.partial.empty() && !g.discarding) {
         on_line(g.partial);
@@ -364,12 +374,14 @@ size_t FileTail::Poll(const std::function<void(std::string_view)>& on_line, size
         }
         continue;
       }
-      case TailAction::kSwitchToNew:
-        OpenMissed();
-        if (!Open(path_, 0, false)) return lines;
+      case TailAction::kSwitchToNew: {
+        size_t had = gens_.size();
+        if (!OpenNewest() && gens_.size() == had) return lines;
         continue;
+      }
     }
   }
+  more_ = true;  // generations left for the next turn
   return lines;
 }
 

@@ -53,6 +53,8 @@ class FileTail {
   const std::string& path() const { return path_; }
   bool is_open() const { return !gens_.empty(); }
   size_t generations() const { return gens_.size(); }
+  // Generations closed before they were read to their end (too many open at once).
+  uint64_t dropped() const { return dropped_; }
 
  private:
   struct Generation {
@@ -68,7 +70,10 @@ class FileTail {
     int64_t opened_ns = 0;    // when it was opened (the kernel's coarse clock)
   };
   static constexpr size_t kTail = 64;
-  static constexpr size_t kMaxGenerations = 64;
+  // Open generations at most (each is a descriptor): past it the oldest unread one is closed
+  // and counted in dropped(). Reached only when a writer outpaces the reader by this many
+  // rotations (multilog's 100 KB files: about 25 MB unread).
+  static constexpr size_t kMaxGenerations = 256;
 
   bool Open(const std::string& path, uint64_t offset, bool at_front);
   void Close(Generation& g);
@@ -80,15 +85,18 @@ class FileTail {
   // A copy made after g was emptied by a copytruncate and before anything of it was read: the
   // lines written meanwhile are only there. Opened at its start; -1 if none.
   int FindFreshCopy(const Generation& g, FileIdentity& id);
-  // Before a new generation is opened: generations that were created and rotated away to a
-  // name of their own (multilog's @...s, dateext's name-20261201, name.3) since the newest one
-  // we have was opened - the writer outpaced us - are opened too, oldest first.
-  void OpenMissed();
+  // Opens what the path names now as the newest generation, then the generations that were
+  // created and rotated away to a name of their own (multilog's @...s, dateext's
+  // name-20261201, name.3) since the newest one we had was opened - the writer outpaced us -
+  // before it, oldest first. The folder is read after the path is opened: a generation
+  // rotated away between the two is still found. False if the path names no file.
+  bool OpenNewest();
 
   std::string path_;
   size_t max_line_;
   std::deque<Generation> gens_;  // oldest first; the newest is what the path named
   bool more_ = false;
+  uint64_t dropped_ = 0;
   std::vector<std::pair<uint64_t, int64_t>> copies_read_;  // (inode, ctime) of fresh copies read
   std::vector<uint64_t> finished_;  // inodes of generations read to their end and closed
   int64_t started_ns_ = 0;          // when Start ran

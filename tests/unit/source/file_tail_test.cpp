@@ -152,6 +152,27 @@ TEST_CASE("rename rotation every 10 lines, faster than the reader: every generat
   CHECK(t.generations() <= 2);  // the last full one stays open until the writer moves on
 }
 
+TEST_CASE("more unread generations than descriptors allow: the oldest are closed, counted, and the rest read in order") {
+  Dir d;
+  Append(d.log(), "");
+  FileTail t(d.log(), 1000);
+  t.Start({});
+  const int gens = 300;  // above the cap of 256 open generations
+  for (int gen = 0; gen < gens; ++gen) {
+    AppendLines(d.log(), gen * 2, gen * 2 + 2);
+    std::filesystem::rename(d.log(), d.log() + ".1");
+    Append(d.log(), "");
+    t.OnNewFile();
+  }
+  CHECK(t.generations() == 256);
+  CHECK(t.dropped() == gens + 1 - 256);
+  std::vector<std::string> got;
+  for (int i = 0; i < 50; ++i)
+    for (auto& l : Poll(t)) got.push_back(l);
+  // The file open at start took the first two lines; 45 generations went, the newest is empty.
+  CHECK(got == Numbered(2 * (gens + 1 - 256), 2 * gens));
+}
+
 TEST_CASE("delete and recreate every 10 lines: every generation is read once") {
   Dir d;
   Append(d.log(), "");

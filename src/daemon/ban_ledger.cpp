@@ -121,6 +121,7 @@ void BanLedger::ResaveAll() {
     if (e.state != State::kActive || e.save_pending) continue;
     QueueStore(entries_.KeyAt(i), e);
     e.save_pending = true;
+    e.in_store = false;  // a fresh database holds none
   }
 }
 
@@ -275,6 +276,7 @@ BanLedger::RestoreReport BanLedger::Restore() {
       std::push_heap(expiry_.begin(), expiry_.end(), Later);
     }
     e.kernel_pending = true;  // until the kernel is seen to hold it
+    e.in_store = true;
     ++report.restored;
   }
   if (auto off = store_.Offences(now - Seconds(86400 * 366))) report.offences = std::move(*off);
@@ -431,9 +433,17 @@ void BanLedger::Recovered(Retry& retry, std::string& problem, const std::string&
 }
 
 bool BanLedger::Flush() {
-  bool more = FlushKernel();
-  more = FlushStore() || more;
-  return more;
+  bool more = false;
+  for (Clock::Steady until = clock_.Monotonic() + options_.kernel_budget;;) {
+    more = FlushKernel();
+    if (!more || clock_.Monotonic() >= until) break;
+  }
+  bool store_more = false;
+  for (Clock::Steady until = clock_.Monotonic() + options_.store_budget;;) {
+    store_more = FlushStore();
+    if (!store_more || clock_.Monotonic() >= until) break;
+  }
+  return more || store_more;
 }
 
 bool BanLedger::FlushKernel() {
@@ -462,7 +472,9 @@ bool BanLedger::FlushKernel() {
     taken.push_back(p);
   }
   if (orders.empty()) return !kernel_queue_.empty();
+  Clock::Steady t0 = clock_.Monotonic();
   auto r = firewall_.Apply(orders);
+  stats_.kernel_seconds += std::chrono::duration<double>(clock_.Monotonic() - t0).count();
   if (!r) {
     // Back to the front in order; a lone failing element goes to the back instead, so one
     // bad address cannot hold up every other ban.
@@ -493,15 +505,17 @@ bool BanLedger::FlushStore() {
     store_queue_.pop_front();
     const Entry* e = entries_.Get(p);
     if (!e || !(e->save_pending || e->end_pending)) continue;
-    if (e->save_pending) writes.push_back({BanWrite::Kind::kSave, RecordOf(p, *e), {}, {}, {}});
+    if (e->save_pending) writes.push_back({BanWrite::Kind::kSave, RecordOf(p, *e), {}, {}, {}, e->in_store});
     if (e->end_pending) {
       const char* how = e->how == How::kUnban ? "unban" : e->how == How::kFlushed ? "flushed on exit" : "expired";
-      writes.push_back({BanWrite::Kind::kEnd, {}, p, FromUs(e->ended_us), how});
+      writes.push_back({BanWrite::Kind::kEnd, {}, p, FromUs(e->ended_us), how, true});
     }
     taken.push_back(p);
   }
   if (writes.empty()) return !store_queue_.empty();
+  Clock::Steady t0 = clock_.Monotonic();
   auto r = store_.WriteBans(writes);
+  stats_.store_seconds += std::chrono::duration<double>(clock_.Monotonic() - t0).count();
   if (!r) {
     store_queue_.insert(store_queue_.begin(), taken.begin(), taken.end());
     Failed(store_retry_, store_problem_, "state database", r.error(), stats_.store_errors);
@@ -510,7 +524,11 @@ bool BanLedger::FlushStore() {
   Recovered(store_retry_, store_problem_, "the state database");
   stats_.store_writes += writes.size();
   for (const Prefix& p : taken) {
-    if (Entry* e = entries_.Get(p)) e->save_pending = e->end_pending = false;
+    if (Entry* e = entries_.Get(p)) {
+      if (e->save_pending) e->in_store = true;
+      if (e->end_pending) e->in_store = false;
+      e->save_pending = e->end_pending = false;
+    }
     MaybeErase(p);
   }
   return !store_queue_.empty();

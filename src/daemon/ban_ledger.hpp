@@ -29,10 +29,13 @@ class BanLedger : public BanBook {
  public:
   using Log = std::function<void(int priority, const std::string&)>;
   struct Options {
-    size_t kernel_slice = 20000;  // elements per firewall transaction and loop turn
-    size_t store_slice = 20000;   // ban writes per SQLite transaction and loop turn
-    Seconds max_backoff{30};      // longest wait between retries of a failing mirror
-    Seconds check_every{5};       // how often the kernel table is checked for tampering
+    size_t kernel_slice = 10000;  // elements per firewall transaction
+    size_t store_slice = 2000;    // ban writes per SQLite transaction
+    // Per Flush (one loop turn), each mirror gets transactions until this much time went
+    // (at least one): the kernel first, as bans only protect once there.
+    std::chrono::milliseconds kernel_budget{15}, store_budget{15};
+    Seconds max_backoff{30};  // longest wait between retries of a failing mirror
+    Seconds check_every{5};   // how often the kernel table is checked for tampering
   };
   // Why a ban exists; shared by every ban with the same values.
   struct Info {
@@ -59,6 +62,7 @@ class BanLedger : public BanBook {
     uint64_t kernel_changes = 0, kernel_errors = 0;
     uint64_t store_writes = 0, store_errors = 0;
     uint64_t repaired = 0;  // bans put back after someone removed them from the kernel
+    double kernel_seconds = 0, store_seconds = 0;  // time spent in the mirrors' calls
   };
 
   // The mirrors and the clock must outlive the ledger.
@@ -140,6 +144,7 @@ class BanLedger : public BanBook {
     bool kernel_pending = false;  // queued for the kernel
     bool save_pending = false;    // its record is owed to the store
     bool end_pending = false;     // its end is owed to the store
+    bool in_store = false;        // the store may hold an active record of this target
   };
   static constexpr int64_t kForever = INT64_MAX;
 

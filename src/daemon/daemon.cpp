@@ -1,6 +1,7 @@
 #include "daemon.hpp"
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/timerfd.h>
 #include <syslog.h>
@@ -27,6 +28,7 @@ constexpr size_t kCheckpointEvery = 20000;     // journal records that make a ch
 constexpr size_t kMaxJournalPending = 500000;  // kept in memory while the database fails
 constexpr size_t kJournalKeep = 2000000;       // records kept at most (the oldest go first)
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(200);
+constexpr size_t kBanLinesPerSecond = 200;  // ban log lines one by one; beyond, summed up
 
 }  // namespace
 
@@ -218,11 +220,19 @@ bool Daemon::Reload(std::vector<Error>* errors) {
 }
 
 void Daemon::HandleOutput() {
-  for (const Order& o : out_.orders)
+  for (const Order& o : out_.orders) {
+    // One line per ban, up to kBanLinesPerSecond; past that, a flood is summed up per jail
+    // and rule once a second (a botnet's million bans must not bury the journal).
+    if (ban_lines_this_second_ >= kBanLinesPerSecond) {
+      ++unlogged_bans_[o.jail + " rule=" + o.rule];
+      continue;
+    }
+    ++ban_lines_this_second_;
     Log(LOG_NOTICE, "ban " + o.target.ToString() + " for " +
                         (o.duration.count() ? FormatDuration(o.duration) : std::string("ever")) + " jail=" + o.jail +
                         " rule=" + o.rule + (o.account.empty() ? "" : " account=" + Printable(o.account, 80)) +
                         " reason=\"" + Printable(o.reason, 200) + "\"");
+  }
   for (auto& h : out_.hooks) hooks_->Run(std::move(h.argv));
   out_.clear();
 }
@@ -257,7 +267,8 @@ bool Daemon::DoWork() {
   Time now = parts_.clock->Now();
   // Lines crafted to keep the regex engine busy (16 KiB each) cost a millisecond or more: the
   // time, not the number of lines, bounds a turn.
-  Clock::Steady until = parts_.clock->Monotonic() + kReadingPerTurn;
+  Clock::Steady started = parts_.clock->Monotonic();
+  Clock::Steady until = started + kReadingPerTurn;
   sources_->Read(
       kLinesPerTurn,
       [&](int source, std::string_view line) {
@@ -265,6 +276,7 @@ bool Daemon::DoWork() {
         if (!out_.orders.empty() || !out_.hooks.empty()) HandleOutput();
       },
       [&] { return parts_.clock->Monotonic() >= until; });
+  reading_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
   if (journal_pending_.size() >= kCheckpointEvery ||
       (!journal_pending_.empty() && parts_.clock->Monotonic() - last_checkpoint_ >= kCheckpointInterval))
     Checkpoint();
@@ -284,6 +296,7 @@ void Daemon::Checkpoint() {
   if (replaying_) return;
   last_checkpoint_ = parts_.clock->Monotonic();
   auto r = parts_.store->Checkpoint(journal_pending_, sources_->progress());
+  journal_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - last_checkpoint_).count();
   if (r) {
     if (!progress_problem_.empty()) Log(LOG_NOTICE, "the journal and read positions are saved again");
     progress_problem_.clear();
@@ -303,6 +316,10 @@ void Daemon::Checkpoint() {
 
 void Daemon::Tick() {
   ++ticks_;
+  for (const auto& [what, n] : unlogged_bans_)
+    Log(LOG_NOTICE, "and " + std::to_string(n) + " more bans not logged one by one: jail=" + what);
+  unlogged_bans_.clear();
+  ban_lines_this_second_ = 0;
   Time now = parts_.clock->Now();
   engine_->OnTick(now);
   ledger_->Tick();
@@ -389,6 +406,13 @@ int Daemon::Stop() {
 }
 
 int RunDaemon(const DaemonOptions& options) {
+  // Every followed log may hold many generations open while a writer outpaces us: the soft
+  // descriptor limit (1024 by default) is raised to the hard one.
+  struct rlimit nofile {};
+  if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+    nofile.rlim_cur = nofile.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &nofile);
+  }
   Daemon d(options, DaemonParts{});
   if (int rc = d.Start(); rc != 0) return rc;
   while (!d.stopping()) d.Turn(1000);

@@ -126,6 +126,9 @@ class Daemon {
   ActivationPlan plan_;
   std::vector<std::pair<Prefix, Time>> offences_;  // restored at start, for each new engine
   EngineOutput out_;
+  size_t ban_lines_this_second_ = 0;
+  double reading_seconds_ = 0, journal_seconds_ = 0;  // where the loop's time went
+  std::map<std::string, uint64_t> unlogged_bans_;  // "jail rule=..." -> bans not logged one by one
   int sigfd_ = -1, timerfd_ = -1;
   bool stop_ = false;
   bool more_work_ = false;

@@ -99,6 +99,9 @@ std::string Daemon::Status(const std::string& only) const {
   j["evicted"] = {{"windows", ev.windows}, {"accounts", ev.accounts}, {"correlation", ev.correlation}, {"offences", ev.offences}};
   j["backlog"] = {{"kernel", ledger_->kernel_backlog()}, {"state_database", ledger_->store_backlog()},
                   {"lines", sources_->Pending()}};
+  const auto& ls = ledger_->stats();
+  j["work_seconds"] = {{"reading", reading_seconds_}, {"kernel", ls.kernel_seconds}, {"bans_written", ls.store_seconds},
+                       {"journal_written", journal_seconds_}};
   const auto& hs = hooks_->stats();
   j["hooks"] = {{"running", hooks_->running()}, {"queued", hooks_->queued()}, {"started", hs.started},
                 {"failed", hs.failed},          {"killed", hs.killed},         {"dropped", hs.dropped}};
@@ -116,6 +119,8 @@ std::string Daemon::Status(const std::string& only) const {
       json l{{"path", src.name}, {"open", src.open}};
       if (src.read) l["read"] = *src.read;
       if (src.size) l["size"] = *src.size;
+      if (src.generations > 1) l["generations"] = src.generations;
+      if (src.dropped) l["dropped_generations"] = src.dropped;
       jj["logs"].push_back(l);
     }
     jj["bans"] = ledger_->CountInJail(state.name);

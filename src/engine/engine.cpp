@@ -141,6 +141,7 @@ struct Engine::Impl {
   std::function<void(const Event&)> observer;
   std::vector<PatternHit> hits;  // scratch
   Time last_sweep{};
+  Time newest{};  // the latest log time of an event: the clock windows count on
 
   explicit Impl(Config c, EngineOptions o)
       : config(std::move(c)),
@@ -451,6 +452,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
   }
   if (yielded) ++m.stats.matched;
   else ++m.stats.skipped;
+  m.newest = std::max(m.newest, *t);
   if (*t - m.last_sweep > std::chrono::minutes(10)) OnTick(*t);
 }
 
@@ -560,6 +562,9 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
 
 void Engine::OnTick(Time now) {
   Impl& m = *impl_;
+  // Windows count on the logs' own time: a backlog of old lines read now must not have its
+  // keys swept as idle by the wall clock.
+  if (m.newest != Time{} && m.newest < now) now = m.newest;
   m.last_sweep = now;
   // A bounded slice of every table per tick: a table of a million keys is swept over
   // several ticks instead of stalling one.

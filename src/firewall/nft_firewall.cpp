@@ -5,6 +5,8 @@
 
 #include <algorithm>
 #include <set>
+#include <unordered_map>
+#include <unordered_set>
 #include <cstdio>
 #include <cstring>
 #include <libmnl/libmnl.h>
@@ -142,10 +144,10 @@ Result<void> NftFirewall::EnsureTable() {
 Result<void> NftFirewall::Resync() {
   auto elems = List();
   if (!elems) return Fail(elems.error());
-  shadow_.clear();
+  ShadowClear();
   Clock::time_point now = Clock::now();
   for (const auto& e : *elems)
-    shadow_[e.target] = e.remaining ? now + std::chrono::duration_cast<Clock::duration>(*e.remaining) : Clock::time_point::max();
+    ShadowSet(e.target, e.remaining ? now + std::chrono::duration_cast<Clock::duration>(*e.remaining) : Clock::time_point::max());
   auto gen = GenId();
   if (gen) gen_ = *gen;
   return {};
@@ -189,71 +191,107 @@ Result<ApplyReport> NftFirewall::Apply(const std::vector<FirewallOrder>& orders)
   return ApplyOnce(orders);
 }
 
+void NftFirewall::ShadowSet(const Prefix& p, Clock::time_point end) {
+  auto [it, fresh] = shadow_.insert_or_assign(p, end);
+  (void)it;
+  if (fresh) ++lengths_[p.address().is_v4()][static_cast<size_t>(p.length())];
+}
+
+void NftFirewall::ShadowErase(std::map<Prefix, Clock::time_point>::iterator it) {
+  --lengths_[it->first.address().is_v4()][static_cast<size_t>(it->first.length())];
+  shadow_.erase(it);
+}
+
+void NftFirewall::ShadowClear() {
+  shadow_.clear();
+  lengths_ = {};
+}
+
+void NftFirewall::PurgeSome(Clock::time_point now) {
+  // Elements the kernel has expired: a bounded slice per call, resuming where the last
+  // stopped, so a transaction never pays for a scan of a million entries.
+  auto it = shadow_.lower_bound(purge_from_);
+  for (int visited = 0; visited < 4096; ++visited) {
+    if (it == shadow_.end()) it = shadow_.begin();
+    if (it == shadow_.end()) return;
+    if (it->second <= now) {
+      auto next = std::next(it);
+      ShadowErase(it);
+      it = next;
+    } else {
+      ++it;
+    }
+  }
+  purge_from_ = it == shadow_.end() ? Prefix() : it->first;
+}
+
 Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& orders) {
   ApplyReport report;
   Clock::time_point now = Clock::now();
-  for (auto it = shadow_.begin(); it != shadow_.end();) {
-    if (it->second <= now) it = shadow_.erase(it);
-    else ++it;
-  }
+  PurgeSome(now);
   // Last order per target wins; wider prefixes first so narrower ones can see them.
   std::map<Prefix, FirewallOrder> last;
   for (const auto& o : orders) last[o.target] = o;
   std::vector<FirewallOrder> sorted;
+  sorted.reserve(last.size());
   for (auto& [p, o] : last) sorted.push_back(o);
   std::stable_sort(sorted.begin(), sorted.end(), [](const FirewallOrder& a, const FirewallOrder& b) {
     return a.target.length() < b.target.length();
   });
-  std::vector<std::pair<Prefix, Seconds>> dels, adds;
-  auto shadow = shadow_;
-  // Prefix lengths present per family: a wider ban can only have one of these lengths, so
-  // finding one is a few map lookups, not a scan.
-  std::set<int> lengths[2];
-  for (const auto& [p, end] : shadow) lengths[p.address().is_v4()].insert(p.length());
-  auto find_wider = [&](const Prefix& t) {
-    for (int l : lengths[t.address().is_v4()]) {
-      if (l >= t.length()) break;
-      auto it = shadow.find(Prefix(t.address(), l));
-      if (it != shadow.end()) return it;
-    }
-    return shadow.end();
+  // What this transaction changes, applied to the shadow only once the kernel took it:
+  // target -> new end, or nullopt for removed.
+  std::unordered_map<Prefix, std::optional<Clock::time_point>, PrefixHash> changes;
+  auto present = [&](const Prefix& t) -> bool {
+    if (auto c = changes.find(t); c != changes.end()) return c->second.has_value();
+    auto it = shadow_.find(t);
+    return it != shadow_.end() && it->second > now;
   };
+  std::array<std::array<uint32_t, 129>, 2> added_lengths{};
+  // A wider ban that covers `t`: it can only have one of the lengths in use, so finding one
+  // is a few lookups, not a scan.
+  auto find_wider = [&](const Prefix& t) -> std::optional<Prefix> {
+    bool v4 = t.address().is_v4();
+    for (int l = 0; l < t.length(); ++l) {
+      if (lengths_[v4][static_cast<size_t>(l)] == 0 && added_lengths[v4][static_cast<size_t>(l)] == 0) continue;
+      Prefix wide(t.address(), l);
+      if (present(wide)) return wide;
+    }
+    return std::nullopt;
+  };
+  std::vector<std::pair<Prefix, Seconds>> dels, adds;
   // Narrower bans sort right after `t` (same address, longer) up to its last address.
   auto erase_narrower = [&](const Prefix& t) {
-    for (auto it = shadow.upper_bound(t); it != shadow.end();) {
-      if (!Contains(t, it->first)) {
-        if (it->first.address().family() == t.address().family() && it->first.address() > t.address() &&
-            !t.Contains(it->first.address()))
-          break;  // past the end of `t`
-        ++it;
-        continue;
-      }
+    for (auto it = shadow_.upper_bound(t); it != shadow_.end(); ++it) {
+      // (Addresses of the other family may sort in between: they are stepped over.)
+      if (it->first.address().family() != t.address().family()) continue;
+      if (!t.Contains(it->first.address())) break;  // past the end of `t`
+      if (!Contains(t, it->first) || !present(it->first)) continue;
       dels.push_back({it->first, Seconds(0)});
-      it = shadow.erase(it);
+      changes[it->first] = std::nullopt;
     }
   };
   for (const auto& o : sorted) {
     const Prefix& t = o.target;
     auto wider = find_wider(t);
     if (o.kind == FirewallOrder::Kind::kUnban) {
-      if (shadow.count(t) || caps_.destroy) {
+      if (present(t) || caps_.destroy) {
         dels.push_back({t, Seconds(0)});
-        shadow.erase(t);
+        changes[t] = std::nullopt;
       }
-      if (wider != shadow.end()) report.skipped.push_back({t, "inside the ban of " + wider->first.ToString()});
+      if (wider) report.skipped.push_back({t, "inside the ban of " + wider->ToString()});
       continue;
     }
-    if (wider != shadow.end()) {
-      report.skipped.push_back({t, "already covered by the ban of " + wider->first.ToString()});
+    if (wider) {
+      report.skipped.push_back({t, "already covered by the ban of " + wider->ToString()});
       continue;
     }
     // Narrower bans inside this one would overlap its interval: replace them.
     if (!t.is_single()) erase_narrower(t);
     // Re-adding refreshes the timeout only on 6.12+; delete and add in one transaction.
-    if (shadow.count(t)) dels.push_back({t, Seconds(0)});
+    if (present(t)) dels.push_back({t, Seconds(0)});
     adds.push_back({t, o.timeout});
-    shadow[t] = o.timeout.count() > 0 ? now + o.timeout : Clock::time_point::max();
-    lengths[t.address().is_v4()].insert(t.length());
+    changes[t] = o.timeout.count() > 0 ? now + o.timeout : Clock::time_point::max();
+    ++added_lengths[t.address().is_v4()][static_cast<size_t>(t.length())];
   }
   if (dels.empty() && adds.empty()) return report;
   nft::BatchBuilder b(sock_->NextSeq());
@@ -266,13 +304,20 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   if (!c) return Fail(c.error());
   if (c->error) return Fail(KindOf(c->error), c->where + ": " + ErrnoText(c->error));
   if (c->uncertain) return Fail("the kernel's acks were lost (ENOBUFS) or incomplete");
-  shadow_ = std::move(shadow);
+  for (const auto& [p, end] : changes) {
+    if (end) {
+      ShadowSet(p, *end);
+    } else if (auto it = shadow_.find(p); it != shadow_.end()) {
+      ShadowErase(it);
+    }
+  }
   // Our own commit moved the generation on: remember it, so Check tells others' changes apart.
   if (auto g = GenId(); g && *g) gen_ = **g;
   report.added = adds.size();
-  report.removed = dels.size() - std::count_if(dels.begin(), dels.end(), [&](const auto& d) {
-                     return std::any_of(adds.begin(), adds.end(), [&](const auto& a) { return a.first == d.first; });
-                   });
+  std::unordered_set<Prefix, PrefixHash> added;
+  for (const auto& a : adds) added.insert(a.first);
+  report.removed = static_cast<size_t>(
+      std::count_if(dels.begin(), dels.end(), [&](const auto& d) { return !added.count(d.first); }));
   return report;
 }
 
@@ -360,7 +405,7 @@ Result<void> NftFirewall::Remove() {
   auto c = Send(b, {});
   if (!c) return Fail(c.error());
   if (c->error && c->error != ENOENT) return Fail("removing table inet " + opt_.table + ": " + ErrnoText(c->error));
-  shadow_.clear();
+  ShadowClear();
   return {};
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <chrono>
+#include <array>
 #include <map>
 #include <memory>
 
@@ -65,8 +66,19 @@ class NftFirewall : public Firewall {
   KernelCaps caps_;
   uint32_t table_flags_ = 0;
   std::optional<uint32_t> gen_;
-  // What we believe is in the sets: target -> end (time_point::max() = permanent).
+  // The adapter's picture of its sets, to order a transaction (a prefix ban replaces the
+  // narrower ones inside it; delete before add where re-adding does not refresh the timeout;
+  // no delete of what is not there on kernels without DESTROY). Not an owner of what is
+  // banned - the daemon's ban ledger is; this is re-read from the kernel whenever the two
+  // may disagree. target -> end (time_point::max() = permanent); an entry whose end has
+  // passed counts as gone and is purged a slice at a time.
   std::map<Prefix, Clock::time_point> shadow_;
+  std::array<std::array<uint32_t, 129>, 2> lengths_{};  // entries per family (v6, v4) and length
+  Prefix purge_from_;                                    // where the next purge slice starts
+  void ShadowSet(const Prefix& p, Clock::time_point end);
+  void ShadowErase(std::map<Prefix, Clock::time_point>::iterator it);
+  void ShadowClear();
+  void PurgeSome(Clock::time_point now);
 };
 
 }  // namespace relayban

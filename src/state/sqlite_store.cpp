@@ -2,7 +2,9 @@
 
 #include <cstdio>
 #include <ctime>
+#include <algorithm>
 #include <map>
+#include <unordered_map>
 
 #include "relayban/state/state_store.hpp"
 
@@ -75,82 +77,98 @@ class SqliteStore : public StateStore {
   Result<void> Init() {
     // The loop must not wait long for a lock: another process (an admin's sqlite3 shell)
     // holding one makes a write fail with kBusy, and the caller retries on a later turn.
+    // A file that is not a database fails here already (kCorrupt); damage deeper in it is
+    // found by the statement that meets it, and the daemon then starts afresh.
     const char* setup = R"(
       PRAGMA busy_timeout=100;
       PRAGMA journal_mode=WAL;
       PRAGMA synchronous=NORMAL;
-      CREATE TABLE IF NOT EXISTS bans (
-        id INTEGER PRIMARY KEY, target TEXT NOT NULL, jail TEXT NOT NULL, rule TEXT NOT NULL,
-        account TEXT NOT NULL, reason TEXT NOT NULL, start_us INTEGER NOT NULL, end_us INTEGER,
-        ended_us INTEGER, how_ended TEXT);
-      CREATE INDEX IF NOT EXISTS bans_active ON bans(ended_us, target);
-      CREATE INDEX IF NOT EXISTS bans_start ON bans(start_us);
-      CREATE INDEX IF NOT EXISTS bans_target ON bans(target, id);
+      PRAGMA cache_size=-32768;
+      CREATE TABLE IF NOT EXISTS ban_info (
+        id INTEGER PRIMARY KEY, jail TEXT NOT NULL, rule TEXT NOT NULL, account TEXT NOT NULL,
+        reason TEXT NOT NULL, origin TEXT NOT NULL, UNIQUE (jail, rule, account, reason, origin));
+      CREATE TABLE IF NOT EXISTS ban_history (
+        id INTEGER PRIMARY KEY, target TEXT NOT NULL, info INTEGER NOT NULL, start_us INTEGER NOT NULL,
+        end_us INTEGER, ended_us INTEGER, how_ended TEXT);
+      CREATE INDEX IF NOT EXISTS ban_open ON ban_history(target) WHERE ended_us IS NULL;
+      CREATE INDEX IF NOT EXISTS ban_lifted ON ban_history(target) WHERE how_ended = 'unban';
       CREATE TABLE IF NOT EXISTS cursors (source TEXT PRIMARY KEY, cursor TEXT NOT NULL);
       CREATE TABLE IF NOT EXISTS file_positions (
         path TEXT NOT NULL, dev INTEGER NOT NULL, ino INTEGER NOT NULL, offset INTEGER NOT NULL,
         PRIMARY KEY (path, dev, ino));
       CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, data BLOB NOT NULL);
-      CREATE INDEX IF NOT EXISTS journal_t ON journal(t_us);
+      DROP INDEX IF EXISTS journal_t;
     )";
     if (auto r = Exec(setup); !r) return r;
-    // Version 1 kept one position per path; a path now has one per open generation.
-    {
-      auto s = Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name='positions'");
+    auto exists = [&](const char* table) -> Result<bool> {
+      auto s = Prepare("SELECT count(*) FROM sqlite_master WHERE type='table' AND name=?1");
       if (!s) return Fail(s.error());
-      bool old = (*s)->Step() == SQLITE_ROW && (*s)->Int(0) > 0;
+      (*s)->Bind(1, std::string(table));
+      bool found = (*s)->Step() == SQLITE_ROW && (*s)->Int(0) > 0;
       (*s)->Reset();
-      if (old)
-        if (auto r = Exec("INSERT OR IGNORE INTO file_positions SELECT path,dev,ino,offset FROM positions;"
-                          "DROP TABLE positions;");
-            !r)
-          return r;
-    }
-    // Version 2 records where a ban came from (a rule, by hand, adopted from the kernel).
-    bool has_origin = false;
-    {
+      return found;
+    };
+    // Version 1 kept one position per path; a path now has one per open generation.
+    auto old_positions = exists("positions");
+    if (!old_positions) return Fail(old_positions.error());
+    if (*old_positions)
+      if (auto r = Exec("INSERT OR IGNORE INTO file_positions SELECT path,dev,ino,offset FROM positions;"
+                        "DROP TABLE positions;");
+          !r)
+        return r;
+    // Versions 1 and 2 kept every ban's jail, rule, account and reason in its row; version 3
+    // shares them (ban_info), which makes a botnet's million rows a fraction of the size.
+    auto old_bans = exists("bans");
+    if (!old_bans) return Fail(old_bans.error());
+    if (*old_bans) {
+      bool has_origin = false;
       auto s = Prepare("SELECT name FROM pragma_table_info('bans')");
       if (!s) return Fail(s.error());
       while ((*s)->Step() == SQLITE_ROW) has_origin = has_origin || (*s)->Text(0) == "origin";
       (*s)->Reset();
-    }
-    if (!has_origin)
-      if (auto r = Exec("ALTER TABLE bans ADD COLUMN origin TEXT NOT NULL DEFAULT 'rule';"
-                        "UPDATE bans SET origin='manual' WHERE jail='manual';"
-                        "PRAGMA user_version=2;");
-          !r)
+      std::string origin = has_origin ? "origin" : "CASE WHEN jail='manual' THEN 'manual' ELSE 'rule' END";
+      std::string migrate =
+          "BEGIN;"
+          "INSERT OR IGNORE INTO ban_info(jail,rule,account,reason,origin) SELECT DISTINCT jail,rule,account,reason," +
+          origin +
+          " FROM bans;"
+          "INSERT INTO ban_history(id,target,info,start_us,end_us,ended_us,how_ended) "
+          "SELECT b.id,b.target,i.id,b.start_us,b.end_us,b.ended_us,b.how_ended FROM bans b JOIN ban_info i "
+          "ON i.jail=b.jail AND i.rule=b.rule AND i.account=b.account AND i.reason=b.reason AND i.origin=" +
+          (has_origin ? std::string("b.origin") : "CASE WHEN b.jail='manual' THEN 'manual' ELSE 'rule' END") +
+          ";"
+          "DROP TABLE bans;"
+          "COMMIT;";
+      if (auto r = Exec(migrate.c_str()); !r) {
+        sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
         return r;
-    // A damaged file is found now, not at the first write under attack.
-    auto check = Prepare("PRAGMA quick_check");
-    if (!check) return Fail(check.error());
-    int rc = (*check)->Step();
-    std::string verdict = rc == SQLITE_ROW ? (*check)->Text(0) : std::string();
-    (*check)->Reset();
-    if (rc != SQLITE_ROW) return Error(rc, "checking the database");
-    if (verdict != "ok") return Fail(ErrorKind::kCorrupt, path_ + ": state database is damaged: " + verdict);
-    return {};
+      }
+    }
+    return Exec("PRAGMA user_version=3;");
   }
 
   Result<void> WriteBans(const std::vector<BanWrite>& writes) override {
     if (writes.empty()) return {};
-    return Transaction([&]() -> Result<void> {
+    auto r = Transaction([&]() -> Result<void> {
       for (const BanWrite& w : writes) {
         if (w.kind == BanWrite::Kind::kSave) {
           const BanRecord& b = w.record;
-          auto end = Prepare("UPDATE bans SET ended_us=?1, how_ended='replaced' WHERE target=?2 AND ended_us IS NULL");
-          if (!end) return Fail(end.error());
-          (*end)->Bind(1, Us(b.start)).Bind(2, b.target.ToString());
-          if (auto r = Done(**end, "saving a ban"); !r) return r;
-          auto ins = Prepare(
-              "INSERT INTO bans(target,jail,rule,account,reason,start_us,end_us,origin) VALUES(?1,?2,?3,?4,?5,?6,?7,?8)");
+          if (w.replaces) {
+            auto end = Prepare("UPDATE ban_history SET ended_us=?1, how_ended='replaced' WHERE target=?2 AND ended_us IS NULL");
+            if (!end) return Fail(end.error());
+            (*end)->Bind(1, Us(b.start)).Bind(2, b.target.ToString());
+            if (auto r = Done(**end, "saving a ban"); !r) return r;
+          }
+          auto info = InfoId(b);
+          if (!info) return Fail(info.error());
+          auto ins = Prepare("INSERT INTO ban_history(target,info,start_us,end_us) VALUES(?1,?2,?3,?4)");
           if (!ins) return Fail(ins.error());
-          (*ins)->Bind(1, b.target.ToString()).Bind(2, b.jail).Bind(3, b.rule).Bind(4, b.account).Bind(5, b.reason);
-          (*ins)->Bind(6, Us(b.start)).Bind(8, b.origin);
-          if (b.end) (*ins)->Bind(7, Us(*b.end));
-          else (*ins)->BindNull(7);
+          (*ins)->Bind(1, b.target.ToString()).Bind(2, *info).Bind(3, Us(b.start));
+          if (b.end) (*ins)->Bind(4, Us(*b.end));
+          else (*ins)->BindNull(4);
           if (auto r = Done(**ins, "saving a ban"); !r) return r;
         } else {
-          auto s = Prepare("UPDATE bans SET ended_us=?1, how_ended=?2 WHERE target=?3 AND ended_us IS NULL");
+          auto s = Prepare("UPDATE ban_history SET ended_us=?1, how_ended=?2 WHERE target=?3 AND ended_us IS NULL");
           if (!s) return Fail(s.error());
           (*s)->Bind(1, Us(w.at)).Bind(2, w.how).Bind(3, w.target.ToString());
           if (auto r = Done(**s, "ending a ban"); !r) return r;
@@ -158,13 +176,16 @@ class SqliteStore : public StateStore {
       }
       return {};
     });
+    // Rows of ban_info made in a transaction that was rolled back are gone: forget their ids.
+    if (!r) info_ids_.clear();
+    return r;
   }
 
   Result<std::vector<BanRecord>> ActiveBans(Time now) override {
     std::vector<BanRecord> out;
     auto s = Prepare(
-        "SELECT target,jail,rule,account,reason,start_us,end_us,origin FROM bans "
-        "WHERE ended_us IS NULL AND (end_us IS NULL OR end_us > ?1) ORDER BY start_us, id");
+        "SELECT h.target,i.jail,i.rule,i.account,i.reason,h.start_us,h.end_us,i.origin FROM ban_history h "
+        "JOIN ban_info i ON i.id=h.info WHERE h.ended_us IS NULL AND (h.end_us IS NULL OR h.end_us > ?1) ORDER BY h.id");
     if (!s) return Fail(s.error());
     (*s)->Bind(1, Us(now));
     int rc;
@@ -183,9 +204,10 @@ class SqliteStore : public StateStore {
 
   Result<std::vector<Prefix>> LiftedTargets() override {
     std::vector<Prefix> out;
+    // Lifted by hand, and not banned since (an active ban would be in ban_open).
     auto s = Prepare(
-        "SELECT b.target FROM bans b WHERE b.how_ended='unban' "
-        "AND b.id = (SELECT max(id) FROM bans c WHERE c.target=b.target)");
+        "SELECT DISTINCT target FROM ban_history WHERE how_ended='unban' "
+        "AND target NOT IN (SELECT target FROM ban_history WHERE ended_us IS NULL)");
     if (!s) return Fail(s.error());
     int rc;
     while ((rc = (*s)->Step()) == SQLITE_ROW)
@@ -197,14 +219,25 @@ class SqliteStore : public StateStore {
 
   Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) override {
     std::vector<std::pair<Prefix, Time>> out;
-    auto s = Prepare("SELECT target,start_us FROM bans WHERE start_us >= ?1 AND origin = 'rule' ORDER BY start_us");
+    // Newest first, until the rows are older than `since` (rows are written in the order
+    // the bans were made, give or take a loop turn): no scan of years of history.
+    auto s = Prepare(
+        "SELECT h.target,h.start_us,i.origin FROM ban_history h JOIN ban_info i ON i.id=h.info ORDER BY h.id DESC");
     if (!s) return Fail(s.error());
-    (*s)->Bind(1, Us(since));
     int rc;
-    while ((rc = (*s)->Step()) == SQLITE_ROW)
+    int64_t older_in_a_row = 0;
+    while ((rc = (*s)->Step()) == SQLITE_ROW) {
+      if ((*s)->Int(1) < Us(since)) {
+        if (++older_in_a_row > 10000) break;
+        continue;
+      }
+      older_in_a_row = 0;
+      if ((*s)->Text(2) != "rule") continue;
       if (auto p = Prefix::Parse((*s)->Text(0))) out.emplace_back(*p, FromUs((*s)->Int(1)));
+    }
     (*s)->Reset();
-    if (rc != SQLITE_DONE) return Error(rc, "reading offences");
+    if (rc != SQLITE_DONE && rc != SQLITE_ROW) return Error(rc, "reading offences");
+    std::reverse(out.begin(), out.end());
     return out;
   }
 
@@ -264,7 +297,11 @@ class SqliteStore : public StateStore {
   Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) override {
     size_t gone = 0;
     auto r = Transaction([&]() -> Result<void> {
-      auto old = Prepare("DELETE FROM journal WHERE seq IN (SELECT seq FROM journal WHERE t_us < ?1 ORDER BY seq LIMIT ?2)");
+      // Records are written in time order (nearly: several logs), so the oldest are at the
+      // start of the sequence; those of them older than `before` go.
+      auto old = Prepare(
+          "DELETE FROM journal WHERE seq IN (SELECT seq FROM (SELECT seq, t_us FROM journal ORDER BY seq LIMIT ?2) "
+          "WHERE t_us < ?1)");
       if (!old) return Fail(old.error());
       (*old)->Bind(1, Us(before)).Bind(2, static_cast<int64_t>(limit));
       if (auto d = Done(**old, "pruning the journal"); !d) return d;
@@ -315,6 +352,25 @@ class SqliteStore : public StateStore {
     sqlite3_free(err);
     return Fail(KindOf(rc), "state database " + path_ + ": " + e);
   }
+  // The id of the ban_info row of b's jail, rule, account, reason and origin (made if new).
+  Result<int64_t> InfoId(const BanRecord& b) {
+    std::string key = b.jail + '\0' + b.rule + '\0' + b.account + '\0' + b.reason + '\0' + b.origin;
+    if (auto it = info_ids_.find(key); it != info_ids_.end()) return it->second;
+    auto ins = Prepare("INSERT OR IGNORE INTO ban_info(jail,rule,account,reason,origin) VALUES(?1,?2,?3,?4,?5)");
+    if (!ins) return Fail(ins.error());
+    (*ins)->Bind(1, b.jail).Bind(2, b.rule).Bind(3, b.account).Bind(4, b.reason).Bind(5, b.origin);
+    if (auto r = Done(**ins, "saving a ban"); !r) return Fail(r.error());
+    auto sel = Prepare("SELECT id FROM ban_info WHERE jail=?1 AND rule=?2 AND account=?3 AND reason=?4 AND origin=?5");
+    if (!sel) return Fail(sel.error());
+    (*sel)->Bind(1, b.jail).Bind(2, b.rule).Bind(3, b.account).Bind(4, b.reason).Bind(5, b.origin);
+    int rc = (*sel)->Step();
+    int64_t id = rc == SQLITE_ROW ? (*sel)->Int(0) : 0;
+    (*sel)->Reset();
+    if (rc != SQLITE_ROW) return Error(rc, "saving a ban");
+    if (info_ids_.size() > 100000) info_ids_.clear();
+    info_ids_.emplace(std::move(key), id);
+    return id;
+  }
   // A cached prepared statement, reset and ready to bind.
   Result<Stmt*> Prepare(const char* sql) {
     auto it = cache_.find(sql);
@@ -356,6 +412,7 @@ class SqliteStore : public StateStore {
   sqlite3* db_;
   std::string path_;
   std::map<const char*, std::unique_ptr<Stmt>> cache_;  // by the SQL literal's address
+  std::unordered_map<std::string, int64_t> info_ids_;    // ban_info ids by their values
 };
 
 }  // namespace

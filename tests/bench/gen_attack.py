@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Writes the attack logs of the scale benchmark (tests/bench/scale_bench.sh). Deterministic.
 
-usage: gen_attack.py CASE LINES OUTPUT
+usage: gen_attack.py CASE LINES OUTPUT        (GEN_NOW=1: stamped from now on, not 2026-11-26)
 
 cases (Postfix lines in classic syslog format, one second of log time per 1,000 lines):
   ipv4        one SASL failure from each of LINES distinct IPv4 addresses (a botnet)
@@ -13,16 +13,18 @@ cases (Postfix lines in classic syslog format, one second of log time per 1,000 
   crafted     one line per shipped pattern family, each just under max_line (16384 bytes),
               repeating the pattern's literals and separators; LINES lines in all, round robin
 """
+import os
 import sys
 import time
 
 case, n, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-t0 = 1795688400  # 2026-11-26 10:20:00 UTC
+t0 = int(time.time()) if os.environ.get("GEN_NOW") else 1795688400  # 2026-11-26 10:20:00 UTC
 MAX_LINE = 16384
 
 
 def stamp(i):
-    return time.strftime("%b %e %H:%M:%S", time.gmtime(t0 + i // 1000))
+    return time.strftime("%b %e %H:%M:%S", time.localtime(t0 + i // 1000) if os.environ.get("GEN_NOW")
+                         else time.gmtime(t0 + i // 1000))
 
 
 def v4(i):

@@ -3,6 +3,7 @@
 // deleted its table. Not for production: the daemon uses NftFirewall or the dry-run firewall.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <set>
 #include <string>
@@ -23,6 +24,7 @@ class FakeFirewall : public Firewall {
   Integrity integrity = Integrity::kUnchanged;  // what the next Check reports (then kUnchanged)
   bool table = true;       // false: deleted by someone else; Apply fails until Rebuild
   std::set<Prefix> refuse;  // a transaction touching one of these fails (the kernel refuses it)
+  std::function<void()> on_apply;  // called by every Apply (a test advancing its clock)
 
   // What someone else could do to the kernel behind the daemon's back.
   void FlushElements() {
@@ -43,6 +45,7 @@ class FakeFirewall : public Firewall {
   }
   Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) override {
     ++apply_calls;
+    if (on_apply) on_apply();
     if (Failing()) return Fail(failure);
     if (!table) return Fail(ErrorKind::kNotFound, "set ban4: No such file or directory");
     for (const auto& o : orders)

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <algorithm>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -24,9 +25,11 @@ class FakeStateStore : public StateStore {
   bool fail_all = false;
   Error failure{"database or disk is full", {}, ErrorKind::kNoSpace};
   int write_calls = 0, progress_calls = 0;
+  std::function<void()> on_write;  // called by every WriteBans (a test advancing its clock)
 
   Result<void> WriteBans(const std::vector<BanWrite>& writes) override {
     ++write_calls;
+    if (on_write) on_write();
     if (fail_writes || fail_all) return Fail(failure);
     for (const auto& w : writes) {
       if (w.kind == BanWrite::Kind::kSave) {

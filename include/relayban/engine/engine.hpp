@@ -84,7 +84,8 @@ class Engine {
   // Processes one line (without its newline). `now` is when it was read: the time of a line
   // without a stamp, and the reference for the missing year of syslog stamps.
   void OnLine(int source, std::string_view line, Time now, EngineOutput& out);
-  // Housekeeping: evicts idle scoring state and forgets ended bans.
+  // Housekeeping: evicts idle scoring state and forgets ended bans. Idle is counted on the
+  // logs' time: `now` or, if earlier, the newest line's stamp.
   void OnTick(Time now);
 
   // Called for every event before scoring (used by `check --events`).

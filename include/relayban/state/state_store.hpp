@@ -34,6 +34,9 @@ struct BanWrite {
   Prefix target;     // kEnd: the ban that ended ...
   Time at{};         // ... when ...
   std::string how;   // ... and how: "unban", "expired", "flushed on exit"
+  // kSave: the store may hold an active ban of the target that this one replaces (false only
+  // when the writer knows it does not: spares a lookup per ban in a flood).
+  bool replaces = true;
 };
 
 struct FilePosition {
@@ -78,9 +81,9 @@ class StateStore {
   virtual Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) = 0;
 
   Result<void> SaveProgress(const Progress& progress) { return Checkpoint({}, progress); }
-  Result<void> SaveBan(const BanRecord& b) { return WriteBans({BanWrite{BanWrite::Kind::kSave, b, {}, {}, {}}}); }
+  Result<void> SaveBan(const BanRecord& b) { return WriteBans({BanWrite{BanWrite::Kind::kSave, b, {}, {}, {}, true}}); }
   Result<void> EndBan(const Prefix& target, Time at, const std::string& how) {
-    return WriteBans({BanWrite{BanWrite::Kind::kEnd, {}, target, at, how}});
+    return WriteBans({BanWrite{BanWrite::Kind::kEnd, {}, target, at, how, true}});
   }
 };
 

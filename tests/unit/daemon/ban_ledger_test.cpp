@@ -146,10 +146,11 @@ TEST_CASE("a ban ends at its time: gone from the book, ended in the store, not t
   CHECK(r.ledger.stats().expired == 1);
 }
 
-TEST_CASE("a burst of bans goes to the kernel and the store one bounded slice per flush") {
+TEST_CASE("a burst of bans goes to the kernel and the store in bounded slices") {
   BanLedger::Options o;
   o.kernel_slice = 1000;
   o.store_slice = 500;
+  o.kernel_budget = o.store_budget = std::chrono::milliseconds(0);  // one transaction each per flush
   Rig r(o);
   for (uint32_t i = 0; i < 10000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
   CHECK(r.ledger.size() == 10000);
@@ -242,6 +243,7 @@ TEST_CASE("a set flushed by someone else is refilled, a deleted table is rebuilt
 TEST_CASE("an urgent ban goes ahead of a backlog") {
   BanLedger::Options o;
   o.kernel_slice = 100;
+  o.kernel_budget = std::chrono::milliseconds(0);
   Rig r(o);
   for (uint32_t i = 0; i < 1000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
   r.ledger.Ban(r.Make("198.51.100.200", 600, "manual"), BanOrigin::kManual, true);
@@ -287,4 +289,18 @@ TEST_CASE("a new state database gets every ban in force written again") {
   r.ledger.ResaveAll();
   r.Settle();
   CHECK(r.store.Active("203.0.113.60") == 1);
+}
+
+TEST_CASE("a flush gives each mirror transactions until its time budget is used, the kernel first") {
+  BanLedger::Options o;
+  o.kernel_slice = 100;
+  o.store_slice = 100;
+  Rig r(o);
+  for (uint32_t i = 0; i < 1000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
+  // Each transaction takes 4 ms: 15 ms of budget allow four of them per mirror and flush.
+  r.fw.on_apply = [&] { r.clock.Advance(std::chrono::milliseconds(4)); };
+  r.store.on_write = [&] { r.clock.Advance(std::chrono::milliseconds(4)); };
+  CHECK(r.ledger.Flush());
+  CHECK(r.fw.applied.size() == 4);
+  CHECK(r.store.write_calls == 4);
 }

@@ -334,3 +334,13 @@ TEST_CASE("replay refuses damaged records and skips jails the new configuration 
   CHECK(fresh.engine->Replay(good));
   CHECK(r.engine->LongestWindow() == Seconds(3600));
 }
+
+TEST_CASE("a backlog of old lines keeps its counts through ticks on the wall clock") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z fail user=a ip=203.0.113.9");
+  r.Feed("2026-11-18T10:00:01Z fail user=b ip=203.0.113.9");
+  // The daemon ticks every second with the wall clock, days after these lines were written.
+  for (int i = 0; i < 100; ++i) r.engine->OnTick(kNow + std::chrono::hours(24 * 5) + Seconds(i));
+  r.Feed("2026-11-18T10:00:02Z fail user=c ip=203.0.113.9");
+  CHECK(r.Targets() == std::vector<std::string>{"203.0.113.9"});
+}

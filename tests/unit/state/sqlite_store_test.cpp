@@ -1,6 +1,8 @@
 // The SQLite state store on a real file.
 #include "relayban/state/state_store.hpp"
 
+#include <sqlite3.h>
+
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
@@ -155,4 +157,38 @@ TEST_CASE("the journal is written with the read positions, read back in order, a
   auto left = (*s)->LoadJournal(0, T(0), 100);
   REQUIRE(left->size() == 4);
   CHECK(left->front().second.back() == '6');
+}
+
+TEST_CASE("a database of an earlier version is migrated with its bans, positions and history") {
+  TempDb db;
+  {
+    sqlite3* raw = nullptr;
+    REQUIRE(sqlite3_open(db.path().c_str(), &raw) == SQLITE_OK);
+    const char* v2 = R"(
+      CREATE TABLE bans (id INTEGER PRIMARY KEY, target TEXT NOT NULL, jail TEXT NOT NULL, rule TEXT NOT NULL,
+        account TEXT NOT NULL, reason TEXT NOT NULL, start_us INTEGER NOT NULL, end_us INTEGER,
+        ended_us INTEGER, how_ended TEXT, origin TEXT NOT NULL DEFAULT 'rule');
+      CREATE TABLE positions (path TEXT PRIMARY KEY, dev INTEGER NOT NULL, ino INTEGER NOT NULL, offset INTEGER NOT NULL);
+      INSERT INTO positions VALUES('/var/log/mail.log', 1, 2, 300);
+      INSERT INTO bans(target,jail,rule,account,reason,start_us,end_us,ended_us,how_ended,origin) VALUES
+        ('203.0.113.1','postfix','brute','','5 failures',1795000000000000,1795003600000000,NULL,NULL,'rule'),
+        ('203.0.113.2','manual','manual','','by hand',1795000000000000,NULL,NULL,NULL,'manual'),
+        ('203.0.113.3','postfix','brute','','5 failures',1795000000000000,1795003600000000,1795000100000000,'unban','rule');
+    )";
+    REQUIRE(sqlite3_exec(raw, v2, nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(raw);
+  }
+  auto s = OpenSqliteStore(db.path());
+  REQUIRE(s);
+  auto active = (*s)->ActiveBans(T(10));
+  REQUIRE(active);
+  REQUIRE(active->size() == 2);
+  CHECK((*active)[0].reason == "5 failures");
+  CHECK((*active)[1].origin == "manual");
+  CHECK((*s)->LiftedTargets()->size() == 1);
+  CHECK((*s)->LoadProgress()->files.at(0).offset == 300);
+  CHECK((*s)->Offences(T(-100))->size() == 2);  // the rule's bans, not the hand's
+  // And it goes on being written.
+  REQUIRE((*s)->SaveBan({*Prefix::Parse("203.0.113.1"), "postfix", "spray", "", "4 accounts", T(20), T(99999), "rule"}));
+  CHECK((*s)->ActiveBans(T(30))->size() == 2);
 }

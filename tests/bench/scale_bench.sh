@@ -1,0 +1,133 @@
+#!/usr/bin/env bash
+# Scale benchmark, with the SHIPPED configuration (no raised caps). Run by hand, as root; the
+# daemon part runs in a private network namespace. Figures go to the README.
+#   1. `relayban check -j postfix` on 1,000,000-line attack logs (tests/bench/gen_attack.py)
+#      and the benign mixed log: lines/s, peak RSS, ratio to benign;
+#   2. crafted worst-case lines for every shipped pattern (crafted_bench): MB/s;
+#   3. the live daemon: 1,000,000 distinct attackers appended in one burst - time until all
+#      are in the kernel, the slowest `status` answer meanwhile, RSS, restart with them
+#      restored, `list --json` and `unban --all`.
+# usage: tests/bench/scale_bench.sh [BUILD_DIR] [LINES]     (parts: PARTS="1 2 3")
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/../.." && pwd)
+build=${1:-$root/build}
+n=${2:-1000000}
+parts=${PARTS:-1 2 3}
+work=$(mktemp -d /tmp/relayban-scale.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+bin=$build/relayban
+
+# The shipped configuration, with the Postfix jail reading our log.
+cp -r "$root/etc/relayban" "$work/etc"
+sed -i "s|^state_dir:.*|state_dir: $work/state|; s|^control_socket:.*|control_socket: $work/control.sock|" "$work/etc/relayban.yaml"
+python3 - "$work/etc/jails.d/postfix.yaml" "$work/log/mail.log" <<'PY'
+import re, sys
+p, log = sys.argv[1], sys.argv[2]
+s = open(p).read()
+s = s.replace("enabled: auto", "enabled: true")
+s = re.sub(r"    logs:\n(      - .*\n)+", f"    logs:\n      - {{path: {log}}}\n", s)
+open(p, "w").write(s)
+PY
+mkdir -p "$work/log" "$work/state"
+cfg=$work/etc/relayban.yaml
+
+best_of() {  # $1 = runs, rest = command; prints "seconds peak_rss_kb" of the fastest run
+  local runs=$1; shift
+  local best= rss=
+  for _ in $(seq "$runs"); do
+    /usr/bin/time -f "%e %M" -o "$work/time" "$@" > /dev/null
+    read -r t m < "$work/time"
+    if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $t < $best else 1)"; then best=$t; rss=$m; fi
+  done
+  echo "$best $rss"
+}
+
+if [[ " $parts " == *" 1 "* ]]; then
+  echo "== 1. check -j postfix on $n-line logs (best of 3, shipped configuration)"
+  python3 "$here/gen_mixed_log.py" "$n" "$work/benign.log"
+  read -r bt bm <<< "$(best_of 3 "$bin" check -c "$cfg" -j postfix "$work/benign.log")"
+  brate=$(python3 -c "print(int($n / $bt))")
+  printf "%-10s %9s %12s %10s %8s\n" case seconds lines/s "RSS MB" "÷benign"
+  printf "%-10s %9s %12s %10s %8s\n" benign "$bt" "$brate" "$((bm / 1024))" "1.00"
+  for c in ipv4 ipv6 accounts queueids domains; do
+    python3 "$here/gen_attack.py" "$c" "$n" "$work/$c.log"
+    read -r t m <<< "$(best_of 3 "$bin" check -c "$cfg" -j postfix "$work/$c.log")"
+    printf "%-10s %9s %12s %10s %8s\n" "$c" "$t" "$(python3 -c "print(int($n / $t))")" "$((m / 1024))" \
+      "$(python3 -c "print('%.2f' % (($n / $t) / $brate))")"
+    rm -f "$work/$c.log"
+  done
+  rm -f "$work/benign.log"
+fi
+
+if [[ " $parts " == *" 2 "* ]]; then
+  echo "== 2. crafted worst-case lines (just under max_line) for every shipped pattern"
+  (cd "$root" && "$build/tests/bench/crafted_bench" "$cfg" tests/data/samples "$work/crafted.log")
+  lines=$(wc -l < "$work/crafted.log")
+  for _ in $(seq 50); do cat "$work/crafted.log"; done > "$work/crafted50.log"
+  bytes=$(stat -c %s "$work/crafted50.log")
+  read -r t m <<< "$(best_of 3 "$bin" check -c "$cfg" "$work/crafted50.log")"
+  echo "   all jails on $((lines * 50)) crafted lines: $(python3 -c "print('%.1f MB/s' % ($bytes / $t / 1e6))")"
+fi
+
+if [[ " $parts " == *" 3 "* ]]; then
+  echo "== 3. the live daemon: $n distinct attackers in one burst (private network namespace)"
+  GEN_NOW=1 python3 "$here/gen_attack.py" ipv4 "$n" "$work/burst.log"
+  unshare --net -- bash -s "$bin" "$cfg" "$work" "$n" <<'LIVE'
+set -euo pipefail
+bin=$1; cfg=$2; work=$3; n=$4
+pid=
+trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; nft delete table inet relayban 2>/dev/null || true' EXIT
+now() { date +%s.%N; }
+status() { "$bin" status --json -c "$cfg" 2>/dev/null; }
+field() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+start() {
+  "$bin" daemon -c "$cfg" 2>>"$work/daemon.log" & pid=$!
+  until "$bin" status -c "$cfg" >/dev/null 2>&1; do sleep 0.02; done
+}
+# Waits until every line is read, nothing is owed to the kernel and at least $1 bans are in
+# force; tracks the slowest status answer.
+settle() {
+  local s dt asked done
+  slowest=0
+  while :; do
+    asked=$(now)
+    s=$(status) || s='{}'
+    dt=$(python3 -c "print($(now) - $asked)")
+    slowest=$(python3 -c "print(max($slowest, $dt))")
+    done=$(echo "$s" | python3 -c '
+import json, sys
+try:
+    d = json.load(sys.stdin)
+except Exception:
+    print(0); sys.exit()
+logs = [l for j in d.get("jails", []) for l in j["logs"]]
+read = all(l.get("read") == l.get("size") for l in logs) and not d["backlog"]["lines"]
+print(1 if read and d["bans"] >= int(sys.argv[1]) and d["backlog"]["kernel"] == 0 else 0)' "$1")
+    [ "$done" = 1 ] && break
+    sleep 0.05
+  done
+}
+start
+t0=$(now)
+cat "$work/burst.log" >> "$work/log/mail.log"
+settle 1
+t1=$(now)
+rss=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/$pid/status)
+bans=$(status | field 'd["bans"]')
+echo "   $bans bans in the kernel $(python3 -c "print('%.2f' % ($t1 - $t0))") s after the burst; slowest status answer $(python3 -c "print('%.0f' % ($slowest * 1000))") ms; peak RSS $rss MB"
+kill -TERM $pid; wait $pid || true; pid=
+t0=$(now)
+start
+settle "$bans"
+t1=$(now)
+echo "   restart with $bans bans restored: $(python3 -c "print('%.2f' % ($t1 - $t0))") s (slowest status answer $(python3 -c "print('%.0f' % ($slowest * 1000))") ms)"
+t0=$(now); "$bin" list --json -c "$cfg" > "$work/list.json"; t1=$(now)
+echo "   list --json: $(python3 -c "print('%.2f' % ($t1 - $t0))") s, $(stat -c %s "$work/list.json" | awk '{print int($1/1048576)}') MB"
+t0=$(now); "$bin" unban --all -c "$cfg"; t1=$(now)
+echo "   unban --all: $(python3 -c "print('%.2f' % ($t1 - $t0))") s; elements left in the kernel: $(nft list set inet relayban ban4 | grep -c timeout || true)"
+rss=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/$pid/status)
+echo "   peak RSS of the restarted daemon: $rss MB"
+kill -TERM $pid; wait $pid || true; pid=
+LIVE
+fi

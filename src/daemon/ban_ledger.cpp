@@ -246,7 +246,7 @@ size_t BanLedger::CountInJail(const std::string& jail) const {
   return it == per_jail_.end() ? 0 : it->second;
 }
 
-BanLedger::RestoreReport BanLedger::Restore() {
+BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
   RestoreReport report;
   Time now = clock_.Now();
   auto active = store_.ActiveBans(now);
@@ -282,6 +282,21 @@ BanLedger::RestoreReport BanLedger::Restore() {
   if (auto off = store_.Offences(now - Seconds(86400 * 366))) report.offences = std::move(*off);
   std::unordered_set<Prefix, PrefixHash> lifted;
   if (auto l = store_.LiftedTargets()) lifted.insert(l->begin(), l->end());
+  if (kernel_as_left) {
+    std::vector<FirewallElement> held;
+    held.reserve(active_);
+    int64_t now_us = Us(now);
+    for (size_t i = 0; i < entries_.capacity(); ++i) {
+      if (!entries_.Used(i)) continue;
+      Entry& e = entries_.ValueAt(i);
+      if (e.state != State::kActive) continue;
+      e.kernel_pending = false;
+      if (e.end_us == kForever) held.push_back({entries_.KeyAt(i), std::nullopt, std::nullopt});
+      else held.push_back({entries_.KeyAt(i), Micros(e.end_us - now_us), Seconds(e.duration_s)});
+    }
+    firewall_.Assume(held);
+    return report;
+  }
   auto kernel = firewall_.List();
   if (!kernel) {
     log_(LOG_WARNING, "cannot read the kernel's ban sets (" + kernel.error().message + "); every ban is added again");

@@ -74,7 +74,10 @@ class BanLedger : public BanBook {
   // not know (a full disk or a fresh database lost them), removes those an admin had lifted,
   // and queues whatever the kernel lacks. A store that cannot be read is logged, and then
   // everything in the kernel is adopted.
-  RestoreReport Restore();
+  // With `kernel_as_left` the caller knows the kernel holds exactly the store's bans in force
+  // (nothing was committed to the ruleset since a clean exit left them there): they are
+  // taken as read, not listed (a list costs the kernel time quadratic in the set's size).
+  RestoreReport Restore(bool kernel_as_left = false);
 
   // BanBook: the policy's bans (origin rule).
   std::optional<BanTerm> Find(const Prefix& target, Time now) const override;

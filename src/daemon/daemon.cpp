@@ -29,6 +29,7 @@ constexpr size_t kMaxJournalPending = 500000;  // kept in memory while the datab
 constexpr size_t kJournalKeep = 2000000;       // records kept at most (the oldest go first)
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(200);
 constexpr size_t kBanLinesPerSecond = 200;  // ban log lines one by one; beyond, summed up
+constexpr const char* kKernelNote = "kernel_as_left";
 
 }  // namespace
 
@@ -97,13 +98,23 @@ int Daemon::Start() {
       parts_.firewall = std::move(fw.value());
     }
   }
+  // A clean exit noted the ruleset generation it left the kernel at: if nobody committed
+  // anything since, the kernel holds exactly the store's bans in force and need not be
+  // listed (a million elements take the kernel minutes to list). Read before our own first
+  // commit; used once.
+  bool kernel_as_left = false;
+  if (auto note = parts_.store->GetNote(kKernelNote); note && *note) {
+    auto gen = parts_.firewall->Generation();
+    kernel_as_left = gen && *gen && KernelNote(**gen) == **note;
+    (void)parts_.store->SetNote(kKernelNote, std::nullopt);
+  }
   if (auto r = parts_.firewall->EnsureTable(); !r) {
     Log(LOG_ERR, "firewall: " + r.error().ToString());
     return 71;
   }
 
   ledger_ = std::make_unique<BanLedger>(*parts_.firewall, *parts_.store, clock, log);
-  auto report = ledger_->Restore();
+  auto report = ledger_->Restore(kernel_as_left);
   offences_ = std::move(report.offences);
   Log(LOG_INFO, "restored " + std::to_string(report.restored) + " active bans" +
                     (report.adopted ? ", adopted " + std::to_string(report.adopted) + " found only in the kernel" : "") +
@@ -397,6 +408,10 @@ int Daemon::Stop() {
   }
   ledger_->Drain(deadline);
   Checkpoint();
+  // Everything reached the kernel and the store: the next start may take the kernel as left.
+  if (!options_.flush_on_exit && ledger_->KernelSettled() && ledger_->StoreSettled() && Health() == "ok")
+    if (auto gen = parts_.firewall->Generation(); gen && *gen)
+      (void)parts_.store->SetNote(kKernelNote, KernelNote(**gen));
   if (options_.flush_on_exit) Log(LOG_INFO, "stopped; the firewall table was removed (--flush-on-exit)");
   else
     Log(LOG_INFO, "stopped; " + std::to_string(ledger_->size()) + " bans stay in the kernel and expire on their own" +

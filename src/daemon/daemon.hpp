@@ -98,6 +98,8 @@ class Daemon {
   bool ReplaySlice();
   void OnSignal();
   std::string Health() const;
+  // The note a clean exit leaves: the ruleset generation and our table's name.
+  std::string KernelNote(uint32_t generation) const { return std::to_string(generation) + " " + config_.firewall.table; }
 
   // Control commands (daemon_commands.cpp).
   void OnRequest(ClientId client, std::string_view line);

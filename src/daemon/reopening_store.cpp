@@ -103,6 +103,22 @@ Result<size_t> ReopeningStore::PruneJournal(Time before, size_t keep, size_t lim
   return r;
 }
 
+Result<std::optional<std::string>> ReopeningStore::GetNote(const std::string& key) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->GetNote(key);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<void> ReopeningStore::SetNote(const std::string& key, const std::optional<std::string>& value) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->SetNote(key, value);
+  if (!r) Observe(r.error());
+  return r;
+}
+
 Result<Progress> ReopeningStore::LoadProgress() {
   auto s = Get();
   if (!s) return Fail(s.error());

@@ -29,6 +29,8 @@ class ReopeningStore : public StateStore {
   Result<Progress> LoadProgress() override;
   Result<std::vector<std::pair<uint64_t, std::string>>> LoadJournal(uint64_t after, Time since, size_t limit) override;
   Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) override;
+  Result<std::optional<std::string>> GetNote(const std::string& key) override;
+  Result<void> SetNote(const std::string& key, const std::optional<std::string>& value) override;
 
   // Counts the databases opened: a new one (after a damaged one was moved aside) holds none
   // of the bans in force, which must then be written again.

@@ -35,6 +35,8 @@ class DryRunFirewall : public Firewall {
     return out;
   }
   Result<Integrity> Check() override { return Integrity::kUnchanged; }
+  Result<std::optional<uint32_t>> Generation() override { return std::optional<uint32_t>{}; }
+  void Assume(const std::vector<FirewallElement>&) override {}
   Result<void> Rebuild(const std::vector<FirewallOrder>& bans) override {
     bans_.clear();
     if (auto r = Apply(bans); !r) return Fail(r.error());

@@ -137,20 +137,29 @@ Result<void> NftFirewall::EnsureTable() {
                                             " (not root / no CAP_NET_ADMIN, or another process owns the table)");
   if (c->error)
     return Fail(KindOf(c->error), "creating table inet " + opt_.table + " failed at " + c->where + ": " + ErrnoText(c->error));
-  if (auto r = Resync(); !r) return r;
+  // The sets may hold elements from before: read (List) or assumed (Assume) before the first
+  // transaction needs them.
+  shadow_known_ = false;
   return {};
 }
 
 Result<void> NftFirewall::Resync() {
   auto elems = List();
   if (!elems) return Fail(elems.error());
+  return {};
+}
+
+void NftFirewall::ShadowFrom(const std::vector<FirewallElement>& elements) {
   ShadowClear();
   Clock::time_point now = Clock::now();
-  for (const auto& e : *elems)
+  for (const auto& e : elements)
     ShadowSet(e.target, e.remaining ? now + std::chrono::duration_cast<Clock::duration>(*e.remaining) : Clock::time_point::max());
-  auto gen = GenId();
-  if (gen) gen_ = *gen;
-  return {};
+  shadow_known_ = true;
+}
+
+void NftFirewall::Assume(const std::vector<FirewallElement>& elements) {
+  ShadowFrom(elements);
+  if (auto gen = GenId(); gen && *gen) gen_ = **gen;
 }
 
 void NftFirewall::AddElements(nft::BatchBuilder& b, bool add, const std::vector<std::pair<Prefix, Seconds>>& items,
@@ -226,6 +235,8 @@ void NftFirewall::PurgeSome(Clock::time_point now) {
 }
 
 Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& orders) {
+  if (!shadow_known_)
+    if (auto s = Resync(); !s) return Fail(s.error());
   ApplyReport report;
   Clock::time_point now = Clock::now();
   PurgeSome(now);
@@ -322,6 +333,9 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
 }
 
 Result<std::vector<FirewallElement>> NftFirewall::List() {
+  // The generation before the dump: a change made while it runs is seen by the next Check.
+  auto gen = GenId();
+  if (!gen) return Fail(gen.error());
   std::vector<FirewallElement> out;
   for (bool net : {false, true}) {
     for (bool v4 : {true, false}) {
@@ -338,6 +352,9 @@ Result<std::vector<FirewallElement>> NftFirewall::List() {
       out.insert(out.end(), got.begin(), got.end());
     }
   }
+  // What was read is our picture now.
+  ShadowFrom(out);
+  if (*gen) gen_ = **gen;
   return out;
 }
 
@@ -367,8 +384,10 @@ Result<Integrity> NftFirewall::Check() {
   if (!r) return Fail(r.error());
   if (rules != chains.size() * 4) return Integrity::kBroken;
   gen_ = *gen;
-  // Our view of the sets may be stale too: read them again.
-  if (auto s = Resync(); !s) return Fail(s.error());
+  // Nobody else can change the elements of a table we own: the commit was elsewhere.
+  if (table_flags_ & nft::kTableFlagOwner) return Integrity::kUnchanged;
+  // Our view of the sets may be stale: read them before the next transaction.
+  shadow_known_ = false;
   return Integrity::kChanged;
 }
 
@@ -394,7 +413,12 @@ Result<void> NftFirewall::Rebuild(const std::vector<FirewallOrder>& bans) {
   auto c = Send(b, targets);
   if (!c) return Fail(c.error());
   if (c->error) return Fail("rebuilding table inet " + opt_.table + " failed at " + c->where + ": " + ErrnoText(c->error));
-  return Resync();
+  // The sets hold exactly what was just added.
+  std::vector<FirewallElement> now;
+  for (const auto& [p, t] : adds)
+    now.push_back({p, t.count() ? std::optional<Micros>(t) : std::nullopt, t.count() ? std::optional<Seconds>(t) : std::nullopt});
+  Assume(now);
+  return {};
 }
 
 Result<void> NftFirewall::Remove() {
@@ -406,6 +430,7 @@ Result<void> NftFirewall::Remove() {
   if (!c) return Fail(c.error());
   if (c->error && c->error != ENOENT) return Fail("removing table inet " + opt_.table + ": " + ErrnoText(c->error));
   ShadowClear();
+  shadow_known_ = true;
   return {};
 }
 

@@ -35,6 +35,8 @@ class NftFirewall : public Firewall {
   Result<void> EnsureTable() override;
   Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) override;
   Result<std::vector<FirewallElement>> List() override;
+  Result<std::optional<uint32_t>> Generation() override { return GenId(); }
+  void Assume(const std::vector<FirewallElement>& elements) override;
   Result<Integrity> Check() override;
   Result<void> Rebuild(const std::vector<FirewallOrder>& bans) override;
   Result<void> Remove() override;
@@ -73,11 +75,13 @@ class NftFirewall : public Firewall {
   // may disagree. target -> end (time_point::max() = permanent); an entry whose end has
   // passed counts as gone and is purged a slice at a time.
   std::map<Prefix, Clock::time_point> shadow_;
+  bool shadow_known_ = false;  // false: read the sets before the next transaction
   std::array<std::array<uint32_t, 129>, 2> lengths_{};  // entries per family (v6, v4) and length
   Prefix purge_from_;                                    // where the next purge slice starts
   void ShadowSet(const Prefix& p, Clock::time_point end);
   void ShadowErase(std::map<Prefix, Clock::time_point>::iterator it);
   void ShadowClear();
+  void ShadowFrom(const std::vector<FirewallElement>& elements);
   void PurgeSome(Clock::time_point now);
 };
 

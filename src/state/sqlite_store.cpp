@@ -98,6 +98,7 @@ class SqliteStore : public StateStore {
         PRIMARY KEY (path, dev, ino));
       CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, data BLOB NOT NULL);
       DROP INDEX IF EXISTS journal_t;
+      CREATE TABLE IF NOT EXISTS notes (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     )";
     if (auto r = Exec(setup); !r) return r;
     auto exists = [&](const char* table) -> Result<bool> {
@@ -320,6 +321,26 @@ class SqliteStore : public StateStore {
     });
     if (!r) return Fail(r.error());
     return gone;
+  }
+
+  Result<std::optional<std::string>> GetNote(const std::string& key) override {
+    auto s = Prepare("SELECT value FROM notes WHERE key=?1");
+    if (!s) return Fail(s.error());
+    (*s)->Bind(1, key);
+    std::optional<std::string> out;
+    int rc = (*s)->Step();
+    if (rc == SQLITE_ROW) out = (*s)->Text(0);
+    (*s)->Reset();
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) return Error(rc, "reading note " + key);
+    return out;
+  }
+
+  Result<void> SetNote(const std::string& key, const std::optional<std::string>& value) override {
+    auto s = Prepare(value ? "INSERT OR REPLACE INTO notes(key,value) VALUES(?1,?2)" : "DELETE FROM notes WHERE key=?1");
+    if (!s) return Fail(s.error());
+    (*s)->Bind(1, key);
+    if (value) (*s)->Bind(2, *value);
+    return Done(**s, "writing note " + key);
   }
 
   Result<Progress> LoadProgress() override {

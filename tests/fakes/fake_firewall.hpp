@@ -25,13 +25,18 @@ class FakeFirewall : public Firewall {
   bool table = true;       // false: deleted by someone else; Apply fails until Rebuild
   std::set<Prefix> refuse;  // a transaction touching one of these fails (the kernel refuses it)
   std::function<void()> on_apply;  // called by every Apply (a test advancing its clock)
+  uint32_t generation = 1;         // rises with every change (ours or someone else's)
+  int assume_calls = 0;
+  std::vector<FirewallElement> assumed;
 
   // What someone else could do to the kernel behind the daemon's back.
   void FlushElements() {
+    ++generation;
     bans.clear();
     integrity = Integrity::kChanged;
   }
   void DeleteTable() {
+    ++generation;
     bans.clear();
     table = false;
     integrity = Integrity::kBroken;
@@ -41,6 +46,7 @@ class FakeFirewall : public Firewall {
     ++ensure_calls;
     if (Failing()) return Fail(failure);
     table = true;
+    ++generation;
     return {};
   }
   Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) override {
@@ -51,6 +57,7 @@ class FakeFirewall : public Firewall {
     for (const auto& o : orders)
       if (refuse.count(o.target)) return Fail("element " + o.target.ToString() + ": Invalid argument");
     applied.push_back(orders);
+    ++generation;
     ApplyReport r;
     for (const auto& o : orders) {
       if (o.kind == FirewallOrder::Kind::kBan) {
@@ -70,6 +77,14 @@ class FakeFirewall : public Firewall {
       out.push_back({p, t.count() ? std::optional<Micros>(t) : std::nullopt, t.count() ? std::optional<Seconds>(t) : std::nullopt});
     return out;
   }
+  Result<std::optional<uint32_t>> Generation() override {
+    if (Failing()) return Fail(failure);
+    return std::optional<uint32_t>{generation};
+  }
+  void Assume(const std::vector<FirewallElement>& elements) override {
+    ++assume_calls;
+    assumed = elements;
+  }
   Result<Integrity> Check() override {
     if (Failing()) return Fail(failure);
     Integrity i = integrity;
@@ -82,6 +97,7 @@ class FakeFirewall : public Firewall {
     bans.clear();
     for (const auto& o : b) bans[o.target] = o.timeout;
     table = true;
+    ++generation;
     return {};
   }
   Result<void> Remove() override {

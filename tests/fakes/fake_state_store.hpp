@@ -73,6 +73,7 @@ class FakeStateStore : public StateStore {
     return out;
   }
   std::vector<std::pair<uint64_t, JournalRecord>> journal;
+  std::map<std::string, std::string> notes;
   uint64_t next_seq = 1;
 
   Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& p) override {
@@ -115,6 +116,19 @@ class FakeStateStore : public StateStore {
       ++gone;
     }
     return gone;
+  }
+
+  Result<std::optional<std::string>> GetNote(const std::string& key) override {
+    if (fail_all) return Fail(failure);
+    auto it = notes.find(key);
+    if (it == notes.end()) return std::optional<std::string>{};
+    return std::optional<std::string>{it->second};
+  }
+  Result<void> SetNote(const std::string& key, const std::optional<std::string>& value) override {
+    if (fail_writes || fail_all) return Fail(failure);
+    if (value) notes[key] = *value;
+    else notes.erase(key);
+    return {};
   }
 
   size_t Active(const std::string& target) const {

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <array>
+#include <bit>
+#include <compare>
 #include <cstring>
 #include <cstdint>
 #include <functional>
@@ -49,7 +51,24 @@ class IpAddress {
     std::memcpy(&b1, b.bytes_.data() + 8, 8);
     return ((a0 ^ b0) | (a1 ^ b1)) == 0 && a.family_ == b.family_;
   }
-  friend auto operator<=>(const IpAddress&, const IpAddress&) = default;
+  // The bytes in order (as big-endian words), then the family; inline, without a memcmp call
+  // (ordered maps of a million bans compare addresses tens of millions of times).
+  friend std::strong_ordering operator<=>(const IpAddress& a, const IpAddress& b) {
+    uint64_t a0, a1, b0, b1;
+    std::memcpy(&a0, a.bytes_.data(), 8);
+    std::memcpy(&a1, a.bytes_.data() + 8, 8);
+    std::memcpy(&b0, b.bytes_.data(), 8);
+    std::memcpy(&b1, b.bytes_.data() + 8, 8);
+    if constexpr (std::endian::native == std::endian::little) {
+      a0 = __builtin_bswap64(a0);
+      a1 = __builtin_bswap64(a1);
+      b0 = __builtin_bswap64(b0);
+      b1 = __builtin_bswap64(b1);
+    }
+    if (a0 != b0) return a0 <=> b0;
+    if (a1 != b1) return a1 <=> b1;
+    return a.family_ <=> b.family_;
+  }
 
  private:
   std::array<uint8_t, 16> bytes_{};

@@ -50,7 +50,8 @@ struct FirewallSpecOptions {
 enum class Integrity : uint8_t {
   kUnchanged,  // nobody committed anything to the ruleset
   kChanged,    // someone else committed something; table, sets, chains and rules are whole,
-               // but elements may have been removed (list them to know)
+               // but elements may have been removed (list them to know). Never reported for
+               // a table we own: nobody else can change its elements.
   kBroken,     // the table, a set, a chain or a rule is missing or different: rebuild
 };
 
@@ -63,8 +64,15 @@ class Firewall {
   // Applies the orders in one transaction. A ban of an address already banned replaces its
   // timeout; an unban of an address not banned succeeds. Errors name the address concerned.
   virtual Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) = 0;
-  // Current elements with their remaining time.
+  // Current elements with their remaining time, read from the kernel. The kernel resumes a
+  // set dump from its start for every message, so this costs time quadratic in the size of a
+  // set (a million elements: tens of seconds): never on a path that could avoid it.
   virtual Result<std::vector<FirewallElement>> List() = 0;
+  // The ruleset's generation, which rises with every commit by anyone (nullopt: none).
+  virtual Result<std::optional<uint32_t>> Generation() = 0;
+  // The caller knows that the kernel holds exactly `elements` (what it left there at a clean
+  // exit, with the generation unchanged since): take them as read, without listing.
+  virtual void Assume(const std::vector<FirewallElement>& elements) = 0;
   // Whether anyone else changed the ruleset since the last look (our own changes through
   // this object do not count), and whether our table is still whole.
   virtual Result<Integrity> Check() = 0;

@@ -79,6 +79,10 @@ class StateStore {
   // Deletes at most `limit` records older than `before`, and the oldest beyond `keep`
   // records. Returns how many went.
   virtual Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) = 0;
+  // Small facts kept between runs (e.g. the firewall generation left at a clean exit);
+  // setting nullopt removes one.
+  virtual Result<std::optional<std::string>> GetNote(const std::string& key) = 0;
+  virtual Result<void> SetNote(const std::string& key, const std::optional<std::string>& value) = 0;
 
   Result<void> SaveProgress(const Progress& progress) { return Checkpoint({}, progress); }
   Result<void> SaveBan(const BanRecord& b) { return WriteBans({BanWrite{BanWrite::Kind::kSave, b, {}, {}, {}, true}}); }

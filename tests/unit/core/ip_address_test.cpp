@@ -2,7 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
 #include <random>
+#include <vector>
 
 using relayban::IpAddress;
 using relayban::Prefix;
@@ -108,4 +110,27 @@ TEST_CASE("prefix containment agrees with masking, for every length") {
       }
     }
   }
+}
+
+TEST_CASE("addresses and prefixes order by their bytes, then family and length") {
+  std::mt19937_64 rng(7);
+  std::vector<IpAddress> all;
+  for (int i = 0; i < 2000; ++i) {
+    std::array<uint8_t, 16> b{};
+    // Few distinct bytes, so equal leading words are common and the second word decides.
+    for (auto& x : b) x = static_cast<uint8_t>(rng() % 3 * 127);
+    all.push_back(i % 2 ? IpAddress::V6(b) : IpAddress::V4(static_cast<uint32_t>(rng() % 5) << 30 | static_cast<uint32_t>(rng() % 3)));
+  }
+  for (size_t i = 0; i + 1 < all.size(); ++i) {
+    const auto& a = all[i];
+    const auto& b = all[i + 1];
+    int bytes = std::memcmp(a.bytes().data(), b.bytes().data(), 16);
+    auto want = bytes != 0 ? (bytes < 0 ? std::strong_ordering::less : std::strong_ordering::greater)
+                           : a.family() <=> b.family();
+    CHECK((a <=> b) == want);
+    CHECK((a == b) == (want == 0));
+  }
+  CHECK(Prefix(*IpAddress::Parse("10.0.0.0"), 8) < Prefix(*IpAddress::Parse("10.0.0.0"), 16));
+  CHECK(*IpAddress::Parse("9.255.255.255") < *IpAddress::Parse("10.0.0.0"));
+  CHECK(*IpAddress::Parse("10.0.0.1") < *IpAddress::Parse("10.0.1.0"));
 }

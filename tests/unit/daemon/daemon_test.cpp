@@ -272,3 +272,43 @@ TEST_CASE("stopping reads what was written before, writes what is owed, and leav
   CHECK_FALSE(r.store->progress.files.empty());
   CHECK(r.notes.back() == "STOPPING=1");
 }
+
+TEST_CASE("a clean stop notes the firewall generation, and a start with nothing committed since takes the kernel as left") {
+  {
+    Rig r;
+    REQUIRE(r.daemon->Start() == 0);
+    r.Failures("203.0.113.5", 3);
+    REQUIRE(r.TurnUntil([&] { return r.store->Active("203.0.113.5") == 1; }));
+    CHECK(r.daemon->Stop() == 0);
+    CHECK(r.store->notes["kernel_as_left"] == std::to_string(r.fw->generation) + " relayban");
+  }
+  SECTION("unchanged: the store's bans are assumed, the kernel is not listed, nothing is added again") {
+    Rig r;
+    r.store->SaveBan({*Prefix::Parse("203.0.113.5"), "j", "brute", "", "r", r.clock->Now() - Seconds(10),
+                      r.clock->Now() + Seconds(3590), "rule"});
+    r.fw->bans[*Prefix::Parse("203.0.113.5")] = Seconds(3600);
+    r.store->notes["kernel_as_left"] = std::to_string(r.fw->generation) + " relayban";
+    REQUIRE(r.daemon->Start() == 0);
+    CHECK(r.fw->list_calls == 0);
+    REQUIRE(r.fw->assume_calls == 1);
+    REQUIRE(r.fw->assumed.size() == 1);
+    CHECK(r.fw->assumed[0].target.ToString() == "203.0.113.5");
+    CHECK(*r.fw->assumed[0].remaining == Seconds(3590));
+    CHECK(r.fw->apply_calls == 0);
+    CHECK(r.store->notes.count("kernel_as_left") == 0);  // used once
+    CHECK(r.Status()["bans"] == 1);
+  }
+  SECTION("someone committed since (or another table): the kernel is listed and what it lacks is added") {
+    for (std::string note : {"0 relayban", "1 othertable"}) {
+      Rig r;
+      r.store->SaveBan({*Prefix::Parse("203.0.113.5"), "j", "brute", "", "r", r.clock->Now() - Seconds(10),
+                        r.clock->Now() + Seconds(3590), "rule"});
+      r.fw->generation = 1;
+      r.store->notes["kernel_as_left"] = note;
+      REQUIRE(r.daemon->Start() == 0);
+      CHECK(r.fw->list_calls == 1);
+      CHECK(r.fw->assume_calls == 0);
+      REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.5"); }));
+    }
+  }
+}

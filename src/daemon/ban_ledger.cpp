@@ -221,8 +221,38 @@ bool BanLedger::Unban(const Prefix& target, bool urgent) {
 }
 
 size_t BanLedger::UnbanAll() {
+  // Emptying the sets is one transaction whatever their size (removing a million elements
+  // one by one keeps the kernel busy for seconds); if it fails, one by one it is.
+  Clock::Steady t0 = clock_.Monotonic();
+  bool emptied = static_cast<bool>(firewall_.Rebuild({}));
+  stats_.kernel_seconds += std::chrono::duration<double>(clock_.Monotonic() - t0).count();
+  if (!emptied) {
+    size_t n = 0;
+    for (const Prefix& p : Targets()) n += Unban(p);
+    return n;
+  }
   size_t n = 0;
-  for (const Prefix& p : Targets()) n += Unban(p);
+  int64_t now = Us(clock_.Now());
+  std::vector<Prefix> done;
+  for (size_t i = 0; i < entries_.capacity(); ++i) {
+    if (!entries_.Used(i)) continue;
+    Entry& e = entries_.ValueAt(i);
+    e.kernel_pending = false;  // whatever was on its way to the kernel is moot
+    if (e.state != State::kActive) {
+      done.push_back(entries_.KeyAt(i));
+      continue;
+    }
+    Deactivate(e);
+    e.state = State::kLifting;
+    e.how = How::kUnban;
+    e.ended_us = now;
+    QueueStore(entries_.KeyAt(i), e);
+    e.end_pending = true;
+    ++stats_.unbans;
+    ++n;
+  }
+  kernel_queue_.clear();
+  for (const Prefix& p : done) MaybeErase(p);
   return n;
 }
 
@@ -283,21 +313,16 @@ BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
   std::unordered_set<Prefix, PrefixHash> lifted;
   if (auto l = store_.LiftedTargets()) lifted.insert(l->begin(), l->end());
   if (kernel_as_left) {
-    std::vector<FirewallElement> held;
-    held.reserve(active_);
-    int64_t now_us = Us(now);
-    for (size_t i = 0; i < entries_.capacity(); ++i) {
-      if (!entries_.Used(i)) continue;
-      Entry& e = entries_.ValueAt(i);
-      if (e.state != State::kActive) continue;
-      e.kernel_pending = false;
-      if (e.end_us == kForever) held.push_back({entries_.KeyAt(i), std::nullopt, std::nullopt});
-      else held.push_back({entries_.KeyAt(i), Micros(e.end_us - now_us), Seconds(e.duration_s)});
-    }
-    firewall_.Assume(held);
+    AssumeKernelHoldsAll(true);
     return report;
   }
-  auto kernel = firewall_.List();
+  if (active_ > options_.list_at_most) {
+    log_(LOG_NOTICE, std::to_string(active_) + " bans in force: the kernel's sets are not listed at this size; every ban is "
+                     "added again (what the kernel holds already stays), elements only the kernel holds expire on their own");
+    AssumeKernelHoldsAll(false);
+  }
+  auto kernel = active_ > options_.list_at_most ? Result<std::vector<FirewallElement>>(std::vector<FirewallElement>{})
+                                                : firewall_.List();
   if (!kernel) {
     log_(LOG_WARNING, "cannot read the kernel's ban sets (" + kernel.error().message + "); every ban is added again");
   } else {
@@ -346,6 +371,21 @@ BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
     }
   });
   return report;
+}
+
+void BanLedger::AssumeKernelHoldsAll(bool settled) {
+  std::vector<FirewallElement> held;
+  held.reserve(active_);
+  int64_t now_us = Us(clock_.Now());
+  for (size_t i = 0; i < entries_.capacity(); ++i) {
+    if (!entries_.Used(i)) continue;
+    Entry& e = entries_.ValueAt(i);
+    if (e.state != State::kActive) continue;
+    if (settled) e.kernel_pending = false;
+    if (e.end_us == kForever) held.push_back({entries_.KeyAt(i), std::nullopt, std::nullopt});
+    else held.push_back({entries_.KeyAt(i), Micros(std::max<int64_t>(0, e.end_us - now_us)), Seconds(e.duration_s)});
+  }
+  firewall_.Assume(held);
 }
 
 void BanLedger::Tick() {
@@ -408,6 +448,18 @@ void BanLedger::CheckKernel() {
   }
   // Someone committed a change somewhere: make sure none of our elements went (a flushed
   // set keeps its table, chains and rules).
+  if (active_ > options_.list_at_most) {
+    // Too many to list without stalling: add them all again, a slice per turn.
+    log_(LOG_WARNING, "someone changed the ruleset; with " + std::to_string(active_) +
+                          " bans in force the sets are not listed, every ban is added again");
+    AssumeKernelHoldsAll(false);
+    for (size_t i = 0; i < entries_.capacity(); ++i) {
+      if (!entries_.Used(i)) continue;
+      Entry& e = entries_.ValueAt(i);
+      if (e.state == State::kActive) QueueKernel(entries_.KeyAt(i), e);
+    }
+    return;
+  }
   auto kernel = firewall_.List();
   if (!kernel) {
     Failed(kernel_retry_, firewall_problem_, "firewall", kernel.error(), stats_.kernel_errors);

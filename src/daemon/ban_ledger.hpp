@@ -36,6 +36,12 @@ class BanLedger : public BanBook {
     std::chrono::milliseconds kernel_budget{15}, store_budget{15};
     Seconds max_backoff{30};  // longest wait between retries of a failing mirror
     Seconds check_every{5};   // how often the kernel table is checked for tampering
+    // Above this many bans the kernel's sets are never listed (the kernel resumes a set dump
+    // from its start for every message: 50,000 take ~0.1 s, a million ~40 s, past the
+    // watchdog): where a list would be needed, every ban is added again instead (adding
+    // what is there is harmless), a slice per turn, and elements only the kernel holds
+    // expire on their own.
+    size_t list_at_most = 50000;
   };
   // Why a ban exists; shared by every ban with the same values.
   struct Info {
@@ -149,6 +155,9 @@ class BanLedger : public BanBook {
     bool end_pending = false;     // its end is owed to the store
     bool in_store = false;        // the store may hold an active record of this target
   };
+  // Tells the firewall its sets hold every ban in force (settled: and that they do not need
+  // to be sent again).
+  void AssumeKernelHoldsAll(bool settled);
   static constexpr int64_t kForever = INT64_MAX;
 
   struct Retry {

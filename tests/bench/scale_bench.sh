@@ -125,7 +125,7 @@ echo "   restart with $bans bans restored: $(python3 -c "print('%.2f' % ($t1 - $
 t0=$(now); "$bin" list --json -c "$cfg" > "$work/list.json"; t1=$(now)
 echo "   list --json: $(python3 -c "print('%.2f' % ($t1 - $t0))") s, $(stat -c %s "$work/list.json" | awk '{print int($1/1048576)}') MB"
 t0=$(now); "$bin" unban --all -c "$cfg"; t1=$(now)
-echo "   unban --all: $(python3 -c "print('%.2f' % ($t1 - $t0))") s; elements left in the kernel: $(nft list set inet relayban ban4 | grep -c timeout || true)"
+echo "   unban --all: $(python3 -c "print('%.2f' % ($t1 - $t0))") s; elements left in the kernel: $(nft -j list set inet relayban ban4 | python3 -c 'import json,sys; print(sum(len(o["set"].get("elem", [])) for o in json.load(sys.stdin)["nftables"] if "set" in o))')"
 rss=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/$pid/status)
 echo "   peak RSS of the restarted daemon: $rss MB"
 kill -TERM $pid; wait $pid || true; pid=

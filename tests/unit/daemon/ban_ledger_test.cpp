@@ -272,13 +272,35 @@ TEST_CASE("banning again replaces the ban, unban all lifts every one, counts per
   CHECK(r.ledger.Get(P("203.0.113.50"))->duration == Seconds(86400));
   CHECK(r.ledger.CountInJail("postfix") == 2);
   r.Settle();
-  CHECK(r.ledger.UnbanAll() == 2);
+  r.ledger.Record(r.Make("203.0.113.52", 60));  // still on its way to the kernel
+  int applies = r.fw.apply_calls;
+  CHECK(r.ledger.UnbanAll() == 3);
+  CHECK(r.fw.rebuild_calls == 1);  // the sets emptied in one transaction
+  CHECK(r.ledger.KernelSettled());
   r.Settle();
+  CHECK(r.fw.apply_calls == applies);  // nothing sent one by one
   CHECK(r.fw.bans.empty());
   CHECK(r.ledger.CountInJail("postfix") == 0);
   CHECK(r.ledger.size() == 0);
+  CHECK(r.store.Active("203.0.113.50") == 0);
+  CHECK(r.store.Last("203.0.113.50")->how == "unban");
   // After the store's writes, nothing is kept for them.
   CHECK(r.ledger.Targets().empty());
+  CHECK(r.ledger.stats().unbans == 3);
+}
+
+TEST_CASE("unban all falls back to one removal per ban when the sets cannot be emptied at once") {
+  Rig r;
+  r.ledger.Record(r.Make("203.0.113.60", 600));
+  r.ledger.Record(r.Make("203.0.113.61", 600));
+  r.Settle();
+  r.fw.fail_next = 1;  // the rebuild fails
+  CHECK(r.ledger.UnbanAll() == 2);
+  CHECK_FALSE(r.ledger.KernelSettled());
+  r.Settle();
+  CHECK(r.fw.bans.empty());
+  CHECK(r.ledger.size() == 0);
+  CHECK(r.store.Active("203.0.113.61") == 0);
 }
 
 TEST_CASE("a new state database gets every ban in force written again") {
@@ -303,4 +325,44 @@ TEST_CASE("a flush gives each mirror transactions until its time budget is used,
   CHECK(r.ledger.Flush());
   CHECK(r.fw.applied.size() == 4);
   CHECK(r.store.write_calls == 4);
+}
+
+TEST_CASE("above list_at_most bans the kernel is never listed: every ban is added again instead, at start and after a flush") {
+  BanLedger::Options o;
+  o.list_at_most = 3;
+  Rig r(o);
+  for (int i = 0; i < 5; ++i)
+    r.store.rows.push_back({{P(("203.0.113." + std::to_string(40 + i)).c_str()), "postfix", "brute", "", "why",
+                             r.clock.Now() - Seconds(60), r.clock.Now() + Seconds(3540), "rule"},
+                            std::nullopt, ""});
+  r.fw.bans[P("203.0.113.40")] = Seconds(3540);  // one is there already
+  auto report = r.ledger.Restore();
+  CHECK(report.restored == 5);
+  CHECK(r.fw.list_calls == 0);
+  CHECK(r.fw.assume_calls == 1);
+  CHECK(r.fw.assumed.size() == 5);
+  CHECK(r.Logged("5 bans in force: the kernel's sets are not listed"));
+  r.Settle();
+  CHECK(r.fw.bans.size() == 5);
+  CHECK(r.fw.Touches("203.0.113.40") == 1);  // added again: harmless
+  CHECK(r.fw.bans[P("203.0.113.44")] == Seconds(3540));
+  // Someone flushes the set: refilled without a list.
+  r.fw.FlushElements();
+  r.clock.Advance(Seconds(5));
+  r.ledger.Tick();
+  r.Settle();
+  CHECK(r.fw.list_calls == 0);
+  CHECK(r.fw.bans.size() == 5);
+  CHECK(r.Logged("with 5 bans in force the sets are not listed"));
+  // At or below the limit the kernel is listed again (and only what it lacks is sent).
+  BanLedger::Options few;
+  few.list_at_most = 5;
+  Rig s(few);
+  s.store.rows = r.store.rows;
+  s.fw.bans[P("203.0.113.40")] = Seconds(3540);
+  s.ledger.Restore();
+  CHECK(s.fw.list_calls == 1);
+  s.Settle();
+  CHECK(s.fw.Touches("203.0.113.40") == 0);
+  CHECK(s.fw.bans.size() == 5);
 }

@@ -207,6 +207,43 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   return true;
 }
 
+namespace {
+
+// What decides a rule's counts: two rules of the same name count alike when these agree.
+std::string RuleShape(const RuleSpec& r) {
+  std::string events;
+  for (const auto& e : r.events) events += (events.empty() ? "" : ",") + e;
+  return std::string("key ") + (r.key == RuleKey::kIp ? "ip" : "account") + ", events " + events +
+         (r.distinct == Field::kNone ? "" : std::string(", distinct ") + FieldName(r.distinct)) + ", threshold " +
+         std::to_string(r.threshold) + ", window " + FormatDuration(r.window);
+}
+
+}  // namespace
+
+// Rules are counted from the journal of scored events, not from state carried over: a rule
+// whose definition changed is recounted under its new one (said here), a new rule counts the
+// journal's events too, and a rule that went is forgotten.
+std::vector<std::string> Daemon::RuleChanges(const Config& before, const Config& after) {
+  std::vector<std::string> out;
+  for (const auto& nj : after.jails) {
+    auto oj = std::find_if(before.jails.begin(), before.jails.end(), [&](const JailSpec& j) { return j.name == nj.name; });
+    for (const auto& nr : nj.rules) {
+      const RuleSpec* orule = nullptr;
+      if (oj != before.jails.end())
+        for (const auto& r : oj->rules)
+          if (r.name == nr.name) orule = &r;
+      if (!orule) {
+        out.push_back("jail " + nj.name + ": new rule " + nr.name + " (" + RuleShape(nr) +
+                      ") counts the journal's events of its window");
+      } else if (RuleShape(*orule) != RuleShape(nr)) {
+        out.push_back("jail " + nj.name + ": rule " + nr.name + " changed from " + RuleShape(*orule) + " to " +
+                      RuleShape(nr) + "; its counts are rebuilt from the journal under the new definition");
+      }
+    }
+  }
+  return out;
+}
+
 bool Daemon::Reload(std::vector<Error>* errors) {
   std::vector<Error> local;
   std::vector<Error>& errs = errors ? *errors : local;
@@ -223,6 +260,7 @@ bool Daemon::Reload(std::vector<Error>* errors) {
     return false;
   }
   if (auto off = parts_.store->Offences(parts_.clock->Now() - c->ban.max)) offences_ = std::move(*off);
+  for (const auto& change : RuleChanges(config_, *c)) Log(LOG_NOTICE, change);
   if (!BuildEngine(*c, true)) return false;
   config_ = *c;
   server_->SetPolicy(*peers);

@@ -98,6 +98,8 @@ class Daemon {
   bool ReplaySlice();
   void OnSignal();
   std::string Health() const;
+  // How the rules of `after` differ from those of `before`, one line each (for the log).
+  static std::vector<std::string> RuleChanges(const Config& before, const Config& after);
   // The note a clean exit leaves: the ruleset generation and our table's name.
   std::string KernelNote(uint32_t generation) const { return std::to_string(generation) + " " + config_.firewall.table; }
 

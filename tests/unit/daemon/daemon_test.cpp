@@ -312,3 +312,36 @@ TEST_CASE("a clean stop notes the firewall generation, and a start with nothing 
     }
   }
 }
+
+TEST_CASE("a reload that changes a rule says so and recounts its events under the new definition") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  r.Failures("203.0.113.9", 2);  // 2 of 3
+  REQUIRE(r.TurnUntil([&] { return r.Status()["lines"] == 2; }));
+  // The threshold goes up to 4, and a second rule arrives.
+  std::string text;
+  {
+    std::ifstream in(r.dir / "relayban.yaml");
+    text.assign(std::istreambuf_iterator<char>(in), {});
+  }
+  auto at = text.find("threshold: 3");
+  REQUIRE(at != std::string::npos);
+  text.replace(at, 12, "threshold: 4");
+  text += "      - {name: slow, key: ip, events: [auth_failure], threshold: 10, window: 1h, ban: 1h}\n";
+  std::ofstream(r.dir / "relayban.yaml") << text;
+  auto answer = r.Ask(R"({"cmd":"reload"})");
+  REQUIRE(answer.back()["ok"] == true);
+  CHECK(r.Logged("jail j: rule brute changed from key ip, events auth_failure, threshold 3, window 10m to key ip, "
+                 "events auth_failure, threshold 4, window 10m; its counts are rebuilt from the journal"));
+  CHECK(r.Logged("jail j: new rule slow (key ip, events auth_failure, threshold 10, window 1h)"));
+  REQUIRE(r.TurnUntil([&] { return r.Logged("replayed"); }));
+  r.Failures("203.0.113.9", 1);  // 3 of 4: not yet
+  auto read_all = [&] {
+    auto log = r.Status()["jails"][0]["logs"][0];
+    return log.contains("read") && log["read"] == log["size"];
+  };
+  REQUIRE(r.TurnUntil(read_all));
+  CHECK_FALSE(r.fw->Has("203.0.113.9"));
+  r.Failures("203.0.113.9", 1);  // 4 of 4: the two before the reload counted
+  CHECK(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
+}

@@ -19,7 +19,14 @@ struct CheckOptions {
   std::vector<std::string> logs;
   bool json = false;
   bool events = false;
+  // Instead of the summary: the lines that look like authentication failures (they name a
+  // mail program and words such as "auth", "login", "failed") yet yielded no event.
+  bool explain_misses = false;
 };
+
+// Whether a log line looks like a mail program's authentication failure (a word of each
+// kind, case-insensitive): what --explain-misses reports when no pattern took it.
+bool LooksLikeAuthFailure(std::string_view line);
 
 // Returns the process exit code. `now` is the wall clock, for syslog stamps without a year.
 int RunCheck(const CheckOptions& options, Time now, std::ostream& out, std::ostream& err);

@@ -28,6 +28,8 @@ int main(int argc, char** argv) {
   check_cmd->add_option("-j,--jail", check.jails, "only this jail (repeatable; default: every jail)");
   check_cmd->add_flag("--json", check.json, "one JSON document (JSON Lines with --events)");
   check_cmd->add_flag("--events", check.events, "list every event each matched line yielded");
+  check_cmd->add_flag("--explain-misses", check.explain_misses,
+                      "list lines that look like authentication failures but yielded no event (to report a format)");
   check_cmd->add_option("logs", check.logs, "log files, '-' for standard input")->required();
 
   std::string test_config = "/etc/relayban/relayban.yaml";

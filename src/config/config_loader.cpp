@@ -22,6 +22,7 @@ std::optional<StampFormat> ParseStampFormat(const std::string& name) {
   if (name == "rfc3339") return StampFormat::kRfc3339;
   if (name == "exim") return StampFormat::kExim;
   if (name == "tai64n") return StampFormat::kTai64n;
+  if (name == "rfc5424") return StampFormat::kRfc5424;
   if (name == "none") return StampFormat::kNone;
   return std::nullopt;
 }

@@ -170,6 +170,7 @@ struct Engine::Impl {
             const std::string& reason, EngineOutput& out);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
   Event scratch;  // reused for every hit, so its strings keep their buffers
+  std::string rfc5424;  // an RFC 5424 line rewritten for the filters (reused)
   std::function<void(Time, std::string_view)> journal;
   ByteWriter record;  // reused for every journal record
   bool replaying = false;
@@ -382,6 +383,14 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
     return;
   }
   std::string_view message = line.substr(shape->length);
+  if (shape->format == StampFormat::kRfc5424) {
+    // The filters see RFC 5424's header as a classic syslog line's.
+    if (!Rfc5424Message(message, m.rfc5424)) {
+      ++m.stats.skipped;
+      return;
+    }
+    message = m.rfc5424;
+  }
   m.hits.clear();
   int rejected = src.filters->Match(message, m.hits);
   m.stats.ambiguous += static_cast<uint64_t>(rejected);

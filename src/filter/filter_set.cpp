@@ -56,11 +56,17 @@ std::string ExpandPatternMacros(std::string_view regex) {
 }
 
 std::string LiteralAfterHost(std::string_view regex) {
-  if (regex.substr(0, kHostMacro.size()) != kHostMacro || regex.substr(kHostMacro.size(), 1) != " " ||
-      HasTopLevelAlternative(regex))
+  // "{host} literal" or "(?:{host} )?literal" (a line without a host name).
+  std::string optional_host = "(?:" + std::string(kHostMacro) + " )?";
+  size_t i;
+  if (regex.substr(0, kHostMacro.size()) == kHostMacro && regex.substr(kHostMacro.size(), 1) == " ")
+    i = kHostMacro.size() + 1;
+  else if (regex.substr(0, optional_host.size()) == optional_host)
+    i = optional_host.size();
+  else
     return {};
+  if (HasTopLevelAlternative(regex)) return {};
   std::string lit;
-  size_t i = kHostMacro.size() + 1;
   while (i < regex.size() && lit.size() < 16) {
     char c = regex[i];
     if (c == '\\') {
@@ -306,12 +312,14 @@ int FilterSet::Impl::MatchByLiterals(uint64_t found, std::string_view message, s
 int FilterSet::Match(std::string_view message, std::vector<PatternHit>& hits) const {
   if (impl_->patterns.empty()) return 0;
   if (!impl_->after_host.empty()) {
-    // The host token ends at the first space: the literal must follow right there.
+    // The host token ends at the first space: the literal must follow right there, or start
+    // the line when it has no host name.
     size_t space = message.find(' ');
     if (space == std::string_view::npos || space == 0) return 0;
     std::string_view rest = message.substr(space + 1);
     bool possible = false;
-    for (const std::string& lit : impl_->after_host) possible = possible || rest.substr(0, lit.size()) == lit;
+    for (const std::string& lit : impl_->after_host)
+      possible = possible || rest.substr(0, lit.size()) == lit || message.substr(0, lit.size()) == lit;
     if (!possible) return 0;
   }
   bool literal_found = false;

@@ -108,6 +108,21 @@ std::optional<StampShape> DetectExim(std::string_view s) {
   return Finish(s, p, StampFormat::kExim);
 }
 
+std::optional<StampShape> DetectRfc5424(std::string_view s) {
+  // "<PRI>1 " with PRI of 1 to 3 digits, then an RFC 3339 time (the nil "-" is refused: the
+  // line's time is what the filters' decisions rest on).
+  if (s.size() < 4 || s[0] != '<') return std::nullopt;
+  size_t p = 1;
+  while (p < s.size() && p <= 3 && IsDigit(s[p])) ++p;
+  if (p == 1 || p >= s.size() || s[p] != '>') return std::nullopt;
+  ++p;
+  if (p + 1 >= s.size() || s[p] != '1' || s[p + 1] != ' ') return std::nullopt;
+  p += 2;
+  auto inner = DetectRfc3339(s.substr(p));
+  if (!inner) return std::nullopt;
+  return StampShape{StampFormat::kRfc5424, p + inner->length, p};
+}
+
 std::optional<StampShape> DetectTai64n(std::string_view s) {
   if (s.size() < 25 || s[0] != '@' || s[1] != '4') return std::nullopt;
   for (size_t i = 1; i < 25; ++i)
@@ -158,12 +173,14 @@ std::optional<StampShape> DetectStamp(std::string_view line, StampFormat expecte
     case StampFormat::kRfc3339: return DetectRfc3339(line);
     case StampFormat::kExim: return DetectExim(line);
     case StampFormat::kTai64n: return DetectTai64n(line);
+    case StampFormat::kRfc5424: return DetectRfc5424(line);
     case StampFormat::kNone: return StampShape{StampFormat::kNone, 0};
     case StampFormat::kAuto: break;
   }
   if (line.empty()) return std::nullopt;
   char c = line[0];
   if (c == '@') return DetectTai64n(line);
+  if (c == '<') return DetectRfc5424(line);
   if (IsDigit(c)) {
     if (line.size() > 10 && line[10] == 'T') return DetectRfc3339(line);
     return DetectExim(line);
@@ -176,6 +193,10 @@ std::optional<Time> DecodeStamp(std::string_view s, const StampShape& shape, Tim
     case StampFormat::kNone:
     case StampFormat::kAuto:
       return now;
+    case StampFormat::kRfc5424: {
+      StampShape inner{StampFormat::kRfc3339, shape.length - shape.offset};
+      return DecodeStamp(s.substr(shape.offset), inner, now, zone);
+    }
     case StampFormat::kTai64n: {
       uint64_t label = Hex(s, 1, 16);
       uint64_t nanos = Hex(s, 17, 8);
@@ -246,6 +267,51 @@ std::optional<Time> DecodeStamp(std::string_view s, const StampShape& shape, Tim
     }
   }
   return std::nullopt;
+}
+
+bool Rfc5424Message(std::string_view rest, std::string& out) {
+  // Four space-separated header fields: HOSTNAME APP-NAME PROCID MSGID (nil: "-").
+  std::string_view field[4];
+  for (auto& f : field) {
+    size_t sp = rest.find(' ');
+    if (sp == 0 || sp == std::string_view::npos) return false;
+    f = rest.substr(0, sp);
+    rest.remove_prefix(sp + 1);
+  }
+  // STRUCTURED-DATA: "-" or [id param="value" ...]... where a value may hold \", \\ and \].
+  if (rest.empty()) return false;
+  if (rest[0] == '-') {
+    rest.remove_prefix(1);
+  } else {
+    while (!rest.empty() && rest[0] == '[') {
+      size_t i = 1;
+      bool quoted = false, closed = false;
+      for (; i < rest.size(); ++i) {
+        char c = rest[i];
+        if (quoted) {
+          if (c == '\\') ++i;
+          else if (c == '"') quoted = false;
+        } else if (c == '"') {
+          quoted = true;
+        } else if (c == ']') {
+          closed = true;
+          break;
+        }
+      }
+      if (!closed) return false;
+      rest.remove_prefix(i + 1);
+    }
+  }
+  if (!rest.empty()) {
+    if (rest[0] != ' ') return false;
+    rest.remove_prefix(1);
+  }
+  if (rest.size() >= 3 && rest.substr(0, 3) == "\xEF\xBB\xBF") rest.remove_prefix(3);
+  out.clear();
+  out.append(field[0]).append(" ").append(field[1]);
+  if (field[2] != "-") out.append("[").append(field[2]).append("]");
+  out.append(": ").append(rest);
+  return true;
 }
 
 }  // namespace relayban

@@ -239,3 +239,32 @@ TEST_CASE("check on binary garbage counts it as skipped and bans nobody") {
   CHECK(j["skipped"].get<int>() >= 3);
   std::filesystem::remove_all(dir);
 }
+
+TEST_CASE("check --explain-misses lists the lines that look like authentication failures and yielded nothing") {
+  auto path = std::filesystem::temp_directory_path() / "relayban-misses.log";
+  std::ofstream(path) << "Dec  1 10:00:00 mx1 postfix/smtpd[1]: warning: unknown[192.0.2.1]: SASL LOGIN authentication "
+                         "failed: UGFzc3dvcmQ6, sasl_username=known\n"  // yields an event: not listed
+                      << "Dec  1 10:00:01 mx1 mailserverd[2]: imap login failed for x from 192.0.2.2\n"  // no mail program
+                      << "Dec  1 10:00:02 mx1 dovecot: auth: ldap(d5,192.0.2.3,<abcdEFGH1237>): invalid credentials\n"
+                      << "Dec  1 10:00:03 mx1 postfix/smtpd[1]: connect from unknown[192.0.2.4]\n"  // no failure
+                      << "Dec  1 10:00:04 mx1 smtpd[3]: 1a2b3c4d5e6f7a8b smtp event=failed-command address=192.0.2.5 "
+                         "command=\"AUTH LOGIN\" result=\"535 Authentication failed\"\n";
+  CheckOptions o;
+  o.config = kConfig;
+  o.logs = {path.string()};
+  o.explain_misses = true;
+  o.json = true;
+  std::ostringstream out, err;
+  REQUIRE(RunCheck(o, kNow, out, err) == 0);
+  std::vector<int> lines;
+  std::istringstream in(out.str());
+  for (std::string l; std::getline(in, l);) lines.push_back(json::parse(l)["line"].get<int>());
+  CHECK(lines == std::vector<int>{3, 5});
+  o.json = false;
+  std::ostringstream text;
+  REQUIRE(RunCheck(o, kNow, text, err) == 0);
+  CHECK(text.str().find("2 lines look like authentication failures but yielded no event") != std::string::npos);
+  std::filesystem::remove(path);
+  CHECK(LooksLikeAuthFailure("Jan 1 00:00:00 h cyrus/imap[1]: badlogin: x [192.0.2.1] plain [SASL(-13): authentication failure]"));
+  CHECK_FALSE(LooksLikeAuthFailure("Jan 1 00:00:00 h kernel: usb 1-1: new device, login failed"));
+}

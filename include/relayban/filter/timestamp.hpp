@@ -25,7 +25,8 @@ const LocalZone& UtcZone();
 
 struct StampShape {
   StampFormat format;
-  size_t length;  // bytes of the stamp plus the blank(s) after it
+  size_t length;      // bytes of the stamp plus the blank(s) after it
+  size_t offset = 0;  // kRfc5424: where its RFC 3339 time starts (after "<PRI>1 ")
 };
 
 // Recognises the stamp at the start of `line` by its shape alone (cheap, no conversion).
@@ -37,5 +38,10 @@ std::optional<StampShape> DetectStamp(std::string_view line, StampFormat expecte
 // in the future (New Year). Returns nullopt for out-of-range fields (month 13, nanos >= 1e9).
 std::optional<Time> DecodeStamp(std::string_view line, const StampShape& shape, Time now,
                                 const LocalZone& zone);
+
+// The rest of an RFC 5424 line after its stamp ("HOST APP PROCID MSGID SD MSG") as the
+// filters expect a syslog line: "HOST APP[PROCID]: MSG" (no [PROCID] when it is "-"; a
+// leading UTF-8 BOM dropped). False if the header is malformed (the line is skipped).
+bool Rfc5424Message(std::string_view rest, std::string& out);
 
 }  // namespace relayban

@@ -23,6 +23,8 @@ enum class StampFormat : uint8_t {
   kRfc3339,  // "2025-11-26T10:04:01.123456+01:00 " or "+0100" or "Z"
   kExim,     // "2025-11-26 10:02:12[.345|,345][ +0100] " (Exim mainlog, log4j): local time
   kTai64n,   // "@400000006926d45a000003e8 " (daemontools multilog)
+  kRfc5424,  // "<34>1 2025-11-26T10:04:01.123Z host app 1234 - - " (RFC 5424 syslog): the
+             // header is rewritten to "host app[1234]: " for the filters
   kNone,     // no stamp: the line's time is the time it was read
 };
 

@@ -111,6 +111,24 @@ TEST_CASE("the literal after the host token is found only where it is certain") 
   CHECK(lit(R"({host} a x|b)").empty());                          // top-level alternative
   CHECK(lit(R"(\S+ postfix)").empty());                           // not the {host} macro
   CHECK(lit(R"({host}postfix)").empty());
+  CHECK(lit(R"((?:{host} )?postfix/smtpd{pid}: x)") == "postfix/smtpd");  // a line may lack the host
+  CHECK(lit(R"((?:{host} )?(?:a|b) x)").empty());
+}
+
+TEST_CASE("a pattern with an optional host matches lines with and without one, through the gate") {
+  auto f = Filter("t", {{"auth_failure", R"((?:{host} )?postfix/smtpd{pid}: fail {ip}$)"}});
+  auto set = FilterSet::Build({&f});
+  REQUIRE(set);
+  for (const char* line : {"mx1 postfix/smtpd[1]: fail 192.0.2.1", "postfix/smtpd[1]: fail 192.0.2.1"}) {
+    std::vector<PatternHit> hits;
+    (*set)->Match(line, hits);
+    INFO(line);
+    REQUIRE(hits.size() == 1);
+    CHECK(hits[0].captures.ip == "192.0.2.1");
+  }
+  std::vector<PatternHit> hits;
+  (*set)->Match("mx1 other: postfix/smtpd[1]: fail 192.0.2.1", hits);  // not at the start
+  CHECK(hits.empty());
 }
 
 TEST_CASE("the literal gate after the host token keeps every line that matches") {

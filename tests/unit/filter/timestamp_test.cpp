@@ -96,3 +96,32 @@ TEST_CASE("a declared format refuses other formats") {
   CHECK(none->length == 0);
   CHECK(DecodeStamp("x", *none, kNow, UtcZone()) == kNow);
 }
+
+TEST_CASE("RFC 5424 lines: the time after <PRI>1, the header rewritten as a syslog line's") {
+  std::string line = "<38>1 2026-11-26T10:20:00.5+01:00 mx1 postfix/smtpd 4101 - - warning: x";
+  auto shape = DetectStamp(line, StampFormat::kAuto);
+  REQUIRE(shape);
+  CHECK(shape->format == StampFormat::kRfc5424);
+  CHECK(Parse(line) == At(CivilToUnix({2026, 11, 26, 9, 20, 0}), 500000));
+  CHECK(Parse(line, StampFormat::kRfc5424) == Parse(line));
+  std::string out;
+  REQUIRE(Rfc5424Message(std::string_view(line).substr(shape->length), out));
+  CHECK(out == "mx1 postfix/smtpd[4101]: warning: x");
+  // No PROCID, structured data with quoted ] and \", a BOM, an empty message.
+  CHECK(Rfc5424Message(R"(h app - ID47 [a b="x]\"y"][c d="e"] msg)", out));
+  CHECK(out == "h app: msg");
+  CHECK(Rfc5424Message("h app 7 - - \xEF\xBB\xBFmsg", out));
+  CHECK(out == "h app[7]: msg");
+  CHECK(Rfc5424Message("h app 7 - -", out));
+  CHECK(out == "h app[7]: ");
+  // Malformed: missing fields, unclosed structured data, no space before the message.
+  CHECK_FALSE(Rfc5424Message("h app 7", out));
+  CHECK_FALSE(Rfc5424Message("h app 7 - [a b=\"c\" msg", out));
+  CHECK_FALSE(Rfc5424Message("h app 7 - [a]msg", out));
+  CHECK_FALSE(Rfc5424Message("h  app 7 - - msg", out));
+  // Not RFC 5424: other versions, a nil or missing time, a PRI of four digits.
+  CHECK_FALSE(Parse("<38>2 2026-11-26T10:20:00Z mx1 a 1 - - m"));
+  CHECK_FALSE(Parse("<38>1 - mx1 a 1 - - m"));
+  CHECK_FALSE(Parse("<1234>1 2026-11-26T10:20:00Z mx1 a 1 - - m"));
+  CHECK_FALSE(Rfc5424Message("", out));  // a stamp and nothing after it
+}

@@ -211,8 +211,10 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
         batch.clear();
         return;
       }
-      if (!batch.orders.empty() || !batch.hooks.empty()) {
+      if (!batch.orders.empty() || !batch.hooks.empty() || !batch.notices.empty()) {
         if (!o.events) {
+          for (const auto& n : batch.notices)
+            if (!o.json) decisions.AddText("  note: " + n + "\n");
           for (const auto& d : batch.orders) {
             if (o.json) {
               decisions.AddJson(OrderJson(d));

@@ -226,7 +226,7 @@ std::optional<PatternSpec> Reader::Pattern(const YAML::Node& n, bool is_ignore) 
     }
     return p;
   }
-  if (!Keys(n, "a pattern", {"event", "regex", "unique"})) return std::nullopt;
+  if (!Keys(n, "a pattern", {"event", "regex", "unique", "outage"})) return std::nullopt;
   auto ev = n["event"];
   auto re = n["regex"];
   if (!ev) Err(n, "pattern has no 'event'");
@@ -243,6 +243,16 @@ std::optional<PatternSpec> Reader::Pattern(const YAML::Node& n, bool is_ignore) 
       for (const auto& s : *l)
         if (s.empty()) Err(u, "unique literals must not be empty");
       p.unique = *l;
+    }
+  }
+  if (auto o = n["outage"]) {
+    if (!o.IsMap()) {
+      Err(o, "outage must be a mapping: {addresses: N, within: 1m, pause: 10m}");
+    } else if (Keys(o, "outage", {"addresses", "within", "pause"})) {
+      if (auto a = o["addresses"]) { if (auto v = Int(a, "outage.addresses", 2, 100000)) p.outage.addresses = static_cast<int>(*v); }
+      else Err(o, "outage needs 'addresses'");
+      if (auto w = o["within"]) { if (auto v = Dur(w, "outage.within")) p.outage.within = *v; }
+      if (auto w = o["pause"]) { if (auto v = Dur(w, "outage.pause")) p.outage.pause = *v; }
     }
   }
   if (auto r = FilterSet::CheckRegex(p, false); !r) {

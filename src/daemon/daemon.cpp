@@ -282,6 +282,7 @@ void Daemon::HandleOutput() {
                         " rule=" + o.rule + (o.account.empty() ? "" : " account=" + Printable(o.account, 80)) +
                         " reason=\"" + Printable(o.reason, 200) + "\"");
   }
+  for (const auto& n : out_.notices) Log(LOG_WARNING, n);
   for (auto& h : out_.hooks) hooks_->Run(std::move(h.argv));
   out_.clear();
 }
@@ -322,7 +323,7 @@ bool Daemon::DoWork() {
       kLinesPerTurn,
       [&](int source, std::string_view line) {
         engine_->OnLine(source, line, now, out_);
-        if (!out_.orders.empty() || !out_.hooks.empty()) HandleOutput();
+        if (!out_.orders.empty() || !out_.hooks.empty() || !out_.notices.empty()) HandleOutput();
       },
       [&] { return parts_.clock->Monotonic() >= until; });
   reading_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();

@@ -131,6 +131,14 @@ struct Engine::Impl {
   std::vector<std::string> jail_names;
   std::vector<std::string> filter_names;
   std::vector<const FilterSpec*> filter_specs;
+  // Outage guards of patterns that have one, by global filter and pattern.
+  struct Outage {
+    std::unordered_map<IpAddress, Time, IpAddressHash> seen;  // address -> its latest line
+    Time paused_until{};
+  };
+  std::unordered_map<uint64_t, Outage> outages;
+  // Whether the guard of this pattern holds the event back (it counts the address first).
+  bool OutageHolds(int filter, int pattern, const IpAddress* ip, Time t, EngineOutput& out);
   std::vector<std::unique_ptr<Jail>> jails;
   std::vector<Source> sources;
   BanPolicy policy;
@@ -420,6 +428,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
       ev.ip = IpAddress::ParseLogged(c.ip);
       if (!ev.ip) continue;  // a captured address that does not parse drops the event
     }
+    if (m.OutageHolds(ev.filter, ev.pattern, ev.ip ? &*ev.ip : nullptr, *t, out)) continue;
     if (!c.count.empty()) {
       int n = 1;
       auto [p, ec] = std::from_chars(c.count.data(), c.count.data() + c.count.size(), n);
@@ -463,6 +472,35 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
   else ++m.stats.skipped;
   m.newest = std::max(m.newest, *t);
   if (*t - m.last_sweep > std::chrono::minutes(10)) OnTick(*t);
+}
+
+bool Engine::Impl::OutageHolds(int filter, int pattern, const IpAddress* ip, Time t, EngineOutput& out) {
+  const PatternSpec& spec = filter_specs[static_cast<size_t>(filter)]->patterns[static_cast<size_t>(pattern)];
+  const OutageGuard& g = spec.outage;
+  if (g.addresses <= 0 || replaying) return false;
+  Outage& o = outages[(static_cast<uint64_t>(filter) << 32) | static_cast<uint32_t>(pattern)];
+  if (t < o.paused_until) {
+    ++stats.outage_suppressed;
+    return true;
+  }
+  if (!ip) return false;
+  o.seen[*ip] = t;
+  if (o.seen.size() > static_cast<size_t>(g.addresses)) {
+    // Drop what is older than the window first; still too many: an outage.
+    for (auto it = o.seen.begin(); it != o.seen.end();) it = it->second < t - g.within ? o.seen.erase(it) : std::next(it);
+    if (o.seen.size() > static_cast<size_t>(g.addresses)) {
+      o.paused_until = t + g.pause;
+      ++stats.outages;
+      ++stats.outage_suppressed;
+      out.notices.push_back("filter " + filter_names[static_cast<size_t>(filter)] + " pattern #" + std::to_string(pattern) +
+                            " (" + spec.kind + "): " + std::to_string(o.seen.size()) + " addresses within " +
+                            FormatDuration(g.within) + " - taken as an outage of the server, not " +
+                            std::to_string(o.seen.size()) + " attackers; not counted for " + FormatDuration(g.pause));
+      o.seen.clear();
+      return true;
+    }
+  }
+  return false;
 }
 
 void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,

@@ -40,9 +40,11 @@ struct HookRun {
 struct EngineOutput {
   std::vector<Order> orders;
   std::vector<HookRun> hooks;
+  std::vector<std::string> notices;  // for the log: an outage guard that tripped
   void clear() {
     orders.clear();
     hooks.clear();
+    notices.clear();
   }
 };
 
@@ -53,6 +55,8 @@ struct EngineStats {
   uint64_t ambiguous = 0;  // lines a `unique` rule refused (likely injection attempts)
   std::vector<uint64_t> events;  // per kind id
   uint64_t verdicts = 0;
+  uint64_t outages = 0;             // times an outage guard tripped (see OutageGuard)
+  uint64_t outage_suppressed = 0;   // events it held back
 };
 
 // Entries dropped because a bounded structure was full (least recently seen first).

@@ -37,10 +37,21 @@ inline constexpr const char* kStandardKinds[] = {"auth_failure",  "auth_success"
 // message; `count` is how many attempts one line stands for (Dovecot "3 attempts").
 inline constexpr const char* kCaptureNames[] = {"ip", "account", "sender", "recipient", "id", "session", "count"};
 
+// A pattern whose lines also appear when the server itself fails (Postfix's "Connection lost
+// to authentication server" is an attacker's own retries under Dovecot's penalty - or the
+// auth server down): when more than `addresses` distinct addresses yield it within
+// `within`, it is taken as an outage and yields nothing for `pause`.
+struct OutageGuard {
+  int addresses = 0;  // 0: no guard
+  Seconds within{60};
+  Seconds pause{600};
+};
+
 struct PatternSpec {
   std::string kind;                 // event kind this pattern yields
   std::string regex;                // RE2 syntax, macros not yet expanded, anchored at start
   std::vector<std::string> unique;  // literals that must occur exactly once in the line
+  OutageGuard outage;
   SourceLocation where;
 };
 

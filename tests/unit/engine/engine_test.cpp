@@ -344,3 +344,65 @@ TEST_CASE("a backlog of old lines keeps its counts through ticks on the wall clo
   r.Feed("2026-11-18T10:00:02Z fail user=c ip=203.0.113.9");
   CHECK(r.Targets() == std::vector<std::string>{"203.0.113.9"});
 }
+
+TEST_CASE("an outage guard: more distinct addresses than it allows within its window pause the pattern, and say so") {
+  const char* config = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'lost ip={ip}$', outage: {addresses: 3, within: 1m, pause: 10m}}
+      - {event: auth_failure, regex: 'fail ip={ip}$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: brute, key: ip, events: [auth_failure], threshold: 100, window: 1h, ban: 1h}
+)";
+  Rig r(config);
+  auto lost = [&](const char* at, const char* ip) { r.Feed(std::string("2026-11-18T") + at + "Z lost ip=" + ip); };
+  // Three addresses, each retrying: the attacker's own failures, counted.
+  lost("10:00:00", "203.0.113.1");
+  lost("10:00:10", "203.0.113.2");
+  lost("10:00:20", "203.0.113.3");
+  lost("10:00:30", "203.0.113.1");
+  CHECK(r.events.size() == 4);
+  CHECK(r.out.notices.empty());
+  // A fourth within the minute: the auth server is down for everyone.
+  lost("10:00:40", "203.0.113.4");
+  CHECK(r.events.size() == 4);
+  REQUIRE(r.out.notices.size() == 1);
+  CHECK(r.out.notices[0].find("4 addresses within 1m - taken as an outage of the server") != std::string::npos);
+  CHECK(r.engine->stats().outages == 1);
+  // Paused for 10 minutes; the other pattern still counts.
+  lost("10:05:00", "203.0.113.5");
+  r.Feed("2026-11-18T10:05:01Z fail ip=203.0.113.5");
+  CHECK(r.events.size() == 5);
+  CHECK(r.engine->stats().outage_suppressed == 2);
+  // After the pause, counted again; addresses spread over more than the window never trip it.
+  for (int i = 0; i < 6; ++i) {
+    std::string at = "10:1" + std::to_string(1 + i) + ":00";
+    lost(at.c_str(), ("198.51.100." + std::to_string(i + 1)).c_str());
+  }
+  CHECK(r.events.size() == 11);
+  CHECK(r.engine->stats().outages == 1);
+}
+
+TEST_CASE("an outage guard needs addresses and takes durations, with the file and line of a mistake") {
+  std::vector<Error> errors;
+  auto c = LoadConfigText(R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'lost ip={ip}$', outage: {addresses: 1}}
+      - {event: auth_failure, regex: 'x ip={ip}$', outage: {within: soon}}
+jails: {}
+)", "test.yaml", ".", errors);
+  CHECK_FALSE(c);
+  REQUIRE(errors.size() >= 3);
+  std::string all;
+  for (const auto& e : errors) all += e.ToString() + "\n";
+  CHECK(all.find("test.yaml:5:") != std::string::npos);
+  CHECK(all.find("outage.addresses must be between 2 and 100000, not 1") != std::string::npos);
+  CHECK(all.find("outage needs 'addresses'") != std::string::npos);
+  CHECK(all.find("bad duration 'soon' for outage.within") != std::string::npos);
+}

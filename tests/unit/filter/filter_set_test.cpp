@@ -9,8 +9,8 @@ FilterSpec Filter(std::string name, std::vector<std::pair<std::string, std::stri
                   std::vector<std::string> ignore = {}) {
   FilterSpec f;
   f.name = std::move(name);
-  for (auto& [kind, re] : patterns) f.patterns.push_back(PatternSpec{kind, re, {}, {}});
-  for (auto& re : ignore) f.ignore.push_back(PatternSpec{"", re, {}, {}});
+  for (auto& [kind, re] : patterns) f.patterns.push_back(PatternSpec{kind, re, {}, {}, {}});
+  for (auto& re : ignore) f.ignore.push_back(PatternSpec{"", re, {}, {}, {}});
   return f;
 }
 }  // namespace
@@ -76,7 +76,7 @@ TEST_CASE("an ignore regex silences its filter only") {
 TEST_CASE("a regex RE2 rejects is reported with its location and RE2's message") {
   FilterSpec f;
   f.name = "bad";
-  f.patterns.push_back(PatternSpec{"auth_failure", "(unclosed", {}, {"f.yaml", 3, 16}});
+  f.patterns.push_back(PatternSpec{"auth_failure", "(unclosed", {}, {}, {"f.yaml", 3, 16}});
   auto set = FilterSet::Build({&f});
   REQUIRE_FALSE(set);
   CHECK(set.error().where.line == 3);

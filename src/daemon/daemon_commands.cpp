@@ -94,6 +94,7 @@ std::string Daemon::Status(const std::string& only) const {
   j["matched"] = s.matched;
   j["skipped"] = s.skipped;
   j["ambiguous"] = s.ambiguous;
+  j["outages"] = {{"tripped", s.outages}, {"events_held", s.outage_suppressed}};
   j["bans"] = ledger_->size();
   EngineEvictions ev = engine_->evictions();
   j["evicted"] = {{"windows", ev.windows}, {"accounts", ev.accounts}, {"correlation", ev.correlation}, {"offences", ev.offences}};

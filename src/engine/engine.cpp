@@ -4,7 +4,9 @@
 #include <array>
 #include <charconv>
 #include <map>
+#include <deque>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "relayban/core/bytes.hpp"
 #include "relayban/core/text.hpp"
@@ -103,11 +105,36 @@ struct Engine::Impl {
           ip_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys),
           account_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys) {}
   };
+  // (message id, recipient) pairs already counted as relayed: each deferral of a message logs
+  // another delivery line, which must not count again. Oldest first; bounded like the
+  // correlator, and kept as long as a queue keeps a message (5 days in Postfix and Exim).
+  struct RelaySeen {
+    size_t cap;
+    std::unordered_set<uint64_t> keys;
+    std::deque<std::pair<Time, uint64_t>> order;
+    static constexpr Seconds kMaxAge{5 * 86400};
+    bool Seen(std::string_view id, std::string_view recipient, Time t) {
+      while (!order.empty() && (order.size() >= cap || order.front().first < t - kMaxAge)) {
+        keys.erase(order.front().second);
+        order.pop_front();
+      }
+      std::string key;
+      key.reserve(id.size() + 1 + recipient.size());
+      key.append(id).push_back('\0');
+      key.append(recipient);
+      uint64_t h = std::hash<std::string>{}(key);
+      if (!keys.insert(h).second) return true;
+      order.emplace_back(t, h);
+      return false;
+    }
+  };
   struct Jail {
     const JailSpec* spec;
     std::vector<std::unique_ptr<Rule>> rules;
     Correlator correlator;
-    explicit Jail(const JailSpec* s) : spec(s), correlator(s->correlate_entries, s->correlate_age) {}
+    RelaySeen relayed;
+    explicit Jail(const JailSpec* s)
+        : spec(s), correlator(s->correlate_entries, s->correlate_age), relayed{std::max<size_t>(s->correlate_entries, 1), {}, {}} {}
   };
   struct Source {
     std::unique_ptr<FilterSet> filters;
@@ -515,6 +542,12 @@ void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip,
 }
 
 void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
+  // A message is relayed once per recipient, however many delivery attempts it takes.
+  if (ev.kind == kRelay && !ev.id.empty() && !ev.recipient.empty() &&
+      jails[static_cast<size_t>(ev.jail)]->relayed.Seen(ev.id, ev.recipient, ev.time)) {
+    ++stats.relay_repeats;
+    return;
+  }
   if (!replaying) {
     ++stats.events[static_cast<size_t>(ev.kind)];
     if (observer) observer(ev);

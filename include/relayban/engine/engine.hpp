@@ -55,6 +55,7 @@ struct EngineStats {
   uint64_t ambiguous = 0;  // lines a `unique` rule refused (likely injection attempts)
   std::vector<uint64_t> events;  // per kind id
   uint64_t verdicts = 0;
+  uint64_t relay_repeats = 0;       // delivery attempts of a (message, recipient) already counted
   uint64_t outages = 0;             // times an outage guard tripped (see OutageGuard)
   uint64_t outage_suppressed = 0;   // events it held back
 };

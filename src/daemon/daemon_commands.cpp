@@ -95,6 +95,7 @@ std::string Daemon::Status(const std::string& only) const {
   j["skipped"] = s.skipped;
   j["ambiguous"] = s.ambiguous;
   j["outages"] = {{"tripped", s.outages}, {"events_held", s.outage_suppressed}};
+  j["relay_repeats"] = s.relay_repeats;  // delivery retries of a message already counted
   j["bans"] = ledger_->size();
   EngineEvictions ev = engine_->evictions();
   j["evicted"] = {{"windows", ev.windows}, {"accounts", ev.accounts}, {"correlation", ev.correlation}, {"offences", ev.offences}};

@@ -406,3 +406,30 @@ jails: {}
   CHECK(all.find("outage needs 'addresses'") != std::string::npos);
   CHECK(all.find("bad duration 'soon' for outage.within") != std::string::npos);
 }
+
+TEST_CASE("a relayed message counts once per recipient, however many delivery attempts it takes") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z ok user=sales ip=198.51.100.1 id=Q1");
+  // Five delivery attempts to a domain that is down: one relay of x@down.example.
+  for (int i = 0; i < 5; ++i) r.Feed("2026-11-18T10:0" + std::to_string(i) + ":30Z relay id=Q1 to=x@down.example");
+  r.Feed("2026-11-18T10:06:00Z relay id=Q1 to=y@down.example");  // another recipient: counted
+  size_t relays = std::count_if(r.events.begin(), r.events.end(), [](const Event& e) { return e.kind == 2; });
+  CHECK(relays == 2);
+  CHECK(r.engine->stats().relay_repeats == 4);
+  // The same recipient in another message is another relay.
+  r.Feed("2026-11-18T10:07:00Z ok user=sales ip=198.51.100.1 id=Q2");
+  r.Feed("2026-11-18T10:07:01Z relay id=Q2 to=x@down.example");
+  relays = std::count_if(r.events.begin(), r.events.end(), [](const Event& e) { return e.kind == 2; });
+  CHECK(relays == 3);
+  // A journal replayed into a new engine remembers what was counted: a retry after a restart
+  // does not count again.
+  Journal journal;
+  Rig before;
+  journal.Attach(*before.engine);
+  before.Feed("2026-11-18T10:00:00Z ok user=sales ip=198.51.100.1 id=Q3");
+  before.Feed("2026-11-18T10:00:01Z relay id=Q3 to=x@down.example");
+  Rig after;
+  journal.ReplayInto(*after.engine);
+  after.Feed("2026-11-18T10:30:01Z relay id=Q3 to=x@down.example");
+  CHECK(after.engine->stats().relay_repeats == 1);
+}

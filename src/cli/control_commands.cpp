@@ -126,6 +126,24 @@ int RunUnban(const ClientOptions& o, const std::string& target, bool all, std::o
   return 0;
 }
 
+int RunForgive(const ClientOptions& o, const std::string& account, std::ostream& out, std::ostream& err) {
+  ControlRequest req;
+  req.command = ControlRequest::Command::kForgive;
+  req.target = account;
+  int rc = 0;
+  auto r = Exchange(o, req, err, rc);
+  if (!r) return rc;
+  if (o.json) {
+    out << r->dump(2) << "\n";
+    return 0;
+  }
+  std::string lifted;
+  for (const auto& v : (*r)["verdicts_lifted"]) lifted += (lifted.empty() ? "" : ", ") + v.get<std::string>();
+  out << "forgave " << Printable(account, 200) << ": "
+      << (lifted.empty() ? std::string("it had no verdict") : "lifted " + lifted) << "; its counts start afresh\n";
+  return 0;
+}
+
 int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string& jail, std::ostream& out, std::ostream& err) {
   ControlRequest req;
   using C = ControlRequest::Command;

@@ -20,6 +20,7 @@ struct BanArgs {
 
 int RunBan(const ClientOptions& o, const BanArgs& b, std::ostream& out, std::ostream& err);
 int RunUnban(const ClientOptions& o, const std::string& target, bool all, std::ostream& out, std::ostream& err);
+int RunForgive(const ClientOptions& o, const std::string& account, std::ostream& out, std::ostream& err);
 int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string& jail, std::ostream& out, std::ostream& err);
 
 }  // namespace relayban

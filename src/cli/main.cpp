@@ -67,6 +67,10 @@ int main(int argc, char** argv) {
   client_options(status_cmd);
   auto* accounts_cmd = app.add_subcommand("accounts", "per account: logins, failures, relayed mail, addresses, verdicts");
   client_options(accounts_cmd);
+  std::string forgive_account;
+  auto* forgive_cmd = app.add_subcommand("forgive", "clear an account's verdicts (after its password was changed)");
+  forgive_cmd->add_option("account", forgive_account, "the account, as `relayban accounts` shows it")->required();
+  client_options(forgive_cmd);
   auto* reload_cmd = app.add_subcommand("reload", "re-read the configuration (the old one stays if the new one is bad)");
   client_options(reload_cmd);
 
@@ -91,6 +95,7 @@ int main(int argc, char** argv) {
     }
     return RunUnban(client, unban_target, unban_all, std::cout, std::cerr);
   }
+  if (*forgive_cmd) return RunForgive(client, forgive_account, std::cout, std::cerr);
   if (*list_cmd) return RunSimple(client, "list", "", std::cout, std::cerr);
   if (*status_cmd) return RunSimple(client, "status", status_jail, std::cout, std::cerr);
   if (*accounts_cmd) return RunSimple(client, "accounts", "", std::cout, std::cerr);

@@ -127,9 +127,17 @@ void ControlServer::Accept() {
     Client& c = clients_[id];
     c.fd = fd;
     c.since = clock_.Monotonic();
+    c.uid = cred.uid;
+    c.pid = cred.pid;
     ++stats_.accepted;
     if (!poller_.Watch(fd, Poller::kReadable, [this, id](uint32_t what) { OnClient(id, what); })) Drop(id);
   }
+}
+
+std::string ControlServer::Describe(ClientId client) const {
+ auto it = clients_.find(client);
+  if (it == clients_.end()) return "a local call";
+  return "uid " + std::to_string(it->second.uid) + " pid " + std::to_string(it->second.pid);
 }
 
 void ControlServer::OnClient(ClientId id, uint32_t what) {

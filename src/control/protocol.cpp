@@ -37,6 +37,7 @@ Result<ControlRequest> ParseControlRequest(std::string_view line) {
   else if (*cmd == "reload") r.command = C::kReload;
   else if (*cmd == "ban") r.command = C::kBan;
   else if (*cmd == "unban") r.command = C::kUnban;
+  else if (*cmd == "forgive") r.command = C::kForgive;
   else return Fail("unknown command '" + cmd->substr(0, 64) + "'");
   auto jail = Text(j, "jail", r.command == C::kBan ? "manual" : "");
   auto target = Text(j, "target");
@@ -59,6 +60,8 @@ Result<ControlRequest> ParseControlRequest(std::string_view line) {
   }
   if (r.command == C::kBan && r.target.empty()) return Fail("ban needs a target");
   if (r.command == C::kUnban && r.target.empty() && !r.all) return Fail("unban needs a target or all");
+  if (r.command == C::kForgive && r.target.empty()) return Fail("forgive needs an account");
+  if (r.target.size() > 1024) return Fail("the target is too long");
   if (r.jail.size() > 64) return Fail("the jail name is too long");
   if (r.reason.size() > 1024) return Fail("the reason is too long");
   return r;
@@ -74,6 +77,7 @@ std::string FormatControlRequest(const ControlRequest& r) {
     case C::kReload: j["cmd"] = "reload"; break;
     case C::kBan: j["cmd"] = "ban"; break;
     case C::kUnban: j["cmd"] = "unban"; break;
+    case C::kForgive: j["cmd"] = "forgive"; break;
   }
   if (!r.jail.empty()) j["jail"] = r.jail;
   if (!r.target.empty()) j["target"] = r.target;

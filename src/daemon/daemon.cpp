@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <nlohmann/json.hpp>
 
 #include "log_sink.hpp"
 #include "reopening_store.hpp"
@@ -30,6 +31,7 @@ constexpr size_t kJournalKeep = 2000000;       // records kept at most (the olde
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(200);
 constexpr size_t kBanLinesPerSecond = 200;  // ban log lines one by one; beyond, summed up
 constexpr const char* kKernelNote = "kernel_as_left";
+constexpr auto kAdminNoteKept = std::chrono::hours(24 * 30);
 
 }  // namespace
 
@@ -169,6 +171,28 @@ int Daemon::Start() {
   return 0;
 }
 
+std::vector<std::pair<std::string, Time>> Daemon::LoadAdminNote(const char* key) {
+  std::vector<std::pair<std::string, Time>> out;
+  auto note = parts_.store->GetNote(key);
+  if (!note || !*note) return out;
+  auto j = nlohmann::json::parse(**note, nullptr, false);
+  if (!j.is_object()) return out;
+  for (auto it = j.begin(); it != j.end(); ++it)
+    if (it.value().is_number_integer()) out.emplace_back(it.key(), Time(Micros(it.value().get<int64_t>())));
+  return out;
+}
+
+void Daemon::SaveAdminNote(const char* key, const std::string& name, Time at) {
+  Time now = parts_.clock->Now();
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [n, t] : LoadAdminNote(key))
+    if (t > now - kAdminNoteKept) j[n] = t.time_since_epoch().count();
+  j[name] = at.time_since_epoch().count();
+  if (auto r = parts_.store->SetNote(key, j.dump()); !r)
+    Log(LOG_ERR, "cannot keep the admin's decision in the state database (" + r.error().message +
+                     "); it holds until the next restart");
+}
+
 bool Daemon::BuildEngine(const Config& config, bool initial) {
   ActivationPlan plan = PlanActivation(config, *parts_.probe);
   EngineOptions eo;
@@ -185,6 +209,11 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   }
   auto engine = std::move(e.value());
   for (const auto& [p, t] : offences_) engine->policy().AddOffence(p, t);
+  // What admins decided (forgiven accounts, addresses lifted by hand) holds for the journal
+  // replayed next, too.
+  for (const auto& [account, at] : LoadAdminNote(kForgivenNote)) engine->Forgive(account, at);
+  for (const auto& [ip, at] : LoadAdminNote(kExemptedNote))
+    if (auto a = IpAddress::Parse(ip)) engine->Exempt(*a, at);
   engine->SetJournal([this](Time t, std::string_view record) { journal_pending_.push_back({t, std::string(record)}); });
   // The new engine learns the counts of the last window from the journal before it reads a
   // line: the records in the database, then those not written yet.

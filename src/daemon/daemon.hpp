@@ -114,6 +114,12 @@ class Daemon {
   void StartAccounts(ClientId client);
   void Ban(ClientId client, const ControlRequest& r);
   void Unban(ClientId client, const ControlRequest& r);
+  void Forgive(ClientId client, const ControlRequest& r);
+  // Admins' decisions kept in the store: name -> when (JSON objects of time_us).
+  static constexpr const char* kForgivenNote = "forgiven_accounts";
+  static constexpr const char* kExemptedNote = "exempted_addresses";
+  std::vector<std::pair<std::string, Time>> LoadAdminNote(const char* key);
+  void SaveAdminNote(const char* key, const std::string& name, Time at);
   void WaitFor(ClientId client, std::function<std::optional<std::string>()> answer);
   bool RunJobs();
 

@@ -80,6 +80,7 @@ void Daemon::OnRequest(ClientId client, std::string_view line) {
     case C::kAccounts: StartAccounts(client); return;
     case C::kBan: Ban(client, *req); return;
     case C::kUnban: Unban(client, *req); return;
+    case C::kForgive: Forgive(client, *req); return;
   }
 }
 
@@ -248,7 +249,13 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
       names.push_back(target->ToString());
     }
     targets.push_back(*target);
-    Log(LOG_NOTICE, "unban " + target->ToString());
+    // An account verdict that stood must not ban the address again at its next login.
+    Time now = parts_.clock->Now();
+    if (target->is_single()) {
+      engine_->Exempt(target->address(), now);
+      SaveAdminNote(kExemptedNote, target->address().ToString(), now);
+    }
+    Log(LOG_NOTICE, "unban " + target->ToString() + " (asked by " + server_->Describe(client) + ")");
   }
   bool all = r.all;
   WaitFor(client, [this, targets, removed, names, all]() -> std::optional<std::string> {
@@ -264,6 +271,22 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
                          "; it is retried until it holds");
     return std::nullopt;
   });
+}
+
+void Daemon::Forgive(ClientId client, const ControlRequest& r) {
+  std::vector<std::string> had;
+  for (const auto& a : engine_->accounts().Snapshot())
+    if (a.account == r.target) had = a.verdicts;
+  Time now = parts_.clock->Now();
+  engine_->Forgive(r.target, now);
+  SaveAdminNote(kForgivenNote, r.target, now);
+  std::string list;
+  for (const auto& v : had) list += (list.empty() ? "" : ",") + v;
+  Log(LOG_NOTICE, "forgive account " + Printable(r.target, 200) + " (asked by " + server_->Describe(client) +
+                      "): " + (had.empty() ? "it had no verdict" : "verdicts " + list + " lifted") +
+                      "; its counts restart");
+  Reply(client, Dump(json{{"ok", true}, {"account", r.target}, {"verdicts_lifted", had}}));
+  Finish(client);
 }
 
 bool Daemon::RunJobs() {

@@ -149,7 +149,10 @@ struct Engine::Impl {
     const Rule* rule;
     Time until;
     std::string reason;
+    Time since{};  // when the verdict fired
   };
+  std::unordered_map<std::string, Time> forgiven;             // account -> when
+  std::unordered_map<IpAddress, Time, IpAddressHash> exempt;  // address -> when its ban was lifted
 
   Config config;  // own copy: specs are referenced by pointer
   EngineOptions options;
@@ -317,6 +320,25 @@ void Engine::Impl::Record(const Event& ev) {
   for (const std::string* f : {&ev.account, &ev.sender, &ev.recipient, &ev.id, &ev.session}) record.Bytes(*f);
   record.Varint(static_cast<uint64_t>(ev.count));
   journal(ev.time, record.str());
+}
+
+void Engine::Forgive(const std::string& account, Time at) {
+  Impl& m = *impl_;
+  m.standing.erase(account);
+  for (auto& jail : m.jails)
+    for (auto& rule : jail->rules)
+      if (rule->spec->key == RuleKey::kAccount) rule->account_windows.Erase(account);
+  m.accounts.ClearVerdicts(account);
+  Time& f = m.forgiven[account];
+  f = std::max(f, at);
+}
+
+void Engine::Exempt(const IpAddress& ip, Time at) {
+  auto& ex = impl_->exempt;
+  if (ex.size() >= 100000)  // lifted by hand, one by one: a bound that is never reached in use
+    for (auto it = ex.begin(); it != ex.end();) it = it->second < at - std::chrono::hours(24 * 30) ? ex.erase(it) : std::next(it);
+  Time& e = ex[ip];
+  e = std::max(e, at);
 }
 
 bool Engine::Replay(std::string_view data) {
@@ -580,7 +602,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
           v = it->second.erase(v);
           continue;
         }
-        if (!policy.IsBanned(*ev.ip, ev.time))
+        auto ex = exempt.find(*ev.ip);
+        if (!policy.IsBanned(*ev.ip, ev.time) && (ex == exempt.end() || ex->second < v->second.since))
           Emit(*jails[static_cast<size_t>(v->second.jail)], *v->second.rule, *ev.ip, ev.time, ev.account,
                v->second.reason, out);
         ++v;
@@ -608,6 +631,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out);
     } else {
       if (ev.account.empty()) continue;
+      if (auto f = forgiven.find(ev.account); f != forgiven.end() && ev.time < f->second) continue;
       // While this rule's verdict on the account stands, new addresses are banned above;
       // counting on would only repeat the verdict, its fan-out and its hook.
       if (auto st = standing.find(ev.account); st != standing.end()) {
@@ -626,12 +650,14 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       if (auto previous = accounts.MarkFired(ev.account, rule.id, ev.time);
           previous && (rule.spec->ban.count() == 0 || (rule.spec->ban.count() > 0 && *previous + rule.spec->ban > ev.time)))
         since = std::max(since, *previous);
+      // Addresses seen before the account was forgiven are not part of the new abuse.
+      if (auto f = forgiven.find(ev.account); f != forgiven.end()) since = std::max(since, f->second);
       auto ips = accounts.IpsSince(ev.account, since, rule.kinds);
       for (const IpAddress& ip : ips) policy.Prefetch(ip);
       for (const IpAddress& ip : ips) Emit(jail, rule, ip, ev.time, ev.account, reason, out);
       if (rule.confirmed && rule.spec->ban.count() >= 0) {
         Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
-        standing[ev.account][&rule] = Standing{ev.jail, &rule, until, reason};
+        standing[ev.account][&rule] = Standing{ev.jail, &rule, until, reason, ev.time};
       }
       if (!rule.spec->on_account.empty() && !replaying)
         out.hooks.push_back(MakeHook(rule.spec->on_account, ev.ip ? ev.ip->ToString() : "", ev.account,

@@ -125,6 +125,13 @@ void AccountBook::AddVerdict(std::string_view account, std::string_view rule) {
   if (std::find(v.begin(), v.end(), rule) == v.end()) v.emplace_back(rule);
 }
 
+void AccountBook::ClearVerdicts(std::string_view account) {
+  Entry* e = Find(account);
+  if (!e) return;
+  e->view.verdicts.clear();
+  e->fired.clear();
+}
+
 std::optional<Time> AccountBook::MarkFired(std::string_view account, uint32_t rule_id, Time t) {
   Entry* e = Find(account);
   if (!e) return std::nullopt;

@@ -137,6 +137,9 @@ check "banning an ignored address is refused" bash -c "! $(printf '%q ' "$bin") 
 check "unless forced" cli ban 192.0.2.5 --force --for 1m
 check "unban removes it" cli unban 198.51.100.77
 check "and it is gone from the kernel" bash -c "! nft get element inet relayban ban4 '{ 198.51.100.77 }'"
+check "the log says who asked for the unban" wait_for "$work/daemon.log" "unban 198.51.100.77 (asked by uid $(id -u) pid "
+check "forgive answers for an account" bash -c "$(printf '%q ' "$bin") forgive nobody@example.com -c $work/relayban.yaml | grep -q 'forgave nobody@example.com: it had no verdict'"
+check "and the log says who asked" wait_for "$work/daemon.log" "forgive account nobody@example.com (asked by uid $(id -u) pid "
 check "a prefix ban" cli ban 203.0.113.128/25 --for 10m
 check "covers its addresses" in_kernel ban4_net 203.0.113.200
 check "status of one jail" bash -c "$(printf '%q ' "$bin") status postfix -c $work/relayban.yaml | grep -q 'postfix'"

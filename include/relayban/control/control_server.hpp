@@ -65,6 +65,9 @@ class ControlServer {
   // Closes the connection once what was queued is written.
   void Finish(ClientId client);
   bool Connected(ClientId client) const { return clients_.count(client) > 0; }
+  // Who the peer is, for the log: "uid 0 pid 1234"; "a local call" for one that is not a
+  // connected client (the daemon's own commands, tests).
+  std::string Describe(ClientId client) const;
   size_t Pending(ClientId client) const;
   // Drops peers past their timeouts; call every tick.
   void Tick();
@@ -80,6 +83,8 @@ class ControlServer {
     bool requested = false;  // its one request was read
     bool finishing = false;  // close once `out` is written
     Clock::Steady since;     // accepted, or last progress writing
+    uid_t uid = 0;
+    pid_t pid = 0;
   };
   void Accept();
   void OnClient(ClientId id, uint32_t what);

@@ -105,6 +105,12 @@ class Engine {
   // hook (the bans it led to are in force already, or were lifted or ended). Records of
   // jails or event kinds this engine does not have are skipped. Returns whether it was used.
   bool Replay(std::string_view record);
+  // An admin forgave `account` at `at`: its standing verdicts end, its account-keyed counts
+  // restart, and events before `at` (a journal replayed later) never count for it again.
+  void Forgive(const std::string& account, Time at);
+  // An admin lifted the ban of `ip` at `at`: account verdicts that stood before then do not
+  // ban it again (a new verdict may).
+  void Exempt(const IpAddress& ip, Time at);
   // The longest window of any rule: how far back the journal must reach.
   Seconds LongestWindow() const;
 

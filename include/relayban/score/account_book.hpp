@@ -42,6 +42,8 @@ class AccountBook {
   void Record(std::string_view account, Outcome outcome, uint64_t kind_bit, const std::optional<IpAddress>& ip,
               std::string_view recipient_domain, Time t);
   void AddVerdict(std::string_view account, std::string_view rule);
+  // An admin forgave the account: its verdicts and their history go.
+  void ClearVerdicts(std::string_view account);
   // Notes that the rule numbered `rule_id` reached a verdict on the account at `t`; returns
   // when it last did before, if the account was known and it had.
   std::optional<Time> MarkFired(std::string_view account, uint32_t rule_id, Time t);

@@ -90,6 +90,11 @@ class KeyedWindows {
   void Prefetch(const K& key) const {
     map_.Prefetch(key);
   }
+  // Forgets what was counted for `key`.
+  template <class K>
+  void Erase(const K& key) {
+    if (size_t i = map_.Find(key); i != map_.kNone) map_.EraseAt(i);
+  }
   // Drops keys with nothing inside the window ending at `now`, visiting at most `max_slots`
   // slots from where the previous call stopped (0 = the whole table), so a tick over a
   // table of a million keys costs a bounded slice. Shrinks the table when a full pass found

@@ -345,3 +345,34 @@ TEST_CASE("a reload that changes a rule says so and recounts its events under th
   r.Failures("203.0.113.9", 1);  // 4 of 4: the two before the reload counted
   CHECK(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
 }
+
+TEST_CASE("forgive clears an account's verdicts, says who asked, and holds across a reload that replays the journal") {
+  Rig r("      - {name: acct, key: account, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}\n");
+  REQUIRE(r.daemon->Start() == 0);
+  for (int i = 1; i <= 3; ++i) r.Append(Iso(r.clock->Now()) + " fail user=alice ip=203.0.113." + std::to_string(i) + "\n");
+  auto verdicts = [&]() -> json {
+    for (const auto& l : r.Ask(R"({"cmd":"accounts"})"))
+      if (l.contains("account") && l["account"]["account"] == "alice") return l["account"]["verdicts"];
+    return json();
+  };
+  REQUIRE(r.TurnUntil([&] { return verdicts() == json::array({"acct"}); }));
+  r.clock->Advance(Seconds(1));
+  auto answer = r.Ask(R"({"cmd":"forgive","target":"alice"})");
+  REQUIRE(answer.back()["ok"] == true);
+  CHECK(answer.back()["verdicts_lifted"] == json::array({"acct"}));
+  CHECK(r.Logged("forgive account alice (asked by a local call): verdicts acct lifted; its counts restart"));
+  CHECK(verdicts() == json::array());
+  CHECK(r.store->notes["forgiven_accounts"].find("\"alice\"") != std::string::npos);
+  // A reload builds a new engine that replays the journal: the verdict does not come back.
+  REQUIRE(r.TurnUntil([&] { return r.store->journal.size() >= 3; }));
+  REQUIRE(r.Ask(R"({"cmd":"reload"})").back()["ok"] == true);
+  REQUIRE(r.TurnUntil([&] { return r.Logged("replayed"); }));
+  CHECK(verdicts() == json::array());
+  // Unbanning an address by hand exempts it from standing verdicts, and is kept too.
+  r.Failures("203.0.113.9", 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
+  REQUIRE(r.Ask(R"({"cmd":"unban","target":"203.0.113.9"})").back()["ok"] == true);
+  CHECK(r.store->notes["exempted_addresses"].find("\"203.0.113.9\"") != std::string::npos);
+  CHECK(r.Logged("unban 203.0.113.9 (asked by a local call)"));
+  CHECK(r.Ask(R"({"cmd":"forgive"})").back()["ok"] == false);  // an account is needed
+}

@@ -433,3 +433,54 @@ TEST_CASE("a relayed message counts once per recipient, however many delivery at
   after.Feed("2026-11-18T10:30:01Z relay id=Q3 to=x@down.example");
   CHECK(after.engine->stats().relay_repeats == 1);
 }
+
+TEST_CASE("forgiving an account ends its verdict, restarts its counts, and a replayed journal does not bring it back") {
+  Journal journal;
+  Rig r;
+  journal.Attach(*r.engine);
+  r.Feed("2026-11-18T10:00:00Z ok user=test ip=198.51.100.1 id=Q1");
+  for (const char* d : {"one", "two", "three"}) r.Feed(std::string("2026-11-18T10:00:01Z relay id=Q1 to=x@") + d + ".example");
+  REQUIRE(r.Targets() == std::vector<std::string>{"198.51.100.1"});
+  auto verdicts = [](Engine& e) {
+    for (const auto& a : e.accounts().Snapshot())
+      if (a.account == "test") return a.verdicts;
+    return std::vector<std::string>{};
+  };
+  CHECK(verdicts(*r.engine) == std::vector<std::string>{"flood"});
+  // The verdict stands: a new address logging in as test is banned at once...
+  r.Feed("2026-11-18T10:01:00Z ok user=test ip=198.51.100.2");
+  CHECK(r.Targets().size() == 2);
+  // ...until the admin forgives the account (the password was changed).
+  Time at = Time(Micros(int64_t{1794996090} * 1000000));  // 10:01:30
+  r.engine->Forgive("test", at);
+  CHECK(verdicts(*r.engine).empty());
+  r.Feed("2026-11-18T10:02:00Z ok user=test ip=198.51.100.3");
+  CHECK(r.Targets().size() == 2);
+  // A new engine replaying the journal, told of the forgiveness first, has no verdict either.
+  Rig after;
+  after.engine->Forgive("test", at);
+  journal.ReplayInto(*after.engine);
+  CHECK(verdicts(*after.engine).empty());
+  after.Feed("2026-11-18T10:03:00Z ok user=test ip=198.51.100.4");
+  CHECK(after.out.orders.empty());
+  // New abuse after the forgiveness is counted afresh.
+  after.Feed("2026-11-18T10:30:00Z ok user=test ip=198.51.100.5 id=Q9");
+  for (const char* d : {"four", "five"}) after.Feed(std::string("2026-11-18T10:30:01Z relay id=Q9 to=x@") + d + ".example");
+  CHECK(after.out.orders.empty());  // 2 of 3: the 3 domains before do not count
+  after.Feed("2026-11-18T10:30:02Z relay id=Q9 to=x@six.example");
+  CHECK(after.out.orders.size() == 1);
+}
+
+TEST_CASE("an address lifted by hand is not banned again by the account verdict that stood, a new verdict may") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z ok user=test ip=198.51.100.1 id=Q1");
+  for (const char* d : {"one", "two", "three"}) r.Feed(std::string("2026-11-18T10:00:01Z relay id=Q1 to=x@") + d + ".example");
+  REQUIRE(r.out.orders.size() == 1);
+  r.out.clear();
+  r.book.Erase(*Prefix::Parse("198.51.100.1"));
+  r.engine->Exempt(*IpAddress::Parse("198.51.100.1"), Time(Micros(int64_t{1794996120} * 1000000)));  // 10:02
+  r.Feed("2026-11-18T10:05:00Z ok user=test ip=198.51.100.1");  // the owner logs in again
+  CHECK(r.out.orders.empty());
+  r.Feed("2026-11-18T10:05:01Z ok user=test ip=198.51.100.7");  // anyone else is still banned
+  CHECK(r.Targets() == std::vector<std::string>{"198.51.100.7"});
+}

@@ -171,10 +171,16 @@ int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string&
         out << Pad(Str(b, "target"), 20) << Pad(Str(b, "jail"), 10) << Pad(Str(b, "rule"), 18) << Pad(Str(b, "account"), 22)
             << Pad(rem, 11) << Printable(Str(b, "reason"), 120) << "\n";
       } else {
-        std::string v;
-        for (const auto& x : b["verdicts"]) v += (v.empty() ? "" : ",") + x.get<std::string>();
+        auto joined = [&](const char* key) {
+          std::string v;
+          if (b.contains(key) && b[key].is_array())
+            for (const auto& x : b[key])
+              if (x.is_string()) v += (v.empty() ? "" : ",") + x.get<std::string>();
+          return v;
+        };
         out << AccountTableRow({Str(b, "account"), Str(b, "auth_success"), Str(b, "auth_failure"), Str(b, "relayed"),
-                                Str(b, "recipient_domains"), Str(b, "ips"), Str(b, "last_ip"), v});
+                                Str(b, "recipient_domains"), Str(b, "ips"), Str(b, "last_ip"), joined("verdicts"),
+                                joined("targeted_by")});
       }
       ++n;
     });

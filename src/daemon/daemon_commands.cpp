@@ -276,7 +276,10 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
 void Daemon::Forgive(ClientId client, const ControlRequest& r) {
   std::vector<std::string> had;
   for (const auto& a : engine_->accounts().Snapshot())
-    if (a.account == r.target) had = a.verdicts;
+    if (a.account == r.target) {
+      had = a.verdicts;
+      had.insert(had.end(), a.targeted_by.begin(), a.targeted_by.end());
+    }
   Time now = parts_.clock->Now();
   engine_->Forgive(r.target, now);
   SaveAdminNote(kForgivenNote, r.target, now);

@@ -627,7 +627,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     if (rule.spec->key == RuleKey::kIp) {
       if (!ip_key || !rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
-      if (!ev.account.empty()) accounts.AddVerdict(ev.account, rule.spec->name);
+      if (!ev.account.empty()) accounts.AddTargeted(ev.account, rule.spec->name);
       Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out);
     } else {
       if (ev.account.empty()) continue;
@@ -640,7 +640,10 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       }
       if (!rule.account_windows.Add(ev.account, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
-      accounts.AddVerdict(ev.account, rule.spec->name);
+      // Only a rule that counts what the account did (logins, relays) says it was stolen; one
+      // that counts failures naming it says it was attacked.
+      if (rule.confirmed) accounts.AddVerdict(ev.account, rule.spec->name);
+      else accounts.AddTargeted(ev.account, rule.spec->name);
       std::string reason = rule.spec->name + ": account " + Printable(ev.account, 80) + " reached " + rule.reason;
       // Fan out to every address that used the account for this rule's kinds in the window.
       // While the bans of this rule's previous verdict on the account run, the addresses it

@@ -25,7 +25,8 @@ nlohmann::json AccountJson(const AccountView& a) {
   j["ips"] = a.ips;
   j["last_ip"] = a.last_ip ? nlohmann::json(a.last_ip->ToString()) : nlohmann::json(nullptr);
   j["last_seen"] = FormatIso8601(a.last_seen);
-  j["verdicts"] = a.verdicts;
+  j["verdicts"] = a.verdicts;        // what the account did: likely stolen
+  j["targeted_by"] = a.targeted_by;  // what was done to it: clients guessing its password were banned
   return j;
 }
 

@@ -14,7 +14,7 @@ std::string Cell(const std::string& text, size_t width);
 
 // The account table's header and one row (values already as text).
 struct AccountRow {
-  std::string account, auth_success, auth_failure, relayed, recipient_domains, ips, last_ip, verdicts;
+  std::string account, auth_success, auth_failure, relayed, recipient_domains, ips, last_ip, verdicts, targeted_by;
 };
 std::string AccountTableHeader();
 std::string AccountTableRow(const AccountRow& row);

@@ -125,10 +125,18 @@ void AccountBook::AddVerdict(std::string_view account, std::string_view rule) {
   if (std::find(v.begin(), v.end(), rule) == v.end()) v.emplace_back(rule);
 }
 
+void AccountBook::AddTargeted(std::string_view account, std::string_view rule) {
+  Entry* e = Find(account);
+  if (!e) return;
+  auto& v = e->view.targeted_by;
+  if (std::find(v.begin(), v.end(), rule) == v.end()) v.emplace_back(rule);
+}
+
 void AccountBook::ClearVerdicts(std::string_view account) {
   Entry* e = Find(account);
   if (!e) return;
   e->view.verdicts.clear();
+  e->view.targeted_by.clear();
   e->fired.clear();
 }
 

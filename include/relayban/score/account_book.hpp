@@ -27,7 +27,11 @@ struct AccountView {
   size_t ips = 0;                // distinct, saturates likewise
   std::optional<IpAddress> last_ip;
   Time last_seen{};
-  std::vector<std::string> verdicts;  // rule names, in the order they fired
+  // What the account did: account-keyed rules that reached a verdict on it (likely stolen).
+  std::vector<std::string> verdicts;
+  // What was done to it: address-keyed rules that banned clients trying it (a victim of
+  // guessing, not a thief), in the order they fired.
+  std::vector<std::string> targeted_by;
 };
 
 class AccountBook {
@@ -42,6 +46,8 @@ class AccountBook {
   void Record(std::string_view account, Outcome outcome, uint64_t kind_bit, const std::optional<IpAddress>& ip,
               std::string_view recipient_domain, Time t);
   void AddVerdict(std::string_view account, std::string_view rule);
+  // An address-keyed rule banned a client whose attempt named the account.
+  void AddTargeted(std::string_view account, std::string_view rule);
   // An admin forgave the account: its verdicts and their history go.
   void ClearVerdicts(std::string_view account);
   // Notes that the rule numbered `rule_id` reached a verdict on the account at `t`; returns

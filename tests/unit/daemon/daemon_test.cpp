@@ -346,13 +346,13 @@ TEST_CASE("a reload that changes a rule says so and recounts its events under th
   CHECK(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
 }
 
-TEST_CASE("forgive clears an account's verdicts, says who asked, and holds across a reload that replays the journal") {
+TEST_CASE("forgive clears what an account is marked with, says who asked, and holds across a reload that replays the journal") {
   Rig r("      - {name: acct, key: account, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}\n");
   REQUIRE(r.daemon->Start() == 0);
   for (int i = 1; i <= 3; ++i) r.Append(Iso(r.clock->Now()) + " fail user=alice ip=203.0.113." + std::to_string(i) + "\n");
   auto verdicts = [&]() -> json {
     for (const auto& l : r.Ask(R"({"cmd":"accounts"})"))
-      if (l.contains("account") && l["account"]["account"] == "alice") return l["account"]["verdicts"];
+      if (l.contains("account") && l["account"]["account"] == "alice") return l["account"]["targeted_by"];
     return json();
   };
   REQUIRE(r.TurnUntil([&] { return verdicts() == json::array({"acct"}); }));

@@ -484,3 +484,17 @@ TEST_CASE("an address lifted by hand is not banned again by the account verdict 
   r.Feed("2026-11-18T10:05:01Z ok user=test ip=198.51.100.7");  // anyone else is still banned
   CHECK(r.Targets() == std::vector<std::string>{"198.51.100.7"});
 }
+
+TEST_CASE("a brute force against an account bans the guesser and marks the account targeted, not stolen") {
+  Rig r;
+  for (int i = 0; i < 3; ++i) r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=alice ip=203.0.113.9");
+  REQUIRE(r.Targets() == std::vector<std::string>{"203.0.113.9"});
+  auto accounts = r.engine->accounts().Snapshot();
+  REQUIRE(accounts.size() == 1);
+  CHECK(accounts[0].account == "alice");
+  CHECK(accounts[0].verdicts.empty());  // nothing says the thief got in
+  CHECK(accounts[0].targeted_by == std::vector<std::string>{"brute"});
+  // alice logging in afterwards from her own address is not banned.
+  r.Feed("2026-11-18T10:01:00Z ok user=alice ip=198.51.100.20");
+  CHECK(r.Targets().size() == 1);
+}

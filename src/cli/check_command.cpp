@@ -111,7 +111,20 @@ int RunConfigTest(const std::string& config, bool json, std::ostream& out, std::
       j["errors"].push_back({{"file", e.where.file}, {"line", e.where.line}, {"column", e.where.column}, {"message", e.message}});
     if (c) {
       j["jails"] = nlohmann::json::array();
-      for (const auto& jail : c->jails) j["jails"].push_back(jail.name);
+      j["rules"] = nlohmann::json::object();  // the rules each jail ends up with, rule sets expanded
+      for (const auto& jail : c->jails) {
+        j["jails"].push_back(jail.name);
+        j["rules"][jail.name] = nlohmann::json::array();
+        for (const auto& r : jail.rules)
+          j["rules"][jail.name].push_back({{"name", r.name},
+                                           {"key", r.key == RuleKey::kIp ? "ip" : "account"},
+                                           {"events", r.events},
+                                           {"distinct", FieldName(r.distinct)},
+                                           {"threshold", r.threshold},
+                                           {"window_s", r.window.count()},
+                                           {"ban_s", r.ban.count()},
+                                           {"defined_at", r.where.ToString()}});
+      }
     }
     out << j.dump(2) << "\n";
     return errors.empty() ? 0 : kExitConfig;
@@ -125,6 +138,13 @@ int RunConfigTest(const std::string& config, bool json, std::ostream& out, std::
   for (const auto& j : c->jails) rules += j.rules.size();
   out << config << ": OK (" << c->jails.size() << " jails, " << c->filters.size() << " filters, " << rules
       << " rules)\n";
+  // The rules each jail ends up with (rule sets expanded, overrides applied).
+  for (const auto& j : c->jails) {
+    out << "  " << j.name << ":";
+    for (const auto& r : j.rules)
+      out << " " << r.name << " (" << r.threshold << "/" << FormatDuration(r.window) << ")";
+    out << "\n";
+  }
   return 0;
 }
 

@@ -116,6 +116,7 @@ class Reader {
   void Jails(const YAML::Node& n, Config& c);
   void Filters(const YAML::Node& n, Config& c);
   std::optional<RuleSpec> Rule(const YAML::Node& n);
+  void RuleSets(const YAML::Node& n, Config& c);
   std::optional<PatternSpec> Pattern(const YAML::Node& n, bool is_ignore);
 
   std::string file_;
@@ -126,7 +127,7 @@ class Reader {
 void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std::string, YAML::Node>>& includes) {
   if (!Keys(root, "the main configuration",
             {"state_dir", "control_socket", "control_group", "ignore", "firewall", "ban", "ipv6_prefix", "max_line",
-             "max_tracked", "hooks", "include", "jails", "filters"}))
+             "max_tracked", "hooks", "include", "jails", "filters", "rule_sets"}))
     return;
   if (auto n = root["state_dir"]) { if (auto s = Str(n, "state_dir")) c.state_dir = *s; }
   if (auto n = root["control_socket"]) { if (auto s = Str(n, "control_socket")) c.control_socket = *s; }
@@ -386,6 +387,33 @@ std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
   return r;
 }
 
+void Reader::RuleSets(const YAML::Node& n, Config& c) {
+  if (!n.IsMap()) {
+    Err(n, "rule_sets must be a mapping of rule set names to lists of rules");
+    return;
+  }
+  for (auto it = n.begin(); it != n.end(); ++it) {
+    std::string name = it->first.Scalar();
+    const YAML::Node body = it->second;
+    if (auto old = c.rule_sets.find(name); old != c.rule_sets.end()) {
+      Err(it->first, "rule set '" + name + "' is defined twice (first at " + old->second.second.ToString() + ")");
+      continue;
+    }
+    if (!body.IsSequence()) {
+      Err(body, "rule set '" + name + "' must be a list of rules");
+      continue;
+    }
+    std::vector<RuleSpec> rules;
+    std::set<std::string> names;
+    for (const auto& r : body)
+      if (auto rs = Rule(r)) {
+        if (!names.insert(rs->name).second) Err(r, "rule name '" + rs->name + "' is used twice in rule set '" + name + "'");
+        rules.push_back(std::move(*rs));
+      }
+    c.rule_sets[name] = {std::move(rules), At(it->first)};
+  }
+}
+
 void Reader::Jails(const YAML::Node& n, Config& c) {
   if (!n.IsMap()) {
     Err(n, "jails must be a mapping of jail names");
@@ -489,12 +517,43 @@ void Reader::Jails(const YAML::Node& n, Config& c) {
     }
     if (auto rules = body["rules"]) {
       if (!rules.IsSequence()) Err(rules, "rules must be a list");
-      else
-        for (const auto& r : rules)
+      else {
+        std::set<std::string> from_set;  // rules a `use:` brought in: a rule of the same name replaces one
+        for (const auto& r : rules) {
+          if (r.IsMap() && r["use"]) {
+            if (!Keys(r, "a use of a rule set", {"use", "only", "except"})) continue;
+            auto set_name = Str(r["use"], "use");
+            if (!set_name) continue;
+            auto set = c.rule_sets.find(*set_name);
+            if (set == c.rule_sets.end()) {
+              Err(r["use"], "unknown rule set '" + *set_name + "'");
+              continue;
+            }
+            std::optional<std::vector<std::string>> only, except;
+            if (r["only"]) only = StrList(r["only"], "only");
+            if (r["except"]) except = StrList(r["except"], "except");
+            for (const auto* list : {&only, &except})
+              if (*list)
+                for (const auto& n : **list)
+                  if (std::none_of(set->second.first.begin(), set->second.first.end(), [&](const RuleSpec& s) { return s.name == n; }))
+                    Err(r, "rule set '" + *set_name + "' has no rule '" + n + "'");
+            for (RuleSpec rs : set->second.first) {
+              if (only && std::find(only->begin(), only->end(), rs.name) == only->end()) continue;
+              if (except && std::find(except->begin(), except->end(), rs.name) != except->end()) continue;
+              if (rs.ban.count() < 0) rs.ban = c.ban.default_duration;
+              from_set.insert(rs.name);
+              j.rules.push_back(std::move(rs));
+            }
+            continue;
+          }
           if (auto rs = Rule(r)) {
             if (rs->ban.count() < 0) rs->ban = c.ban.default_duration;
-            j.rules.push_back(std::move(*rs));
+            auto same = std::find_if(j.rules.begin(), j.rules.end(), [&](const RuleSpec& x) { return x.name == rs->name; });
+            if (same != j.rules.end() && from_set.erase(rs->name)) *same = std::move(*rs);  // this jail's own version
+            else j.rules.push_back(std::move(*rs));
           }
+        }
+      }
     }
     c.jails.push_back(std::move(j));
   }
@@ -571,6 +630,7 @@ std::optional<Config> Load(const std::string& text, const std::string& name, con
   main.Global(root, c, includes);
   // Jails refer to the global ban default, so read it before any jail; filters first too.
   if (root.IsMap() && root["filters"]) main.Filters(root["filters"], c);
+  if (root.IsMap() && root["rule_sets"]) main.RuleSets(root["rule_sets"], c);
   std::vector<std::pair<std::string, YAML::Node>> jail_nodes;
   if (root.IsMap() && root["jails"]) jail_nodes.emplace_back(name, root["jails"]);
   for (const auto& [pattern, node] : includes) {
@@ -585,8 +645,9 @@ std::optional<Config> Load(const std::string& text, const std::string& name, con
       YAML::Node inc = ParseYaml(*inc_text, path, errors);
       if (!inc.IsDefined() || inc.IsNull()) continue;
       Reader r(path, errors, refs);
-      if (!r.Keys(inc, "an included file", {"jails", "filters"})) continue;
+      if (!r.Keys(inc, "an included file", {"jails", "filters", "rule_sets"})) continue;
       if (inc["filters"]) r.Filters(inc["filters"], c);
+      if (inc["rule_sets"]) r.RuleSets(inc["rule_sets"], c);
       if (inc["jails"]) jail_nodes.emplace_back(path, inc["jails"]);
     }
     globfree(&g);

@@ -143,6 +143,9 @@ struct Config {
   HookSpec hooks;
   std::vector<JailSpec> jails;
   std::map<std::string, FilterSpec> filters;
+  // Rules written once and used by many jails (`rules: [{use: NAME}]`), by name; each with
+  // where it was defined.
+  std::map<std::string, std::pair<std::vector<RuleSpec>, SourceLocation>> rule_sets;
 
   const JailSpec* FindJail(const std::string& name) const;
 };

@@ -182,3 +182,68 @@ TEST_CASE("a missing configuration file is a clear error") {
   REQUIRE(errors.size() == 1);
   CHECK(errors[0].ToString() == "/nonexistent/relayban.yaml: cannot read configuration file: No such file or directory");
 }
+
+TEST_CASE("rule sets are written once and used by jails, with only, except and a jail's own version") {
+  std::vector<Error> errors;
+  auto c = LoadConfigText(std::string(kFilter) + R"(
+ban: {default: 2h}
+rule_sets:
+  base:
+    - {name: a, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
+    - {name: b, key: ip, events: [auth_failure], threshold: 20, window: 1d}
+    - {name: c, key: account, events: [auth_failure], distinct: ip, threshold: 10, window: 1h, ban: 1d}
+jails:
+  all:
+    filters: [f]
+    rules: [{use: base}]
+  some:
+    filters: [f]
+    rules: [{use: base, only: [a, c]}]
+  most:
+    filters: [f]
+    rules:
+      - {use: base, except: [a]}
+      - {name: b, key: ip, events: [auth_failure], threshold: 3, window: 1h, ban: 1h}
+      - {name: d, key: ip, events: [auth_failure], threshold: 9, window: 1h, ban: 1h}
+)", "t.yaml", ".", errors);
+  INFO((errors.empty() ? "" : errors[0].ToString()));
+  REQUIRE(c);
+  auto names = [&](const char* jail) {
+    std::vector<std::string> out;
+    for (const auto& r : c->FindJail(jail)->rules) out.push_back(r.name);
+    return out;
+  };
+  CHECK(names("all") == std::vector<std::string>{"a", "b", "c"});
+  CHECK(c->FindJail("all")->rules[1].ban == Seconds(7200));  // the global default, as for a jail's own rule
+  CHECK(names("some") == std::vector<std::string>{"a", "c"});
+  CHECK(names("most") == std::vector<std::string>{"b", "c", "d"});  // b replaced in place
+  CHECK(c->FindJail("most")->rules[0].threshold == 3);
+  CHECK(c->FindJail("all")->rules[1].threshold == 20);  // the set itself is unchanged
+}
+
+TEST_CASE("rule set mistakes are errors at their line") {
+  auto e = Errors(std::string(kFilter) + R"(rule_sets:
+  base:
+    - {name: a, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
+    - {name: a, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
+  notalist: {name: x}
+jails:
+  j:
+    filters: [f]
+    rules:
+      - {use: nosuch}
+      - {use: base, only: [zz]}
+      - {use: base, sometimes: true}
+      - {name: a, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
+      - {use: base}
+)");
+  auto has = [&](const std::string& text) {
+    return std::any_of(e.begin(), e.end(), [&](const Error& x) { return x.message.find(text) != std::string::npos; });
+  };
+  CHECK(has("rule name 'a' is used twice in rule set 'base'"));
+  CHECK(has("rule set 'notalist' must be a list of rules"));
+  CHECK(has("unknown rule set 'nosuch'"));
+  CHECK(has("rule set 'base' has no rule 'zz'"));
+  CHECK(has("unknown key 'sometimes'"));
+  CHECK(has("rule name 'a' is used twice in jail 'j'"));  // a jail's own rule first, then the set's: a clash
+}

@@ -1,5 +1,6 @@
 #include "control_commands.hpp"
 
+#include <functional>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
@@ -80,6 +81,26 @@ std::optional<json> Exchange(const ClientOptions& o, const ControlRequest& req, 
   return last;
 }
 
+// Sends `req`; prints the daemon's JSON answer with --json, else what `print` makes of it.
+int Answer(const ClientOptions& o, const ControlRequest& req, std::ostream& out, std::ostream& err,
+           const std::function<void(const json&)>& print) {
+  int rc = 0;
+  auto r = Exchange(o, req, err, rc);
+  if (!r) return rc;
+  if (o.json) out << r->dump(2) << "\n";
+  else print(*r);
+  return 0;
+}
+
+// The strings of a JSON array, joined with `sep` ("" for anything else).
+std::string Joined(const json& list, const char* sep) {
+  std::string s;
+  if (list.is_array())
+    for (const auto& x : list)
+      if (x.is_string()) s += (s.empty() ? "" : sep) + x.get<std::string>();
+  return s;
+}
+
 }  // namespace
 
 int RunBan(const ClientOptions& o, const BanArgs& b, std::ostream& out, std::ostream& err) {
@@ -90,17 +111,11 @@ int RunBan(const ClientOptions& o, const BanArgs& b, std::ostream& out, std::ost
   req.reason = b.reason;
   req.force = b.force;
   if (!b.duration.empty()) req.duration = b.duration;
-  int rc = 0;
-  auto r = Exchange(o, req, err, rc);
-  if (!r) return rc;
-  if (o.json) {
-    out << r->dump(2) << "\n";
-    return 0;
-  }
-  int64_t d = (*r)["duration_s"].get<int64_t>();
-  out << "banned " << (*r)["target"].get<std::string>() << " for " << (d ? FormatDuration(Seconds(d)) : std::string("ever"))
-      << "\n";
-  return 0;
+  return Answer(o, req, out, err, [&](const json& r) {
+    int64_t d = r["duration_s"].get<int64_t>();
+    out << "banned " << r["target"].get<std::string>() << " for " << (d ? FormatDuration(Seconds(d)) : std::string("ever"))
+        << "\n";
+  });
 }
 
 int RunUnban(const ClientOptions& o, const std::string& target, bool all, std::ostream& out, std::ostream& err) {
@@ -108,40 +123,27 @@ int RunUnban(const ClientOptions& o, const std::string& target, bool all, std::o
   req.command = ControlRequest::Command::kUnban;
   req.target = target;
   req.all = all;
-  int rc = 0;
-  auto r = Exchange(o, req, err, rc);
-  if (!r) return rc;
-  if (o.json) {
-    out << r->dump(2) << "\n";
-    return 0;
-  }
-  if (all) {
-    size_t n = r->value("removed_count", size_t{0});
-    out << (n ? "unbanned " + std::to_string(n) + (n == 1 ? " ban" : " bans") + "\n" : std::string("no bans were active\n"));
-    return 0;
-  }
-  auto removed = (*r)["removed"];
-  if (removed.empty()) out << target << " was not banned (removed from the firewall anyway)\n";
-  for (const auto& t : removed) out << "unbanned " << t.get<std::string>() << "\n";
-  return 0;
+  return Answer(o, req, out, err, [&](const json& r) {
+    if (all) {
+      size_t n = r.value("removed_count", size_t{0});
+      out << (n ? "unbanned " + std::to_string(n) + (n == 1 ? " ban" : " bans") + "\n" : std::string("no bans were active\n"));
+      return;
+    }
+    const json& removed = r["removed"];
+    if (removed.empty()) out << target << " was not banned (removed from the firewall anyway)\n";
+    for (const auto& t : removed) out << "unbanned " << t.get<std::string>() << "\n";
+  });
 }
 
 int RunForgive(const ClientOptions& o, const std::string& account, std::ostream& out, std::ostream& err) {
   ControlRequest req;
   req.command = ControlRequest::Command::kForgive;
   req.target = account;
-  int rc = 0;
-  auto r = Exchange(o, req, err, rc);
-  if (!r) return rc;
-  if (o.json) {
-    out << r->dump(2) << "\n";
-    return 0;
-  }
-  std::string lifted;
-  for (const auto& v : (*r)["verdicts_lifted"]) lifted += (lifted.empty() ? "" : ", ") + v.get<std::string>();
-  out << "forgave " << Printable(account, 200) << ": "
-      << (lifted.empty() ? std::string("it had no verdict") : "lifted " + lifted) << "; its counts start afresh\n";
-  return 0;
+  return Answer(o, req, out, err, [&](const json& r) {
+    std::string lifted = Joined(r["verdicts_lifted"], ", ");
+    out << "forgave " << Printable(account, 200) << ": "
+        << (lifted.empty() ? std::string("it had no verdict") : "lifted " + lifted) << "; its counts start afresh\n";
+  });
 }
 
 int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string& jail, std::ostream& out, std::ostream& err) {
@@ -171,13 +173,7 @@ int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string&
         out << Pad(Str(b, "target"), 20) << Pad(Str(b, "jail"), 10) << Pad(Str(b, "rule"), 18) << Pad(Str(b, "account"), 22)
             << Pad(rem, 11) << Printable(Str(b, "reason"), 120) << "\n";
       } else {
-        auto joined = [&](const char* key) {
-          std::string v;
-          if (b.contains(key) && b[key].is_array())
-            for (const auto& x : b[key])
-              if (x.is_string()) v += (v.empty() ? "" : ",") + x.get<std::string>();
-          return v;
-        };
+        auto joined = [&](const char* key) { return b.contains(key) ? Joined(b[key], ",") : std::string(); };
         out << AccountTableRow({Str(b, "account"), Str(b, "auth_success"), Str(b, "auth_failure"), Str(b, "relayed"),
                                 Str(b, "recipient_domains"), Str(b, "ips"), Str(b, "last_ip"), joined("verdicts"),
                                 joined("targeted_by")});

@@ -125,6 +125,15 @@ void BanLedger::ResaveAll() {
   }
 }
 
+void BanLedger::End(const Prefix& target, Entry& e, State state, How how, int64_t at_us) {
+  Deactivate(e);
+  e.state = state;
+  e.how = how;
+  e.ended_us = at_us;
+  QueueStore(target, e);
+  e.end_pending = true;
+}
+
 void BanLedger::QueueStore(const Prefix& target, Entry& e) {
   // One place in the queue per target: the flush writes whatever the entry owes by then.
   if (e.save_pending || e.end_pending) return;
@@ -209,13 +218,8 @@ bool BanLedger::Unban(const Prefix& target, bool urgent) {
     return false;
   }
   Entry& e = entries_.ValueAt(i);
-  Deactivate(e);
-  e.state = State::kLifting;
-  e.how = How::kUnban;
-  e.ended_us = Us(clock_.Now());
+  End(target, e, State::kLifting, How::kUnban, Us(clock_.Now()));
   QueueKernel(target, e, urgent);
-  QueueStore(target, e);
-  e.end_pending = true;
   ++stats_.unbans;
   return true;
 }
@@ -242,12 +246,7 @@ size_t BanLedger::UnbanAll() {
       done.push_back(entries_.KeyAt(i));
       continue;
     }
-    Deactivate(e);
-    e.state = State::kLifting;
-    e.how = How::kUnban;
-    e.ended_us = now;
-    QueueStore(entries_.KeyAt(i), e);
-    e.end_pending = true;
+    End(entries_.KeyAt(i), e, State::kLifting, How::kUnban, now);
     ++stats_.unbans;
     ++n;
   }
@@ -400,12 +399,7 @@ void BanLedger::Tick() {
     if (i == entries_.kNone) continue;
     Entry& e = entries_.ValueAt(i);
     if (e.state != State::kActive || e.end_us != end) continue;  // lifted, or banned anew since
-    Deactivate(e);
-    e.state = State::kEnded;
-    e.how = How::kExpired;
-    e.ended_us = end;
-    QueueStore(target, e);
-    e.end_pending = true;
+    End(target, e, State::kEnded, How::kExpired, end);
     ++stats_.expired;
     // A ban still queued for the kernel need not reach it any more.
     MaybeErase(target);
@@ -617,12 +611,7 @@ Result<void> BanLedger::RemoveAll() {
     if (!entries_.Used(i)) continue;
     Entry& e = entries_.ValueAt(i);
     if (e.state != State::kActive) continue;
-    Deactivate(e);
-    e.state = State::kEnded;
-    e.how = How::kFlushed;
-    e.ended_us = now;
-    QueueStore(entries_.KeyAt(i), e);
-    e.end_pending = true;
+    End(entries_.KeyAt(i), e, State::kEnded, How::kFlushed, now);
     e.kernel_pending = false;
   }
   return r;

@@ -171,6 +171,8 @@ class BanLedger : public BanBook {
   ActiveBan MakeBan(const Prefix& p, const Entry& e) const;
   void Activate(const Prefix& target, Entry& e);
   void Deactivate(Entry& e);
+  // Ends an active ban here (lifted or ended, how and when) and owes its end to the store.
+  void End(const Prefix& target, Entry& e, State state, How how, int64_t at_us);
   void QueueKernel(const Prefix& target, Entry& e, bool urgent = false);
   void QueueStore(const Prefix& target, Entry& e);
   void MaybeErase(const Prefix& target);

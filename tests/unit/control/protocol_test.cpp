@@ -23,6 +23,17 @@ TEST_CASE("every command parses, with its fields and defaults") {
   CHECK(s->command == C::kStatus);
   CHECK(s->jail == "postfix");
   for (const char* cmd : {"list", "accounts", "reload"}) CHECK(ParseControlRequest(std::string(R"({"cmd":")") + cmd + "\"}"));
+  auto f = ParseControlRequest(R"({"cmd":"forgive","target":"test@example.com"})");
+  REQUIRE(f);
+  CHECK(f->command == C::kForgive);
+  CHECK(f->target == "test@example.com");
+  ControlRequest back;
+  back.command = C::kForgive;
+  back.target = "a b\"c";
+  auto again = ParseControlRequest(FormatControlRequest(back));
+  REQUIRE(again);
+  CHECK(again->command == C::kForgive);
+  CHECK(again->target == back.target);
 }
 
 TEST_CASE("a request written by the client is read back the same") {
@@ -45,11 +56,14 @@ TEST_CASE("a request written by the client is read back the same") {
 TEST_CASE("malformed requests are refused with a message, never an exception") {
   for (const char* bad : {"", "not json", "[1,2]", "{}", R"({"cmd":5})", R"({"cmd":"nosuch"})", R"({"cmd":"ban"})",
                           R"({"cmd":"ban","target":5})", R"({"cmd":"ban","target":"x","force":"yes"})",
-                          R"({"cmd":"unban"})", "\xff\xfe", R"({"cmd":"status","jail":["a"]})"}) {
+                          R"({"cmd":"unban"})", "\xff\xfe", R"({"cmd":"status","jail":["a"]})", R"({"cmd":"forgive"})"}) {
     auto r = ParseControlRequest(bad);
     INFO(bad);
     CHECK_FALSE(r);
     CHECK_FALSE(r.error().message.empty());
   }
+  auto long_target = ParseControlRequest(R"({"cmd":"forgive","target":")" + std::string(2000, 'a') + "\"}");
+  REQUIRE_FALSE(long_target);
+  CHECK(long_target.error().message == "the target is too long");
   CHECK(ErrorAnswer("no\xff") == "{\"error\":\"no\xEF\xBF\xBD\",\"ok\":false}");  // valid UTF-8 out
 }

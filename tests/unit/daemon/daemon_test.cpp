@@ -284,8 +284,8 @@ TEST_CASE("a clean stop notes the firewall generation, and a start with nothing 
   }
   SECTION("unchanged: the store's bans are assumed, the kernel is not listed, nothing is added again") {
     Rig r;
-    r.store->SaveBan({*Prefix::Parse("203.0.113.5"), "j", "brute", "", "r", r.clock->Now() - Seconds(10),
-                      r.clock->Now() + Seconds(3590), "rule"});
+    REQUIRE(r.store->SaveBan({*Prefix::Parse("203.0.113.5"), "j", "brute", "", "r", r.clock->Now() - Seconds(10),
+                              r.clock->Now() + Seconds(3590), "rule"}));
     r.fw->bans[*Prefix::Parse("203.0.113.5")] = Seconds(3600);
     r.store->notes["kernel_as_left"] = std::to_string(r.fw->generation) + " relayban";
     REQUIRE(r.daemon->Start() == 0);
@@ -301,8 +301,8 @@ TEST_CASE("a clean stop notes the firewall generation, and a start with nothing 
   SECTION("someone committed since (or another table): the kernel is listed and what it lacks is added") {
     for (std::string note : {"0 relayban", "1 othertable"}) {
       Rig r;
-      r.store->SaveBan({*Prefix::Parse("203.0.113.5"), "j", "brute", "", "r", r.clock->Now() - Seconds(10),
-                        r.clock->Now() + Seconds(3590), "rule"});
+      REQUIRE(r.store->SaveBan({*Prefix::Parse("203.0.113.5"), "j", "brute", "", "r", r.clock->Now() - Seconds(10),
+                                r.clock->Now() + Seconds(3590), "rule"}));
       r.fw->generation = 1;
       r.store->notes["kernel_as_left"] = note;
       REQUIRE(r.daemon->Start() == 0);
@@ -375,4 +375,13 @@ TEST_CASE("forgive clears what an account is marked with, says who asked, and ho
   CHECK(r.store->notes["exempted_addresses"].find("\"203.0.113.9\"") != std::string::npos);
   CHECK(r.Logged("unban 203.0.113.9 (asked by a local call)"));
   CHECK(r.Ask(R"({"cmd":"forgive"})").back()["ok"] == false);  // an account is needed
+}
+
+TEST_CASE("damaged admin notes in the state database are ignored, the daemon starts and counts") {
+  Rig r;
+  r.store->notes["forgiven_accounts"] = "not json";
+  r.store->notes["exempted_addresses"] = R"({"not an address": 5, "203.0.113.9": "later"})";
+  REQUIRE(r.daemon->Start() == 0);
+  r.Failures("203.0.113.9", 3);
+  CHECK(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
 }

@@ -20,6 +20,7 @@ pid=
 cleanup() {
   [ -n "$pid" ] && kill -9 "$pid" 2>/dev/null
   pkill -9 -f "relayban-durability-hook" 2>/dev/null
+  [ -n "${hang:-}" ] && pkill -9 -f "sleep $hang" 2>/dev/null
   nft delete table inet relayban 2>/dev/null
   umount "$work/tinydisk" "$work/fulldisk" 2>/dev/null
   rm -rf "$work"
@@ -217,27 +218,32 @@ fast_run fast-dateext 10.15 dateext
 
 # 6. Hooks that hang and leave children: a bounded number run, the time limit kills their
 # groups, and nothing is left under PID 1.
-cat > "$work/hook.sh" <<'SH'
+# The hooks sleep for a time unique to this run (300.<pid>), so processes of another suite
+# running beside this one (the PID namespace is shared) are never counted.
+hang="300.$$"
+cat > "$work/hook.sh" <<SH
 #!/bin/sh
 # relayban-durability-hook: starts a child and hangs.
-sleep 300 &
-exec sleep 300
+sleep $hang &
+exec sleep $hang
 SH
 chmod +x "$work/hook.sh"
 c=$(config hooks "hooks: {timeout: 1s, max_running: 4, max_queued: 1000}" "    on_ban: [$work/hook.sh, \"{ip}\"]")
 start_daemon "$c" "$work/hooks/daemon.log"
 fails "$(log_of hooks)" 10.12.0 40 3
 hooks_done() { status_json "$c" | python3 -c 'import json,sys; h=json.load(sys.stdin)["hooks"]; sys.exit(0 if h["killed"] >= 40 and h["running"] == 0 else 1)'; }
+hanging() { pgrep -c -f "sleep $hang" || true; }
 most=0
 for _ in $(seq 1500); do
-  n=$(pgrep -c -f "sleep 300" || true)
+  n=$(hanging)
   [ "$n" -gt "$most" ] && most=$n
   hooks_done && break
   sleep 0.01
 done
 check "40 bans ran their hooks, each group killed at its time limit" hooks_done
 check "at most 4 hooks ran at once (2 processes each; $most seen)" test "$most" -le 8
-check "and nothing they started is left running" until_true test "$(pgrep -c -f 'sleep 300' || true)" -eq 0
+none_hanging() { [ "$(hanging)" -eq 0 ]; }
+check "and nothing they started is left running" until_true none_hanging
 stop_daemon
 nft delete table inet relayban
 

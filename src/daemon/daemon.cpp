@@ -413,7 +413,7 @@ void Daemon::Tick() {
   }
   // Log globs may match files that appear later (a new qmail service's log directory).
   if (ticks_ % 10 == 0) {
-    ActivationPlan plan = PlanActivation(config_, *parts_.probe);
+    ActivationPlan plan = PlanActivation(config_, *parts_.probe, sources_->journal_jails());
     std::vector<std::string> paths;
     for (const auto& f : plan.files) paths.push_back(f.path);
     if (!sources_->FollowsAll(paths)) {

@@ -8,7 +8,7 @@
 
 namespace relayban {
 
-ActivationPlan PlanActivation(const Config& config, const HostProbe& probe) {
+ActivationPlan PlanActivation(const Config& config, const HostProbe& probe, const std::vector<std::string>& on_journal) {
   ActivationPlan plan;
   for (const JailSpec& j : config.jails) {
     JailState st{j.name, false, ""};
@@ -60,9 +60,16 @@ ActivationPlan PlanActivation(const Config& config, const HostProbe& probe) {
     for (const auto& l : j.logs)
       if (!l.path.empty())
         for (const auto& p : probe.expand(l.path)) any_file = any_file || probe.exists(p);
+    // No log file yet but a journal: the jail reads the journal, and only the journal. A
+    // file that appears later (rsyslog starting after us) carries the same lines again; it
+    // is read from the next start or reload on, from its end (see SourceSet::Follow).
+    bool keep = std::find(on_journal.begin(), on_journal.end(), j.name) != on_journal.end();
+    bool journal_used = false;
+    for (const auto& l : j.logs)
+      journal_used = journal_used || ((!any_file || keep) && l.path.empty() && probe.journal_present(l));
     for (const auto& l : j.logs) {
       if (l.path.empty()) {
-        if (any_file || !probe.journal_present(l)) continue;
+        if (!journal_used || !probe.journal_present(l)) continue;
         std::string key;
         for (const auto& m : l.journal_match) key += m + ",";
         key += "@" + l.journal_directory;
@@ -74,6 +81,7 @@ ActivationPlan PlanActivation(const Config& config, const HostProbe& probe) {
       }
       // Every match of a glob, whether it exists yet or not (a plain path that does not
       // exist yet is followed from when it appears).
+      if (journal_used) continue;
       for (const auto& path : probe.expand(l.path)) {
         FilePlan& fp = files[path];
         fp.path = path;

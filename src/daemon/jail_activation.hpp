@@ -45,7 +45,9 @@ struct ActivationPlan {
   std::vector<JournalPlan> journals;
 };
 
-ActivationPlan PlanActivation(const Config& config, const HostProbe& probe);
+// `on_journal`: jails that read a journal now and keep it (the periodic re-plan), even if
+// a log file has appeared since: its first lines were read from the journal already.
+ActivationPlan PlanActivation(const Config& config, const HostProbe& probe, const std::vector<std::string>& on_journal = {});
 
 // The real host: access(2), glob(3), and installed systemd units for journald matches.
 HostProbe RealHostProbe();

@@ -24,6 +24,9 @@ Result<int> SourceSet::Open() {
 }
 
 void SourceSet::Follow(const ActivationPlan& plan, const AddSource& add, const Progress& saved, bool initial) {
+  // Jails that read a journal until now: a file they switch to carries the lines already
+  // read from the journal, so it is read from its end, not from its first line.
+  std::vector<std::string> on_journal = journal_jails();
   std::map<std::string, File> files;
   for (const FilePlan& fp : plan.files) {
     auto id = add(fp.jails, fp.stamp);
@@ -44,7 +47,10 @@ void SourceSet::Follow(const ActivationPlan& plan, const AddSource& add, const P
         if (p.path == fp.path) mine.push_back(p);
       // Without a saved position: at (re)load old lines are history; a file that appeared
       // while we ran is new from its first line.
-      f.tail->Start(mine, mine.empty() && !initial);
+      bool was_journal = std::any_of(fp.jails.begin(), fp.jails.end(), [&](const std::string& jail) {
+        return std::find(on_journal.begin(), on_journal.end(), jail) != on_journal.end();
+      });
+      f.tail->Start(mine, mine.empty() && !initial && !was_journal);
     }
     // Watch the directory: it reports changes to the file, and its creation and renames.
     std::string dir = std::filesystem::path(fp.path).parent_path().string();
@@ -176,6 +182,12 @@ std::vector<int> SourceSet::journal_fds() const {
   std::vector<int> out;
   for (const auto& [name, j] : journals_)
     if (j.reader->fd() >= 0) out.push_back(j.reader->fd());
+  return out;
+}
+
+std::vector<std::string> SourceSet::journal_jails() const {
+  std::vector<std::string> out;
+  for (const auto& [name, j] : journals_) out.insert(out.end(), j.jails.begin(), j.jails.end());
   return out;
 }
 

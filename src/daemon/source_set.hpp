@@ -55,6 +55,7 @@ class SourceSet {
 
   Progress progress() const;
   std::vector<int> journal_fds() const;
+  std::vector<std::string> journal_jails() const;  // the jails a journal feeds now
   size_t file_count() const { return files_.size(); }
   // For status: every source with its jails and whether it is open.
   struct SourceInfo {

@@ -3,6 +3,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <set>
 
 #include "relayban/config/config_loader.hpp"
@@ -104,6 +105,25 @@ TEST_CASE("without its log file a jail reads the journal of its unit") {
   REQUIRE(plan.journals.size() == 1);
   CHECK(plan.journals[0].jails == std::vector<std::string>{"postfix"});
   CHECK(plan.journals[0].matches == std::vector<std::string>{"_SYSTEMD_UNIT=postfix@-.service"});
+  // Only the journal: mail.log appearing later (rsyslog started after us) would carry the
+  // same lines a second time and count every attempt twice.
+  for (const auto& f : plan.files)
+    CHECK(std::find(f.jails.begin(), f.jails.end(), "postfix") == f.jails.end());
+}
+
+TEST_CASE("a jail that reads the journal keeps it when its log file appears; a fresh plan takes the file") {
+  FakeHost host;
+  host.files = {"/usr/sbin/postfix", "/var/log/mail.log"};
+  host.units = {"_SYSTEMD_UNIT=postfix@-.service"};
+  auto kept = PlanActivation(Load(), host.Probe(), {"postfix"});
+  REQUIRE(kept.journals.size() == 1);
+  CHECK(kept.journals[0].jails == std::vector<std::string>{"postfix"});
+  for (const auto& f : kept.files) CHECK(std::find(f.jails.begin(), f.jails.end(), "postfix") == f.jails.end());
+  auto fresh = PlanActivation(Load(), host.Probe());
+  CHECK(fresh.journals.empty());
+  bool file = false;
+  for (const auto& f : fresh.files) file = file || (f.path == "/var/log/mail.log" && std::find(f.jails.begin(), f.jails.end(), "postfix") != f.jails.end());
+  CHECK(file);
 }
 
 TEST_CASE("a jail without detect paths is on when one of its logs (a glob) exists, with its stamp format") {

@@ -1,0 +1,143 @@
+# Helpers for the system tests (sourced): Debian roots built with mmdebstrap, booted with
+# systemd-nspawn inside a network namespace of their own, attacked from a second namespace.
+# Nothing here touches the host's network, firewall or services.
+passed=0; failed=0
+ok()   { passed=$((passed + 1)); echo "ok - $1"; }
+fail() { failed=$((failed + 1)); echo "FAILED - $1"; }
+check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then ok "$what"; else fail "$what"; fi; }
+# Until "$@" succeeds, for up to $limit seconds (default 60). Waits for the thing itself.
+until_true() {
+  local end=$(( $(date +%s) + ${limit:-60} ))
+  while :; do
+    "$@" >/dev/null 2>&1 && return 0
+    [ "$(date +%s)" -ge "$end" ] && return 1
+    sleep 0.1
+  done
+}
+
+cache=${RELAYBAN_SYSTEM_CACHE:-/var/cache/relayban-system-test}
+# The host's Debian mirror (the same apt sources serve every suite), else deb.debian.org.
+mirror() {
+  local m
+  m=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null | grep -v '^ *#' \
+        | grep -o -E 'https?://[^ ]+/debian/?( |$)' | grep -v security | head -n 1 | tr -d ' ')
+  echo "${m:-http://deb.debian.org/debian}"
+}
+
+# A root file system as a tarball: suite $1, packages $2 (comma separated). Cached by both,
+# so a second run on the same machine does not download again.
+root_tarball() {
+  local suite=$1 pkgs=$2 key tar
+  key=$(printf '%s %s' "$suite" "$pkgs" | sha256sum | cut -c1-16)
+  tar=$cache/$suite-$key.tar
+  mkdir -p "$cache"
+  if [ ! -s "$tar" ]; then
+    mmdebstrap --variant=minbase --format=tar --include="$pkgs" "$suite" "$tar.part" "$(mirror)" > "$cache/$suite-$key.log" 2>&1 \
+      || { tail -n 20 "$cache/$suite-$key.log" >&2; return 1; }
+    mv "$tar.part" "$tar"
+  fi
+  echo "$tar"
+}
+
+# The packages a .deb depends on, comma separated (the root is built with them).
+deb_depends() {
+  dpkg-deb -f "$1" Depends | tr ',' '\n' | sed 's/(.*//; s/|.*//; s/ //g' | grep -v '^$' | paste -sd,
+}
+
+# Unpacks tarball $1 into a fresh folder ($ct_dir) named after the test.
+unpack_root() {
+  ct_dir=$(mktemp -d "${TMPDIR:-/tmp}/relayban-ct.XXXXXX")
+  tar -xf "$1" -C "$ct_dir"
+  echo "relayban-ct" > "$ct_dir/etc/hostname"
+}
+# Runs a command in the root before it boots (no services start: policy-rc.d).
+in_root() {
+  printf '#!/bin/sh\nexit 101\n' > "$ct_dir/usr/sbin/policy-rc.d"; chmod +x "$ct_dir/usr/sbin/policy-rc.d"
+  local rc=0
+  chroot "$ct_dir" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive "$@" || rc=$?
+  rm -f "$ct_dir/usr/sbin/policy-rc.d"
+  return $rc
+}
+
+# Two namespaces joined by a veth pair: $srv_ns (the mail host: 10.77.0.1, fd77::1) and
+# $atk_ns (the clients: 10.77.0.2-.40 and .100, fd77::2-::9, each client binds its own).
+net_up() {
+  srv_ns=rbsrv$$; atk_ns=rbatk$$
+  ip netns add "$srv_ns"; ip netns add "$atk_ns"
+  ip link add rbs$$ type veth peer name rba$$
+  ip link set rbs$$ netns "$srv_ns"; ip link set rba$$ netns "$atk_ns"
+  ip -n "$srv_ns" link set lo up; ip -n "$atk_ns" link set lo up
+  ip -n "$srv_ns" link set rbs$$ name eth0; ip -n "$srv_ns" addr add 10.77.0.1/24 dev eth0
+  ip -n "$srv_ns" addr add fd77::1/64 dev eth0 nodad
+  local i
+  for i in $(seq 2 40) 100; do ip -n "$atk_ns" addr add 10.77.0.$i/24 dev rba$$; done
+  for i in $(seq 2 9); do ip -n "$atk_ns" addr add fd77::$i/64 dev rba$$ nodad; done
+  ip -n "$srv_ns" link set eth0 up; ip -n "$atk_ns" link set rba$$ up
+}
+net_down() {
+  [ -n "${srv_ns:-}" ] && ip netns del "$srv_ns" 2>/dev/null
+  [ -n "${atk_ns:-}" ] && ip netns del "$atk_ns" 2>/dev/null
+  srv_ns=; atk_ns=
+}
+# From the clients' namespace.
+atk() { ip netns exec "$atk_ns" "$@"; }
+
+# Boots the root with systemd inside $srv_ns; waits until systemd says it is up.
+boot() {
+  systemd-nspawn -D "$ct_dir" --boot --register=no --keep-unit --capability=CAP_NET_ADMIN \
+    --network-namespace-path=/run/netns/"$srv_ns" --quiet --console=pipe </dev/null >"$ct_dir.console" 2>&1 &
+  ct_nspawn=$!
+  limit=60 until_true leader_known || { echo "the container did not start" >&2; tail "$ct_dir.console" >&2; return 1; }
+  limit=120 until_true ct systemctl is-system-running --wait
+  local state; state=$(ct systemctl is-system-running 2>/dev/null)
+  echo "   container up: systemd says '$state'"
+}
+leader_known() { ct_leader=$(pgrep -P "$ct_nspawn" | head -n 1); [ -n "$ct_leader" ]; }
+# Runs a command inside the booted container.
+ct() { nsenter -t "$ct_leader" -a /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
+shutdown_ct() {
+  [ -n "${ct_nspawn:-}" ] || return 0
+  ct systemctl poweroff >/dev/null 2>&1 || kill -TERM "$ct_nspawn" 2>/dev/null
+  limit=60 until_true bash -c "! kill -0 $ct_nspawn" || kill -9 "$ct_nspawn" 2>/dev/null
+  wait "$ct_nspawn" 2>/dev/null
+  ct_nspawn=
+}
+cleanup_ct() {
+  shutdown_ct
+  [ -n "${ct_dir:-}" ] && rm -rf "$ct_dir" "$ct_dir.console"
+  ct_dir=
+}
+
+# relayban inside the container.
+rb() { ct relayban "$@"; }
+# The addresses and networks in the kernel's ban sets, sorted, one per line.
+kernel_bans() {
+  ct nft -j list table inet relayban | python3 -c '
+import json, sys
+out = set()
+for item in json.load(sys.stdin)["nftables"]:
+    s = item.get("set")
+    if not s or s["name"] not in ("ban4", "ban6", "ban4_net", "ban6_net"): continue
+    for e in s.get("elem", []):
+        v = e["elem"]["val"] if isinstance(e, dict) and "elem" in e else e
+        if isinstance(v, dict) and "prefix" in v: v = "%s/%d" % (v["prefix"]["addr"], v["prefix"]["len"])
+        elif isinstance(v, dict) and "range" in v: v = "%s-%s" % tuple(v["range"])
+        out.add(str(v))
+print("\n".join(sorted(out)))'
+}
+# True when the kernel holds exactly the addresses given (sorted compare).
+kernel_holds_exactly() { [ "$(kernel_bans)" = "$(printf '%s\n' "$@" | sort)" ]; }
+# True when a TCP connection from source $1 to the mail host's port $2 gets the banner.
+reaches() { atk python3 "$here/mailclient.py" banner "$1" "$2"; }
+not() { ! "$@"; }
+# On a failure: what the mail host logged about each address given, and what relayban saw.
+diagnose() {
+  local a
+  for a in "$@"; do
+    a=${a%/64}; a=${a%::}
+    echo "   --- log lines naming $a"
+    ct sh -c "cat /var/log/mail.log 2>/dev/null || journalctl --no-pager -o short-iso" | grep -F "$a" | tail -n 12 | cut -c1-260 | sed 's/^/   /'
+  done
+  echo "   --- relayban status"
+  rb status | head -n 30 | sed 's/^/   /'
+}

@@ -1,0 +1,173 @@
+#!/usr/bin/env bash
+# Debian's own Postfix (SASL through Dovecot) and Dovecot IMAP/POP3, with the relayban
+# package, booted under systemd in a container of their own network namespace and attacked
+# from a second namespace with real clients (swaks, imaplib, poplib).
+# usage: tests/system/postfix_dovecot.sh RELAYBAN.deb [SUITE]   (as root; SUITE: bookworm)
+set -uo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+. "$here/lib.sh"
+deb=$1; suite=${2:-bookworm}
+trap 'cleanup_ct; net_down' EXIT
+echo "# Postfix + Dovecot on Debian $suite"
+
+pkgs="systemd-sysv,dbus,iproute2,nftables,procps,rsyslog,postfix,dovecot-imapd,dovecot-pop3d,$(deb_depends "$deb")"
+tar=$(root_tarball "$suite" "$pkgs") || { fail "mmdebstrap builds a $suite root"; exit 1; }
+unpack_root "$tar"
+cp "$deb" "$ct_dir/tmp/relayban.deb"
+check "the package installs in a $suite root" in_root dpkg -i /tmp/relayban.deb
+
+# The mail host: example.org, users with passwords; 'test' has the password 'test'.
+printf 'nameserver 127.0.0.1\n' > "$ct_dir/etc/resolv.conf"
+users="alice bob carol dave erin test"
+for u in $users; do in_root useradd -m "$u"; done
+for u in $users; do
+  if [ "$u" = test ]; then echo "test:{PLAIN}test"; else echo "$u:{PLAIN}$u-Secret-77"; fi
+done > "$ct_dir/etc/dovecot/users"
+in_root postconf -e myhostname=mail.example.org mydomain=example.org \
+  'mydestination=example.org, localhost' inet_interfaces=all inet_protocols=all \
+  'mynetworks=127.0.0.0/8 [::1]/128' smtpd_tls_security_level=none smtp_tls_security_level=none \
+  smtpd_sasl_auth_enable=yes smtpd_sasl_type=dovecot smtpd_sasl_path=private/auth \
+  'smtpd_relay_restrictions=permit_mynetworks, permit_sasl_authenticated, reject_unauth_destination'
+sed -i 's/^!include auth-system.conf.ext/#&/' "$ct_dir/etc/dovecot/conf.d/10-auth.conf"
+cat > "$ct_dir/etc/dovecot/conf.d/99-relayban-test.conf" <<'EOF'
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+ssl = no
+passdb {
+  driver = passwd-file
+  args = scheme=PLAIN username_format=%u /etc/dovecot/users
+}
+userdb {
+  driver = passwd
+}
+service auth {
+  unix_listener /var/spool/postfix/private/auth {
+    mode = 0660
+    user = postfix
+    group = postfix
+  }
+}
+EOF
+
+net_up
+boot || { fail "the container boots"; exit 1; }
+check "relayban.service is active (Type=notify)" until_true ct systemctl is-active relayban
+check "Postfix and Dovecot run" until_true ct systemctl is-active postfix dovecot
+check "Postfix listens" until_true reaches 10.77.0.100 25
+status=$(rb status --json)
+jails=$(echo "$status" | python3 -c 'import json,sys; print(" ".join(sorted(j["name"] for j in json.load(sys.stdin)["jails"] if j.get("enabled"))))')
+if [ "$jails" = "dovecot postfix" ]; then ok "enabled: auto turns on exactly the postfix and dovecot jails"
+else fail "enabled: auto turns on exactly the postfix and dovecot jails (got: $jails)"; fi
+
+smtp() {  # smtp SRC [swaks options...]: one SMTP session from SRC
+  local src=$1; shift
+  local server=10.77.0.1; case $src in *:*) server=fd77::1 ;; esac
+  atk swaks --server "$server" --local-interface "$src" --timeout 30 --hide-all "$@" >/dev/null 2>&1
+}
+smtp_auth_fail() {  # smtp_auth_fail SRC USER TIMES
+  local i
+  for i in $(seq "$3"); do smtp "$1" --auth PLAIN --auth-user "$2" --auth-password "wrong-$i" --quit-after AUTH -t "$2@example.org"; done
+}
+
+echo "# attacks from the second namespace (in parallel)"
+pids=()
+smtp_auth_fail 10.77.0.2 alice 6 &                                # SMTP AUTH brute force
+pids+=($!)
+(for u in alice bob carol dave erin test; do smtp_auth_fail 10.77.0.3 "$u" 1; done) &   # password spray
+pids+=($!)
+atk python3 "$here/mailclient.py" imap 10.77.0.4 bob wrong 6 >/dev/null &     # IMAP brute force
+pids+=($!)
+atk python3 "$here/mailclient.py" pop 10.77.0.5 carol wrong 6 >/dev/null &    # POP3 brute force
+pids+=($!)
+atk python3 "$here/mailclient.py" imap fd77::5 alice wrong 6 >/dev/null &     # IMAP over IPv6
+pids+=($!)
+rcpts=$(for i in $(seq -w 1 25); do printf 'sales@shop%s.example,' "$i"; done)
+smtp 10.77.0.6 --auth PLAIN --auth-user test --auth-password test -f test@example.org -t "${rcpts%,}" &
+pids+=($!)
+(  # an honest user: logs in, sends to a colleague and one customer, reads mail
+  smtp 10.77.0.100 --auth PLAIN --auth-user bob --auth-password bob-Secret-77 -f bob@example.org \
+    -t alice@example.org,orders@customer.example
+  atk python3 "$here/mailclient.py" imap 10.77.0.100 bob bob-Secret-77 2 >/dev/null
+  atk python3 "$here/mailclient.py" pop 10.77.0.100 bob bob-Secret-77 1 >/dev/null
+) &
+pids+=($!)
+(  # injection: text naming the honest address in HELO, MAIL FROM, user names, recipients
+  v=10.77.0.100
+  smtp 10.77.0.7 --ehlo "$v" -f "x@[$v]" --auth PLAIN --auth-user "rip=$v" --auth-password x --quit-after AUTH
+  smtp 10.77.0.7 --ehlo "[$v]" --auth LOGIN --auth-user "bob@[$v]" --auth-password x --quit-after AUTH
+  smtp 10.77.0.7 --auth PLAIN --auth-user "x, sasl_username=y client=unknown[$v]" --auth-password x --quit-after AUTH
+  smtp 10.77.0.7 --ehlo "unknown[$v]" -f "<$v>@example.org" -t "\"rip=$v\"@example.org"
+  smtp 10.77.0.7 -f "a@example.org" -t "user@[$v]"
+  atk python3 "$here/mailclient.py" imap 10.77.0.7 "x rip=$v" wrong 1 >/dev/null
+) &
+pids+=($!)
+wait "${pids[@]}"   # the attack clients only (the container runs in the background too)
+
+expected="10.77.0.2 10.77.0.3 10.77.0.4 10.77.0.5 10.77.0.6 fd77::/64"
+holds_all() { local b; b=$(kernel_bans); for a in $expected; do grep -qxF "$a" <<<"$b" || return 1; done; }
+if limit=180 until_true holds_all; then ok "the attackers are banned in the kernel: $expected"
+else fail "the attackers are banned in the kernel (kernel holds: $(kernel_bans | paste -sd' '))"; diagnose $expected; fi
+got=$(kernel_bans | paste -sd' ')
+if [ "$got" = "$(printf '%s\n' $expected | sort | paste -sd' ')" ]; then ok "nobody else is banned (the honest user and the injector are not)"
+else fail "exactly the attackers are banned (kernel holds: $got)"; fi
+# Dovecot delays every further failure from an address (up to 15 s) and Postfix gives up
+# after 10 s: from the third try on, Postfix logs "Connection lost to authentication
+# server" without the user name. Those count as failures; the spray's names are lost.
+rule3=$(rb list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(" ".join(b.get("rule","") for b in (d["bans"] if isinstance(d,dict) else d) if b.get("target","").startswith("10.77.0.3")))')
+case $rule3 in password-spray|auth-bruteforce) ok "the spray is banned ($rule3; Dovecot's auth penalty hides the later user names)" ;;
+  *) fail "the spray is banned by password-spray or auth-bruteforce (got '$rule3')" ;; esac
+check "a banned address gets no answer" not reaches 10.77.0.2 25
+check "a banned IPv6 /64 gets no answer" not reaches fd77::5 143
+check "the honest user still connects" reaches 10.77.0.100 25
+check "the injector (under every limit) still connects" reaches 10.77.0.7 25
+
+accounts=$(rb accounts --json)
+echo "$accounts" | python3 -c '
+import json, sys
+data = json.load(sys.stdin)
+rows = {a["account"]: a for a in (data["accounts"] if isinstance(data, dict) else data)}
+def verdicts(name): return [v.get("rule", v) if isinstance(v, dict) else v for v in rows.get(name, {}).get("verdicts", [])]
+problems = []
+if "relay-flood" not in json.dumps(verdicts("test")): problems.append("test has no relay-flood verdict: %s" % rows.get("test"))
+for honest in ("alice", "bob", "carol", "dave"):
+    if verdicts(honest): problems.append("%s has verdicts %s" % (honest, verdicts(honest)))
+if not rows.get("alice", {}).get("targeted_by"): problems.append("alice is not shown as targeted: %s" % rows.get("alice"))
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+' > /tmp/rb-accounts.$$ 2>&1
+if [ $? -eq 0 ]; then ok "accounts: 'test' stolen (relay-flood), alice targeted, no honest account with a verdict"
+else fail "accounts view: $(cat /tmp/rb-accounts.$$)"; echo "$accounts" | head -c 2000; fi
+rm -f /tmp/rb-accounts.$$
+
+before=$(kernel_bans)
+ct systemctl reload relayban
+check "systemctl reload keeps the daemon running" until_true rb status
+check "and keeps the bans" test "$(kernel_bans)" = "$before"
+ct systemctl restart relayban
+check "systemctl restart comes back active" until_true ct systemctl is-active relayban
+check "and keeps the bans" test "$(kernel_bans)" = "$before"
+n=$(rb list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["bans"] if isinstance(d, dict) else d))')
+check "relayban list shows the $(echo $expected | wc -w) bans after the restart" test "$n" = "$(echo $expected | wc -w)"
+
+# The journal alone: without rsyslog the jails read the units' journal.
+ct systemctl stop syslog.socket rsyslog.service
+ct sh -c 'rm -f /var/log/mail.log /var/log/mail.err /var/log/mail.warn /var/log/syslog'
+ct systemctl restart relayban
+check "relayban restarts without mail.log" until_true ct systemctl is-active relayban
+smtp_auth_fail 10.77.0.8 erin 6
+atk python3 "$here/mailclient.py" imap 10.77.0.9 erin wrong 6 >/dev/null
+expected="$expected 10.77.0.8 10.77.0.9"
+if limit=120 until_true holds_all; then ok "through journald: SMTP and IMAP brute force banned"
+else fail "through journald (kernel holds: $(kernel_bans | paste -sd' '))"; ct journalctl -u relayban --no-pager | tail -n 20; fi
+
+restarts=$(ct systemctl show -p NRestarts --value relayban)
+watchdog_lines() { ct journalctl --no-pager | grep -i 'relayban.*watchdog'; }
+error_lines() { ct journalctl -u relayban --no-pager -p err | grep -v -e '^-- ' -e 'No entries'; }
+check "the watchdog never fired (NRestarts=$restarts, no watchdog line)" test "$restarts" = 0 -a -z "$(watchdog_lines)"
+errors=$(error_lines)
+if [ -z "$errors" ]; then ok "no relayban error in the journal"; else fail "relayban logged errors: $errors"; fi
+
+check "apt purge removes the package" ct apt-get purge -y -qq relayban
+check "and leaves no firewall table" not grep -q relayban <<<"$(ct nft list tables)"
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -227,7 +227,7 @@ std::optional<PatternSpec> Reader::Pattern(const YAML::Node& n, bool is_ignore) 
     }
     return p;
   }
-  if (!Keys(n, "a pattern", {"event", "regex", "unique", "outage"})) return std::nullopt;
+  if (!Keys(n, "a pattern", {"event", "regex", "unique", "outage", "summary"})) return std::nullopt;
   auto ev = n["event"];
   auto re = n["regex"];
   if (!ev) Err(n, "pattern has no 'event'");
@@ -255,6 +255,13 @@ std::optional<PatternSpec> Reader::Pattern(const YAML::Node& n, bool is_ignore) 
       if (auto w = o["within"]) { if (auto v = Dur(w, "outage.within")) p.outage.within = *v; }
       if (auto w = o["pause"]) { if (auto v = Dur(w, "outage.pause")) p.outage.pause = *v; }
     }
+  }
+  if (auto s = n["summary"]) {
+    bool v = false;
+    if (!s.IsScalar() || !YAML::convert<bool>::decode(s, v)) Err(s, "summary must be true or false");
+    p.summary = v;
+    if (p.summary && (p.regex.find("(?P<conn>") == std::string::npos || p.regex.find("(?P<count>") == std::string::npos))
+      Err(s, "a summary pattern needs a (?P<conn>...) and a (?P<count>...) capture");
   }
   if (auto r = FilterSet::CheckRegex(p, false); !r) {
     errors_.push_back(r.error());

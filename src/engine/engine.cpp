@@ -130,6 +130,9 @@ struct Engine::Impl {
     std::vector<std::unique_ptr<Rule>> rules;
     Correlator correlator;
     RelaySeen relayed;
+    // Per connection (`conn` and address): what its lines counted, until the summary
+    // line that closes it (Postfix "disconnect ... auth=0/3") counts only the rest.
+    std::unordered_map<std::string, int> tally;
     explicit Jail(const JailSpec* s)
         : spec(s), correlator(s->correlate_entries, s->correlate_age), relayed{std::max<size_t>(s->correlate_entries, 1), {}, {}} {}
   };
@@ -164,6 +167,10 @@ struct Engine::Impl {
     Time paused_until{};
   };
   std::unordered_map<uint64_t, Outage> outages;
+  // Counts a line of connection `conn` for its summary, or, for a summary pattern, lowers
+  // `count` by what the connection's lines counted. False when nothing is left to count.
+  bool Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip, int& count);
+  std::string tally_key;
   // Whether the guard of this pattern holds the event back (it counts the address first).
   bool OutageHolds(int filter, int pattern, const IpAddress* ip, Time t, EngineOutput& out);
   std::vector<std::unique_ptr<Jail>> jails;
@@ -474,16 +481,21 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
       ev.ip = IpAddress::ParseLogged(c.ip);
       if (!ev.ip) continue;  // a captured address that does not parse drops the event
     }
-    if (m.OutageHolds(ev.filter, ev.pattern, ev.ip ? &*ev.ip : nullptr, *t, out)) continue;
     if (!c.count.empty()) {
       int n = 1;
       auto [p, ec] = std::from_chars(c.count.data(), c.count.data() + c.count.size(), n);
       ev.count = (ec == std::errc() && n >= 1) ? std::min(n, 100) : 1;
     }
+    const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
+    if (m.OutageHolds(ev.filter, ev.pattern, ev.ip ? &*ev.ip : nullptr, *t, out)) {
+      // Not counted, but its connection's summary must not count it either.
+      for (int j : jails_of_filter)
+        if (!c.conn.empty()) (void)m.Tally(*m.jails[static_cast<size_t>(j)], ev.filter, ev.pattern, c.conn, c.ip, ev.count);
+      continue;
+    }
     CleanAddress(c.sender, ev.sender);
     ev.id.assign(c.id.substr(0, 128));
     ev.session.assign(c.session.substr(0, 128));
-    const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
     for (size_t ji = 0; ji < jails_of_filter.size(); ++ji) {
       int j = jails_of_filter[ji];
       Impl::Jail& jail = *m.jails[static_cast<size_t>(j)];
@@ -492,6 +504,10 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
       if (ji + 1 < jails_of_filter.size()) copy.emplace(ev);
       Event& je = copy ? *copy : ev;
       je.jail = j;
+      if (!c.conn.empty() && !m.Tally(jail, je.filter, je.pattern, c.conn, c.ip, je.count)) {
+        yielded = true;  // a summary of attempts already counted
+        continue;
+      }
       m.AccountOf(jail, c.account, je.account);
       if (!c.id.empty() || !c.session.empty()) {
         JoinedFields f{je.ip, std::move(je.account), std::move(je.sender)};
@@ -518,6 +534,24 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
   else ++m.stats.skipped;
   m.newest = std::max(m.newest, *t);
   if (*t - m.last_sweep > std::chrono::minutes(10)) OnTick(*t);
+}
+
+bool Engine::Impl::Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip,
+                         int& count) {
+  constexpr size_t kMaxTally = 65536;  // connections whose summary never came: dropped at once
+  tally_key.assign(conn.substr(0, 32));
+  tally_key += '|';
+  tally_key += ip.substr(0, 64);
+  if (filter_specs[static_cast<size_t>(filter)]->patterns[static_cast<size_t>(pattern)].summary) {
+    if (auto it = jail.tally.find(tally_key); it != jail.tally.end()) {
+      count -= it->second;
+      jail.tally.erase(it);
+    }
+    return count > 0;
+  }
+  if (jail.tally.size() >= kMaxTally) jail.tally.clear();
+  jail.tally[tally_key] += count;
+  return true;
 }
 
 bool Engine::Impl::OutageHolds(int filter, int pattern, const IpAddress* ip, Time t, EngineOutput& out) {

@@ -144,7 +144,7 @@ Result<void> CheckCompiled(const RE2& re, const PatternSpec& p, bool is_ignore) 
     (void)group;
     if (std::find(std::begin(kCaptureNames), std::end(kCaptureNames), name) == std::end(kCaptureNames))
       return Fail(Error{"unknown capture name '" + name +
-                            "' (allowed: ip, account, sender, recipient, id, session, count)",
+                            "' (allowed: ip, account, sender, recipient, id, session, count, conn)",
                         p.where});
   }
   return {};
@@ -256,7 +256,7 @@ void FilterSet::Impl::Hit(const Pattern& p, std::string_view message, const re2:
   PatternHit hit{p.filter, p.index, {}};
   std::string_view* fields[kCaptureCount] = {&hit.captures.ip,        &hit.captures.account, &hit.captures.sender,
                                              &hit.captures.recipient, &hit.captures.id,      &hit.captures.session,
-                                             &hit.captures.count};
+                                             &hit.captures.count,     &hit.captures.conn};
   for (int c = 0; c < kCaptureCount; ++c) {
     int g = p.capture_group[static_cast<size_t>(c)];
     if (g > 0 && g < n && groups[g].data() != nullptr) *fields[c] = std::string_view(groups[g].data(), groups[g].size());

@@ -67,6 +67,8 @@ net_up() {
   ip link add rbs$$ type veth peer name rba$$
   ip link set rbs$$ netns "$srv_ns"; ip link set rba$$ netns "$atk_ns"
   ip -n "$srv_ns" link set lo up; ip -n "$atk_ns" link set lo up
+  ip netns exec "$srv_ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
+  ip netns exec "$atk_ns" sysctl -qw net.ipv6.conf.all.accept_dad=0 net.ipv6.conf.default.accept_dad=0
   ip -n "$srv_ns" link set rbs$$ name eth0; ip -n "$srv_ns" addr add 10.77.0.1/24 dev eth0
   ip -n "$srv_ns" addr add fd77::1/64 dev eth0 nodad
   local i
@@ -88,10 +90,11 @@ boot() {
     --network-namespace-path=/run/netns/"$srv_ns" --quiet --console=pipe </dev/null >"$ct_dir.console" 2>&1 &
   ct_nspawn=$!
   limit=60 until_true leader_known || { echo "the container did not start" >&2; tail "$ct_dir.console" >&2; return 1; }
-  limit=120 until_true ct systemctl is-system-running --wait
+  limit=120 until_true booted
   local state; state=$(ct systemctl is-system-running 2>/dev/null)
-  echo "   container up: systemd says '$state'"
+  echo "   container up: systemd says '$state' $(ct systemctl --failed --no-legend --plain | awk '{print $1}' | paste -sd' ')"
 }
+booted() { case $(ct systemctl is-system-running --wait 2>/dev/null) in running|degraded) return 0 ;; esac; return 1; }
 leader_known() { ct_leader=$(pgrep -P "$ct_nspawn" | head -n 1); [ -n "$ct_leader" ]; }
 # Runs a command inside the booted container.
 ct() { nsenter -t "$ct_leader" -a /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
@@ -136,8 +139,95 @@ diagnose() {
   for a in "$@"; do
     a=${a%/64}; a=${a%::}
     echo "   --- log lines naming $a"
-    ct sh -c "cat /var/log/mail.log 2>/dev/null || journalctl --no-pager -o short-iso" | grep -F "$a" | tail -n 12 | cut -c1-260 | sed 's/^/   /'
+    ct sh -c "cat ${mail_log:-/var/log/mail.log} 2>/dev/null || journalctl --no-pager -o short-iso" | grep -F "$a" | tail -n 12 | cut -c1-260 | sed 's/^/   /'
   done
   echo "   --- relayban status"
   rb status | head -n 30 | sed 's/^/   /'
+}
+
+# One SMTP session from source address $1 (swaks options follow).
+smtp() {
+  local src=$1; shift
+  local server=10.77.0.1; case $src in *:*) server=fd77::1 ;; esac
+  atk swaks --server "$server" --local-interface "$src" --timeout 30 ${SWAKS_OPTS:-} --hide-all "$@" >/dev/null 2>&1
+}
+smtp_auth_fail() {  # smtp_auth_fail SRC USER TIMES
+  local i
+  for i in $(seq "$3"); do smtp "$1" --auth PLAIN --auth-user "$2" --auth-password "wrong-$i" --quit-after AUTH -t "$2@example.org"; done
+}
+
+# True when the kernel holds every address of $expected (maybe more).
+holds_all() { local b; b=$(kernel_bans); for a in $expected; do grep -qxF "$a" <<<"$b" || return 1; done; }
+
+# Reload and restart keep the bans and the daemon answers; $expected are the bans.
+lifecycle_checks() {
+  before=$(kernel_bans)
+  ct systemctl reload relayban
+  check "systemctl reload keeps the daemon running" until_true rb status
+  check "and keeps the bans" test "$(kernel_bans)" = "$before"
+  ct systemctl restart relayban
+  check "systemctl restart comes back active" until_true ct systemctl is-active relayban
+  check "and keeps the bans" test "$(kernel_bans)" = "$before"
+  n=$(rb list --json | python3 -c 'import json,sys; d=json.load(sys.stdin); print(len(d["bans"] if isinstance(d, dict) else d))')
+  check "relayban list shows the $(echo $expected | wc -w) bans after the restart" test "$n" = "$(echo $expected | wc -w)"
+}
+
+# The watchdog never fired, no error was logged, and purge leaves no table behind.
+final_checks() {
+  restarts=$(ct systemctl show -p NRestarts --value relayban)
+  watchdog_lines() { ct journalctl --no-pager | grep -i 'relayban.*watchdog'; }
+  error_lines() { ct journalctl -u relayban --no-pager -p err | grep -v -e '^-- ' -e 'No entries'; }
+  check "the watchdog never fired (NRestarts=$restarts, no watchdog line)" test "$restarts" = 0 -a -z "$(watchdog_lines)"
+  errors=$(error_lines)
+  if [ -z "$errors" ]; then ok "no relayban error in the journal"; else fail "relayban logged errors: $errors"; fi
+
+  check "apt purge removes the package" ct apt-get purge -y -qq relayban
+  check "and leaves no firewall table" not grep -q relayban <<<"$(ct nft list tables)"
+}
+
+# A root of Debian $1 with the relayban package ($deb) installed and the packages $2
+# (comma separated) beside it; unpacked into $ct_dir, not booted yet.
+prepare_root() {
+  local pkgs="systemd-sysv,dbus,iproute2,nftables,procps,$2,$(deb_depends "$deb")" tar
+  tar=$(root_tarball "$1" "$pkgs") || { fail "mmdebstrap builds a $1 root with $2"; return 1; }
+  unpack_root "$tar"
+  cp "$deb" "$ct_dir/tmp/relayban.deb"
+  check "the package installs in a $1 root" in_root dpkg -i /tmp/relayban.deb
+  printf 'nameserver 127.0.0.1\n' > "$ct_dir/etc/resolv.conf"   # no DNS: outside mail is deferred
+}
+# Boots it in its own namespace; the mail services $2.. must come up and relayban must
+# turn on exactly the jails $1 (enabled: auto).
+boot_host() {
+  local want=$1; shift
+  net_up
+  boot || { fail "the container boots"; return 1; }
+  check "relayban.service is active (Type=notify)" until_true ct systemctl is-active relayban
+  check "$* run" until_true ct systemctl is-active "$@"
+  local jails
+  jails=$(rb status --json | python3 -c 'import json,sys; print(" ".join(sorted(j["name"] for j in json.load(sys.stdin)["jails"] if j.get("enabled"))))')
+  if [ "$jails" = "$want" ]; then ok "enabled: auto turns on exactly the jails $want"
+  else fail "enabled: auto turns on exactly the jails $want (got: $jails)"; fi
+}
+# Waits until the kernel holds every address of $expected, then checks it holds no other.
+ban_checks() {
+  if limit=180 until_true holds_all; then ok "the attackers are banned in the kernel: $expected"
+  else fail "the attackers are banned in the kernel (kernel holds: $(kernel_bans | paste -sd' '))"; diagnose $expected; fi
+  local got; got=$(kernel_bans | paste -sd' ')
+  if [ "$got" = "$(printf '%s\n' $expected | sort | paste -sd' ')" ]; then ok "nobody else is banned (the honest user and the injector are not)"
+  else fail "exactly the attackers are banned (kernel holds: $got)"; fi
+}
+
+# The rule that banned address $1.
+ban_rule() {
+  rb list --json | python3 -c 'import json,sys; print(" ".join(b["rule"] for b in json.load(sys.stdin)["bans"] if b["target"] == sys.argv[1]))' "$1"
+}
+# 'test' (password 'test') relayed to 25 outside domains: a relay-flood verdict; bob is clean.
+stolen_account_check() {
+  local accounts; accounts=$(rb accounts --json)
+  if python3 -c '
+import json, sys
+rows = {a["account"]: a for a in json.load(sys.stdin)["accounts"]}
+sys.exit(0 if "relay-flood" in json.dumps(rows.get("test", {}).get("verdicts")) and not rows.get("bob", {}).get("verdicts") else 1)
+' <<<"$accounts"; then ok "accounts: 'test' stolen (relay-flood), bob clean"
+  else fail "accounts view: $(head -c 1500 <<<"$accounts")"; fi
 }

@@ -15,7 +15,7 @@ namespace relayban {
 
 // Raw capture text of one hit; views into the matched line, valid until the next Match().
 struct Captures {
-  std::string_view ip, account, sender, recipient, id, session, count;
+  std::string_view ip, account, sender, recipient, id, session, count, conn;
 };
 
 struct PatternHit {

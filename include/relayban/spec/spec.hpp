@@ -35,7 +35,8 @@ inline constexpr const char* kStandardKinds[] = {"auth_failure",  "auth_success"
 
 // Capture names a pattern may use. `session` and `id` join lines of one connection or
 // message; `count` is how many attempts one line stands for (Dovecot "3 attempts").
-inline constexpr const char* kCaptureNames[] = {"ip", "account", "sender", "recipient", "id", "session", "count"};
+// `conn`: the connection a `summary` line closes (a Postfix smtpd pid); never joins fields.
+inline constexpr const char* kCaptureNames[] = {"ip", "account", "sender", "recipient", "id", "session", "count", "conn"};
 
 // A pattern whose lines also appear when the server itself fails (Postfix's "Connection lost
 // to authentication server" is an attacker's own retries under Dovecot's penalty - or the
@@ -52,6 +53,9 @@ struct PatternSpec {
   std::string regex;                // RE2 syntax, macros not yet expanded, anchored at start
   std::vector<std::string> unique;  // literals that must occur exactly once in the line
   OutageGuard outage;
+  // A summary closes a connection (`conn`) and states its `count`: it counts only what the
+  // connection's own lines of the same event did not count already.
+  bool summary = false;
   SourceLocation where;
 };
 

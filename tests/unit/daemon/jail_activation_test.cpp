@@ -111,7 +111,7 @@ TEST_CASE("without its log file a jail reads the journal of its unit") {
     CHECK(std::find(f.jails.begin(), f.jails.end(), "postfix") == f.jails.end());
 }
 
-TEST_CASE("a jail that reads the journal keeps it when its log file appears; a fresh plan takes the file") {
+TEST_CASE("a jail that reads the journal keeps it when its log file appears, a fresh plan takes the file") {
   FakeHost host;
   host.files = {"/usr/sbin/postfix", "/var/log/mail.log"};
   host.units = {"_SYSTEMD_UNIT=postfix@-.service"};

@@ -76,7 +76,7 @@ TEST_CASE("an ignore regex silences its filter only") {
 TEST_CASE("a regex RE2 rejects is reported with its location and RE2's message") {
   FilterSpec f;
   f.name = "bad";
-  f.patterns.push_back(PatternSpec{"auth_failure", "(unclosed", {}, {}, {"f.yaml", 3, 16}});
+  f.patterns.push_back(PatternSpec{"auth_failure", "(unclosed", {}, {}, false, {"f.yaml", 3, 16}});
   auto set = FilterSet::Build({&f});
   REQUIRE_FALSE(set);
   CHECK(set.error().where.line == 3);

@@ -106,6 +106,11 @@ shutdown_ct() {
   ct_nspawn=
 }
 cleanup_ct() {
+  if [ -n "${RELAYBAN_SYSTEM_KEEP:-}" ] && [ -n "${ct_nspawn:-}" ]; then
+    echo "kept: nsenter -t $ct_leader -a bash   (container $ct_dir, namespaces $srv_ns $atk_ns)"
+    srv_ns=; atk_ns=
+    return 0
+  fi
   shutdown_ct
   [ -n "${ct_dir:-}" ] && rm -rf "$ct_dir" "$ct_dir.console"
   ct_dir=

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The system tests: Debian's real mail servers with the relayban package, each booted under
 # systemd (systemd-nspawn) in a network namespace of its own and attacked from a second one.
-#   Debian 12: Postfix + Dovecot (rsyslog, then the journal), Exim, OpenSMTPD (the journal)
-#   Debian 13: the package built from source there, Postfix + Dovecot 2.4, OpenSMTPD 7
+#   Debian 12: Postfix + Dovecot (rsyslog, then the journal), Exim
+#   Debian 13: the package built from source there, Postfix + Dovecot 2.4, OpenSMTPD 7.6
+#   (the journal only). Debian 12's OpenSMTPD 6.8 cannot do TLS with OpenSSL 3, and it offers
+#   AUTH only after STARTTLS: nobody can log in there, so there is nothing to attack.
 # Roots come from the host's Debian mirror (mmdebstrap) and are cached in
 # /var/cache/relayban-system-test. Nothing touches the host's network or firewall.
 # usage: tests/system/run.sh   (as root; after packaging/build-deb.sh, or it builds the .deb)
@@ -30,12 +32,11 @@ run() {  # run NAME COMMAND...: one system test, its time and its outcome
 }
 run "Debian 12: Postfix + Dovecot" "$here/postfix_dovecot.sh" "$deb" bookworm
 run "Debian 12: Exim" "$here/exim.sh" "$deb" bookworm
-run "Debian 12: OpenSMTPD" "$here/opensmtpd.sh" "$deb" bookworm
 out=$root/build/trixie
 if deb13=$("$here/build_in_root.sh" trixie "$out"); then
   results+=("$(printf '%-40s %s' "Debian 13: the package builds from source" passed)")
   run "Debian 13: Postfix + Dovecot 2.4" "$here/postfix_dovecot.sh" "$deb13" trixie
-  run "Debian 13: OpenSMTPD 7" "$here/opensmtpd.sh" "$deb13" trixie
+  run "Debian 13: OpenSMTPD 7.6" "$here/opensmtpd.sh" "$deb13" trixie
 else
   results+=("Debian 13: the package builds from source   FAILED (see $out/build-trixie.log)")
   failed=$((failed + 1))

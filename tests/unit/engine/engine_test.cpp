@@ -387,6 +387,50 @@ jails:
   CHECK(r.engine->stats().outages == 1);
 }
 
+TEST_CASE("a summary line counts only what its connection's lines did not, and nothing an outage paused") {
+  const char* config = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'lost conn=(?P<conn>[0-9]+) ip={ip}$', outage: {addresses: 2, within: 1m, pause: 10m}}
+      - {event: auth_failure, regex: 'fail conn=(?P<conn>[0-9]+) ip={ip}$'}
+      - {event: auth_failure, summary: true, regex: 'bye conn=(?P<conn>[0-9]+) ip={ip} failed=(?P<count>[0-9]+)$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: brute, key: ip, events: [auth_failure], threshold: 100, window: 1h, ban: 1h}
+)";
+  Rig r(config);
+  auto total = [&] {
+    int n = 0;
+    for (const auto& e : r.events) n += e.count;
+    return n;
+  };
+  r.Feed("2026-11-18T10:00:00Z fail conn=7 ip=203.0.113.1");
+  r.Feed("2026-11-18T10:00:01Z fail conn=7 ip=203.0.113.1");
+  r.Feed("2026-11-18T10:00:02Z bye conn=7 ip=203.0.113.1 failed=3");
+  CHECK(total() == 3);  // two lines and one the summary adds
+  // The same connection number, another client: its own count, nothing carried over.
+  r.Feed("2026-11-18T10:00:03Z bye conn=7 ip=203.0.113.2 failed=1");
+  CHECK(total() == 4);
+  // A summary of attempts all counted already yields nothing.
+  r.Feed("2026-11-18T10:00:04Z fail conn=8 ip=203.0.113.3");
+  auto before = r.events.size();
+  r.Feed("2026-11-18T10:00:05Z bye conn=8 ip=203.0.113.3 failed=1");
+  CHECK(r.events.size() == before);
+  // An outage pauses the 'lost' lines; their connections' summaries must not count them.
+  r.Feed("2026-11-18T10:01:00Z lost conn=20 ip=198.51.100.1");
+  r.Feed("2026-11-18T10:01:01Z lost conn=21 ip=198.51.100.2");
+  r.Feed("2026-11-18T10:01:02Z lost conn=22 ip=198.51.100.3");  // the third address: an outage
+  REQUIRE(r.engine->stats().outages == 1);
+  r.Feed("2026-11-18T10:01:03Z lost conn=23 ip=198.51.100.4");
+  before = r.events.size();
+  r.Feed("2026-11-18T10:01:04Z bye conn=22 ip=198.51.100.3 failed=1");
+  r.Feed("2026-11-18T10:01:05Z bye conn=23 ip=198.51.100.4 failed=1");
+  CHECK(r.events.size() == before);
+}
+
 TEST_CASE("an outage guard needs addresses and takes durations, with the file and line of a mistake") {
   std::vector<Error> errors;
   auto c = LoadConfigText(R"(

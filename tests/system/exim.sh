@@ -13,11 +13,9 @@ echo "# Exim on Debian $suite"
 prepare_root "$suite" exim4-daemon-light,openssl || exit 1
 
 # The mail host: example.org, users with passwords in /etc/exim4/passwd; 'test' has 'test'.
-users="alice bob carol dave erin test"
-for u in $users; do in_root useradd -m "$u"; done
+add_users
 for u in $users; do
-  pw=$u-Secret-77; [ "$u" = test ] && pw=test
-  echo "$u:$(openssl passwd -1 "$pw"):"
+  echo "$u:$(openssl passwd -1 "$(password_of "$u")"):"
 done > "$ct_dir/etc/exim4/passwd"
 in_root chown root:Debian-exim /etc/exim4/passwd; chmod 640 "$ct_dir/etc/exim4/passwd"
 cat > "$ct_dir/etc/exim4/update-exim4.conf.conf" <<'EOF'
@@ -58,40 +56,14 @@ check "update-exim4.conf accepts the configuration" in_root update-exim4.conf
 boot_host exim exim4 || exit 1
 check "Exim listens" until_true reaches 10.77.0.100 25
 
-echo "# attacks from the second namespace (in parallel)"
-pids=()
-smtp_auth_fail 10.77.0.2 alice 6 &                                             # brute force
-pids+=($!)
-(for u in alice bob carol dave; do smtp_auth_fail 10.77.0.3 "$u" 1; done) &   # password spray
-pids+=($!)
-smtp_auth_fail fd77::2 erin 6 &                                                # over IPv6
-pids+=($!)
-rcpts=$(for i in $(seq -w 1 25); do printf 'sales@shop%s.example,' "$i"; done)
-smtp 10.77.0.6 --auth PLAIN --auth-user test --auth-password test -f test@example.org -t "${rcpts%,}" &
-pids+=($!)
-smtp 10.77.0.100 --auth LOGIN --auth-user bob --auth-password bob-Secret-77 -f bob@example.org \
-  -t alice@example.org,orders@customer.example &                              # an honest user
-pids+=($!)
-(  # injection: text naming the honest address in HELO, MAIL FROM, user names, recipients
-  v=10.77.0.100
+# Injection: text naming the honest address ($1) in HELO, MAIL FROM, user names, recipients.
+inject() {
+  local v=$1
   smtp 10.77.0.7 --ehlo "[$v]" -f "x@[$v]" --auth PLAIN --auth-user "[$v]" --auth-password x --quit-after AUTH
   smtp 10.77.0.7 --ehlo "($v) [$v]" --auth LOGIN --auth-user "x H=[$v]" --auth-password x --quit-after AUTH
   smtp 10.77.0.7 --ehlo "x" -f "<$v>@example.org" -t "\"[$v]\"@example.org"
   smtp 10.77.0.7 -f "a@example.org" -t "user@[$v]"
-) &
-pids+=($!)
-wait "${pids[@]}"
-
-expected="10.77.0.2 10.77.0.3 10.77.0.6 fd77::/64"
-ban_checks
-rule3=$(ban_rule 10.77.0.3)
-check "the spray is banned as password-spray (got '$rule3')" test "$rule3" = password-spray
-check "a banned address gets no answer" not reaches 10.77.0.2 25
-check "the honest user still connects" reaches 10.77.0.100 25
-check "the injector (under every limit) still connects" reaches 10.77.0.7 25
-stolen_account_check
-
-lifecycle_checks
-final_checks
+}
+smtp_scenario inject
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

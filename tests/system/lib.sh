@@ -236,3 +236,43 @@ sys.exit(0 if "relay-flood" in json.dumps(rows.get("test", {}).get("verdicts")) 
 ' <<<"$accounts"; then ok "accounts: 'test' stolen (relay-flood), bob clean"
   else fail "accounts view: $(head -c 1500 <<<"$accounts")"; fi
 }
+
+# The SMTP-only scenario (one server, AUTH over SMTP): brute force, a spray of four accounts,
+# brute force over IPv6, 'test' relaying to 25 outside domains, an honest user, and the
+# injection function $1 (from 10.77.0.7, under every limit); then every check.
+smtp_scenario() {
+  local inject=$1
+  echo "# attacks from the second namespace (in parallel)"
+  local pids=()
+  smtp_auth_fail 10.77.0.2 alice 6 &                                             # brute force
+  pids+=($!)
+  (for u in alice bob carol dave; do smtp_auth_fail 10.77.0.3 "$u" 1; done) &   # password spray
+  pids+=($!)
+  smtp_auth_fail fd77::2 erin 6 &                                                # over IPv6
+  pids+=($!)
+  local rcpts; rcpts=$(for i in $(seq -w 1 25); do printf 'sales@shop%s.example,' "$i"; done)
+  smtp 10.77.0.6 --auth PLAIN --auth-user test --auth-password test -f test@example.org -t "${rcpts%,}" &
+  pids+=($!)
+  smtp 10.77.0.100 --auth LOGIN --auth-user bob --auth-password bob-Secret-77 -f bob@example.org \
+    -t alice@example.org,orders@customer.example &                              # an honest user
+  pids+=($!)
+  "$inject" 10.77.0.100 &
+  pids+=($!)
+  wait "${pids[@]}"
+
+  expected="10.77.0.2 10.77.0.3 10.77.0.6 fd77::/64"
+  ban_checks
+  local rule3; rule3=$(ban_rule 10.77.0.3)
+  check "the spray is banned as password-spray (got '$rule3')" test "$rule3" = password-spray
+  check "a banned address gets no answer" not reaches 10.77.0.2 25
+  check "the honest user still connects" reaches 10.77.0.100 25
+  check "the injector (under every limit) still connects" reaches 10.77.0.7 25
+  stolen_account_check
+  lifecycle_checks
+  final_checks
+}
+
+# The mail host's users: Unix accounts in the root; 'test' has the password 'test'.
+users="alice bob carol dave erin test"
+password_of() { if [ "$1" = test ]; then echo test; else echo "$1-Secret-77"; fi; }
+add_users() { local u; for u in $users; do in_root useradd -m "$u"; done; }

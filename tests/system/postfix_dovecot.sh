@@ -13,11 +13,9 @@ echo "# Postfix + Dovecot on Debian $suite"
 prepare_root "$suite" rsyslog,postfix,dovecot-imapd,dovecot-pop3d || exit 1
 
 # The mail host: example.org, users with passwords; 'test' has the password 'test'.
-printf 'nameserver 127.0.0.1\n' > "$ct_dir/etc/resolv.conf"
-users="alice bob carol dave erin test"
-for u in $users; do in_root useradd -m "$u"; done
+add_users
 for u in $users; do
-  if [ "$u" = test ]; then echo "test:{PLAIN}test"; else echo "$u:{PLAIN}$u-Secret-77"; fi
+  echo "$u:{PLAIN}$(password_of "$u")"
 done > "$ct_dir/etc/dovecot/users"
 in_root postconf -e myhostname=mail.example.org mydomain=example.org \
   'mydestination=example.org, localhost' inet_interfaces=all inet_protocols=all \

@@ -171,6 +171,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
   EngineOptions eo;
   eo.jails = o.jails;
   eo.zone = HostLocalZone();
+  eo.evidence = o.evidence && !o.events && !o.explain_misses;
   auto engine = Engine::Create(*config, eo);
   if (!engine) {
     err << "relayban: " << engine.error().ToString() << "\n";
@@ -246,6 +247,9 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
                  << d.rule;
             if (!d.account.empty()) line << "  account " << Printable(d.account, 80);
             line << "\n      " << Printable(d.reason, 200) << "\n";
+            constexpr size_t kShown = 3;  // the rest with --json
+            size_t from = d.evidence.size() > kShown ? d.evidence.size() - kShown : 0;
+            for (size_t i = from; i < d.evidence.size(); ++i) line << "        > " << Printable(d.evidence[i].line, 300) << "\n";
             decisions.AddText(line.str());
           }
           for (const auto& h : batch.hooks) {

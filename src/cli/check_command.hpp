@@ -22,6 +22,8 @@ struct CheckOptions {
   // Instead of the summary: the lines that look like authentication failures (they name a
   // mail program and words such as "auth", "login", "failed") yet yielded no event.
   bool explain_misses = false;
+  // Each decision lists the lines that led to it (text: the last 3, JSON: up to 10).
+  bool evidence = true;
 };
 
 // Whether a log line looks like a mail program's authentication failure (a word of each

@@ -30,6 +30,7 @@ int main(int argc, char** argv) {
   check_cmd->add_flag("--events", check.events, "list every event each matched line yielded");
   check_cmd->add_flag("--explain-misses", check.explain_misses,
                       "list lines that look like authentication failures but yielded no event (to report a format)");
+  check_cmd->add_flag("!--no-evidence", check.evidence, "leave out the lines that led to each decision");
   check_cmd->add_option("logs", check.logs, "log files, '-' for standard input")->required();
 
   std::string test_config = "/etc/relayban/relayban.yaml";

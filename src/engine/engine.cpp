@@ -19,6 +19,9 @@ namespace relayban {
 namespace {
 
 constexpr int kAuthFailure = 0, kAuthSuccess = 1, kRelay = 2;
+constexpr size_t kEvidenceRing = 2048;       // matched lines kept per jail for evidence
+constexpr size_t kEvidenceLines = 10;        // lines of evidence per decision
+constexpr size_t kEvidenceLineBytes = 400;   // of each line
 constexpr size_t kMaxRecipientsPerLine = 1000;
 constexpr size_t kSweepSlice = 65536;  // slots per table per tick
 constexpr uint8_t kJournalVersion = 1;
@@ -133,6 +136,18 @@ struct Engine::Impl {
     // Per connection (`conn` and address): what its lines counted, until the summary
     // line that closes it (Postfix "disconnect ... auth=0/3") counts only the rest.
     std::unordered_map<std::string, int> tally;
+    // The last matched lines, chained per address key and per account: the evidence of a
+    // verdict is a walk down its key's chain. A fixed ring; a slot reused drops its links.
+    struct Seen {
+      uint64_t seq = 0, prev_ip = 0, prev_account = 0;
+      int source = -1, kind = 0;
+      std::optional<IpAddress> ip;
+      std::string account, line;
+    };
+    std::vector<Seen> seen;
+    uint64_t seen_next = 1;
+    std::unordered_map<IpAddress, uint64_t, IpAddressHash> seen_by_ip;
+    std::unordered_map<std::string, uint64_t> seen_by_account;
     explicit Jail(const JailSpec* s)
         : spec(s), correlator(s->correlate_entries, s->correlate_age), relayed{std::max<size_t>(s->correlate_entries, 1), {}, {}} {}
   };
@@ -171,6 +186,11 @@ struct Engine::Impl {
   // `count` by what the connection's lines counted. False when nothing is left to count.
   bool Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip, int& count);
   std::string tally_key;
+  // The line being read (empty while replaying the journal): evidence for what it decides.
+  int current_source = -1;
+  std::string_view current_line;
+  void Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key);
+  std::vector<Evidence> EvidenceOf(const Jail& jail, const Rule& rule, const IpAddress* ip, const std::string* account) const;
   // Whether the guard of this pattern holds the event back (it counts the address first).
   bool OutageHolds(int filter, int pattern, const IpAddress* ip, Time t, EngineOutput& out);
   std::vector<std::unique_ptr<Jail>> jails;
@@ -209,7 +229,7 @@ struct Engine::Impl {
 
   void Process(const Event& ev, EngineOutput& out);
   void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
-            const std::string& reason, EngineOutput& out);
+            const std::string& reason, EngineOutput& out, const std::vector<Evidence>& evidence);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
   Event scratch;  // reused for every hit, so its strings keep their buffers
   std::string rfc5424;  // an RFC 5424 line rewritten for the filters (reused)
@@ -466,6 +486,8 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
   }
   src.last = *t;
   bool yielded = false;
+  m.current_source = source;
+  m.current_line = line;
   for (const PatternHit& hit : m.hits) {
     const Captures& c = hit.captures;
     Event& ev = m.scratch;
@@ -530,10 +552,62 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
       } while (!rcpts.empty() && ++emitted < kMaxRecipientsPerLine);
     }
   }
+  m.current_line = {};
   if (yielded) ++m.stats.matched;
   else ++m.stats.skipped;
   m.newest = std::max(m.newest, *t);
   if (*t - m.last_sweep > std::chrono::minutes(10)) OnTick(*t);
+}
+
+void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key) {
+  if (jail.seen.empty()) jail.seen.resize(kEvidenceRing);
+  Jail::Seen& s = jail.seen[jail.seen_next % kEvidenceRing];
+  if (s.seq != 0) {  // the slot's old line goes: so do the links that end at it
+    if (s.ip)
+      if (auto it = jail.seen_by_ip.find(*s.ip); it != jail.seen_by_ip.end() && it->second == s.seq) jail.seen_by_ip.erase(it);
+    if (!s.account.empty())
+      if (auto it = jail.seen_by_account.find(s.account); it != jail.seen_by_account.end() && it->second == s.seq)
+        jail.seen_by_account.erase(it);
+  }
+  s.seq = jail.seen_next++;
+  s.source = current_source;
+  s.kind = ev.kind;
+  s.line.assign(current_line.substr(0, kEvidenceLineBytes));
+  s.ip = ip_key;
+  s.prev_ip = 0;
+  if (ip_key) {
+    uint64_t& head = jail.seen_by_ip[*ip_key];
+    s.prev_ip = head;
+    head = s.seq;
+  }
+  s.account.assign(ev.account);
+  s.prev_account = 0;
+  if (!ev.account.empty()) {
+    uint64_t& head = jail.seen_by_account[ev.account];
+    s.prev_account = head;
+    head = s.seq;
+  }
+}
+
+std::vector<Evidence> Engine::Impl::EvidenceOf(const Jail& jail, const Rule& rule, const IpAddress* ip,
+                                               const std::string* account) const {
+  std::vector<Evidence> out;
+  uint64_t seq = 0;
+  if (ip) {
+    if (auto it = jail.seen_by_ip.find(*ip); it != jail.seen_by_ip.end()) seq = it->second;
+  } else if (account) {
+    if (auto it = jail.seen_by_account.find(*account); it != jail.seen_by_account.end()) seq = it->second;
+  }
+  // A line may sit in the chain more than once (one per recipient it listed).
+  while (seq != 0 && out.size() < kEvidenceLines && !jail.seen.empty()) {
+    const Jail::Seen& s = jail.seen[seq % kEvidenceRing];
+    if (s.seq != seq) break;  // overwritten: older lines are gone
+    if ((rule.kinds & (uint64_t{1} << s.kind)) != 0 && (out.empty() || out.back().line != s.line))
+      out.push_back({s.source, s.line});
+    seq = ip ? s.prev_ip : s.prev_account;
+  }
+  std::reverse(out.begin(), out.end());
+  return out;
 }
 
 bool Engine::Impl::Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip,
@@ -584,10 +658,11 @@ bool Engine::Impl::OutageHolds(int filter, int pattern, const IpAddress* ip, Tim
 }
 
 void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
-                        const std::string& reason, EngineOutput& out) {
+                        const std::string& reason, EngineOutput& out, const std::vector<Evidence>& evidence) {
   if (replaying) return;  // the journal rebuilds counts; the bans are the ledger's
   auto order = policy.Ban(ip, rule.spec->ban, t, jail.spec->name, rule.spec->name, account, reason);
   if (!order) return;
+  order->evidence = evidence;
   if (!jail.spec->on_ban.empty())
     out.hooks.push_back(MakeHook(jail.spec->on_ban, order->target.ToString(), account, jail.spec->name,
                                  rule.spec->name, order->duration));
@@ -624,6 +699,11 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   // A relay that correlation could not tie to an account is not an authenticated relay.
   if (ev.kind == kRelay && ev.account.empty()) return;
 
+  // The key of per-IP rules: nothing for an ignored address, else its ban target's address.
+  std::optional<IpAddress> ip_key;
+  if (ev.ip && !policy.IsIgnored(*ev.ip)) ip_key = policy.TargetFor(*ev.ip).address();
+  if (options.evidence && !replaying && !current_line.empty()) Remember(jail, ev, ip_key);
+
   // While an account verdict stands, any address that logs in as the account or relays
   // through it is banned at once.
   if (ev.ip && !ev.account.empty() && (ev.kind == kAuthSuccess || ev.kind == kRelay)) {
@@ -634,18 +714,17 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
           continue;
         }
         auto ex = exempt.empty() ? exempt.end() : exempt.find(*ev.ip);
-        if (!policy.IsBanned(*ev.ip, ev.time) && (ex == exempt.end() || ex->second < v->second.since))
-          Emit(*jails[static_cast<size_t>(v->second.jail)], *v->second.rule, *ev.ip, ev.time, ev.account,
-               v->second.reason, out);
+        if (!policy.IsBanned(*ev.ip, ev.time) && (ex == exempt.end() || ex->second < v->second.since)) {
+          const Jail& vj = *jails[static_cast<size_t>(v->second.jail)];
+          Emit(vj, *v->second.rule, *ev.ip, ev.time, ev.account, v->second.reason, out,
+               EvidenceOf(vj, *v->second.rule, nullptr, &ev.account));
+        }
         ++v;
       }
       if (it->second.empty()) standing.erase(it);
     }
   }
 
-  // The key of per-IP rules: nothing for an ignored address, else its ban target's address.
-  std::optional<IpAddress> ip_key;
-  if (ev.ip && !policy.IsIgnored(*ev.ip)) ip_key = policy.TargetFor(*ev.ip).address();
   // Under a flood every key is new and each table lookup a miss in memory: start them all.
   if (ip_key)
     for (auto& rp : jail.rules)
@@ -659,7 +738,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       if (!ip_key || !rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
       if (!ev.account.empty()) accounts.AddTargeted(ev.account, rule.spec->name);
-      Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out);
+      Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out,
+           EvidenceOf(jail, rule, &*ip_key, nullptr));
     } else {
       if (ev.account.empty()) continue;
       if (!forgiven.empty())
@@ -690,7 +770,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         if (auto f = forgiven.find(ev.account); f != forgiven.end()) since = std::max(since, f->second);
       auto ips = accounts.IpsSince(ev.account, since, rule.kinds);
       for (const IpAddress& ip : ips) policy.Prefetch(ip);
-      for (const IpAddress& ip : ips) Emit(jail, rule, ip, ev.time, ev.account, reason, out);
+      auto evidence = EvidenceOf(jail, rule, nullptr, &ev.account);
+      for (const IpAddress& ip : ips) Emit(jail, rule, ip, ev.time, ev.account, reason, out, evidence);
       if (rule.confirmed && rule.spec->ban.count() >= 0) {
         Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
         standing[ev.account][&rule] = Standing{ev.jail, &rule, until, reason, ev.time};

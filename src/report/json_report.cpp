@@ -12,6 +12,8 @@ nlohmann::json OrderJson(const Order& o) {
   j["account"] = o.account.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.account);
   j["duration_s"] = o.duration.count();
   j["reason"] = o.reason;
+  j["evidence"] = nlohmann::json::array();
+  for (const Evidence& e : o.evidence) j["evidence"].push_back(e.line);
   return j;
 }
 

@@ -75,6 +75,9 @@ struct EngineOptions {
   // What is banned: the daemon's ledger, which must outlive the engine. Without one the
   // engine keeps its own MemoryBanBook on the log's time (check, tests).
   BanBook* book = nullptr;
+  // Keep the last matched lines per key and give every order the lines that led to it
+  // (Order::evidence): `check` shows them. Off in the daemon until they are stored there.
+  bool evidence = false;
 };
 
 class Engine {

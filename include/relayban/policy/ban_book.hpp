@@ -14,6 +14,12 @@
 
 namespace relayban {
 
+// A log line that led to a decision: the engine source that read it and its text.
+struct Evidence {
+  int source = -1;
+  std::string line;
+};
+
 struct Order {
   enum class Action : uint8_t { kBan, kUnban };
   Action action = Action::kBan;
@@ -24,6 +30,9 @@ struct Order {
   std::string account;  // empty unless the verdict was about an account
   Seconds duration{0};  // 0 with kBan = permanent
   std::string reason;
+  // The last lines (at most Engine's kEvidenceLines, oldest first) of the key that decided
+  // it, of the rule's event kinds: what an admin reads to see why.
+  std::vector<Evidence> evidence;
 };
 
 // A ban in force: until `end` (Time::max() = permanent), ordered for `duration` (0 = permanent).

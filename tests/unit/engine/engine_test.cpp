@@ -41,13 +41,14 @@ struct Rig {
   EngineOutput out;
   std::vector<Event> events;
 
-  explicit Rig(const char* config = kConfig) {
+  explicit Rig(const char* config = kConfig, bool evidence = true) {
     std::vector<Error> errors;
     auto c = LoadConfigText(config, "test.yaml", ".", errors);
     INFO((errors.empty() ? "" : errors[0].ToString()));
     REQUIRE(c);
     EngineOptions eo;
     eo.book = &book;
+    eo.evidence = evidence;
     auto e = Engine::Create(*c, eo);
     REQUIRE(e);
     engine = std::move(e.value());
@@ -333,6 +334,41 @@ TEST_CASE("replay refuses damaged records and skips jails the new configuration 
   CHECK_FALSE(fresh.engine->Replay(other_jail));
   CHECK(fresh.engine->Replay(good));
   CHECK(r.engine->LongestWindow() == Seconds(3600));
+}
+
+TEST_CASE("every decision carries the lines that led to it: its key's, of its rule's kinds, oldest first, at most ten") {
+  Rig r;
+  r.Feed("2026-11-18T10:00:00Z fail user=a ip=203.0.113.9");
+  r.Feed("2026-11-18T10:00:00Z fail user=x ip=198.51.100.7");  // another address: not its evidence
+  r.Feed("2026-11-18T10:00:01Z ok user=a ip=203.0.113.9");     // not a kind the rule counts
+  r.Feed("2026-11-18T10:00:02Z fail user=b ip=203.0.113.9");
+  r.Feed("2026-11-18T10:00:03Z fail user=c ip=203.0.113.9");
+  REQUIRE(r.out.orders.size() == 1);
+  const auto& ev = r.out.orders[0].evidence;
+  REQUIRE(ev.size() == 3);
+  CHECK(ev[0].line == "2026-11-18T10:00:00Z fail user=a ip=203.0.113.9");
+  CHECK(ev[2].line == "2026-11-18T10:00:03Z fail user=c ip=203.0.113.9");
+  CHECK(ev[0].source == r.source);
+  // An account verdict: the account's relay lines, the last ten, to every address it bans.
+  r.out.clear();
+  r.Feed("2026-11-18T11:00:00Z ok user=sales ip=203.0.113.21");
+  r.Feed("2026-11-18T11:00:00Z ok user=sales ip=203.0.113.22");
+  for (int i = 0; i < 12; ++i)
+    r.Feed("2026-11-18T11:00:" + std::to_string(10 + i) + "Z direct user=sales ip=203.0.113.2" + std::to_string(1 + i % 2) +
+           " to=x@d" + std::to_string(i % 2) + ".example");
+  CHECK(r.out.orders.empty());  // two domains only
+  r.Feed("2026-11-18T11:00:30Z direct user=sales ip=203.0.113.21 to=x@third.example");
+  REQUIRE(r.out.orders.size() == 2);
+  for (const auto& o : r.out.orders) {
+    REQUIRE(o.evidence.size() == 10);
+    CHECK(o.evidence.back().line == "2026-11-18T11:00:30Z direct user=sales ip=203.0.113.21 to=x@third.example");
+    for (const auto& e : o.evidence) CHECK(e.line.find(" direct user=sales ") != std::string::npos);
+  }
+  // Without `evidence` (the daemon, for now) no line is kept.
+  Rig off(kConfig, false);
+  for (const char* b : {"a", "b", "c"}) off.Feed(std::string("2026-11-18T10:00:00Z fail user=") + b + " ip=203.0.113.9");
+  REQUIRE(off.out.orders.size() == 1);
+  CHECK(off.out.orders[0].evidence.empty());
 }
 
 TEST_CASE("a backlog of old lines keeps its counts through ticks on the wall clock") {

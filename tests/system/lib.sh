@@ -95,7 +95,19 @@ boot() {
   echo "   container up: systemd says '$state' $(ct systemctl --failed --no-legend --plain | awk '{print $1}' | paste -sd' ')"
 }
 booted() { case $(ct systemctl is-system-running --wait 2>/dev/null) in running|degraded) return 0 ;; esac; return 1; }
-leader_known() { ct_leader=$(pgrep -P "$ct_nspawn" | head -n 1); [ -n "$ct_leader" ]; }
+# The container's init: the child of systemd-nspawn in a PID namespace of its own (nspawn's
+# short-lived outer child, seen first, is still in ours).
+leader_known() {
+  local p own; own=$(readlink /proc/self/ns/pid)
+  ct_leader=
+  for p in $(pgrep -P "$ct_nspawn"); do
+    if [ "$(readlink "/proc/$p/ns/pid" 2>/dev/null)" != "$own" ] && [ -n "$(readlink "/proc/$p/ns/pid" 2>/dev/null)" ]; then
+      ct_leader=$p
+      return 0
+    fi
+  done
+  return 1
+}
 # Runs a command inside the booted container.
 ct() { nsenter -t "$ct_leader" -a /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"; }
 shutdown_ct() {

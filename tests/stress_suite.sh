@@ -5,7 +5,7 @@
 set -eu
 runs=${1:-5}
 root=$(cd "$(dirname "$0")/.." && pwd)
-build=${2:-$root/build}
+build=$(cd "${2:-$root/build}" 2>/dev/null && pwd || echo "${2:-$root/build}")   # absolute: the runs cd into it
 if ! command -v stress-ng >/dev/null; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends stress-ng
 fi

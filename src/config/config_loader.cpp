@@ -127,7 +127,7 @@ class Reader {
 void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std::string, YAML::Node>>& includes) {
   if (!Keys(root, "the main configuration",
             {"state_dir", "control_socket", "control_group", "ignore", "firewall", "ban", "ipv6_prefix", "max_line",
-             "max_tracked", "hooks", "include", "jails", "filters", "rule_sets"}))
+             "max_tracked", "hooks", "include", "jails", "filters", "rule_sets", "accounts"}))
     return;
   if (auto n = root["state_dir"]) { if (auto s = Str(n, "state_dir")) c.state_dir = *s; }
   if (auto n = root["control_socket"]) { if (auto s = Str(n, "control_socket")) c.control_socket = *s; }
@@ -141,6 +141,16 @@ void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std
                            "' in ignore (host bits must be zero, e.g. 192.0.2.0/24)");
         else c.ignore.push_back(*p);
       }
+  }
+  if (auto n = root["accounts"]) {
+    if (Keys(n, "accounts", {"allow"}))
+      if (auto a = n["allow"])
+        if (auto l = StrList(a, "accounts.allow"))
+          for (std::string name : *l) {
+            std::transform(name.begin(), name.end(), name.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+            if (name.empty() || name.size() > 256) Err(a, "accounts.allow: an account name must be 1-256 characters");
+            else c.allowed_accounts.push_back(name);
+          }
   }
   if (auto n = root["firewall"]) {
     if (Keys(n, "firewall", {"backend", "table", "hooks", "verdict", "own_table"})) {

@@ -167,6 +167,7 @@ struct Engine::Impl {
     Time since{};  // when the verdict fired
   };
   std::unordered_map<std::string, Time> forgiven;             // account -> when
+  std::unordered_set<std::string> allowed;                    // accounts: {allow: [...]}
   std::unordered_map<IpAddress, Time, IpAddressHash> exempt;  // address -> when its ban was lifted
 
   Config config;  // own copy: specs are referenced by pointer
@@ -211,7 +212,9 @@ struct Engine::Impl {
         own_book(options.book ? nullptr : std::make_unique<MemoryBanBook>()),
         policy(config.ignore, config.ban, config.ipv6_prefix, options.book ? *options.book : *own_book,
                config.max_tracked),
-        accounts(config.max_tracked) {}
+        accounts(config.max_tracked) {
+    allowed.insert(config.allowed_accounts.begin(), config.allowed_accounts.end());
+  }
 
   int KindId(const std::string& name) {
     auto it = std::find(kinds.begin(), kinds.end(), name);
@@ -742,6 +745,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
            EvidenceOf(jail, rule, &*ip_key, nullptr));
     } else {
       if (ev.account.empty()) continue;
+      // A known bulk sender or roaming user: what it does is not abuse (failures naming it are).
+      if (rule.confirmed && !allowed.empty() && allowed.count(ev.account) > 0) continue;
       if (!forgiven.empty())
         if (auto f = forgiven.find(ev.account); f != forgiven.end() && ev.time < f->second) continue;
       // While this rule's verdict on the account stands, new addresses are banned above;

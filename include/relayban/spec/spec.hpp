@@ -144,6 +144,10 @@ struct Config {
   int ipv6_prefix = 64;         // IPv6 clients are scored and banned per /64 by default
   size_t max_line = 16384;      // longer lines are skipped, never matched
   size_t max_tracked = 200000;  // keys per rule before the oldest are evicted
+  // `accounts: {allow: [...]}`: accounts (lower-case, as `relayban accounts` shows them) that
+  // no rule counting what an account did (logins, relays) may give a verdict: known bulk
+  // senders and roaming users. Failures naming them still count against the addresses.
+  std::vector<std::string> allowed_accounts;
   HookSpec hooks;
   std::vector<JailSpec> jails;
   std::map<std::string, FilterSpec> filters;

@@ -247,3 +247,14 @@ jails:
   CHECK(has("unknown key 'sometimes'"));
   CHECK(has("rule name 'a' is used twice in jail 'j'"));  // a jail's own rule first, then the set's: a clash
 }
+
+TEST_CASE("accounts.allow takes names, lower-cased, and says where a bad one is") {
+  std::vector<Error> errors;
+  auto c = LoadConfigText(std::string(kFilter) + "accounts: {allow: [News@Example.org, roaming]}\n", "t.yaml", ".", errors);
+  REQUIRE(c);
+  CHECK(c->allowed_accounts == std::vector<std::string>{"news@example.org", "roaming"});
+  auto e = Errors(std::string(kFilter) + "accounts: {allow: [\"\"], deny: [x]}\n");
+  INFO(Dump(e));
+  CHECK(Has(e, "accounts.allow: an account name must be 1-256 characters", 6, 19));
+  CHECK(Has(e, "unknown key 'deny'", 6, 25));
+}

@@ -157,6 +157,22 @@ TEST_CASE("while an account verdict stands, a new address using the account is b
   CHECK(r.out.orders.size() == 2);
 }
 
+TEST_CASE("an allowed account (a known bulk sender) gets no verdict for what it does, failures naming it still count") {
+  std::string config = std::string(kConfig) + "accounts: {allow: [News@Example.org]}\n";
+  Rig r(config.c_str());
+  for (const char* d : {"a@msn.com", "b@aol.com", "c@gmx.de", "d@web.de"})
+    r.Feed(std::string("2026-11-18T10:00:00Z direct user=news@example.org ip=82.128.32.42 to=") + d);
+  CHECK(r.out.orders.empty());
+  // Another account doing the same is flagged.
+  for (const char* d : {"a@msn.com", "b@aol.com", "c@gmx.de"})
+    r.Feed(std::string("2026-11-18T10:00:01Z direct user=sales@example.org ip=41.0.0.7 to=") + d);
+  CHECK(r.Targets() == std::vector<std::string>{"41.0.0.7"});
+  // Guessing the allowed account's password is still a brute force.
+  r.out.clear();
+  for (int i = 0; i < 3; ++i) r.Feed("2026-11-18T10:00:02Z fail user=news@example.org ip=203.0.113.77");
+  CHECK(r.Targets() == std::vector<std::string>{"203.0.113.77"});
+}
+
 TEST_CASE("an ordinary user relaying a few mails gets no verdict") {
   Rig r;
   r.Feed("2026-11-18T10:00:00Z direct user=alice ip=198.51.100.5 to=a@msn.com");

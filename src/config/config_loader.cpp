@@ -340,7 +340,7 @@ bool ValidPlaceholders(const std::string& arg, std::string& bad) {
 }
 
 std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
-  if (!Keys(n, "a rule", {"name", "key", "events", "distinct", "threshold", "window", "ban", "on_account"}))
+  if (!Keys(n, "a rule", {"name", "key", "events", "distinct", "threshold", "window", "ban", "on_account", "sprayed_from"}))
     return std::nullopt;
   RuleSpec r;
   r.where = At(n);
@@ -383,6 +383,16 @@ std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
     if (auto v = Dur(b, "ban")) r.ban = *v; else ok = false;
   } else {
     r.ban = Seconds(-1);  // filled with the global default by the caller
+  }
+  if (auto sp = n["sprayed_from"]) {
+    if (!sp.IsMap() || !Keys(sp, "sprayed_from", {"accounts", "within"}) || !sp["accounts"] || !sp["within"]) {
+      Err(sp, "sprayed_from must be a mapping: {accounts: N, within: 1h}");
+      ok = false;
+    } else {
+      if (auto v = Int(sp["accounts"], "sprayed_from.accounts", 1, 64)) r.sprayed_accounts = static_cast<int>(*v); else ok = false;
+      if (auto v = Dur(sp["within"], "sprayed_from.within"); v && v->count() > 0) r.sprayed_within = *v;
+      else { Err(sp["within"], "sprayed_from.within must be longer than 0"); ok = false; }
+    }
   }
   if (auto h = n["on_account"]) {
     if (auto l = StrList(h, "on_account")) {

@@ -145,6 +145,15 @@ struct Engine::Impl {
       std::string account, line;
     };
     std::vector<Seen> seen;
+    // Per address key: the last accounts (hashed) it failed on, for `sprayed_from` rules
+    // (kept only when the jail has one). At most kSprayKeys addresses, the oldest go first.
+    struct FailedOn {
+      std::array<std::pair<uint64_t, Time>, 8> recent{};
+      uint8_t n = 0;
+    };
+    Seconds spray_within{0};
+    std::unordered_map<IpAddress, FailedOn, IpAddressHash> failed_on;
+    std::deque<IpAddress> failed_order;
     uint64_t seen_next = 1;
     std::unordered_map<IpAddress, uint64_t, IpAddressHash> seen_by_ip;
     std::unordered_map<std::string, uint64_t> seen_by_account;
@@ -191,6 +200,10 @@ struct Engine::Impl {
   int current_source = -1;
   std::string_view current_line;
   void Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key);
+  // `sprayed_from`: notes a failure naming an account from an address; whether an event
+  // comes from an address that failed on enough other accounts lately.
+  static void NoteFailure(Jail& jail, const IpAddress& ip, const std::string& account, Time t);
+  static bool Sprayed(const Jail& jail, const Rule& rule, const IpAddress& ip, const std::string& account, Time t);
   std::vector<Evidence> EvidenceOf(const Jail& jail, const Rule& rule, const IpAddress* ip, const std::string* account) const;
   // Whether the guard of this pattern holds the event back (it counts the address first).
   bool OutageHolds(int filter, int pattern, const IpAddress* ip, Time t, EngineOutput& out);
@@ -268,6 +281,11 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
       }
       std::string what = r.distinct == Field::kNone ? "events" : std::string("distinct ") + FieldName(r.distinct);
       rule->reason = std::to_string(r.threshold) + " " + what + " within " + FormatDuration(r.window);
+      if (r.sprayed_accounts > 0) {
+        rule->reason += " from an address that failed on " + std::to_string(r.sprayed_accounts) +
+                        " other account" + (r.sprayed_accounts > 1 ? "s" : "") + " within " + FormatDuration(r.sprayed_within);
+        jail->spray_within = std::max(jail->spray_within, r.sprayed_within);
+      }
       jail->rules.push_back(std::move(rule));
     }
     for (const auto& f : j.filters) impl->FilterId(f);
@@ -562,6 +580,43 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
   if (*t - m.last_sweep > std::chrono::minutes(10)) OnTick(*t);
 }
 
+void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, const std::string& account, Time t) {
+  constexpr size_t kSprayKeys = 65536;
+  auto [it, fresh] = jail.failed_on.try_emplace(ip);
+  if (fresh) {
+    jail.failed_order.push_back(ip);
+    if (jail.failed_order.size() > kSprayKeys) {
+      jail.failed_on.erase(jail.failed_order.front());
+      jail.failed_order.pop_front();
+    }
+  }
+  Jail::FailedOn& f = it->second;
+  uint64_t h = std::hash<std::string>{}(account);
+  for (uint8_t i = 0; i < f.n; ++i)
+    if (f.recent[i].first == h) {
+      f.recent[i].second = t;
+      return;
+    }
+  if (f.n < f.recent.size()) {
+    f.recent[f.n++] = {h, t};
+    return;
+  }
+  auto oldest = std::min_element(f.recent.begin(), f.recent.end(), [](const auto& a, const auto& b) { return a.second < b.second; });
+  *oldest = {h, t};
+}
+
+bool Engine::Impl::Sprayed(const Jail& jail, const Rule& rule, const IpAddress& ip, const std::string& account, Time t) {
+  auto it = jail.failed_on.find(ip);
+  if (it == jail.failed_on.end()) return false;
+  uint64_t own = std::hash<std::string>{}(account);
+  int others = 0;
+  for (uint8_t i = 0; i < it->second.n; ++i) {
+    const auto& [h, at] = it->second.recent[i];
+    if (h != own && at >= t - rule.spec->sprayed_within && at <= t) ++others;
+  }
+  return others >= rule.spec->sprayed_accounts;
+}
+
 void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key) {
   if (jail.seen.empty()) jail.seen.resize(kEvidenceRing);
   Jail::Seen& s = jail.seen[jail.seen_next % kEvidenceRing];
@@ -706,6 +761,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   std::optional<IpAddress> ip_key;
   if (ev.ip && !policy.IsIgnored(*ev.ip)) ip_key = policy.TargetFor(*ev.ip).address();
   if (options.evidence && !replaying && !current_line.empty()) Remember(jail, ev, ip_key);
+  if (jail.spray_within.count() > 0 && ev.kind == kAuthFailure && ip_key && !ev.account.empty())
+    NoteFailure(jail, *ip_key, ev.account, ev.time);
 
   // While an account verdict stands, any address that logs in as the account or relays
   // through it is banned at once.
@@ -745,6 +802,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
            EvidenceOf(jail, rule, &*ip_key, nullptr));
     } else {
       if (ev.account.empty()) continue;
+      if (rule.spec->sprayed_accounts > 0 && (!ip_key || !Sprayed(jail, rule, *ip_key, ev.account, ev.time))) continue;
       // A known bulk sender or roaming user: what it does is not abuse (failures naming it are).
       if (rule.confirmed && !allowed.empty() && allowed.count(ev.account) > 0) continue;
       if (!forgiven.empty())

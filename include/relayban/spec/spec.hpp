@@ -80,6 +80,10 @@ struct RuleSpec {
   Seconds window{0};
   Seconds ban{0};
   std::vector<std::string> on_account;  // argv, placeholders {ip} {account} {jail} {rule} {duration}
+  // `sprayed_from: {accounts: N, within: 1h}`: an event counts only when its address failed
+  // on at least N other accounts within that time before: the password a spray found.
+  int sprayed_accounts = 0;
+  Seconds sprayed_within{0};
   SourceLocation where;
 };
 

@@ -258,3 +258,18 @@ TEST_CASE("accounts.allow takes names, lower-cased, and says where a bad one is"
   CHECK(Has(e, "accounts.allow: an account name must be 1-256 characters", 6, 19));
   CHECK(Has(e, "unknown key 'deny'", 6, 25));
 }
+
+TEST_CASE("sprayed_from needs accounts and a duration, each error at its place") {
+  auto e = Errors(std::string(kFilter) + R"(
+jails:
+  j:
+    filters: [f]
+    rules:
+      - {name: a, key: account, events: [auth_success], threshold: 1, window: 1h, sprayed_from: 3}
+      - {name: b, key: account, events: [auth_success], threshold: 1, window: 1h, sprayed_from: {accounts: 0, within: 15m}}
+)");
+  INFO(Dump(e));
+  CHECK(Has(e, "sprayed_from must be a mapping: {accounts: N, within: 1h}", 11, 97));
+  CHECK(Has(e, "sprayed_from.accounts must be between 1 and 64, not 0", 12, 108));
+  CHECK(e.size() == 2);
+}

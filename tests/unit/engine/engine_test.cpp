@@ -173,6 +173,46 @@ TEST_CASE("an allowed account (a known bulk sender) gets no verdict for what it 
   CHECK(r.Targets() == std::vector<std::string>{"203.0.113.77"});
 }
 
+TEST_CASE("sprayed_from: a login that works from an address that just failed on other accounts is a verdict") {
+  const char* config = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+      - {event: auth_success, regex: 'ok user=(?P<account>\S+) ip={ip}$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: spray-hit, key: account, events: [auth_success], sprayed_from: {accounts: 2, within: 15m}, threshold: 1, window: 1h, ban: 1d}
+)";
+  Rig r(config);
+  // An honest login after a wrong password and a mistyped name: one other account, no verdict.
+  r.Feed("2026-11-18T10:00:00Z fail user=alice ip=198.51.100.5");
+  r.Feed("2026-11-18T10:00:10Z fail user=alice ip=198.51.100.5");
+  r.Feed("2026-11-18T10:00:20Z fail user=alcie ip=198.51.100.5");
+  r.Feed("2026-11-18T10:00:30Z ok user=alice ip=198.51.100.5");
+  CHECK(r.out.orders.empty());
+  // A slow spray: two other accounts failed from the address, then carol's password works.
+  r.Feed("2026-11-18T11:00:00Z fail user=dave ip=203.0.113.50");
+  r.Feed("2026-11-18T11:05:00Z fail user=erin ip=203.0.113.50");
+  r.Feed("2026-11-18T11:10:00Z ok user=carol ip=203.0.113.50");
+  REQUIRE(r.out.orders.size() == 1);
+  CHECK(r.out.orders[0].target.ToString() == "203.0.113.50");
+  CHECK(r.out.orders[0].account == "carol");
+  CHECK(r.out.orders[0].reason.find("from an address that failed on 2 other accounts within 15m") != std::string::npos);
+  auto accounts = r.engine->accounts().Snapshot();
+  auto carol = std::find_if(accounts.begin(), accounts.end(), [](const AccountView& a) { return a.account == "carol"; });
+  REQUIRE(carol != accounts.end());
+  CHECK(carol->verdicts == std::vector<std::string>{"spray-hit"});
+  // Failures older than `within` do not count.
+  r.out.clear();
+  r.Feed("2026-11-18T12:00:00Z fail user=dave ip=203.0.113.60");
+  r.Feed("2026-11-18T12:01:00Z fail user=erin ip=203.0.113.60");
+  r.Feed("2026-11-18T12:30:00Z ok user=frank ip=203.0.113.60");
+  CHECK(r.out.orders.empty());
+}
+
 TEST_CASE("an ordinary user relaying a few mails gets no verdict") {
   Rig r;
   r.Feed("2026-11-18T10:00:00Z direct user=alice ip=198.51.100.5 to=a@msn.com");

@@ -7,7 +7,8 @@ pkgs="build-essential cmake ninja-build pkg-config git
       libre2-dev libyaml-cpp-dev catch2 nlohmann-json3-dev libcli11-dev
       libnftnl-dev libmnl-dev libsqlite3-dev libsystemd-dev
       clang libclang-rt-14-dev
-      nftables iproute2 iputils-ping util-linux procps python3 systemd-journal-remote"
+      nftables iproute2 iputils-ping util-linux procps python3 systemd-journal-remote
+      prometheus"
 if [ "${1:-}" = "--bench" ]; then
   pkgs="$pkgs fail2ban hyperfine"
 fi
@@ -18,6 +19,18 @@ for p in $pkgs; do
 done
 if [ -n "$missing" ]; then
   $SUDO apt-get update -qq
+  # Packages that ship a service (prometheus: promtool and a real scrape in the tests) must
+  # not start it on this machine: a policy-rc.d for the install, and the service disabled.
+  guard=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    guard=1
+  fi
   # --no-install-recommends keeps fail2ban from pulling in a mail server
   $SUDO apt-get install -y -qq --no-install-recommends $missing
+  [ -n "$guard" ] && $SUDO rm -f /usr/sbin/policy-rc.d
+  case " $missing " in
+    *" prometheus "*) $SUDO systemctl disable prometheus.service >/dev/null 2>&1 || true ;;
+  esac
 fi

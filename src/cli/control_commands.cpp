@@ -146,6 +146,12 @@ int RunForgive(const ClientOptions& o, const std::string& account, std::ostream&
   });
 }
 
+int RunMetrics(const ClientOptions& o, std::ostream& out, std::ostream& err) {
+  ControlRequest req;
+  req.command = ControlRequest::Command::kMetrics;
+  return Answer(o, req, out, err, [&](const json& r) { out << r.value("metrics", std::string()); });
+}
+
 int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string& jail, std::ostream& out, std::ostream& err) {
   ControlRequest req;
   using C = ControlRequest::Command;

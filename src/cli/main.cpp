@@ -6,6 +6,7 @@
 
 #include "check_command.hpp"
 #include "control_commands.hpp"
+#include "digest_command.hpp"
 #include "daemon/daemon.hpp"
 #include "relayban/version.hpp"
 
@@ -72,6 +73,16 @@ int main(int argc, char** argv) {
   auto* forgive_cmd = app.add_subcommand("forgive", "clear an account's verdicts (after its password was changed)");
   forgive_cmd->add_option("account", forgive_account, "the account, as `relayban accounts` shows it")->required();
   client_options(forgive_cmd);
+  auto* metrics_cmd = app.add_subcommand("metrics", "the daemon's metrics in Prometheus' text format");
+  client_options(metrics_cmd);
+  DigestOptions digest;
+  auto* digest_cmd = app.add_subcommand("digest", "summarise the decision log: bans by rule, stolen accounts, top networks");
+  digest_cmd->add_option("-c,--config", digest.config, "configuration file (for decision_log and digest)")->capture_default_str();
+  digest_cmd->add_option("--log", digest.log, "the decision log (default: decision_log of the configuration)");
+  digest_cmd->add_option("--since", digest.since, "the period that ends now (24h, 7d)")->capture_default_str();
+  digest_cmd->add_flag("--json", digest.json, "as JSON");
+  digest_cmd->add_flag("--mail", digest.mail, "mail it through sendmail to digest.mail_to (argv, no shell)");
+  digest_cmd->add_option("--to", digest.to, "mail it to these instead (with --mail)");
   auto* reload_cmd = app.add_subcommand("reload", "re-read the configuration (the old one stays if the new one is bad)");
   client_options(reload_cmd);
 
@@ -100,6 +111,8 @@ int main(int argc, char** argv) {
   if (*list_cmd) return RunSimple(client, "list", "", std::cout, std::cerr);
   if (*status_cmd) return RunSimple(client, "status", status_jail, std::cout, std::cerr);
   if (*accounts_cmd) return RunSimple(client, "accounts", "", std::cout, std::cerr);
+  if (*digest_cmd) return RunDigest(digest, now, std::cout, std::cerr);
+  if (*metrics_cmd) return RunMetrics(client, std::cout, std::cerr);
   if (*reload_cmd) return RunSimple(client, "reload", "", std::cout, std::cerr);
   std::cout << app.help();
   return 0;

@@ -113,6 +113,7 @@ class Reader {
   }
 
   void Global(const YAML::Node& root, Config& c, std::vector<std::pair<std::string, YAML::Node>>& includes);
+  void Metrics(const YAML::Node& n, MetricsSpec& m);
   void Jails(const YAML::Node& n, Config& c);
   void Filters(const YAML::Node& n, Config& c);
   std::optional<RuleSpec> Rule(const YAML::Node& n);
@@ -127,7 +128,8 @@ class Reader {
 void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std::string, YAML::Node>>& includes) {
   if (!Keys(root, "the main configuration",
             {"state_dir", "control_socket", "control_group", "ignore", "firewall", "ban", "ipv6_prefix", "max_line",
-             "max_tracked", "hooks", "include", "jails", "filters", "rule_sets", "accounts"}))
+             "max_tracked", "hooks", "include", "jails", "filters", "rule_sets", "accounts", "metrics",
+             "decision_log", "digest"}))
     return;
   if (auto n = root["state_dir"]) { if (auto s = Str(n, "state_dir")) c.state_dir = *s; }
   if (auto n = root["control_socket"]) { if (auto s = Str(n, "control_socket")) c.control_socket = *s; }
@@ -216,12 +218,79 @@ void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std
       if (auto m = n["max_queued"]) { if (auto v = Int(m, "hooks.max_queued", 0, 1000000)) c.hooks.max_queued = static_cast<size_t>(*v); }
     }
   }
+  if (auto n = root["metrics"]) Metrics(n, c.metrics);
+  if (auto n = root["decision_log"]) {
+    if (auto s = Str(n, "decision_log")) {
+      if (!s->empty() && s->front() != '/') Err(n, "decision_log must be an absolute path (or \"\" for none)");
+      else c.decision_log = *s;
+    }
+  }
+  if (auto n = root["digest"]) {
+    if (Keys(n, "digest", {"mail_to", "sendmail"})) {
+      if (auto m = n["mail_to"]) {
+        if (auto l = m.IsScalar() ? std::optional<std::vector<std::string>>(std::vector<std::string>{m.Scalar()})
+                                  : StrList(m, "digest.mail_to")) {
+          c.digest.mail_to.clear();
+          for (const auto& a : *l) {
+            if (!MailAddressOk(a)) Err(m, "digest.mail_to: '" + a + "' is not a plain mail address or local user");
+            else c.digest.mail_to.push_back(a);
+          }
+        }
+      }
+      if (auto m = n["sendmail"]) {
+        if (auto s = Str(m, "digest.sendmail")) {
+          if (s->empty() || s->front() != '/') Err(m, "digest.sendmail must be an absolute path");
+          else c.digest.sendmail = *s;
+        }
+      }
+    }
+  }
   if (auto n = root["ipv6_prefix"]) { if (auto v = Int(n, "ipv6_prefix", 16, 128)) c.ipv6_prefix = static_cast<int>(*v); }
   if (auto n = root["max_line"]) { if (auto v = Int(n, "max_line", 256, 1 << 20)) c.max_line = static_cast<size_t>(*v); }
   if (auto n = root["max_tracked"]) { if (auto v = Int(n, "max_tracked", 100, 100'000'000)) c.max_tracked = static_cast<size_t>(*v); }
   if (auto n = root["include"]) {
     if (auto l = StrList(n, "include"))
       for (const auto& g : *l) includes.emplace_back(g, n);
+  }
+}
+
+void Reader::Metrics(const YAML::Node& n, MetricsSpec& m) {
+  // `metrics: true` or `metrics: {}` turns them on with the defaults; `false` keeps them off.
+  if (n.IsScalar()) {
+    bool v = false;
+    if (!YAML::convert<bool>::decode(n, v)) Err(n, "metrics must be true, false or a mapping");
+    m.on = v;
+    if (v) m.textfile = kDefaultMetricsTextfile;
+    return;
+  }
+  if (!n.IsNull() && !n.IsMap()) {
+    Err(n, "metrics must be true, false or a mapping");
+    return;
+  }
+  if (!n.IsNull()) (void)Keys(n, "metrics", {"textfile", "every", "listen"});
+  m.on = true;
+  m.textfile = kDefaultMetricsTextfile;
+  if (n.IsNull()) return;
+  if (auto t = n["textfile"]) {
+    bool off = true;
+    if (t.IsScalar() && YAML::convert<bool>::decode(t, off) && !off) m.textfile.clear();
+    else if (auto s = Str(t, "metrics.textfile")) {
+      if (s->empty() || s->front() != '/' || s->size() < 6 || s->substr(s->size() - 5) != ".prom")
+        Err(t, "metrics.textfile must be an absolute path ending in .prom (or false for none)");
+      else m.textfile = *s;
+    }
+  }
+  if (auto e = n["every"]) {
+    if (auto v = Dur(e, "metrics.every")) {
+      if (v->count() < 1 || v->count() > 3600) Err(e, "metrics.every must be from 1s to 1h");
+      else m.every = *v;
+    }
+  }
+  if (auto l = n["listen"]) {
+    if (auto s = Str(l, "metrics.listen")) {
+      if (!ParseListenAddress(*s)) Err(l, "metrics.listen must be ADDRESS:PORT with a literal address, e.g. 127.0.0.1:9687 or [::1]:9687");
+      else m.listen = *s;
+    }
   }
 }
 

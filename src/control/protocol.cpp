@@ -38,6 +38,7 @@ Result<ControlRequest> ParseControlRequest(std::string_view line) {
   else if (*cmd == "ban") r.command = C::kBan;
   else if (*cmd == "unban") r.command = C::kUnban;
   else if (*cmd == "forgive") r.command = C::kForgive;
+  else if (*cmd == "metrics") r.command = C::kMetrics;
   else return Fail("unknown command '" + cmd->substr(0, 64) + "'");
   auto jail = Text(j, "jail", r.command == C::kBan ? "manual" : "");
   auto target = Text(j, "target");
@@ -78,6 +79,7 @@ std::string FormatControlRequest(const ControlRequest& r) {
     case C::kBan: j["cmd"] = "ban"; break;
     case C::kUnban: j["cmd"] = "unban"; break;
     case C::kForgive: j["cmd"] = "forgive"; break;
+    case C::kMetrics: j["cmd"] = "metrics"; break;
   }
   if (!r.jail.empty()) j["jail"] = r.jail;
   if (!r.target.empty()) j["target"] = r.target;

@@ -45,6 +45,7 @@ Daemon::Daemon(DaemonOptions options, DaemonParts parts) : options_(std::move(op
 
 Daemon::~Daemon() {
   // The parts that refer to others go first.
+  metrics_listener_.reset();
   server_.reset();
   jobs_.clear();
   hooks_.reset();
@@ -72,6 +73,8 @@ int Daemon::Start() {
     return 78;
   }
   auto log = [this](int p, const std::string& m) { Log(p, m); };
+  decisions_ = std::make_unique<DecisionLog>(log);
+  config_loaded_at_ = parts_.clock->Now();
   const Clock& clock = *parts_.clock;
 
   if (!parts_.store) {
@@ -164,6 +167,7 @@ int Daemon::Start() {
     Log(LOG_ERR, r.error().ToString());
     return 71;
   }
+ ApplyOutputs();
   Log(LOG_INFO, std::string("relayban ") + kVersion + " running: " + parts_.firewall->Describe() + ", " +
                     std::to_string(sources_->file_count()) + " log files, control socket " + config_.control_socket);
   parts_.notify("READY=1");
@@ -199,6 +203,8 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   eo.jails = plan.on;
   eo.zone = HostLocalZone();
   eo.book = ledger_.get();
+  // The decision log carries the lines behind each decision.
+  eo.evidence = !config.decision_log.empty();
   // No jail on: an engine without jails, so the daemon still answers and reloads.
   Config effective = config;
   if (plan.on.empty()) effective.jails.clear();
@@ -225,6 +231,7 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   Progress saved;
   if (auto p = parts_.store->LoadProgress()) saved = std::move(*p);
   std::vector<int> journal_fds_before = sources_->journal_fds();
+  if (engine_) CarryCounters();  // while the sources still name the old engine's ids
   Engine* raw = engine.get();
   sources_->Follow(plan, [raw](const std::vector<std::string>& jails, StampFormat f) { return raw->AddSource(jails, f); },
                    saved, initial);
@@ -233,7 +240,17 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
     loop_.Watch(fd, Poller::kReadable, [this, fd](uint32_t) { sources_->OnJournalReady(fd); });
   engine_ = std::move(engine);
   plan_ = std::move(plan);
+  RefreshSourceNames();
   return true;
+}
+
+void Daemon::RefreshSourceNames() {
+  source_names_.clear();
+  for (const auto& src : sources_->Describe()) {
+    if (src.engine_source < 0) continue;
+    if (source_names_.size() <= static_cast<size_t>(src.engine_source)) source_names_.resize(static_cast<size_t>(src.engine_source) + 1);
+    source_names_[static_cast<size_t>(src.engine_source)] = src.name;
+  }
 }
 
 namespace {
@@ -280,25 +297,62 @@ bool Daemon::Reload(std::vector<Error>* errors) {
   if (!c) {
     for (const auto& e : errs) Log(LOG_ERR, e.ToString());
     Log(LOG_ERR, "new configuration rejected; the old one keeps running");
+    ++reloads_failed_;
     return false;
   }
   auto peers = ResolvePeerPolicy(c->control_group);
   if (!peers) {
     errs.push_back(peers.error());
     Log(LOG_ERR, peers.error().message + "; the old configuration keeps running");
+    ++reloads_failed_;
     return false;
   }
   if (auto off = parts_.store->Offences(parts_.clock->Now() - c->ban.max)) offences_ = std::move(*off);
   for (const auto& change : RuleChanges(config_, *c)) Log(LOG_NOTICE, change);
-  if (!BuildEngine(*c, true)) return false;
+  if (!BuildEngine(*c, true)) {
+    ++reloads_failed_;
+    return false;
+  }
   config_ = *c;
+  ++reloads_ok_;
+  config_loaded_at_ = parts_.clock->Now();
+  ApplyOutputs();
   server_->SetPolicy(*peers);
   more_work_ = true;
   return true;
 }
 
 void Daemon::HandleOutput() {
+  std::string now_text;
+  if (decisions_->on() && (!out_.orders.empty() || !out_.verdicts.empty())) now_text = FormatIso8601(parts_.clock->Now());
+  auto evidence = [this](const std::vector<Evidence>& ev) {
+    nlohmann::json a = nlohmann::json::array();
+    for (const Evidence& e : ev) {
+      const std::string* log = e.source >= 0 && static_cast<size_t>(e.source) < source_names_.size()
+                                   ? &source_names_[static_cast<size_t>(e.source)] : nullptr;
+      a.push_back({{"log", log ? nlohmann::json(*log) : nlohmann::json(nullptr)}, {"line", e.line}});
+    }
+    return a;
+  };
+  for (const AccountVerdict& v : out_.verdicts) {
+    ++account_verdicts_by_[{v.jail, v.rule}];
+    Log(LOG_WARNING, "account verdict: " + Printable(v.account, 80) + " jail=" + v.jail + " rule=" + v.rule + " (" +
+                         std::to_string(v.addresses) + " addresses) reason=\"" + Printable(v.reason, 200) + "\"");
+    if (!decisions_->on()) continue;
+    nlohmann::json j{{"time", now_text}, {"action", "account_verdict"}, {"account", v.account}, {"jail", v.jail},
+                     {"rule", v.rule}, {"reason", v.reason}, {"ban_s", v.ban.count()}, {"addresses", v.addresses},
+                     {"log_time", FormatIso8601(v.at)}, {"evidence", evidence(v.evidence)}};
+    Decision(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+  }
   for (const Order& o : out_.orders) {
+    ++bans_by_[{o.jail, o.rule, "rule"}];
+    if (decisions_->on()) {
+      nlohmann::json j{{"time", now_text}, {"action", "ban"}, {"target", o.target.ToString()}, {"jail", o.jail},
+                       {"rule", o.rule}, {"account", o.account.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.account)},
+                       {"reason", o.reason}, {"duration_s", o.duration.count()}, {"origin", "rule"},
+                       {"log_time", FormatIso8601(o.at)}, {"evidence", evidence(o.evidence)}};
+      Decision(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
     // One line per ban, up to kBanLinesPerSecond; past that, a flood is summed up per jail
     // and rule once a second (a botnet's million bans must not bury the journal).
     if (ban_lines_this_second_ >= kBanLinesPerSecond) {
@@ -362,6 +416,7 @@ bool Daemon::DoWork() {
   bool more = sources_->Pending();
   more = ledger_->Flush() || more;
   more = RunJobs() || more;
+  decisions_->Flush();
   return more;
 }
 
@@ -404,6 +459,9 @@ void Daemon::Tick() {
   ledger_->Tick();
   hooks_->Poll();
   server_->Tick();
+  if (metrics_listener_) metrics_listener_->Tick();
+  decisions_->Tick();
+  WriteTextfile();
   if (reopening_ && reopening_->epoch() != store_epoch_) {
     if (store_epoch_ != 0) {
       Log(LOG_WARNING, "the state database is new: writing the " + std::to_string(ledger_->size()) + " bans in force again");
@@ -424,6 +482,7 @@ void Daemon::Tick() {
       sources_->Follow(plan, [raw](const std::vector<std::string>& j, StampFormat f) { return raw->AddSource(j, f); }, saved,
                        false);
       plan_ = std::move(plan);
+      RefreshSourceNames();
     }
   }
   sources_->MarkAllReady();  // the safety net for a missed inotify event
@@ -476,6 +535,7 @@ int Daemon::Stop() {
   }
   ledger_->Drain(deadline);
   Checkpoint();
+  decisions_->Flush();
   // Everything reached the kernel and the store: the next start may take the kernel as left.
   if (!options_.flush_on_exit && ledger_->KernelSettled() && ledger_->StoreSettled() && Health() == "ok")
     if (auto gen = parts_.firewall->Generation(); gen && *gen)

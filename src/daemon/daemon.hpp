@@ -6,6 +6,7 @@
 // drive it with fakes through every failure; RunDaemon gives it the real ones.
 #pragma once
 
+#include <array>
 #include <functional>
 #include <map>
 #include <memory>
@@ -15,16 +16,19 @@
 #include <vector>
 
 #include "ban_ledger.hpp"
+#include "decision_log.hpp"
 #include "event_loop.hpp"
 #include "hook_runner.hpp"
 #include "jail_activation.hpp"
 #include "source_set.hpp"
 #include "relayban/control/control_server.hpp"
+#include "relayban/control/metrics_listener.hpp"
 #include "relayban/control/protocol.hpp"
 #include "relayban/daemon/spawner.hpp"
 #include "relayban/engine/engine.hpp"
 #include "relayban/firewall/firewall.hpp"
 #include "relayban/state/state_store.hpp"
+#include "report/metrics_text.hpp"
 
 namespace relayban {
 
@@ -75,6 +79,13 @@ class Daemon {
   // passed to `on_line` as they are produced (during this call or later turns). For tests.
   void Command(std::string_view request, std::function<void(std::string_view line)> on_line);
 
+  // The metrics in Prometheus' text format (daemon_metrics.cpp).
+  std::string RenderMetrics() const;
+  // Where the HTTP listener listens (0: none), for tests.
+  uint16_t metrics_port() const { return metrics_listener_ ? metrics_listener_->port() : 0; }
+  // Counters by family and labels.
+  using Counters = std::map<std::string, std::map<MetricsText::Labels, double>>;
+
   const BanLedger& ledger() const { return *ledger_; }
   const Engine& engine() const { return *engine_; }
   const Config& config() const { return config_; }
@@ -102,6 +113,16 @@ class Daemon {
   static std::vector<std::string> RuleChanges(const Config& before, const Config& after);
   // The note a clean exit leaves: the ruleset generation and our table's name.
   std::string KernelNote(uint32_t generation) const { return std::to_string(generation) + " " + config_.firewall.table; }
+
+  // Metrics and decisions (daemon_metrics.cpp).
+  void CollectEngineCounters(Counters& into) const;
+  void CarryCounters();   // before an engine is replaced
+  void ApplyOutputs();    // the decision log, the metrics listener, as the configuration says
+  void WriteTextfile();   // when `metrics.every` has passed
+  void Decision(const std::string& json_line) { decisions_->Add(json_line); }
+  void RefreshSourceNames();
+  std::vector<std::string> source_names_;  // by engine source id (evidence names its log)
+  std::string Requester(ClientId client) const;
 
   // Control commands (daemon_commands.cpp).
   void OnRequest(ClientId client, std::string_view line);
@@ -158,6 +179,18 @@ class Daemon {
   static constexpr ClientId kDirect = ClientId{1} << 62;
   ClientId next_direct_ = kDirect;
   std::map<ClientId, std::function<void(std::string_view)>> direct_;
+
+  Counters carried_;  // counters of engines replaced by reloads
+  std::map<std::array<std::string, 3>, uint64_t> bans_by_;  // (jail, rule, origin) -> bans
+  std::map<std::pair<std::string, std::string>, uint64_t> account_verdicts_by_;  // (jail, rule)
+  uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
+  Time config_loaded_at_{};
+  std::unique_ptr<DecisionLog> decisions_;
+  std::unique_ptr<MetricsListener> metrics_listener_;
+  std::string metrics_listen_;
+  Clock::Steady next_textfile_{};
+  uint64_t textfile_errors_ = 0;
+  std::string textfile_problem_;
 };
 
 // Runs the daemon with its real parts until SIGTERM/SIGINT. Returns the exit code.

@@ -81,7 +81,16 @@ void Daemon::OnRequest(ClientId client, std::string_view line) {
     case C::kBan: Ban(client, *req); return;
     case C::kUnban: Unban(client, *req); return;
     case C::kForgive: Forgive(client, *req); return;
+    case C::kMetrics: {
+      Reply(client, Dump(json{{"ok", true}, {"metrics", RenderMetrics()}}));
+      Finish(client);
+      return;
+    }
   }
+}
+
+std::string Daemon::Requester(ClientId client) const {
+  return client >= kDirect ? std::string("a local call") : server_->Describe(client);
 }
 
 std::string Daemon::Status(const std::string& only) const {
@@ -217,6 +226,10 @@ void Daemon::Ban(ClientId client, const ControlRequest& r) {
   }
   Order o{Order::Action::kBan, parts_.clock->Now(), r.jail, "manual", *target, "", *d, r.reason};
   ledger_->Ban(o, BanOrigin::kManual, true);
+  ++bans_by_[{r.jail, "manual", "manual"}];
+  Decision(Dump(json{{"time", FormatIso8601(o.at)}, {"action", "ban"}, {"target", target->ToString()}, {"jail", r.jail},
+                     {"rule", "manual"}, {"account", nullptr}, {"reason", r.reason}, {"duration_s", d->count()},
+                     {"origin", "manual"}, {"by", Requester(client)}}));
   Log(LOG_NOTICE, "manual ban " + target->ToString() + " for " + (d->count() ? FormatDuration(*d) : std::string("ever")) +
                       " jail=" + Printable(r.jail, 64) + " rule=manual reason=\"" + Printable(r.reason, 200) + "\"");
   Prefix t = *target;
@@ -237,7 +250,9 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
   json names = json::array();
   if (r.all) {
     removed = ledger_->UnbanAll();
-    Log(LOG_NOTICE, "unban --all: " + std::to_string(removed) + " bans lifted");
+    Log(LOG_NOTICE, "unban --all: " + std::to_string(removed) + " bans lifted (asked by " + Requester(client) + ")");
+    Decision(Dump(json{{"time", FormatIso8601(parts_.clock->Now())}, {"action", "unban_all"}, {"count", removed},
+                       {"origin", "manual"}, {"by", Requester(client)}}));
   } else {
     auto target = Prefix::Parse(r.target, false);
     if (!target) {
@@ -255,7 +270,9 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
       engine_->Exempt(target->address(), now);
       SaveAdminNote(kExemptedNote, target->address().ToString(), now);
     }
-    Log(LOG_NOTICE, "unban " + target->ToString() + " (asked by " + server_->Describe(client) + ")");
+    Log(LOG_NOTICE, "unban " + target->ToString() + " (asked by " + Requester(client) + ")");
+    Decision(Dump(json{{"time", FormatIso8601(now)}, {"action", "unban"}, {"target", target->ToString()},
+                       {"lifted", removed > 0}, {"origin", "manual"}, {"by", Requester(client)}}));
   }
   bool all = r.all;
   WaitFor(client, [this, targets, removed, names, all]() -> std::optional<std::string> {
@@ -285,7 +302,9 @@ void Daemon::Forgive(ClientId client, const ControlRequest& r) {
   SaveAdminNote(kForgivenNote, r.target, now);
   std::string list;
   for (const auto& v : had) list += (list.empty() ? "" : ",") + v;
-  Log(LOG_NOTICE, "forgive account " + Printable(r.target, 200) + " (asked by " + server_->Describe(client) +
+  Decision(Dump(json{{"time", FormatIso8601(now)}, {"action", "forgive"}, {"account", r.target}, {"verdicts_lifted", had},
+                     {"origin", "manual"}, {"by", Requester(client)}}));
+  Log(LOG_NOTICE, "forgive account " + Printable(r.target, 200) + " (asked by " + Requester(client) +
                       "): " + (had.empty() ? "it had no verdict" : "verdicts " + list + " lifted") +
                       "; its counts restart");
   Reply(client, Dump(json{{"ok", true}, {"account", r.target}, {"verdicts_lifted", had}}));

@@ -46,7 +46,12 @@ void HookRunner::Poll() {
     if (it == running_.end()) continue;  // something a hook started, reparented to us
     Hook& h = it->second;
     h.exited = true;
-    stats_.total_ms += static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(now - h.started).count());
+    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - h.started).count();
+    stats_.total_ms += static_cast<uint64_t>(ms);
+    ++stats_.ended;
+    size_t b = 0;
+    while (b < std::size(kDurationBounds) && static_cast<double>(ms) / 1000.0 > kDurationBounds[b]) ++b;
+    ++stats_.duration_buckets[b];
     if (WIFEXITED(e.status) && WEXITSTATUS(e.status) != 0) {
       ++stats_.failed;
       log_(LOG_WARNING, "hook " + h.name + " failed with exit status " + std::to_string(WEXITSTATUS(e.status)));

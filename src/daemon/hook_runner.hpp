@@ -10,6 +10,7 @@
 #include <chrono>
 #include <deque>
 #include <functional>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -33,7 +34,11 @@ class HookRunner {
     uint64_t killed = 0;   // overran the time limit
     uint64_t dropped = 0;  // the queue was full
     uint64_t total_ms = 0;  // run time of the hooks that ended, summed
+    uint64_t ended = 0;     // hooks whose leader ended
+    // Run times of the hooks that ended, per kDurationBounds (seconds) and above the last.
+    std::vector<uint64_t> duration_buckets = std::vector<uint64_t>(std::size(kDurationBounds) + 1, 0);
   };
+  static constexpr double kDurationBounds[] = {0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30};
 
   // `spawner` and `clock` must outlive the runner.
   HookRunner(Spawner& spawner, const Clock& clock, Limits limits, Log log);

@@ -194,7 +194,8 @@ std::vector<std::string> SourceSet::journal_jails() const {
 std::vector<SourceSet::SourceInfo> SourceSet::Describe() const {
   std::vector<SourceInfo> out;
   for (const auto& [path, f] : files_) {
-    SourceInfo info{path, f.jails, f.tail->is_open(), std::nullopt, std::nullopt, f.tail->generations(), f.tail->dropped()};
+    SourceInfo info{path, f.jails, f.tail->is_open(), std::nullopt, std::nullopt, f.tail->generations(), f.tail->dropped(),
+                    f.engine_source, false};
     auto pos = f.tail->Positions();
     struct stat st {};
     if (!pos.empty() && stat(path.c_str(), &st) == 0) {
@@ -203,7 +204,8 @@ std::vector<SourceSet::SourceInfo> SourceSet::Describe() const {
     }
     out.push_back(std::move(info));
   }
-  for (const auto& [name, j] : journals_) out.push_back({name, j.jails, true, std::nullopt, std::nullopt, 0, 0});
+  for (const auto& [name, j] : journals_)
+    out.push_back({name, j.jails, true, std::nullopt, std::nullopt, 0, 0, j.engine_source, true});
   return out;
 }
 

@@ -65,6 +65,8 @@ class SourceSet {
     std::optional<uint64_t> read, size;  // a file: how far the newest generation is read, its size
     size_t generations = 0;              // a file: generations open (more than 1: rotated, unread)
     uint64_t dropped = 0;                // a file: generations closed unread (too many at once)
+    int engine_source = -1;
+    bool journal = false;
   };
   std::vector<SourceInfo> Describe() const;
   // Whether a glob now matches files that are not followed yet.

@@ -103,6 +103,7 @@ struct Engine::Impl {
     AccountWindows account_windows;
     bool confirmed = false;  // counts auth_success or relay: a real use of the account
     std::string reason;
+    uint64_t verdicts = 0;
     Rule(const RuleSpec* s, size_t max_keys)
         : spec(s),
           ip_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys),
@@ -155,6 +156,7 @@ struct Engine::Impl {
     std::unordered_map<IpAddress, FailedOn, IpAddressHash> failed_on;
     std::deque<IpAddress> failed_order;
     uint64_t seen_next = 1;
+    std::vector<uint64_t> events;  // per kind id
     std::unordered_map<IpAddress, uint64_t, IpAddressHash> seen_by_ip;
     std::unordered_map<std::string, uint64_t> seen_by_account;
     explicit Jail(const JailSpec* s)
@@ -167,6 +169,7 @@ struct Engine::Impl {
     std::vector<std::vector<int>> pattern_kind;  // local filter, pattern -> kind id
     StampFormat format;
     Time last{};
+    EngineCounts::Source counts;
   };
   struct Standing {
     int jail;
@@ -296,6 +299,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
     if (std::find(impl->jail_names.begin(), impl->jail_names.end(), name) == impl->jail_names.end())
       return Fail("no jail named '" + name + "' in the configuration");
   impl->stats.events.assign(impl->kinds.size(), 0);
+  for (auto& j : impl->jails) j->events.assign(impl->kinds.size(), 0);
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));
 }
 
@@ -331,6 +335,7 @@ Result<int> Engine::AddSource(const std::vector<std::string>& jail_list, StampFo
   if (!set) return Fail(set.error());
   src.filters = std::move(set.value());
   m.stats.events.resize(m.kinds.size(), 0);
+  for (auto& j : m.jails) j->events.resize(m.kinds.size(), 0);
   m.sources.push_back(std::move(src));
   return static_cast<int>(m.sources.size() - 1);
 }
@@ -437,6 +442,18 @@ bool Engine::Replay(std::string_view data) {
   return true;
 }
 const EngineStats& Engine::stats() const { return impl_->stats; }
+
+EngineCounts Engine::counts() const {
+  const Impl& m = *impl_;
+  EngineCounts c;
+  for (const auto& src : m.sources) c.sources.push_back(src.counts);
+  for (const auto& j : m.jails) {
+    for (size_t k = 0; k < j->events.size() && k < m.kinds.size(); ++k)
+      if (j->events[k] > 0) c.events.push_back({j->spec->name, m.kinds[k], j->events[k]});
+    for (const auto& r : j->rules) c.verdicts.push_back({j->spec->name, r->spec->name, r->spec->key, r->verdicts});
+  }
+  return c;
+}
 BanPolicy& Engine::policy() { return impl_->policy; }
 const AccountBook& Engine::accounts() const { return impl_->accounts; }
 const std::vector<std::string>& Engine::kind_names() const { return impl_->kinds; }
@@ -472,16 +489,22 @@ void Engine::Impl::AccountOf(const Jail& jail, std::string_view raw, std::string
 
 void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& out) {
   Impl& m = *impl_;
+  Impl::Source& src = m.sources[static_cast<size_t>(source)];
+  EngineCounts::Source& sc = src.counts;
   ++m.stats.lines;
+  ++sc.lines;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
   if (line.size() > m.config.max_line || !IsCleanText(line)) {
     ++m.stats.skipped;
+    ++sc.unclean;
     return;
   }
-  Impl::Source& src = m.sources[static_cast<size_t>(source)];
   auto shape = DetectStamp(line, src.format);
   if (!shape) {
-    if (!line.empty()) ++m.stats.skipped;
+    if (!line.empty()) {
+      ++m.stats.skipped;
+      ++sc.no_stamp;
+    }
     return;
   }
   std::string_view message = line.substr(shape->length);
@@ -489,6 +512,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
     // The filters see RFC 5424's header as a classic syslog line's.
     if (!Rfc5424Message(message, m.rfc5424)) {
       ++m.stats.skipped;
+      ++sc.no_stamp;
       return;
     }
     message = m.rfc5424;
@@ -497,12 +521,16 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
   int rejected = src.filters->Match(message, m.hits);
   m.stats.ambiguous += static_cast<uint64_t>(rejected);
   if (m.hits.empty()) {
-    if (rejected > 0) ++m.stats.skipped;
+    if (rejected > 0) {
+      ++m.stats.skipped;
+      ++sc.ambiguous;
+    }
     return;
   }
   auto t = DecodeStamp(line, *shape, now, m.options.zone);
   if (!t) {
     ++m.stats.skipped;
+    ++sc.bad_field;
     return;
   }
   src.last = *t;
@@ -574,8 +602,14 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
     }
   }
   m.current_line = {};
-  if (yielded) ++m.stats.matched;
-  else ++m.stats.skipped;
+  if (yielded) {
+    ++m.stats.matched;
+    ++sc.matched;
+    sc.newest = std::max(sc.newest, *t);
+  } else {
+    ++m.stats.skipped;
+    ++sc.bad_field;
+  }
   m.newest = std::max(m.newest, *t);
   if (*t - m.last_sweep > std::chrono::minutes(10)) OnTick(*t);
 }
@@ -736,6 +770,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   }
   if (!replaying) {
     ++stats.events[static_cast<size_t>(ev.kind)];
+    ++jails[static_cast<size_t>(ev.jail)]->events[static_cast<size_t>(ev.kind)];
     if (observer) observer(ev);
     if (journal) Record(ev);
   }
@@ -797,6 +832,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     if (rule.spec->key == RuleKey::kIp) {
       if (!ip_key || !rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
+      if (!replaying) ++rule.verdicts;
       if (!ev.account.empty()) accounts.AddTargeted(ev.account, rule.spec->name);
       Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out,
            EvidenceOf(jail, rule, &*ip_key, nullptr));
@@ -815,6 +851,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       }
       if (!rule.account_windows.Add(ev.account, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
+      if (!replaying) ++rule.verdicts;
       // Only a rule that counts what the account did (logins, relays) says it was stolen; one
       // that counts failures naming it says it was attacked.
       if (rule.confirmed) accounts.AddVerdict(ev.account, rule.spec->name);
@@ -835,6 +872,9 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       for (const IpAddress& ip : ips) policy.Prefetch(ip);
       auto evidence = EvidenceOf(jail, rule, nullptr, &ev.account);
       for (const IpAddress& ip : ips) Emit(jail, rule, ip, ev.time, ev.account, reason, out, evidence);
+      if (rule.confirmed && !replaying)
+        out.verdicts.push_back(
+            AccountVerdict{ev.time, jail.spec->name, rule.spec->name, ev.account, reason, rule.spec->ban, ips.size(), evidence});
       if (rule.confirmed && rule.spec->ban.count() >= 0) {
         Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
         standing[ev.account][&rule] = Standing{ev.jail, &rule, until, reason, ev.time};

@@ -172,4 +172,11 @@ std::vector<AccountView> AccountBook::Snapshot() const {
   return out;
 }
 
+size_t AccountBook::CountWithVerdict() const {
+  size_t n = 0;
+  for (size_t i = 0; i < entries_.size(); ++i)
+    if (seen_sec_[i] != kFree && !entries_[i].view.verdicts.empty()) ++n;
+  return n;
+}
+
 }  // namespace relayban

@@ -23,4 +23,33 @@ const JailSpec* Config::FindJail(const std::string& name) const {
   return nullptr;
 }
 
+std::optional<std::pair<IpAddress, uint16_t>> ParseListenAddress(std::string_view text) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon + 1 >= text.size() || colon + 6 < text.size()) return std::nullopt;
+  std::string_view host = text.substr(0, colon), port = text.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  else if (host.find(':') != std::string_view::npos) return std::nullopt;  // IPv6 needs brackets
+  auto ip = IpAddress::Parse(host);
+  if (!ip) return std::nullopt;
+  unsigned n = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return std::nullopt;
+    n = n * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (n == 0 || n > 65535) return std::nullopt;
+  return std::make_pair(*ip, static_cast<uint16_t>(n));
+}
+
+bool MailAddressOk(std::string_view a) {
+  if (a.empty() || a.size() > 254 || a.front() == '-' || a.front() == '.' || a.front() == '@') return false;
+  size_t ats = 0;
+  for (char c : a) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+              c == '+' || c == '-';
+    if (c == '@') ++ats;
+    else if (!ok) return false;
+  }
+  return ats == 0 || (ats == 1 && a.back() != '@');
+}
+
 }  // namespace relayban

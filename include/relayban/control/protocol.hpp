@@ -14,7 +14,7 @@
 namespace relayban {
 
 struct ControlRequest {
-  enum class Command : uint8_t { kStatus, kList, kAccounts, kReload, kBan, kUnban, kForgive };
+  enum class Command : uint8_t { kStatus, kList, kAccounts, kReload, kBan, kUnban, kForgive, kMetrics };
   Command command = Command::kStatus;
   std::string jail;                     // status: only this jail; ban: file it under this jail
   std::string target;                   // ban, unban: an address or prefix; forgive: an account

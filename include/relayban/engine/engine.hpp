@@ -37,12 +37,24 @@ struct HookRun {
   std::string jail, rule, account;
 };
 
+// An account-keyed rule that counts what the account did (logins, relays) reached its
+// threshold: the account is very likely stolen. Its bans follow as orders.
+struct AccountVerdict {
+  Time at{};
+  std::string jail, rule, account, reason;
+  Seconds ban{0};
+  size_t addresses = 0;  // addresses banned for it now
+  std::vector<Evidence> evidence;  // with EngineOptions::evidence
+};
+
 struct EngineOutput {
   std::vector<Order> orders;
+  std::vector<AccountVerdict> verdicts;
   std::vector<HookRun> hooks;
   std::vector<std::string> notices;  // for the log: an outage guard that tripped
   void clear() {
     orders.clear();
+    verdicts.clear();
     hooks.clear();
     notices.clear();
   }
@@ -66,6 +78,30 @@ struct EngineEvictions {
   uint64_t accounts = 0;     // accounts of the account book
   uint64_t correlation = 0;  // queue ids and sessions over correlate.max_entries
   uint64_t offences = 0;     // escalation histories
+};
+
+// Counters for metrics, finer than EngineStats: per source (what became of its lines) and
+// per jail (events by kind, verdicts by rule). Replayed journal records count nowhere.
+struct EngineCounts {
+  struct Source {
+    uint64_t lines = 0, matched = 0;
+    // Skipped lines by reason: too long or not clean text; no valid stamp; a field that
+    // did not parse (address, stamp); refused by a `unique` pattern (likely injection).
+    uint64_t unclean = 0, no_stamp = 0, bad_field = 0, ambiguous = 0;
+    Time newest{};  // the stamp of its newest matched line
+  };
+  struct Events {
+    std::string jail, kind;
+    uint64_t count = 0;
+  };
+  struct Verdicts {
+    std::string jail, rule;
+    RuleKey key = RuleKey::kIp;
+    uint64_t count = 0;
+  };
+  std::vector<Source> sources;  // by source id (AddSource)
+  std::vector<Events> events;   // kinds seen at least once
+  std::vector<Verdicts> verdicts;  // every rule of every jail
 };
 
 struct EngineOptions {
@@ -120,6 +156,7 @@ class Engine {
   // The ban policy: the ignore list for manual bans, past offences at start-up.
   BanPolicy& policy();
   const EngineStats& stats() const;
+  EngineCounts counts() const;
   EngineEvictions evictions() const;
   const AccountBook& accounts() const;
   const std::vector<std::string>& kind_names() const;

@@ -58,6 +58,8 @@ class AccountBook {
   // Sorted by account name.
   std::vector<AccountView> Snapshot() const;
   size_t size() const { return index_.size(); }
+  // Accounts with at least one verdict (what they did), counted now: a pass over the book.
+  size_t CountWithVerdict() const;
   size_t evicted() const { return cost_.evicted; }
   // Eviction runs and positions visited, for tests that check the work is amortised.
   uint64_t eviction_runs() const { return runs_; }

@@ -7,6 +7,9 @@
 
 #include <cstdint>
 #include <map>
+#include <optional>
+#include <string_view>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -137,6 +140,27 @@ struct HookSpec {
   size_t max_queued = 1000;
 };
 
+// `metrics:` Prometheus metrics. Off unless the section is given; then the textfile for
+// node_exporter's textfile collector is on by default, the HTTP listener only when asked.
+struct MetricsSpec {
+  bool on = false;
+  std::string textfile;  // written atomically every `every`; empty: none
+  Seconds every{10};
+  std::string listen;    // "127.0.0.1:9687", "[::1]:9687"; empty: no HTTP listener
+};
+// "127.0.0.1:9687" or "[::1]:9687": a literal address and a port from 1 to 65535.
+std::optional<std::pair<IpAddress, uint16_t>> ParseListenAddress(std::string_view text);
+inline constexpr const char* kDefaultMetricsTextfile = "/var/lib/prometheus/node-exporter/relayban.prom";
+
+// `digest:` what `relayban digest --mail` sends.
+// A recipient handed to sendmail as an argument: a local user or user@domain of letters,
+// digits and . _ + - only (never starting with '-', so never an option).
+bool MailAddressOk(std::string_view address);
+struct DigestSpec {
+  std::vector<std::string> mail_to{"root"};
+  std::string sendmail = "/usr/sbin/sendmail";
+};
+
 struct Config {
   std::string file;  // the main file it was loaded from
   std::string state_dir = "/var/lib/relayban";
@@ -153,6 +177,10 @@ struct Config {
   // senders and roaming users. Failures naming them still count against the addresses.
   std::vector<std::string> allowed_accounts;
   HookSpec hooks;
+  MetricsSpec metrics;
+  // One JSON line per ban, unban and account verdict; empty: none.
+  std::string decision_log;
+  DigestSpec digest;
   std::vector<JailSpec> jails;
   std::map<std::string, FilterSpec> filters;
   // Rules written once and used by many jails (`rules: [{use: NAME}]`), by name; each with

@@ -273,3 +273,57 @@ jails:
   CHECK(Has(e, "sprayed_from.accounts must be between 1 and 64, not 0", 12, 108));
   CHECK(e.size() == 2);
 }
+
+TEST_CASE("metrics: absent is off, true or an empty mapping turns the textfile on, listen and every are checked") {
+  std::vector<Error> e;
+  auto off = LoadConfigText(kFilter, "t.yaml", ".", e);
+  REQUIRE(off);
+  CHECK_FALSE(off->metrics.on);
+  auto on = LoadConfigText(std::string(kFilter) + "metrics: true\n", "t.yaml", ".", e);
+  REQUIRE(on);
+  CHECK(on->metrics.on);
+  CHECK(on->metrics.textfile == kDefaultMetricsTextfile);
+  CHECK(on->metrics.listen.empty());
+  auto custom = LoadConfigText(std::string(kFilter) + "metrics: {textfile: false, every: 30s, listen: '[::1]:9687'}\n",
+                               "t.yaml", ".", e);
+  REQUIRE(custom);
+  CHECK(custom->metrics.textfile.empty());
+  CHECK(custom->metrics.every == Seconds(30));
+  CHECK(custom->metrics.listen == "[::1]:9687");
+  auto bad = Errors(std::string(kFilter) + "metrics: {listen: 'localhost:9687', textfile: relayban.txt, every: 0s, port: 1}\n");
+  CHECK(Has(bad, "metrics.listen must be ADDRESS:PORT", 6, 19));
+  CHECK(Has(bad, "metrics.textfile must be an absolute path ending in .prom", 6, 47));
+  CHECK(Has(bad, "metrics.every must be from 1s to 1h", 6, 68));
+  CHECK(Has(bad, "unknown key 'port' in metrics", 6, 72));
+}
+
+TEST_CASE("decision_log and digest: paths must be absolute, recipients plain addresses") {
+  std::vector<Error> e;
+  auto c = LoadConfigText(std::string(kFilter) + "decision_log: /var/log/relayban/decisions.log\n"
+                                                 "digest: {mail_to: [postmaster@example.org, root]}\n",
+                          "t.yaml", ".", e);
+  REQUIRE(c);
+  CHECK(c->decision_log == "/var/log/relayban/decisions.log");
+  CHECK(c->digest.mail_to == std::vector<std::string>{"postmaster@example.org", "root"});
+  auto bad = Errors(std::string(kFilter) + "decision_log: decisions.log\n"
+                                           "digest: {mail_to: ['-oQ/tmp', 'a b@example.org'], sendmail: sendmail}\n");
+  CHECK(Has(bad, "decision_log must be an absolute path", 6, 15));
+  CHECK(Has(bad, "'-oQ/tmp' is not a plain mail address", 7, 19));
+  CHECK(Has(bad, "'a b@example.org' is not a plain mail address", 7, 19));
+  CHECK(Has(bad, "digest.sendmail must be an absolute path", 7, 61));
+}
+
+TEST_CASE("listen addresses are literal with a port, and mail recipients cannot be options or carry odd bytes") {
+  auto v4 = ParseListenAddress("127.0.0.1:9687");
+  REQUIRE(v4);
+  CHECK(v4->first.ToString() == "127.0.0.1");
+  CHECK(v4->second == 9687);
+  auto v6 = ParseListenAddress("[::1]:80");
+  REQUIRE(v6);
+  CHECK(v6->first.ToString() == "::1");
+  for (const char* bad : {"::1:80", "127.0.0.1", "127.0.0.1:0", "127.0.0.1:65536", "host:80", "127.0.0.1:8x", ":80", ""})
+    CHECK_FALSE(ParseListenAddress(bad));
+  CHECK(MailAddressOk("root"));
+  CHECK(MailAddressOk("post.master+relayban@example.org"));
+  for (const char* bad : {"", "-oQ/tmp", "a@b@c", "a b", "a\nb", "x@", "@x", "a;rm", "$(id)"}) CHECK_FALSE(MailAddressOk(bad));
+}

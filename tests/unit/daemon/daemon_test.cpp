@@ -385,3 +385,35 @@ TEST_CASE("damaged admin notes in the state database are ignored, the daemon sta
   r.Failures("203.0.113.9", 3);
   CHECK(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
 }
+
+TEST_CASE("metrics count what the daemon read and decided, and keep counting across a reload") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  r.Failures("203.0.113.5", 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.5"); }));
+  auto has = [&](const std::string& sample) { return r.daemon->RenderMetrics().find("\n" + sample + "\n") != std::string::npos; };
+  std::string log = (r.dir / "log" / "mail.log").string();
+  CHECK(has("relayban_log_lines_read_total{log=\"" + log + "\"} 3"));
+  CHECK(has("relayban_events_total{jail=\"j\",kind=\"auth_failure\"} 3"));
+  CHECK(has("relayban_verdicts_total{jail=\"j\",rule=\"brute\",key=\"ip\"} 1"));
+  CHECK(has("relayban_bans_total{jail=\"j\",rule=\"brute\",origin=\"rule\"} 1"));
+  CHECK(has("relayban_active_bans{family=\"ipv4\",origin=\"rule\"} 1"));
+  CHECK(has("relayban_jail_enabled{jail=\"j\"} 1"));
+  CHECK(has("relayban_degraded 0"));
+  REQUIRE(r.daemon->Reload());
+  r.daemon->Turn(0);
+  // The new engine replayed the journal, which counts nowhere: the totals stay as they were.
+  CHECK(has("relayban_events_total{jail=\"j\",kind=\"auth_failure\"} 3"));
+  CHECK(has("relayban_config_reloads_total{result=\"ok\"} 1"));
+  r.Failures("203.0.113.6", 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.6"); }));
+  CHECK(has("relayban_log_lines_read_total{log=\"" + log + "\"} 6"));
+  CHECK(has("relayban_events_total{jail=\"j\",kind=\"auth_failure\"} 6"));
+  CHECK(has("relayban_verdicts_total{jail=\"j\",rule=\"brute\",key=\"ip\"} 2"));
+  CHECK(has("relayban_bans_total{jail=\"j\",rule=\"brute\",origin=\"rule\"} 2"));
+  r.fw->fail_all = true;
+  r.fw->failure = Error{"Operation not permitted", {}, ErrorKind::kPermission};
+  r.Failures("203.0.113.7", 3);
+  REQUIRE(r.TurnUntil([&] { return has("relayban_degraded 1"); }));
+  CHECK(has("relayban_mirror_failing{mirror=\"firewall\"} 1"));
+}

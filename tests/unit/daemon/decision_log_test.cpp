@@ -1,0 +1,98 @@
+// The decision log on real files: appended a line per record, reopened after logrotate moves
+// it, and a path that cannot be written keeps records (bounded) until it can.
+#include "daemon/decision_log.hpp"
+
+#include <catch2/catch.hpp>
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+using namespace relayban;
+
+namespace {
+
+std::string Read(const std::filesystem::path& p) {
+  std::ifstream in(p);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+struct Dir {
+  std::filesystem::path path;
+  Dir() {
+    static int n = 0;
+    path = std::filesystem::temp_directory_path() / ("relayban-decisions-" + std::to_string(getpid()) + "-" + std::to_string(n++));
+    std::filesystem::remove_all(path);
+  }
+  ~Dir() { std::filesystem::remove_all(path); }
+};
+
+}  // namespace
+
+TEST_CASE("records are appended one a line, in a file created 0640 with its folder") {
+  Dir d;
+  std::vector<std::string> logged;
+  DecisionLog log([&](int, const std::string& m) { logged.push_back(m); });
+  auto file = d.path / "sub" / "decisions.log";
+  log.SetPath(file.string());
+  log.Add(R"({"action":"ban"})");
+  log.Add(R"({"action":"unban"})");
+  CHECK(Read(file).empty());  // buffered until the turn ends
+  log.Flush();
+  CHECK(Read(file) == "{\"action\":\"ban\"}\n{\"action\":\"unban\"}\n");
+  CHECK((std::filesystem::status(file).permissions() & std::filesystem::perms::others_read) == std::filesystem::perms::none);
+  CHECK(log.stats().lines == 2);
+  CHECK(logged.empty());
+}
+
+TEST_CASE("after logrotate moves the file away, the next tick starts a new one") {
+  Dir d;
+  DecisionLog log([](int, const std::string&) {});
+  auto file = d.path / "decisions.log";
+  log.SetPath(file.string());
+  log.Add("1");
+  log.Flush();
+  std::filesystem::rename(file, d.path / "decisions.log.1");
+  log.Add("2");  // queued before the tick notices: goes to the file it was meant for
+  log.Tick();
+  log.Add("3");
+  log.Flush();
+  CHECK(Read(d.path / "decisions.log.1") == "1\n2\n");
+  CHECK(Read(file) == "3\n");
+  CHECK(log.stats().reopened == 1);
+}
+
+TEST_CASE("a path that cannot be opened is logged once, records wait, and are written once it can") {
+  Dir d;
+  std::vector<std::string> logged;
+  DecisionLog log([&](int, const std::string& m) { logged.push_back(m); });
+  std::filesystem::create_directories(d.path);
+  auto file = d.path / "decisions.log";
+  std::filesystem::create_directory(file);  // a folder where the file should be
+  log.SetPath(file.string());
+  log.Add("a");
+  log.Flush();
+  log.Tick();
+  log.Flush();
+  CHECK(log.stats().errors >= 1);
+  CHECK(logged.size() == 1);
+  CHECK(log.buffered() == 2);
+  std::filesystem::remove(file);
+  log.Tick();
+  CHECK(Read(file) == "a\n");
+  CHECK(log.buffered() == 0);
+}
+
+TEST_CASE("past its bound, records are dropped and counted, never held without limit") {
+  Dir d;
+  DecisionLog log([](int, const std::string&) {});
+  std::filesystem::create_directories(d.path / "decisions.log");
+  log.SetPath((d.path / "decisions.log").string());
+  std::string big(1 << 20, 'x');
+  for (int i = 0; i < 20; ++i) log.Add(big);
+  CHECK(log.buffered() <= DecisionLog::kMaxBuffered);
+  CHECK(log.stats().dropped >= 4);
+}

@@ -21,6 +21,7 @@ mkdir -p "$work/qmail" "$work/log" "$work/state"
 cat > "$work/relayban.yaml" <<YAML
 state_dir: $work/state
 control_socket: $work/control.sock
+decision_log: $work/decisions.log
 ignore: [127.0.0.0/8, "::1"]
 include: [$root/etc/relayban/filters.d/*.yaml]
 jails:
@@ -51,6 +52,10 @@ sleep 1
 echo; echo "== relayban list"; "$bin" list -c "$work/relayban.yaml"
 echo; echo "== relayban accounts"; "$bin" accounts -c "$work/relayban.yaml"
 echo; echo "== nft list table inet relayban"; nft list table inet relayban
+echo; echo "== relayban digest --since 1h   (what the decision log says; a daily mail with relayban-digest.timer)"
+"$bin" digest --log "$work/decisions.log" --since 1h
+echo; echo "== relayban metrics | grep relayban_bans_total   (Prometheus metrics)"
+"$bin" metrics -c "$work/relayban.yaml" | grep '^relayban_bans_total'
 echo; echo "== the daemon's log"; sed 's/^<[0-9]>//' "$work/daemon.log"
 kill -TERM $pid; wait $pid || true
 echo; echo "== stopped; the namespace, its firewall and the demo files are gone"

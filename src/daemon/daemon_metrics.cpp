@@ -107,6 +107,9 @@ std::string Daemon::RenderMetrics() const {
   Time now = parts_.clock->Now();
   m.Family("relayban_build_info", Type::kGauge, "relayban's version; always 1");
   m.Sample({{"version", kVersion}}, 1);
+  m.Family("relayban_metrics_generated_timestamp_seconds", Type::kGauge,
+           "When these metrics were made (a textfile that stops changing means the daemon stopped)");
+  m.Sample(EpochSeconds(now));
   std::string health = Health();
   m.Family("relayban_degraded", Type::kGauge, "1 while the firewall or the state database fails (see relayban status)");
   m.Sample(health == "ok" ? 0 : 1);
@@ -163,8 +166,16 @@ std::string Daemon::RenderMetrics() const {
       if (Time t = counts.sources[static_cast<size_t>(src.engine_source)].newest; t != Time{})
         m.Sample({{"log", src.name}}, EpochSeconds(t));
 
+  // Every rule's series exists from the start at 0: a counter first seen at 1 shows no
+  // increase in Prometheus, and an alert on the first verdict would never fire.
+  auto bans_by = bans_by_;
+  auto account_verdicts_by = account_verdicts_by_;
+  for (const auto& v : counts.verdicts) {
+    bans_by.try_emplace({v.jail, v.rule, "rule"}, 0);
+    if (v.key == RuleKey::kAccount) account_verdicts_by.try_emplace({v.jail, v.rule}, 0);
+  }
   m.Family("relayban_bans_total", Type::kCounter, "Bans decided, by jail, rule and origin (rule or manual)");
-  for (const auto& [k, n] : bans_by_) m.Sample({{"jail", k[0]}, {"rule", k[1]}, {"origin", k[2]}}, static_cast<double>(n));
+  for (const auto& [k, n] : bans_by) m.Sample({{"jail", k[0]}, {"rule", k[1]}, {"origin", k[2]}}, static_cast<double>(n));
   const auto& ls = ledger_->stats();
   m.Family("relayban_unbans_total", Type::kCounter, "Bans lifted by hand (relayban unban)");
   m.Sample(static_cast<double>(ls.unbans));
@@ -187,7 +198,7 @@ std::string Daemon::RenderMetrics() const {
   m.Family("relayban_accounts_with_verdict", Type::kGauge, "Accounts with a verdict of what they did (likely stolen)");
   m.Sample(static_cast<double>(engine_->accounts().CountWithVerdict()));
   m.Family("relayban_account_verdicts_total", Type::kCounter, "Account verdicts (an account-keyed rule on what it did), by jail and rule");
-  for (const auto& [k, n] : account_verdicts_by_) m.Sample({{"jail", k.first}, {"rule", k.second}}, static_cast<double>(n));
+  for (const auto& [k, n] : account_verdicts_by) m.Sample({{"jail", k.first}, {"rule", k.second}}, static_cast<double>(n));
 
   m.Family("relayban_firewall_changes_total", Type::kCounter, "Elements added to or removed from the kernel's sets");
   m.Sample(static_cast<double>(ls.kernel_changes));

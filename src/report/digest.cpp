@@ -121,7 +121,7 @@ std::string DigestText(const Digest& d, const std::string& host) {
     s += "\nAccounts that are very likely stolen (change their passwords, then `relayban forgive ACCOUNT`):\n";
     for (const auto& v : d.verdicts) {
       s += "  " + v.time + "  " + v.account + "  jail " + v.jail + ", rule " + v.rule + ", " + std::to_string(v.addresses) +
-           " addresses banned\n    " + v.reason + "\n";
+           (v.addresses == 1 ? " address" : " addresses") + " banned at the verdict\n    " + v.reason + "\n";
       size_t from = v.evidence.size() > 5 ? v.evidence.size() - 5 : 0;
       for (size_t i = from; i < v.evidence.size(); ++i) s += "    | " + v.evidence[i] + "\n";
     }

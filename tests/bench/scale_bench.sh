@@ -20,7 +20,7 @@ bin=$build/relayban
 
 # The shipped configuration, with the Postfix jail reading our log.
 cp -r "$root/etc/relayban" "$work/etc"
-sed -i "s|^state_dir:.*|state_dir: $work/state|; s|^control_socket:.*|control_socket: $work/control.sock|" "$work/etc/relayban.yaml"
+sed -i "s|^state_dir:.*|state_dir: $work/state|; s|^control_socket:.*|control_socket: $work/control.sock|; s|^decision_log:.*|decision_log: $work/decisions.log|" "$work/etc/relayban.yaml"
 python3 - "$work/etc/jails.d/postfix.yaml" "$work/log/mail.log" <<'PY'
 import re, sys
 p, log = sys.argv[1], sys.argv[2]

@@ -20,6 +20,8 @@ cleanup() { [ -n "${KEEP:-}" ] && { echo "kept $work"; return; }
 trap cleanup EXIT
 . "$src/tests/integration/lib.sh"
 ip link set lo up
+# check, showing what the command said when it fails.
+checkv() { local what=$1 out; shift; if out=$("$@" 2>&1); then ok "$what"; else fail "$what"; printf '%s\n' "$out" | tail -n 6 | sed 's/^/    | /'; fi; }
 port=19687
 
 mkdir -p "$work/log" "$work/state" "$work/textfile"
@@ -118,10 +120,20 @@ assert s.recv(100) == b"" and time.time() - start < 30
 PY
 check "refused requests are counted" until_true bash -c "[ \"\$($(printf '%q ' "$bin") metrics -c $work/relayban.yaml | grep -c 'relayban_metrics_http_requests_total{result=\"\(rejected\|timed_out\)\"} [1-9]')\" = 2 ]"
 
-# A real Prometheus scrapes it.
+# The shipped dashboard and alerts query only what relayban exports; the alerts fire when
+# they should (promtool test rules).
+mon=$src/packaging/monitoring
+check "the dashboard and alerts name only exported metrics" python3 "$src/tests/monitoring/check_names.py" "$work/metrics.txt" "$mon/relayban-dashboard.json" "$mon/relayban-alerts.yml"
+sed 's/relayban_accounts_with_verdict/relayban_accounts_stolen/' "$mon/relayban-dashboard.json" > "$work/bad-dashboard.json"
+check "and that check catches a metric relayban does not export" bash -c "! python3 '$src/tests/monitoring/check_names.py' '$work/metrics.txt' '$work/bad-dashboard.json' '$mon/relayban-alerts.yml'"
+check "the alerting rules pass promtool check rules" promtool check rules "$mon/relayban-alerts.yml"
+check "the alerts fire on the series they are meant for (promtool test rules)" bash -c "cd '$src/tests/monitoring' && promtool test rules alerts_test.yml"
+
+# A real Prometheus scrapes it, with the shipped alerting rules loaded.
 if command -v prometheus >/dev/null; then
   cat > "$work/prometheus.yml" <<YAML
-global: {scrape_interval: 1s, scrape_timeout: 1s}
+global: {scrape_interval: 1s, scrape_timeout: 1s, evaluation_interval: 1s}
+rule_files: ["$mon/relayban-alerts.yml"]
 scrape_configs:
   - job_name: relayban
     static_configs: [{targets: ["127.0.0.1:$port"]}]
@@ -139,6 +151,48 @@ PY
   }
   limit=90 check "Prometheus scrapes the listener: relayban_bans_total" until_true query 'sum(relayban_bans_total{rule="auth-bruteforce"})' 2
   limit=30 check "Prometheus sees the target up" until_true query 'up{job="relayban"}' 1
+  # Every dashboard query evaluates in a real Prometheus and has data (rates need two
+  # scrapes a minute apart at most).
+  limit=60 check "Prometheus has two scrapes of everything" until_true query 'count(count_over_time(relayban_build_info[1m]) >= 3)' 1
+  checkv "every dashboard query evaluates in Prometheus" python3 - "$mon/relayban-dashboard.json" <<'PY'
+import json, sys, urllib.parse, urllib.request
+d = json.load(open(sys.argv[1]))
+exprs = [t["expr"] for p in d["panels"] for t in p["targets"]]
+with_data = 0
+for e in exprs:
+    q = e.replace("$__rate_interval", "1m").replace("$instance", ".*")
+    r = json.load(urllib.request.urlopen("http://127.0.0.1:19090/api/v1/query?" + urllib.parse.urlencode({"query": q}), timeout=5))
+    assert r["status"] == "success", (e, r)
+    with_data += bool(r["data"]["result"])
+assert with_data == len(exprs), (with_data, len(exprs))
+PY
+  checkv "the shipped alerting rules load and evaluate" python3 - <<'PY'
+import json, time, urllib.request
+for _ in range(100):
+    r = json.load(urllib.request.urlopen("http://127.0.0.1:19090/api/v1/rules", timeout=5))
+    rules = [x for g in r["data"]["groups"] for x in g["rules"]]
+    if len(rules) == 7 and all(x.get("health") == "ok" for x in rules):
+        break
+    time.sleep(0.2)
+assert len(rules) == 7 and all(x.get("health") == "ok" for x in rules), rules
+assert not any(x["state"] == "firing" for x in rules), rules
+PY
+  # A second stolen account while Prometheus watches: its alert fires.
+  {
+    echo "$(stamp) mx1 postfix/submission/smtpd[4243]: 5B00000002: client=unknown[198.51.100.10], sasl_method=LOGIN, sasl_username=test2"
+    for d in $(seq 1 21); do
+      echo "$(stamp) mx1 postfix/smtp[5152]: 5B00000002: to=<y$d@e$d.example>, relay=mx.e$d.example[192.0.2.1]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)"
+    done
+  } >> "$work/log/mail.log"
+  check "the second stolen account's address is banned" wait_kernel ban4 198.51.100.10
+  firing() {
+    python3 - "$1" <<'PY'
+import json, sys, urllib.request
+r = json.load(urllib.request.urlopen("http://127.0.0.1:19090/api/v1/alerts", timeout=5))
+assert any(a["labels"]["alertname"] == sys.argv[1] and a["state"] == "firing" for a in r["data"]["alerts"]), r
+PY
+  }
+  limit=60 check "Prometheus fires RelaybanStolenAccount" until_true firing RelaybanStolenAccount
   kill "$prom"; wait "$prom" 2>/dev/null; prom=
 else
   echo "SKIP - a real Prometheus scrape (prometheus is not installed)"

@@ -389,9 +389,11 @@ TEST_CASE("damaged admin notes in the state database are ignored, the daemon sta
 TEST_CASE("metrics count what the daemon read and decided, and keep counting across a reload") {
   Rig r;
   REQUIRE(r.daemon->Start() == 0);
+  auto has = [&](const std::string& sample) { return r.daemon->RenderMetrics().find("\n" + sample + "\n") != std::string::npos; };
+  // Every rule's counter exists before its first ban (a series born at 1 shows no increase).
+  CHECK(has("relayban_bans_total{jail=\"j\",rule=\"brute\",origin=\"rule\"} 0"));
   r.Failures("203.0.113.5", 3);
   REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.5"); }));
-  auto has = [&](const std::string& sample) { return r.daemon->RenderMetrics().find("\n" + sample + "\n") != std::string::npos; };
   std::string log = (r.dir / "log" / "mail.log").string();
   CHECK(has("relayban_log_lines_read_total{log=\"" + log + "\"} 3"));
   CHECK(has("relayban_events_total{jail=\"j\",kind=\"auth_failure\"} 3"));

@@ -27,17 +27,25 @@ check "man pages relayban(8) and relayban.yaml(5)" test -e /usr/share/man/man8/r
 check "bash completion" test -e /usr/share/bash-completion/completions/relayban
 check "lock-account hook examples" test -e /usr/share/doc/relayban/examples/lock-account-vpopmail -a -e /usr/share/doc/relayban/examples/lock-account-postfix
 check "the unit is installed and enabled" test -e /lib/systemd/system/relayban.service -a -L /etc/systemd/system/multi-user.target.wants/relayban.service
+check "the digest timer is installed and off" bash -c "test -e /lib/systemd/system/relayban-digest.timer -a -e /lib/systemd/system/relayban-digest.service && ! test -e /etc/systemd/system/timers.target.wants/relayban-digest.timer"
+check "logrotate handles the decision log (a conffile)" bash -c "grep -q /var/log/relayban/decisions.log /etc/logrotate.d/relayban && dpkg-query --showformat='\${Conffiles}' -W relayban | grep -q /etc/logrotate.d/relayban"
+if command -v logrotate >/dev/null; then
+  check "logrotate accepts it" logrotate -d /etc/logrotate.d/relayban
+fi
+check "the Grafana dashboard and alerting rules" test -s /usr/share/relayban/monitoring/relayban-dashboard.json -a -s /usr/share/relayban/monitoring/relayban-alerts.yml
+check "the metrics-over-HTTP drop-in example" test -e /usr/share/doc/relayban/examples/metrics-http.conf
 if command -v systemd-analyze >/dev/null; then
   check "systemd-analyze verify passes" bash -c "systemd-analyze verify /lib/systemd/system/relayban.service 2>&1 | (! grep -v -e 'not executable' -e 'man ' -e '^$' .)"
+  check "and on the digest's service and timer" bash -c "systemd-analyze verify /lib/systemd/system/relayban-digest.service /lib/systemd/system/relayban-digest.timer 2>&1 | (! grep -v -e 'not executable' -e 'man ' -e '^$' .)"
   score=$(systemd-analyze security --offline=true /lib/systemd/system/relayban.service 2>/dev/null | tail -n 1)
   echo "   systemd-analyze security: $score"
 fi
 check "dpkg removes it" dpkg -r relayban
 check "removal keeps the configuration" test -e /etc/relayban/relayban.yaml
 check "and removes the binary" test ! -e /usr/sbin/relayban
-mkdir -p /var/lib/relayban && touch /var/lib/relayban/state.db
+mkdir -p /var/lib/relayban /var/log/relayban && touch /var/lib/relayban/state.db /var/log/relayban/decisions.log
 check "dpkg purges it" dpkg -P relayban
 check "purge removes the configuration" test ! -e /etc/relayban
-check "purge removes the state" test ! -e /var/lib/relayban
+check "purge removes the state and the decision log" test ! -e /var/lib/relayban -a ! -e /var/log/relayban
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -189,6 +189,42 @@ lifecycle_checks() {
   check "relayban list shows the $(echo $expected | wc -w) bans after the restart" test "$n" = "$(echo $expected | wc -w)"
 }
 
+# What operations see under the hardened unit: the decision log (LogsDirectory, rotated),
+# the metrics textfile (ReadWritePaths), the digest, and its service mailing through the
+# host's own MTA. $expected are the bans.
+operations_checks() {
+  local log=/var/log/relayban/decisions.log records
+  records=$(ct cat "$log")
+  if python3 -c '
+import json, sys
+recs = [json.loads(l) for l in open(sys.argv[1])]
+bans = {r["target"] for r in recs if r["action"] == "ban"}
+assert all(a in bans for a in sys.argv[2:]), ("missing", bans)
+assert all(r["evidence"] for r in recs if r["action"] == "ban" and r["origin"] == "rule"), "a ban without evidence"
+' <(printf '%s\n' "$records") $expected; then ok "the decision log records a ban of every attacker, each with its evidence"
+  else fail "the decision log (expected $expected): $(tail -n 3 <<<"$records")"; fi
+  check "the metrics textfile is written (0644) under the hardened unit" until_true ct sh -c \
+    'test "$(stat -c %a /var/lib/prometheus/node-exporter/relayban.prom)" = 644 && grep -q "^relayban_degraded 0" /var/lib/prometheus/node-exporter/relayban.prom'
+  local banned; banned=$(ct cat /var/lib/prometheus/node-exporter/relayban.prom | awk '/^relayban_bans_total/ {s += $NF} END {print s + 0}')
+  check "and counts the bans ($banned)" test "$banned" -ge "$(echo $expected | wc -w)"
+  ct mv "$log" "$log.1"
+  check "after logrotate moves the decision log, a new one is started" until_true ct test -e "$log"
+  rb unban 192.0.2.123 >/dev/null
+  check "and the next decision is written there" until_true ct grep -q 192.0.2.123 "$log"
+  local digest; digest=$(rb digest --since 2h)
+  if grep -q "^$(echo $expected | wc -w) bans\|^[0-9]* bans" <<<"$digest" && grep -A2 'very likely stolen' <<<"$digest" | grep -q ' test '; then
+    ok "relayban digest summarises both generations: the bans and the stolen account"
+  else fail "relayban digest: $digest"; fi
+  check "relayban-digest.service runs" ct systemctl start relayban-digest.service
+  if limit=60 until_true ct sh -c 'grep -rqs "^Subject: relayban digest for" /var/mail/bob /home/bob/Maildir'; then
+    ok "and its mail reaches bob through the local MTA"
+  else
+    fail "and its mail reaches bob through the local MTA"
+    ct journalctl -u relayban-digest --no-pager | tail -n 5
+    ct sh -c 'tail -n 5 /var/log/exim4/mainlog /var/log/mail.log 2>/dev/null; ls -la /var/mail'
+  fi
+}
+
 # The watchdog never fired, no error was logged, and purge leaves no table behind.
 final_checks() {
   restarts=$(ct systemctl show -p NRestarts --value relayban)
@@ -210,6 +246,10 @@ prepare_root() {
   unpack_root "$tar"
   cp "$deb" "$ct_dir/tmp/relayban.deb"
   check "the package installs in a $1 root" in_root dpkg -i /tmp/relayban.deb
+  # Metrics for node_exporter's textfile collector (the folder its package makes), and the
+  # digest mailed to a local user.
+  mkdir -p "$ct_dir/var/lib/prometheus/node-exporter"
+  printf '\nmetrics: {every: 2s}\ndigest: {mail_to: [bob@example.org]}\n' >> "$ct_dir/etc/relayban/relayban.yaml"
   printf 'nameserver 127.0.0.1\n' > "$ct_dir/etc/resolv.conf"   # no DNS: outside mail is deferred
 }
 # Boots it in its own namespace; the mail services $2.. must come up and relayban must
@@ -281,6 +321,7 @@ smtp_scenario() {
   check "the injector (under every limit) still connects" reaches 10.77.0.7 25
   stolen_account_check
   lifecycle_checks
+  operations_checks
   final_checks
 }
 

@@ -136,6 +136,7 @@ else fail "accounts view: $(cat /tmp/rb-accounts.$$)"; echo "$accounts" | head -
 rm -f /tmp/rb-accounts.$$
 
 lifecycle_checks
+operations_checks
 
 # The journal alone: without rsyslog the jails read the units' journal.
 ct systemctl stop syslog.socket rsyslog.service

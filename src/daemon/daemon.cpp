@@ -325,12 +325,13 @@ bool Daemon::Reload(std::vector<Error>* errors) {
 void Daemon::HandleOutput() {
   std::string now_text;
   if (decisions_->on() && (!out_.orders.empty() || !out_.verdicts.empty())) now_text = FormatIso8601(parts_.clock->Now());
+  using Record = nlohmann::ordered_json;  // fields in the order written, "time" first
   auto evidence = [this](const std::vector<Evidence>& ev) {
-    nlohmann::json a = nlohmann::json::array();
+    Record a = Record::array();
     for (const Evidence& e : ev) {
       const std::string* log = e.source >= 0 && static_cast<size_t>(e.source) < source_names_.size()
                                    ? &source_names_[static_cast<size_t>(e.source)] : nullptr;
-      a.push_back({{"log", log ? nlohmann::json(*log) : nlohmann::json(nullptr)}, {"line", e.line}});
+      a.push_back({{"log", log ? Record(*log) : Record(nullptr)}, {"line", e.line}});
     }
     return a;
   };
@@ -339,19 +340,19 @@ void Daemon::HandleOutput() {
     Log(LOG_WARNING, "account verdict: " + Printable(v.account, 80) + " jail=" + v.jail + " rule=" + v.rule + " (" +
                          std::to_string(v.addresses) + " addresses) reason=\"" + Printable(v.reason, 200) + "\"");
     if (!decisions_->on()) continue;
-    nlohmann::json j{{"time", now_text}, {"action", "account_verdict"}, {"account", v.account}, {"jail", v.jail},
+    Record j{{"time", now_text}, {"action", "account_verdict"}, {"account", v.account}, {"jail", v.jail},
                      {"rule", v.rule}, {"reason", v.reason}, {"ban_s", v.ban.count()}, {"addresses", v.addresses},
                      {"log_time", FormatIso8601(v.at)}, {"evidence", evidence(v.evidence)}};
-    Decision(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace));
   }
   for (const Order& o : out_.orders) {
     ++bans_by_[{o.jail, o.rule, "rule"}];
     if (decisions_->on()) {
-      nlohmann::json j{{"time", now_text}, {"action", "ban"}, {"target", o.target.ToString()}, {"jail", o.jail},
-                       {"rule", o.rule}, {"account", o.account.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.account)},
+      Record j{{"time", now_text}, {"action", "ban"}, {"target", o.target.ToString()}, {"jail", o.jail},
+               {"rule", o.rule}, {"account", o.account.empty() ? Record(nullptr) : Record(o.account)},
                        {"reason", o.reason}, {"duration_s", o.duration.count()}, {"origin", "rule"},
-                       {"log_time", FormatIso8601(o.at)}, {"evidence", evidence(o.evidence)}};
-      Decision(j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+               {"log_time", FormatIso8601(o.at)}, {"evidence", evidence(o.evidence)}};
+      Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace));
     }
     // One line per ban, up to kBanLinesPerSecond; past that, a flood is summed up per jail
     // and rule once a second (a botnet's million bans must not bury the journal).

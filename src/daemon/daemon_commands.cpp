@@ -20,6 +20,9 @@ constexpr size_t kItemsPerSlice = 2000;
 constexpr size_t kMaxPending = size_t{1} << 20;  // stop producing while this much waits
 
 std::string Dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+// A decision record: its fields in the order written, "time" first.
+using Record = nlohmann::ordered_json;
+std::string Dump(const Record& j) { return j.dump(-1, ' ', false, Record::error_handler_t::replace); }
 
 }  // namespace
 
@@ -227,7 +230,7 @@ void Daemon::Ban(ClientId client, const ControlRequest& r) {
   Order o{Order::Action::kBan, parts_.clock->Now(), r.jail, "manual", *target, "", *d, r.reason};
   ledger_->Ban(o, BanOrigin::kManual, true);
   ++bans_by_[{r.jail, "manual", "manual"}];
-  Decision(Dump(json{{"time", FormatIso8601(o.at)}, {"action", "ban"}, {"target", target->ToString()}, {"jail", r.jail},
+  Decision(Dump(Record{{"time", FormatIso8601(o.at)}, {"action", "ban"}, {"target", target->ToString()}, {"jail", r.jail},
                      {"rule", "manual"}, {"account", nullptr}, {"reason", r.reason}, {"duration_s", d->count()},
                      {"origin", "manual"}, {"by", Requester(client)}}));
   Log(LOG_NOTICE, "manual ban " + target->ToString() + " for " + (d->count() ? FormatDuration(*d) : std::string("ever")) +
@@ -251,7 +254,7 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
   if (r.all) {
     removed = ledger_->UnbanAll();
     Log(LOG_NOTICE, "unban --all: " + std::to_string(removed) + " bans lifted (asked by " + Requester(client) + ")");
-    Decision(Dump(json{{"time", FormatIso8601(parts_.clock->Now())}, {"action", "unban_all"}, {"count", removed},
+    Decision(Dump(Record{{"time", FormatIso8601(parts_.clock->Now())}, {"action", "unban_all"}, {"count", removed},
                        {"origin", "manual"}, {"by", Requester(client)}}));
   } else {
     auto target = Prefix::Parse(r.target, false);
@@ -271,7 +274,7 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
       SaveAdminNote(kExemptedNote, target->address().ToString(), now);
     }
     Log(LOG_NOTICE, "unban " + target->ToString() + " (asked by " + Requester(client) + ")");
-    Decision(Dump(json{{"time", FormatIso8601(now)}, {"action", "unban"}, {"target", target->ToString()},
+    Decision(Dump(Record{{"time", FormatIso8601(now)}, {"action", "unban"}, {"target", target->ToString()},
                        {"lifted", removed > 0}, {"origin", "manual"}, {"by", Requester(client)}}));
   }
   bool all = r.all;
@@ -302,7 +305,7 @@ void Daemon::Forgive(ClientId client, const ControlRequest& r) {
   SaveAdminNote(kForgivenNote, r.target, now);
   std::string list;
   for (const auto& v : had) list += (list.empty() ? "" : ",") + v;
-  Decision(Dump(json{{"time", FormatIso8601(now)}, {"action", "forgive"}, {"account", r.target}, {"verdicts_lifted", had},
+  Decision(Dump(Record{{"time", FormatIso8601(now)}, {"action", "forgive"}, {"account", r.target}, {"verdicts_lifted", had},
                      {"origin", "manual"}, {"by", Requester(client)}}));
   Log(LOG_NOTICE, "forgive account " + Printable(r.target, 200) + " (asked by " + Requester(client) +
                       "): " + (had.empty() ? "it had no verdict" : "verdicts " + list + " lifted") +

@@ -14,10 +14,11 @@ build=$1; root=$2; bin=$build/relayban
 work=$(mktemp -d /tmp/relayban-bench.XXXXXX)
 trap 'kill $pid 2>/dev/null || true; rm -rf "$work"' EXIT
 mkdir -p "$work/log" "$work/state"; : > "$work/log/mail.log"
-config() {  # $1 = threshold of the brute-force rule
+config() {  # $1 = threshold of the brute-force rule; $2 = a decision log (with evidence), or none
 cat > "$work/relayban.yaml" <<YAML
 state_dir: $work/state
 control_socket: $work/control.sock
+decision_log: "${2:-}"
 max_tracked: 2000000
 include: [$root/etc/relayban/filters.d/*.yaml]
 jails:
@@ -46,17 +47,19 @@ config 1; start
 "$build/tests/bench/latency_bench" "$work/log/mail.log" 1000
 stop
 
-echo "2. sustained ingest while banning"
+echo "2. sustained ingest while banning (without, then with the decision log and its evidence)"
 n=2000000
 python3 "$root/tests/bench/gen_mixed_log.py" $n "$work/mixed.log"
-config 5; start
-t0=$(date +%s.%N)
-cat "$work/mixed.log" >> "$work/log/mail.log"
-until [ "$(lines)" -ge $n ]; do sleep 0.05; done
-t1=$(date +%s.%N)
-bans=$("$bin" list --json -c "$work/relayban.yaml" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["bans"]))')
-python3 -c "t=$t1-$t0; print('   %d lines in %.2f s: %d lines/s, %s bans in the kernel' % ($n, t, $n/t, '$bans'))"
-stop
+for decisions in "" "$work/decisions.log"; do
+  config 5 "$decisions"; start
+  t0=$(date +%s.%N)
+  cat "$work/mixed.log" >> "$work/log/mail.log"
+  until [ "$(lines)" -ge $n ]; do sleep 0.05; done
+  t1=$(date +%s.%N)
+  bans=$("$bin" list --json -c "$work/relayban.yaml" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["bans"]))')
+  python3 -c "t=$t1-$t0; print('   %d lines in %.2f s: %d lines/s, %s bans in the kernel%s' % ($n, t, $n/t, '$bans', ', decision log' if '$decisions' else ''))"
+  stop; rm -f "$work/decisions.log"
+done
 
 echo "3. memory with 1,000,000 tracked addresses (one failure each, no ban)"
 config 5; start

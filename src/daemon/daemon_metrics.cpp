@@ -146,6 +146,7 @@ std::string Daemon::RenderMetrics() const {
   m.Family("relayban_log_unread_bytes", Type::kGauge, "Bytes of a log file written but not read yet");
   EngineCounts counts = engine_->counts();
   std::vector<std::pair<std::string, double>> lag;
+  std::map<std::string, double> jail_lag;
   for (const auto& src : sources_->Describe()) {
     double unread = src.read && src.size && *src.size > *src.read ? static_cast<double>(*src.size - *src.read) : 0;
     if (!src.journal) m.Sample({{"log", src.name}}, unread);
@@ -156,10 +157,13 @@ std::string Daemon::RenderMetrics() const {
       if (newest != Time{}) age = std::max(0.0, std::chrono::duration<double>(now - newest).count());
     }
     lag.emplace_back(src.name, age);
+    for (const auto& j : src.jails) jail_lag[j] = std::max(jail_lag[j], age);
   }
   m.Family("relayban_log_lag_seconds", Type::kGauge,
            "0 when a log is read to its end; else how old the newest event read from it is");
   for (const auto& [name, v] : lag) m.Sample({{"log", name}}, v);
+  m.Family("relayban_jail_log_lag_seconds", Type::kGauge, "The largest log lag of the logs each jail follows");
+  for (const auto& [jail, v] : jail_lag) m.Sample({{"jail", jail}}, v);
   m.Family("relayban_log_newest_event_timestamp_seconds", Type::kGauge, "Log time of the newest event read from each log");
   for (const auto& src : sources_->Describe())
     if (src.engine_source >= 0 && static_cast<size_t>(src.engine_source) < counts.sources.size())

@@ -402,6 +402,7 @@ TEST_CASE("metrics count what the daemon read and decided, and keep counting acr
   CHECK(has("relayban_active_bans{family=\"ipv4\",origin=\"rule\"} 1"));
   CHECK(has("relayban_jail_enabled{jail=\"j\"} 1"));
   CHECK(has("relayban_degraded 0"));
+  CHECK(has("relayban_jail_log_lag_seconds{jail=\"j\"} 0"));  // read to its end
   REQUIRE(r.daemon->Reload());
   r.daemon->Turn(0);
   // The new engine replayed the journal, which counts nowhere: the totals stay as they were.

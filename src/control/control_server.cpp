@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 
+#include "nonblocking_send.hpp"
 #include "relayban/control/protocol.hpp"
 
 namespace relayban {
@@ -202,22 +203,12 @@ void ControlServer::Flush(ClientId id) {
   auto it = clients_.find(id);
   if (it == clients_.end()) return;
   Client& c = it->second;
-  size_t done = 0;
-  while (done < c.out.size()) {
-    ssize_t n = send(c.fd, c.out.data() + done, c.out.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+  long sent = SendSome(c.fd, c.out);
+  if (sent < 0) {
     Drop(id);  // the peer is gone
     return;
   }
-  if (done > 0) {
-    c.out.erase(0, done);
-    c.since = clock_.Monotonic();
-  }
+  if (sent > 0) c.since = clock_.Monotonic();
   if (c.out.empty() && c.finishing) {
     Drop(id);
     return;

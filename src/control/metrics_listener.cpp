@@ -1,5 +1,7 @@
 #include "relayban/control/metrics_listener.hpp"
 
+#include "nonblocking_send.hpp"
+
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <sys/socket.h>
@@ -156,22 +158,12 @@ void MetricsListener::Flush(uint64_t id) {
   auto it = peers_.find(id);
   if (it == peers_.end()) return;
   Peer& p = it->second;
-  size_t done = 0;
-  while (done < p.out.size()) {
-    ssize_t n = send(p.fd, p.out.data() + done, p.out.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
+  long sent = SendSome(p.fd, p.out);
+  if (sent < 0) {
     Drop(id);
     return;
   }
-  if (done > 0) {
-    p.out.erase(0, done);
-    p.since = clock_.Monotonic();
-  }
+  if (sent > 0) p.since = clock_.Monotonic();
   if (p.out.empty()) {
     // Everything is sent: close our side; the peer reads to the end.
     shutdown(p.fd, SHUT_WR);

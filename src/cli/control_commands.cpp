@@ -215,6 +215,19 @@ int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string&
         out << "backlog: " << Str(b, "kernel") << " changes for the kernel, " << Str(b, "state_database")
             << " for the state database\n";
     }
+    if (j.contains("decision_log") && !Str(j["decision_log"], "path").empty() && Str(j["decision_log"], "path") != "-") {
+      const json& d = j["decision_log"];
+      out << "decision log " << Str(d, "path") << ": " << Str(d, "lines") << " records"
+          << (d.value("errors", 0) ? ", " + Str(d, "errors") + " errors" : std::string())
+          << (d.value("dropped", 0) ? ", " + Str(d, "dropped") + " dropped" : std::string()) << "\n";
+    }
+    if (j.contains("metrics")) {
+      const json& m = j["metrics"];
+      std::string tf = Str(m, "textfile"), listen = Str(m, "listen");
+      if (!tf.empty() || !listen.empty())
+        out << "metrics:" << (tf.empty() ? "" : " textfile " + tf) << (listen.empty() ? "" : " http://" + listen + "/metrics")
+            << (m.value("textfile_errors", 0) ? " (" + Str(m, "textfile_errors") + " failed writes)" : std::string()) << "\n";
+    }
     out << "\n";
     for (const auto& jl : j["jails"]) {
       out << Pad(Str(jl, "name"), 12) << (jl["enabled"].get<bool>() ? "on " : "off") << "  bans " << Pad(Str(jl, "bans"), 6)

@@ -120,6 +120,11 @@ std::string Daemon::Status(const std::string& only) const {
   const auto& hs = hooks_->stats();
   j["hooks"] = {{"running", hooks_->running()}, {"queued", hooks_->queued()}, {"started", hs.started},
                 {"failed", hs.failed},          {"killed", hs.killed},         {"dropped", hs.dropped}};
+  const auto& ds = decisions_->stats();
+  j["decision_log"] = {{"path", config_.decision_log}, {"lines", ds.lines}, {"errors", ds.errors}, {"dropped", ds.dropped}};
+  j["metrics"] = {{"textfile", config_.metrics.on ? config_.metrics.textfile : ""},
+                  {"listen", metrics_listen_},
+                  {"textfile_errors", textfile_errors_}};
   j["jails"] = json::array();
   auto sources = sources_->Describe();
   for (const auto& state : plan_.jails) {

@@ -92,6 +92,8 @@ check "the account verdict is counted" metric_is 'relayban_account_verdicts_tota
 check "active bans by family" metric_is 'relayban_active_bans{family="ipv4",origin="rule"}' 3
 check "accounts with a verdict" metric_is 'relayban_accounts_with_verdict' 1
 check "no label names an address or an account" bash -c "! sed 's/log=\"[^\"]*\"//g' '$work/metrics.txt' | grep -E '203\.0\.113|198\.51\.100|[^a-z]test[^a-z]|guess'"
+cli status > "$work/status.txt"
+check "status shows the decision log and where metrics go" bash -c "grep -q '^decision log .*records' '$work/status.txt' && grep -q '^metrics: textfile .*relayban.prom http://127.0.0.1:$port/metrics' '$work/status.txt'"
 check "process facts are exported" grep -q '^process_resident_memory_bytes [1-9]' "$work/metrics.txt"
 
 # The textfile: atomic, readable by node_exporter's user, valid.

@@ -146,6 +146,79 @@ int RunForgive(const ClientOptions& o, const std::string& account, std::ostream&
   });
 }
 
+int RunExplain(const ClientOptions& o, const std::string& subject, std::ostream& out, std::ostream& err) {
+  ControlRequest req;
+  req.command = ControlRequest::Command::kExplain;
+  req.target = subject;
+  return Answer(o, req, out, err, [&](const json& r) {
+    std::string who = Printable(Str(r, "subject"), 100);
+    bool is_account = Str(r, "kind") == "account";
+    if (is_account) {
+      const json& a = r["account"];
+      if (a.is_null()) {
+        out << "account " << who << ": not in the account book (not seen lately, or evicted)\n";
+      } else {
+        auto n = [&](const char* key, const char* one, const char* many) {
+          std::string v = Str(a, key);
+          return v + " " + (v == "1" ? one : many);
+        };
+        out << "account " << who << ": " << n("auth_success", "login", "logins") << ", " << n("auth_failure", "failure", "failures")
+            << ", " << Str(a, "relayed") << " relayed to " << n("recipient_domains", "outside domain", "outside domains")
+            << ", from " << n("ips", "address", "addresses") << " (last " << Str(a, "last_ip") << ")\n";
+        std::string v = Joined(a["verdicts"], ", "), t = Joined(a["targeted_by"], ", ");
+        out << "  verdicts (what it did): " << (v.empty() ? "none" : v) << "\n";
+        out << "  targeted by (what was done to it): " << (t.empty() ? "none" : t) << "\n";
+      }
+    }
+    const json& bans = r["active_bans"];
+    if (bans.empty()) out << (is_account ? "no address is banned for it now\n" : who + ": not banned now\n");
+    for (const auto& b : bans) {
+      std::string rem = b["remaining_s"].is_null() ? "permanent" : FormatDuration(Seconds(b["remaining_s"].get<int64_t>())) + " left";
+      std::string origin = Str(b, "origin");
+      out << Str(b, "target") << ": banned, " << rem << " (jail " << Str(b, "jail") << ", rule " << Str(b, "rule")
+          << (origin == "manual" ? ", by hand" : origin == "adopted" ? ", found in the kernel" : "") << ", since "
+          << Str(b, "since") << ")\n";
+    }
+    const json& ds = r["decisions"];
+    if (r.contains("decisions_error")) out << "the state database could not be read: " << Str(r, "decisions_error") << "\n";
+    if (ds.empty()) {
+      out << "no decision about it is kept (the newest 50,000 are)\n";
+      return;
+    }
+    out << "\ndecisions, newest first:\n";
+    json previous_evidence;
+    for (const auto& d : ds) {
+      std::string action = Str(d, "action");
+      out << "  " << Str(d, "time") << "  " << action;
+      if (action == "ban") {
+        int64_t secs = d.value("duration_s", int64_t{0});
+        out << " " << Str(d, "target") << " for " << (secs ? FormatDuration(Seconds(secs)) : std::string("ever")) << "  "
+            << Str(d, "jail") << "/" << Str(d, "rule");
+        if (!d["account"].is_null()) out << "  account " << Printable(Str(d, "account"), 80);
+      } else if (action == "account_verdict") {
+        out << " " << Printable(Str(d, "account"), 80) << "  " << Str(d, "jail") << "/" << Str(d, "rule") << ", "
+            << Str(d, "addresses") << (Str(d, "addresses") == "1" ? " address" : " addresses") << " banned";
+      } else if (action == "unban") {
+        out << " " << Str(d, "target");
+      } else if (action == "forgive") {
+        out << " " << Printable(Str(d, "account"), 80);
+      }
+      if (d.contains("by")) out << "  (by " << Str(d, "by") << ")";
+      out << "\n";
+      if (d.contains("reason")) out << "      why: " << Printable(Str(d, "reason"), 300) << "\n";
+      if (d.contains("evidence") && d["evidence"].is_array() && !d["evidence"].empty()) {
+        if (d["evidence"] == previous_evidence) {
+          out << "      the same " << d["evidence"].size() << " lines as above\n";
+        } else {
+          out << "      the " << d["evidence"].size() << " lines that led to it, oldest first:\n";
+          for (const auto& e : d["evidence"]) out << "        > " << Printable(Str(e, "line"), 400) << "\n";
+        }
+        previous_evidence = d["evidence"];
+      }
+    }
+  });
+}
+
 int RunMetrics(const ClientOptions& o, std::ostream& out, std::ostream& err) {
   ControlRequest req;
   req.command = ControlRequest::Command::kMetrics;

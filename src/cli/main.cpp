@@ -73,6 +73,10 @@ int main(int argc, char** argv) {
   auto* forgive_cmd = app.add_subcommand("forgive", "clear an account's verdicts (after its password was changed)");
   forgive_cmd->add_option("account", forgive_account, "the account, as `relayban accounts` shows it")->required();
   client_options(forgive_cmd);
+  std::string explain_subject;
+  auto* explain_cmd = app.add_subcommand("explain", "why an address or an account was banned: the rule and the log lines behind it");
+  explain_cmd->add_option("subject", explain_subject, "an address, a prefix or an account")->required();
+  client_options(explain_cmd);
   auto* metrics_cmd = app.add_subcommand("metrics", "the daemon's metrics in Prometheus' text format");
   client_options(metrics_cmd);
   DigestOptions digest;
@@ -112,6 +116,7 @@ int main(int argc, char** argv) {
   if (*status_cmd) return RunSimple(client, "status", status_jail, std::cout, std::cerr);
   if (*accounts_cmd) return RunSimple(client, "accounts", "", std::cout, std::cerr);
   if (*digest_cmd) return RunDigest(digest, now, std::cout, std::cerr);
+  if (*explain_cmd) return RunExplain(client, explain_subject, std::cout, std::cerr);
   if (*metrics_cmd) return RunMetrics(client, std::cout, std::cerr);
   if (*reload_cmd) return RunSimple(client, "reload", "", std::cout, std::cerr);
   std::cout << app.help();

@@ -39,6 +39,7 @@ Result<ControlRequest> ParseControlRequest(std::string_view line) {
   else if (*cmd == "unban") r.command = C::kUnban;
   else if (*cmd == "forgive") r.command = C::kForgive;
   else if (*cmd == "metrics") r.command = C::kMetrics;
+  else if (*cmd == "explain") r.command = C::kExplain;
   else return Fail("unknown command '" + cmd->substr(0, 64) + "'");
   auto jail = Text(j, "jail", r.command == C::kBan ? "manual" : "");
   auto target = Text(j, "target");
@@ -62,6 +63,7 @@ Result<ControlRequest> ParseControlRequest(std::string_view line) {
   if (r.command == C::kBan && r.target.empty()) return Fail("ban needs a target");
   if (r.command == C::kUnban && r.target.empty() && !r.all) return Fail("unban needs a target or all");
   if (r.command == C::kForgive && r.target.empty()) return Fail("forgive needs an account");
+  if (r.command == C::kExplain && r.target.empty()) return Fail("explain needs an address or an account");
   if (r.target.size() > 1024) return Fail("the target is too long");
   if (r.jail.size() > 64) return Fail("the jail name is too long");
   if (r.reason.size() > 1024) return Fail("the reason is too long");
@@ -80,6 +82,7 @@ std::string FormatControlRequest(const ControlRequest& r) {
     case C::kUnban: j["cmd"] = "unban"; break;
     case C::kForgive: j["cmd"] = "forgive"; break;
     case C::kMetrics: j["cmd"] = "metrics"; break;
+    case C::kExplain: j["cmd"] = "explain"; break;
   }
   if (!r.jail.empty()) j["jail"] = r.jail;
   if (!r.target.empty()) j["target"] = r.target;

@@ -32,6 +32,9 @@ constexpr auto kCheckpointInterval = std::chrono::milliseconds(200);
 constexpr size_t kBanLinesPerSecond = 200;  // ban log lines one by one; beyond, summed up
 constexpr const char* kKernelNote = "kernel_as_left";
 constexpr auto kAdminNoteKept = std::chrono::hours(24 * 30);
+constexpr size_t kDecisionsPerWrite = 2000;         // decisions per state database transaction
+constexpr size_t kDecisionsKept = 50000;            // the newest kept for `relayban explain`
+constexpr size_t kDecisionsPendingBytes = 16 << 20;  // waiting to be written, at most
 
 }  // namespace
 
@@ -203,8 +206,8 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   eo.jails = plan.on;
   eo.zone = HostLocalZone();
   eo.book = ledger_.get();
-  // The decision log carries the lines behind each decision.
-  eo.evidence = !config.decision_log.empty();
+  // Every decision keeps the lines behind it (the decision log, `relayban explain`).
+  eo.evidence = true;
   // No jail on: an engine without jails, so the daemon still answers and reloads.
   Config effective = config;
   if (plan.on.empty()) effective.jails.clear();
@@ -323,8 +326,9 @@ bool Daemon::Reload(std::vector<Error>* errors) {
 }
 
 void Daemon::HandleOutput() {
+  Time now = parts_.clock->Now();
   std::string now_text;
-  if (decisions_->on() && (!out_.orders.empty() || !out_.verdicts.empty())) now_text = FormatIso8601(parts_.clock->Now());
+  if (!out_.orders.empty() || !out_.verdicts.empty()) now_text = FormatIso8601(now);
   using Record = nlohmann::ordered_json;  // fields in the order written, "time" first
   auto evidence = [this](const std::vector<Evidence>& ev) {
     Record a = Record::array();
@@ -339,21 +343,19 @@ void Daemon::HandleOutput() {
     ++account_verdicts_by_[{v.jail, v.rule}];
     Log(LOG_WARNING, "account verdict: " + Printable(v.account, 80) + " jail=" + v.jail + " rule=" + v.rule + " (" +
                          std::to_string(v.addresses) + " addresses) reason=\"" + Printable(v.reason, 200) + "\"");
-    if (!decisions_->on()) continue;
     Record j{{"time", now_text}, {"action", "account_verdict"}, {"account", v.account}, {"jail", v.jail},
-                     {"rule", v.rule}, {"reason", v.reason}, {"ban_s", v.ban.count()}, {"addresses", v.addresses},
-                     {"log_time", FormatIso8601(v.at)}, {"evidence", evidence(v.evidence)}};
-    Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace));
+             {"rule", v.rule}, {"reason", v.reason}, {"ban_s", v.ban.count()}, {"addresses", v.addresses},
+             {"log_time", FormatIso8601(v.at)}, {"evidence", evidence(v.evidence)}};
+    Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace), now, "", v.account);
   }
   for (const Order& o : out_.orders) {
     ++bans_by_[{o.jail, o.rule, "rule"}];
-    if (decisions_->on()) {
-      Record j{{"time", now_text}, {"action", "ban"}, {"target", o.target.ToString()}, {"jail", o.jail},
-               {"rule", o.rule}, {"account", o.account.empty() ? Record(nullptr) : Record(o.account)},
-                       {"reason", o.reason}, {"duration_s", o.duration.count()}, {"origin", "rule"},
-               {"log_time", FormatIso8601(o.at)}, {"evidence", evidence(o.evidence)}};
-      Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace));
-    }
+    std::string target = o.target.ToString();
+    Record j{{"time", now_text}, {"action", "ban"}, {"target", target}, {"jail", o.jail},
+             {"rule", o.rule}, {"account", o.account.empty() ? Record(nullptr) : Record(o.account)},
+             {"reason", o.reason}, {"duration_s", o.duration.count()}, {"origin", "rule"},
+             {"log_time", FormatIso8601(o.at)}, {"evidence", evidence(o.evidence)}};
+    Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace), now, target, o.account);
     // One line per ban, up to kBanLinesPerSecond; past that, a flood is summed up per jail
     // and rule once a second (a botnet's million bans must not bury the journal).
     if (ban_lines_this_second_ >= kBanLinesPerSecond) {
@@ -426,7 +428,36 @@ void Daemon::Turn(int max_wait_ms) {
   more_work_ = DoWork();
 }
 
+void Daemon::SaveDecisions(bool all) {
+  while (!decisions_pending_.empty()) {
+    size_t n = all ? decisions_pending_.size() : std::min(decisions_pending_.size(), kDecisionsPerWrite);
+    std::vector<DecisionRow> slice(std::make_move_iterator(decisions_pending_.begin()),
+                                   std::make_move_iterator(decisions_pending_.begin() + static_cast<long>(n)));
+    auto r = parts_.store->SaveDecisions(slice, kDecisionsKept);
+    if (!r) {
+      // Put back; the store's problem shows as degraded through the ledger's writes.
+      std::move(slice.begin(), slice.end(), decisions_pending_.begin());
+      return;
+    }
+    decisions_pending_.erase(decisions_pending_.begin(), decisions_pending_.begin() + static_cast<long>(n));
+    for (const auto& d : slice) decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, d.record.size());
+    if (!all) return;
+  }
+}
+
+void Daemon::Decision(const std::string& record, Time t, const std::string& target, const std::string& account) {
+  decisions_->Add(record);
+  // Kept for `relayban explain` too, bounded: under a botnet's burst the oldest unsaved go.
+  if (decisions_pending_bytes_ + record.size() > kDecisionsPendingBytes) {
+    ++decisions_unsaved_;
+    return;
+  }
+  decisions_pending_bytes_ += record.size();
+  decisions_pending_.push_back(DecisionRow{t, target, account, record});
+}
+
 void Daemon::Checkpoint() {
+  SaveDecisions(false);
   // Not while a new engine replays: its positions are those of the lines it has not read.
   if (replaying_) return;
   last_checkpoint_ = parts_.clock->Monotonic();
@@ -536,6 +567,7 @@ int Daemon::Stop() {
   }
   ledger_->Drain(deadline);
   Checkpoint();
+  SaveDecisions(true);
   decisions_->Flush();
   // Everything reached the kernel and the store: the next start may take the kernel as left.
   if (!options_.flush_on_exit && ledger_->KernelSettled() && ledger_->StoreSettled() && Health() == "ok")

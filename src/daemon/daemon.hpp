@@ -119,7 +119,13 @@ class Daemon {
   void CarryCounters();   // before an engine is replaced
   void ApplyOutputs();    // the decision log, the metrics listener, as the configuration says
   void WriteTextfile();   // when `metrics.every` has passed
-  void Decision(const std::string& json_line) { decisions_->Add(json_line); }
+  // A decision record (JSON): to the decision log and, for `relayban explain`, the state
+  // database, filed under its ban's target and its account.
+  void Decision(const std::string& record, Time t, const std::string& target, const std::string& account);
+  void SaveDecisions(bool all);  // a slice of those waiting (all: every one)
+  std::vector<DecisionRow> decisions_pending_;
+  size_t decisions_pending_bytes_ = 0;
+  uint64_t decisions_unsaved_ = 0;  // dropped before reaching the database (a burst)
   void RefreshSourceNames();
   std::vector<std::string> source_names_;  // by engine source id (evidence names its log)
   std::string Requester(ClientId client) const;
@@ -136,6 +142,7 @@ class Daemon {
   void Ban(ClientId client, const ControlRequest& r);
   void Unban(ClientId client, const ControlRequest& r);
   void Forgive(ClientId client, const ControlRequest& r);
+  void Explain(ClientId client, const ControlRequest& r);
   // Admins' decisions kept in the store: name -> when (JSON objects of time_us).
   static constexpr const char* kForgivenNote = "forgiven_accounts";
   static constexpr const char* kExemptedNote = "exempted_addresses";

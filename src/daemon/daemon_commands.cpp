@@ -84,6 +84,7 @@ void Daemon::OnRequest(ClientId client, std::string_view line) {
     case C::kBan: Ban(client, *req); return;
     case C::kUnban: Unban(client, *req); return;
     case C::kForgive: Forgive(client, *req); return;
+    case C::kExplain: Explain(client, *req); return;
     case C::kMetrics: {
       Reply(client, Dump(json{{"ok", true}, {"metrics", RenderMetrics()}}));
       Finish(client);
@@ -237,7 +238,8 @@ void Daemon::Ban(ClientId client, const ControlRequest& r) {
   ++bans_by_[{r.jail, "manual", "manual"}];
   Decision(Dump(Record{{"time", FormatIso8601(o.at)}, {"action", "ban"}, {"target", target->ToString()}, {"jail", r.jail},
                      {"rule", "manual"}, {"account", nullptr}, {"reason", r.reason}, {"duration_s", d->count()},
-                     {"origin", "manual"}, {"by", Requester(client)}}));
+                     {"origin", "manual"}, {"by", Requester(client)}}),
+           o.at, target->ToString(), "");
   Log(LOG_NOTICE, "manual ban " + target->ToString() + " for " + (d->count() ? FormatDuration(*d) : std::string("ever")) +
                       " jail=" + Printable(r.jail, 64) + " rule=manual reason=\"" + Printable(r.reason, 200) + "\"");
   Prefix t = *target;
@@ -260,7 +262,8 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
     removed = ledger_->UnbanAll();
     Log(LOG_NOTICE, "unban --all: " + std::to_string(removed) + " bans lifted (asked by " + Requester(client) + ")");
     Decision(Dump(Record{{"time", FormatIso8601(parts_.clock->Now())}, {"action", "unban_all"}, {"count", removed},
-                       {"origin", "manual"}, {"by", Requester(client)}}));
+                         {"origin", "manual"}, {"by", Requester(client)}}),
+             parts_.clock->Now(), "", "");
   } else {
     auto target = Prefix::Parse(r.target, false);
     if (!target) {
@@ -280,7 +283,8 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
     }
     Log(LOG_NOTICE, "unban " + target->ToString() + " (asked by " + Requester(client) + ")");
     Decision(Dump(Record{{"time", FormatIso8601(now)}, {"action", "unban"}, {"target", target->ToString()},
-                       {"lifted", removed > 0}, {"origin", "manual"}, {"by", Requester(client)}}));
+                         {"lifted", removed > 0}, {"origin", "manual"}, {"by", Requester(client)}}),
+             now, target->ToString(), "");
   }
   bool all = r.all;
   WaitFor(client, [this, targets, removed, names, all]() -> std::optional<std::string> {
@@ -311,11 +315,65 @@ void Daemon::Forgive(ClientId client, const ControlRequest& r) {
   std::string list;
   for (const auto& v : had) list += (list.empty() ? "" : ",") + v;
   Decision(Dump(Record{{"time", FormatIso8601(now)}, {"action", "forgive"}, {"account", r.target}, {"verdicts_lifted", had},
-                     {"origin", "manual"}, {"by", Requester(client)}}));
+                       {"origin", "manual"}, {"by", Requester(client)}}),
+           now, "", r.target);
   Log(LOG_NOTICE, "forgive account " + Printable(r.target, 200) + " (asked by " + Requester(client) +
                       "): " + (had.empty() ? "it had no verdict" : "verdicts " + list + " lifted") +
                       "; its counts restart");
   Reply(client, Dump(json{{"ok", true}, {"account", r.target}, {"verdicts_lifted", had}}));
+  Finish(client);
+}
+
+// What relayban knows of an address or an account: the ban in force, the account's view, and
+// the newest decisions about it with the log lines behind each (from the state database).
+void Daemon::Explain(ClientId client, const ControlRequest& r) {
+  constexpr size_t kMaxDecisions = 20;
+  SaveDecisions(true);  // what was just decided is there too
+  Time now = parts_.clock->Now();
+  json a{{"ok", true}, {"subject", r.target}};
+  std::vector<std::string> targets;
+  std::string account;
+  auto ban_json = [&](const BanLedger::ActiveBan& b) {
+    return json{{"target", b.target.ToString()}, {"jail", b.info->jail}, {"rule", b.info->rule},
+                {"account", b.info->account.empty() ? json(nullptr) : json(b.info->account)},
+                {"reason", b.info->reason}, {"origin", OriginName(b.info->origin)}, {"since", FormatIso8601(b.start)},
+                {"remaining_s", b.end == Time::max() ? json(nullptr)
+                                                     : json(std::max<int64_t>(0, std::chrono::ceil<Seconds>(b.end - now).count()))}};
+  };
+  a["active_bans"] = json::array();
+  if (auto p = Prefix::Parse(r.target, false)) {
+    a["kind"] = "address";
+    std::vector<Prefix> candidates{*p};
+    // An address is banned as its ban target (its /64, for IPv6 by default).
+    if (p->is_single()) candidates.push_back(engine_->policy().TargetFor(p->address()));
+    for (const Prefix& c : candidates) {
+      std::string t = c.ToString();
+      if (std::find(targets.begin(), targets.end(), t) != targets.end()) continue;
+      targets.push_back(t);
+      if (auto b = ledger_->Get(c)) a["active_bans"].push_back(ban_json(*b));
+    }
+  } else {
+    a["kind"] = "account";
+    account = r.target;
+    std::transform(account.begin(), account.end(), account.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    if (auto v = engine_->accounts().View(account)) a["account"] = AccountJson(*v);
+    else a["account"] = nullptr;
+    size_t shown = 0;
+    ledger_->ForEach([&](const BanLedger::ActiveBan& b) {
+      if (b.info->account == account && shown++ < kMaxDecisions) a["active_bans"].push_back(ban_json(b));
+    });
+  }
+  a["decisions"] = json::array();
+  auto rows = parts_.store->FindDecisions(targets, account, kMaxDecisions);
+  if (!rows) {
+    a["decisions_error"] = rows.error().message;
+  } else {
+    for (const auto& row : *rows) {
+      json d = json::parse(row.record, nullptr, false);
+      if (!d.is_discarded()) a["decisions"].push_back(std::move(d));
+    }
+  }
+  Reply(client, Dump(a));
   Finish(client);
 }
 

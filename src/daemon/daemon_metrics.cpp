@@ -265,6 +265,9 @@ std::string Daemon::RenderMetrics() const {
   m.Sample(static_cast<double>(ds.errors));
   m.Family("relayban_decision_log_dropped_total", Type::kCounter, "Decision records lost: the file could not be written for too long");
   m.Sample(static_cast<double>(ds.dropped));
+  m.Family("relayban_decisions_unsaved_total", Type::kCounter,
+           "Decisions not kept for relayban explain: too many waited for the state database at once");
+  m.Sample(static_cast<double>(decisions_unsaved_));
   m.Family("relayban_metrics_textfile_errors_total", Type::kCounter, "Failed writes of the metrics textfile");
   m.Sample(static_cast<double>(textfile_errors_));
 

@@ -103,6 +103,23 @@ Result<size_t> ReopeningStore::PruneJournal(Time before, size_t keep, size_t lim
   return r;
 }
 
+Result<void> ReopeningStore::SaveDecisions(const std::vector<DecisionRow>& rows, size_t keep) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->SaveDecisions(rows, keep);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<std::vector<DecisionRow>> ReopeningStore::FindDecisions(const std::vector<std::string>& targets,
+                                                               const std::string& account, size_t limit) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->FindDecisions(targets, account, limit);
+  if (!r) Observe(r.error());
+  return r;
+}
+
 Result<std::optional<std::string>> ReopeningStore::GetNote(const std::string& key) {
   auto s = Get();
   if (!s) return Fail(s.error());

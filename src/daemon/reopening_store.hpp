@@ -29,6 +29,9 @@ class ReopeningStore : public StateStore {
   Result<Progress> LoadProgress() override;
   Result<std::vector<std::pair<uint64_t, std::string>>> LoadJournal(uint64_t after, Time since, size_t limit) override;
   Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) override;
+  Result<void> SaveDecisions(const std::vector<DecisionRow>& rows, size_t keep) override;
+  Result<std::vector<DecisionRow>> FindDecisions(const std::vector<std::string>& targets, const std::string& account,
+                                                 size_t limit) override;
   Result<std::optional<std::string>> GetNote(const std::string& key) override;
   Result<void> SetNote(const std::string& key, const std::optional<std::string>& value) override;
 

@@ -172,6 +172,12 @@ std::vector<AccountView> AccountBook::Snapshot() const {
   return out;
 }
 
+std::optional<AccountView> AccountBook::View(std::string_view account) const {
+  const Entry* e = Find(account);
+  if (!e) return std::nullopt;
+  return e->view;
+}
+
 size_t AccountBook::CountWithVerdict() const {
   size_t n = 0;
   for (size_t i = 0; i < entries_.size(); ++i)

@@ -99,6 +99,10 @@ class SqliteStore : public StateStore {
       CREATE TABLE IF NOT EXISTS journal (seq INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, data BLOB NOT NULL);
       DROP INDEX IF EXISTS journal_t;
       CREATE TABLE IF NOT EXISTS notes (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      CREATE TABLE IF NOT EXISTS decisions (
+        seq INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, target TEXT NOT NULL, account TEXT NOT NULL, record TEXT NOT NULL);
+      CREATE INDEX IF NOT EXISTS decisions_target ON decisions(target) WHERE target != '';
+      CREATE INDEX IF NOT EXISTS decisions_account ON decisions(account) WHERE account != '';
     )";
     if (auto r = Exec(setup); !r) return r;
     auto exists = [&](const char* table) -> Result<bool> {
@@ -321,6 +325,54 @@ class SqliteStore : public StateStore {
     });
     if (!r) return Fail(r.error());
     return gone;
+  }
+
+  Result<void> SaveDecisions(const std::vector<DecisionRow>& rows, size_t keep) override {
+    if (rows.empty()) return {};
+    return Transaction([&]() -> Result<void> {
+      for (const auto& d : rows) {
+        auto s = Prepare("INSERT INTO decisions(t_us,target,account,record) VALUES(?1,?2,?3,?4)");
+        if (!s) return Fail(s.error());
+        (*s)->Bind(1, Us(d.time)).Bind(2, d.target).Bind(3, d.account).Bind(4, d.record);
+        if (auto r = Done(**s, "saving decisions"); !r) return r;
+      }
+      // Deleted only from the oldest end: the span of sequence numbers is the count.
+      auto over = Prepare("DELETE FROM decisions WHERE seq < (SELECT max(seq) FROM decisions) - ?1 + 1");
+      if (!over) return Fail(over.error());
+      (*over)->Bind(1, static_cast<int64_t>(keep));
+      return Done(**over, "pruning decisions");
+    });
+  }
+
+  Result<std::vector<DecisionRow>> FindDecisions(const std::vector<std::string>& targets, const std::string& account,
+                                                 size_t limit) override {
+    std::vector<DecisionRow> out;
+    auto read = [&](const char* sql, const std::string& key) -> Result<void> {
+      auto s = Prepare(sql);
+      if (!s) return Fail(s.error());
+      (*s)->Bind(1, key).Bind(2, static_cast<int64_t>(limit));
+      int rc;
+      while ((rc = (*s)->Step()) == SQLITE_ROW)
+        out.push_back(DecisionRow{FromUs((*s)->Int(0)), (*s)->Text(1), (*s)->Text(2), (*s)->Text(3)});
+      (*s)->Reset();
+      if (rc != SQLITE_DONE) return Error(rc, "reading decisions");
+      return {};
+    };
+    for (const auto& t : targets)
+      if (!t.empty())
+        if (auto r = read("SELECT t_us,target,account,record FROM decisions WHERE target=?1 ORDER BY seq DESC LIMIT ?2", t); !r)
+          return Fail(r.error());
+    if (!account.empty())
+      if (auto r = read("SELECT t_us,target,account,record FROM decisions WHERE account=?1 ORDER BY seq DESC LIMIT ?2", account);
+          !r)
+        return Fail(r.error());
+    std::stable_sort(out.begin(), out.end(), [](const DecisionRow& a, const DecisionRow& b) { return a.time > b.time; });
+    // A ban found by its target and by its account is one decision.
+    out.erase(std::unique(out.begin(), out.end(),
+                          [](const DecisionRow& a, const DecisionRow& b) { return a.record == b.record; }),
+              out.end());
+    if (out.size() > limit) out.resize(limit);
+    return out;
   }
 
   Result<std::optional<std::string>> GetNote(const std::string& key) override {

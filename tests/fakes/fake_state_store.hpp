@@ -118,6 +118,23 @@ class FakeStateStore : public StateStore {
     return gone;
   }
 
+  std::vector<DecisionRow> decisions;
+  Result<void> SaveDecisions(const std::vector<DecisionRow>& rows, size_t keep) override {
+    if (fail_writes || fail_all) return Fail(failure);
+    decisions.insert(decisions.end(), rows.begin(), rows.end());
+    if (decisions.size() > keep) decisions.erase(decisions.begin(), decisions.end() - static_cast<long>(keep));
+    return {};
+  }
+  Result<std::vector<DecisionRow>> FindDecisions(const std::vector<std::string>& targets, const std::string& account,
+                                                 size_t limit) override {
+    if (fail_all) return Fail(failure);
+    std::vector<DecisionRow> out;
+    for (auto it = decisions.rbegin(); it != decisions.rend() && out.size() < limit; ++it)
+      if ((!it->target.empty() && std::find(targets.begin(), targets.end(), it->target) != targets.end()) ||
+          (!account.empty() && it->account == account))
+        out.push_back(*it);
+    return out;
+  }
   Result<std::optional<std::string>> GetNote(const std::string& key) override {
     if (fail_all) return Fail(failure);
     auto it = notes.find(key);

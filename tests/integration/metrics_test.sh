@@ -219,6 +219,13 @@ recs = [json.loads(l) for l in open(sys.argv[1])]
 assert not any(r["action"] == "unban" for r in recs)
 assert any(r.get("target") == "203.0.113.8/32" or r.get("target") == "203.0.113.8" for r in recs)
 PY
+# explain: the ban, its rule and the lines behind it; the account's verdict and its bans.
+cli explain 203.0.113.7 > "$work/explain-ip.txt"
+check "explain shows the ban in force and its rule" grep -q '^203.0.113.7: banned, .* left (jail postfix, rule auth-bruteforce' "$work/explain-ip.txt"
+check "and the five lines that led to it" bash -c "grep -q 'the 5 lines that led to it' '$work/explain-ip.txt' && [ \"\$(grep -c '^        > .*unknown\[203.0.113.7\]: SASL LOGIN authentication failed' '$work/explain-ip.txt')\" = 5 ]"
+cli explain test > "$work/explain-account.txt"
+check "explain of an account shows its verdict and the address banned for it" bash -c "grep -q '^  verdicts (what it did): relay-flood' '$work/explain-account.txt' && grep -q '^198.51.100.9: banned' '$work/explain-account.txt' && grep -q 'account_verdict test  postfix/relay-flood' '$work/explain-account.txt'"
+check "explain --json" bash -c "$(printf '%q ' "$bin") explain --json 203.0.113.7 -c $work/relayban.yaml | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"decisions\"][0][\"evidence\"][4][\"line\"].endswith(\"guess5@example.com\")'"
 cli unban 203.0.113.7 >/dev/null
 cli ban 192.0.2.99 --reason "seen in the web log" >/dev/null
 cli forgive test >/dev/null
@@ -237,6 +244,13 @@ check "counters survive a reload" metric_is 'relayban_events_total{jail="postfix
 check "the reload is counted" metric_is 'relayban_config_reloads_total{result="ok"}' 1
 fail_line 203.0.113.50 someone >> "$work/log/mail.log"
 check "and go on counting after it" until_true metric_is 'relayban_events_total{jail="postfix",kind="auth_failure"}' 11
+
+# After a restart, explain still has the evidence (the state database).
+stop_daemon
+start_daemon "$work/relayban.yaml" "$work/daemon.log" || fail "the daemon restarts"
+cli explain 203.0.113.8 > "$work/explain-restart.txt"
+check "after a restart explain still shows the lines behind a ban" bash -c "[ \"\$(grep -c '^        > .*unknown\[203.0.113.8\]' '$work/explain-restart.txt')\" = 5 ]"
+check "and an unban by hand is among its decisions" bash -c "cli() { $(printf '%q ' "$bin") \"\$@\" -c $work/relayban.yaml; }; cli explain 203.0.113.7 | grep -q 'unban 203.0.113.7  (by uid 0'"
 
 # The digest reads both generations of the decision log.
 "$bin" digest --log "$work/decisions/decisions.log" --since 1h > "$work/digest.txt"

@@ -14,10 +14,10 @@
 namespace relayban {
 
 struct ControlRequest {
-  enum class Command : uint8_t { kStatus, kList, kAccounts, kReload, kBan, kUnban, kForgive, kMetrics };
+  enum class Command : uint8_t { kStatus, kList, kAccounts, kReload, kBan, kUnban, kForgive, kMetrics, kExplain };
   Command command = Command::kStatus;
   std::string jail;                     // status: only this jail; ban: file it under this jail
-  std::string target;                   // ban, unban: an address or prefix; forgive: an account
+  std::string target;                   // ban, unban: an address or prefix; forgive: an account; explain: either
   std::optional<std::string> duration;  // ban: "1h", "0" (permanent); none = the default
   std::string reason;                   // ban
   bool force = false;                   // ban: even an address of the ignore list

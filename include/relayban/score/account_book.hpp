@@ -57,6 +57,8 @@ class AccountBook {
   std::vector<IpAddress> IpsSince(std::string_view account, Time since, uint64_t kinds) const;
   // Sorted by account name.
   std::vector<AccountView> Snapshot() const;
+  // One account's view, if the book has it.
+  std::optional<AccountView> View(std::string_view account) const;
   size_t size() const { return index_.size(); }
   // Accounts with at least one verdict (what they did), counted now: a pass over the book.
   size_t CountWithVerdict() const;

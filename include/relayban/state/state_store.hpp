@@ -56,6 +56,15 @@ struct JournalRecord {
   std::string data;
 };
 
+// A decision as the decision log records it (a JSON object), kept for `relayban explain`:
+// what it was about (a ban's target, an account) and when.
+struct DecisionRow {
+  Time time{};
+  std::string target;   // a ban's target as Prefix::ToString writes it; "" for none
+  std::string account;  // "" for none
+  std::string record;   // the JSON object, with the evidence
+};
+
 class StateStore {
  public:
   virtual ~StateStore() = default;
@@ -79,6 +88,12 @@ class StateStore {
   // Deletes at most `limit` records older than `before`, and the oldest beyond `keep`
   // records. Returns how many went.
   virtual Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) = 0;
+  // Appends decisions, then deletes the oldest beyond `keep`, in one transaction.
+  virtual Result<void> SaveDecisions(const std::vector<DecisionRow>& rows, size_t keep) = 0;
+  // The newest decisions (at most `limit`, newest first) about any of `targets`, or about
+  // `account` when it is not empty.
+  virtual Result<std::vector<DecisionRow>> FindDecisions(const std::vector<std::string>& targets,
+                                                         const std::string& account, size_t limit) = 0;
   // Small facts kept between runs (e.g. the firewall generation left at a clean exit);
   // setting nullopt removes one.
   virtual Result<std::optional<std::string>> GetNote(const std::string& key) = 0;

@@ -420,3 +420,29 @@ TEST_CASE("metrics count what the daemon read and decided, and keep counting acr
   REQUIRE(r.TurnUntil([&] { return has("relayban_degraded 1"); }));
   CHECK(has("relayban_mirror_failing{mirror=\"firewall\"} 1"));
 }
+
+TEST_CASE("explain shows an address's ban with the lines that led to it, from the state database") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  r.Failures("203.0.113.5", 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.5"); }));
+  json a = r.Ask(R"({"cmd":"explain","target":"203.0.113.5"})").back();
+  REQUIRE(a["ok"] == true);
+  CHECK(a["kind"] == "address");
+  REQUIRE(a["active_bans"].size() == 1);
+  CHECK(a["active_bans"][0]["rule"] == "brute");
+  REQUIRE(a["decisions"].size() == 1);
+  const json& d = a["decisions"][0];
+  CHECK(d["action"] == "ban");
+  CHECK(d["reason"] == "brute: 3 events within 10m");
+  REQUIRE(d["evidence"].size() == 3);
+  CHECK(d["evidence"][2]["line"].get<std::string>().find("fail user=u2 ip=203.0.113.5") != std::string::npos);
+  CHECK(d["evidence"][0]["log"] == (r.dir / "log" / "mail.log").string());
+  CHECK(r.store->decisions.size() == 1);  // written to the store, not only held
+  json none = r.Ask(R"({"cmd":"explain","target":"198.51.100.77"})").back();
+  CHECK(none["active_bans"].empty());
+  CHECK(none["decisions"].empty());
+  json account = r.Ask(R"({"cmd":"explain","target":"Nobody@Example.com"})").back();
+  CHECK(account["kind"] == "account");
+  CHECK(account["account"].is_null());
+}

@@ -192,3 +192,41 @@ TEST_CASE("a database of an earlier version is migrated with its bans, positions
   REQUIRE((*s)->SaveBan({*Prefix::Parse("203.0.113.1"), "postfix", "spray", "", "4 accounts", T(20), T(99999), "rule"}));
   CHECK((*s)->ActiveBans(T(30))->size() == 2);
 }
+
+TEST_CASE("decisions are found by target or account, newest first, survive reopening, and only the newest are kept") {
+  TempDb db;
+  {
+    auto s = OpenSqliteStore(db.path());
+    REQUIRE(s);
+    REQUIRE((*s)->SaveDecisions({{T(1), "203.0.113.9", "", R"({"action":"ban","n":1})"},
+                                 {T(2), "198.51.100.1", "test", R"({"action":"ban","n":2})"},
+                                 {T(3), "", "test", R"({"action":"account_verdict","n":3})"}},
+                                100));
+  }
+  auto s = OpenSqliteStore(db.path());
+  REQUIRE(s);
+  auto by_ip = (*s)->FindDecisions({"203.0.113.9"}, "", 10);
+  REQUIRE(by_ip);
+  REQUIRE(by_ip->size() == 1);
+  CHECK(by_ip->front().record == R"({"action":"ban","n":1})");
+  CHECK(by_ip->front().time == T(1));
+  auto by_account = (*s)->FindDecisions({}, "test", 10);
+  REQUIRE(by_account);
+  REQUIRE(by_account->size() == 2);
+  CHECK(by_account->front().record == R"({"action":"account_verdict","n":3})");  // newest first
+  // Found by its target and by its account: listed once.
+  auto both = (*s)->FindDecisions({"198.51.100.1"}, "test", 10);
+  REQUIRE(both);
+  CHECK(both->size() == 2);
+  CHECK((*s)->FindDecisions({"192.0.2.1"}, "nobody", 10)->empty());
+  // Past `keep`, the oldest go.
+  std::vector<DecisionRow> many;
+  for (int i = 0; i < 50; ++i) many.push_back({T(10 + i), "203.0.113.9", "", "{\"n\":" + std::to_string(10 + i) + "}"});
+  REQUIRE((*s)->SaveDecisions(many, 20));
+  auto kept = (*s)->FindDecisions({"203.0.113.9"}, "", 100);
+  REQUIRE(kept);
+  CHECK(kept->size() == 20);
+  CHECK(kept->front().record == "{\"n\":59}");
+  CHECK(kept->back().record == "{\"n\":40}");
+  CHECK((*s)->FindDecisions({}, "test", 10)->empty());
+}

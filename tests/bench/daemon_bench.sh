@@ -47,7 +47,7 @@ config 1; start
 "$build/tests/bench/latency_bench" "$work/log/mail.log" 1000
 stop
 
-echo "2. sustained ingest while banning (without, then with the decision log and its evidence)"
+echo "2. sustained ingest while banning (without, then with the decision log; evidence is kept in both)"
 n=2000000
 python3 "$root/tests/bench/gen_mixed_log.py" $n "$work/mixed.log"
 for decisions in "" "$work/decisions.log"; do

@@ -123,6 +123,13 @@ int RunConfigTest(const std::string& config, bool json, std::ostream& out, std::
                                            {"threshold", r.threshold},
                                            {"window_s", r.window.count()},
                                            {"ban_s", r.ban.count()},
+                                           {"relative", r.relative_factor > 0 ? nlohmann::json{{"factor", r.relative_factor},
+                                                                                               {"warmup_s", r.relative_warmup.count()},
+                                                                                               {"while_warming", r.while_warming}}
+                                                                              : nlohmann::json(nullptr)},
+                                           {"new_network", r.new_network_factor > 0 ? nlohmann::json{{"factor", r.new_network_factor},
+                                                                                                     {"for_s", r.new_network_for.count()}}
+                                                                                    : nlohmann::json(nullptr)},
                                            {"defined_at", r.where.ToString()}});
       }
     }
@@ -141,8 +148,15 @@ int RunConfigTest(const std::string& config, bool json, std::ostream& out, std::
   // The rules each jail ends up with (rule sets expanded, overrides applied).
   for (const auto& j : c->jails) {
     out << "  " << j.name << ":";
-    for (const auto& r : j.rules)
-      out << " " << r.name << " (" << r.threshold << "/" << FormatDuration(r.window) << ")";
+    for (const auto& r : j.rules) {
+      out << " " << r.name << " (" << r.threshold;
+      if (r.relative_factor > 0) {
+        char f[32];
+        std::snprintf(f, sizeof f, "%g", r.relative_factor);
+        out << " or " << f << "x usual, " << r.while_warming << " warming up";
+      }
+      out << "/" << FormatDuration(r.window) << ")";
+    }
     out << "\n";
   }
   return 0;

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -409,7 +410,9 @@ bool ValidPlaceholders(const std::string& arg, std::string& bad) {
 }
 
 std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
-  if (!Keys(n, "a rule", {"name", "key", "events", "distinct", "threshold", "window", "ban", "on_account", "sprayed_from"}))
+  if (!Keys(n, "a rule",
+            {"name", "key", "events", "distinct", "threshold", "window", "ban", "on_account", "sprayed_from", "relative",
+             "new_network"}))
     return std::nullopt;
   RuleSpec r;
   r.where = At(n);
@@ -452,6 +455,47 @@ std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
     if (auto v = Dur(b, "ban")) r.ban = *v; else ok = false;
   } else {
     r.ban = Seconds(-1);  // filled with the global default by the caller
+  }
+  auto number = [&](const YAML::Node& x, const std::string& what, double lo, double hi) -> std::optional<double> {
+    double v = 0;
+    if (!x.IsScalar() || !YAML::convert<double>::decode(x, v) || v < lo || v > hi) {
+      char range[64];
+      std::snprintf(range, sizeof range, " must be a number from %g to %g", lo, hi);
+      Err(x, what + range);
+      return std::nullopt;
+    }
+    return v;
+  };
+  if (auto rel = n["relative"]) {
+    if (!rel.IsMap() || !Keys(rel, "relative", {"factor", "warmup", "while_warming"}) || !rel["factor"]) {
+      Err(rel, "relative must be a mapping: {factor: 5, warmup: 7d, while_warming: 150}");
+      ok = false;
+    } else {
+      if (auto v = number(rel["factor"], "relative.factor", 1, 1000)) r.relative_factor = *v; else ok = false;
+      if (auto w = rel["warmup"]) { if (auto v = Dur(w, "relative.warmup")) r.relative_warmup = *v; else ok = false; }
+      if (auto w = rel["while_warming"]) {
+        if (auto v = Int(w, "relative.while_warming", 1, 5000)) r.while_warming = static_cast<int>(*v); else ok = false;
+      }
+    }
+  }
+  if (auto nn = n["new_network"]) {
+    if (!nn.IsMap() || !Keys(nn, "new_network", {"factor", "for", "warmup"}) || !nn["factor"]) {
+      Err(nn, "new_network must be a mapping: {factor: 0.5, for: 1d}");
+      ok = false;
+    } else {
+      if (auto v = number(nn["factor"], "new_network.factor", 0.01, 1)) r.new_network_factor = *v; else ok = false;
+      if (auto w = nn["for"]) { if (auto v = Dur(w, "new_network.for"); v && v->count() > 0) r.new_network_for = *v; else ok = false; }
+      if (auto w = nn["warmup"]) { if (auto v = Dur(w, "new_network.warmup")) r.new_network_warmup = *v; else ok = false; }
+    }
+  }
+  if ((r.relative_factor > 0 || r.new_network_factor > 0) && r.key != RuleKey::kAccount) {
+    Err(n, "rule " + r.name + ": relative and new_network need key: account (they follow an account's history)");
+    ok = false;
+  }
+  if (r.relative_factor > 0 && r.while_warming == 0) r.while_warming = r.threshold;
+  if ((r.relative_factor > 0 || r.new_network_factor > 0) && r.threshold > 5000) {
+    Err(n, "rule " + r.name + ": with relative or new_network the threshold (the floor) must be at most 5000");
+    ok = false;
   }
   if (auto sp = n["sprayed_from"]) {
     if (!sp.IsMap() || !Keys(sp, "sprayed_from", {"accounts", "within"}) || !sp["accounts"] || !sp["within"]) {

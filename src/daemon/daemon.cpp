@@ -224,6 +224,24 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   for (const auto& [ip, at] : LoadAdminNote(kExemptedNote))
     if (auto a = IpAddress::Parse(ip)) engine->Exempt(*a, at);
   engine->SetJournal([this](Time t, std::string_view record) { journal_pending_.push_back({t, std::string(record)}); });
+  // Per-account history before the journal is replayed over it (counting there is
+  // idempotent): from the running engine at a reload (what it had not saved is saved
+  // first), from the state database at start.
+  if (engine->uses_account_history()) {
+    size_t restored = 0;
+    if (engine_) {
+      SaveAccountHistory(true);
+      for (const auto& [account, bytes] : engine_->TakeAccountHistory(SIZE_MAX, true))
+        restored += engine->RestoreAccountHistory(account, bytes);
+    } else if (auto rows = parts_.store->LoadAccountHistory()) {
+      for (const auto& [account, bytes] : *rows) restored += engine->RestoreAccountHistory(account, bytes);
+      if (!rows->empty())
+        Log(LOG_INFO, "account history of " + std::to_string(restored) + " accounts restored" +
+                          (restored < rows->size() ? " (" + std::to_string(rows->size() - restored) + " unreadable, skipped)" : ""));
+    } else {
+      Log(LOG_ERR, "cannot read the account history (" + rows.error().message + "): relative limits warm up again");
+    }
+  }
   // The new engine learns the counts of the last window from the journal before it reads a
   // line: the records in the database, then those not written yet.
   replaying_ = true;
@@ -428,6 +446,21 @@ void Daemon::Turn(int max_wait_ms) {
   more_work_ = DoWork();
 }
 
+void Daemon::SaveAccountHistory(bool all) {
+  if (!engine_ || !engine_->uses_account_history()) return;
+  constexpr size_t kSlice = 5000;
+  Time now = parts_.clock->Now();
+  do {
+    auto rows = engine_->TakeAccountHistory(kSlice);
+    if (rows.empty()) return;
+    // An account idle for five weeks has nothing left in a four-week history.
+    if (auto r = parts_.store->SaveAccountHistory(rows, now, now - std::chrono::hours(24 * 35)); !r) {
+      for (const auto& [account, bytes] : rows) engine_->AccountHistoryUnsaved(account);
+      return;
+    }
+  } while (all);
+}
+
 void Daemon::SaveDecisions(bool all) {
   while (!decisions_pending_.empty()) {
     size_t n = all ? decisions_pending_.size() : std::min(decisions_pending_.size(), kDecisionsPerWrite);
@@ -519,6 +552,7 @@ void Daemon::Tick() {
   }
   sources_->MarkAllReady();  // the safety net for a missed inotify event
   Checkpoint();
+  if (ticks_ % 60 == 0) SaveAccountHistory(false);
   if (!replaying_ && ticks_ % 5 == 0)
     (void)parts_.store->PruneJournal(now - engine_->LongestWindow() - std::chrono::hours(1), kJournalKeep, kCheckpointEvery);
   more_work_ = true;
@@ -568,6 +602,7 @@ int Daemon::Stop() {
   ledger_->Drain(deadline);
   Checkpoint();
   SaveDecisions(true);
+  SaveAccountHistory(true);
   decisions_->Flush();
   // Everything reached the kernel and the store: the next start may take the kernel as left.
   if (!options_.flush_on_exit && ledger_->KernelSettled() && ledger_->StoreSettled() && Health() == "ok")

@@ -123,6 +123,7 @@ class Daemon {
   // database, filed under its ban's target and its account.
   void Decision(const std::string& record, Time t, const std::string& target, const std::string& account);
   void SaveDecisions(bool all);  // a slice of those waiting (all: every one)
+  void SaveAccountHistory(bool all);  // the accounts whose history changed: a slice (all: every one)
   std::vector<DecisionRow> decisions_pending_;
   size_t decisions_pending_bytes_ = 0;
   uint64_t decisions_unsaved_ = 0;  // dropped before reaching the database (a burst)

@@ -120,6 +120,23 @@ Result<std::vector<DecisionRow>> ReopeningStore::FindDecisions(const std::vector
   return r;
 }
 
+Result<void> ReopeningStore::SaveAccountHistory(const std::vector<std::pair<std::string, std::string>>& rows, Time now,
+                                                Time forget_before) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->SaveAccountHistory(rows, now, forget_before);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> ReopeningStore::LoadAccountHistory() {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->LoadAccountHistory();
+  if (!r) Observe(r.error());
+  return r;
+}
+
 Result<std::optional<std::string>> ReopeningStore::GetNote(const std::string& key) {
   auto s = Get();
   if (!s) return Fail(s.error());

@@ -32,6 +32,9 @@ class ReopeningStore : public StateStore {
   Result<void> SaveDecisions(const std::vector<DecisionRow>& rows, size_t keep) override;
   Result<std::vector<DecisionRow>> FindDecisions(const std::vector<std::string>& targets, const std::string& account,
                                                  size_t limit) override;
+  Result<void> SaveAccountHistory(const std::vector<std::pair<std::string, std::string>>& rows, Time now,
+                                  Time forget_before) override;
+  Result<std::vector<std::pair<std::string, std::string>>> LoadAccountHistory() override;
   Result<std::optional<std::string>> GetNote(const std::string& key) override;
   Result<void> SetNote(const std::string& key, const std::optional<std::string>& value) override;
 

@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <cmath>
+#include <cstdio>
 #include <map>
 #include <deque>
 #include <unordered_map>
@@ -13,6 +15,7 @@
 #include "relayban/filter/correlator.hpp"
 #include "relayban/filter/filter_set.hpp"
 #include "relayban/filter/timestamp.hpp"
+#include "relayban/score/account_history.hpp"
 #include "relayban/score/rule_tracker.hpp"
 
 namespace relayban {
@@ -104,10 +107,18 @@ struct Engine::Impl {
     bool confirmed = false;  // counts auth_success or relay: a real use of the account
     std::string reason;
     uint64_t verdicts = 0;
+    // The threshold follows the account's history (relative, new_network): the window keeps
+    // up to kDynamicCap values and the comparison is made per event.
+    bool dynamic = false;
+    static constexpr int kDynamicCap = 5000;
+    static int Cap(const RuleSpec* s) {
+      return s->relative_factor > 0 || s->new_network_factor > 0 ? std::max(s->threshold, kDynamicCap) : s->threshold;
+    }
     Rule(const RuleSpec* s, size_t max_keys)
         : spec(s),
           ip_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys),
-          account_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys) {}
+          account_windows(Cap(s), s->window, s->distinct != Field::kNone, max_keys),
+          dynamic(s->relative_factor > 0 || s->new_network_factor > 0) {}
   };
   // (message id, recipient) pairs already counted as relayed: each deferral of a message logs
   // another delivery line, which must not count again. Oldest first; bounded like the
@@ -214,6 +225,14 @@ struct Engine::Impl {
   std::vector<Source> sources;
   BanPolicy policy;
   AccountBook accounts;
+  // Per-account habits (relative and new_network rules), and the accounts that logged in
+  // from a new network lately: account -> until when their thresholds are lowered.
+  AccountHistory history;
+  bool uses_history = false;
+  Seconds new_network_warmup{0}, new_network_for{0};
+  std::unordered_map<std::string, Time> new_network_until;
+  // The threshold an account rule holds `account` to now, and why (empty: its own).
+  int Threshold(const Rule& rule, const std::string& account, Time t, std::string& why);
   // Account verdicts in force: account -> rule -> verdict.
   std::unordered_map<std::string, std::map<const Rule*, Standing>> standing;
   EngineStats stats;
@@ -228,7 +247,8 @@ struct Engine::Impl {
         own_book(options.book ? nullptr : std::make_unique<MemoryBanBook>()),
         policy(config.ignore, config.ban, config.ipv6_prefix, options.book ? *options.book : *own_book,
                config.max_tracked),
-        accounts(config.max_tracked) {
+        accounts(config.max_tracked),
+        history(config.max_tracked) {
     allowed.insert(config.allowed_accounts.begin(), config.allowed_accounts.end());
   }
 
@@ -288,6 +308,12 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
         rule->reason += " from an address that failed on " + std::to_string(r.sprayed_accounts) +
                         " other account" + (r.sprayed_accounts > 1 ? "s" : "") + " within " + FormatDuration(r.sprayed_within);
         jail->spray_within = std::max(jail->spray_within, r.sprayed_within);
+      }
+      if (r.relative_factor > 0 || r.new_network_factor > 0) impl->uses_history = true;
+      if (r.new_network_factor > 0) {
+        impl->new_network_for = std::max(impl->new_network_for, r.new_network_for);
+        impl->new_network_warmup = impl->new_network_warmup.count() == 0 ? r.new_network_warmup
+                                                                           : std::min(impl->new_network_warmup, r.new_network_warmup);
       }
       jail->rules.push_back(std::move(rule));
     }
@@ -442,6 +468,16 @@ bool Engine::Replay(std::string_view data) {
   return true;
 }
 const EngineStats& Engine::stats() const { return impl_->stats; }
+
+std::vector<std::pair<std::string, std::string>> Engine::TakeAccountHistory(size_t limit, bool all) {
+  if (all) impl_->history.MarkAllChanged();
+  return impl_->history.TakeChanged(limit);
+}
+bool Engine::RestoreAccountHistory(std::string_view account, std::string_view bytes) {
+  return impl_->history.Restore(account, bytes);
+}
+void Engine::AccountHistoryUnsaved(const std::string& account) { impl_->history.MarkChanged(account); }
+bool Engine::uses_account_history() const { return impl_->uses_history; }
 
 EngineCounts Engine::counts() const {
   const Impl& m = *impl_;
@@ -789,6 +825,17 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
                     outcome == AccountBook::Outcome::kRelay ? rdomain : std::string_view{}, ev.time);
   }
   if (local) return;
+  if (uses_history && !ev.account.empty()) {
+    if (ev.kind == kRelay && !rdomain.empty()) {
+      history.Relayed(ev.account, Hash64(rdomain), ev.time);
+    } else if (ev.kind == kAuthSuccess && ev.ip && new_network_for.count() > 0) {
+      IpAddress net = ev.ip->Masked(ev.ip->is_v4() ? 24 : 64);
+      if (history.LoggedIn(ev.account, IpAddressHash{}(net), ev.time, new_network_warmup)) {
+        new_network_until[ev.account] = ev.time + new_network_for;
+        ++stats.new_networks;
+      }
+    }
+  }
   // A relay that correlation could not tie to an account is not an authenticated relay.
   if (ev.kind == kRelay && ev.account.empty()) return;
 
@@ -849,14 +896,24 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         auto v = st->second.find(&rule);
         if (v != st->second.end() && v->second.until > ev.time) continue;
       }
-      if (!rule.account_windows.Add(ev.account, *value, ev.count, ev.time)) continue;
+      std::string why;
+      if (rule.dynamic) {
+        int n = rule.account_windows.Observe(ev.account, *value, ev.count, ev.time);
+        int limit = Threshold(rule, ev.account, ev.time, why);
+        if (n < limit) continue;
+        rule.account_windows.Erase(ev.account);
+        why = std::to_string(limit) + " " + (rule.spec->distinct == Field::kNone ? "events" : std::string("distinct ") + FieldName(rule.spec->distinct)) +
+              " within " + FormatDuration(rule.spec->window) + " (" + why + ")";
+      } else if (!rule.account_windows.Add(ev.account, *value, ev.count, ev.time)) {
+        continue;
+      }
       ++stats.verdicts;
       if (!replaying) ++rule.verdicts;
       // Only a rule that counts what the account did (logins, relays) says it was stolen; one
       // that counts failures naming it says it was attacked.
       if (rule.confirmed) accounts.AddVerdict(ev.account, rule.spec->name);
       else accounts.AddTargeted(ev.account, rule.spec->name);
-      std::string reason = rule.spec->name + ": account " + Printable(ev.account, 80) + " reached " + rule.reason;
+      std::string reason = rule.spec->name + ": account " + Printable(ev.account, 80) + " reached " + (why.empty() ? rule.reason : why);
       // Fan out to every address that used the account for this rule's kinds in the window.
       // While the bans of this rule's previous verdict on the account run, the addresses it
       // reached are banned: a repeated verdict only adds those seen since (a spray over many
@@ -886,6 +943,38 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   }
 }
 
+int Engine::Impl::Threshold(const Rule& rule, const std::string& account, Time t, std::string& why) {
+  const RuleSpec& r = *rule.spec;
+  int limit = r.threshold;
+  if (r.relative_factor > 0) {
+    AccountHistory::Usual u = history.UsualDay(account, t);
+    char factor[32];
+    std::snprintf(factor, sizeof factor, "%g", r.relative_factor);
+    if (Seconds(int64_t{u.days} * 86400) < r.relative_warmup) {
+      limit = std::max(limit, r.while_warming);
+      why = "its history is warming up: " + std::to_string(u.days) + " of " + FormatDuration(r.relative_warmup);
+    } else {
+      int relative = static_cast<int>(std::ceil(r.relative_factor * u.median));
+      if (relative > limit) {
+        limit = relative;
+        why = std::string(factor) + " x its usual day of " + std::to_string(u.median) + " outside domains";
+      } else {
+        why = "the floor; " + std::string(factor) + " x its usual day of " + std::to_string(u.median) + " is less";
+      }
+    }
+  }
+  if (r.new_network_factor > 0) {
+    auto it = new_network_until.find(account);
+    if (it != new_network_until.end() && it->second > t) {
+      limit = std::max(1, static_cast<int>(limit * r.new_network_factor));
+      char factor[32];
+      std::snprintf(factor, sizeof factor, "%g", r.new_network_factor);
+      why += std::string(why.empty() ? "" : "; ") + "x " + factor + " after a login from a network it never used";
+    }
+  }
+  return std::min(limit, Rule::kDynamicCap);
+}
+
 void Engine::OnTick(Time now) {
   Impl& m = *impl_;
   // Windows count on the logs' own time: a backlog of old lines read now must not have its
@@ -901,6 +990,8 @@ void Engine::OnTick(Time now) {
     }
   }
   if (m.own_book) m.own_book->Expire(now, kSweepSlice);
+  for (auto it = m.new_network_until.begin(); it != m.new_network_until.end();)
+    it = it->second <= now ? m.new_network_until.erase(it) : std::next(it);
   for (auto it = m.standing.begin(); it != m.standing.end();) {
     for (auto v = it->second.begin(); v != it->second.end();) {
       if (v->second.until <= now) v = it->second.erase(v);

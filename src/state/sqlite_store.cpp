@@ -103,6 +103,7 @@ class SqliteStore : public StateStore {
         seq INTEGER PRIMARY KEY, t_us INTEGER NOT NULL, target TEXT NOT NULL, account TEXT NOT NULL, record TEXT NOT NULL);
       CREATE INDEX IF NOT EXISTS decisions_target ON decisions(target) WHERE target != '';
       CREATE INDEX IF NOT EXISTS decisions_account ON decisions(account) WHERE account != '';
+      CREATE TABLE IF NOT EXISTS account_history (account TEXT PRIMARY KEY, t_us INTEGER NOT NULL, data BLOB NOT NULL);
     )";
     if (auto r = Exec(setup); !r) return r;
     auto exists = [&](const char* table) -> Result<bool> {
@@ -372,6 +373,38 @@ class SqliteStore : public StateStore {
                           [](const DecisionRow& a, const DecisionRow& b) { return a.record == b.record; }),
               out.end());
     if (out.size() > limit) out.resize(limit);
+    return out;
+  }
+
+  Result<void> SaveAccountHistory(const std::vector<std::pair<std::string, std::string>>& rows, Time now,
+                                  Time forget_before) override {
+    return Transaction([&]() -> Result<void> {
+      for (const auto& [account, data] : rows) {
+        auto s = Prepare("INSERT OR REPLACE INTO account_history(account,t_us,data) VALUES(?1,?2,?3)");
+        if (!s) return Fail(s.error());
+        (*s)->Bind(1, account).Bind(2, Us(now));
+        sqlite3_bind_blob((*s)->get(), 3, data.data(), static_cast<int>(data.size()), SQLITE_STATIC);
+        if (auto r = Done(**s, "saving account history"); !r) return r;
+      }
+      auto old = Prepare("DELETE FROM account_history WHERE t_us < ?1");
+      if (!old) return Fail(old.error());
+      (*old)->Bind(1, Us(forget_before));
+      return Done(**old, "pruning account history");
+    });
+  }
+
+  Result<std::vector<std::pair<std::string, std::string>>> LoadAccountHistory() override {
+    std::vector<std::pair<std::string, std::string>> out;
+    auto s = Prepare("SELECT account,data FROM account_history");
+    if (!s) return Fail(s.error());
+    int rc;
+    while ((rc = (*s)->Step()) == SQLITE_ROW) {
+      const void* blob = sqlite3_column_blob((*s)->get(), 1);
+      int n = sqlite3_column_bytes((*s)->get(), 1);
+      out.emplace_back((*s)->Text(0), std::string(static_cast<const char*>(blob), static_cast<size_t>(n)));
+    }
+    (*s)->Reset();
+    if (rc != SQLITE_DONE) return Error(rc, "reading account history");
     return out;
   }
 

@@ -135,6 +135,16 @@ class FakeStateStore : public StateStore {
         out.push_back(*it);
     return out;
   }
+  std::map<std::string, std::string> account_history;
+  Result<void> SaveAccountHistory(const std::vector<std::pair<std::string, std::string>>& rows, Time, Time) override {
+    if (fail_writes || fail_all) return Fail(failure);
+    for (const auto& [a, d] : rows) account_history[a] = d;
+    return {};
+  }
+  Result<std::vector<std::pair<std::string, std::string>>> LoadAccountHistory() override {
+    if (fail_all) return Fail(failure);
+    return std::vector<std::pair<std::string, std::string>>(account_history.begin(), account_history.end());
+  }
   Result<std::optional<std::string>> GetNote(const std::string& key) override {
     if (fail_all) return Fail(failure);
     auto it = notes.find(key);

@@ -101,7 +101,8 @@ TEST_CASE("the qmail story: the spammer's addresses are banned and test gets a v
   CHECK(test["relayed"] == 302);
   CHECK(test["recipient_domains"].get<int>() >= 250);
   CHECK(test["last_ip"] == "41.203.7.99");
-  CHECK(test["verdicts"] == json::array({"relay-flood", "relay-volume"}));
+  // Over 150 outside domains in a day: relay-daily too (the limit while its history warms up).
+  CHECK(test["verdicts"] == json::array({"relay-flood", "relay-daily", "relay-volume"}));
   json alice = Account(j, "alice@example.com");
   CHECK(alice["relayed"] == 3);
   CHECK(alice["verdicts"].empty());

@@ -41,6 +41,8 @@ jails:
     rules:
       - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
       - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 20, window: 1h, ban: 1d}
+      - {name: relay-daily, key: account, events: [relay], distinct: recipient_domain, threshold: 40, window: 1d, ban: 1d,
+         relative: {factor: 5, warmup: 7d, while_warming: 150}, new_network: {factor: 0.5, for: 1d}}
 YAML
 start_daemon "$work/relayban.yaml" "$work/daemon.log" || { fail "the daemon starts"; exit 1; }
 cli() { "$bin" "$@" -c "$work/relayban.yaml"; }
@@ -247,6 +249,11 @@ check "and go on counting after it" until_true metric_is 'relayban_events_total{
 
 # After a restart, explain still has the evidence (the state database).
 stop_daemon
+check "the accounts' history is kept in the state database at stop" python3 - "$work/state/state.db" <<'PY'
+import sqlite3, sys
+rows = dict(sqlite3.connect(sys.argv[1]).execute("SELECT account, length(data) FROM account_history"))
+assert "test" in rows and "test2" in rows and rows["test"] > 20, rows
+PY
 start_daemon "$work/relayban.yaml" "$work/daemon.log" || fail "the daemon restarts"
 cli explain 203.0.113.8 > "$work/explain-restart.txt"
 check "after a restart explain still shows the lines behind a ban" bash -c "[ \"\$(grep -c '^        > .*unknown\[203.0.113.8\]' '$work/explain-restart.txt')\" = 5 ]"
@@ -274,6 +281,7 @@ check "and a message with headers and the digest" bash -c "grep -q '^To: postmas
 check "a recipient that looks like an option is refused" bash -c "! $(printf '%q ' "$bin") digest -c $work/relayban.yaml --mail --to=-oQ/tmp"
 
 stop_daemon
+check "the accounts' history was restored at start" grep -q 'account history of 2 accounts restored' "$work/daemon.log"
 check "the daemon logged no error" bash -c "! grep -E '<3>|error' '$work/daemon.log' | grep -v 'decision log'"
 echo "metrics test: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -70,6 +70,7 @@ struct EngineStats {
   uint64_t relay_repeats = 0;       // delivery attempts of a (message, recipient) already counted
   uint64_t outages = 0;             // times an outage guard tripped (see OutageGuard)
   uint64_t outage_suppressed = 0;   // events it held back
+  uint64_t new_networks = 0;        // logins from a network the account never used (new_network rules)
 };
 
 // Entries dropped because a bounded structure was full (least recently seen first).
@@ -150,6 +151,13 @@ class Engine {
   // An admin lifted the ban of `ip` at `at`: account verdicts that stood before then do not
   // ban it again (a new verdict may).
   void Exempt(const IpAddress& ip, Time at);
+  // Per-account history (relative and new_network rules), kept by the daemon across restarts
+  // and reloads: the accounts changed since the last call, serialized (at most `limit`; with
+  // `all`, every account), and putting one back. Restore before replaying the journal.
+  std::vector<std::pair<std::string, std::string>> TakeAccountHistory(size_t limit, bool all = false);
+  bool RestoreAccountHistory(std::string_view account, std::string_view bytes);
+  void AccountHistoryUnsaved(const std::string& account);  // a write failed: hand it out again
+  bool uses_account_history() const;
   // The longest window of any rule: how far back the journal must reach.
   Seconds LongestWindow() const;
 

@@ -87,6 +87,19 @@ struct RuleSpec {
   // on at least N other accounts within that time before: the password a spray found.
   int sprayed_accounts = 0;
   Seconds sprayed_within{0};
+  // `relative` (account rules): the threshold follows the account's own usual day - factor
+  // times the median distinct outside domains of its active days in the last four weeks,
+  // never below `threshold` (the floor). Until the account has `warmup` of history, the
+  // threshold is `while_warming`. factor 0: off.
+  double relative_factor = 0;
+  Seconds relative_warmup{7 * 86400};
+  int while_warming = 0;
+  // `new_network` (account rules): after a login from a network (/24, /64) the account never
+  // used in its history (of at least `warmup`), the threshold is multiplied by `factor` for
+  // `for`. factor 0: off.
+  double new_network_factor = 0;
+  Seconds new_network_for{86400};
+  Seconds new_network_warmup{7 * 86400};
   SourceLocation where;
 };
 

@@ -94,6 +94,11 @@ class StateStore {
   // `account` when it is not empty.
   virtual Result<std::vector<DecisionRow>> FindDecisions(const std::vector<std::string>& targets,
                                                          const std::string& account, size_t limit) = 0;
+  // Per-account history (AccountHistory's bytes): replaces each account's row; rows not
+  // written since `forget_before` go.
+  virtual Result<void> SaveAccountHistory(const std::vector<std::pair<std::string, std::string>>& rows, Time now,
+                                          Time forget_before) = 0;
+  virtual Result<std::vector<std::pair<std::string, std::string>>> LoadAccountHistory() = 0;
   // Small facts kept between runs (e.g. the firewall generation left at a clean exit);
   // setting nullopt removes one.
   virtual Result<std::optional<std::string>> GetNote(const std::string& key) = 0;

@@ -634,3 +634,95 @@ TEST_CASE("a brute force against an account bans the guesser and marks the accou
   r.Feed("2026-11-18T10:01:00Z ok user=alice ip=198.51.100.20");
   CHECK(r.Targets().size() == 1);
 }
+
+namespace {
+const char* kHistoryConfig = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_success, regex: 'ok user=(?P<account>\S+) ip={ip}$'}
+      - {event: relay, regex: 'direct user=(?P<account>\S+) ip={ip} to=(?P<recipient>\S+)$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: relay-daily, key: account, events: [relay], distinct: recipient_domain, threshold: 10, window: 1d, ban: 1d,
+         relative: {factor: 3, warmup: 3d, while_warming: 25}, new_network: {factor: 0.5, for: 1d, warmup: 3d}}
+)";
+// `n` outside domains relayed by `account` from `ip` on day `day` (2026-11-01 + day), from 09:00.
+void Send(Rig& r, const std::string& account, const std::string& ip, int day, int n, const std::string& tag = "") {
+  for (int i = 0; i < n; ++i) {
+    char stamp[32];
+    std::snprintf(stamp, sizeof stamp, "2026-11-%02dT%02d:%02d:00Z", 1 + day, 9 + i / 60, i % 60);
+    r.Feed(std::string(stamp) + " direct user=" + account + " ip=" + ip + " to=x@d" + tag + std::to_string(i) + ".example");
+  }
+}
+}  // namespace
+
+TEST_CASE("relative: an account is held to its own usual day, with a floor and a warm-up") {
+  Rig r(kHistoryConfig);
+  // Warming up (3 days): the limit is while_warming, 25.
+  Send(r, "sales", "198.51.100.5", 0, 20, "a");
+  CHECK(r.out.orders.empty());
+  // A busy but honest sales account: about 20 domains a day.
+  for (int d = 1; d < 6; ++d) Send(r, "sales", "198.51.100.5", d, 20, std::string(1, static_cast<char>('a' + d)));
+  CHECK(r.out.orders.empty());
+  // A quiet account: 2 a day, then a slow spam run of 12 in a day: over its floor of 10.
+  for (int d = 0; d < 6; ++d) Send(r, "quiet", "198.51.100.6", d, 2, std::string(1, static_cast<char>('a' + d)));
+  CHECK(r.out.orders.empty());
+  Send(r, "quiet", "198.51.100.6", 6, 12, "spam");
+  REQUIRE(r.out.orders.size() == 1);
+  CHECK(r.out.orders[0].account == "quiet");
+  CHECK(r.out.orders[0].reason.find("reached 10 distinct recipient_domain within 1d (the floor; 3 x its usual day of 2 is less)") !=
+        std::string::npos);
+  // The sales account after its warm-up: 3 x 20 = 60; 59 passes, the 60th is a verdict.
+  r.out.clear();
+  Send(r, "sales", "198.51.100.5", 6, 59, "g");
+  CHECK(r.out.orders.empty());
+  Send(r, "sales", "198.51.100.5", 6, 60, "h");
+  REQUIRE(r.out.orders.size() == 1);
+  CHECK(r.out.orders[0].reason.find("reached 60 distinct recipient_domain within 1d (3 x its usual day of 20 outside domains)") !=
+        std::string::npos);
+}
+
+TEST_CASE("new_network: a login from a network the account never used lowers its limits for a while") {
+  Rig r(kHistoryConfig);
+  for (int d = 0; d < 5; ++d) {
+    r.Feed("2026-11-0" + std::to_string(1 + d) + "T08:00:00Z ok user=bob ip=198.51.100.7");
+    Send(r, "bob", "198.51.100.7", d, 4, std::string(1, static_cast<char>('a' + d)));
+  }
+  CHECK(r.out.orders.empty());
+  // Its limit is 3 x 4 = 12; from an unknown network it is halved: 6 domains are a verdict.
+  r.Feed("2026-11-06T08:00:00Z ok user=bob ip=203.0.113.9");
+  CHECK(r.engine->stats().new_networks == 1);
+  Send(r, "bob", "203.0.113.9", 5, 5, "z");
+  CHECK(r.out.orders.empty());
+  Send(r, "bob", "203.0.113.9", 5, 6, "z");
+  REQUIRE(r.out.orders.size() == 1);
+  CHECK(r.out.orders[0].reason.find("x 0.5 after a login from a network it never used") != std::string::npos);
+  // A login from its own network again is no signal.
+  r.Feed("2026-11-07T08:00:00Z ok user=bob ip=198.51.100.99");
+  CHECK(r.engine->stats().new_networks == 1);
+}
+
+TEST_CASE("relative and new_network are refused on address rules, and their numbers are checked") {
+  std::vector<Error> errors;
+  auto c = LoadConfigText(R"(
+filters:
+  t:
+    patterns:
+      - {event: relay, regex: 'x {ip}'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: a, key: ip, events: [relay], threshold: 10, window: 1d, relative: {factor: 3}}
+      - {name: b, key: account, events: [relay], threshold: 10, window: 1d, relative: {factor: 0.5}, new_network: {factor: 2}}
+)", "t.yaml", ".", errors);
+  CHECK_FALSE(c);
+  std::string all;
+  for (const auto& e : errors) all += e.ToString() + "\n";
+  CHECK(all.find("rule a: relative and new_network need key: account") != std::string::npos);
+  CHECK(all.find("relative.factor must be a number from 1 to 1000") != std::string::npos);
+  CHECK(all.find("new_network.factor must be a number from 0.01 to 1") != std::string::npos);
+}

@@ -1,0 +1,74 @@
+// AccountHistory: what each account usually does, over the last four weeks - distinct outside
+// recipient domains per day, and the networks (/24, /64) it logs in from - so rules can hold
+// an account to its own habits: a limit relative to its usual day, and a login from a network
+// it never used. Kept across restarts by the daemon (Serialize/Restore, in the state
+// database); counting is idempotent (distinct sets), so a journal replayed over a restored
+// history counts nothing twice. Pure: time is passed in.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "relayban/core/duration.hpp"
+
+namespace relayban {
+
+class AccountHistory {
+ public:
+  static constexpr int kDays = 28;             // days of daily counts kept
+  static constexpr size_t kMaxNetworks = 64;   // networks remembered per account (the oldest go)
+  static constexpr size_t kMaxToday = 65536;   // distinct domains counted in one day
+
+  explicit AccountHistory(size_t max_accounts) : max_accounts_(max_accounts) {}
+
+  // An outside recipient domain (hashed) relayed through the account at `t`.
+  void Relayed(std::string_view account, uint64_t domain, Time t);
+  // A successful login from `network` (hashed /24 or /64) at `t`. Returns true when the
+  // account has at least `warmup` days of history and never logged in from that network.
+  bool LoggedIn(std::string_view account, uint64_t network, Time t, Seconds warmup);
+
+  struct Usual {
+    int days = 0;       // days since the account was first seen (0: unknown)
+    int median = 0;     // distinct outside domains on its median active day before today
+    int today = 0;      // distinct outside domains today so far
+  };
+  Usual UsualDay(std::string_view account, Time t) const;
+
+  // Accounts changed since the last call (at most `limit`), each serialized; for the store.
+  std::vector<std::pair<std::string, std::string>> TakeChanged(size_t limit);
+  // Marks every account (or one) as changed: all of them are handed out again.
+  void MarkAllChanged();
+  void MarkChanged(const std::string& account);
+  // Puts back an account serialized by TakeChanged; false (and nothing changed) for bytes
+  // that do not parse.
+  bool Restore(std::string_view account, std::string_view bytes);
+  size_t size() const { return accounts_.size(); }
+  uint64_t refused() const { return refused_; }  // accounts not tracked: the table was full
+
+ private:
+  struct Entry {
+    uint32_t first_day = 0, last_day = 0;
+    std::array<uint32_t, kDays> day{};      // which day each slot counts (slot = day % kDays)
+    std::array<uint32_t, kDays> domains{};  // distinct outside domains that day
+    std::unordered_set<uint64_t> today;     // the domains of last_day's slot, for idempotence
+    std::vector<std::pair<uint64_t, uint32_t>> networks;  // network, last day used
+    bool changed = false;
+  };
+  static uint32_t DayOf(Time t) { return SecondsOf(t) / 86400; }
+  Entry* Get(std::string_view account, uint32_t day);
+  static void Roll(Entry& e, uint32_t day);
+
+  size_t max_accounts_;
+  std::unordered_map<std::string, Entry> accounts_;
+  std::vector<std::string> changed_;
+  uint64_t refused_ = 0;
+  uint32_t swept_day_ = 0;
+};
+
+}  // namespace relayban

@@ -1,0 +1,179 @@
+#include "relayban/score/account_history.hpp"
+
+#include <algorithm>
+
+#include "relayban/core/bytes.hpp"
+
+namespace relayban {
+
+AccountHistory::Entry* AccountHistory::Get(std::string_view account, uint32_t day) {
+  auto it = accounts_.find(std::string(account));
+  if (it == accounts_.end()) {
+    if (accounts_.size() >= max_accounts_ && swept_day_ != day) {
+      // Full: forget accounts idle for the whole history (one pass a day at most: only
+      // accounts that logged in or relayed get here, never invented names).
+      swept_day_ = day;
+      for (auto i = accounts_.begin(); i != accounts_.end();)
+        i = i->second.last_day + kDays < day ? accounts_.erase(i) : std::next(i);
+    }
+    if (accounts_.size() >= max_accounts_) {
+      ++refused_;
+      return nullptr;
+    }
+    it = accounts_.emplace(std::string(account), Entry{}).first;
+    it->second.first_day = day;
+    it->second.last_day = day;
+  }
+  Entry& e = it->second;
+  Roll(e, day);
+  if (!e.changed) {
+    e.changed = true;
+    changed_.push_back(it->first);
+  }
+  return &e;
+}
+
+void AccountHistory::Roll(Entry& e, uint32_t day) {
+  if (day > e.last_day) {
+    e.today.clear();
+    e.last_day = day;
+  }
+  size_t slot = day % kDays;
+  if (e.day[slot] != day) {
+    e.day[slot] = day;
+    e.domains[slot] = 0;
+  }
+}
+
+void AccountHistory::Relayed(std::string_view account, uint64_t domain, Time t) {
+  uint32_t day = DayOf(t);
+  Entry* e = Get(account, day);
+  if (!e || day < e->last_day) return;  // a line of an earlier day read late: its day is closed
+  if (e->today.size() >= kMaxToday || !e->today.insert(domain).second) return;
+  ++e->domains[day % kDays];
+}
+
+bool AccountHistory::LoggedIn(std::string_view account, uint64_t network, Time t, Seconds warmup) {
+  uint32_t day = DayOf(t);
+  Entry* e = Get(account, day);
+  if (!e) return false;
+  bool seasoned = static_cast<int64_t>(day - std::min(day, e->first_day)) * 86400 >= warmup.count();
+  for (auto& [n, last] : e->networks)
+    if (n == network) {
+      last = std::max(last, day);
+      return false;
+    }
+  if (e->networks.size() >= kMaxNetworks) {
+    auto oldest = std::min_element(e->networks.begin(), e->networks.end(),
+                                   [](const auto& a, const auto& b) { return a.second < b.second; });
+    e->networks.erase(oldest);
+  }
+  e->networks.emplace_back(network, day);
+  return seasoned;
+}
+
+AccountHistory::Usual AccountHistory::UsualDay(std::string_view account, Time t) const {
+  Usual u;
+  auto it = accounts_.find(std::string(account));
+  if (it == accounts_.end()) return u;
+  const Entry& e = it->second;
+  uint32_t day = DayOf(t);
+  u.days = static_cast<int>(day - std::min(day, e.first_day));
+  std::vector<uint32_t> active;
+  for (int s = 0; s < kDays; ++s) {
+    uint32_t d = e.day[static_cast<size_t>(s)];
+    if (d == day && d == e.last_day) u.today = static_cast<int>(e.domains[static_cast<size_t>(s)]);
+    else if (d < day && d + kDays >= day && e.domains[static_cast<size_t>(s)] > 0) active.push_back(e.domains[static_cast<size_t>(s)]);
+  }
+  if (!active.empty()) {
+    std::nth_element(active.begin(), active.begin() + static_cast<long>(active.size() / 2), active.end());
+    u.median = static_cast<int>(active[active.size() / 2]);
+  }
+  return u;
+}
+
+std::vector<std::pair<std::string, std::string>> AccountHistory::TakeChanged(size_t limit) {
+  std::vector<std::pair<std::string, std::string>> out;
+  while (!changed_.empty() && out.size() < limit) {
+    std::string name = std::move(changed_.back());
+    changed_.pop_back();
+    auto it = accounts_.find(name);
+    if (it == accounts_.end()) continue;
+    Entry& e = it->second;
+    e.changed = false;
+    ByteWriter w;
+    w.Byte(1);  // format version
+    w.Varint(e.first_day);
+    w.Varint(e.last_day);
+    for (int s = 0; s < kDays; ++s) {
+      w.Varint(e.day[static_cast<size_t>(s)]);
+      w.Varint(e.domains[static_cast<size_t>(s)]);
+    }
+    w.Varint(e.today.size());
+    for (uint64_t h : e.today) w.Varint(h);
+    w.Varint(e.networks.size());
+    for (const auto& [n, d] : e.networks) {
+      w.Varint(n);
+      w.Varint(d);
+    }
+    out.emplace_back(name, std::move(w.str()));
+  }
+  return out;
+}
+
+void AccountHistory::MarkAllChanged() {
+  for (auto& [name, e] : accounts_) MarkChanged(name);
+}
+
+void AccountHistory::MarkChanged(const std::string& account) {
+  auto it = accounts_.find(account);
+  if (it == accounts_.end() || it->second.changed) return;
+  it->second.changed = true;
+  changed_.push_back(account);
+}
+
+bool AccountHistory::Restore(std::string_view account, std::string_view bytes) {
+  ByteReader r(bytes);
+  Entry e;
+  auto v = r.Byte();
+  if (!v || *v != 1) return false;
+  auto num = [&](uint64_t max) -> std::optional<uint64_t> {
+    auto x = r.Varint();
+    if (!x || *x > max) return std::nullopt;
+    return x;
+  };
+  auto first = num(UINT32_MAX), last = num(UINT32_MAX);
+  if (!first || !last) return false;
+  e.first_day = static_cast<uint32_t>(*first);
+  e.last_day = static_cast<uint32_t>(*last);
+  for (int s = 0; s < kDays; ++s) {
+    auto d = num(UINT32_MAX), n = num(UINT32_MAX);
+    if (!d || !n) return false;
+    e.day[static_cast<size_t>(s)] = static_cast<uint32_t>(*d);
+    e.domains[static_cast<size_t>(s)] = static_cast<uint32_t>(*n);
+  }
+  auto today = num(kMaxToday);
+  if (!today) return false;
+  for (uint64_t i = 0; i < *today; ++i) {
+    auto h = r.Varint();
+    if (!h) return false;
+    e.today.insert(*h);
+  }
+  auto nets = num(kMaxNetworks);
+  if (!nets) return false;
+  for (uint64_t i = 0; i < *nets; ++i) {
+    auto n = r.Varint();
+    auto d = num(UINT32_MAX);
+    if (!n || !d) return false;
+    e.networks.emplace_back(*n, static_cast<uint32_t>(*d));
+  }
+  if (!r.done()) return false;
+  if (accounts_.size() >= max_accounts_ && !accounts_.count(std::string(account))) {
+    ++refused_;
+    return false;
+  }
+  accounts_[std::string(account)] = std::move(e);
+  return true;
+}
+
+}  // namespace relayban

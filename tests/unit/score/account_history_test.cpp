@@ -1,0 +1,73 @@
+// The per-account history: distinct outside domains per day, the usual day, new networks,
+// and the bytes it is kept in across restarts.
+#include "relayban/score/account_history.hpp"
+
+#include <catch2/catch.hpp>
+
+using namespace relayban;
+
+namespace {
+Time Day(int d, int hour = 12) { return Time(Seconds(int64_t{1795000000} / 86400 * 86400 + d * 86400 + hour * 3600)); }
+}  // namespace
+
+TEST_CASE("the usual day is the median of the account's active days, today apart") {
+  AccountHistory h(100);
+  // 10, 20, 30, 40, 50 distinct domains on five days; the same domain twice counts once.
+  for (int d = 0; d < 5; ++d)
+    for (int i = 0; i < 10 * (d + 1); ++i) {
+      h.Relayed("sales@example.org", static_cast<uint64_t>(1000 + i), Day(d));
+      h.Relayed("sales@example.org", static_cast<uint64_t>(1000 + i), Day(d, 13));
+    }
+  h.Relayed("sales@example.org", 7, Day(6));
+  auto u = h.UsualDay("sales@example.org", Day(6));
+  CHECK(u.days == 6);
+  CHECK(u.median == 30);
+  CHECK(u.today == 1);
+  CHECK(h.UsualDay("nobody@example.org", Day(6)).days == 0);
+  // Four weeks later the old days are gone.
+  CHECK(h.UsualDay("sales@example.org", Day(40)).median == 0);
+}
+
+TEST_CASE("a login from a network the account never used is new only once it has a history") {
+  AccountHistory h(100);
+  const Seconds warmup = std::chrono::hours(24 * 7);
+  CHECK_FALSE(h.LoggedIn("roamer@example.org", 1, Day(0), warmup));   // first sight: nothing to compare
+  CHECK_FALSE(h.LoggedIn("roamer@example.org", 2, Day(3), warmup));   // still warming up
+  CHECK_FALSE(h.LoggedIn("roamer@example.org", 1, Day(8), warmup));   // a network it used
+  CHECK(h.LoggedIn("roamer@example.org", 3, Day(8), warmup));         // new, with a week behind it
+  CHECK_FALSE(h.LoggedIn("roamer@example.org", 3, Day(8, 14), warmup));  // and then known
+}
+
+TEST_CASE("the history survives serialization, and replaying the same day counts nothing twice") {
+  AccountHistory h(100);
+  for (int i = 0; i < 12; ++i) h.Relayed("a@example.org", static_cast<uint64_t>(i), Day(0));
+  for (int i = 0; i < 5; ++i) h.Relayed("a@example.org", static_cast<uint64_t>(i), Day(1));
+  (void)h.LoggedIn("a@example.org", 42, Day(1), Seconds(0));
+  auto changed = h.TakeChanged(10);
+  REQUIRE(changed.size() == 1);
+  CHECK(h.TakeChanged(10).empty());  // nothing changed since
+  AccountHistory restored(100);
+  REQUIRE(restored.Restore(changed[0].first, changed[0].second));
+  for (int i = 0; i < 5; ++i) restored.Relayed("a@example.org", static_cast<uint64_t>(i), Day(1));  // the journal again
+  auto u = restored.UsualDay("a@example.org", Day(1));
+  CHECK(u.today == 5);
+  CHECK(u.median == 12);
+  CHECK_FALSE(restored.LoggedIn("a@example.org", 42, Day(9), Seconds(0)));  // known network
+  // Damaged bytes are refused whole.
+  CHECK_FALSE(restored.Restore("b@example.org", changed[0].second.substr(0, changed[0].second.size() - 1)));
+  CHECK_FALSE(restored.Restore("b@example.org", "\x02garbage"));
+  CHECK(restored.size() == 1);
+}
+
+TEST_CASE("a full history refuses new accounts, and makes room from those idle for four weeks") {
+  AccountHistory h(2);
+  h.Relayed("a@example.org", 1, Day(0));
+  h.Relayed("b@example.org", 1, Day(0));
+  h.Relayed("c@example.org", 1, Day(1));
+  CHECK(h.refused() == 1);
+  CHECK(h.UsualDay("c@example.org", Day(1)).days == 0);
+  h.Relayed("b@example.org", 1, Day(30));
+  h.Relayed("c@example.org", 1, Day(31));  // a is idle since day 0: it goes
+  CHECK(h.size() == 2);
+  CHECK(h.UsualDay("c@example.org", Day(31)).today == 1);
+}

@@ -222,8 +222,8 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
           << "\n";
     });
   }
-  Spool decisions, hooks;
-  if (!decisions.ok() || !hooks.ok()) {
+  Spool decisions, hooks, verdicts;
+  if (!decisions.ok() || !hooks.ok() || !verdicts.ok()) {
     err << "relayban: cannot create a temporary file for the decisions: " << std::strerror(errno) << "\n";
     return kExitInput;
   }
@@ -246,8 +246,19 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
         batch.clear();
         return;
       }
-      if (!batch.orders.empty() || !batch.hooks.empty() || !batch.notices.empty()) {
+      if (!batch.orders.empty() || !batch.hooks.empty() || !batch.notices.empty() || !batch.verdicts.empty()) {
         if (!o.events) {
+          for (const auto& v : batch.verdicts) {
+            if (o.json) {
+              nlohmann::json e = nlohmann::json::array();
+              for (const auto& x : v.evidence) e.push_back(x.line);
+              verdicts.AddJson({{"at", FormatIso8601(v.at)}, {"jail", v.jail}, {"rule", v.rule}, {"account", v.account},
+                                {"reason", v.reason}, {"addresses", v.addresses}, {"evidence", e}});
+            } else {
+              decisions.AddText("  " + FormatIso8601(v.at) + "  account verdict " + Printable(v.account, 80) + "  " + v.jail +
+                                "/" + v.rule + "\n      " + Printable(v.reason, 200) + "\n");
+            }
+          }
           for (const auto& n : batch.notices)
             if (!o.json) decisions.AddText("  note: " + n + "\n");
           for (const auto& d : batch.orders) {
@@ -309,7 +320,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
       if (s.events[k] > 0) j["events"][kinds[k]] = s.events[k];
     j["accounts"] = nlohmann::json::array();
     for (const auto& a : accounts) j["accounts"].push_back(AccountJson(a));
-    PrintWithSpools(j, {{"decisions", &decisions}, {"hooks", &hooks}}, out);
+    PrintWithSpools(j, {{"decisions", &decisions}, {"account_verdicts", &verdicts}, {"hooks", &hooks}}, out);
     out << "\n";
     return 0;
   }

@@ -471,7 +471,7 @@ std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
       Err(rel, "relative must be a mapping: {factor: 5, warmup: 7d, while_warming: 150}");
       ok = false;
     } else {
-      if (auto v = number(rel["factor"], "relative.factor", 1, 1000)) r.relative_factor = *v; else ok = false;
+      if (auto v = number(rel["factor"], "relative.factor", 0.01, 1000)) r.relative_factor = *v; else ok = false;
       if (auto w = rel["warmup"]) { if (auto v = Dur(w, "relative.warmup")) r.relative_warmup = *v; else ok = false; }
       if (auto w = rel["while_warming"]) {
         if (auto v = Int(w, "relative.while_warming", 1, 5000)) r.while_warming = static_cast<int>(*v); else ok = false;

@@ -954,12 +954,12 @@ int Engine::Impl::Threshold(const Rule& rule, const std::string& account, Time t
       limit = std::max(limit, r.while_warming);
       why = "its history is warming up: " + std::to_string(u.days) + " of " + FormatDuration(r.relative_warmup);
     } else {
-      int relative = static_cast<int>(std::ceil(r.relative_factor * u.median));
+      int relative = static_cast<int>(std::ceil(r.relative_factor * u.usual));
       if (relative > limit) {
         limit = relative;
-        why = std::string(factor) + " x its usual day of " + std::to_string(u.median) + " outside domains";
+        why = std::string(factor) + " x its usual day of " + std::to_string(u.usual) + " outside domains";
       } else {
-        why = "the floor; " + std::string(factor) + " x its usual day of " + std::to_string(u.median) + " is less";
+        why = "the floor; " + std::string(factor) + " x its usual day of " + std::to_string(u.usual) + " is less";
       }
     }
   }

@@ -86,8 +86,11 @@ AccountHistory::Usual AccountHistory::UsualDay(std::string_view account, Time t)
     else if (d < day && d + kDays >= day && e.domains[static_cast<size_t>(s)] > 0) active.push_back(e.domains[static_cast<size_t>(s)]);
   }
   if (!active.empty()) {
-    std::nth_element(active.begin(), active.begin() + static_cast<long>(active.size() / 2), active.end());
-    u.median = static_cast<int>(active[active.size() / 2]);
+    // A busy day of its own, not an average one: the upper quartile of its active days (a
+    // sales account's quiet Fridays and weekends must not set its limit).
+    size_t k = active.size() * 3 / 4;
+    std::nth_element(active.begin(), active.begin() + static_cast<long>(k), active.end());
+    u.usual = static_cast<int>(active[k]);
   }
   return u;
 }

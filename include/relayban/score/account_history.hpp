@@ -35,7 +35,8 @@ class AccountHistory {
 
   struct Usual {
     int days = 0;       // days since the account was first seen (0: unknown)
-    int median = 0;     // distinct outside domains on its median active day before today
+    int usual = 0;      // distinct outside domains of its usual busy day before today (the upper
+                        // quartile of its active days in the last four weeks)
     int today = 0;      // distinct outside domains today so far
   };
   Usual UsualDay(std::string_view account, Time t) const;

@@ -88,7 +88,8 @@ struct RuleSpec {
   int sprayed_accounts = 0;
   Seconds sprayed_within{0};
   // `relative` (account rules): the threshold follows the account's own usual day - factor
-  // times the median distinct outside domains of its active days in the last four weeks,
+  // times the distinct outside domains of its usual busy day (the upper quartile of its
+  // active days in the last four weeks),
   // never below `threshold` (the floor). Until the account has `warmup` of history, the
   // threshold is `while_warming`. factor 0: off.
   double relative_factor = 0;

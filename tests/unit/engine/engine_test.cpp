@@ -717,12 +717,12 @@ jails:
     filters: [t]
     rules:
       - {name: a, key: ip, events: [relay], threshold: 10, window: 1d, relative: {factor: 3}}
-      - {name: b, key: account, events: [relay], threshold: 10, window: 1d, relative: {factor: 0.5}, new_network: {factor: 2}}
+      - {name: b, key: account, events: [relay], threshold: 10, window: 1d, relative: {factor: 0}, new_network: {factor: 2}}
 )", "t.yaml", ".", errors);
   CHECK_FALSE(c);
   std::string all;
   for (const auto& e : errors) all += e.ToString() + "\n";
   CHECK(all.find("rule a: relative and new_network need key: account") != std::string::npos);
-  CHECK(all.find("relative.factor must be a number from 1 to 1000") != std::string::npos);
+  CHECK(all.find("relative.factor must be a number from 0.01 to 1000") != std::string::npos);
   CHECK(all.find("new_network.factor must be a number from 0.01 to 1") != std::string::npos);
 }

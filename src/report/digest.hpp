@@ -5,6 +5,7 @@
 // trusted: every string from them is made printable before it is shown.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>

@@ -3,6 +3,7 @@
 // Pure: names are checked, label values escaped, each family written as one block.
 #pragma once
 
+#include <cstdint>
 #include <initializer_list>
 #include <string>
 #include <string_view>

@@ -7,6 +7,7 @@
 #include "check_command.hpp"
 #include "control_commands.hpp"
 #include "digest_command.hpp"
+#include "history_command.hpp"
 #include "daemon/daemon.hpp"
 #include "relayban/version.hpp"
 
@@ -79,6 +80,11 @@ int main(int argc, char** argv) {
   client_options(explain_cmd);
   auto* metrics_cmd = app.add_subcommand("metrics", "the daemon's metrics in Prometheus' text format");
   client_options(metrics_cmd);
+  HistoryImportOptions history;
+  auto* history_cmd = app.add_subcommand(
+      "history-import", "fill the accounts' history from old logs (mail.log.1 ...) while the daemon is stopped");
+  history_cmd->add_option("-c,--config", history.config, "configuration file")->capture_default_str();
+  history_cmd->add_option("logs", history.logs, "log files, oldest first")->required();
   DigestOptions digest;
   auto* digest_cmd = app.add_subcommand("digest", "summarise the decision log: bans by rule, stolen accounts, top networks");
   digest_cmd->add_option("-c,--config", digest.config, "configuration file (for decision_log and digest)")->capture_default_str();
@@ -115,6 +121,7 @@ int main(int argc, char** argv) {
   if (*list_cmd) return RunSimple(client, "list", "", std::cout, std::cerr);
   if (*status_cmd) return RunSimple(client, "status", status_jail, std::cout, std::cerr);
   if (*accounts_cmd) return RunSimple(client, "accounts", "", std::cout, std::cerr);
+  if (*history_cmd) return RunHistoryImport(history, now, std::cout, std::cerr);
   if (*digest_cmd) return RunDigest(digest, now, std::cout, std::cerr);
   if (*explain_cmd) return RunExplain(client, explain_subject, std::cout, std::cerr);
   if (*metrics_cmd) return RunMetrics(client, std::cout, std::cerr);

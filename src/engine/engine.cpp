@@ -476,6 +476,9 @@ std::vector<std::pair<std::string, std::string>> Engine::TakeAccountHistory(size
 bool Engine::RestoreAccountHistory(std::string_view account, std::string_view bytes) {
   return impl_->history.Restore(account, bytes);
 }
+bool Engine::MergeAccountHistory(std::string_view account, std::string_view bytes) {
+  return impl_->history.Merge(account, bytes);
+}
 void Engine::AccountHistoryUnsaved(const std::string& account) { impl_->history.MarkChanged(account); }
 bool Engine::uses_account_history() const { return impl_->uses_history; }
 

@@ -135,47 +135,84 @@ void AccountHistory::MarkChanged(const std::string& account) {
   changed_.push_back(account);
 }
 
-bool AccountHistory::Restore(std::string_view account, std::string_view bytes) {
+std::optional<AccountHistory::Entry> AccountHistory::Parse(std::string_view bytes) {
   ByteReader r(bytes);
   Entry e;
   auto v = r.Byte();
-  if (!v || *v != 1) return false;
+  if (!v || *v != 1) return std::nullopt;
   auto num = [&](uint64_t max) -> std::optional<uint64_t> {
     auto x = r.Varint();
     if (!x || *x > max) return std::nullopt;
     return x;
   };
   auto first = num(UINT32_MAX), last = num(UINT32_MAX);
-  if (!first || !last) return false;
+  if (!first || !last) return std::nullopt;
   e.first_day = static_cast<uint32_t>(*first);
   e.last_day = static_cast<uint32_t>(*last);
   for (int s = 0; s < kDays; ++s) {
     auto d = num(UINT32_MAX), n = num(UINT32_MAX);
-    if (!d || !n) return false;
+    if (!d || !n) return std::nullopt;
     e.day[static_cast<size_t>(s)] = static_cast<uint32_t>(*d);
     e.domains[static_cast<size_t>(s)] = static_cast<uint32_t>(*n);
   }
   auto today = num(kMaxToday);
-  if (!today) return false;
+  if (!today) return std::nullopt;
   for (uint64_t i = 0; i < *today; ++i) {
     auto h = r.Varint();
-    if (!h) return false;
+    if (!h) return std::nullopt;
     e.today.insert(*h);
   }
   auto nets = num(kMaxNetworks);
-  if (!nets) return false;
+  if (!nets) return std::nullopt;
   for (uint64_t i = 0; i < *nets; ++i) {
     auto n = r.Varint();
     auto d = num(UINT32_MAX);
-    if (!n || !d) return false;
+    if (!n || !d) return std::nullopt;
     e.networks.emplace_back(*n, static_cast<uint32_t>(*d));
   }
-  if (!r.done()) return false;
+  if (!r.done()) return std::nullopt;
+  return e;
+}
+
+bool AccountHistory::Restore(std::string_view account, std::string_view bytes) {
+  auto e = Parse(bytes);
+  if (!e) return false;
   if (accounts_.size() >= max_accounts_ && !accounts_.count(std::string(account))) {
     ++refused_;
     return false;
   }
-  accounts_[std::string(account)] = std::move(e);
+  accounts_[std::string(account)] = std::move(*e);
+  return true;
+}
+
+bool AccountHistory::Merge(std::string_view account, std::string_view bytes) {
+  auto it = accounts_.find(std::string(account));
+  if (it == accounts_.end()) return Restore(account, bytes);
+  auto other = Parse(bytes);
+  if (!other) return false;
+  Entry& e = it->second;
+  e.first_day = std::min(e.first_day, other->first_day);
+  for (size_t s = 0; s < static_cast<size_t>(kDays); ++s) {
+    if (other->day[s] > e.day[s]) {
+      e.day[s] = other->day[s];
+      e.domains[s] = other->domains[s];
+    } else if (other->day[s] == e.day[s]) {
+      e.domains[s] = std::max(e.domains[s], other->domains[s]);
+    }
+  }
+  if (other->last_day > e.last_day) {
+    e.last_day = other->last_day;
+    e.today = std::move(other->today);
+  } else if (other->last_day == e.last_day) {
+    e.today.insert(other->today.begin(), other->today.end());
+    e.domains[e.last_day % kDays] = std::max<uint32_t>(e.domains[e.last_day % kDays], static_cast<uint32_t>(e.today.size()));
+  }
+  for (const auto& [n, d] : other->networks) {
+    auto known = std::find_if(e.networks.begin(), e.networks.end(), [&](const auto& x) { return x.first == n; });
+    if (known != e.networks.end()) known->second = std::max(known->second, d);
+    else if (e.networks.size() < kMaxNetworks) e.networks.emplace_back(n, d);
+  }
+  MarkChanged(it->first);
   return true;
 }
 

@@ -247,8 +247,37 @@ check "the reload is counted" metric_is 'relayban_config_reloads_total{result="o
 fail_line 203.0.113.50 someone >> "$work/log/mail.log"
 check "and go on counting after it" until_true metric_is 'relayban_events_total{jail="postfix",kind="auth_failure"}' 11
 
+# history-import fills the accounts' history from old logs, only while the daemon is stopped.
+python3 - "$work/old-mail.log" <<'PY'
+import datetime, sys
+with open(sys.argv[1], "w") as f:
+    now = datetime.datetime.now()
+    for d in range(10, 0, -1):
+        day = now - datetime.timedelta(days=d)
+        q = "6C%08X" % d
+        f.write(day.strftime("%b %e 10:00:00") + " mx1 postfix/submission/smtpd[7]: %s: client=unknown[192.0.2.44], sasl_method=PLAIN, sasl_username=hist\n" % q)
+        for i in range(30):
+            f.write(day.strftime("%b %e 10:00:01") + " mx1 postfix/smtp[8]: %s: to=<a@h%d-%d.example>, relay=mx[192.0.2.200]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)\n" % (q, d, i))
+PY
+check "history-import refuses while the daemon runs" bash -c "! $(printf '%q ' "$bin") history-import -c $work/relayban.yaml $work/old-mail.log"
 # After a restart, explain still has the evidence (the state database).
 stop_daemon
+"$bin" history-import -c "$work/relayban.yaml" "$work/old-mail.log" > "$work/import.txt" 2>&1
+check "history-import reads old logs into the state database" grep -q '^read 310 lines; the history of 3 accounts is in .* (2 merged with what the daemon had kept)' "$work/import.txt"
+check "the imported account has ten days of history" python3 - "$work/state/state.db" <<'PY'
+import sqlite3, sys
+import time
+rows = dict(sqlite3.connect(sys.argv[1]).execute("SELECT account, data FROM account_history"))
+data = rows["hist"]
+assert data[0] == 1, data[:4]
+first, shift, i = 0, 0, 1
+while True:  # the first day, a varint after the format byte
+    first |= (data[i] & 0x7F) << shift
+    shift += 7
+    if not data[i] & 0x80: break
+    i += 1
+assert int(time.time()) // 86400 - first >= 9, first
+PY
 check "the accounts' history is kept in the state database at stop" python3 - "$work/state/state.db" <<'PY'
 import sqlite3, sys
 rows = dict(sqlite3.connect(sys.argv[1]).execute("SELECT account, length(data) FROM account_history"))
@@ -281,7 +310,7 @@ check "and a message with headers and the digest" bash -c "grep -q '^To: postmas
 check "a recipient that looks like an option is refused" bash -c "! $(printf '%q ' "$bin") digest -c $work/relayban.yaml --mail --to=-oQ/tmp"
 
 stop_daemon
-check "the accounts' history was restored at start" grep -q 'account history of 2 accounts restored' "$work/daemon.log"
+check "the accounts' history was restored at start" grep -q 'account history of 3 accounts restored' "$work/daemon.log"
 check "the daemon logged no error" bash -c "! grep -E '<3>|error' '$work/daemon.log' | grep -v 'decision log'"
 echo "metrics test: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

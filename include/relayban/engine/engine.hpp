@@ -156,6 +156,7 @@ class Engine {
   // `all`, every account), and putting one back. Restore before replaying the journal.
   std::vector<std::pair<std::string, std::string>> TakeAccountHistory(size_t limit, bool all = false);
   bool RestoreAccountHistory(std::string_view account, std::string_view bytes);
+  bool MergeAccountHistory(std::string_view account, std::string_view bytes);
   void AccountHistoryUnsaved(const std::string& account);  // a write failed: hand it out again
   bool uses_account_history() const;
   // The longest window of any rule: how far back the journal must reach.

@@ -46,6 +46,10 @@ class AccountHistory {
   // Marks every account (or one) as changed: all of them are handed out again.
   void MarkAllChanged();
   void MarkChanged(const std::string& account);
+  // Merges an account serialized by TakeChanged into what is held for it: per day the larger
+  // count, the earlier first day, the union of networks (and of today's domains). For
+  // history read from old logs (relayban history-import) meeting what the daemon kept.
+  bool Merge(std::string_view account, std::string_view bytes);
   // Puts back an account serialized by TakeChanged; false (and nothing changed) for bytes
   // that do not parse.
   bool Restore(std::string_view account, std::string_view bytes);
@@ -62,6 +66,7 @@ class AccountHistory {
     bool changed = false;
   };
   static uint32_t DayOf(Time t) { return SecondsOf(t) / 86400; }
+  static std::optional<Entry> Parse(std::string_view bytes);
   Entry* Get(std::string_view account, uint32_t day);
   static void Roll(Entry& e, uint32_t day);
 

@@ -71,3 +71,23 @@ TEST_CASE("a full history refuses new accounts, and makes room from those idle f
   CHECK(h.size() == 2);
   CHECK(h.UsualDay("c@example.org", Day(31)).today == 1);
 }
+
+TEST_CASE("merging history read from old logs keeps each day's larger count, the earlier start and every network") {
+  AccountHistory old_logs(100), daemon(100);
+  for (int d = 0; d < 8; ++d)  // a week of history in mail.log.1
+    for (int i = 0; i < 30; ++i) old_logs.Relayed("sales@example.org", static_cast<uint64_t>(d * 100 + i), Day(d));
+  (void)old_logs.LoggedIn("sales@example.org", 7, Day(3), Seconds(0));
+  // The daemon, installed on day 7, saw part of that day and a new network.
+  for (int i = 0; i < 5; ++i) daemon.Relayed("sales@example.org", static_cast<uint64_t>(700 + i), Day(7));
+  (void)daemon.LoggedIn("sales@example.org", 9, Day(7), Seconds(0));
+  auto kept = daemon.TakeChanged(10);
+  REQUIRE(kept.size() == 1);
+  REQUIRE(old_logs.Merge(kept[0].first, kept[0].second));
+  auto u = old_logs.UsualDay("sales@example.org", Day(8));
+  CHECK(u.days == 8);       // history starts at the old logs' first day: no warm-up left
+  CHECK(u.usual == 30);
+  CHECK_FALSE(old_logs.LoggedIn("sales@example.org", 7, Day(9), Seconds(0)));  // both networks known
+  CHECK_FALSE(old_logs.LoggedIn("sales@example.org", 9, Day(9), Seconds(0)));
+  CHECK(old_logs.TakeChanged(10).size() == 1);  // to be written back
+  CHECK_FALSE(old_logs.Merge("sales@example.org", "not history"));
+}

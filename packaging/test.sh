@@ -6,7 +6,7 @@
 #   packaging/test.sh --all    and then the Debian package (packaging/deb-test.sh) and the
 #                              system tests (tests/system/run.sh: Debian's own Postfix,
 #                              Dovecot, Exim and OpenSMTPD with the package under systemd,
-#                              on Debian 12 and 13). What CI runs; 16 minutes on 2 cores.
+#                              on Debian 12 and 13). What CI runs; 18 minutes on 2 cores.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 "$root/packaging/install-deps.sh"

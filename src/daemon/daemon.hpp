@@ -115,7 +115,8 @@ class Daemon {
   std::string KernelNote(uint32_t generation) const { return std::to_string(generation) + " " + config_.firewall.table; }
 
   // Metrics and decisions (daemon_metrics.cpp).
-  void CollectEngineCounters(Counters& into) const;
+  void CollectEngineCounters(Counters& into, const EngineCounts& counts,
+                             const std::vector<SourceSet::SourceInfo>& sources) const;
   void CarryCounters();   // before an engine is replaced
   void ApplyOutputs();    // the decision log, the metrics listener, as the configuration says
   void WriteTextfile();   // when `metrics.every` has passed

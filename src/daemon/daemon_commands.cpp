@@ -354,8 +354,7 @@ void Daemon::Explain(ClientId client, const ControlRequest& r) {
     }
   } else {
     a["kind"] = "account";
-    account = r.target;
-    std::transform(account.begin(), account.end(), account.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    account = ToLowerAscii(r.target);
     if (auto v = engine_->accounts().View(account)) a["account"] = AccountJson(*v);
     else a["account"] = nullptr;
     size_t shown = 0;

@@ -70,11 +70,10 @@ void Add(Daemon::Counters& c, const char* family, Labels labels, double v) { c[f
 
 }  // namespace
 
-void Daemon::CollectEngineCounters(Counters& into) const {
-  if (!engine_) return;
-  EngineCounts counts = engine_->counts();
+void Daemon::CollectEngineCounters(Counters& into, const EngineCounts& counts,
+                                   const std::vector<SourceSet::SourceInfo>& sources) const {
   std::map<std::string, double> jail_lines;
-  for (const auto& src : sources_->Describe()) {
+  for (const auto& src : sources) {
     if (src.engine_source < 0 || static_cast<size_t>(src.engine_source) >= counts.sources.size()) continue;
     const auto& c = counts.sources[static_cast<size_t>(src.engine_source)];
     Labels l{{"log", src.name}};
@@ -100,7 +99,9 @@ void Daemon::CollectEngineCounters(Counters& into) const {
   Add(into, "relayban_outage_guard_events_held_total", {}, static_cast<double>(s.outage_suppressed));
 }
 
-void Daemon::CarryCounters() { CollectEngineCounters(carried_); }
+void Daemon::CarryCounters() {
+  if (engine_) CollectEngineCounters(carried_, engine_->counts(), sources_->Describe());
+}
 
 std::string Daemon::RenderMetrics() const {
   MetricsText m;
@@ -121,7 +122,10 @@ std::string Daemon::RenderMetrics() const {
 
   // Counters of the engine, with what engines before the last reload counted.
   Counters counters = carried_;
-  CollectEngineCounters(counters);
+  // Read once per rendering: describing the sources stats every log file.
+  const EngineCounts counts = engine_->counts();
+  const auto sources = sources_->Describe();
+  CollectEngineCounters(counters, counts, sources);
   const std::pair<const char*, const char*> engine_families[] = {
       {"relayban_log_lines_read_total", "Lines read from each log (a file path or a journal)"},
       {"relayban_log_lines_matched_total", "Lines of each log that yielded at least one event"},
@@ -144,10 +148,9 @@ std::string Daemon::RenderMetrics() const {
 
   // Log lag: 0 when a log is read to its end, else the age of its newest event read.
   m.Family("relayban_log_unread_bytes", Type::kGauge, "Bytes of a log file written but not read yet");
-  EngineCounts counts = engine_->counts();
   std::vector<std::pair<std::string, double>> lag;
   std::map<std::string, double> jail_lag;
-  for (const auto& src : sources_->Describe()) {
+  for (const auto& src : sources) {
     double unread = src.read && src.size && *src.size > *src.read ? static_cast<double>(*src.size - *src.read) : 0;
     if (!src.journal) m.Sample({{"log", src.name}}, unread);
     bool behind = src.journal ? sources_->Pending() : unread > 0;
@@ -165,7 +168,7 @@ std::string Daemon::RenderMetrics() const {
   m.Family("relayban_jail_log_lag_seconds", Type::kGauge, "The largest log lag of the logs each jail follows");
   for (const auto& [jail, v] : jail_lag) m.Sample({{"jail", jail}}, v);
   m.Family("relayban_log_newest_event_timestamp_seconds", Type::kGauge, "Log time of the newest event read from each log");
-  for (const auto& src : sources_->Describe())
+  for (const auto& src : sources)
     if (src.engine_source >= 0 && static_cast<size_t>(src.engine_source) < counts.sources.size())
       if (Time t = counts.sources[static_cast<size_t>(src.engine_source)].newest; t != Time{})
         m.Sample({{"log", src.name}}, EpochSeconds(t));

@@ -6,8 +6,8 @@
 
 namespace relayban {
 
-AccountHistory::Entry* AccountHistory::Get(std::string_view account, uint32_t day) {
-  auto it = accounts_.find(std::string(account));
+AccountHistory::Entry* AccountHistory::Get(const std::string& account, uint32_t day) {
+  auto it = accounts_.find(account);
   if (it == accounts_.end()) {
     if (accounts_.size() >= max_accounts_ && swept_day_ != day) {
       // Full: forget accounts idle for the whole history (one pass a day at most: only
@@ -20,7 +20,7 @@ AccountHistory::Entry* AccountHistory::Get(std::string_view account, uint32_t da
       ++refused_;
       return nullptr;
     }
-    it = accounts_.emplace(std::string(account), Entry{}).first;
+    it = accounts_.emplace(account, Entry{}).first;
     it->second.first_day = day;
     it->second.last_day = day;
   }
@@ -45,7 +45,7 @@ void AccountHistory::Roll(Entry& e, uint32_t day) {
   }
 }
 
-void AccountHistory::Relayed(std::string_view account, uint64_t domain, Time t) {
+void AccountHistory::Relayed(const std::string& account, uint64_t domain, Time t) {
   uint32_t day = DayOf(t);
   Entry* e = Get(account, day);
   if (!e || day < e->last_day) return;  // a line of an earlier day read late: its day is closed
@@ -53,7 +53,7 @@ void AccountHistory::Relayed(std::string_view account, uint64_t domain, Time t) 
   ++e->domains[day % kDays];
 }
 
-bool AccountHistory::LoggedIn(std::string_view account, uint64_t network, Time t, Seconds warmup) {
+bool AccountHistory::LoggedIn(const std::string& account, uint64_t network, Time t, Seconds warmup) {
   uint32_t day = DayOf(t);
   Entry* e = Get(account, day);
   if (!e) return false;
@@ -72,9 +72,9 @@ bool AccountHistory::LoggedIn(std::string_view account, uint64_t network, Time t
   return seasoned;
 }
 
-AccountHistory::Usual AccountHistory::UsualDay(std::string_view account, Time t) const {
+AccountHistory::Usual AccountHistory::UsualDay(const std::string& account, Time t) const {
   Usual u;
-  auto it = accounts_.find(std::string(account));
+  auto it = accounts_.find(account);
   if (it == accounts_.end()) return u;
   const Entry& e = it->second;
   uint32_t day = DayOf(t);

@@ -262,6 +262,8 @@ PY
 check "history-import refuses while the daemon runs" bash -c "! $(printf '%q ' "$bin") history-import -c $work/relayban.yaml $work/old-mail.log"
 # After a restart, explain still has the evidence (the state database).
 stop_daemon
+"$bin" history-import -c "$work/relayban.yaml" "$work/nonexistent.log" > "$work/import-bad.txt" 2>&1; rc=$?
+check "history-import names a log it cannot read and writes nothing (exit 66)" bash -c "[ $rc = 66 ] && grep -q nonexistent.log '$work/import-bad.txt'"
 "$bin" history-import -c "$work/relayban.yaml" "$work/old-mail.log" > "$work/import.txt" 2>&1
 check "history-import reads old logs into the state database" grep -q '^read 310 lines; the history of 3 accounts is in .* (2 merged with what the daemon had kept)' "$work/import.txt"
 check "the imported account has ten days of history" python3 - "$work/state/state.db" <<'PY'

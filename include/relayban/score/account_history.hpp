@@ -28,10 +28,10 @@ class AccountHistory {
   explicit AccountHistory(size_t max_accounts) : max_accounts_(max_accounts) {}
 
   // An outside recipient domain (hashed) relayed through the account at `t`.
-  void Relayed(std::string_view account, uint64_t domain, Time t);
+  void Relayed(const std::string& account, uint64_t domain, Time t);
   // A successful login from `network` (hashed /24 or /64) at `t`. Returns true when the
   // account has at least `warmup` days of history and never logged in from that network.
-  bool LoggedIn(std::string_view account, uint64_t network, Time t, Seconds warmup);
+  bool LoggedIn(const std::string& account, uint64_t network, Time t, Seconds warmup);
 
   struct Usual {
     int days = 0;       // days since the account was first seen (0: unknown)
@@ -39,7 +39,7 @@ class AccountHistory {
                         // quartile of its active days in the last four weeks)
     int today = 0;      // distinct outside domains today so far
   };
-  Usual UsualDay(std::string_view account, Time t) const;
+  Usual UsualDay(const std::string& account, Time t) const;
 
   // Accounts changed since the last call (at most `limit`), each serialized; for the store.
   std::vector<std::pair<std::string, std::string>> TakeChanged(size_t limit);
@@ -67,7 +67,7 @@ class AccountHistory {
   };
   static uint32_t DayOf(Time t) { return SecondsOf(t) / 86400; }
   static std::optional<Entry> Parse(std::string_view bytes);
-  Entry* Get(std::string_view account, uint32_t day);
+  Entry* Get(const std::string& account, uint32_t day);
   static void Roll(Entry& e, uint32_t day);
 
   size_t max_accounts_;

@@ -5,10 +5,10 @@ set -eu
 export DEBIAN_FRONTEND=noninteractive
 pkgs="build-essential cmake ninja-build pkg-config git
       libre2-dev libyaml-cpp-dev catch2 nlohmann-json3-dev libcli11-dev
-      libnftnl-dev libmnl-dev libsqlite3-dev libsystemd-dev
+      libnftnl-dev libmnl-dev libsqlite3-dev libsystemd-dev libhiredis-dev libssl-dev
       clang libclang-rt-14-dev
       nftables iproute2 iputils-ping util-linux procps python3 systemd-journal-remote
-      prometheus"
+      prometheus redis-server"
 if [ "${1:-}" = "--bench" ]; then
   pkgs="$pkgs fail2ban hyperfine"
 fi
@@ -32,5 +32,8 @@ if [ -n "$missing" ]; then
   [ -n "$guard" ] && $SUDO rm -f /usr/sbin/policy-rc.d
   case " $missing " in
     *" prometheus "*) $SUDO systemctl disable prometheus.service >/dev/null 2>&1 || true ;;
+  esac
+  case " $missing " in
+    *" redis-server "*) $SUDO systemctl disable redis-server.service >/dev/null 2>&1 || true ;;
   esac
 fi

@@ -25,10 +25,11 @@ ALLOWED = {
     "state": {"core"},
     "source": {"core", "spec", "filter", "state"},
     "control": {"core"},
+    "fleet": {"core", "state"},
     "daemon": {"core", "spec", "filter", "score", "policy", "engine", "config", "report", "firewall", "state",
-               "source", "control"},
+               "source", "control", "fleet"},
     "cli": {"core", "spec", "filter", "score", "policy", "engine", "config", "report", "firewall", "state",
-            "source", "control", "daemon"},
+            "source", "control", "daemon", "fleet"},
 }
 # Third-party headers and the only folders that may use them.
 THIRD_PARTY = [
@@ -38,6 +39,8 @@ THIRD_PARTY = [
     (re.compile(r"^(libnftnl|libmnl)/"), "libnftnl/libmnl", {"firewall"}),
     (re.compile(r"^systemd/"), "libsystemd", {"source", "daemon"}),
     (re.compile(r"^CLI/"), "CLI11", {"cli"}),
+    (re.compile(r"^hiredis/"), "hiredis", {"fleet"}),
+    (re.compile(r"^openssl/"), "OpenSSL", {"fleet"}),
     (re.compile(r"^nlohmann/"), "nlohmann-json", {"report", "control", "daemon", "cli"}),
 ]
 INCLUDE = re.compile(r'^\s*#\s*include\s*([<"])([^>"]+)[>"]', re.M)

@@ -301,6 +301,27 @@ int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string&
         out << "metrics:" << (tf.empty() ? "" : " textfile " + tf) << (listen.empty() ? "" : " http://" + listen + "/metrics")
             << (m.value("textfile_errors", 0) ? " (" + Str(m, "textfile_errors") + " failed writes)" : std::string()) << "\n";
     }
+    if (j.contains("fleet")) {
+      const json& f = j["fleet"];
+      std::string peers;
+      if (f.contains("peers"))
+        for (const auto& [h, at] : f["peers"].items()) peers += (peers.empty() ? "" : ", ") + h;
+      out << "fleet " << Str(f, "name") << " as " << Str(f, "host") << " via Redis " << Str(f, "redis") << ": "
+          << (f.value("connected", false) ? (f.value("in_step", false) ? "connected" : "connected, catching up")
+                                          : "NOT connected (" + Str(f, "last_error") + ")")
+          << "; peers " << (peers.empty() ? std::string("none seen") : peers) << "\n";
+      const json& r = f["refused"];
+      uint64_t refused = 0;
+      for (const auto& [k, v] : r.items()) refused += v.get<uint64_t>();
+      out << "  sent " << Str(f, "sent") << ", received " << Str(f, "received") << " (applied " << Str(f, "applied")
+          << ", refused " << refused << "), outbox " << Str(f, "outbox")
+          << (f.value("outbox_dropped", 0) ? " (" + Str(f, "outbox_dropped") + " dropped when full)" : std::string())
+          << "\n";
+      if (refused)
+        out << "  refused: " << Str(r, "forged") << " forged or malformed, " << Str(r, "too_wide") << " too wide, "
+            << Str(r, "ignored") << " in the ignore list, " << Str(r, "rate") << " over the rate, " << Str(r, "lifted")
+            << " already lifted\n";
+    }
     out << "\n";
     for (const auto& jl : j["jails"]) {
       out << Pad(Str(jl, "name"), 12) << (jl["enabled"].get<bool>() ? "on " : "off") << "  bans " << Pad(Str(jl, "bans"), 6)

@@ -115,6 +115,7 @@ class Reader {
 
   void Global(const YAML::Node& root, Config& c, std::vector<std::pair<std::string, YAML::Node>>& includes);
   void Metrics(const YAML::Node& n, MetricsSpec& m);
+  void Fleet(const YAML::Node& n, FleetSpec& f);
   void Jails(const YAML::Node& n, Config& c);
   void Filters(const YAML::Node& n, Config& c);
   std::optional<RuleSpec> Rule(const YAML::Node& n);
@@ -130,7 +131,7 @@ void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std
   if (!Keys(root, "the main configuration",
             {"state_dir", "control_socket", "control_group", "ignore", "firewall", "ban", "ipv6_prefix", "max_line",
              "max_tracked", "hooks", "include", "jails", "filters", "rule_sets", "accounts", "metrics",
-             "decision_log", "digest"}))
+             "decision_log", "digest", "fleet"}))
     return;
   if (auto n = root["state_dir"]) { if (auto s = Str(n, "state_dir")) c.state_dir = *s; }
   if (auto n = root["control_socket"]) { if (auto s = Str(n, "control_socket")) c.control_socket = *s; }
@@ -220,6 +221,7 @@ void Reader::Global(const YAML::Node& root, Config& c, std::vector<std::pair<std
     }
   }
   if (auto n = root["metrics"]) Metrics(n, c.metrics);
+  if (auto n = root["fleet"]) Fleet(n, c.fleet);
   if (auto n = root["decision_log"]) {
     if (auto s = Str(n, "decision_log")) {
       if (!s->empty() && s->front() != '/') Err(n, "decision_log must be an absolute path (or \"\" for none)");
@@ -293,6 +295,72 @@ void Reader::Metrics(const YAML::Node& n, MetricsSpec& m) {
       else m.listen = *s;
     }
   }
+}
+
+void Reader::Fleet(const YAML::Node& n, FleetSpec& f) {
+  f.where = At(n);
+  if (n.IsScalar()) {
+    bool v = true;
+    if (YAML::convert<bool>::decode(n, v) && !v) return;  // `fleet: false`
+  }
+  if (!n.IsMap()) {
+    Err(n, "fleet must be a mapping with at least redis, name and key_file");
+    return;
+  }
+  if (!Keys(n, "fleet", {"redis", "name", "host", "user", "password_file", "key_file", "max_remote_ban", "rate", "burst",
+                         "outbox"}))
+    return;
+  f.on = true;
+  auto path = [&](const char* key, std::string& into) {
+    if (auto m = n[key]) {
+      if (auto s = Str(m, std::string("fleet.") + key)) {
+        if (s->empty() || s->front() != '/') Err(m, std::string("fleet.") + key + " must be an absolute path");
+        else into = *s;
+      }
+    }
+  };
+  if (auto m = n["redis"]) {
+    if (auto s = Str(m, "fleet.redis")) {
+      if (!FleetRedisAddressOk(*s))
+        Err(m, "fleet.redis must be ADDRESS:PORT with a literal address (10.0.0.5:6379, [2001:db8::5]:6379) or the "
+               "absolute path of a Unix socket");
+      else f.redis = *s;
+    }
+  } else {
+    Err(n, "fleet needs redis: (ADDRESS:PORT or a Unix socket's path)");
+  }
+  if (auto m = n["name"]) {
+    if (auto s = Str(m, "fleet.name")) {
+      if (!FleetNameOk(*s)) Err(m, "fleet.name must be 1 to 64 letters, digits, '.', '_' or '-'");
+      else f.name = *s;
+    }
+  } else {
+    Err(n, "fleet needs name: (the same on every host of the fleet)");
+  }
+  if (auto m = n["host"]) {
+    if (auto s = Str(m, "fleet.host")) {
+      if (!FleetNameOk(*s)) Err(m, "fleet.host must be 1 to 64 letters, digits, '.', '_' or '-'");
+      else f.host = *s;
+    }
+  }
+  if (auto m = n["user"]) {
+    if (auto s = Str(m, "fleet.user")) {
+      if (!FleetNameOk(*s)) Err(m, "fleet.user must be 1 to 64 letters, digits, '.', '_' or '-'");
+      else f.user = *s;
+    }
+  }
+  path("password_file", f.password_file);
+  path("key_file", f.key_file);
+  if (!n["key_file"]) Err(n, "fleet needs key_file: (a root-only file with the key every host signs events with)");
+  if (auto m = n["max_remote_ban"]) {
+    if (auto v = Dur(m, "fleet.max_remote_ban")) {
+      if (v->count() < 60) Err(m, "fleet.max_remote_ban must be at least 1m");
+      else f.max_remote_ban = *v;
+    }
+  }
+  if (auto m = n["rate"]) { if (auto v = Int(m, "fleet.rate", 1, 1000000)) f.rate = static_cast<size_t>(*v); }
+  if (auto m = n["burst"]) { if (auto v = Int(m, "fleet.burst", 1, 10000000)) f.burst = static_cast<size_t>(*v); }
+  if (auto m = n["outbox"]) { if (auto v = Int(m, "fleet.outbox", 100, 10000000)) f.outbox = static_cast<size_t>(*v); }
 }
 
 std::optional<PatternSpec> Reader::Pattern(const YAML::Node& n, bool is_ignore) {

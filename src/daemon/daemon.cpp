@@ -29,7 +29,6 @@ constexpr size_t kCheckpointEvery = 20000;     // journal records that make a ch
 constexpr size_t kMaxJournalPending = 500000;  // kept in memory while the database fails
 constexpr size_t kJournalKeep = 2000000;       // records kept at most (the oldest go first)
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(200);
-constexpr size_t kBanLinesPerSecond = 200;  // ban log lines one by one; beyond, summed up
 constexpr const char* kKernelNote = "kernel_as_left";
 constexpr auto kAdminNoteKept = std::chrono::hours(24 * 30);
 constexpr size_t kDecisionsPerWrite = 2000;         // decisions per state database transaction
@@ -49,6 +48,7 @@ Daemon::Daemon(DaemonOptions options, DaemonParts parts) : options_(std::move(op
 Daemon::~Daemon() {
   // The parts that refer to others go first.
   metrics_listener_.reset();
+  fleet_.reset();
   server_.reset();
   jobs_.clear();
   hooks_.reset();
@@ -74,6 +74,16 @@ int Daemon::Start() {
   if (!peers) {
     Log(LOG_ERR, peers.error().message);
     return 78;
+  }
+  // The fleet's key and password files are read now: a bad one stops the start at once.
+  std::optional<FleetOptions> fleet_options;
+  if (config_.fleet.on) {
+    auto fo = FleetOptionsOf(config_.fleet);
+    if (!fo) {
+      Log(LOG_ERR, fo.error().message);
+      return 78;
+    }
+    fleet_options = std::move(*fo);
   }
   auto log = [this](int p, const std::string& m) { Log(p, m); };
   decisions_ = std::make_unique<DecisionLog>(log);
@@ -170,7 +180,8 @@ int Daemon::Start() {
     Log(LOG_ERR, r.error().ToString());
     return 71;
   }
- ApplyOutputs();
+  ApplyOutputs();
+  if (fleet_options) StartFleet(std::move(*fleet_options));
   Log(LOG_INFO, std::string("relayban ") + kVersion + " running: " + parts_.firewall->Describe() + ", " +
                     std::to_string(sources_->file_count()) + " log files, control socket " + config_.control_socket);
   parts_.notify("READY=1");
@@ -328,6 +339,17 @@ bool Daemon::Reload(std::vector<Error>* errors) {
     ++reloads_failed_;
     return false;
   }
+  std::optional<FleetOptions> fleet_options;
+  if (c->fleet.on) {
+    auto fo = FleetOptionsOf(c->fleet);
+    if (!fo) {
+      errs.push_back(fo.error());
+      Log(LOG_ERR, fo.error().message + "; the old configuration keeps running");
+      ++reloads_failed_;
+      return false;
+    }
+    fleet_options = std::move(*fo);
+  }
   if (auto off = parts_.store->Offences(parts_.clock->Now() - c->ban.max)) offences_ = std::move(*off);
   for (const auto& change : RuleChanges(config_, *c)) Log(LOG_NOTICE, change);
   if (!BuildEngine(*c, true)) {
@@ -336,6 +358,17 @@ bool Daemon::Reload(std::vector<Error>* errors) {
   }
   config_ = *c;
   ++reloads_ok_;
+  // The fleet link is made again only when its settings changed (the outbox and the
+  // stream position are kept in the state database across).
+  if (!fleet_options) {
+    if (fleet_) {
+      Log(LOG_NOTICE, "fleet mode is off now");
+      fleet_->Stop();
+      fleet_.reset();
+    }
+  } else if (!fleet_ || FleetChanged(fleet_->options(), *fleet_options)) {
+    StartFleet(std::move(*fleet_options));
+  }
   config_loaded_at_ = parts_.clock->Now();
   ApplyOutputs();
   server_->SetPolicy(*peers);
@@ -374,9 +407,10 @@ void Daemon::HandleOutput() {
              {"reason", o.reason}, {"duration_s", o.duration.count()}, {"origin", "rule"},
              {"log_time", FormatIso8601(o.at)}, {"evidence", evidence(o.evidence)}};
     Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace), now, target, o.account);
-    // One line per ban, up to kBanLinesPerSecond; past that, a flood is summed up per jail
-    // and rule once a second (a botnet's million bans must not bury the journal).
-    if (ban_lines_this_second_ >= kBanLinesPerSecond) {
+    PublishBan(o.target, o.duration, o.jail, o.rule, o.account, o.reason, false);
+    // One line per ban, up to kBanLinesPerSecondShown; past that, a flood is summed up per
+    // jail and rule once a second (a botnet's million bans must not bury the journal).
+    if (ban_lines_this_second_ >= kBanLinesPerSecondShown) {
       ++unlogged_bans_[o.jail + " rule=" + o.rule];
       continue;
     }
@@ -436,6 +470,7 @@ bool Daemon::DoWork() {
     Checkpoint();
   bool more = sources_->Pending();
   more = ledger_->Flush() || more;
+  if (fleet_) more = fleet_->Flush() || more;
   more = RunJobs() || more;
   decisions_->Flush();
   return more;
@@ -524,6 +559,7 @@ void Daemon::Tick() {
   ledger_->Tick();
   hooks_->Poll();
   server_->Tick();
+  if (fleet_) fleet_->Tick();
   if (metrics_listener_) metrics_listener_->Tick();
   decisions_->Tick();
   WriteTextfile();
@@ -582,6 +618,7 @@ std::string Daemon::Health() const {
   if (!ledger_->firewall_problem().empty()) problems.push_back(ledger_->firewall_problem());
   if (!ledger_->store_problem().empty()) problems.push_back(ledger_->store_problem());
   else if (!progress_problem_.empty()) problems.push_back(progress_problem_);
+  if (fleet_ && !fleet_->connected()) problems.push_back("fleet: " + (fleet_->last_error().empty() ? std::string("connecting to Redis") : fleet_->last_error()));
   if (problems.empty()) return "ok";
   std::string s = "degraded: ";
   for (size_t i = 0; i < problems.size(); ++i) s += (i ? "; " : "") + problems[i];
@@ -600,6 +637,15 @@ int Daemon::Stop() {
     if (auto r = ledger_->RemoveAll(); !r) Log(LOG_ERR, r.error().ToString());
   }
   ledger_->Drain(deadline);
+  if (fleet_) {
+    // What is sent within the deadline is sent; the rest waits in the outbox.
+    while (fleet_->outbox() > 0 && parts_.clock->Monotonic() < std::min(deadline, parts_.clock->Monotonic() + std::chrono::seconds(1)) &&
+           fleet_->connected()) {
+      fleet_->Flush();
+      loop_.Turn(50);
+    }
+    fleet_->Stop();
+  }
   Checkpoint();
   SaveDecisions(true);
   SaveAccountHistory(true);

@@ -26,6 +26,7 @@
 #include "relayban/control/protocol.hpp"
 #include "relayban/daemon/spawner.hpp"
 #include "relayban/engine/engine.hpp"
+#include "relayban/fleet/fleet_member.hpp"
 #include "relayban/firewall/firewall.hpp"
 #include "relayban/state/state_store.hpp"
 #include "report/metrics_text.hpp"
@@ -131,6 +132,22 @@ class Daemon {
   void RefreshSourceNames();
   std::vector<std::string> source_names_;  // by engine source id (evidence names its log)
   std::string Requester(ClientId client) const;
+
+  // Fleet mode (daemon_fleet.cpp).
+  static Result<FleetOptions> FleetOptionsOf(const FleetSpec& spec);
+  static bool FleetChanged(const FleetOptions& a, const FleetOptions& b) {
+    return a.name != b.name || a.host != b.host || a.address.ToString() != b.address.ToString() || a.user != b.user ||
+           a.password != b.password || a.key != b.key || a.max_remote_ban != b.max_remote_ban || a.rate != b.rate ||
+           a.burst != b.burst || a.outbox != b.outbox;
+  }
+  void StartFleet(FleetOptions options);
+  void PublishBan(const Prefix& target, Seconds duration, const std::string& jail, const std::string& rule,
+                  const std::string& account, const std::string& reason, bool manual);
+  void PublishUnban(const Prefix& target);
+  FleetMember::Applied FleetBan(const FleetEvent& e, Seconds remaining);
+  FleetMember::Applied FleetUnban(const FleetEvent& e);
+  std::unique_ptr<FleetMember> fleet_;
+  static constexpr size_t kBanLinesPerSecondShown = 200;  // ban log lines one by one; beyond, summed up
 
   // Control commands (daemon_commands.cpp).
   void OnRequest(ClientId client, std::string_view line);

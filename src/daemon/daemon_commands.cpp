@@ -126,6 +126,32 @@ std::string Daemon::Status(const std::string& only) const {
   j["metrics"] = {{"textfile", config_.metrics.on ? config_.metrics.textfile : ""},
                   {"listen", metrics_listen_},
                   {"textfile_errors", textfile_errors_}};
+  if (fleet_) {
+    const FleetStats& fs = fleet_->stats();
+    json peers = json::object();
+    for (const auto& [h, at] : fleet_->peers()) peers[h] = FormatIso8601(Time(std::chrono::milliseconds(at)));
+    j["fleet"] = {{"name", fleet_->options().name},
+                  {"host", fleet_->options().host},
+                  {"redis", fleet_->options().address.ToString()},
+                  {"connected", fleet_->connected()},
+                  {"in_step", fleet_->synced()},
+                  {"peers", peers},
+                  {"outbox", fleet_->outbox()},
+                  {"position", fleet_->position()},
+                  {"last_error", fleet_->last_error()},
+                  {"sent", fs.sent},
+                  {"received", fs.received},
+                  {"applied", fs.applied},
+                  {"unchanged", fs.unchanged},
+                  {"refused", {{"forged", fs.refused_forged}, {"too_wide", fs.refused_bounds},
+                               {"ignored", fs.refused_ignored}, {"rate", fs.refused_rate},
+                               {"lifted", fs.refused_lifted}}},
+                  {"outbox_dropped", fs.outbox_dropped},
+                  {"send_errors", fs.send_errors},
+                  {"resyncs", fs.resyncs},
+                  {"republished", fs.republished},
+                  {"connects", fs.connects}};
+  }
   j["jails"] = json::array();
   auto sources = sources_->Describe();
   for (const auto& state : plan_.jails) {
@@ -235,6 +261,7 @@ void Daemon::Ban(ClientId client, const ControlRequest& r) {
   }
   Order o{Order::Action::kBan, parts_.clock->Now(), r.jail, "manual", *target, "", *d, r.reason};
   ledger_->Ban(o, BanOrigin::kManual, true);
+  PublishBan(*target, *d, r.jail, "manual", "", r.reason, true);
   ++bans_by_[{r.jail, "manual", "manual"}];
   Decision(Dump(Record{{"time", FormatIso8601(o.at)}, {"action", "ban"}, {"target", target->ToString()}, {"jail", r.jail},
                      {"rule", "manual"}, {"account", nullptr}, {"reason", r.reason}, {"duration_s", d->count()},
@@ -275,6 +302,7 @@ void Daemon::Unban(ClientId client, const ControlRequest& r) {
       names.push_back(target->ToString());
     }
     targets.push_back(*target);
+    PublishUnban(*target);
     // An account verdict that stood must not ban the address again at its next login.
     Time now = parts_.clock->Now();
     if (target->is_single()) {

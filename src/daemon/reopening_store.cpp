@@ -137,6 +137,23 @@ Result<std::vector<std::pair<std::string, std::string>>> ReopeningStore::LoadAcc
   return r;
 }
 
+Result<void> ReopeningStore::SaveOutbox(const std::vector<std::pair<uint64_t, std::string>>& add,
+                                        const std::vector<uint64_t>& remove, size_t keep) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->SaveOutbox(add, remove, keep);
+  if (!r) Observe(r.error());
+  return r;
+}
+
+Result<std::vector<std::pair<uint64_t, std::string>>> ReopeningStore::LoadOutbox() {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->LoadOutbox();
+  if (!r) Observe(r.error());
+  return r;
+}
+
 Result<std::optional<std::string>> ReopeningStore::GetNote(const std::string& key) {
   auto s = Get();
   if (!s) return Fail(s.error());

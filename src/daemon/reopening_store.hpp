@@ -35,6 +35,9 @@ class ReopeningStore : public StateStore {
   Result<void> SaveAccountHistory(const std::vector<std::pair<std::string, std::string>>& rows, Time now,
                                   Time forget_before) override;
   Result<std::vector<std::pair<std::string, std::string>>> LoadAccountHistory() override;
+  Result<void> SaveOutbox(const std::vector<std::pair<uint64_t, std::string>>& add, const std::vector<uint64_t>& remove,
+                          size_t keep) override;
+  Result<std::vector<std::pair<uint64_t, std::string>>> LoadOutbox() override;
   Result<std::optional<std::string>> GetNote(const std::string& key) override;
   Result<void> SetNote(const std::string& key, const std::optional<std::string>& value) override;
 

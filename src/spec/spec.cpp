@@ -1,6 +1,8 @@
 // Helpers of the validated configuration types; no YAML here (config/ is the yaml-cpp side).
 #include "relayban/spec/spec.hpp"
 
+#include <cctype>
+
 namespace relayban {
 
 const char* FieldName(Field f) {
@@ -50,6 +52,18 @@ bool MailAddressOk(std::string_view a) {
     else if (!ok) return false;
   }
   return ats == 0 || (ats == 1 && a.back() != '@');
+}
+
+bool FleetRedisAddressOk(std::string_view text) {
+  if (!text.empty() && text.front() == '/') return text.size() < 100;
+  return ParseListenAddress(text).has_value();
+}
+
+bool FleetNameOk(std::string_view name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '-')) return false;
+  return true;
 }
 
 }  // namespace relayban

@@ -104,6 +104,7 @@ class SqliteStore : public StateStore {
       CREATE INDEX IF NOT EXISTS decisions_target ON decisions(target) WHERE target != '';
       CREATE INDEX IF NOT EXISTS decisions_account ON decisions(account) WHERE account != '';
       CREATE TABLE IF NOT EXISTS account_history (account TEXT PRIMARY KEY, t_us INTEGER NOT NULL, data BLOB NOT NULL);
+      CREATE TABLE IF NOT EXISTS fleet_outbox (seq INTEGER PRIMARY KEY, data BLOB NOT NULL);
     )";
     if (auto r = Exec(setup); !r) return r;
     auto exists = [&](const char* table) -> Result<bool> {
@@ -405,6 +406,46 @@ class SqliteStore : public StateStore {
     }
     (*s)->Reset();
     if (rc != SQLITE_DONE) return Error(rc, "reading account history");
+    return out;
+  }
+
+  Result<void> SaveOutbox(const std::vector<std::pair<uint64_t, std::string>>& add, const std::vector<uint64_t>& remove,
+                          size_t keep) override {
+    return Transaction([&]() -> Result<void> {
+      for (const auto& [seq, data] : add) {
+        auto s = Prepare("INSERT OR REPLACE INTO fleet_outbox(seq,data) VALUES(?1,?2)");
+        if (!s) return Fail(s.error());
+        (*s)->Bind(1, static_cast<int64_t>(seq));
+        sqlite3_bind_blob((*s)->get(), 2, data.data(), static_cast<int>(data.size()), SQLITE_STATIC);
+        if (auto r = Done(**s, "saving the fleet outbox"); !r) return r;
+      }
+      for (uint64_t seq : remove) {
+        auto s = Prepare("DELETE FROM fleet_outbox WHERE seq=?1");
+        if (!s) return Fail(s.error());
+        (*s)->Bind(1, static_cast<int64_t>(seq));
+        if (auto r = Done(**s, "removing sent events from the fleet outbox"); !r) return r;
+      }
+      auto over = Prepare(
+          "DELETE FROM fleet_outbox WHERE seq IN (SELECT seq FROM fleet_outbox ORDER BY seq DESC LIMIT -1 OFFSET ?1)");
+      if (!over) return Fail(over.error());
+      (*over)->Bind(1, static_cast<int64_t>(keep));
+      return Done(**over, "bounding the fleet outbox");
+    });
+  }
+
+  Result<std::vector<std::pair<uint64_t, std::string>>> LoadOutbox() override {
+    std::vector<std::pair<uint64_t, std::string>> out;
+    auto s = Prepare("SELECT seq,data FROM fleet_outbox ORDER BY seq");
+    if (!s) return Fail(s.error());
+    int rc;
+    while ((rc = (*s)->Step()) == SQLITE_ROW) {
+      const void* blob = sqlite3_column_blob((*s)->get(), 1);
+      int n = sqlite3_column_bytes((*s)->get(), 1);
+      out.emplace_back(static_cast<uint64_t>((*s)->Int(0)),
+                       std::string(static_cast<const char*>(blob), static_cast<size_t>(n)));
+    }
+    (*s)->Reset();
+    if (rc != SQLITE_DONE) return Error(rc, "reading the fleet outbox");
     return out;
   }
 

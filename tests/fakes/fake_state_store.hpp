@@ -145,6 +145,19 @@ class FakeStateStore : public StateStore {
     if (fail_all) return Fail(failure);
     return std::vector<std::pair<std::string, std::string>>(account_history.begin(), account_history.end());
   }
+  std::map<uint64_t, std::string> outbox;
+  Result<void> SaveOutbox(const std::vector<std::pair<uint64_t, std::string>>& add, const std::vector<uint64_t>& remove,
+                          size_t keep) override {
+    if (fail_writes || fail_all) return Fail(failure);
+    for (const auto& [seq, d] : add) outbox[seq] = d;
+    for (uint64_t seq : remove) outbox.erase(seq);
+    while (outbox.size() > keep) outbox.erase(outbox.begin());
+    return {};
+  }
+  Result<std::vector<std::pair<uint64_t, std::string>>> LoadOutbox() override {
+    if (fail_all) return Fail(failure);
+    return std::vector<std::pair<uint64_t, std::string>>(outbox.begin(), outbox.end());
+  }
   Result<std::optional<std::string>> GetNote(const std::string& key) override {
     if (fail_all) return Fail(failure);
     auto it = notes.find(key);

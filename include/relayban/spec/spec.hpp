@@ -175,6 +175,26 @@ struct DigestSpec {
   std::string sendmail = "/usr/sbin/sendmail";
 };
 
+// `fleet:` many hosts sharing bans through Redis. Off unless the section is given.
+struct FleetSpec {
+  bool on = false;
+  std::string redis;          // "10.0.0.5:6379", "[2001:db8::5]:6379" or a Unix socket's path
+  std::string name;           // the fleet's name: letters, digits, . _ -
+  std::string host;           // this host's name in the fleet; empty: the machine's host name
+  std::string user;           // the Redis ACL user; empty: the default user
+  std::string password_file;  // its password (first line); empty: none
+  std::string key_file;       // the shared HMAC key every host signs and checks events with
+  Seconds max_remote_ban{7 * 86400};
+  size_t rate = 2000;         // remote bans applied per second at most (on average) ...
+  size_t burst = 100000;      // ... and at once
+  size_t outbox = 100000;     // decisions kept while Redis is away
+  SourceLocation where;
+};
+// A fleet or host name: 1 to 64 of letters, digits, '.', '_' and '-'.
+bool FleetNameOk(std::string_view name);
+// A literal ADDRESS:PORT or an absolute path (a Unix socket).
+bool FleetRedisAddressOk(std::string_view text);
+
 struct Config {
   std::string file;  // the main file it was loaded from
   std::string state_dir = "/var/lib/relayban";
@@ -195,6 +215,7 @@ struct Config {
   // One JSON line per ban, unban and account verdict; empty: none.
   std::string decision_log;
   DigestSpec digest;
+  FleetSpec fleet;
   std::vector<JailSpec> jails;
   std::map<std::string, FilterSpec> filters;
   // Rules written once and used by many jails (`rules: [{use: NAME}]`), by name; each with

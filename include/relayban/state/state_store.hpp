@@ -104,6 +104,12 @@ class StateStore {
   virtual Result<std::optional<std::string>> GetNote(const std::string& key) = 0;
   virtual Result<void> SetNote(const std::string& key, const std::optional<std::string>& value) = 0;
 
+  // Fleet mode's outbox: decisions not yet sent to Redis, by sequence number. Adds `add`,
+  // deletes `remove`, then the oldest beyond `keep`, in one transaction.
+  virtual Result<void> SaveOutbox(const std::vector<std::pair<uint64_t, std::string>>& add,
+                                  const std::vector<uint64_t>& remove, size_t keep) = 0;
+  virtual Result<std::vector<std::pair<uint64_t, std::string>>> LoadOutbox() = 0;
+
   Result<void> SaveProgress(const Progress& progress) { return Checkpoint({}, progress); }
   Result<void> SaveBan(const BanRecord& b) { return WriteBans({BanWrite{BanWrite::Kind::kSave, b, {}, {}, {}, true}}); }
   Result<void> EndBan(const Prefix& target, Time at, const std::string& how) {

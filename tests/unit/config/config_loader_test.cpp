@@ -327,3 +327,32 @@ TEST_CASE("listen addresses are literal with a port, and mail recipients cannot 
   CHECK(MailAddressOk("post.master+relayban@example.org"));
   for (const char* bad : {"", "-oQ/tmp", "a@b@c", "a b", "a\nb", "x@", "@x", "a;rm", "$(id)"}) CHECK_FALSE(MailAddressOk(bad));
 }
+
+TEST_CASE("fleet is off unless given, and its settings are checked with their places") {
+  std::vector<Error> e;
+  auto off = LoadConfigText(kFilter, "t.yaml", ".", e);
+  REQUIRE(off);
+  CHECK_FALSE(off->fleet.on);
+  auto on = LoadConfigText(std::string(kFilter) +
+                               "fleet: {redis: \"10.0.0.5:6379\", name: prod, host: mx1, user: mx1,\n"
+                               "        password_file: /etc/relayban/fleet.password, key_file: /etc/relayban/fleet.key,\n"
+                               "        max_remote_ban: 1d, rate: 500, burst: 5000, outbox: 1000}\n",
+                           "t.yaml", ".", e);
+  REQUIRE(on);
+  CHECK(e.empty());
+  CHECK(on->fleet.on);
+  CHECK(on->fleet.redis == "10.0.0.5:6379");
+  CHECK(on->fleet.name == "prod");
+  CHECK(on->fleet.max_remote_ban == Seconds{86400});
+  CHECK(on->fleet.rate == 500);
+  CHECK(on->fleet.outbox == 1000);
+  auto errors = Errors(std::string(kFilter) + "fleet:\n  redis: redis.example:6379\n  name: \"a b\"\n  key_file: k\n  tls: yes\n");
+  CHECK(Has(errors, "unknown key 'tls'", 10, 3));
+  errors = Errors(std::string(kFilter) + "fleet:\n  redis: redis.example:6379\n  name: \"a b\"\n  key_file: k\n");
+  CHECK(Has(errors, "fleet.redis must be ADDRESS:PORT", 7, 10));
+  CHECK(Has(errors, "fleet.name must be", 8, 9));
+  CHECK(Has(errors, "fleet.key_file must be an absolute path", 9, 13));
+  errors = Errors(std::string(kFilter) + "fleet: {name: prod}\n");
+  CHECK(Has(errors, "fleet needs redis", 6, 8));
+  CHECK(Has(errors, "fleet needs key_file", 6, 8));
+}

@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# Fleet mode with real parts: Debian's redis-server and three real daemons (mx1, mx2, mx3),
+# each in a network namespace of its own with its own nftables table and logs, joined to
+# Redis by veth pairs. Redis has an ACL user per host (only the commands fleet mode needs).
+# Run inside a private network namespace (netns_run.sh); the hosts' namespaces are made here
+# and removed at the end.
+# usage: fleet_test.sh RELAYBAN_BINARY SOURCE_DIR
+set -uo pipefail
+bin=$1
+src=$2
+[ -n "${RELAYBAN_TEST_NETNS:-}" ] || { echo "refusing to run outside a private network namespace"; exit 1; }
+if [ "$(stat -L -c %i /proc/self/ns/net)" = "$(stat -L -c %i /proc/1/ns/net 2>/dev/null)" ]; then
+  echo "refusing: this is the host's network namespace"; exit 1
+fi
+command -v redis-server >/dev/null || { echo "SKIP: redis-server is not installed (apt-get install redis-server)"; exit 77; }
+work=$(mktemp -d /tmp/relayban-fleet-test.XXXXXX)
+tag=rbf$$
+hosts="mx1 mx2 mx3"
+declare -A pids=()
+redis_pid=
+cleanup() {
+  for h in $hosts; do [ -n "${pids[$h]:-}" ] && kill -9 "${pids[$h]}" 2>/dev/null; done
+  [ -n "$redis_pid" ] && kill -9 "$redis_pid" 2>/dev/null
+  for h in $hosts; do ip netns del "$tag-$h" 2>/dev/null; done
+  [ -n "${KEEP:-}" ] && { echo "kept $work"; return; }
+  rm -rf "$work"
+}
+trap cleanup EXIT
+. "$src/tests/integration/lib.sh"
+ip link set lo up
+
+# --- Redis, with a user per host and an admin (the default user) ------------------------
+port=6390
+rcli() { redis-cli -h 127.0.0.1 -p $port --no-auth-warning -a adminpw "$@"; }
+cat > "$work/redis.conf" <<CONF
+bind 0.0.0.0
+port $port
+protected-mode no
+save ""
+appendonly no
+daemonize no
+dir $work
+logfile $work/redis.log
+user default on >adminpw ~* &* +@all
+CONF
+for h in $hosts; do
+  # What fleet mode needs, on its fleet's keys only: no FLUSH*, CONFIG, KEYS, DEBUG.
+  echo "user $h on >pw-$h resetkeys ~rb:{prod}:* resetchannels -@all +multi +exec +xadd +xread +xinfo|stream +zadd +zrem +zrangebyscore +zremrangebyscore +hset +hgetall +del +pexpireat +persist +set +get +ping" >> "$work/redis.conf"
+done
+start_redis() {
+  redis-server "$work/redis.conf" >/dev/null 2>&1 & redis_pid=$!
+  until_true rcli ping
+}
+start_redis || { fail "redis-server starts"; exit 1; }
+ok "redis-server starts with an ACL user per host"
+
+# --- Three hosts ---------------------------------------------------------------------------
+openssl rand -hex 32 > "$work/fleet.key"; chmod 600 "$work/fleet.key"
+n=0
+for h in $hosts; do
+  n=$((n + 1))
+  ns=$tag-$h
+  ip netns add "$ns" || { fail "create namespace $ns"; exit 1; }
+  ip link add "v$h" type veth peer name eth0 netns "$ns"
+  ip addr add "10.250.$n.1/24" dev "v$h"; ip link set "v$h" up
+  ip netns exec "$ns" ip addr add "10.250.$n.2/24" dev eth0
+  ip netns exec "$ns" ip link set eth0 up
+  ip netns exec "$ns" ip link set lo up
+  d=$work/$h; mkdir -p "$d/log" "$d/state"; : > "$d/log/mail.log"
+  printf 'pw-%s\n' "$h" > "$d/redis.password"; chmod 600 "$d/redis.password"
+  ignore='[127.0.0.0/8]'
+  [ "$h" = mx3 ] && ignore='[127.0.0.0/8, 192.0.2.0/24]'
+  cat > "$d/relayban.yaml" <<YAML
+state_dir: $d/state
+control_socket: $d/control.sock
+ignore: $ignore
+decision_log: $d/decisions.log
+include: [$src/etc/relayban/filters.d/*.yaml]
+fleet:
+  redis: "10.250.$n.1:$port"
+  name: prod
+  host: $h
+  user: $h
+  password_file: $d/redis.password
+  key_file: $work/fleet.key
+  max_remote_ban: 2d
+jails:
+  postfix:
+    enabled: yes
+    logs: [$d/log/mail.log]
+    filters: [postfix]
+    rules:
+      - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
+YAML
+done
+cfg() { echo "$work/$1/relayban.yaml"; }
+cli() { local h=$1; shift; "$bin" "$@" -c "$(cfg "$h")"; }
+start_host() {
+  local h=$1
+  daemon_log=$work/$h/daemon.log
+  ip netns exec "$tag-$h" "$bin" daemon -c "$(cfg "$h")" >> "$work/$h/daemon.log" 2>&1 & pids[$h]=$!
+  until_true cli "$h" status
+}
+stop_host() { kill -TERM "${pids[$1]}"; wait "${pids[$1]}" 2>/dev/null; pids[$1]=; }
+fleet_field() {  # fleet_field HOST PYTHON_EXPR (over f = status.fleet)
+  cli "$1" status --json 2>/dev/null | python3 -c 'import json,sys; f=json.load(sys.stdin).get("fleet",{}); print(eval(sys.argv[1]))' "$2"
+}
+fleet_is() { [ "$(fleet_field "$1" "$2")" = "True" ]; }
+banned_in() { ip netns exec "$tag-$1" nft get element inet relayban "$2" "{ $3 }" >/dev/null 2>&1; }
+banned_everywhere() { local set=$1 t=$2 h; for h in $hosts; do banned_in "$h" "$set" "$t" || return 1; done; }
+nowhere() { local set=$1 t=$2 h; for h in $hosts; do banned_in "$h" "$set" "$t" && return 1; done; return 0; }
+brute() { local h=$1 ip=$2 i; for i in 1 2 3 4 5; do fail_line "$ip" "guess$i@example.com" >> "$work/$h/log/mail.log"; done; }
+# The targets of `list --json` on host $1, sorted, one a line.
+targets() { cli "$1" list --json | python3 -c '
+import json, sys
+print("\n".join(sorted(b["target"] for b in json.load(sys.stdin)["bans"])))'; }
+ban_field() {  # ban_field HOST TARGET FIELD
+  cli "$1" list --json | python3 -c '
+import json, sys
+for b in json.load(sys.stdin)["bans"]:
+    if b["target"] == sys.argv[1]: print(b[sys.argv[2]])' "$2" "$3"; }
+
+for h in $hosts; do start_host "$h" || { fail "daemon $h starts"; exit 1; }; done
+ok "three daemons start, each in its own network namespace"
+for h in $hosts; do
+  limit=30 until_true fleet_is "$h" 'f["connected"] and f["in_step"] and len(f["peers"]) == 2'
+  check "$h is connected to Redis as its ACL user, in step, and sees the two others" fleet_is "$h" 'f["connected"] and f["in_step"] and len(f["peers"]) == 2'
+done
+
+# --- Shared bans ---------------------------------------------------------------------------
+brute mx1 203.0.113.7
+limit=20 until_true banned_everywhere ban4 203.0.113.7
+check "a brute force on mx1 is banned in the kernels of mx1, mx2 and mx3" banned_everywhere ban4 203.0.113.7
+check "mx2 lists it with origin fleet" test "$(ban_field mx2 203.0.113.7 origin)" = fleet
+check "... its jail and rule" test "$(ban_field mx2 203.0.113.7 jail) $(ban_field mx2 203.0.113.7 rule)" = "postfix auth-bruteforce"
+check "... and the host it came from" sh -c "printf '%s' '$(ban_field mx2 203.0.113.7 reason)' | grep -q 'from mx1'"
+check "mx3's decision log records the fleet ban and its host" grep -q '"target":"203.0.113.7".*"origin":"fleet","host":"mx1"' "$work/mx3/decisions.log"
+rem=$(ban_field mx2 203.0.113.7 remaining_s)
+check "the remote ban keeps its remaining time (about 1h, got ${rem}s)" test "${rem:-0}" -gt 3500 -a "${rem:-0}" -le 3600
+
+cli mx2 ban 198.51.100.0/24 --for 2h --reason "abuse desk ticket 42" >/dev/null
+limit=20 until_true banned_everywhere ban4_net 198.51.100.0/24
+check "a manual /24 ban on mx2 reaches mx1 and mx3" banned_everywhere ban4_net 198.51.100.0/24
+check "... with its reason" sh -c "printf '%s' '$(ban_field mx3 198.51.100.0/24 reason)' | grep -q '^abuse desk ticket 42 \[from mx2\]$'"
+cli mx2 ban 2001:db8:77::/48 --for 1h >/dev/null
+limit=20 until_true banned_everywhere ban6_net 2001:db8:77::/48
+check "an IPv6 /48 ban reaches every host" banned_everywhere ban6_net 2001:db8:77::/48
+
+# Too wide: mx2 may ban a /16 by hand; the others refuse it from the fleet.
+cli mx2 ban 10.99.0.0/16 --for 1h >/dev/null
+limit=20 until_true fleet_is mx1 'f["refused"]["too_wide"] >= 1'
+check "mx1 refuses a remote ban wider than /24" fleet_is mx1 'f["refused"]["too_wide"] >= 1'
+check "... and its kernel does not hold it" sh -c "! ip netns exec $tag-mx1 nft get element inet relayban ban4_net '{ 10.99.0.0/16 }' >/dev/null 2>&1"
+check "mx2 itself holds it" banned_in mx2 ban4_net 10.99.0.0/16
+
+# The local ignore list wins: mx3 ignores 192.0.2.0/24.
+brute mx1 192.0.2.50
+limit=20 until_true banned_in mx2 ban4 192.0.2.50
+limit=20 until_true fleet_is mx3 'f["refused"]["ignored"] >= 1'
+check "mx3 refuses a fleet ban of an address in its ignore list" fleet_is mx3 'f["refused"]["ignored"] >= 1'
+check "... and does not ban it" sh -c "! ip netns exec $tag-mx3 nft get element inet relayban ban4 '{ 192.0.2.50 }' >/dev/null 2>&1"
+
+# Unban on one host lifts it everywhere.
+cli mx3 unban 203.0.113.7 >/dev/null
+limit=20 until_true nowhere ban4 203.0.113.7
+check "an unban on mx3 lifts the ban on mx1 and mx2 too" nowhere ban4 203.0.113.7
+
+# --- Forged events -------------------------------------------------------------------------
+before=$(fleet_field mx1 'f["refused"]["forged"]')
+now_ms=$(( $(date +%s) * 1000 ))
+rcli XADD 'rb:{prod}:events' '*' v 1 type ban host mx9 id mx9-1 target 203.0.113.66 at "$now_ms" until $((now_ms + 3600000)) \
+  jail postfix rule auth-bruteforce account '' reason forged origin rule mac 0000000000000000000000000000000000000000000000000000000000000000 >/dev/null
+# A correct MAC under another key.
+python3 - "$now_ms" <<'PY' > "$work/forged.args"
+import hmac, hashlib, sys
+now = int(sys.argv[1])
+f = [("v","1"),("type","ban"),("host","mx9"),("id","mx9-2"),("target","203.0.113.67"),("at",str(now)),
+     ("until",str(now+3600000)),("jail","postfix"),("rule","auth-bruteforce"),("account",""),("reason","forged"),("origin","rule")]
+def put(v): return f"{len(v.encode())}:{v},"
+c = put("relayban-fleet") + put("prod") + "".join(put(k) + put(v) for k, v in f)
+mac = hmac.new(b"not-the-fleet-key-at-all", c.encode(), hashlib.sha256).hexdigest()
+for k, v in f + [("mac", mac)]: print(k); print(v)
+PY
+mapfile -t args < "$work/forged.args"
+rcli XADD 'rb:{prod}:events' '*' "${args[@]}" >/dev/null
+limit=20 until_true fleet_is mx1 "f['refused']['forged'] >= $before + 2"
+check "two forged events written straight into Redis are refused (bad MAC, wrong key)" fleet_is mx1 "f['refused']['forged'] >= $before + 2"
+check "... and no host banned their addresses" sh -c "for h in $hosts; do ip netns exec $tag-\$h nft get element inet relayban ban4 '{ 203.0.113.66 }' >/dev/null 2>&1 && exit 1; ip netns exec $tag-\$h nft get element inet relayban ban4 '{ 203.0.113.67 }' >/dev/null 2>&1 && exit 1; done; exit 0"
+check "the host's ACL user may not FLUSHALL" sh -c "redis-cli -h 127.0.0.1 -p $port --no-auth-warning --user mx1 -a pw-mx1 FLUSHALL | grep -q NOPERM"
+check "... nor read keys of another fleet" sh -c "redis-cli -h 127.0.0.1 -p $port --no-auth-warning --user mx1 -a pw-mx1 GET 'rb:{other}:epoch' | grep -q NOPERM"
+
+# --- A host that was down catches up from its saved position ---------------------------------
+resyncs_before=$(grep -c 'reading the bans in force' "$work/mx2/daemon.log")
+stop_host mx2
+brute mx1 203.0.113.21
+limit=20 until_true banned_in mx3 ban4 203.0.113.21
+start_host mx2 || fail "mx2 starts again"
+limit=20 until_true banned_in mx2 ban4 203.0.113.21
+check "mx2, stopped while mx1 banned, has the ban after its restart" banned_in mx2 ban4 203.0.113.21
+check "... read from its saved stream position (no resync)" test "$(grep -c 'reading the bans in force' "$work/mx2/daemon.log")" -eq "$resyncs_before"
+
+# ... and from the bans set when the stream is gone.
+stop_host mx2
+brute mx1 203.0.113.22
+limit=20 until_true banned_in mx3 ban4 203.0.113.22
+rcli DEL 'rb:{prod}:events' >/dev/null
+start_host mx2 || fail "mx2 starts again"
+limit=20 until_true banned_in mx2 ban4 203.0.113.22
+check "with the stream deleted, a returning mx2 resyncs from the bans set" banned_in mx2 ban4 203.0.113.22
+check "... and says so" grep -q "event stream is gone" "$work/mx2/daemon.log"
+check "... the unban of 203.0.113.7 is not undone by the resync" sh -c "! ip netns exec $tag-mx2 nft get element inet relayban ban4 '{ 203.0.113.7 }' >/dev/null 2>&1"
+
+# --- Redis dies mid-attack and comes back empty ---------------------------------------------
+kill -9 "$redis_pid"; wait "$redis_pid" 2>/dev/null; redis_pid=
+brute mx1 203.0.113.30
+brute mx3 203.0.113.31
+limit=20 until_true banned_in mx1 ban4 203.0.113.30
+check "with Redis down, mx1 still bans locally" banned_in mx1 ban4 203.0.113.30
+limit=20 until_true fleet_is mx1 'not f["connected"] and f["outbox"] >= 1'
+check "mx1's status shows the fleet disconnected and the decision in its outbox" fleet_is mx1 'not f["connected"] and f["outbox"] >= 1'
+check "... and its health is degraded" sh -c "\"$bin\" status --json -c '$(cfg mx1)' | grep -q '\"health\": \"degraded: fleet'"
+sleep_until_saved() { sqlite3_count=$(python3 -c 'import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute("select count(*) from fleet_outbox").fetchone()[0])' "$work/mx1/state/state.db" 2>/dev/null); [ "${sqlite3_count:-0}" -ge 1 ]; }
+limit=10 until_true sleep_until_saved
+check "the outbox is kept in the state database" sleep_until_saved
+start_redis || fail "redis-server starts again, empty"
+limit=60 until_true banned_everywhere ban4 203.0.113.30
+check "after Redis returns empty, mx1's outage ban reaches every host" banned_everywhere ban4 203.0.113.30
+limit=60 until_true sh -c "ip netns exec $tag-mx1 nft get element inet relayban ban4 '{ 203.0.113.31 }' && ip netns exec $tag-mx2 nft get element inet relayban ban4 '{ 203.0.113.31 }'"
+check "... and mx3's too" banned_everywhere ban4 203.0.113.31
+check "the hosts said Redis lost the fleet's data and published their bans again" grep -q "Redis lost the fleet's data" "$work/mx2/daemon.log"
+# mx1: 192.0.2.50 .21 .22 .30; mx2: the /24, the /48, the /16; mx3: .31.
+bans_in_redis() { [ "$(rcli ZCARD 'rb:{prod}:bans')" = "$1" ]; }
+limit=30 until_true bans_in_redis 8
+check "Redis holds the fleet's 8 bans again (its bans set rebuilt from the hosts)" bans_in_redis 8
+# Every host holds exactly the bans it should: the same set, but for the /16 only mx2 keeps
+# and the address mx3 ignores.
+same_sets() {
+  diff <(targets mx1 | grep -v '^10.99.0.0/16$') <(targets mx2 | grep -v '^10.99.0.0/16$') >/dev/null &&
+  diff <(targets mx1 | grep -v '^192.0.2.50$') <(targets mx3) >/dev/null
+}
+limit=30 until_true same_sets
+check "every host holds exactly the bans it should (same sets, but the /16 and the ignored address)" same_sets
+check "... which are the ones expected" test "$(targets mx1 | tr '\n' ' ')" = '192.0.2.50 198.51.100.0/24 2001:db8:77::/48 203.0.113.21 203.0.113.22 203.0.113.30 203.0.113.31 ' 
+
+# --- Configuration errors ----------------------------------------------------------------
+chmod 644 "$work/fleet.key"
+out=$("$bin" daemon -c "$(cfg mx1)" --dry-run 2>&1); rc=$?
+check "a key file others may read is refused at start (exit 78)" test "$rc" -eq 78
+check "... saying what to do" sh -c "printf '%s' '$out' | grep -q 'chmod 600'"
+chmod 600 "$work/fleet.key"
+cat > "$work/bad.yaml" <<YAML
+fleet: {redis: "redis.example:6379", name: "prod fleet", key_file: relative.key}
+YAML
+out=$("$bin" config-test -c "$work/bad.yaml" 2>&1)
+check "config-test names a bad redis address with its line" sh -c "printf '%s' \"\$1\" | grep -q 'bad.yaml:1:.*fleet.redis must be'" sh "$out"
+check "... a bad fleet name" sh -c "printf '%s' \"\$1\" | grep -q 'fleet.name must be'" sh "$out"
+check "... and a relative key file" sh -c "printf '%s' \"\$1\" | grep -q 'fleet.key_file must be an absolute path'" sh "$out"
+
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

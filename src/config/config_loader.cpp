@@ -480,7 +480,7 @@ bool ValidPlaceholders(const std::string& arg, std::string& bad) {
 std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
   if (!Keys(n, "a rule",
             {"name", "key", "events", "distinct", "threshold", "window", "ban", "on_account", "sprayed_from", "relative",
-             "new_network"}))
+             "new_network", "scope"}))
     return std::nullopt;
   RuleSpec r;
   r.where = At(n);
@@ -574,6 +574,21 @@ std::optional<RuleSpec> Reader::Rule(const YAML::Node& n) {
       if (auto v = Dur(sp["within"], "sprayed_from.within"); v && v->count() > 0) r.sprayed_within = *v;
       else { Err(sp["within"], "sprayed_from.within must be longer than 0"); ok = false; }
     }
+  }
+  if (auto sc = n["scope"]) {
+    if (auto s = Str(sc, "scope")) {
+      if (*s == "host") r.scope = RuleScope::kHost;
+      else if (*s == "fleet") r.scope = RuleScope::kFleet;
+      else {
+        Err(sc, "scope must be host or fleet");
+        ok = false;
+      }
+      if (r.scope == RuleScope::kFleet && (r.relative_factor > 0 || r.new_network_factor > 0 || r.sprayed_accounts > 0)) {
+        Err(sc, "scope: fleet cannot be combined with relative, new_network or sprayed_from (they use this host's "
+                "history); count such a rule per host");
+        ok = false;
+      }
+    } else ok = false;
   }
   if (auto h = n["on_account"]) {
     if (auto l = StrList(h, "on_account")) {

@@ -422,7 +422,10 @@ void Daemon::HandleOutput() {
   }
   for (const auto& n : out_.notices) Log(LOG_WARNING, n);
   for (auto& h : out_.hooks) hooks_->Run(std::move(h.argv));
+  std::vector<FleetCount> counts;
+  counts.swap(out_.fleet_counts);
   out_.clear();
+  for (const FleetCount& c : counts) CountInFleet(c);
 }
 
 bool Daemon::ReplaySlice() {
@@ -453,6 +456,7 @@ bool Daemon::DoWork() {
     return more || !replaying_;
   }
   Time now = parts_.clock->Now();
+  FollowFleetState();
   // Lines crafted to keep the regex engine busy (16 KiB each) cost a millisecond or more: the
   // time, not the number of lines, bounds a turn.
   Clock::Steady started = parts_.clock->Monotonic();
@@ -461,7 +465,8 @@ bool Daemon::DoWork() {
       kLinesPerTurn,
       [&](int source, std::string_view line) {
         engine_->OnLine(source, line, now, out_);
-        if (!out_.orders.empty() || !out_.hooks.empty() || !out_.notices.empty()) HandleOutput();
+        if (!out_.orders.empty() || !out_.hooks.empty() || !out_.notices.empty() || !out_.fleet_counts.empty())
+          HandleOutput();
       },
       [&] { return parts_.clock->Monotonic() >= until; });
   reading_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();

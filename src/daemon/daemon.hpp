@@ -146,6 +146,10 @@ class Daemon {
   void PublishUnban(const Prefix& target);
   FleetMember::Applied FleetBan(const FleetEvent& e, Seconds remaining);
   FleetMember::Applied FleetUnban(const FleetEvent& e);
+  FleetMember::Applied FleetAccountVerdict(const FleetEvent& e);
+  void CountInFleet(const FleetCount& c);
+  // Fleet rules count through Redis while it is there, here while it is not.
+  void FollowFleetState();
   std::unique_ptr<FleetMember> fleet_;
   static constexpr size_t kBanLinesPerSecondShown = 200;  // ban log lines one by one; beyond, summed up
 

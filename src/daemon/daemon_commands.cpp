@@ -150,7 +150,10 @@ std::string Daemon::Status(const std::string& only) const {
                   {"send_errors", fs.send_errors},
                   {"resyncs", fs.resyncs},
                   {"republished", fs.republished},
-                  {"connects", fs.connects}};
+                  {"connects", fs.connects},
+                  {"counted", fs.counted},
+                  {"verdicts_won", fs.fleet_verdicts},
+                  {"count_errors", fs.count_errors}};
   }
   j["jails"] = json::array();
   auto sources = sources_->Describe();

@@ -77,6 +77,7 @@ void Daemon::StartFleet(FleetOptions options) {
   hooks.log = [this](int p, const std::string& m) { Log(p, m); };
   hooks.ban = [this](const FleetEvent& e, Seconds remaining) { return FleetBan(e, remaining); };
   hooks.unban = [this](const FleetEvent& e) { return FleetUnban(e); };
+  hooks.verdict = [this](const FleetEvent& e) { return FleetAccountVerdict(e); };
   hooks.own_bans = [this] {
     std::vector<FleetEvent> out;
     ledger_->ForEach([&](const BanLedger::ActiveBan& b) {
@@ -97,6 +98,60 @@ void Daemon::StartFleet(FleetOptions options) {
   Log(LOG_INFO, "fleet " + options.name + ": this host is " + options.host + ", Redis at " + options.address.ToString());
   fleet_ = std::make_unique<FleetMember>(loop_, *parts_.clock, *parts_.store, std::move(options), std::move(hooks));
   fleet_->Start();
+  FollowFleetState();
+}
+
+void Daemon::FollowFleetState() {
+  bool on = fleet_ && fleet_->connected();
+  if (on == engine_->fleet_counting()) return;
+  engine_->SetFleetCounting(on);
+  if (engine_->has_fleet_rules())
+    Log(on ? LOG_INFO : LOG_WARNING, on ? "fleet rules count across the fleet" : "fleet rules count on this host alone until Redis is back");
+}
+
+void Daemon::CountInFleet(const FleetCount& c) {
+  if (!fleet_) return;
+  FleetMember::CountRequest r{c.jail, c.rule, c.subject, c.value, c.count, Ms(c.time),
+                              std::chrono::duration_cast<std::chrono::milliseconds>(c.window).count(), c.threshold};
+  RuleKey key = c.key;
+  std::string jail = c.jail, rule = c.rule, subject = c.subject;
+  Time at = c.time;
+  fleet_->Count(r, [this, key, jail, rule, subject, at](int64_t count, bool won) {
+    if (!won || !engine_) return;
+    Log(LOG_NOTICE, "fleet verdict won here: jail=" + jail + " rule=" + rule + " " +
+                        (key == RuleKey::kIp ? subject : "account=" + Printable(subject, 80)) + " reached " +
+                        std::to_string(count) + " across the fleet");
+    if (!engine_->FleetVerdict(jail, rule, subject, at, static_cast<int>(count), true, out_)) return;
+    if (key == RuleKey::kAccount) {
+      // Every host bans the addresses it saw use the account.
+      const JailSpec* js = config_.FindJail(jail);
+      Seconds ban{0};
+      if (js)
+        for (const auto& rs : js->rules)
+          if (rs.name == rule) ban = rs.ban;
+      FleetEvent e;
+      e.kind = FleetEvent::Kind::kVerdict;
+      e.at_ms = Ms(at);
+      e.until_ms = ban.count() == 0 ? 0 : Ms(at + ban);
+      e.jail = jail;
+      e.rule = rule;
+      e.account = Printable(subject, 320);
+      e.origin = "rule";
+      fleet_->Publish(std::move(e));
+    }
+    HandleOutput();
+    more_work_ = true;
+  });
+}
+
+FleetMember::Applied Daemon::FleetAccountVerdict(const FleetEvent& e) {
+  Time at{std::chrono::milliseconds(e.at_ms)};
+  if (!engine_->FleetVerdict(e.jail, e.rule, e.account, at, 0, false, out_)) return FleetMember::Applied::kUnchanged;
+  Log(LOG_NOTICE, "fleet account verdict from " + e.host + ": account=" + Printable(e.account, 80) + " jail=" + e.jail +
+                      " rule=" + e.rule + "; banning the addresses that used it here (" + std::to_string(out_.orders.size()) + ")");
+  HandleOutput();
+  more_work_ = true;
+  return FleetMember::Applied::kApplied;
 }
 
 void Daemon::PublishBan(const Prefix& target, Seconds duration, const std::string& jail, const std::string& rule,

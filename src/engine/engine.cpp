@@ -267,6 +267,8 @@ struct Engine::Impl {
   }
 
   void Process(const Event& ev, EngineOutput& out);
+  void AccountVerdictNow(const Jail& jail, Rule& rule, int jail_index, const std::string& account, Time t,
+                         const std::string& why, const std::string& hook_ip, EngineOutput& out, bool report);
   void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
             const std::string& reason, EngineOutput& out, const std::vector<Evidence>& evidence);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
@@ -275,7 +277,10 @@ struct Engine::Impl {
   std::function<void(Time, std::string_view)> journal;
   ByteWriter record;  // reused for every journal record
   bool replaying = false;
+  bool fleet_counting = false;
   void Record(const Event& ev);
+  void PushFleetCount(const Jail& jail, const Rule& rule, const std::string& subject, const Event& ev,
+                      std::string_view rdomain, EngineOutput& out);
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -879,7 +884,14 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     if ((rule.kinds & bit) == 0) continue;
     auto value = DistinctValue(rule.spec->distinct, ev, rdomain);
     if (!value) continue;
+    bool fleet = fleet_counting && rule.spec->scope == RuleScope::kFleet;
     if (rule.spec->key == RuleKey::kIp) {
+      if (fleet && ip_key) {
+        // Counted here too (for when Redis goes away), but the fleet decides.
+        (void)rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time);
+        if (!replaying) PushFleetCount(jail, rule, ip_key->ToString(), ev, rdomain, out);
+        continue;
+      }
       if (!ip_key || !rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time)) continue;
       ++stats.verdicts;
       if (!replaying) ++rule.verdicts;
@@ -899,6 +911,11 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         auto v = st->second.find(&rule);
         if (v != st->second.end() && v->second.until > ev.time) continue;
       }
+      if (fleet) {
+        (void)rule.account_windows.Add(ev.account, *value, ev.count, ev.time);
+        if (!replaying) PushFleetCount(jail, rule, ev.account, ev, rdomain, out);
+        continue;
+      }
       std::string why;
       if (rule.dynamic) {
         int n = rule.account_windows.Observe(ev.account, *value, ev.count, ev.time);
@@ -910,40 +927,117 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       } else if (!rule.account_windows.Add(ev.account, *value, ev.count, ev.time)) {
         continue;
       }
-      ++stats.verdicts;
-      if (!replaying) ++rule.verdicts;
-      // Only a rule that counts what the account did (logins, relays) says it was stolen; one
-      // that counts failures naming it says it was attacked.
-      if (rule.confirmed) accounts.AddVerdict(ev.account, rule.spec->name);
-      else accounts.AddTargeted(ev.account, rule.spec->name);
-      std::string reason = rule.spec->name + ": account " + Printable(ev.account, 80) + " reached " + (why.empty() ? rule.reason : why);
-      // Fan out to every address that used the account for this rule's kinds in the window.
-      // While the bans of this rule's previous verdict on the account run, the addresses it
-      // reached are banned: a repeated verdict only adds those seen since (a spray over many
-      // addresses would otherwise go over all of them again at every verdict).
-      Time since = ev.time - rule.spec->window;
-      if (auto previous = accounts.MarkFired(ev.account, rule.id, ev.time);
-          previous && (rule.spec->ban.count() == 0 || (rule.spec->ban.count() > 0 && *previous + rule.spec->ban > ev.time)))
-        since = std::max(since, *previous);
-      // Addresses seen before the account was forgiven are not part of the new abuse.
-      if (!forgiven.empty())
-        if (auto f = forgiven.find(ev.account); f != forgiven.end()) since = std::max(since, f->second);
-      auto ips = accounts.IpsSince(ev.account, since, rule.kinds);
-      for (const IpAddress& ip : ips) policy.Prefetch(ip);
-      auto evidence = EvidenceOf(jail, rule, nullptr, &ev.account);
-      for (const IpAddress& ip : ips) Emit(jail, rule, ip, ev.time, ev.account, reason, out, evidence);
-      if (rule.confirmed && !replaying)
-        out.verdicts.push_back(
-            AccountVerdict{ev.time, jail.spec->name, rule.spec->name, ev.account, reason, rule.spec->ban, ips.size(), evidence});
-      if (rule.confirmed && rule.spec->ban.count() >= 0) {
-        Time until = rule.spec->ban.count() == 0 ? Time::max() : ev.time + rule.spec->ban;
-        standing[ev.account][&rule] = Standing{ev.jail, &rule, until, reason, ev.time};
-      }
-      if (!rule.spec->on_account.empty() && !replaying)
-        out.hooks.push_back(MakeHook(rule.spec->on_account, ev.ip ? ev.ip->ToString() : "", ev.account,
-                                     jail.spec->name, rule.spec->name, rule.spec->ban));
+      AccountVerdictNow(jail, rule, ev.jail, ev.account, ev.time, why, ev.ip ? ev.ip->ToString() : "", out, true);
     }
   }
+}
+
+// An account rule's verdict: the account is marked, every address that used it for the rule's
+// kinds in the window is banned, and (with `report`) the verdict is reported and its hook run.
+void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_index, const std::string& account, Time t,
+                                     const std::string& why, const std::string& hook_ip, EngineOutput& out, bool report) {
+  ++stats.verdicts;
+  if (!replaying) ++rule.verdicts;
+  // Only a rule that counts what the account did (logins, relays) says it was stolen; one
+  // that counts failures naming it says it was attacked.
+  if (rule.confirmed) accounts.AddVerdict(account, rule.spec->name);
+  else accounts.AddTargeted(account, rule.spec->name);
+  std::string reason = rule.spec->name + ": account " + Printable(account, 80) + " reached " + (why.empty() ? rule.reason : why);
+  // Fan out to every address that used the account for this rule's kinds in the window.
+  // While the bans of this rule's previous verdict on the account run, the addresses it
+  // reached are banned: a repeated verdict only adds those seen since (a spray over many
+  // addresses would otherwise go over all of them again at every verdict).
+  Time since = t - rule.spec->window;
+  if (auto previous = accounts.MarkFired(account, rule.id, t);
+      previous && (rule.spec->ban.count() == 0 || (rule.spec->ban.count() > 0 && *previous + rule.spec->ban > t)))
+    since = std::max(since, *previous);
+  // Addresses seen before the account was forgiven are not part of the new abuse.
+  if (!forgiven.empty())
+    if (auto f = forgiven.find(account); f != forgiven.end()) since = std::max(since, f->second);
+  auto ips = accounts.IpsSince(account, since, rule.kinds);
+  for (const IpAddress& ip : ips) policy.Prefetch(ip);
+  auto evidence = EvidenceOf(jail, rule, nullptr, &account);
+  for (const IpAddress& ip : ips) Emit(jail, rule, ip, t, account, reason, out, evidence);
+  if (rule.confirmed && !replaying && report)
+    out.verdicts.push_back(
+        AccountVerdict{t, jail.spec->name, rule.spec->name, account, reason, rule.spec->ban, ips.size(), evidence});
+  if (rule.confirmed && rule.spec->ban.count() >= 0) {
+    Time until = rule.spec->ban.count() == 0 ? Time::max() : t + rule.spec->ban;
+    standing[account][&rule] = Standing{jail_index, &rule, until, reason, t};
+  }
+  if (!rule.spec->on_account.empty() && !replaying && report)
+    out.hooks.push_back(MakeHook(rule.spec->on_account, hook_ip, account,
+                                 jail.spec->name, rule.spec->name, rule.spec->ban));
+}
+
+void Engine::Impl::PushFleetCount(const Jail& jail, const Rule& rule, const std::string& subject, const Event& ev,
+                                  std::string_view rdomain, EngineOutput& out) {
+  FleetCount c;
+  c.jail = jail.spec->name;
+  c.rule = rule.spec->name;
+  c.key = rule.spec->key;
+  c.subject = subject;
+  c.count = ev.count;
+  c.time = ev.time;
+  c.threshold = rule.spec->threshold;
+  c.window = rule.spec->window;
+  // The distinct value as the fleet compares it: addresses as written, names hashed (they
+  // are attacker text and need not be readable in Redis).
+  char hex[17];
+  auto hashed = [&hex](std::string_view text) {
+    std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(Hash64(text)));
+    return std::string(hex);
+  };
+  switch (rule.spec->distinct) {
+    case Field::kNone: break;
+    case Field::kIp: c.value = ev.ip ? ev.ip->ToString() : ""; break;
+    case Field::kIpPrefix: c.value = ev.ip ? ev.ip->Masked(ev.ip->is_v4() ? 24 : 64).ToString() : ""; break;
+    case Field::kAccount: c.value = hashed(ev.account); break;
+    case Field::kSender: c.value = hashed(ev.sender); break;
+    case Field::kSenderDomain: c.value = hashed(DomainOf(ev.sender)); break;
+    case Field::kRecipient: c.value = hashed(ev.recipient); break;
+    case Field::kRecipientDomain: c.value = hashed(rdomain); break;
+  }
+  if (rule.spec->distinct != Field::kNone && c.value.empty()) return;
+  out.fleet_counts.push_back(std::move(c));
+}
+
+void Engine::SetFleetCounting(bool on) { impl_->fleet_counting = on; }
+bool Engine::fleet_counting() const { return impl_->fleet_counting; }
+bool Engine::has_fleet_rules() const {
+  for (const auto& j : impl_->jails)
+    for (const auto& r : j->rules)
+      if (r->spec->scope == RuleScope::kFleet) return true;
+  return false;
+}
+
+bool Engine::FleetVerdict(const std::string& jail_name, const std::string& rule_name, const std::string& subject, Time at,
+                          int count, bool won, EngineOutput& out) {
+  Impl& m = *impl_;
+  for (size_t ji = 0; ji < m.jails.size(); ++ji) {
+    Impl::Jail& jail = *m.jails[ji];
+    if (jail.spec->name != jail_name) continue;
+    for (auto& rp : jail.rules) {
+      Impl::Rule& rule = *rp;
+      if (rule.spec->name != rule_name || rule.spec->scope != RuleScope::kFleet) continue;
+      std::string what = rule.spec->distinct == Field::kNone ? "events" : std::string("distinct ") + FieldName(rule.spec->distinct);
+      std::string why = std::to_string(count) + " " + what + " within " + FormatDuration(rule.spec->window) + " across the fleet";
+      if (rule.spec->key == RuleKey::kIp) {
+        auto ip = IpAddress::Parse(subject);
+        if (!ip || !won) return false;
+        ++m.stats.verdicts;
+        ++rule.verdicts;
+        m.Emit(jail, rule, *ip, at, "", rule.spec->name + ": " + why, out, m.EvidenceOf(jail, rule, &*ip, nullptr));
+        return true;
+      }
+      if (subject.empty()) return false;
+      // Counting here would only repeat it; the fleet's verdict stands for every host.
+      rule.account_windows.Erase(subject);
+      m.AccountVerdictNow(jail, rule, static_cast<int>(ji), subject, at, why, "", out, won);
+      return true;
+    }
+  }
+  return false;
 }
 
 int Engine::Impl::Threshold(const Rule& rule, const std::string& account, Time t, std::string& why) {

@@ -47,6 +47,19 @@ std::optional<int64_t> Number(std::string_view v) {
 
 }  // namespace
 
+std::string Sha1Hex(std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_Digest(data.data(), data.size(), md, &len, EVP_sha1(), nullptr);
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned i = 0; i < len; ++i) {
+    out += hex[md[i] >> 4];
+    out += hex[md[i] & 15];
+  }
+  return out;
+}
+
 std::string HmacSha256Hex(std::string_view key, std::string_view data) {
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
@@ -63,13 +76,11 @@ std::string HmacSha256Hex(std::string_view key, std::string_view data) {
 }
 
 FleetFields EncodeFleetEvent(const FleetEvent& e, std::string_view fleet, std::string_view key) {
-  FleetFields f{{"v", std::string(kVersion)},
-                {"type", e.kind == FleetEvent::Kind::kBan ? "ban" : "unban"},
-                {"host", e.host},
-                {"id", e.id},
-                {"target", e.target.ToString()},
-                {"at", std::to_string(e.at_ms)}};
-  if (e.kind == FleetEvent::Kind::kBan) {
+  const char* type = e.kind == FleetEvent::Kind::kBan ? "ban" : e.kind == FleetEvent::Kind::kUnban ? "unban" : "verdict";
+  FleetFields f{{"v", std::string(kVersion)}, {"type", type}, {"host", e.host}, {"id", e.id}};
+  if (e.kind != FleetEvent::Kind::kVerdict) f.emplace_back("target", e.target.ToString());
+  f.emplace_back("at", std::to_string(e.at_ms));
+  if (e.kind != FleetEvent::Kind::kUnban) {
     f.emplace_back("until", std::to_string(e.until_ms));
     f.emplace_back("jail", e.jail);
     f.emplace_back("rule", e.rule);
@@ -106,6 +117,7 @@ Result<FleetEvent> DecodeFleetEvent(const FleetFields& fields, std::string_view 
   if (!type) return refuse("no type");
   if (*type == "ban") e.kind = FleetEvent::Kind::kBan;
   else if (*type == "unban") e.kind = FleetEvent::Kind::kUnban;
+  else if (*type == "verdict") e.kind = FleetEvent::Kind::kVerdict;
   else return refuse("unknown type");
   struct Text {
     const char* name;
@@ -114,10 +126,10 @@ Result<FleetEvent> DecodeFleetEvent(const FleetFields& fields, std::string_view 
     bool required;
   };
   std::vector<Text> texts{{"host", &e.host, 64, true}, {"id", &e.id, 96, true}};
-  if (e.kind == FleetEvent::Kind::kBan) {
+  if (e.kind != FleetEvent::Kind::kUnban) {
     texts.push_back({"jail", &e.jail, 64, true});
     texts.push_back({"rule", &e.rule, 64, true});
-    texts.push_back({"account", &e.account, 320, false});
+    texts.push_back({"account", &e.account, 320, e.kind == FleetEvent::Kind::kVerdict});
     texts.push_back({"reason", &e.reason, 512, false});
     texts.push_back({"origin", &e.origin, 16, true});
   }
@@ -130,16 +142,18 @@ Result<FleetEvent> DecodeFleetEvent(const FleetFields& fields, std::string_view 
     if (s->size() > t.max || !Printable(*s) || (t.required && s->empty())) return refuse(std::string("bad ") + t.name);
     *t.into = *s;
   }
-  if (e.kind == FleetEvent::Kind::kBan && e.origin != "rule" && e.origin != "manual") return refuse("bad origin");
-  const std::string* target = get("target");
-  auto p = target ? Prefix::Parse(*target, false) : std::nullopt;
-  if (!p) return refuse("bad target");
-  e.target = *p;
+  if (e.kind != FleetEvent::Kind::kUnban && e.origin != "rule" && e.origin != "manual") return refuse("bad origin");
+  if (e.kind != FleetEvent::Kind::kVerdict) {
+    const std::string* target = get("target");
+    auto p = target ? Prefix::Parse(*target, false) : std::nullopt;
+    if (!p) return refuse("bad target");
+    e.target = *p;
+  }
   const std::string* at = get("at");
   auto at_ms = at ? Number(*at) : std::nullopt;
   if (!at_ms) return refuse("bad at");
   e.at_ms = *at_ms;
-  if (e.kind == FleetEvent::Kind::kBan) {
+  if (e.kind != FleetEvent::Kind::kUnban) {
     const std::string* until = get("until");
     auto u = until ? Number(*until) : std::nullopt;
     if (!u || (*u != 0 && *u < e.at_ms)) return refuse("bad until");

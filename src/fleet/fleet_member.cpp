@@ -5,6 +5,8 @@
 #include <algorithm>
 #include <random>
 
+#include "relayban/core/text.hpp"
+
 namespace relayban {
 namespace {
 
@@ -13,6 +15,35 @@ constexpr size_t kLiftedKept = 100000;   // unbans remembered to refuse stale ba
 constexpr size_t kResyncPage = 1000;     // bans read per page of a resync
 constexpr size_t kOutboxSavePerTick = 20000;
 constexpr int64_t kPeerSeenMs = 60000;
+
+// A fleet rule's window: add the event (or distinct value), drop what left the window, keep
+// at most `threshold` members (the newest), and let the first host to reach the threshold
+// take the verdict for the window. Keys: the window, the verdict. Arguments: the event's
+// time (ms), the window (ms), the threshold, the member, its weight, the host.
+constexpr const char* kCountScript = R"(
+local t = tonumber(ARGV[1])
+local window = tonumber(ARGV[2])
+local threshold = tonumber(ARGV[3])
+local weight = tonumber(ARGV[5])
+if weight <= 1 then
+  redis.call('ZADD', KEYS[1], 'GT', t, ARGV[4])
+else
+  for i = 1, math.min(weight, threshold) do redis.call('ZADD', KEYS[1], 'GT', t, ARGV[4] .. '#' .. i) end
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. (t - window))
+local n = redis.call('ZCARD', KEYS[1])
+if n > threshold then
+  redis.call('ZREMRANGEBYRANK', KEYS[1], 0, n - threshold - 1)
+end
+redis.call('PEXPIRE', KEYS[1], window)
+if n >= threshold then
+  if redis.call('SET', KEYS[2], ARGV[6], 'NX', 'PX', window) then
+    redis.call('DEL', KEYS[1])
+    return {n, 1}
+  end
+end
+return {n, 0}
+)";
 
 std::string RandomHex(size_t bytes) {
   std::random_device rd;
@@ -168,7 +199,8 @@ void FleetMember::Send(Queued q) {
     return {};
   };
   std::string target = get("target");
-  bool ban = get("type") == "ban";
+  std::string type = get("type");
+  bool ban = type == "ban";
   auto queued_ok = [this](const RedisReply& r) {
     if (!r.ok() && r.str.rfind("connection lost", 0) != 0) Problem("Redis refused a command: " + r.str);
   };
@@ -179,7 +211,9 @@ void FleetMember::Send(Queued q) {
     xadd.push_back(v);
   }
   writer_->Send(xadd, queued_ok);
-  if (ban) {
+  if (type == "verdict") {
+    // Only the stream: a verdict is news, not state.
+  } else if (ban) {
     std::string until = get("until");
     writer_->Send({"ZADD", Key("bans"), until == "0" ? "+inf" : until, target}, queued_ok);
     std::vector<std::string> hset{"HSET", Key("ban:" + target)};
@@ -216,6 +250,43 @@ void FleetMember::Send(Queued q) {
     }
     if (it->second.stored) sent_stored_.push_back(seq);
     in_flight_.erase(it);
+  });
+}
+
+void FleetMember::Count(const CountRequest& c, std::function<void(int64_t, bool)> done) {
+  if (!writer_->ready()) return;
+  if (script_sha_.empty()) script_sha_ = Sha1Hex(kCountScript);
+  // Subjects are addresses or account names (attacker text): hashed into the key names.
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(Hash64(c.subject)));
+  std::string base = c.jail + ":" + c.rule + ":" + hex;
+  std::string member = c.value.empty() ? options_.host + ":" + std::to_string(next_seq_) + ":" + std::to_string(++count_seq_)
+                                       : c.value;
+  std::vector<std::string> args{"EVALSHA", script_sha_, "2", Key("w:" + base), Key("v:" + base),
+                                std::to_string(c.t_ms), std::to_string(c.window_ms), std::to_string(c.threshold),
+                                member, std::to_string(c.weight), options_.host};
+  auto handle = [this, done](const RedisReply& r) {
+    if (r.is_array() && r.elements.size() == 2) {
+      ++stats_.counted;
+      bool won = r.elements[1].integer == 1;
+      if (won) ++stats_.fleet_verdicts;
+      done(r.elements[0].integer, won);
+      return;
+    }
+    if (r.str.rfind("connection lost", 0) == 0) return;
+    ++stats_.count_errors;
+    Problem("Redis refused a fleet count: " + r.str);
+  };
+  writer_->Send(args, [this, args, handle](const RedisReply& r) {
+    if (!r.ok() && r.str.rfind("NOSCRIPT", 0) == 0) {
+      // Redis restarted or flushed its script cache: send the script itself (cached again).
+      std::vector<std::string> eval = args;
+      eval[0] = "EVAL";
+      eval[1] = kCountScript;
+      writer_->Send(eval, handle);
+      return;
+    }
+    handle(r);
   });
 }
 
@@ -393,6 +464,11 @@ void FleetMember::Receive(const FleetFields& fields) {
     return;
   }
   std::string target = e->target.ToString();
+  if (e->kind == FleetEvent::Kind::kVerdict) {
+    Applied a = hooks_.verdict ? hooks_.verdict(*e) : Applied::kUnchanged;
+    ++(a == Applied::kApplied ? stats_.applied : stats_.unchanged);
+    return;
+  }
   if (e->kind == FleetEvent::Kind::kUnban) {
     NoteLifted(target, e->at_ms);
     Applied a = hooks_.unban ? hooks_.unban(*e) : Applied::kUnchanged;

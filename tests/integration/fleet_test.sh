@@ -45,7 +45,7 @@ user default on >adminpw ~* &* +@all
 CONF
 for h in $hosts; do
   # What fleet mode needs, on its fleet's keys only: no FLUSH*, CONFIG, KEYS, DEBUG.
-  echo "user $h on >pw-$h resetkeys ~rb:{prod}:* resetchannels -@all +multi +exec +xadd +xread +xinfo|stream +zadd +zrem +zrangebyscore +zremrangebyscore +hset +hgetall +del +pexpireat +persist +set +get +ping" >> "$work/redis.conf"
+  echo "user $h on >pw-$h resetkeys ~rb:{prod}:* resetchannels -@all +multi +exec +xadd +xread +xinfo|stream +zadd +zrem +zrangebyscore +zremrangebyscore +hset +hgetall +del +pexpireat +persist +set +get +ping +evalsha +eval +zcard +zremrangebyrank +pexpire" >> "$work/redis.conf"
 done
 start_redis() {
   redis-server "$work/redis.conf" >/dev/null 2>&1 & redis_pid=$!
@@ -90,7 +90,9 @@ jails:
     logs: [$d/log/mail.log]
     filters: [postfix]
     rules:
-      - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h}
+      - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h, scope: fleet}
+      - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 6, window: 1h,
+         ban: 1d, scope: fleet, on_account: [/usr/bin/touch, $d/on_account-ran]}
 YAML
 done
 cfg() { echo "$work/$1/relayban.yaml"; }
@@ -126,6 +128,40 @@ for h in $hosts; do
   limit=30 until_true fleet_is "$h" 'f["connected"] and f["in_step"] and len(f["peers"]) == 2'
   check "$h is connected to Redis as its ACL user, in step, and sees the two others" fleet_is "$h" 'f["connected"] and f["in_step"] and len(f["peers"]) == 2'
 done
+
+# --- Shared counting (scope: fleet) ----------------------------------------------------------
+# A brute force spread over the three hosts: 2 + 2 + 1 failures, under every host's threshold.
+for i in 1 2; do fail_line 203.0.113.40 "a$i@example.com" >> "$work/mx1/log/mail.log"; done
+limit=10 until_true fleet_is mx1 'f["counted"] >= 2'
+for i in 3 4; do fail_line 203.0.113.40 "a$i@example.com" >> "$work/mx2/log/mail.log"; done
+limit=10 until_true fleet_is mx2 'f["counted"] >= 2'
+fail_line 203.0.113.40 "a5@example.com" >> "$work/mx3/log/mail.log"
+limit=20 until_true banned_everywhere ban4 203.0.113.40
+check "a brute force spread over three hosts (2+2+1 failures, threshold 5) is banned on all three" banned_everywhere ban4 203.0.113.40
+winners() { grep -l "fleet verdict won here: jail=postfix rule=$1 $2 " "$work"/mx*/daemon.log 2>/dev/null | wc -l; }
+check "... by one verdict, raised by one host" test "$(winners auth-bruteforce 203.0.113.40)" -eq 1
+check "... which the last host's failure decided (mx3)" grep -q "fleet verdict won here: jail=postfix rule=auth-bruteforce 203.0.113.40 reached 5" "$work/mx3/daemon.log"
+
+# The stolen account spread: test logs in on each host from its own address and relays to two
+# outside domains there (6 in all; the rule's threshold is 6, no host sees more than 2).
+relay_lines() {  # relay_lines HOST IP QUEUEID DOMAIN...
+  local h=$1 ip=$2 q=$3; shift 3
+  { echo "$(stamp) $h postfix/submission/smtpd[4242]: $q: client=unknown[$ip], sasl_method=LOGIN, sasl_username=test"
+    for d in "$@"; do
+      echo "$(stamp) $h postfix/smtp[5151]: $q: to=<x@$d>, relay=mx.$d[192.0.2.1]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)"
+    done; } >> "$work/$h/log/mail.log"
+}
+relay_lines mx1 203.0.113.71 5C00000001 d1.example d2.example
+limit=10 until_true fleet_is mx1 'f["counted"] >= 5'
+relay_lines mx2 203.0.113.72 5C00000002 d3.example d4.example
+limit=10 until_true fleet_is mx2 'f["counted"] >= 4'
+relay_lines mx3 203.0.113.73 5C00000003 d5.example d6.example
+all_account_ips() { local ip; for ip in 203.0.113.71 203.0.113.72 203.0.113.73; do banned_everywhere ban4 $ip || return 1; done; }
+limit=20 until_true all_account_ips
+check "an account relaying to 2 outside domains on each of 3 hosts (threshold 6) is caught" all_account_ips
+check "... its verdict reported once in the fleet's decision logs" test "$(cat "$work"/mx*/decisions.log | grep -c '"action":"account_verdict".*"account":"test"')" -eq 1
+check "... its on_account hook run on one host only" test "$(ls "$work"/mx*/on_account-ran 2>/dev/null | wc -l)" -eq 1
+check "... and every host lists the account with the verdict" sh -c "for h in $hosts; do \"$bin\" accounts --json -c $work/\$h/relayban.yaml | grep -q 'relay-flood' || exit 1; done"
 
 # --- Shared bans ---------------------------------------------------------------------------
 brute mx1 203.0.113.7
@@ -215,7 +251,8 @@ kill -9 "$redis_pid"; wait "$redis_pid" 2>/dev/null; redis_pid=
 brute mx1 203.0.113.30
 brute mx3 203.0.113.31
 limit=20 until_true banned_in mx1 ban4 203.0.113.30
-check "with Redis down, mx1 still bans locally" banned_in mx1 ban4 203.0.113.30
+check "with Redis down, mx1 still bans locally (its fleet rule counts on this host alone)" banned_in mx1 ban4 203.0.113.30
+check "... and says its fleet rules count locally" grep -q "fleet rules count on this host alone" "$work/mx1/daemon.log"
 limit=20 until_true fleet_is mx1 'not f["connected"] and f["outbox"] >= 1'
 check "mx1's status shows the fleet disconnected and the decision in its outbox" fleet_is mx1 'not f["connected"] and f["outbox"] >= 1'
 check "... and its health is degraded" sh -c "\"$bin\" status --json -c '$(cfg mx1)' | grep -q '\"health\": \"degraded: fleet'"
@@ -228,10 +265,10 @@ check "after Redis returns empty, mx1's outage ban reaches every host" banned_ev
 limit=60 until_true sh -c "ip netns exec $tag-mx1 nft get element inet relayban ban4 '{ 203.0.113.31 }' && ip netns exec $tag-mx2 nft get element inet relayban ban4 '{ 203.0.113.31 }'"
 check "... and mx3's too" banned_everywhere ban4 203.0.113.31
 check "the hosts said Redis lost the fleet's data and published their bans again" grep -q "Redis lost the fleet's data" "$work/mx2/daemon.log"
-# mx1: 192.0.2.50 .21 .22 .30; mx2: the /24, the /48, the /16; mx3: .31.
+# mx1: 192.0.2.50 .21 .22 .30 .71; mx2: the /24, the /48, the /16, .72; mx3: .31 .40 .73.
 bans_in_redis() { [ "$(rcli ZCARD 'rb:{prod}:bans')" = "$1" ]; }
-limit=30 until_true bans_in_redis 8
-check "Redis holds the fleet's 8 bans again (its bans set rebuilt from the hosts)" bans_in_redis 8
+limit=30 until_true bans_in_redis 12
+check "Redis holds the fleet's 12 bans again (its bans set rebuilt from the hosts)" bans_in_redis 12
 # Every host holds exactly the bans it should: the same set, but for the /16 only mx2 keeps
 # and the address mx3 ignores.
 same_sets() {
@@ -240,7 +277,7 @@ same_sets() {
 }
 limit=30 until_true same_sets
 check "every host holds exactly the bans it should (same sets, but the /16 and the ignored address)" same_sets
-check "... which are the ones expected" test "$(targets mx1 | tr '\n' ' ')" = '192.0.2.50 198.51.100.0/24 2001:db8:77::/48 203.0.113.21 203.0.113.22 203.0.113.30 203.0.113.31 ' 
+check "... which are the ones expected" test "$(targets mx1 | tr '\n' ' ')" = '192.0.2.50 198.51.100.0/24 2001:db8:77::/48 203.0.113.21 203.0.113.22 203.0.113.30 203.0.113.31 203.0.113.40 203.0.113.71 203.0.113.72 203.0.113.73 ' 
 
 # --- Configuration errors ----------------------------------------------------------------
 chmod 644 "$work/fleet.key"

@@ -47,16 +47,33 @@ struct AccountVerdict {
   std::vector<Evidence> evidence;  // with EngineOptions::evidence
 };
 
+// An event counted by a `scope: fleet` rule while fleet counting is on: the daemon adds it to
+// the fleet's window for (jail, rule, key) and, if that crosses the threshold there first,
+// hands the verdict back (Engine::FleetVerdict).
+struct FleetCount {
+  std::string jail, rule;
+  RuleKey key = RuleKey::kIp;
+  std::string subject;  // the address key (as written) or the account
+  std::string value;    // the distinct value's text (hashed for names); empty: the event counts
+  int count = 1;
+  Time time{};
+  int threshold = 0;
+  Seconds window{0};
+};
+
 struct EngineOutput {
   std::vector<Order> orders;
   std::vector<AccountVerdict> verdicts;
   std::vector<HookRun> hooks;
   std::vector<std::string> notices;  // for the log: an outage guard that tripped
+  std::vector<FleetCount> fleet_counts;
+  bool empty() const { return orders.empty() && verdicts.empty() && hooks.empty() && notices.empty() && fleet_counts.empty(); }
   void clear() {
     orders.clear();
     verdicts.clear();
     hooks.clear();
     notices.clear();
+    fleet_counts.clear();
   }
 };
 
@@ -161,6 +178,19 @@ class Engine {
   bool uses_account_history() const;
   // The longest window of any rule: how far back the journal must reach.
   Seconds LongestWindow() const;
+
+  // Fleet counting: while on, `scope: fleet` rules hand their events out as FleetCounts and
+  // give no verdict of their own (they keep counting here, so that when it goes off - Redis
+  // away - the local counts take over at once).
+  void SetFleetCounting(bool on);
+  bool fleet_counting() const;
+  bool has_fleet_rules() const;
+  // A fleet rule's verdict: `count` events (or distinct values) across the fleet reached its
+  // threshold for `subject` (an address or an account). `won` when this host raised it (its
+  // report and hook run here); false for an account verdict raised by another host (this
+  // host bans the addresses it saw use the account). False if no such fleet rule.
+  bool FleetVerdict(const std::string& jail, const std::string& rule, const std::string& subject, Time at, int count,
+                    bool won, EngineOutput& out);
 
   // The ban policy: the ignore list for manual bans, past offences at start-up.
   BanPolicy& policy();

@@ -19,11 +19,13 @@
 namespace relayban {
 
 struct FleetEvent {
-  enum class Kind : uint8_t { kBan, kUnban };
+  // kVerdict: a fleet account rule's verdict (jail, rule, account; until = its ban's end):
+  // every host bans the addresses it saw use the account.
+  enum class Kind : uint8_t { kBan, kUnban, kVerdict };
   Kind kind = Kind::kBan;
   std::string host;  // the host that decided
   std::string id;    // unique per decision: "<host>-<sequence>"
-  Prefix target;
+  Prefix target;          // kBan, kUnban
   int64_t at_ms = 0;     // when it was decided (ban: its start; unban: when lifted)
   int64_t until_ms = 0;  // ban: when it ends; 0 = permanent
   std::string jail, rule, account, reason;
@@ -41,6 +43,8 @@ Result<FleetEvent> DecodeFleetEvent(const FleetFields& fields, std::string_view 
 std::string PackFields(const FleetFields& fields);
 std::optional<FleetFields> UnpackFields(std::string_view packed);
 
+// SHA-1 of `data` in lower-case hex (the name Redis gives a script).
+std::string Sha1Hex(std::string_view data);
 // HMAC-SHA256 of `data` under `key`, in lower-case hex.
 std::string HmacSha256Hex(std::string_view key, std::string_view data);
 

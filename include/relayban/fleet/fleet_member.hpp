@@ -64,6 +64,9 @@ struct FleetStats {
   uint64_t resyncs = 0;           // full reads of the bans set
   uint64_t republished = 0;       // own bans written again after Redis lost its data
   uint64_t connects = 0;
+  uint64_t counted = 0;           // events added to fleet windows
+  uint64_t fleet_verdicts = 0;    // fleet verdicts this host won
+  uint64_t count_errors = 0;
   double delay_sum = 0;           // seconds from decision to applied here, summed
   std::vector<uint64_t> delay_buckets;  // counts per FleetMember::kDelayBounds (cumulative later)
 };
@@ -75,6 +78,8 @@ class FleetMember {
   struct Hooks {
     std::function<Applied(const FleetEvent&, Seconds remaining)> ban;
     std::function<Applied(const FleetEvent&)> unban;
+    // Another host's verdict of a fleet account rule.
+    std::function<Applied(const FleetEvent&)> verdict;
     // This host's own bans in force (rules' and admins'), to publish again.
     std::function<std::vector<FleetEvent>()> own_bans;
     std::function<void(int priority, const std::string&)> log;
@@ -90,6 +95,17 @@ class FleetMember {
   void Start();
   // A local decision for the fleet (host and id are filled in here).
   void Publish(FleetEvent e);
+  // Adds an event to a fleet rule's window in Redis (sorted set rb:{fleet}:w:<jail>:<rule>:<subject>,
+  // scored by log time, trimmed to the window and to `threshold` members) in one script; the
+  // host whose event makes it reach the threshold first takes the verdict (SET NX on
+  // rb:{fleet}:v:..., for the window). `done(count, won)`; not called when Redis is away.
+  struct CountRequest {
+    std::string jail, rule, subject, value;
+    int weight = 1;
+    int64_t t_ms = 0, window_ms = 0;
+    int threshold = 0;
+  };
+  void Count(const CountRequest& c, std::function<void(int64_t count, bool won)> done);
   // Sends queued events; true while more could be sent now.
   bool Flush();
   // Once a second: links' timeouts and reconnection, heartbeat, outbox and position saved.
@@ -145,6 +161,8 @@ class FleetMember {
   std::map<uint64_t, Queued> in_flight_;
   std::vector<uint64_t> sent_stored_;  // sent; to delete from the database's outbox
   uint64_t next_seq_ = 0;
+  uint64_t count_seq_ = 0;
+  std::string script_sha_;
   std::string epoch_;        // Redis's epoch the position belongs to
   std::string position_ = "0-0";
   std::string saved_position_;

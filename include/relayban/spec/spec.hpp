@@ -74,9 +74,14 @@ enum class RuleKey : uint8_t { kIp, kAccount };
 enum class Field : uint8_t { kNone, kIp, kIpPrefix, kAccount, kSender, kRecipient, kRecipientDomain, kSenderDomain };
 const char* FieldName(Field f);
 
+// `scope: fleet`: the rule's windows are counted across the hosts of a fleet (through Redis;
+// locally while Redis is away). `host` (the default): on this host alone.
+enum class RuleScope : uint8_t { kHost, kFleet };
+
 struct RuleSpec {
   std::string name;
   RuleKey key = RuleKey::kIp;
+  RuleScope scope = RuleScope::kHost;
   std::vector<std::string> events;
   Field distinct = Field::kNone;
   int threshold = 0;

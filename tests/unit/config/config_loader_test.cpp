@@ -356,3 +356,20 @@ TEST_CASE("fleet is off unless given, and its settings are checked with their pl
   CHECK(Has(errors, "fleet needs redis", 6, 8));
   CHECK(Has(errors, "fleet needs key_file", 6, 8));
 }
+
+TEST_CASE("scope is host or fleet, and fleet does not mix with per-host history") {
+  std::vector<Error> e;
+  auto c = LoadConfigText(std::string(kFilter) + "jails:\n  j:\n    filters: [f]\n    rules:\n"
+                          "      - {name: r, key: ip, events: [auth_failure], threshold: 3, window: 1m, ban: 1h, scope: fleet}\n",
+                          "t.yaml", ".", e);
+  REQUIRE(c);
+  CHECK(c->jails[0].rules[0].scope == RuleScope::kFleet);
+  auto errors = Errors(std::string(kFilter) + "jails:\n  j:\n    filters: [f]\n    rules:\n"
+                       "      - {name: r, key: ip, events: [auth_failure], threshold: 3, window: 1m, ban: 1h, scope: world}\n");
+  CHECK(Has(errors, "scope must be host or fleet", 10, 94));
+  errors = Errors(std::string(kFilter) + "jails:\n  j:\n    filters: [f]\n    rules:\n"
+                  "      - {name: r, key: account, events: [auth_failure], distinct: ip, threshold: 3, window: 1d, ban: 1h,\n"
+                  "         relative: {factor: 5}, scope: fleet}\n");
+  INFO(Dump(errors));
+  CHECK(Has(errors, "scope: fleet cannot be combined with relative", 11, 40));
+}

@@ -726,3 +726,92 @@ jails:
   CHECK(all.find("relative.factor must be a number from 0.01 to 1000") != std::string::npos);
   CHECK(all.find("new_network.factor must be a number from 0.01 to 1") != std::string::npos);
 }
+
+namespace {
+
+std::string FleetConfig() {
+  std::string c = kConfig;
+  auto put = [&c](const char* rule) { c.insert(c.find(rule) + std::string(rule).size(), " scope: fleet,"); };
+  put("{name: brute,");
+  put("{name: flood,");
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("fleet rules hand their events to the fleet while fleet counting is on, and decide here while it is off") {
+  std::string config = FleetConfig();
+  Rig r(config.c_str());
+  REQUIRE(r.engine->has_fleet_rules());
+  r.engine->SetFleetCounting(true);
+  for (int i = 0; i < 5; ++i) r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=u" + std::to_string(i) + " ip=203.0.113.9");
+  CHECK(r.out.orders.empty());  // the fleet decides
+  REQUIRE(r.out.fleet_counts.size() == 5);
+  const FleetCount& c = r.out.fleet_counts[0];
+  CHECK(c.jail == "j");
+  CHECK(c.rule == "brute");
+  CHECK(c.key == RuleKey::kIp);
+  CHECK(c.subject == "203.0.113.9");
+  CHECK(c.value.empty());
+  CHECK(c.threshold == 3);
+  CHECK(c.window == Seconds(600));
+  CHECK(FormatIso8601(c.time) == "2026-11-18T10:00:00Z");
+  // Distinct values go out hashed (names) so attacker text never reaches Redis.
+  r.out.clear();
+  r.Feed("2026-11-18T10:01:00Z direct user=test ip=82.128.32.42 to=a@msn.com");
+  REQUIRE(r.out.fleet_counts.size() == 1);
+  CHECK(r.out.fleet_counts[0].subject == "test");
+  CHECK(r.out.fleet_counts[0].value.size() == 16);
+  CHECK(r.out.fleet_counts[0].value.find("msn") == std::string::npos);
+
+  // Redis away: the local counts (kept all along) decide at once.
+  r.out.clear();
+  r.engine->SetFleetCounting(false);
+  r.Feed("2026-11-18T10:00:06Z fail user=z ip=203.0.113.10");
+  r.Feed("2026-11-18T10:00:07Z fail user=z ip=203.0.113.10");
+  r.Feed("2026-11-18T10:00:08Z fail user=z ip=203.0.113.10");
+  CHECK(r.out.fleet_counts.empty());
+  CHECK(r.Targets() == std::vector<std::string>{"203.0.113.10"});
+}
+
+TEST_CASE("a fleet verdict won here bans like a local one, and an account verdict heard from the fleet bans the local addresses quietly") {
+  std::string config = FleetConfig();
+  Rig r(config.c_str());
+  r.engine->SetFleetCounting(true);
+  CHECK(r.engine->FleetVerdict("j", "brute", "203.0.113.9", kNow, 3, true, r.out));
+  REQUIRE(r.out.orders.size() == 1);
+  CHECK(r.out.orders[0].target.ToString() == "203.0.113.9");
+  CHECK(r.out.orders[0].reason == "brute: 3 events within 10m across the fleet");
+  // Unknown or host-scoped rules are refused.
+  CHECK_FALSE(r.engine->FleetVerdict("j", "nope", "203.0.113.9", kNow, 3, true, r.out));
+  CHECK_FALSE(r.engine->FleetVerdict("other", "brute", "203.0.113.9", kNow, 3, true, r.out));
+  // An IP verdict is only ever raised by the winner.
+  CHECK_FALSE(r.engine->FleetVerdict("j", "brute", "203.0.113.11", kNow, 3, false, r.out));
+
+  r.out.clear();
+  r.Feed("2026-11-18T10:00:00Z direct user=test ip=82.128.32.42 to=a@msn.com");
+  r.Feed("2026-11-18T10:00:01Z direct user=test ip=41.0.0.7 to=b@aol.com");
+  r.out.clear();
+  const Time at = kNow - std::chrono::minutes(66) - Seconds(38);  // 10:00:02, just after the relays
+  REQUIRE(r.engine->FleetVerdict("j", "flood", "test", at, 6, false, r.out));
+  auto t = r.Targets();
+  std::sort(t.begin(), t.end());
+  CHECK(t == std::vector<std::string>{"41.0.0.7", "82.128.32.42"});
+  CHECK(r.out.verdicts.empty());  // reported by the host that won it
+  for (const auto& h : r.out.hooks) CHECK(h.argv[0] != "/usr/local/sbin/lock");
+  auto accounts = r.engine->accounts().Snapshot();
+  REQUIRE(accounts.size() == 1);
+  CHECK(accounts[0].verdicts == std::vector<std::string>{"flood"});
+
+  // The winner reports it and runs the hook.
+  Rig w(config.c_str());
+  w.engine->SetFleetCounting(true);
+  w.Feed("2026-11-18T10:00:00Z direct user=test ip=82.128.32.42 to=a@msn.com");
+  w.out.clear();
+  REQUIRE(w.engine->FleetVerdict("j", "flood", "test", at, 3, true, w.out));
+  CHECK(w.Targets() == std::vector<std::string>{"82.128.32.42"});
+  CHECK(w.out.verdicts.size() == 1);
+  int lock = 0;
+  for (const auto& h : w.out.hooks) lock += h.argv[0] == "/usr/local/sbin/lock";
+  CHECK(lock == 1);
+}

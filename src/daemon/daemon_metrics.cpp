@@ -241,6 +241,45 @@ std::string Daemon::RenderMetrics() const {
   m.Histogram({}, std::vector<double>(std::begin(HookRunner::kDurationBounds), std::end(HookRunner::kDurationBounds)),
               hs.duration_buckets, static_cast<double>(hs.total_ms) / 1000.0);
 
+  if (fleet_) {
+    const FleetStats& fs = fleet_->stats();
+    m.Family("relayban_fleet_connected", Type::kGauge, "1 while both links to the fleet's Redis are up");
+    m.Sample(fleet_->connected() ? 1 : 0);
+    m.Family("relayban_fleet_peers", Type::kGauge, "Other hosts of the fleet seen in the last minute");
+    m.Sample(static_cast<double>(fleet_->peers().size()));
+    m.Family("relayban_fleet_outbox_events", Type::kGauge, "Decisions waiting to be sent to the fleet");
+    m.Sample(static_cast<double>(fleet_->outbox()));
+    m.Family("relayban_fleet_events_total", Type::kCounter,
+             "Fleet events: sent (confirmed by Redis), received (from other hosts), applied (changed this host's bans)");
+    m.Sample({{"direction", "sent"}}, static_cast<double>(fs.sent));
+    m.Sample({{"direction", "received"}}, static_cast<double>(fs.received));
+    m.Sample({{"direction", "applied"}}, static_cast<double>(fs.applied));
+    m.Family("relayban_fleet_refused_total", Type::kCounter,
+             "Fleet events refused, by reason: forged (bad MAC or malformed), too_wide, ignored (ignore list), rate, "
+             "lifted (banned before an unban)");
+    m.Sample({{"reason", "forged"}}, static_cast<double>(fs.refused_forged));
+    m.Sample({{"reason", "too_wide"}}, static_cast<double>(fs.refused_bounds));
+    m.Sample({{"reason", "ignored"}}, static_cast<double>(fs.refused_ignored));
+    m.Sample({{"reason", "rate"}}, static_cast<double>(fs.refused_rate));
+    m.Sample({{"reason", "lifted"}}, static_cast<double>(fs.refused_lifted));
+    m.Family("relayban_fleet_errors_total", Type::kCounter,
+             "Fleet failures, by kind: send (Redis refused a decision), count (a fleet count), outbox_dropped (full)");
+    m.Sample({{"kind", "send"}}, static_cast<double>(fs.send_errors));
+    m.Sample({{"kind", "count"}}, static_cast<double>(fs.count_errors));
+    m.Sample({{"kind", "outbox_dropped"}}, static_cast<double>(fs.outbox_dropped));
+    m.Family("relayban_fleet_counted_total", Type::kCounter, "Events added to fleet rules' windows in Redis");
+    m.Sample(static_cast<double>(fs.counted));
+    m.Family("relayban_fleet_verdicts_won_total", Type::kCounter, "Fleet rule verdicts this host raised");
+    m.Sample(static_cast<double>(fs.fleet_verdicts));
+    m.Family("relayban_fleet_resyncs_total", Type::kCounter, "Full reads of the fleet's bans (new host, trimmed stream)");
+    m.Sample(static_cast<double>(fs.resyncs));
+    m.Family("relayban_fleet_connects_total", Type::kCounter, "Connections made to the fleet's Redis");
+    m.Sample(static_cast<double>(fs.connects));
+    m.Family("relayban_fleet_propagation_delay_seconds", Type::kHistogram,
+             "From another host's decision to its ban applied here");
+    m.Histogram({}, std::vector<double>(std::begin(FleetMember::kDelayBounds), std::end(FleetMember::kDelayBounds)),
+                fs.delay_buckets, fs.delay_sum);
+  }
   m.Family("relayban_config_reloads_total", Type::kCounter, "Configuration reloads, by result");
   m.Sample({{"result", "ok"}}, static_cast<double>(reloads_ok_));
   m.Sample({{"result", "rejected"}}, static_cast<double>(reloads_failed_));

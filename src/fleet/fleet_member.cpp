@@ -83,7 +83,7 @@ const RedisReply* Field(const RedisReply& r, std::string_view name) {
 
 FleetMember::FleetMember(Poller& poller, const Clock& clock, StateStore& store, FleetOptions options, Hooks hooks)
     : poller_(poller), clock_(clock), store_(store), options_(std::move(options)), hooks_(std::move(hooks)) {
-  stats_.delay_buckets.assign(std::size(kDelayBounds), 0);
+  stats_.delay_buckets.assign(std::size(kDelayBounds) + 1, 0);  // and one above the last bound
   RedisLink::Options wo{options_.address, options_.user, options_.password, Seconds{5}};
   RedisLink::Options ro = wo;
   ro.timeout = Seconds{15};  // its XREAD blocks for 5 s
@@ -511,11 +511,9 @@ void FleetMember::Receive(const FleetFields& fields) {
   if (!resyncing_) {
     double delay = std::max<double>(0, static_cast<double>(now - e->at_ms) / 1000.0);
     stats_.delay_sum += delay;
-    for (size_t i = 0; i < std::size(kDelayBounds); ++i)
-      if (delay <= kDelayBounds[i]) {
-        ++stats_.delay_buckets[i];
-        break;
-      }
+    size_t i = 0;
+    while (i < std::size(kDelayBounds) && delay > kDelayBounds[i]) ++i;
+    ++stats_.delay_buckets[i];
   }
 }
 

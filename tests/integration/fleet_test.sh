@@ -279,6 +279,30 @@ limit=30 until_true same_sets
 check "every host holds exactly the bans it should (same sets, but the /16 and the ignored address)" same_sets
 check "... which are the ones expected" test "$(targets mx1 | tr '\n' ' ')" = '192.0.2.50 198.51.100.0/24 2001:db8:77::/48 203.0.113.21 203.0.113.22 203.0.113.30 203.0.113.31 203.0.113.40 203.0.113.71 203.0.113.72 203.0.113.73 ' 
 
+# --- Bounds on what other hosts may do -------------------------------------------------------
+cli mx1 ban 203.0.113.90 --for 30d >/dev/null
+limit=20 until_true banned_in mx2 ban4 203.0.113.90
+rem=$(ban_field mx2 203.0.113.90 remaining_s)
+check "a remote 30d ban lasts at most max_remote_ban (2d) on mx2 (${rem}s)" test "${rem:-0}" -gt 170000 -a "${rem:-0}" -le 172800
+# mx3 takes at most 2 remote bans at once, then 1 a second.
+sed -i 's/  max_remote_ban: 2d/  max_remote_ban: 2d\n  rate: 1\n  burst: 2/' "$(cfg mx3)"
+cli mx3 reload >/dev/null
+limit=20 until_true fleet_is mx3 'f["connected"] and f["in_step"]'
+for i in $(seq 1 8); do cli mx1 ban 203.0.113.1$i --for 1h >/dev/null; done
+limit=20 until_true banned_in mx2 ban4 203.0.113.18
+limit=20 until_true fleet_is mx3 'f["refused"]["rate"] >= 4'
+check "a host over its rate of remote bans refuses the rest (counted)" fleet_is mx3 'f["refused"]["rate"] >= 4'
+got=0; for i in $(seq 1 8); do banned_in mx3 ban4 203.0.113.1$i && got=$((got + 1)); done
+check "... and applied only a few of the 8 ($got)" test "$got" -ge 2 -a "$got" -le 4
+
+# --- Metrics ---------------------------------------------------------------------------------
+cli mx2 metrics > "$work/mx2.prom"
+check "promtool accepts the fleet metrics" promtool check metrics < "$work/mx2.prom"
+check "relayban_fleet_connected is 1" grep -q '^relayban_fleet_connected 1$' "$work/mx2.prom"
+check "applied fleet events are counted" grep -Eq '^relayban_fleet_events_total\{direction="applied"\} [1-9]' "$work/mx2.prom"
+check "the propagation delay histogram has samples" grep -Eq '^relayban_fleet_propagation_delay_seconds_count [1-9]' "$work/mx2.prom"
+check "bans from the fleet are counted with origin fleet" grep -Eq '^relayban_bans_total\{.*origin="fleet".*\} [1-9]' "$work/mx2.prom"
+
 # --- Configuration errors ----------------------------------------------------------------
 chmod 644 "$work/fleet.key"
 out=$("$bin" daemon -c "$(cfg mx1)" --dry-run 2>&1); rc=$?

@@ -13,102 +13,20 @@ if [ "$(stat -L -c %i /proc/self/ns/net)" = "$(stat -L -c %i /proc/1/ns/net 2>/d
   echo "refusing: this is the host's network namespace"; exit 1
 fi
 command -v redis-server >/dev/null || { echo "SKIP: redis-server is not installed (apt-get install redis-server)"; exit 77; }
-work=$(mktemp -d /tmp/relayban-fleet-test.XXXXXX)
-tag=rbf$$
-hosts="mx1 mx2 mx3"
-declare -A pids=()
-redis_pid=
-cleanup() {
-  for h in $hosts; do [ -n "${pids[$h]:-}" ] && kill -9 "${pids[$h]}" 2>/dev/null; done
-  [ -n "$redis_pid" ] && kill -9 "$redis_pid" 2>/dev/null
-  for h in $hosts; do ip netns del "$tag-$h" 2>/dev/null; done
-  [ -n "${KEEP:-}" ] && { echo "kept $work"; return; }
-  rm -rf "$work"
-}
-trap cleanup EXIT
 . "$src/tests/integration/lib.sh"
-ip link set lo up
-
-# --- Redis, with a user per host and an admin (the default user) ------------------------
-port=6390
-rcli() { redis-cli -h 127.0.0.1 -p $port --no-auth-warning -a adminpw "$@"; }
-cat > "$work/redis.conf" <<CONF
-bind 0.0.0.0
-port $port
-protected-mode no
-save ""
-appendonly no
-daemonize no
-dir $work
-logfile $work/redis.log
-user default on >adminpw ~* &* +@all
-CONF
-for h in $hosts; do
-  # What fleet mode needs, on its fleet's keys only: no FLUSH*, CONFIG, KEYS, DEBUG.
-  echo "user $h on >pw-$h resetkeys ~rb:{prod}:* resetchannels -@all +multi +exec +xadd +xread +xinfo|stream +zadd +zrem +zrangebyscore +zremrangebyscore +hset +hgetall +del +pexpireat +persist +set +get +ping +evalsha +eval +zcard +zremrangebyrank +pexpire" >> "$work/redis.conf"
-done
-start_redis() {
-  redis-server "$work/redis.conf" >/dev/null 2>&1 & redis_pid=$!
-  until_true rcli ping
-}
+. "$src/tests/integration/fleet_lib.sh"
+fleet_init mx1 mx2 mx3
 start_redis || { fail "redis-server starts"; exit 1; }
 ok "redis-server starts with an ACL user per host"
 
-# --- Three hosts ---------------------------------------------------------------------------
-openssl rand -hex 32 > "$work/fleet.key"; chmod 600 "$work/fleet.key"
-n=0
+rules='      - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h, scope: fleet}
+      - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 6, window: 1h,
+         ban: 1d, scope: fleet, on_account: [/usr/bin/touch, ON_ACCOUNT]}'
 for h in $hosts; do
-  n=$((n + 1))
-  ns=$tag-$h
-  ip netns add "$ns" || { fail "create namespace $ns"; exit 1; }
-  ip link add "v$h" type veth peer name eth0 netns "$ns"
-  ip addr add "10.250.$n.1/24" dev "v$h"; ip link set "v$h" up
-  ip netns exec "$ns" ip addr add "10.250.$n.2/24" dev eth0
-  ip netns exec "$ns" ip link set eth0 up
-  ip netns exec "$ns" ip link set lo up
-  d=$work/$h; mkdir -p "$d/log" "$d/state"; : > "$d/log/mail.log"
-  printf 'pw-%s\n' "$h" > "$d/redis.password"; chmod 600 "$d/redis.password"
   ignore='[127.0.0.0/8]'
   [ "$h" = mx3 ] && ignore='[127.0.0.0/8, 192.0.2.0/24]'
-  cat > "$d/relayban.yaml" <<YAML
-state_dir: $d/state
-control_socket: $d/control.sock
-ignore: $ignore
-decision_log: $d/decisions.log
-include: [$src/etc/relayban/filters.d/*.yaml]
-fleet:
-  redis: "10.250.$n.1:$port"
-  name: prod
-  host: $h
-  user: $h
-  password_file: $d/redis.password
-  key_file: $work/fleet.key
-  max_remote_ban: 2d
-jails:
-  postfix:
-    enabled: yes
-    logs: [$d/log/mail.log]
-    filters: [postfix]
-    rules:
-      - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h, scope: fleet}
-      - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 6, window: 1h,
-         ban: 1d, scope: fleet, on_account: [/usr/bin/touch, $d/on_account-ran]}
-YAML
+  fleet_host "$h" "$ignore" "${rules//ON_ACCOUNT/$work/$h/on_account-ran}" "  max_remote_ban: 2d" || { fail "host $h is set up"; exit 1; }
 done
-cfg() { echo "$work/$1/relayban.yaml"; }
-cli() { local h=$1; shift; "$bin" "$@" -c "$(cfg "$h")"; }
-start_host() {
-  local h=$1
-  daemon_log=$work/$h/daemon.log
-  ip netns exec "$tag-$h" "$bin" daemon -c "$(cfg "$h")" >> "$work/$h/daemon.log" 2>&1 & pids[$h]=$!
-  until_true cli "$h" status
-}
-stop_host() { kill -TERM "${pids[$1]}"; wait "${pids[$1]}" 2>/dev/null; pids[$1]=; }
-fleet_field() {  # fleet_field HOST PYTHON_EXPR (over f = status.fleet)
-  cli "$1" status --json 2>/dev/null | python3 -c 'import json,sys; f=json.load(sys.stdin).get("fleet",{}); print(eval(sys.argv[1]))' "$2"
-}
-fleet_is() { [ "$(fleet_field "$1" "$2")" = "True" ]; }
-banned_in() { ip netns exec "$tag-$1" nft get element inet relayban "$2" "{ $3 }" >/dev/null 2>&1; }
 banned_everywhere() { local set=$1 t=$2 h; for h in $hosts; do banned_in "$h" "$set" "$t" || return 1; done; }
 nowhere() { local set=$1 t=$2 h; for h in $hosts; do banned_in "$h" "$set" "$t" && return 1; done; return 0; }
 brute() { local h=$1 ip=$2 i; for i in 1 2 3 4 5; do fail_line "$ip" "guess$i@example.com" >> "$work/$h/log/mail.log"; done; }

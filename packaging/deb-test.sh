@@ -34,6 +34,7 @@ if command -v logrotate >/dev/null; then
 fi
 check "the Grafana dashboard and alerting rules" test -s /usr/share/relayban/monitoring/relayban-dashboard.json -a -s /usr/share/relayban/monitoring/relayban-alerts.yml
 check "the metrics-over-HTTP drop-in example" test -e /usr/share/doc/relayban/examples/metrics-http.conf
+check "the fleet drop-in example" test -e /usr/share/doc/relayban/examples/fleet.conf
 if command -v systemd-analyze >/dev/null; then
   check "systemd-analyze verify passes" bash -c "systemd-analyze verify /lib/systemd/system/relayban.service 2>&1 | (! grep -v -e 'not executable' -e 'man ' -e '^$' .)"
   check "and on the digest's service and timer" bash -c "systemd-analyze verify /lib/systemd/system/relayban-digest.service /lib/systemd/system/relayban-digest.timer 2>&1 | (! grep -v -e 'not executable' -e 'man ' -e '^$' .)"

@@ -123,6 +123,7 @@ int RunConfigTest(const std::string& config, bool json, std::ostream& out, std::
                                            {"threshold", r.threshold},
                                            {"window_s", r.window.count()},
                                            {"ban_s", r.ban.count()},
+                                           {"scope", r.scope == RuleScope::kFleet ? "fleet" : "host"},
                                            {"relative", r.relative_factor > 0 ? nlohmann::json{{"factor", r.relative_factor},
                                                                                                {"warmup_s", r.relative_warmup.count()},
                                                                                                {"while_warming", r.while_warming}}
@@ -155,10 +156,13 @@ int RunConfigTest(const std::string& config, bool json, std::ostream& out, std::
         std::snprintf(f, sizeof f, "%g", r.relative_factor);
         out << " or " << f << "x usual, " << r.while_warming << " warming up";
       }
-      out << "/" << FormatDuration(r.window) << ")";
+      out << "/" << FormatDuration(r.window) << (r.scope == RuleScope::kFleet ? " across the fleet" : "") << ")";
     }
     out << "\n";
   }
+  if (c->fleet.on)
+    out << "  fleet " << c->fleet.name << " via Redis " << c->fleet.redis << " as "
+        << (c->fleet.host.empty() ? std::string("this host's name") : c->fleet.host) << "\n";
   return 0;
 }
 

@@ -118,6 +118,7 @@ shutdown_ct() {
   ct_nspawn=
 }
 cleanup_ct() {
+  [ -n "${fleet_pids:-}" ] && kill $fleet_pids 2>/dev/null
   if [ -n "${RELAYBAN_SYSTEM_KEEP:-}" ] && [ -n "${ct_nspawn:-}" ]; then
     echo "kept: nsenter -t $ct_leader -a bash   (container $ct_dir, namespaces $srv_ns $atk_ns)"
     srv_ns=; atk_ns=
@@ -226,6 +227,72 @@ assert all(r["evidence"] for r in recs if r["action"] == "ban" and r["origin"] =
 }
 
 # The watchdog never fired, no error was logged, and purge leaves no table behind.
+# Fleet mode under the packaged, hardened unit: a Redis (the host's redis-server) and a second
+# relayban ("mx2": this checkout's build, its own nftables table) in the clients' namespace at
+# 10.77.0.200, the container as mx1. Without the unit drop-in the hardening keeps relayban
+# from Redis; with it, bans go both ways. Everything is undone at the end.
+fleet_checks() {
+  local root w bin redis mx2 acl
+  root=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd); w=$ct_dir.fleet; bin=$root/build/relayban
+  if ! command -v redis-server >/dev/null || [ ! -x "$bin" ]; then fail "fleet checks need redis-server and build/relayban"; return; fi
+  mkdir -p "$w/state" "$w/log"; : > "$w/log/mail.log"
+  ip -n "$atk_ns" addr add 10.77.0.200/24 dev rba$$
+  acl=$(sed -n "s/^fleet_acl='\(.*\)'$/\1/p" "$root/tests/integration/fleet_lib.sh")
+  cat > "$w/redis.conf" <<CONF
+bind 10.77.0.200
+port 6390
+save ""
+appendonly no
+dir $w
+logfile $w/redis.log
+user default on >adminpw ~* &* +@all
+user mx1 on >pw-mx1 $acl
+user mx2 on >pw-mx2 $acl
+CONF
+  atk redis-server "$w/redis.conf" >/dev/null 2>&1 & redis=$!; fleet_pids="$redis"
+  openssl rand -hex 32 > "$w/fleet.key"; chmod 600 "$w/fleet.key"
+  echo pw-mx2 > "$w/mx2.password"; chmod 600 "$w/mx2.password"
+  cat > "$w/mx2.yaml" <<YAML
+state_dir: $w/state
+control_socket: $w/control.sock
+fleet: {redis: "10.77.0.200:6390", name: prod, host: mx2, user: mx2, password_file: $w/mx2.password, key_file: $w/fleet.key}
+jails: {}
+YAML
+  atk "$bin" daemon -c "$w/mx2.yaml" > "$w/mx2.log" 2>&1 & mx2=$!; fleet_pids="$redis $mx2"
+  cp "$w/fleet.key" "$ct_dir/etc/relayban/fleet.key"; echo pw-mx1 > "$ct_dir/etc/relayban/fleet.password"
+  ct chmod 600 /etc/relayban/fleet.key /etc/relayban/fleet.password
+  cp "$ct_dir/etc/relayban/relayban.yaml" "$w/relayban.yaml.before"
+  printf '\nfleet: {redis: "10.77.0.200:6390", name: prod, host: mx1, user: mx1, password_file: /etc/relayban/fleet.password, key_file: /etc/relayban/fleet.key}\n' \
+    >> "$ct_dir/etc/relayban/relayban.yaml"
+  fleet_state() { rb status --json | python3 -c 'import json,sys; f=json.load(sys.stdin)["fleet"]; print("connected" if f["connected"] else f["last_error"])'; }
+  fleet_refused() { fleet_state | grep -q 'socket: '; }
+  ct systemctl restart relayban
+  limit=30 until_true fleet_refused
+  check "without the drop-in, the unit's hardening keeps relayban from Redis ($(fleet_state))" fleet_refused
+  check "... and local protection runs on (relayban active)" ct systemctl is-active relayban
+  mkdir -p "$ct_dir/etc/systemd/system/relayban.service.d"
+  sed 's|^IPAddressAllow=.*|IPAddressAllow=10.77.0.200/32|' "$ct_dir/usr/share/doc/relayban/examples/fleet.conf" \
+    > "$ct_dir/etc/systemd/system/relayban.service.d/fleet.conf"
+  ct systemctl daemon-reload
+  ct systemctl restart relayban
+  fleet_connected() { [ "$(fleet_state)" = connected ]; }
+  limit=30 until_true fleet_connected
+  check "with the packaged fleet.conf drop-in, relayban connects to Redis as its ACL user" fleet_connected
+  rb ban 198.51.100.99 --for 1h >/dev/null
+  check "a ban on the container (mx1) reaches mx2's kernel" until_true atk nft get element inet relayban ban4 '{ 198.51.100.99 }'
+  "$bin" ban 203.0.113.99 --for 1h -c "$w/mx2.yaml" >/dev/null
+  check "a ban on mx2 reaches the container's kernel" until_true ct nft get element inet relayban ban4 '{ 203.0.113.99 }'
+  check "... listed with origin fleet, from mx2" sh -c "nsenter -t $ct_leader -a relayban list | grep 203.0.113.99 | grep -q 'from mx2'"
+  # Undo: the bans, the fleet, the drop-in.
+  rb unban 203.0.113.99 >/dev/null; rb unban 198.51.100.99 >/dev/null
+  cp "$w/relayban.yaml.before" "$ct_dir/etc/relayban/relayban.yaml"
+  rm -rf "$ct_dir/etc/systemd/system/relayban.service.d"
+  ct systemctl daemon-reload; ct systemctl restart relayban
+  kill "$mx2" "$redis" 2>/dev/null; wait "$mx2" "$redis" 2>/dev/null; fleet_pids=
+  atk nft delete table inet relayban 2>/dev/null
+  rm -rf "$w"
+}
+
 final_checks() {
   restarts=$(ct systemctl show -p NRestarts --value relayban)
   watchdog_lines() { ct journalctl --no-pager | grep -i 'relayban.*watchdog'; }

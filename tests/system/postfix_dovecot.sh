@@ -149,6 +149,7 @@ expected="$expected 10.77.0.8 10.77.0.9"
 if limit=120 until_true holds_all; then ok "through journald: SMTP and IMAP brute force banned"
 else fail "through journald (kernel holds: $(kernel_bans | paste -sd' '))"; ct journalctl -u relayban --no-pager | tail -n 20; fi
 
+fleet_checks
 final_checks
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

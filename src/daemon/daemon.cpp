@@ -644,8 +644,8 @@ int Daemon::Stop() {
   ledger_->Drain(deadline);
   if (fleet_) {
     // What is sent within the deadline is sent; the rest waits in the outbox.
-    while (fleet_->outbox() > 0 && parts_.clock->Monotonic() < std::min(deadline, parts_.clock->Monotonic() + std::chrono::seconds(1)) &&
-           fleet_->connected()) {
+    Clock::Steady until = std::min(deadline, parts_.clock->Monotonic() + std::chrono::seconds(1));
+    while (fleet_->outbox() > 0 && fleet_->connected() && parts_.clock->Monotonic() < until) {
       fleet_->Flush();
       loop_.Turn(50);
     }

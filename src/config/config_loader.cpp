@@ -329,26 +329,18 @@ void Reader::Fleet(const YAML::Node& n, FleetSpec& f) {
   } else {
     Err(n, "fleet needs redis: (ADDRESS:PORT or a Unix socket's path)");
   }
-  if (auto m = n["name"]) {
-    if (auto s = Str(m, "fleet.name")) {
-      if (!FleetNameOk(*s)) Err(m, "fleet.name must be 1 to 64 letters, digits, '.', '_' or '-'");
-      else f.name = *s;
+  auto name = [&](const char* key, std::string& into) {
+    if (auto m = n[key]) {
+      if (auto s = Str(m, std::string("fleet.") + key)) {
+        if (!FleetNameOk(*s)) Err(m, std::string("fleet.") + key + " must be 1 to 64 letters, digits, '.', '_' or '-'");
+        else into = *s;
+      }
     }
-  } else {
-    Err(n, "fleet needs name: (the same on every host of the fleet)");
-  }
-  if (auto m = n["host"]) {
-    if (auto s = Str(m, "fleet.host")) {
-      if (!FleetNameOk(*s)) Err(m, "fleet.host must be 1 to 64 letters, digits, '.', '_' or '-'");
-      else f.host = *s;
-    }
-  }
-  if (auto m = n["user"]) {
-    if (auto s = Str(m, "fleet.user")) {
-      if (!FleetNameOk(*s)) Err(m, "fleet.user must be 1 to 64 letters, digits, '.', '_' or '-'");
-      else f.user = *s;
-    }
-  }
+  };
+  name("name", f.name);
+  if (!n["name"]) Err(n, "fleet needs name: (the same on every host of the fleet)");
+  name("host", f.host);
+  name("user", f.user);
   path("password_file", f.password_file);
   path("key_file", f.key_file);
   if (!n["key_file"]) Err(n, "fleet needs key_file: (a root-only file with the key every host signs events with)");

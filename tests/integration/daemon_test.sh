@@ -4,10 +4,7 @@
 set -uo pipefail
 bin=$1
 src=$2
-[ -n "${RELAYBAN_TEST_NETNS:-}" ] || { echo "refusing to run outside a private network namespace"; exit 1; }
-if [ "$(stat -L -c %i /proc/self/ns/net)" = "$(stat -L -c %i /proc/1/ns/net 2>/dev/null)" ]; then
-  echo "refusing: this is the host's network namespace"; exit 1
-fi
+. "$(dirname "$0")/netns_guard.sh"
 work=$(mktemp -d /tmp/relayban-daemon-test.XXXXXX)
 passed=0; failed=0
 pid=

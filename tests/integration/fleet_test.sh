@@ -8,10 +8,7 @@
 set -uo pipefail
 bin=$1
 src=$2
-[ -n "${RELAYBAN_TEST_NETNS:-}" ] || { echo "refusing to run outside a private network namespace"; exit 1; }
-if [ "$(stat -L -c %i /proc/self/ns/net)" = "$(stat -L -c %i /proc/1/ns/net 2>/dev/null)" ]; then
-  echo "refusing: this is the host's network namespace"; exit 1
-fi
+. "$(dirname "$0")/netns_guard.sh"
 command -v redis-server >/dev/null || { echo "SKIP: redis-server is not installed (apt-get install redis-server)"; exit 77; }
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/fleet_lib.sh"

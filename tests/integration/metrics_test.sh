@@ -5,10 +5,7 @@
 set -uo pipefail
 bin=$1
 src=$2
-[ -n "${RELAYBAN_TEST_NETNS:-}" ] || { echo "refusing to run outside a private network namespace"; exit 1; }
-if [ "$(stat -L -c %i /proc/self/ns/net)" = "$(stat -L -c %i /proc/1/ns/net 2>/dev/null)" ]; then
-  echo "refusing: this is the host's network namespace"; exit 1
-fi
+. "$(dirname "$0")/netns_guard.sh"
 command -v promtool >/dev/null || { echo "SKIP: promtool is not installed (apt-get install prometheus)"; exit 77; }
 work=$(mktemp -d /tmp/relayban-metrics-test.XXXXXX)
 pid=; prom=

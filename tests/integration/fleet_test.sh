@@ -150,6 +150,18 @@ limit=20 until_true banned_in mx2 ban4 203.0.113.21
 check "mx2, stopped while mx1 banned, has the ban after its restart" banned_in mx2 ban4 203.0.113.21
 check "... read from its saved stream position (no resync)" test "$(grep -c 'reading the bans in force' "$work/mx2/daemon.log")" -eq "$resyncs_before"
 
+# ... and from the bans set when the events it missed were trimmed from the stream.
+stop_host mx2
+brute mx1 203.0.113.23
+brute mx1 203.0.113.24
+limit=20 until_true banned_in mx3 ban4 203.0.113.24
+rcli XTRIM 'rb:{prod}:events' MAXLEN 1 >/dev/null
+start_host mx2 || fail "mx2 starts again"
+limit=20 until_true banned_in mx2 ban4 203.0.113.23
+check "with the events it missed trimmed from the stream, a returning mx2 resyncs and has both bans" sh -c \
+  "ip netns exec $tag-mx2 nft get element inet relayban ban4 '{ 203.0.113.23 }' && ip netns exec $tag-mx2 nft get element inet relayban ban4 '{ 203.0.113.24 }'"
+check "... and says why" grep -q "were trimmed from the stream" "$work/mx2/daemon.log"
+
 # ... and from the bans set when the stream is gone.
 stop_host mx2
 brute mx1 203.0.113.22
@@ -180,10 +192,10 @@ check "after Redis returns empty, mx1's outage ban reaches every host" banned_ev
 limit=60 until_true sh -c "ip netns exec $tag-mx1 nft get element inet relayban ban4 '{ 203.0.113.31 }' && ip netns exec $tag-mx2 nft get element inet relayban ban4 '{ 203.0.113.31 }'"
 check "... and mx3's too" banned_everywhere ban4 203.0.113.31
 check "the hosts said Redis lost the fleet's data and published their bans again" grep -q "Redis lost the fleet's data" "$work/mx2/daemon.log"
-# mx1: 192.0.2.50 .21 .22 .30 .71; mx2: the /24, the /48, the /16, .72; mx3: .31 .40 .73.
+# mx1: 192.0.2.50 .21 .22 .23 .24 .30 .71; mx2: the /24, the /48, the /16, .72; mx3: .31 .40 .73.
 bans_in_redis() { [ "$(rcli ZCARD 'rb:{prod}:bans')" = "$1" ]; }
-limit=30 until_true bans_in_redis 12
-check "Redis holds the fleet's 12 bans again (its bans set rebuilt from the hosts)" bans_in_redis 12
+limit=30 until_true bans_in_redis 14
+check "Redis holds the fleet's 14 bans again (its bans set rebuilt from the hosts)" bans_in_redis 14
 # Every host holds exactly the bans it should: the same set, but for the /16 only mx2 keeps
 # and the address mx3 ignores.
 same_sets() {
@@ -192,7 +204,7 @@ same_sets() {
 }
 limit=30 until_true same_sets
 check "every host holds exactly the bans it should (same sets, but the /16 and the ignored address)" same_sets
-check "... which are the ones expected" test "$(targets mx1 | tr '\n' ' ')" = '192.0.2.50 198.51.100.0/24 2001:db8:77::/48 203.0.113.21 203.0.113.22 203.0.113.30 203.0.113.31 203.0.113.40 203.0.113.71 203.0.113.72 203.0.113.73 ' 
+check "... which are the ones expected" test "$(targets mx1 | tr '\n' ' ')" = '192.0.2.50 198.51.100.0/24 2001:db8:77::/48 203.0.113.21 203.0.113.22 203.0.113.23 203.0.113.24 203.0.113.30 203.0.113.31 203.0.113.40 203.0.113.71 203.0.113.72 203.0.113.73 ' 
 
 # --- Bounds on what other hosts may do -------------------------------------------------------
 cli mx1 ban 203.0.113.90 --for 30d >/dev/null

@@ -169,6 +169,15 @@ int RunExplain(const ClientOptions& o, const std::string& subject, std::ostream&
         out << "  verdicts (what it did): " << (v.empty() ? "none" : v) << "\n";
         out << "  targeted by (what was done to it): " << (t.empty() ? "none" : t) << "\n";
       }
+      if (r.contains("habits") && r["habits"].is_object()) {
+        const json& h = r["habits"];
+        std::string hours;
+        for (const auto& x : h["login_hours_utc"]) hours += (hours.empty() ? "" : ",") + x.dump();
+        out << "  usually (history of " << Str(h, "days") << " days): " << Str(h, "usual_outside_domains")
+            << " outside domains and " << Str(h, "usual_recipients") << " recipients on a busy day (today "
+            << Str(h, "outside_domains_today") << " and " << Str(h, "recipients_today") << "), logs in at "
+            << (hours.empty() ? std::string("no usual hour yet") : "hours " + hours + " UTC") << "\n";
+      }
     }
     const json& bans = r["active_bans"];
     if (bans.empty()) out << (is_account ? "no address is banned for it now\n" : who + ": not banned now\n");

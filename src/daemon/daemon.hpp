@@ -15,6 +15,8 @@
 #include <string_view>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "ban_ledger.hpp"
 #include "decision_log.hpp"
 #include "event_loop.hpp"
@@ -162,6 +164,8 @@ class Daemon {
   std::string Status(const std::string& jail) const;
   void StartList(ClientId client);
   void StartAccounts(ClientId client);
+  // What the account's history says it usually does, for `accounts` and `explain` (null: none).
+  nlohmann::json HabitsJson(const std::string& account) const;
   void Ban(ClientId client, const ControlRequest& r);
   void Unban(ClientId client, const ControlRequest& r);
   void Forgive(ClientId client, const ControlRequest& r);

@@ -215,6 +215,17 @@ void Daemon::StartList(ClientId client) {
   more_work_ = true;
 }
 
+json Daemon::HabitsJson(const std::string& account) const {
+  auto u = engine_->AccountHabits(account, parts_.clock->Now());
+  if (!u) return nullptr;
+  return json{{"days", u->days},
+              {"usual_outside_domains", u->usual},
+              {"outside_domains_today", u->today},
+              {"usual_recipients", u->usual_relays},
+              {"recipients_today", u->relays_today},
+              {"login_hours_utc", u->login_hours}};
+}
+
 void Daemon::StartAccounts(ClientId client) {
   auto accounts = std::make_shared<std::vector<AccountView>>(engine_->accounts().Snapshot());
   auto next = std::make_shared<size_t>(0);
@@ -223,7 +234,12 @@ void Daemon::StartAccounts(ClientId client) {
   job->streaming = true;
   job->step = [this, client, accounts, next]() {
     for (size_t produced = 0; *next < accounts->size() && produced < kItemsPerSlice && Pending(client) < kMaxPending; ++produced)
-      Reply(client, Dump(json{{"account", AccountJson((*accounts)[(*next)++])}}));
+    {
+      const AccountView& v = (*accounts)[(*next)++];
+      json a = AccountJson(v);
+      if (json h = HabitsJson(v.account); !h.is_null()) a["habits"] = std::move(h);
+      Reply(client, Dump(json{{"account", std::move(a)}}));
+    }
     if (*next < accounts->size()) return false;
     Reply(client, Dump(json{{"ok", true}, {"count", accounts->size()}}));
     return true;
@@ -388,6 +404,7 @@ void Daemon::Explain(ClientId client, const ControlRequest& r) {
     account = ToLowerAscii(r.target);
     if (auto v = engine_->accounts().View(account)) a["account"] = AccountJson(*v);
     else a["account"] = nullptr;
+    a["habits"] = HabitsJson(account);
     size_t shown = 0;
     ledger_->ForEach([&](const BanLedger::ActiveBan& b) {
       if (b.info->account == account && shown++ < kMaxDecisions) a["active_bans"].push_back(ban_json(b));

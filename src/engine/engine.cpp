@@ -487,6 +487,13 @@ bool Engine::MergeAccountHistory(std::string_view account, std::string_view byte
 void Engine::AccountHistoryUnsaved(const std::string& account) { impl_->history.MarkChanged(account); }
 bool Engine::uses_account_history() const { return impl_->uses_history; }
 
+std::optional<AccountHistory::Usual> Engine::AccountHabits(const std::string& account, Time now) const {
+  if (!impl_->uses_history) return std::nullopt;
+  AccountHistory::Usual u = impl_->history.UsualDay(account, now);
+  if (u.days == 0 && u.today == 0 && u.relays_today == 0 && u.login_hours.empty() && u.usual == 0) return std::nullopt;
+  return u;
+}
+
 EngineCounts Engine::counts() const {
   const Impl& m = *impl_;
   EngineCounts c;
@@ -836,9 +843,10 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   if (uses_history && !ev.account.empty()) {
     if (ev.kind == kRelay && !rdomain.empty()) {
       history.Relayed(ev.account, Hash64(rdomain), ev.time);
-    } else if (ev.kind == kAuthSuccess && ev.ip && new_network_for.count() > 0) {
+      history.RelayCounted(ev.account, ev.time);
+    } else if (ev.kind == kAuthSuccess && ev.ip) {
       IpAddress net = ev.ip->Masked(ev.ip->is_v4() ? 24 : 64);
-      if (history.LoggedIn(ev.account, IpAddressHash{}(net), ev.time, new_network_warmup)) {
+      if (history.LoggedIn(ev.account, IpAddressHash{}(net), ev.time, new_network_warmup) && new_network_for.count() > 0) {
         new_network_until[ev.account] = ev.time + new_network_for;
         ++stats.new_networks;
       }

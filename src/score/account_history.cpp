@@ -42,6 +42,7 @@ void AccountHistory::Roll(Entry& e, uint32_t day) {
   if (e.day[slot] != day) {
     e.day[slot] = day;
     e.domains[slot] = 0;
+    e.relays[slot] = 0;
   }
 }
 
@@ -53,10 +54,39 @@ void AccountHistory::Relayed(const std::string& account, uint64_t domain, Time t
   ++e->domains[day % kDays];
 }
 
+bool AccountHistory::Entry::Mark::Fresh(int64_t us) {
+  if (us < until_us) return false;
+  if (us > until_us) {
+    until_us = us;
+    at_mark = 1;
+    skip = 0;
+    return true;
+  }
+  if (skip > 0) {
+    --skip;
+    return false;
+  }
+  ++at_mark;
+  return true;
+}
+
+void AccountHistory::RelayCounted(const std::string& account, Time t) {
+  uint32_t day = DayOf(t);
+  Entry* e = Get(account, day);
+  if (!e || day < e->last_day || !e->relays_mark.Fresh(t.time_since_epoch().count())) return;
+  ++e->relays[day % kDays];
+}
+
 bool AccountHistory::LoggedIn(const std::string& account, uint64_t network, Time t, Seconds warmup) {
   uint32_t day = DayOf(t);
   Entry* e = Get(account, day);
   if (!e) return false;
+  if (e->logins_mark.Fresh(t.time_since_epoch().count())) {
+    auto& h = e->hours[static_cast<size_t>(SecondsOf(t) % 86400 / 3600)];
+    // Old habits fade: past 1,000 logins in an hour, every hour's count is halved.
+    if (++h > 1000)
+      for (auto& x : e->hours) x /= 2;
+  }
   bool seasoned = static_cast<int64_t>(day - std::min(day, e->first_day)) * 86400 >= warmup.count();
   for (auto& [n, last] : e->networks)
     if (n == network) {
@@ -79,18 +109,32 @@ AccountHistory::Usual AccountHistory::UsualDay(const std::string& account, Time 
   const Entry& e = it->second;
   uint32_t day = DayOf(t);
   u.days = static_cast<int>(day - std::min(day, e.first_day));
-  std::vector<uint32_t> active;
-  for (int s = 0; s < kDays; ++s) {
-    uint32_t d = e.day[static_cast<size_t>(s)];
-    if (d == day && d == e.last_day) u.today = static_cast<int>(e.domains[static_cast<size_t>(s)]);
-    else if (d < day && d + kDays >= day && e.domains[static_cast<size_t>(s)] > 0) active.push_back(e.domains[static_cast<size_t>(s)]);
+  std::vector<uint32_t> active, volume;
+  for (size_t s = 0; s < static_cast<size_t>(kDays); ++s) {
+    uint32_t d = e.day[s];
+    if (d == day && d == e.last_day) {
+      u.today = static_cast<int>(e.domains[s]);
+      u.relays_today = static_cast<int>(e.relays[s]);
+    } else if (d < day && d + kDays >= day) {
+      if (e.domains[s] > 0) active.push_back(e.domains[s]);
+      if (e.relays[s] > 0) volume.push_back(e.relays[s]);
+    }
   }
-  if (!active.empty()) {
-    // A busy day of its own, not an average one: the upper quartile of its active days (a
-    // sales account's quiet Fridays and weekends must not set its limit).
-    size_t k = active.size() * 3 / 4;
-    std::nth_element(active.begin(), active.begin() + static_cast<long>(k), active.end());
-    u.usual = static_cast<int>(active[k]);
+  // A busy day of its own, not an average one: the upper quartile of its active days (a
+  // sales account's quiet Fridays and weekends must not set its limit).
+  auto upper_quartile = [](std::vector<uint32_t>& v) {
+    if (v.empty()) return 0;
+    size_t k = v.size() * 3 / 4;
+    std::nth_element(v.begin(), v.begin() + static_cast<long>(k), v.end());
+    return static_cast<int>(v[k]);
+  };
+  u.usual = upper_quartile(active);
+  u.usual_relays = upper_quartile(volume);
+  uint64_t logins = 0;
+  for (uint32_t h : e.hours) logins += h;
+  for (int h = 0; h < 24; ++h) {
+    uint32_t n = e.hours[static_cast<size_t>(h)];
+    if (n >= 2 && n * 20 >= logins) u.login_hours.push_back(h);
   }
   return u;
 }
@@ -105,7 +149,7 @@ std::vector<std::pair<std::string, std::string>> AccountHistory::TakeChanged(siz
     Entry& e = it->second;
     e.changed = false;
     ByteWriter w;
-    w.Byte(1);  // format version
+    w.Byte(2);  // format version (1: without volume and login hours)
     w.Varint(e.first_day);
     w.Varint(e.last_day);
     for (int s = 0; s < kDays; ++s) {
@@ -118,6 +162,12 @@ std::vector<std::pair<std::string, std::string>> AccountHistory::TakeChanged(siz
     for (const auto& [n, d] : e.networks) {
       w.Varint(n);
       w.Varint(d);
+    }
+    for (uint32_t x : e.relays) w.Varint(x);
+    for (uint32_t x : e.hours) w.Varint(x);
+    for (const Entry::Mark* m : {&e.relays_mark, &e.logins_mark}) {
+      w.Varint(static_cast<uint64_t>(std::max<int64_t>(0, m->until_us)));
+      w.Varint(m->at_mark);
     }
     out.emplace_back(name, std::move(w.str()));
   }
@@ -139,7 +189,7 @@ std::optional<AccountHistory::Entry> AccountHistory::Parse(std::string_view byte
   ByteReader r(bytes);
   Entry e;
   auto v = r.Byte();
-  if (!v || *v != 1) return std::nullopt;
+  if (!v || (*v != 1 && *v != 2)) return std::nullopt;
   auto num = [&](uint64_t max) -> std::optional<uint64_t> {
     auto x = r.Varint();
     if (!x || *x > max) return std::nullopt;
@@ -170,6 +220,25 @@ std::optional<AccountHistory::Entry> AccountHistory::Parse(std::string_view byte
     if (!n || !d) return std::nullopt;
     e.networks.emplace_back(*n, static_cast<uint32_t>(*d));
   }
+  if (*v == 2) {
+    for (auto& x : e.relays) {
+      auto n = num(UINT32_MAX);
+      if (!n) return std::nullopt;
+      x = static_cast<uint32_t>(*n);
+    }
+    for (auto& x : e.hours) {
+      auto n = num(UINT32_MAX);
+      if (!n) return std::nullopt;
+      x = static_cast<uint32_t>(*n);
+    }
+    for (Entry::Mark* m : {&e.relays_mark, &e.logins_mark}) {
+      auto until = num(INT64_MAX), at = num(UINT32_MAX);
+      if (!until || !at) return std::nullopt;
+      m->until_us = static_cast<int64_t>(*until);
+      m->at_mark = static_cast<uint32_t>(*at);
+      m->skip = m->at_mark;  // what a journal replayed over it brings again
+    }
+  }
   if (!r.done()) return std::nullopt;
   return e;
 }
@@ -196,10 +265,15 @@ bool AccountHistory::Merge(std::string_view account, std::string_view bytes) {
     if (other->day[s] > e.day[s]) {
       e.day[s] = other->day[s];
       e.domains[s] = other->domains[s];
+      e.relays[s] = other->relays[s];
     } else if (other->day[s] == e.day[s]) {
       e.domains[s] = std::max(e.domains[s], other->domains[s]);
+      e.relays[s] = std::max(e.relays[s], other->relays[s]);
     }
   }
+  for (size_t h = 0; h < e.hours.size(); ++h) e.hours[h] = std::max(e.hours[h], other->hours[h]);
+  for (auto [mine, theirs] : {std::pair{&e.relays_mark, &other->relays_mark}, std::pair{&e.logins_mark, &other->logins_mark}})
+    if (theirs->until_us > mine->until_us) *mine = *theirs;
   if (other->last_day > e.last_day) {
     e.last_day = other->last_day;
     e.today = std::move(other->today);

@@ -15,6 +15,7 @@
 #include "relayban/filter/timestamp.hpp"
 #include "relayban/policy/ban_policy.hpp"
 #include "relayban/score/account_book.hpp"
+#include "relayban/score/account_history.hpp"
 
 namespace relayban {
 
@@ -176,6 +177,9 @@ class Engine {
   bool MergeAccountHistory(std::string_view account, std::string_view bytes);
   void AccountHistoryUnsaved(const std::string& account);  // a write failed: hand it out again
   bool uses_account_history() const;
+  // What the account's history says it usually does (nothing without history rules, or for
+  // an account it does not know).
+  std::optional<AccountHistory::Usual> AccountHabits(const std::string& account, Time now) const;
   // The longest window of any rule: how far back the journal must reach.
   Seconds LongestWindow() const;
 

@@ -1,9 +1,11 @@
 // AccountHistory: what each account usually does, over the last four weeks - distinct outside
-// recipient domains per day, and the networks (/24, /64) it logs in from - so rules can hold
+// recipient domains and recipients relayed (its volume) per day, the networks (/24, /64) and
+// the hours of the day (UTC) it logs in from - so rules can hold
 // an account to its own habits: a limit relative to its usual day, and a login from a network
 // it never used. Kept across restarts by the daemon (Serialize/Restore, in the state
-// database); counting is idempotent (distinct sets), so a journal replayed over a restored
-// history counts nothing twice. Pure: time is passed in.
+// database); counting is idempotent (distinct sets for domains; for volume and login hours, a
+// log-time mark: what is not newer than the last event counted is not counted again), so a
+// journal replayed over a restored history counts nothing twice. Pure: time is passed in.
 #pragma once
 
 #include <array>
@@ -29,6 +31,8 @@ class AccountHistory {
 
   // An outside recipient domain (hashed) relayed through the account at `t`.
   void Relayed(const std::string& account, uint64_t domain, Time t);
+  // Relays (one per recipient) of the account at `t`, its volume; each event once.
+  void RelayCounted(const std::string& account, Time t);
   // A successful login from `network` (hashed /24 or /64) at `t`. Returns true when the
   // account has at least `warmup` days of history and never logged in from that network.
   bool LoggedIn(const std::string& account, uint64_t network, Time t, Seconds warmup);
@@ -38,6 +42,10 @@ class AccountHistory {
     int usual = 0;      // distinct outside domains of its usual busy day before today (the upper
                         // quartile of its active days in the last four weeks)
     int today = 0;      // distinct outside domains today so far
+    int usual_relays = 0;  // recipients relayed on its usual busy day (upper quartile, as above)
+    int relays_today = 0;
+    std::vector<int> login_hours;  // the hours (UTC) it usually logs in: each has at least a
+                                   // twentieth of its logins (and two)
   };
   Usual UsualDay(const std::string& account, Time t) const;
 
@@ -63,6 +71,17 @@ class AccountHistory {
     std::array<uint32_t, kDays> domains{};  // distinct outside domains that day
     std::unordered_set<uint64_t> today;     // the domains of last_day's slot, for idempotence
     std::vector<std::pair<uint64_t, uint32_t>> networks;  // network, last day used
+    std::array<uint32_t, kDays> relays{};   // recipients relayed that day
+    std::array<uint32_t, 24> hours{};       // logins per hour of the day (UTC), halved when large
+    // The newest event counted of each kind, and how many were counted at that instant (a
+    // message to many recipients logs them in one second); after a restore, that many
+    // events at the mark are the journal replayed (skip), the rest new.
+    struct Mark {
+      int64_t until_us = 0;
+      uint32_t at_mark = 0, skip = 0;
+      bool Fresh(int64_t us);
+    };
+    Mark relays_mark, logins_mark;
     bool changed = false;
   };
   static uint32_t DayOf(Time t) { return SecondsOf(t) / 86400; }

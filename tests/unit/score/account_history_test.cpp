@@ -91,3 +91,64 @@ TEST_CASE("merging history read from old logs keeps each day's larger count, the
   CHECK(old_logs.TakeChanged(10).size() == 1);  // to be written back
   CHECK_FALSE(old_logs.Merge("sales@example.org", "not history"));
 }
+
+TEST_CASE("the history keeps the account's volume and login hours, counting a replayed event once") {
+  AccountHistory h(100);
+  auto at = [](int d, int hour, int sec) { return Day(d, hour) + Seconds(sec); };
+  // Five days of 10, 20, 30, 40, 50 recipients, logins at 8 and 9 UTC (and once at 3).
+  for (int d = 0; d < 5; ++d) {
+    for (int i = 0; i < 10 * (d + 1); ++i) h.RelayCounted("sales@example.org", at(d, 10, i));
+    (void)h.LoggedIn("sales@example.org", 1, at(d, 8, 0), Seconds(0));
+    (void)h.LoggedIn("sales@example.org", 1, at(d, 9, 0), Seconds(0));
+  }
+  (void)h.LoggedIn("sales@example.org", 1, at(4, 3, 0), Seconds(0));
+  h.RelayCounted("sales@example.org", at(6, 10, 0));
+  auto u = h.UsualDay("sales@example.org", Day(6));
+  CHECK(u.usual_relays == 40);
+  CHECK(u.relays_today == 1);
+  CHECK(u.login_hours == std::vector<int>{8, 9});  // 3 is once of 11: not usual
+  // Kept across a restart; the journal replayed over it counts nothing twice.
+  auto changed = h.TakeChanged(10);
+  REQUIRE(changed.size() == 1);
+  AccountHistory restored(100);
+  REQUIRE(restored.Restore(changed[0].first, changed[0].second));
+  restored.RelayCounted("sales@example.org", at(6, 10, 0));      // replayed
+  (void)restored.LoggedIn("sales@example.org", 1, at(4, 9, 0), Seconds(0));  // replayed
+  u = restored.UsualDay("sales@example.org", Day(6));
+  CHECK(u.relays_today == 1);
+  CHECK(u.usual_relays == 40);
+  restored.RelayCounted("sales@example.org", at(6, 10, 1));      // new
+  CHECK(restored.UsualDay("sales@example.org", Day(6)).relays_today == 2);
+}
+
+TEST_CASE("a history written before volume and hours were kept (format 1) still loads") {
+  // Format 1: version, first and last day, 28 (day, domains) pairs, today's domains, networks.
+  std::string v1;
+  v1 += '\x01';
+  v1 += '\x05';  // first day 5
+  v1 += '\x06';  // last day 6
+  for (int s = 0; s < AccountHistory::kDays; ++s) {
+    v1 += static_cast<char>(s == 5 ? 5 : s == 6 ? 6 : 0);
+    v1 += static_cast<char>(s == 5 ? 9 : 0);
+  }
+  v1 += '\x00';  // no domains today
+  v1 += '\x00';  // no networks
+  AccountHistory h(10);
+  REQUIRE(h.Restore("old@example.org", v1));
+  h.RelayCounted("old@example.org", Time(Seconds(6 * 86400 + 100)));
+  CHECK(h.UsualDay("old@example.org", Time(Seconds(6 * 86400 + 200))).relays_today == 1);
+}
+
+TEST_CASE("recipients logged in the same second all count, and a replay of them after a restore counts none") {
+  AccountHistory h(100);
+  for (int i = 0; i < 25; ++i) h.RelayCounted("test@example.org", Day(3, 10));
+  CHECK(h.UsualDay("test@example.org", Day(3)).relays_today == 25);
+  auto changed = h.TakeChanged(10);
+  REQUIRE(changed.size() == 1);
+  AccountHistory restored(100);
+  REQUIRE(restored.Restore(changed[0].first, changed[0].second));
+  for (int i = 0; i < 25; ++i) restored.RelayCounted("test@example.org", Day(3, 10));  // the journal again
+  CHECK(restored.UsualDay("test@example.org", Day(3)).relays_today == 25);
+  for (int i = 0; i < 3; ++i) restored.RelayCounted("test@example.org", Day(3, 10));  // new, same second
+  CHECK(restored.UsualDay("test@example.org", Day(3)).relays_today == 28);
+}

@@ -7,6 +7,7 @@
 #include <cstring>
 #include <iomanip>
 #include <iostream>
+#include <filesystem>
 #include <sstream>
 
 #include "log_reader.hpp"
@@ -16,6 +17,7 @@
 #include "relayban/config/config_loader.hpp"
 #include "relayban/core/text.hpp"
 #include "relayban/engine/engine.hpp"
+#include "relayban/state/state_store.hpp"
 
 namespace relayban {
 namespace {
@@ -194,6 +196,21 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
   if (!engine) {
     err << "relayban: " << engine.error().ToString() << "\n";
     return kExitConfig;
+  }
+  if (!o.history.empty()) {
+    if (!std::filesystem::exists(o.history)) {
+      err << "relayban: " << o.history << ": no such state database\n";
+      return kExitInput;
+    }
+    auto store = OpenSqliteStore(o.history);
+    auto rows = store ? (*store)->LoadAccountHistory() : Result<std::vector<std::pair<std::string, std::string>>>(Fail(store.error()));
+    if (!rows) {
+      err << "relayban: cannot read the account history in " << o.history << ": " << rows.error().message << "\n";
+      return kExitInput;
+    }
+    size_t restored = 0;
+    for (const auto& [account, bytes] : *rows) restored += (*engine)->RestoreAccountHistory(account, bytes);
+    if (!o.json) err << "history of " << restored << " accounts read from " << o.history << "\n";
   }
   auto source = (*engine)->AddSource({}, StampFormat::kAuto);
   if (!source) {

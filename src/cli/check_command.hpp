@@ -24,6 +24,9 @@ struct CheckOptions {
   bool explain_misses = false;
   // Each decision lists the lines that led to it (text: the last 3, JSON: up to 10).
   bool evidence = true;
+  // A state database whose per-account history (relayban history-import, or the daemon's)
+  // the replay starts from (it is only read); empty: none (the history warms up during the replay).
+  std::string history;
 };
 
 // Whether a log line looks like a mail program's authentication failure (a word of each

@@ -33,6 +33,8 @@ int main(int argc, char** argv) {
   check_cmd->add_flag("--explain-misses", check.explain_misses,
                       "list lines that look like authentication failures but yielded no event (to report a format)");
   check_cmd->add_flag("!--no-evidence", check.evidence, "leave out the lines that led to each decision");
+  check_cmd->add_option("--history", check.history,
+                        "start from the per-account history kept in this state database (see history-import)");
   check_cmd->add_option("logs", check.logs, "log files, '-' for standard input")->required();
 
   std::string test_config = "/etc/relayban/relayban.yaml";

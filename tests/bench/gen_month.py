@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """A month of realistic Postfix submission traffic, with stolen accounts hidden in it.
 
-usage: gen_month.py OUT.log TRUTH.json [--seed N]
+usage: gen_month.py OUT.log TRUTH.json [--seed N] [--prior PRIOR.log]
 
 Honest accounts (each with its own rhythm: working hours, a set of usual correspondents'
 domains, home and office networks, weekends quieter), sales accounts that write to 40-80
@@ -11,6 +11,10 @@ spam runs from stolen accounts: blasts, throttled runs rotating addresses, slow 
 stolen sales account. TRUTH.json lists each account's role and, for stolen ones, when the
 theft started, so month_bench.sh can say which were caught and after how many outside
 recipients.
+
+With --prior, PRIOR.log gets the four weeks before the month: the same accounts' honest
+mail (no theft), for `relayban history-import`, so the month can be measured without a
+warm-up. Its randomness is drawn apart (per account), so the month itself does not change.
 """
 import datetime
 import zlib
@@ -20,13 +24,15 @@ import sys
 
 START = datetime.datetime(2026, 10, 15)
 DAYS = 30
+PRIOR_DAYS = 28
 HOST = "mx1"
 
 
 class Log:
-    def __init__(self):
+    def __init__(self, rng=random, qid=0x10000):
         self.lines = []  # (time, text)
-        self.qid = 0x10000
+        self.qid = qid
+        self.rng = rng
 
     def add(self, t, text):
         self.lines.append((t, text))
@@ -38,7 +44,7 @@ class Log:
         """A submission: SASL login line, then one delivery line per recipient (and retries)."""
         self.qid += 1
         q = "%010X" % self.qid
-        pid = random.randint(1000, 60000)
+        pid = self.rng.randint(1000, 60000)
         self.add(t, "%s postfix/submission/smtpd[%d]: %s: client=unknown[%s], sasl_method=PLAIN, sasl_username=%s"
                  % ("{S}", pid, q, ip, account))
         for i, r in enumerate(rcpts):
@@ -74,26 +80,32 @@ def main():
     seed = int(sys.argv[sys.argv.index("--seed") + 1]) if "--seed" in sys.argv else 7
     random.seed(seed)
     log = Log()
+    prior_path = sys.argv[sys.argv.index("--prior") + 1] if "--prior" in sys.argv else None
+    prior = Log(random.Random(seed + 1000), qid=0x900000)
     truth = {}
     world = ["d%d.example" % i for i in range(20000)]
 
     def honest(name, per_day, contacts, networks, hours=(8, 18), weekend=0.2, roaming=False):
         mine = random.sample(world, contacts)
         truth[name] = {"role": "roaming" if roaming else "honest"}
-        for day in range(DAYS):
-            date = START + datetime.timedelta(days=day)
-            rate = per_day * (weekend if date.weekday() >= 5 else 1.0)
-            n = max(0, int(random.gauss(rate, rate / 3)))
-            for _ in range(n):
-                t = date + datetime.timedelta(hours=random.uniform(*hours))
-                if roaming:  # a phone on the move: a network for every few hours (mobile, hotel, home)
-                    r = random.Random(zlib.crc32(("%s %d %d" % (name, day, t.hour // 4)).encode()))
-                    ip = net(100, r.randint(64, 127), r.randint(0, 255)) + "." + str(r.randint(2, 250))
-                else:  # an office behind one NAT address, a home router
-                    ip = random.choice(networks)
-                k = random.choice([1, 1, 1, 2, 3])
-                rcpts = ["%s@%s" % (random.choice(["info", "j.doe", "sales", "anna"]), random.choice(mine)) for _ in range(k)]
-                log.message(t, name, ip, rcpts, deferred=1 if random.random() < 0.03 else 0)
+        def days(rng, first, last, into):
+            for day in range(first, last):
+                date = START + datetime.timedelta(days=day)
+                rate = per_day * (weekend if date.weekday() >= 5 else 1.0)
+                n = max(0, int(rng.gauss(rate, rate / 3)))
+                for _ in range(n):
+                    t = date + datetime.timedelta(hours=rng.uniform(*hours))
+                    if roaming:  # a phone on the move: a network for every few hours (mobile, hotel, home)
+                        r = random.Random(zlib.crc32(("%s %d %d" % (name, day, t.hour // 4)).encode()))
+                        ip = net(100, r.randint(64, 127), r.randint(0, 255)) + "." + str(r.randint(2, 250))
+                    else:  # an office behind one NAT address, a home router
+                        ip = rng.choice(networks)
+                    k = rng.choice([1, 1, 1, 2, 3])
+                    rcpts = ["%s@%s" % (rng.choice(["info", "j.doe", "sales", "anna"]), rng.choice(mine)) for _ in range(k)]
+                    into.message(t, name, ip, rcpts, deferred=1 if rng.random() < 0.03 else 0)
+        days(random, 0, DAYS, log)
+        if prior_path:
+            days(random.Random(zlib.crc32(("prior " + name).encode())), -PRIOR_DAYS, 0, prior)
 
     # 150 ordinary users: a handful of mails a day to their usual correspondents.
     for i in range(150):
@@ -120,11 +132,15 @@ def main():
         mine = random.sample(world, 20)
         start = START + datetime.timedelta(days=start_day, hours=random.randint(0, 12))
         truth[name] = {"role": role, "stolen_at": start.isoformat() + "Z", "per_hour": per_hour, "addresses": addresses}
-        for day in range(DAYS):  # its owner's own mail, before and after
-            date = START + datetime.timedelta(days=day)
-            for _ in range(max(0, int(random.gauss(usual_per_day, 1)))):
-                t = date + datetime.timedelta(hours=random.uniform(8, 18))
-                log.message(t, name, "192.0.2.1", ["x@" + random.choice(mine)])
+        def own(rng, first, last, into):  # its owner's own mail, before and after
+            for day in range(first, last):
+                date = START + datetime.timedelta(days=day)
+                for _ in range(max(0, int(rng.gauss(usual_per_day, 1)))):
+                    t = date + datetime.timedelta(hours=rng.uniform(8, 18))
+                    into.message(t, name, "192.0.2.1", ["x@" + rng.choice(mine)])
+        own(random, 0, DAYS, log)
+        if prior_path:
+            own(random.Random(zlib.crc32(("prior " + name).encode())), -PRIOR_DAYS, 0, prior)
         targets = random.sample(world, int(hours * per_hour) + 10)
         bots = [net(random.randint(1, 90), random.randint(0, 255), random.randint(0, 255)) + ".%d" % random.randint(2, 250)
                 for _ in range(addresses)]
@@ -143,6 +159,8 @@ def main():
     spam("sales90@example.org", 22, 48, 15, 2, usual_per_day=45, role="stolen sales account")
     spam("user905@example.org", 2, 48, 15, 2, role="stolen in the first week (history warming up)")
     log.write(out)
+    if prior_path:
+        prior.write(prior_path)
     json.dump(truth, open(truth_path, "w"), indent=1, sort_keys=True)
 
 

@@ -3,19 +3,31 @@
 # the SHIPPED rules with `relayban check`: which stolen accounts are caught, after how many
 # outside recipients, and which honest accounts are flagged. The admin's one change: the
 # newsletter account on the allow-list, as the README says to do for a bulk sender.
-# usage: tests/bench/month_bench.sh [BUILD_DIR] [SEED]
+# With --history, the four weeks before the month (the same accounts' honest mail) are read
+# first with `relayban history-import`, as the README says to do at installation, and the
+# month is replayed from that history (`check --history`): no warm-up.
+# usage: tests/bench/month_bench.sh [BUILD_DIR] [SEED] [--history]
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
 seed=${2:-7}
+with_history=${3:-}
 work=$(mktemp -d /tmp/relayban-month.XXXXXX)
 trap 'rm -rf "$work"' EXIT
 cp -r "$root/etc/relayban" "$work/etc"
 sed -i "s|^# accounts:|accounts:|; s|^#   allow: \[newsletter@example.org\]|  allow: [newsletter@example.org]|" "$work/etc/relayban.yaml"
 grep -q '^  allow: \[newsletter@example.org\]' "$work/etc/relayban.yaml"
-python3 "$here/gen_month.py" "$work/month.log" "$work/truth.json" --seed "$seed"
-"$build/relayban" check --json --no-evidence -c "$work/etc/relayban.yaml" -j postfix "$work/month.log" > "$work/check.json"
+if [ "$with_history" = --history ]; then
+  sed -i "s|^state_dir: .*|state_dir: $work/state|; s|^control_socket: .*|control_socket: $work/control.sock|" "$work/etc/relayban.yaml"
+  python3 "$here/gen_month.py" "$work/month.log" "$work/truth.json" --seed "$seed" --prior "$work/prior.log"
+  "$build/relayban" history-import -c "$work/etc/relayban.yaml" "$work/prior.log" >&2
+  history=(--history "$work/state/state.db")
+else
+  python3 "$here/gen_month.py" "$work/month.log" "$work/truth.json" --seed "$seed"
+  history=()
+fi
+"$build/relayban" check --json --no-evidence "${history[@]}" -c "$work/etc/relayban.yaml" -j postfix "$work/month.log" > "$work/check.json"
 python3 - "$work/month.log" "$work/truth.json" "$work/check.json" <<'PY'
 import collections, datetime, json, re, sys
 log, truth, check = sys.argv[1], json.load(open(sys.argv[2])), json.load(open(sys.argv[3]))

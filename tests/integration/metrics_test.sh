@@ -279,6 +279,33 @@ while True:  # the first day, a varint after the format byte
     i += 1
 assert int(time.time()) // 86400 - first >= 9, first
 PY
+# check --history: the account that sent to 30 outside domains a day for ten days may send to
+# 25 in an hour (its usual day, not the 20 a stranger may); without its history it may not.
+python3 - "$work/hist-today.log" <<'PY'
+import datetime, sys
+now = datetime.datetime.now().replace(hour=11, minute=0)
+with open(sys.argv[1], "w") as f:
+    f.write(now.strftime("%b %e %H:%M:%S") + " mx1 postfix/submission/smtpd[7]: 6D00000001: client=unknown[192.0.2.44], sasl_method=PLAIN, sasl_username=hist\n")
+    for i in range(25):
+        f.write(now.strftime("%b %e %H:%M:%S") + " mx1 postfix/smtp[8]: 6D00000001: to=<a@today%d.example>, relay=mx[192.0.2.200]:25, delay=1, delays=0.1/0/0.4/0.5, dsn=2.0.0, status=sent (250 ok)\n" % i)
+PY
+# The shipped relay-flood: 20 an hour, or the account's usual busy day if that is more.
+cat > "$work/check-history.yaml" <<YAML
+include: [$src/etc/relayban/filters.d/*.yaml]
+jails:
+  postfix:
+    logs: [$work/log/mail.log]
+    filters: [postfix]
+    rules:
+      - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 20, window: 1h, ban: 1d,
+         relative: {factor: 1, warmup: 7d, while_warming: 20}}
+YAML
+verdicts_for_hist() { python3 -c 'import json,sys; print(sum(1 for v in json.load(sys.stdin)["account_verdicts"] if v["account"] == "hist"))'; }
+check "check without the history gives the account a verdict for 25 outside domains in an hour" \
+  test "$("$bin" check --json -c "$work/check-history.yaml" "$work/hist-today.log" | verdicts_for_hist)" -ge 1
+check "check --history starts from the imported history: no verdict" \
+  test "$("$bin" check --json --history "$work/state/state.db" -c "$work/check-history.yaml" "$work/hist-today.log" | verdicts_for_hist)" = 0
+check "check --history names a database that is not there (exit 66)" bash -c "$(printf '%q ' "$bin") check --history $work/none.db -c $work/check-history.yaml $work/hist-today.log; [ \$? = 66 ]"
 check "the accounts' history is kept in the state database at stop" python3 - "$work/state/state.db" <<'PY'
 import sqlite3, sys
 rows = dict(sqlite3.connect(sys.argv[1]).execute("SELECT account, length(data) FROM account_history"))

@@ -174,7 +174,8 @@ int RunExplain(const ClientOptions& o, const std::string& subject, std::ostream&
         std::string hours;
         for (const auto& x : h["login_hours_utc"]) hours += (hours.empty() ? "" : ",") + x.dump();
         out << "  usually (history of " << Str(h, "days") << " days): " << Str(h, "usual_outside_domains")
-            << " outside domains and " << Str(h, "usual_recipients") << " recipients on a busy day (today "
+            << " outside domains (" << Str(h, "usual_busiest_hour_domains") << " in its busiest hour) and "
+            << Str(h, "usual_recipients") << " recipients on a busy day (today "
             << Str(h, "outside_domains_today") << " and " << Str(h, "recipients_today") << "), logs in at "
             << (hours.empty() ? std::string("no usual hour yet") : "hours " + hours + " UTC") << "\n";
       }

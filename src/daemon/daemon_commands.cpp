@@ -221,6 +221,7 @@ json Daemon::HabitsJson(const std::string& account) const {
   return json{{"days", u->days},
               {"usual_outside_domains", u->usual},
               {"outside_domains_today", u->today},
+              {"usual_busiest_hour_domains", u->usual_hour},
               {"usual_recipients", u->usual_relays},
               {"recipients_today", u->relays_today},
               {"login_hours_utc", u->login_hours}};

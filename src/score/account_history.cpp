@@ -43,6 +43,7 @@ void AccountHistory::Roll(Entry& e, uint32_t day) {
     e.day[slot] = day;
     e.domains[slot] = 0;
     e.relays[slot] = 0;
+    e.peak[slot] = 0;
   }
 }
 
@@ -50,6 +51,13 @@ void AccountHistory::Relayed(const std::string& account, uint64_t domain, Time t
   uint32_t day = DayOf(t);
   Entry* e = Get(account, day);
   if (!e || day < e->last_day) return;  // a line of an earlier day read late: its day is closed
+  uint32_t hour = SecondsOf(t) / 3600;
+  if (hour > e->hour) {
+    e->hour = hour;
+    e->this_hour.clear();
+  }
+  if (hour == e->hour && e->this_hour.size() < kMaxToday && e->this_hour.insert(domain).second)
+    e->peak[day % kDays] = std::max<uint32_t>(e->peak[day % kDays], static_cast<uint32_t>(e->this_hour.size()));
   if (e->today.size() >= kMaxToday || !e->today.insert(domain).second) return;
   ++e->domains[day % kDays];
 }
@@ -109,7 +117,7 @@ AccountHistory::Usual AccountHistory::UsualDay(const std::string& account, Time 
   const Entry& e = it->second;
   uint32_t day = DayOf(t);
   u.days = static_cast<int>(day - std::min(day, e.first_day));
-  std::vector<uint32_t> active, volume;
+  std::vector<uint32_t> active, volume, peaks;
   for (size_t s = 0; s < static_cast<size_t>(kDays); ++s) {
     uint32_t d = e.day[s];
     if (d == day && d == e.last_day) {
@@ -118,6 +126,7 @@ AccountHistory::Usual AccountHistory::UsualDay(const std::string& account, Time 
     } else if (d < day && d + kDays >= day) {
       if (e.domains[s] > 0) active.push_back(e.domains[s]);
       if (e.relays[s] > 0) volume.push_back(e.relays[s]);
+      if (e.peak[s] > 0) peaks.push_back(e.peak[s]);
     }
   }
   // A busy day of its own, not an average one: the upper quartile of its active days (a
@@ -130,6 +139,7 @@ AccountHistory::Usual AccountHistory::UsualDay(const std::string& account, Time 
   };
   u.usual = upper_quartile(active);
   u.usual_relays = upper_quartile(volume);
+  u.usual_hour = upper_quartile(peaks);
   uint64_t logins = 0;
   for (uint32_t h : e.hours) logins += h;
   for (int h = 0; h < 24; ++h) {
@@ -165,6 +175,10 @@ std::vector<std::pair<std::string, std::string>> AccountHistory::TakeChanged(siz
     }
     for (uint32_t x : e.relays) w.Varint(x);
     for (uint32_t x : e.hours) w.Varint(x);
+    for (uint32_t x : e.peak) w.Varint(x);
+    w.Varint(e.hour);
+    w.Varint(e.this_hour.size());
+    for (uint64_t h : e.this_hour) w.Varint(h);
     for (const Entry::Mark* m : {&e.relays_mark, &e.logins_mark}) {
       w.Varint(static_cast<uint64_t>(std::max<int64_t>(0, m->until_us)));
       w.Varint(m->at_mark);
@@ -231,6 +245,19 @@ std::optional<AccountHistory::Entry> AccountHistory::Parse(std::string_view byte
       if (!n) return std::nullopt;
       x = static_cast<uint32_t>(*n);
     }
+    for (auto& x : e.peak) {
+      auto n = num(UINT32_MAX);
+      if (!n) return std::nullopt;
+      x = static_cast<uint32_t>(*n);
+    }
+    auto hour = num(UINT32_MAX), in_hour = num(kMaxToday);
+    if (!hour || !in_hour) return std::nullopt;
+    e.hour = static_cast<uint32_t>(*hour);
+    for (uint64_t i = 0; i < *in_hour; ++i) {
+      auto h = r.Varint();
+      if (!h) return std::nullopt;
+      e.this_hour.insert(*h);
+    }
     for (Entry::Mark* m : {&e.relays_mark, &e.logins_mark}) {
       auto until = num(INT64_MAX), at = num(UINT32_MAX);
       if (!until || !at) return std::nullopt;
@@ -266,12 +293,20 @@ bool AccountHistory::Merge(std::string_view account, std::string_view bytes) {
       e.day[s] = other->day[s];
       e.domains[s] = other->domains[s];
       e.relays[s] = other->relays[s];
+      e.peak[s] = other->peak[s];
     } else if (other->day[s] == e.day[s]) {
       e.domains[s] = std::max(e.domains[s], other->domains[s]);
       e.relays[s] = std::max(e.relays[s], other->relays[s]);
+      e.peak[s] = std::max(e.peak[s], other->peak[s]);
     }
   }
   for (size_t h = 0; h < e.hours.size(); ++h) e.hours[h] = std::max(e.hours[h], other->hours[h]);
+  if (other->hour > e.hour) {
+    e.hour = other->hour;
+    e.this_hour = std::move(other->this_hour);
+  } else if (other->hour == e.hour) {
+    e.this_hour.insert(other->this_hour.begin(), other->this_hour.end());
+  }
   for (auto [mine, theirs] : {std::pair{&e.relays_mark, &other->relays_mark}, std::pair{&e.logins_mark, &other->logins_mark}})
     if (theirs->until_us > mine->until_us) *mine = *theirs;
   if (other->last_day > e.last_day) {

@@ -224,7 +224,7 @@ check "explain shows the ban in force and its rule" grep -q '^203.0.113.7: banne
 check "and the five lines that led to it" bash -c "grep -q 'the 5 lines that led to it' '$work/explain-ip.txt' && [ \"\$(grep -c '^        > .*unknown\[203.0.113.7\]: SASL LOGIN authentication failed' '$work/explain-ip.txt')\" = 5 ]"
 cli explain test > "$work/explain-account.txt"
 check "explain of an account shows its verdict and the address banned for it" bash -c "grep -q '^  verdicts (what it did): relay-flood' '$work/explain-account.txt' && grep -q '^198.51.100.9: banned' '$work/explain-account.txt' && grep -q 'account_verdict test  postfix/relay-flood' '$work/explain-account.txt'"
-check "explain of an account shows its habits from its history (25 recipients today)" grep -q '^  usually (history of 0 days): 0 outside domains and 0 recipients on a busy day (today 25 and 25)' "$work/explain-account.txt"
+check "explain of an account shows its habits from its history (25 recipients today)" grep -q '^  usually (history of 0 days): 0 outside domains (0 in its busiest hour) and 0 recipients on a busy day (today 25 and 25)' "$work/explain-account.txt"
 check "accounts --json carries the habits" bash -c "$(printf '%q ' "$bin") accounts --json -c $work/relayban.yaml | python3 -c 'import json,sys,time; a=[x for x in json.load(sys.stdin)[\"accounts\"] if x[\"account\"]==\"test\"][0]; h=a[\"habits\"]; assert h[\"recipients_today\"]==25 and h[\"outside_domains_today\"]==25, h'"
 check "explain --json" bash -c "$(printf '%q ' "$bin") explain --json 203.0.113.7 -c $work/relayban.yaml | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"decisions\"][0][\"evidence\"][4][\"line\"].endswith(\"guess5@example.com\")'"
 cli unban 203.0.113.7 >/dev/null

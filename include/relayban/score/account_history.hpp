@@ -1,5 +1,5 @@
 // AccountHistory: what each account usually does, over the last four weeks - distinct outside
-// recipient domains and recipients relayed (its volume) per day, the networks (/24, /64) and
+// recipient domains per day and in the day's busiest hour, recipients relayed (its volume) per day, the networks (/24, /64) and
 // the hours of the day (UTC) it logs in from - so rules can hold
 // an account to its own habits: a limit relative to its usual day, and a login from a network
 // it never used. Kept across restarts by the daemon (Serialize/Restore, in the state
@@ -42,6 +42,8 @@ class AccountHistory {
     int usual = 0;      // distinct outside domains of its usual busy day before today (the upper
                         // quartile of its active days in the last four weeks)
     int today = 0;      // distinct outside domains today so far
+    int usual_hour = 0;    // distinct outside domains in the busiest hour of its usual busy day
+                           // (the upper quartile of its active days' busiest hours)
     int usual_relays = 0;  // recipients relayed on its usual busy day (upper quartile, as above)
     int relays_today = 0;
     std::vector<int> login_hours;  // the hours (UTC) it usually logs in: each has at least a
@@ -72,6 +74,9 @@ class AccountHistory {
     std::unordered_set<uint64_t> today;     // the domains of last_day's slot, for idempotence
     std::vector<std::pair<uint64_t, uint32_t>> networks;  // network, last day used
     std::array<uint32_t, kDays> relays{};   // recipients relayed that day
+    std::array<uint32_t, kDays> peak{};     // distinct outside domains in that day's busiest hour
+    uint32_t hour = 0;                      // the hour (since the epoch) `this_hour` counts
+    std::unordered_set<uint64_t> this_hour;  // its domains, for idempotence
     std::array<uint32_t, 24> hours{};       // logins per hour of the day (UTC), halved when large
     // The newest event counted of each kind, and how many were counted at that instant (a
     // message to many recipients logs them in one second); after a restore, that many

@@ -152,3 +152,23 @@ TEST_CASE("recipients logged in the same second all count, and a replay of them 
   for (int i = 0; i < 3; ++i) restored.RelayCounted("test@example.org", Day(3, 10));  // new, same second
   CHECK(restored.UsualDay("test@example.org", Day(3)).relays_today == 28);
 }
+
+TEST_CASE("the history keeps each day's busiest hour, and its upper quartile is the usual one") {
+  AccountHistory h(100);
+  // Day d: 2 domains at 9h and 4*(d+1) at 10h (busiest), 3 of them the 9h ones again.
+  for (int d = 0; d < 4; ++d) {
+    for (int i = 0; i < 2; ++i) h.Relayed("s@example.org", static_cast<uint64_t>(i), Day(d, 9));
+    for (int i = 0; i < 4 * (d + 1); ++i) h.Relayed("s@example.org", static_cast<uint64_t>(i), Day(d, 10));
+  }
+  auto u = h.UsualDay("s@example.org", Day(5));
+  CHECK(u.usual_hour == 16);  // of 4, 8, 12, 16: the upper quartile of four is the largest
+  CHECK(u.usual == 16);       // the day's distinct domains: the 10h ones include the 9h ones
+  // Survives serialization; a replayed hour counts nothing twice.
+  auto changed = h.TakeChanged(10);
+  AccountHistory restored(100);
+  REQUIRE(restored.Restore(changed[0].first, changed[0].second));
+  for (int i = 0; i < 16; ++i) restored.Relayed("s@example.org", static_cast<uint64_t>(i), Day(3, 10));
+  CHECK(restored.UsualDay("s@example.org", Day(5)).usual_hour == 16);
+  for (int i = 0; i < 20; ++i) restored.Relayed("s@example.org", static_cast<uint64_t>(100 + i), Day(3, 10));
+  CHECK(restored.UsualDay("s@example.org", Day(5)).usual_hour == 36);  // day 3's busiest hour now has 36
+}

@@ -322,7 +322,7 @@ void Reader::Fleet(const YAML::Node& n, FleetSpec& f) {
   if (auto m = n["redis"]) {
     if (auto s = Str(m, "fleet.redis")) {
       if (!FleetRedisAddressOk(*s))
-        Err(m, "fleet.redis must be ADDRESS:PORT with a literal address (10.0.0.5:6379, [2001:db8::5]:6379) or the "
+        Err(m, "fleet.redis must be ADDRESS:PORT (10.0.0.5:6379, [2001:db8::5]:6379, redis.internal:6379) or the "
                "absolute path of a Unix socket");
       else f.redis = *s;
     }

@@ -1,5 +1,8 @@
 // The daemon's side of fleet mode: starting the member from `fleet:`, publishing this host's
 // bans and unbans, and applying the fleet's through the ban ledger (the ignore list first).
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <cerrno>
 #include <cstring>
@@ -51,7 +54,24 @@ Result<FleetOptions> Daemon::FleetOptionsOf(const FleetSpec& spec) {
     if (!FleetNameOk(o.host)) return Fail("fleet: the host name '" + Printable(o.host, 64) + "' cannot name this host; set fleet.host");
   }
   auto a = RedisAddress::Parse(spec.redis);
-  if (!a) return Fail("fleet.redis: " + spec.redis + " is not an address");
+  if (!a) {
+    // A host name: resolved now (at start and at each reload), never in the loop.
+    size_t colon = spec.redis.rfind(':');
+    std::string host = spec.redis.substr(0, colon), port = spec.redis.substr(colon + 1);
+    addrinfo hints{};
+    hints.ai_socktype = SOCK_STREAM;
+    addrinfo* res = nullptr;
+    if (int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res); rc != 0 || !res)
+      return Fail("fleet.redis: cannot resolve " + host + ": " + gai_strerror(rc));
+    char text[INET6_ADDRSTRLEN] = {};
+    const void* addr = res->ai_family == AF_INET6 ? static_cast<const void*>(&reinterpret_cast<sockaddr_in6*>(res->ai_addr)->sin6_addr)
+                                                  : static_cast<const void*>(&reinterpret_cast<sockaddr_in*>(res->ai_addr)->sin_addr);
+    inet_ntop(res->ai_family, addr, text, sizeof text);
+    bool v6 = res->ai_family == AF_INET6;
+    freeaddrinfo(res);
+    a = RedisAddress::Parse(v6 ? "[" + std::string(text) + "]:" + port : std::string(text) + ":" + port);
+    if (!a) return Fail("fleet.redis: " + spec.redis + " resolves to no usable address");
+  }
   o.address = *a;
   o.user = spec.user;
   if (!spec.password_file.empty()) {

@@ -56,7 +56,20 @@ bool MailAddressOk(std::string_view a) {
 
 bool FleetRedisAddressOk(std::string_view text) {
   if (!text.empty() && text.front() == '/') return text.size() < 100;
-  return ParseListenAddress(text).has_value();
+  if (ParseListenAddress(text)) return true;
+  // A host name and a port: letters, digits, '-' and '.', resolved when the daemon starts.
+  size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0 || colon > 253) return false;
+  std::string_view host = text.substr(0, colon), port = text.substr(colon + 1);
+  for (char c : host)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '.')) return false;
+  if (host.front() == '-' || host.front() == '.' || port.empty() || port.size() > 5) return false;
+  unsigned p = 0;
+  for (char c : port) {
+    if (c < '0' || c > '9') return false;
+    p = p * 10 + static_cast<unsigned>(c - '0');
+  }
+  return p >= 1 && p <= 65535;
 }
 
 bool FleetNameOk(std::string_view name) {

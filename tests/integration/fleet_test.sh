@@ -234,6 +234,19 @@ check "applied fleet events are counted" grep -Eq '^relayban_fleet_events_total\
 check "the propagation delay histogram has samples" grep -Eq '^relayban_fleet_propagation_delay_seconds_count [1-9]' "$work/mx2.prom"
 check "bans from the fleet are counted with origin fleet" grep -Eq '^relayban_bans_total\{.*origin="fleet".*\} [1-9]' "$work/mx2.prom"
 
+# --- Redis by host name: resolved at start -----------------------------------------------------
+mkdir -p "$work/mx4/state"
+sed -e "s|10.250.1.1:$port|localhost:$port|; s|host: mx1|host: mx4|; s|$work/mx1/state|$work/mx4/state|; s|$work/mx1/control.sock|$work/mx4/control.sock|" \
+    -e "s|$work/mx1/decisions.log|$work/mx4/decisions.log|" "$(cfg mx1)" > "$work/mx4/relayban.yaml"
+"$bin" daemon --dry-run -c "$work/mx4/relayban.yaml" > "$work/mx4/daemon.log" 2>&1 & mx4=$!
+mx4_in_step() { "$bin" status --json -c "$work/mx4/relayban.yaml" 2>/dev/null | python3 -c 'import json,sys; f=json.load(sys.stdin)["fleet"]; sys.exit(0 if f["connected"] and f["in_step"] and f["redis"] == "127.0.0.1:'$port'" else 1)'; }
+limit=30 until_true mx4_in_step
+check "a host that names Redis by host name (localhost) resolves it and joins" mx4_in_step
+kill -TERM "$mx4"; wait "$mx4" 2>/dev/null
+sed "s|localhost:$port|no-such-host.invalid:$port|" "$work/mx4/relayban.yaml" > "$work/mx4/bad.yaml"
+out=$("$bin" daemon --dry-run -c "$work/mx4/bad.yaml" 2>&1); rc=$?
+check "a host name that does not resolve stops the start (exit 78) and says so" sh -c "[ $rc = 78 ] && printf '%s' \"\$1\" | grep -q 'cannot resolve no-such-host.invalid'" sh "$out"
+
 # --- Configuration errors ----------------------------------------------------------------
 chmod 644 "$work/fleet.key"
 out=$("$bin" daemon -c "$(cfg mx1)" --dry-run 2>&1); rc=$?
@@ -241,7 +254,7 @@ check "a key file others may read is refused at start (exit 78)" test "$rc" -eq 
 check "... saying what to do" sh -c "printf '%s' '$out' | grep -q 'chmod 600'"
 chmod 600 "$work/fleet.key"
 cat > "$work/bad.yaml" <<YAML
-fleet: {redis: "redis.example:6379", name: "prod fleet", key_file: relative.key}
+fleet: {redis: "redis.example", name: "prod fleet", key_file: relative.key}
 YAML
 out=$("$bin" config-test -c "$work/bad.yaml" 2>&1)
 check "config-test names a bad redis address with its line" sh -c "printf '%s' \"\$1\" | grep -q 'bad.yaml:1:.*fleet.redis must be'" sh "$out"

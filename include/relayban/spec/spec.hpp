@@ -183,7 +183,8 @@ struct DigestSpec {
 // `fleet:` many hosts sharing bans through Redis. Off unless the section is given.
 struct FleetSpec {
   bool on = false;
-  std::string redis;          // "10.0.0.5:6379", "[2001:db8::5]:6379" or a Unix socket's path
+  std::string redis;          // "10.0.0.5:6379", "[2001:db8::5]:6379", "redis.internal:6379"
+                              // (resolved at start and reload) or a Unix socket's path
   std::string name;           // the fleet's name: letters, digits, . _ -
   std::string host;           // this host's name in the fleet; empty: the machine's host name
   std::string user;           // the Redis ACL user; empty: the default user
@@ -197,7 +198,7 @@ struct FleetSpec {
 };
 // A fleet or host name: 1 to 64 of letters, digits, '.', '_' and '-'.
 bool FleetNameOk(std::string_view name);
-// A literal ADDRESS:PORT or an absolute path (a Unix socket).
+// ADDRESS:PORT (a literal address or a host name) or an absolute path (a Unix socket).
 bool FleetRedisAddressOk(std::string_view text);
 
 struct Config {

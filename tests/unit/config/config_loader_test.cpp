@@ -346,9 +346,13 @@ TEST_CASE("fleet is off unless given, and its settings are checked with their pl
   CHECK(on->fleet.max_remote_ban == Seconds{86400});
   CHECK(on->fleet.rate == 500);
   CHECK(on->fleet.outbox == 1000);
-  auto errors = Errors(std::string(kFilter) + "fleet:\n  redis: redis.example:6379\n  name: \"a b\"\n  key_file: k\n  tls: yes\n");
+  for (const char* ok : {"redis.internal:6379", "[::1]:6379", "/run/redis/redis-server.sock", "localhost:1"})
+    CHECK(FleetRedisAddressOk(ok));
+  for (const char* bad : {"redis.internal", "redis internal:6379", "-x:6379", "redis:0", "redis:65536", "redis:", "relative.sock"})
+    CHECK_FALSE(FleetRedisAddressOk(bad));
+  auto errors = Errors(std::string(kFilter) + "fleet:\n  redis: redis.example\n  name: \"a b\"\n  key_file: k\n  tls: yes\n");
   CHECK(Has(errors, "unknown key 'tls'", 10, 3));
-  errors = Errors(std::string(kFilter) + "fleet:\n  redis: redis.example:6379\n  name: \"a b\"\n  key_file: k\n");
+  errors = Errors(std::string(kFilter) + "fleet:\n  redis: redis.example\n  name: \"a b\"\n  key_file: k\n");
   CHECK(Has(errors, "fleet.redis must be ADDRESS:PORT", 7, 10));
   CHECK(Has(errors, "fleet.name must be", 8, 9));
   CHECK(Has(errors, "fleet.key_file must be an absolute path", 9, 13));

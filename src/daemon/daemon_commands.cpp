@@ -153,7 +153,9 @@ std::string Daemon::Status(const std::string& only) const {
                   {"connects", fs.connects},
                   {"counted", fs.counted},
                   {"verdicts_won", fs.fleet_verdicts},
-                  {"count_errors", fs.count_errors}};
+                  {"count_errors", fs.count_errors},
+                  {"counts_dropped", fs.counts_dropped},
+                  {"congested", fleet_->congested()}};
   }
   j["jails"] = json::array();
   auto sources = sources_->Describe();

@@ -122,7 +122,7 @@ void Daemon::StartFleet(FleetOptions options) {
 }
 
 void Daemon::FollowFleetState() {
-  bool on = fleet_ && fleet_->connected();
+  bool on = fleet_ && fleet_->connected() && !fleet_->congested();
   if (on == engine_->fleet_counting()) return;
   engine_->SetFleetCounting(on);
   if (engine_->has_fleet_rules())

@@ -263,10 +263,12 @@ std::string Daemon::RenderMetrics() const {
     m.Sample({{"reason", "rate"}}, static_cast<double>(fs.refused_rate));
     m.Sample({{"reason", "lifted"}}, static_cast<double>(fs.refused_lifted));
     m.Family("relayban_fleet_errors_total", Type::kCounter,
-             "Fleet failures, by kind: send (Redis refused a decision), count (a fleet count), outbox_dropped (full)");
+             "Fleet failures, by kind: send (Redis refused a decision), count (a fleet count), outbox_dropped (full), "
+             "counts_dropped (not sent: Redis away or too far behind; decided locally)");
     m.Sample({{"kind", "send"}}, static_cast<double>(fs.send_errors));
     m.Sample({{"kind", "count"}}, static_cast<double>(fs.count_errors));
     m.Sample({{"kind", "outbox_dropped"}}, static_cast<double>(fs.outbox_dropped));
+    m.Sample({{"kind", "counts_dropped"}}, static_cast<double>(fs.counts_dropped));
     m.Family("relayban_fleet_counted_total", Type::kCounter, "Events added to fleet rules' windows in Redis");
     m.Sample(static_cast<double>(fs.counted));
     m.Family("relayban_fleet_verdicts_won_total", Type::kCounter, "Fleet rule verdicts this host raised");

@@ -254,7 +254,20 @@ void FleetMember::Send(Queued q) {
 }
 
 void FleetMember::Count(const CountRequest& c, std::function<void(int64_t, bool)> done) {
-  if (!writer_->ready()) return;
+  size_t waiting = writer_->waiting();
+  if (congested_ && waiting < kMaxCountsWaiting / 2) {
+    congested_ = false;
+    Log(LOG_NOTICE, "Redis keeps up again: fleet rules count across the fleet");
+  }
+  if (!writer_->ready() || congested_ || waiting >= kMaxCountsWaiting) {
+    if (writer_->ready() && !congested_) {
+      congested_ = true;
+      Log(LOG_WARNING, std::to_string(waiting) + " fleet counts wait for Redis: fleet rules decide on this host alone "
+                       "until it catches up");
+    }
+    ++stats_.counts_dropped;
+    return;
+  }
   if (script_sha_.empty()) script_sha_ = Sha1Hex(kCountScript);
   // Subjects are addresses or account names (attacker text): hashed into the key names.
   char hex[17];
@@ -545,6 +558,10 @@ void FleetMember::SaveOutbox() {
 
 void FleetMember::Tick() {
   ++ticks_;
+  if (congested_ && writer_->waiting() < kMaxCountsWaiting / 2) {
+    congested_ = false;
+    Log(LOG_NOTICE, "Redis keeps up again: fleet rules count across the fleet");
+  }
   writer_->Tick();
   reader_->Tick();
   if (ticks_ % 5 == 0) Heartbeat();

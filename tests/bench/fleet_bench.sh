@@ -6,22 +6,24 @@
 #     timed by mx3's nftables event group (latency_bench): median and p99 over 1,000 bans;
 #  2. sustained throughput: N distinct attackers (default 50,000) appended to mx1's log at
 #     once; the time until mx3 has applied them all and its kernel holds them.
-# usage: tests/bench/fleet_bench.sh [BUILD_DIR] [N]   (as root)
+# With SCOPE=fleet the rule counts across the fleet (a Redis script per failure line): under
+# the burst a host falls back to deciding alone while more than 20,000 counts wait.
+# usage: [SCOPE=fleet] tests/bench/fleet_bench.sh [BUILD_DIR] [N]   (as root)
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 build=${1:-$root/build}
 n=${2:-50000}
-exec unshare --net -- bash -s "$build" "$root" "$n" <<'BENCH'
+exec unshare --net -- bash -s "$build" "$root" "$n" "${SCOPE:-host}" <<'BENCH'
 set -uo pipefail
-build=$1; src=$2; n=$3; bin=$build/relayban
+build=$1; src=$2; n=$3; scope=$4; bin=$build/relayban
 RELAYBAN_TEST_NETNS=1
 . "$src/tests/integration/lib.sh"
 . "$src/tests/integration/fleet_lib.sh"
 fleet_init mx1 mx2 mx3
 start_redis || { echo "redis-server does not start"; exit 1; }
 # Ban at the first failure (one line, one ban); the fleet may apply as fast as it can.
-rules='      - {name: first-failure, key: ip, events: [auth_failure], threshold: 1, window: 10m, ban: 1h}'
+rules="      - {name: first-failure, key: ip, events: [auth_failure], threshold: 1, window: 10m, ban: 1h, scope: $scope}"
 for h in $hosts; do fleet_host "$h" '[127.0.0.0/8]' "$rules" "  rate: 1000000
   burst: 10000000" || exit 1; done
 echo "max_tracked: 2000000" >> "$(cfg mx1)"
@@ -53,4 +55,6 @@ print(f"   {n} bans in mx3's kernel {t1 - t0:.2f} s after the burst: {n / (t1 - 
 PY
 echo "   Redis: $(rcli INFO memory | grep '^used_memory_human' | tr -d '\r'), $(rcli XLEN 'rb:{prod}:events') events in the stream, $(rcli ZCARD 'rb:{prod}:bans') bans"
 cli mx3 metrics | grep -E '^relayban_fleet_propagation_delay_seconds_(bucket\{le="0.05"\}|count)'
+cli mx1 metrics | grep -E '^relayban_fleet_(counted_total|verdicts_won_total|errors_total\{kind="counts_dropped"\})'
+grep -E "fleet counts wait|keeps up again" "$work/mx1/daemon.log" | head -4
 BENCH

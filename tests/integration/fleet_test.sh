@@ -234,6 +234,23 @@ check "applied fleet events are counted" grep -Eq '^relayban_fleet_events_total\
 check "the propagation delay histogram has samples" grep -Eq '^relayban_fleet_propagation_delay_seconds_count [1-9]' "$work/mx2.prom"
 check "bans from the fleet are counted with origin fleet" grep -Eq '^relayban_bans_total\{.*origin="fleet".*\} [1-9]' "$work/mx2.prom"
 
+# --- Redis falling behind: fleet rules decide locally -------------------------------------------
+# Redis stops answering writes for a while (CLIENT PAUSE) while a flood of 25,000 one-failure
+# addresses reaches mx1: past 20,000 counts waiting, mx1's fleet rule decides on its own.
+rcli CLIENT PAUSE 4000 WRITE >/dev/null
+python3 -c '
+import sys, time
+stamp = time.strftime("%b %e %H:%M:%S")
+for i in range(25000):
+    print(f"{stamp} mx1 postfix/smtpd[1]: warning: unknown[198.19.{i >> 8}.{i & 255}]: SASL LOGIN authentication failed: x, sasl_username=u")
+' >> "$work/mx1/log/mail.log"
+brute mx1 203.0.113.95
+limit=20 until_true banned_in mx1 ban4 203.0.113.95
+check "with Redis too far behind, a brute force on mx1 is still banned there at once" banned_in mx1 ban4 203.0.113.95
+check "... and mx1 says its fleet rules decide alone until Redis catches up" grep -q "fleet counts wait for Redis" "$work/mx1/daemon.log"
+limit=30 until_true banned_in mx3 ban4 203.0.113.95
+check "... and once Redis answers again the ban reaches the others" banned_in mx3 ban4 203.0.113.95
+
 # --- Redis by host name: resolved at start -----------------------------------------------------
 mkdir -p "$work/mx4/state"
 sed -e "s|10.250.1.1:$port|localhost:$port|; s|host: mx1|host: mx4|; s|$work/mx1/state|$work/mx4/state|; s|$work/mx1/control.sock|$work/mx4/control.sock|" \

@@ -67,6 +67,7 @@ struct FleetStats {
   uint64_t counted = 0;           // events added to fleet windows
   uint64_t fleet_verdicts = 0;    // fleet verdicts this host won
   uint64_t count_errors = 0;
+  uint64_t counts_dropped = 0;    // not sent: Redis away or too many waiting
   double delay_sum = 0;           // seconds from decision to applied here, summed
   std::vector<uint64_t> delay_buckets;  // counts per FleetMember::kDelayBounds (cumulative later)
 };
@@ -114,6 +115,9 @@ class FleetMember {
   void Stop();
 
   bool connected() const { return writer_->ready() && reader_->ready(); }
+  // Too many fleet counts wait for Redis (a flood): fleet rules should decide locally until
+  // the backlog is down to half.
+  bool congested() const { return congested_; }
   bool synced() const { return following_; }
   size_t outbox() const { return queue_.size() + in_flight_.size(); }
   // Peers (host names) seen in the last minute, and when.
@@ -162,6 +166,8 @@ class FleetMember {
   std::vector<uint64_t> sent_stored_;  // sent; to delete from the database's outbox
   uint64_t next_seq_ = 0;
   uint64_t count_seq_ = 0;
+  bool congested_ = false;
+  static constexpr size_t kMaxCountsWaiting = 20000;
   std::string script_sha_;
   std::string epoch_;        // Redis's epoch the position belongs to
   std::string position_ = "0-0";

@@ -134,14 +134,14 @@ void Daemon::CountInFleet(const FleetCount& c) {
   FleetMember::CountRequest r{c.jail, c.rule, c.subject, c.value, c.count, Ms(c.time),
                               std::chrono::duration_cast<std::chrono::milliseconds>(c.window).count(), c.threshold};
   RuleKey key = c.key;
-  std::string jail = c.jail, rule = c.rule, subject = c.subject;
+  std::string jail = c.jail, rule = c.rule, subject = c.subject, ip = c.ip;
   Time at = c.time;
-  fleet_->Count(r, [this, key, jail, rule, subject, at](int64_t count, bool won) {
+  fleet_->Count(r, [this, key, jail, rule, subject, at, ip](int64_t count, bool won) {
     if (!won || !engine_) return;
     Log(LOG_NOTICE, "fleet verdict won here: jail=" + jail + " rule=" + rule + " " +
                         (key == RuleKey::kIp ? subject : "account=" + Printable(subject, 80)) + " reached " +
                         std::to_string(count) + " across the fleet");
-    if (!engine_->FleetVerdict(jail, rule, subject, at, static_cast<int>(count), true, out_)) return;
+    if (!engine_->FleetVerdict(jail, rule, subject, at, static_cast<int>(count), true, out_, ip)) return;
     if (key == RuleKey::kAccount) {
       // Every host bans the addresses it saw use the account.
       const JailSpec* js = config_.FindJail(jail);

@@ -989,6 +989,7 @@ void Engine::Impl::PushFleetCount(const Jail& jail, const Rule& rule, const std:
   c.time = ev.time;
   c.threshold = rule.spec->threshold;
   c.window = rule.spec->window;
+  if (ev.ip) c.ip = ev.ip->ToString();
   // The distinct value as the fleet compares it: addresses as written, names hashed (they
   // are attacker text and need not be readable in Redis).
   char hex[17];
@@ -1020,7 +1021,7 @@ bool Engine::has_fleet_rules() const {
 }
 
 bool Engine::FleetVerdict(const std::string& jail_name, const std::string& rule_name, const std::string& subject, Time at,
-                          int count, bool won, EngineOutput& out) {
+                          int count, bool won, EngineOutput& out, const std::string& ip) {
   Impl& m = *impl_;
   for (size_t ji = 0; ji < m.jails.size(); ++ji) {
     Impl::Jail& jail = *m.jails[ji];
@@ -1041,7 +1042,7 @@ bool Engine::FleetVerdict(const std::string& jail_name, const std::string& rule_
       if (subject.empty()) return false;
       // Counting here would only repeat it; the fleet's verdict stands for every host.
       rule.account_windows.Erase(subject);
-      m.AccountVerdictNow(jail, rule, static_cast<int>(ji), subject, at, why, "", out, won);
+      m.AccountVerdictNow(jail, rule, static_cast<int>(ji), subject, at, why, ip, out, won);
       return true;
     }
   }

@@ -18,7 +18,7 @@ ok "redis-server starts with an ACL user per host"
 
 rules='      - {name: auth-bruteforce, key: ip, events: [auth_failure], threshold: 5, window: 10m, ban: 1h, scope: fleet}
       - {name: relay-flood, key: account, events: [relay], distinct: recipient_domain, threshold: 6, window: 1h,
-         ban: 1d, scope: fleet, on_account: [/usr/bin/touch, ON_ACCOUNT]}'
+         ban: 1d, scope: fleet, on_account: [/usr/bin/touch, "ON_ACCOUNT-{ip}"]}'
 for h in $hosts; do
   ignore='[127.0.0.0/8]'
   [ "$h" = mx3 ] && ignore='[127.0.0.0/8, 192.0.2.0/24]'
@@ -67,7 +67,7 @@ relay_lines() {  # relay_lines HOST IP QUEUEID DOMAIN...
     done; } >> "$work/$h/log/mail.log"
 }
 relay_lines mx1 203.0.113.71 5C00000001 d1.example d2.example
-limit=10 until_true fleet_is mx1 'f["counted"] >= 5'
+limit=10 until_true fleet_is mx1 'f["counted"] >= 4'
 relay_lines mx2 203.0.113.72 5C00000002 d3.example d4.example
 limit=10 until_true fleet_is mx2 'f["counted"] >= 4'
 relay_lines mx3 203.0.113.73 5C00000003 d5.example d6.example
@@ -75,7 +75,8 @@ all_account_ips() { local ip; for ip in 203.0.113.71 203.0.113.72 203.0.113.73; 
 limit=20 until_true all_account_ips
 check "an account relaying to 2 outside domains on each of 3 hosts (threshold 6) is caught" all_account_ips
 check "... its verdict reported once in the fleet's decision logs" test "$(cat "$work"/mx*/decisions.log | grep -c '"action":"account_verdict".*"account":"test"')" -eq 1
-check "... its on_account hook run on one host only" test "$(ls "$work"/mx*/on_account-ran 2>/dev/null | wc -l)" -eq 1
+check "... its on_account hook run on one host only" test "$(ls "$work"/mx*/on_account-ran-* 2>/dev/null | wc -l)" -eq 1
+check "... with the address whose relay crossed the threshold there (mx3: 203.0.113.73)" test -e "$work/mx3/on_account-ran-203.0.113.73"
 check "... and every host lists the account with the verdict" sh -c "for h in $hosts; do \"$bin\" accounts --json -c $work/\$h/relayban.yaml | grep -q 'relay-flood' || exit 1; done"
 
 # --- Shared bans ---------------------------------------------------------------------------

@@ -56,6 +56,7 @@ struct FleetCount {
   RuleKey key = RuleKey::kIp;
   std::string subject;  // the address key (as written) or the account
   std::string value;    // the distinct value's text (hashed for names); empty: the event counts
+  std::string ip;       // the event's client address (for the {ip} of a hook), if any
   int count = 1;
   Time time{};
   int threshold = 0;
@@ -193,8 +194,9 @@ class Engine {
   // threshold for `subject` (an address or an account). `won` when this host raised it (its
   // report and hook run here); false for an account verdict raised by another host (this
   // host bans the addresses it saw use the account). False if no such fleet rule.
+  // `ip`: the address of the event that crossed the threshold, for the {ip} of on_account.
   bool FleetVerdict(const std::string& jail, const std::string& rule, const std::string& subject, Time at, int count,
-                    bool won, EngineOutput& out);
+                    bool won, EngineOutput& out, const std::string& ip = "");
 
   // The ban policy: the ignore list for manual bans, past offences at start-up.
   BanPolicy& policy();

@@ -761,6 +761,7 @@ TEST_CASE("fleet rules hand their events to the fleet while fleet counting is on
   r.Feed("2026-11-18T10:01:00Z direct user=test ip=82.128.32.42 to=a@msn.com");
   REQUIRE(r.out.fleet_counts.size() == 1);
   CHECK(r.out.fleet_counts[0].subject == "test");
+  CHECK(r.out.fleet_counts[0].ip == "82.128.32.42");
   CHECK(r.out.fleet_counts[0].value.size() == 16);
   CHECK(r.out.fleet_counts[0].value.find("msn") == std::string::npos);
 

@@ -136,7 +136,7 @@ void Daemon::CountInFleet(const FleetCount& c) {
   RuleKey key = c.key;
   std::string jail = c.jail, rule = c.rule, subject = c.subject, ip = c.ip;
   Time at = c.time;
-  fleet_->Count(r, [this, key, jail, rule, subject, at, ip](int64_t count, bool won) {
+  bool sent = fleet_->Count(r, [this, key, jail, rule, subject, at, ip](int64_t count, bool won) {
     if (!won || !engine_) return;
     Log(LOG_NOTICE, "fleet verdict won here: jail=" + jail + " rule=" + rule + " " +
                         (key == RuleKey::kIp ? subject : "account=" + Printable(subject, 80)) + " reached " +
@@ -162,6 +162,13 @@ void Daemon::CountInFleet(const FleetCount& c) {
     HandleOutput();
     more_work_ = true;
   });
+  if (sent) return;
+  // The count cannot reach Redis (away, or too far behind): this host decides alone from
+  // now on, starting with this event.
+  FollowFleetState();
+  if (c.local_count >= c.threshold &&
+      engine_->FleetVerdict(jail, rule, subject, at, c.local_count, true, out_, ip, /*here_only=*/true))
+    HandleOutput();
 }
 
 FleetMember::Applied Daemon::FleetAccountVerdict(const FleetEvent& e) {

@@ -280,7 +280,7 @@ struct Engine::Impl {
   bool fleet_counting = false;
   void Record(const Event& ev);
   void PushFleetCount(const Jail& jail, const Rule& rule, const std::string& subject, const Event& ev,
-                      std::string_view rdomain, EngineOutput& out);
+                      std::string_view rdomain, int local_count, EngineOutput& out);
 };
 
 Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -896,8 +896,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     if (rule.spec->key == RuleKey::kIp) {
       if (fleet && ip_key) {
         // Counted here too (for when Redis goes away), but the fleet decides.
-        (void)rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time);
-        if (!replaying) PushFleetCount(jail, rule, ip_key->ToString(), ev, rdomain, out);
+        int n = rule.ip_windows.Observe(*ip_key, *value, ev.count, ev.time);
+        if (!replaying) PushFleetCount(jail, rule, ip_key->ToString(), ev, rdomain, n, out);
         continue;
       }
       if (!ip_key || !rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time)) continue;
@@ -920,8 +920,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         if (v != st->second.end() && v->second.until > ev.time) continue;
       }
       if (fleet) {
-        (void)rule.account_windows.Add(ev.account, *value, ev.count, ev.time);
-        if (!replaying) PushFleetCount(jail, rule, ev.account, ev, rdomain, out);
+        int n = rule.account_windows.Observe(ev.account, *value, ev.count, ev.time);
+        if (!replaying) PushFleetCount(jail, rule, ev.account, ev, rdomain, n, out);
         continue;
       }
       std::string why;
@@ -979,7 +979,7 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
 }
 
 void Engine::Impl::PushFleetCount(const Jail& jail, const Rule& rule, const std::string& subject, const Event& ev,
-                                  std::string_view rdomain, EngineOutput& out) {
+                                  std::string_view rdomain, int local_count, EngineOutput& out) {
   FleetCount c;
   c.jail = jail.spec->name;
   c.rule = rule.spec->name;
@@ -990,6 +990,7 @@ void Engine::Impl::PushFleetCount(const Jail& jail, const Rule& rule, const std:
   c.threshold = rule.spec->threshold;
   c.window = rule.spec->window;
   if (ev.ip) c.ip = ev.ip->ToString();
+  c.local_count = local_count;
   // The distinct value as the fleet compares it: addresses as written, names hashed (they
   // are attacker text and need not be readable in Redis).
   char hex[17];
@@ -1021,7 +1022,7 @@ bool Engine::has_fleet_rules() const {
 }
 
 bool Engine::FleetVerdict(const std::string& jail_name, const std::string& rule_name, const std::string& subject, Time at,
-                          int count, bool won, EngineOutput& out, const std::string& ip) {
+                          int count, bool won, EngineOutput& out, const std::string& ip, bool here_only) {
   Impl& m = *impl_;
   for (size_t ji = 0; ji < m.jails.size(); ++ji) {
     Impl::Jail& jail = *m.jails[ji];
@@ -1030,13 +1031,15 @@ bool Engine::FleetVerdict(const std::string& jail_name, const std::string& rule_
       Impl::Rule& rule = *rp;
       if (rule.spec->name != rule_name || rule.spec->scope != RuleScope::kFleet) continue;
       std::string what = rule.spec->distinct == Field::kNone ? "events" : std::string("distinct ") + FieldName(rule.spec->distinct);
-      std::string why = std::to_string(count) + " " + what + " within " + FormatDuration(rule.spec->window) + " across the fleet";
+      std::string why = std::to_string(count) + " " + what + " within " + FormatDuration(rule.spec->window) +
+                        (here_only ? " on this host (the fleet's Redis was away or behind)" : " across the fleet");
       if (rule.spec->key == RuleKey::kIp) {
-        auto ip = IpAddress::Parse(subject);
-        if (!ip || !won) return false;
+        auto key = IpAddress::Parse(subject);
+        if (!key || !won) return false;
+        rule.ip_windows.Erase(*key);  // its count restarts, as after a local verdict
         ++m.stats.verdicts;
         ++rule.verdicts;
-        m.Emit(jail, rule, *ip, at, "", rule.spec->name + ": " + why, out, m.EvidenceOf(jail, rule, &*ip, nullptr));
+        m.Emit(jail, rule, *key, at, "", rule.spec->name + ": " + why, out, m.EvidenceOf(jail, rule, &*key, nullptr));
         return true;
       }
       if (subject.empty()) return false;

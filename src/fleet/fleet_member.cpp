@@ -253,7 +253,7 @@ void FleetMember::Send(Queued q) {
   });
 }
 
-void FleetMember::Count(const CountRequest& c, std::function<void(int64_t, bool)> done) {
+bool FleetMember::Count(const CountRequest& c, std::function<void(int64_t, bool)> done) {
   size_t waiting = writer_->waiting();
   if (congested_ && waiting < kMaxCountsWaiting / 2) {
     congested_ = false;
@@ -266,7 +266,7 @@ void FleetMember::Count(const CountRequest& c, std::function<void(int64_t, bool)
                        "until it catches up");
     }
     ++stats_.counts_dropped;
-    return;
+    return false;
   }
   if (script_sha_.empty()) script_sha_ = Sha1Hex(kCountScript);
   // Subjects are addresses or account names (attacker text): hashed into the key names.
@@ -301,6 +301,7 @@ void FleetMember::Count(const CountRequest& c, std::function<void(int64_t, bool)
     }
     handle(r);
   });
+  return true;
 }
 
 void FleetMember::OnWriterReady() {

@@ -57,6 +57,8 @@ struct FleetCount {
   std::string subject;  // the address key (as written) or the account
   std::string value;    // the distinct value's text (hashed for names); empty: the event counts
   std::string ip;       // the event's client address (for the {ip} of a hook), if any
+  int local_count = 0;  // what this host alone counted for the key (at most the threshold):
+                        // decides when the count cannot reach Redis
   int count = 1;
   Time time{};
   int threshold = 0;
@@ -195,8 +197,9 @@ class Engine {
   // report and hook run here); false for an account verdict raised by another host (this
   // host bans the addresses it saw use the account). False if no such fleet rule.
   // `ip`: the address of the event that crossed the threshold, for the {ip} of on_account.
+  // `here_only`: counted on this host alone (the count could not reach Redis).
   bool FleetVerdict(const std::string& jail, const std::string& rule, const std::string& subject, Time at, int count,
-                    bool won, EngineOutput& out, const std::string& ip = "");
+                    bool won, EngineOutput& out, const std::string& ip = "", bool here_only = false);
 
   // The ban policy: the ignore list for manual bans, past offences at start-up.
   BanPolicy& policy();

@@ -106,7 +106,9 @@ class FleetMember {
     int64_t t_ms = 0, window_ms = 0;
     int threshold = 0;
   };
-  void Count(const CountRequest& c, std::function<void(int64_t count, bool won)> done);
+  // False (and `done` is never called) when the count cannot be sent: Redis away, or too
+  // far behind.
+  bool Count(const CountRequest& c, std::function<void(int64_t count, bool won)> done);
   // Sends queued events; true while more could be sent now.
   bool Flush();
   // Once a second: links' timeouts and reconnection, heartbeat, outbox and position saved.

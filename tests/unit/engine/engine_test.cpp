@@ -756,6 +756,12 @@ TEST_CASE("fleet rules hand their events to the fleet while fleet counting is on
   CHECK(c.threshold == 3);
   CHECK(c.window == Seconds(600));
   CHECK(FormatIso8601(c.time) == "2026-11-18T10:00:00Z");
+  // What this host alone counted goes along (capped at the threshold): it decides when the
+  // count cannot reach Redis.
+  CHECK(r.out.fleet_counts[0].local_count == 1);
+  CHECK(r.out.fleet_counts[1].local_count == 2);
+  CHECK(r.out.fleet_counts[4].local_count == 3);
+  CHECK(r.out.fleet_counts[0].ip == "203.0.113.9");
   // Distinct values go out hashed (names) so attacker text never reaches Redis.
   r.out.clear();
   r.Feed("2026-11-18T10:01:00Z direct user=test ip=82.128.32.42 to=a@msn.com");
@@ -783,6 +789,10 @@ TEST_CASE("a fleet verdict won here bans like a local one, and an account verdic
   REQUIRE(r.out.orders.size() == 1);
   CHECK(r.out.orders[0].target.ToString() == "203.0.113.9");
   CHECK(r.out.orders[0].reason == "brute: 3 events within 10m across the fleet");
+  r.out.clear();
+  CHECK(r.engine->FleetVerdict("j", "brute", "203.0.113.12", kNow, 3, true, r.out, "", /*here_only=*/true));
+  REQUIRE(r.out.orders.size() == 1);
+  CHECK(r.out.orders[0].reason == "brute: 3 events within 10m on this host (the fleet's Redis was away or behind)");
   // Unknown or host-scoped rules are refused.
   CHECK_FALSE(r.engine->FleetVerdict("j", "nope", "203.0.113.9", kNow, 3, true, r.out));
   CHECK_FALSE(r.engine->FleetVerdict("other", "brute", "203.0.113.9", kNow, 3, true, r.out));

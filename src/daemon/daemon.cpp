@@ -366,7 +366,7 @@ bool Daemon::Reload(std::vector<Error>* errors) {
       fleet_->Stop();
       fleet_.reset();
     }
-  } else if (!fleet_ || FleetChanged(fleet_->options(), *fleet_options)) {
+  } else if (!fleet_ || !(fleet_->options() == *fleet_options)) {
     StartFleet(std::move(*fleet_options));
   }
   config_loaded_at_ = parts_.clock->Now();

@@ -137,11 +137,6 @@ class Daemon {
 
   // Fleet mode (daemon_fleet.cpp).
   static Result<FleetOptions> FleetOptionsOf(const FleetSpec& spec);
-  static bool FleetChanged(const FleetOptions& a, const FleetOptions& b) {
-    return a.name != b.name || a.host != b.host || a.address.ToString() != b.address.ToString() || a.user != b.user ||
-           a.password != b.password || a.key != b.key || a.max_remote_ban != b.max_remote_ban || a.rate != b.rate ||
-           a.burst != b.burst || a.outbox != b.outbox;
-  }
   void StartFleet(FleetOptions options);
   void PublishBan(const Prefix& target, Seconds duration, const std::string& jail, const std::string& rule,
                   const std::string& account, const std::string& reason, bool manual);

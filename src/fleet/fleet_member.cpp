@@ -253,12 +253,15 @@ void FleetMember::Send(Queued q) {
   });
 }
 
+void FleetMember::EaseCongestion() {
+  if (!congested_ || writer_->waiting() >= kMaxCountsWaiting / 2) return;
+  congested_ = false;
+  Log(LOG_NOTICE, "Redis keeps up again: fleet rules count across the fleet");
+}
+
 bool FleetMember::Count(const CountRequest& c, std::function<void(int64_t, bool)> done) {
+  EaseCongestion();
   size_t waiting = writer_->waiting();
-  if (congested_ && waiting < kMaxCountsWaiting / 2) {
-    congested_ = false;
-    Log(LOG_NOTICE, "Redis keeps up again: fleet rules count across the fleet");
-  }
   if (!writer_->ready() || congested_ || waiting >= kMaxCountsWaiting) {
     if (writer_->ready() && !congested_) {
       congested_ = true;
@@ -559,10 +562,7 @@ void FleetMember::SaveOutbox() {
 
 void FleetMember::Tick() {
   ++ticks_;
-  if (congested_ && writer_->waiting() < kMaxCountsWaiting / 2) {
-    congested_ = false;
-    Log(LOG_NOTICE, "Redis keeps up again: fleet rules count across the fleet");
-  }
+  EaseCongestion();
   writer_->Tick();
   reader_->Tick();
   if (ticks_ % 5 == 0) Heartbeat();

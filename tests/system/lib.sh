@@ -249,7 +249,8 @@ user default on >adminpw ~* &* +@all
 user mx1 on >pw-mx1 $acl
 user mx2 on >pw-mx2 $acl
 CONF
-  atk redis-server "$w/redis.conf" >/dev/null 2>&1 & redis=$!; fleet_pids="$redis"
+  # Not through atk (a function: $! would be its subshell, and killing that leaves the server).
+  ip netns exec "$atk_ns" redis-server "$w/redis.conf" >/dev/null 2>&1 & redis=$!; fleet_pids="$redis"
   openssl rand -hex 32 > "$w/fleet.key"; chmod 600 "$w/fleet.key"
   echo pw-mx2 > "$w/mx2.password"; chmod 600 "$w/mx2.password"
   cat > "$w/mx2.yaml" <<YAML
@@ -258,7 +259,7 @@ control_socket: $w/control.sock
 fleet: {redis: "10.77.0.200:6390", name: prod, host: mx2, user: mx2, password_file: $w/mx2.password, key_file: $w/fleet.key}
 jails: {}
 YAML
-  atk "$bin" daemon -c "$w/mx2.yaml" > "$w/mx2.log" 2>&1 & mx2=$!; fleet_pids="$redis $mx2"
+  ip netns exec "$atk_ns" "$bin" daemon -c "$w/mx2.yaml" > "$w/mx2.log" 2>&1 & mx2=$!; fleet_pids="$redis $mx2"
   cp "$w/fleet.key" "$ct_dir/etc/relayban/fleet.key"; echo pw-mx1 > "$ct_dir/etc/relayban/fleet.password"
   ct chmod 600 /etc/relayban/fleet.key /etc/relayban/fleet.password
   cp "$ct_dir/etc/relayban/relayban.yaml" "$w/relayban.yaml.before"

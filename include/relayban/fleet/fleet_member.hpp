@@ -47,6 +47,7 @@ struct FleetOptions {
   size_t outbox = 100000;             // decisions kept while Redis is away; the oldest go first
   size_t stream_max = 100000;         // the stream is trimmed to about this many events
   size_t in_flight = 2000;            // events sent and not yet confirmed, at most
+  bool operator==(const FleetOptions&) const = default;
 };
 
 struct FleetStats {
@@ -169,6 +170,7 @@ class FleetMember {
   uint64_t next_seq_ = 0;
   uint64_t count_seq_ = 0;
   bool congested_ = false;
+  void EaseCongestion();  // ends a congestion once the backlog is down to half
   static constexpr size_t kMaxCountsWaiting = 20000;
   std::string script_sha_;
   std::string epoch_;        // Redis's epoch the position belongs to

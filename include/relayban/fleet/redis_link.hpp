@@ -37,6 +37,7 @@ struct RedisAddress {
   uint16_t port = 6379;
   std::string ToString() const;
   static std::optional<RedisAddress> Parse(std::string_view text);
+  bool operator==(const RedisAddress&) const = default;
 };
 
 // A command as RESP (an array of bulk strings).

@@ -121,6 +121,33 @@ TEST_CASE("a target that is not an address or prefix is refused even with a good
   CHECK(e.error().message == "bad target");
 }
 
+TEST_CASE("an event with a field twice, or too many fields, is refused even when signed") {
+  auto resign = [](FleetFields f) {
+    std::string c;
+    auto put = [&c](const std::string& v) { c += std::to_string(v.size()) + ":" + v + ","; };
+    put("relayban-fleet");
+    put("prod");
+    for (const auto& [k, v] : f) {
+      put(k);
+      put(v);
+    }
+    f.emplace_back("mac", HmacSha256Hex(kKey, c));
+    return f;
+  };
+  auto f = EncodeFleetEvent(Ban(), "prod", kKey);
+  f.pop_back();
+  auto twice = f;
+  twice.insert(twice.begin() + 4, {"target", "198.51.100.1"});
+  auto e = DecodeFleetEvent(resign(twice), "prod", kKey);
+  REQUIRE_FALSE(e);
+  CHECK(e.error().message == "bad target");
+  auto many = f;
+  for (int i = 0; i < 5; ++i) many.emplace_back("x" + std::to_string(i), "y");
+  e = DecodeFleetEvent(resign(many), "prod", kKey);
+  REQUIRE_FALSE(e);
+  CHECK(e.error().message == "too many fields");
+}
+
 TEST_CASE("HMAC-SHA256 matches RFC 4231 test case 2") {
   CHECK(HmacSha256Hex("Jefe", "what do ya want for nothing?") ==
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843");

@@ -278,14 +278,8 @@ size_t BanLedger::CountInJail(const std::string& jail) const {
 BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
   RestoreReport report;
   Time now = clock_.Now();
-  auto active = store_.ActiveBans(now);
-  if (!active) {
-    // Protect from what the kernel holds; the store gets it when it works again.
-    log_(LOG_ERR, "cannot read the bans in force from the state database: " + active.error().message +
-                      "; adopting what the kernel holds");
-    active = std::vector<BanRecord>{};
-  }
-  for (const BanRecord& b : *active) {
+  // Read a row at a time: a million bans restored must not sit in memory twice.
+  auto restored = store_.EachActiveBan(now, [&](const BanRecord& b) {
     BanOrigin origin = b.origin == "manual" ? BanOrigin::kManual
                        : b.origin == "adopted" ? BanOrigin::kAdopted
                        : b.origin == "fleet"   ? BanOrigin::kFleet
@@ -307,6 +301,11 @@ BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
     e.kernel_pending = true;  // until the kernel is seen to hold it
     e.in_store = true;
     ++report.restored;
+  });
+  if (!restored) {
+    // Protect from what the kernel holds; the store gets it when it works again.
+    log_(LOG_ERR, "cannot read the bans in force from the state database: " + restored.error().message +
+                      "; adopting what the kernel holds");
   }
   if (auto off = store_.Offences(now - Seconds(86400 * 366))) report.offences = std::move(*off);
   std::unordered_set<Prefix, PrefixHash> lifted;
@@ -381,6 +380,11 @@ void BanLedger::AssumeKernelHoldsAll(bool settled) {
     Entry& e = entries_.ValueAt(i);
     if (e.state != State::kActive) continue;
     if (settled) e.kernel_pending = false;
+    // Single addresses about to be added again are left out: re-adding one the kernel
+    // holds is a plain add (kept as it is), where one believed held would be deleted and
+    // added - twice the work, and on kernels without DESTROY an error for any that is
+    // missing. Prefixes stay in: overlapping intervals must be seen before they are added.
+    if (!settled && entries_.KeyAt(i).is_single()) continue;
     if (e.end_us == kForever) held.push_back({entries_.KeyAt(i), std::nullopt, std::nullopt});
     else held.push_back({entries_.KeyAt(i), Micros(std::max<int64_t>(0, e.end_us - now_us)), Seconds(e.duration_s)});
   }

@@ -376,37 +376,66 @@ bool Daemon::Reload(std::vector<Error>* errors) {
   return true;
 }
 
+
+std::string Daemon::EvidenceJson(const EvidenceLines& lines) {
+  // Every ban of one account verdict carries the same lines: formatted once.
+  if (lines.identity() != nullptr && lines.identity() == evidence_cache_.identity()) return evidence_cache_text_;
+  std::string a = "[";
+  for (const Evidence& e : lines) {
+    if (a.size() > 1) a += ',';
+    a += "{\"log\":";
+    if (e.source >= 0 && static_cast<size_t>(e.source) < source_names_.size())
+      AppendJsonString(a, source_names_[static_cast<size_t>(e.source)]);
+    else
+      a += "null";
+    a += ",\"line\":";
+    AppendJsonString(a, e.line);
+    a += '}';
+  }
+  a += ']';
+  evidence_cache_ = lines;
+  evidence_cache_text_ = a;
+  return a;
+}
+
+// The lines behind a decision, for the decision log: in full for the first
+// kEvidencePerSecond records of a second; past that (a flood), the records keep every other
+// field and say how many lines they leave out, so a botnet's million bans cannot write
+// gigabytes of repeated lines.
+void Daemon::AddEvidence(DecisionRecord& w, const EvidenceLines& lines) {
+  if (lines.empty() || evidence_records_this_second_ < kEvidencePerSecond) {
+    if (!lines.empty()) ++evidence_records_this_second_;
+    w.Raw("evidence", EvidenceJson(lines));
+    return;
+  }
+  ++evidence_omitted_;
+  w.Raw("evidence", "[]").Int("evidence_omitted", static_cast<int64_t>(lines.size()));
+}
+
 void Daemon::HandleOutput() {
   Time now = parts_.clock->Now();
   std::string now_text;
   if (!out_.orders.empty() || !out_.verdicts.empty()) now_text = FormatIso8601(now);
-  using Record = nlohmann::ordered_json;  // fields in the order written, "time" first
-  auto evidence = [this](const std::vector<Evidence>& ev) {
-    Record a = Record::array();
-    for (const Evidence& e : ev) {
-      const std::string* log = e.source >= 0 && static_cast<size_t>(e.source) < source_names_.size()
-                                   ? &source_names_[static_cast<size_t>(e.source)] : nullptr;
-      a.push_back({{"log", log ? Record(*log) : Record(nullptr)}, {"line", e.line}});
-    }
-    return a;
-  };
   for (const AccountVerdict& v : out_.verdicts) {
     ++account_verdicts_by_[{v.jail, v.rule}];
     Log(LOG_WARNING, "account verdict: " + Printable(v.account, 80) + " jail=" + v.jail + " rule=" + v.rule + " (" +
                          std::to_string(v.addresses) + " addresses) reason=\"" + Printable(v.reason, 200) + "\"");
-    Record j{{"time", now_text}, {"action", "account_verdict"}, {"account", v.account}, {"jail", v.jail},
-             {"rule", v.rule}, {"reason", v.reason}, {"ban_s", v.ban.count()}, {"addresses", v.addresses},
-             {"log_time", FormatIso8601(v.at)}, {"evidence", evidence(v.evidence)}};
-    Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace), now, "", v.account);
+    DecisionRecord w;
+    w.Str("time", now_text).Str("action", "account_verdict").Str("account", v.account).Str("jail", v.jail)
+        .Str("rule", v.rule).Str("reason", v.reason).Int("ban_s", v.ban.count())
+        .Int("addresses", static_cast<int64_t>(v.addresses)).Str("log_time", FormatIso8601(v.at));
+    AddEvidence(w, v.evidence);
+    Decision(w.Take(), now, "", v.account);
   }
   for (const Order& o : out_.orders) {
     ++bans_by_[{o.jail, o.rule, "rule"}];
     std::string target = o.target.ToString();
-    Record j{{"time", now_text}, {"action", "ban"}, {"target", target}, {"jail", o.jail},
-             {"rule", o.rule}, {"account", o.account.empty() ? Record(nullptr) : Record(o.account)},
-             {"reason", o.reason}, {"duration_s", o.duration.count()}, {"origin", "rule"},
-             {"log_time", FormatIso8601(o.at)}, {"evidence", evidence(o.evidence)}};
-    Decision(j.dump(-1, ' ', false, Record::error_handler_t::replace), now, target, o.account);
+    DecisionRecord w;
+    w.Str("time", now_text).Str("action", "ban").Str("target", target).Str("jail", o.jail).Str("rule", o.rule)
+        .StrOrNull("account", o.account).Str("reason", o.reason).Int("duration_s", o.duration.count())
+        .Str("origin", "rule").Str("log_time", FormatIso8601(o.at));
+    AddEvidence(w, o.evidence);
+    Decision(w.Take(), now, target, o.account);
     PublishBan(o.target, o.duration, o.jail, o.rule, o.account, o.reason, false);
     // One line per ban, up to kBanLinesPerSecondShown; past that, a flood is summed up per
     // jail and rule once a second (a botnet's million bans must not bury the journal).
@@ -415,7 +444,7 @@ void Daemon::HandleOutput() {
       continue;
     }
     ++ban_lines_this_second_;
-    Log(LOG_NOTICE, "ban " + o.target.ToString() + " for " +
+    Log(LOG_NOTICE, "ban " + target + " for " +
                         (o.duration.count() ? FormatDuration(o.duration) : std::string("ever")) + " jail=" + o.jail +
                         " rule=" + o.rule + (o.account.empty() ? "" : " account=" + Printable(o.account, 80)) +
                         " reason=\"" + Printable(o.reason, 200) + "\"");
@@ -450,10 +479,14 @@ bool Daemon::ReplaySlice() {
 
 bool Daemon::DoWork() {
   if (replaying_) {
-    bool more = ReplaySlice();
-    more = ledger_->Flush() || more;
+    bool more = ledger_->Flush();
+    // Bans protect only once they are in the kernel: after a crash every ban goes back there
+    // (a million take about two seconds) before the journal's counts are rebuilt. A firewall
+    // that refuses them (retried with backoff) does not hold the replay up.
+    bool kernel_first = !ledger_->KernelSettled() && ledger_->firewall_problem().empty();
+    if (!kernel_first) more = ReplaySlice() || more;
     more = RunJobs() || more;
-    return more || !replaying_;
+    return more || kernel_first || !replaying_;
   }
   Time now = parts_.clock->Now();
   FollowFleetState();
@@ -559,6 +592,7 @@ void Daemon::Tick() {
     Log(LOG_NOTICE, "and " + std::to_string(n) + " more bans not logged one by one: jail=" + what);
   unlogged_bans_.clear();
   ban_lines_this_second_ = 0;
+  evidence_records_this_second_ = 0;
   Time now = parts_.clock->Now();
   engine_->OnTick(now);
   ledger_->Tick();

@@ -149,6 +149,9 @@ class Daemon {
   void FollowFleetState();
   std::unique_ptr<FleetMember> fleet_;
   static constexpr size_t kBanLinesPerSecondShown = 200;  // ban log lines one by one; beyond, summed up
+  static constexpr size_t kEvidencePerSecond = 1000;  // decision records with their lines; beyond, counted
+  std::string EvidenceJson(const EvidenceLines& lines);
+  void AddEvidence(DecisionRecord& w, const EvidenceLines& lines);
 
   // Control commands (daemon_commands.cpp).
   void OnRequest(ClientId client, std::string_view line);
@@ -187,6 +190,10 @@ class Daemon {
   std::vector<std::pair<Prefix, Time>> offences_;  // restored at start, for each new engine
   EngineOutput out_;
   size_t ban_lines_this_second_ = 0;
+  size_t evidence_records_this_second_ = 0;
+  uint64_t evidence_omitted_ = 0;  // decision records written without their lines (a flood)
+  EvidenceLines evidence_cache_;   // the last lines formatted, kept alive so its identity holds
+  std::string evidence_cache_text_;
   double reading_seconds_ = 0, journal_seconds_ = 0;  // where the loop's time went
   std::map<std::string, uint64_t> unlogged_bans_;  // "jail rule=..." -> bans not logged one by one
   int sigfd_ = -1, timerfd_ = -1;

@@ -122,7 +122,8 @@ std::string Daemon::Status(const std::string& only) const {
   j["hooks"] = {{"running", hooks_->running()}, {"queued", hooks_->queued()}, {"started", hs.started},
                 {"failed", hs.failed},          {"killed", hs.killed},         {"dropped", hs.dropped}};
   const auto& ds = decisions_->stats();
-  j["decision_log"] = {{"path", config_.decision_log}, {"lines", ds.lines}, {"errors", ds.errors}, {"dropped", ds.dropped}};
+  j["decision_log"] = {{"path", config_.decision_log}, {"lines", ds.lines}, {"errors", ds.errors}, {"dropped", ds.dropped},
+                       {"evidence_omitted", evidence_omitted_}};
   j["metrics"] = {{"textfile", config_.metrics.on ? config_.metrics.textfile : ""},
                   {"listen", metrics_listen_},
                   {"textfile_errors", textfile_errors_}};

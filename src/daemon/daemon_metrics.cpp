@@ -312,6 +312,9 @@ std::string Daemon::RenderMetrics() const {
   m.Family("relayban_decisions_unsaved_total", Type::kCounter,
            "Decisions not kept for relayban explain: too many waited for the state database at once");
   m.Sample(static_cast<double>(decisions_unsaved_));
+  m.Family("relayban_decision_evidence_omitted_total", Type::kCounter,
+           "Decision records written without the log lines behind them: more than 1000 a second (a flood)");
+  m.Sample(static_cast<double>(evidence_omitted_));
   m.Family("relayban_metrics_textfile_errors_total", Type::kCounter, "Failed writes of the metrics textfile");
   m.Sample(static_cast<double>(textfile_errors_));
 

@@ -63,6 +63,14 @@ Result<std::vector<BanRecord>> ReopeningStore::ActiveBans(Time now) {
   return r;
 }
 
+Result<size_t> ReopeningStore::EachActiveBan(Time now, const std::function<void(const BanRecord&)>& each) {
+  auto s = Get();
+  if (!s) return Fail(s.error());
+  auto r = (*s)->EachActiveBan(now, each);
+  if (!r) Observe(r.error());
+  return r;
+}
+
 Result<std::vector<Prefix>> ReopeningStore::LiftedTargets() {
   auto s = Get();
   if (!s) return Fail(s.error());

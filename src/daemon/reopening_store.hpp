@@ -23,6 +23,7 @@ class ReopeningStore : public StateStore {
 
   Result<void> WriteBans(const std::vector<BanWrite>& writes) override;
   Result<std::vector<BanRecord>> ActiveBans(Time now) override;
+  Result<size_t> EachActiveBan(Time now, const std::function<void(const BanRecord&)>& each) override;
   Result<std::vector<Prefix>> LiftedTargets() override;
   Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) override;
   Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) override;

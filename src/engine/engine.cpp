@@ -270,7 +270,7 @@ struct Engine::Impl {
   void AccountVerdictNow(const Jail& jail, Rule& rule, int jail_index, const std::string& account, Time t,
                          const std::string& why, const std::string& hook_ip, EngineOutput& out, bool report);
   void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
-            const std::string& reason, EngineOutput& out, const std::vector<Evidence>& evidence);
+            const std::string& reason, EngineOutput& out, const EvidenceLines& evidence);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
   Event scratch;  // reused for every hit, so its strings keep their buffers
   std::string rfc5424;  // an RFC 5424 line rewritten for the filters (reused)
@@ -801,7 +801,7 @@ bool Engine::Impl::OutageHolds(int filter, int pattern, const IpAddress* ip, Tim
 }
 
 void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
-                        const std::string& reason, EngineOutput& out, const std::vector<Evidence>& evidence) {
+                        const std::string& reason, EngineOutput& out, const EvidenceLines& evidence) {
   if (replaying) return;  // the journal rebuilds counts; the bans are the ledger's
   auto order = policy.Ban(ip, rule.spec->ban, t, jail.spec->name, rule.spec->name, account, reason);
   if (!order) return;
@@ -964,7 +964,7 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
     if (auto f = forgiven.find(account); f != forgiven.end()) since = std::max(since, f->second);
   auto ips = accounts.IpsSince(account, since, rule.kinds);
   for (const IpAddress& ip : ips) policy.Prefetch(ip);
-  auto evidence = EvidenceOf(jail, rule, nullptr, &account);
+  EvidenceLines evidence = EvidenceOf(jail, rule, nullptr, &account);
   for (const IpAddress& ip : ips) Emit(jail, rule, ip, t, account, reason, out, evidence);
   if (rule.confirmed && !replaying && report)
     out.verdicts.push_back(

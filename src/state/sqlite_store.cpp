@@ -190,23 +190,37 @@ class SqliteStore : public StateStore {
 
   Result<std::vector<BanRecord>> ActiveBans(Time now) override {
     std::vector<BanRecord> out;
+    auto n = EachActiveBan(now, [&](const BanRecord& b) { out.push_back(b); });
+    if (!n) return Fail(n.error());
+    return out;
+  }
+
+  Result<size_t> EachActiveBan(Time now, const std::function<void(const BanRecord&)>& each) override {
     auto s = Prepare(
         "SELECT h.target,i.jail,i.rule,i.account,i.reason,h.start_us,h.end_us,i.origin FROM ban_history h "
         "JOIN ban_info i ON i.id=h.info WHERE h.ended_us IS NULL AND (h.end_us IS NULL OR h.end_us > ?1) ORDER BY h.id");
     if (!s) return Fail(s.error());
     (*s)->Bind(1, Us(now));
     int rc;
+    size_t n = 0;
+    BanRecord b;  // one reused: its strings keep their buffers from row to row
     while ((rc = (*s)->Step()) == SQLITE_ROW) {
       auto p = Prefix::Parse((*s)->Text(0));
       if (!p) continue;
-      BanRecord b{*p, (*s)->Text(1), (*s)->Text(2), (*s)->Text(3), (*s)->Text(4), FromUs((*s)->Int(5)), std::nullopt,
-                  (*s)->Text(7)};
-      if (!(*s)->Null(6)) b.end = FromUs((*s)->Int(6));
-      out.push_back(std::move(b));
+      b.target = *p;
+      b.jail = (*s)->Text(1);
+      b.rule = (*s)->Text(2);
+      b.account = (*s)->Text(3);
+      b.reason = (*s)->Text(4);
+      b.start = FromUs((*s)->Int(5));
+      b.end = (*s)->Null(6) ? std::nullopt : std::optional<Time>(FromUs((*s)->Int(6)));
+      b.origin = (*s)->Text(7);
+      each(b);
+      ++n;
     }
     (*s)->Reset();
     if (rc != SQLITE_DONE) return Error(rc, "reading active bans");
-    return out;
+    return n;
   }
 
   Result<std::vector<Prefix>> LiftedTargets() override {

@@ -262,5 +262,48 @@ check "its log lines carry a time stamp when stderr is not the journal" \
   grep -qE '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9:.]+Z info: relayban .* running' "$work/runtime/daemon.log"
 stop_daemon
 
+# 9. Killed with more bans than the kernel's sets are ever listed at (50,000): a start adds
+#    every ban again without listing - the single addresses the kernel still holds plainly
+#    (no delete first, which fails on kernels without DESTROY), those it lost as well, a
+#    prefix too; nothing is left out and nothing is doubled.
+c=$(THRESHOLD=1 config many)
+start_daemon "$c" "$work/many/daemon.log"
+"$bin" ban 198.51.100.0/24 --for 1h -c "$c" > /dev/null
+python3 - "$(log_of many)" <<'PY'
+import sys, time
+stamp = time.strftime("%b %e %H:%M:%S")
+with open(sys.argv[1], "a") as f:
+    for i in range(50050):
+        f.write(f"{stamp} mx1 postfix/smtpd[1]: warning: unknown[10.{20 + i // 65536}.{i // 256 % 256}.{i % 256}]: "
+                f"SASL LOGIN authentication failed: authentication failure, sasl_username=u{i % 97}\n")
+PY
+in_force() { status_json "$1" | python3 -c '
+import json, sys
+d = json.load(sys.stdin)
+sys.exit(0 if d["bans"] >= int(sys.argv[1]) and d["backlog"]["kernel"] == 0 else 1)' "$2"; }
+kernel_count() { nft -j list set inet relayban "$1" | python3 -c '
+import json, sys
+print(sum(len(o["set"].get("elem", [])) for o in json.load(sys.stdin)["nftables"] if "set" in o))'; }
+check "50,051 bans in force and in the kernel" until_true in_force "$c" 50051
+kill_daemon
+nft delete element inet relayban ban4 '{ 10.20.0.7, 10.20.100.9 }'
+start_daemon "$c" "$work/many/daemon.log"
+check "the start does not list the sets" wait_for "$work/many/daemon.log" "50051 bans in force: the kernel's sets are not listed"
+check "and every ban is in force again" until_true in_force "$c" 50051
+check "the kernel holds all 50,050 addresses, the two it lost included" test "$(kernel_count ban4)" -eq 50050
+check "and the prefix" test "$(kernel_count ban4_net)" -eq 1
+check "nothing failed on the way" test "$(grep -c 'firewall: \|cannot' "$work/many/daemon.log")" -eq 0
+expires_of() { nft -j list set inet relayban ban4 | python3 -c '
+import json, sys
+for o in json.load(sys.stdin)["nftables"]:
+    for e in o.get("set", {}).get("elem", []):
+        if isinstance(e, dict) and e["elem"]["val"] == sys.argv[1]:
+            print(e["elem"].get("expires", -1))' "$1"; }
+within_hour() { local x; x=$(expires_of "$1"); [ -n "$x" ] && [ "$x" -gt 3000 ] && [ "$x" -le 3600 ]; }
+check "a lost address added again expires within its hour" within_hour 10.20.100.9
+check "one the kernel kept too" within_hour 10.20.0.8
+stop_daemon
+nft delete table inet relayban
+
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

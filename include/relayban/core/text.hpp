@@ -16,6 +16,11 @@ bool IsCleanText(std::string_view line);
 std::string ToLowerAscii(std::string_view s);
 // For output meant for people: control and non-ASCII bytes become '?', length capped.
 std::string Printable(std::string_view s, size_t max_len = 256);
+// Appends `s` as a quoted JSON string: quotes, backslashes and control characters escaped
+// (as nlohmann::json writes them), each invalid UTF-8 sequence replaced by U+FFFD, so any
+// bytes an attacker logs make valid JSON. For records written by the million (the decision
+// log under a botnet), where building a json object per record costs more than the work.
+void AppendJsonString(std::string& out, std::string_view s);
 // 64-bit FNV-1a; used to keep distinct values without storing them.
 uint64_t Hash64(std::string_view s);
 

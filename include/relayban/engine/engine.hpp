@@ -45,7 +45,7 @@ struct AccountVerdict {
   std::string jail, rule, account, reason;
   Seconds ban{0};
   size_t addresses = 0;  // addresses banned for it now
-  std::vector<Evidence> evidence;  // with EngineOptions::evidence
+  EvidenceLines evidence;  // with EngineOptions::evidence
 };
 
 // An event counted by a `scope: fleet` rule while fleet counting is on: the daemon adds it to

@@ -5,8 +5,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "relayban/core/duration.hpp"
 #include "relayban/core/flat_map.hpp"
@@ -18,6 +20,27 @@ namespace relayban {
 struct Evidence {
   int source = -1;
   std::string line;
+};
+
+// The lines behind a decision, oldest first. Shared, not copied: one verdict on an account
+// bans every address that used it, and each of those bans carries the same lines (a
+// botnet's burst makes a million of them). Reads like a const vector.
+class EvidenceLines {
+ public:
+  EvidenceLines() = default;
+  EvidenceLines(std::vector<Evidence> lines)  // NOLINT: implicit, as a vector would take it
+      : lines_(lines.empty() ? nullptr : std::make_shared<const std::vector<Evidence>>(std::move(lines))) {}
+  size_t size() const { return lines_ ? lines_->size() : 0; }
+  bool empty() const { return size() == 0; }
+  const Evidence& operator[](size_t i) const { return (*lines_)[i]; }
+  const Evidence& back() const { return lines_->back(); }
+  const Evidence* begin() const { return lines_ ? lines_->data() : nullptr; }
+  const Evidence* end() const { return lines_ ? lines_->data() + lines_->size() : nullptr; }
+  // The same list (not merely equal lines): a formatted copy can be reused.
+  const void* identity() const { return lines_.get(); }
+
+ private:
+  std::shared_ptr<const std::vector<Evidence>> lines_;
 };
 
 struct Order {
@@ -32,7 +55,7 @@ struct Order {
   std::string reason;
   // The last lines (at most Engine's kEvidenceLines, oldest first) of the key that decided
   // it, of the rule's event kinds: what an admin reads to see why.
-  std::vector<Evidence> evidence;
+  EvidenceLines evidence;
 };
 
 // A ban in force: until `end` (Time::max() = permanent), ordered for `duration` (0 = permanent).

@@ -6,6 +6,7 @@
 // what kind it was (ErrorKind::kNoSpace, kCorrupt, kBusy, ...). Single-threaded.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -72,6 +73,14 @@ class StateStore {
   virtual Result<void> WriteBans(const std::vector<BanWrite>& writes) = 0;
   // Bans still in force at `now`, oldest first.
   virtual Result<std::vector<BanRecord>> ActiveBans(Time now) = 0;
+  // The same bans handed to `each` one at a time as they are read, so a million of them are
+  // never all held at once (a restart after a botnet's burst); returns how many.
+  virtual Result<size_t> EachActiveBan(Time now, const std::function<void(const BanRecord&)>& each) {
+    auto all = ActiveBans(now);
+    if (!all) return Fail(all.error());
+    for (const BanRecord& b : *all) each(b);
+    return all->size();
+  }
   // Targets whose latest ban was lifted by hand ("unban"): if the kernel still holds one at
   // start-up, the lifting did not reach it.
   virtual Result<std::vector<Prefix>> LiftedTargets() = 0;

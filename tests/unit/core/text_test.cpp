@@ -1,6 +1,8 @@
 #include "relayban/core/text.hpp"
 
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+#include <random>
 #include <string>
 
 using namespace relayban;
@@ -45,4 +47,56 @@ TEST_CASE("a bad byte is found at any place in a long line (the vector path and 
 TEST_CASE("printable replaces control bytes and caps length") {
   CHECK(Printable("a\nb\x01", 10) == "a?b?");
   CHECK(Printable(std::string(300, 'x'), 10) == std::string(10, 'x') + "...");
+}
+
+namespace {
+std::string JsonOf(std::string_view s) {
+  std::string out;
+  AppendJsonString(out, s);
+  return out;
+}
+}  // namespace
+
+TEST_CASE("JSON strings are escaped as nlohmann::json writes them") {
+  CHECK(JsonOf("") == "\"\"");
+  CHECK(JsonOf("plain text") == "\"plain text\"");
+  CHECK(JsonOf("a\"b\\c") == "\"a\\\"b\\\\c\"");
+  CHECK(JsonOf("\t\n\r\b\f") == "\"\\t\\n\\r\\b\\f\"");
+  CHECK(JsonOf(std::string("\0\x01\x1f", 3)) == "\"\\u0000\\u0001\\u001f\"");
+  CHECK(JsonOf("j\xC3\xBCrgen \xE2\x82\xAC \xF0\x9F\x98\x80") == "\"j\xC3\xBCrgen \xE2\x82\xAC \xF0\x9F\x98\x80\"");
+}
+
+TEST_CASE("invalid UTF-8 in a JSON string becomes U+FFFD and the record stays valid") {
+  CHECK(JsonOf("a\xFF" "b") == "\"a\xEF\xBF\xBD" "b\"");
+  CHECK(JsonOf("\xC0\xAF") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\"");  // overlong: two bad bytes
+  CHECK(JsonOf("\xED\xA0\x80") == "\"\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD\"");  // a surrogate
+  CHECK(JsonOf("end \xE2\x82") == "\"end \xEF\xBF\xBD\xEF\xBF\xBD\"");  // cut short
+  // Random bytes, weighted towards the awkward ones: the output always parses back; valid
+  // text comes back unchanged; all of it is written exactly as nlohmann::json writes it
+  // (invalid bytes replaced).
+  std::mt19937 rng(9);
+  const std::vector<std::string> pieces = {"a", "Z", " ", "\"", "\\", "\n", "\t", std::string(1, '\0'), "\x1b", "\x7f",
+                                           "\xC3\xBC", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xFF", "\xC3", "\x80",
+                                           "\xED\xA0\x80", "\xF4\x90\x80\x80", "<user@example.com>"};
+  for (int round = 0; round < 20000; ++round) {
+    std::string s;
+    for (int k = static_cast<int>(rng() % 12); k > 0; --k) s += pieces[rng() % pieces.size()];
+    std::string out = JsonOf(s);
+    nlohmann::json back;
+    REQUIRE_NOTHROW(back = nlohmann::json::parse(out));
+    REQUIRE(back.is_string());
+    bool valid = true;
+    try {
+      (void)nlohmann::json(s).dump();
+    } catch (const nlohmann::json::exception&) {
+      valid = false;
+    }
+    if (valid) {
+      CHECK(back.get<std::string>() == s);
+      CHECK(out == nlohmann::json(s).dump());
+    } else {
+      CHECK(back.get<std::string>().find("\xEF\xBF\xBD") != std::string::npos);
+      CHECK(out == nlohmann::json(s).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+    }
+  }
 }

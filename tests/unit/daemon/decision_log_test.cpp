@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 #include <unistd.h>
 
+#include <nlohmann/json.hpp>
+
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -95,4 +97,21 @@ TEST_CASE("past its bound, records are dropped and counted, never held without l
   for (int i = 0; i < 20; ++i) log.Add(big);
   CHECK(log.buffered() <= DecisionLog::kMaxBuffered);
   CHECK(log.stats().dropped >= 4);
+}
+
+TEST_CASE("a record written field by field reads as the ordered json object of the same fields") {
+  const std::string hostile = "user\"\\\n\x01\xFF\xC3\xBC\x1b[31m";
+  DecisionRecord w;
+  w.Str("time", "2026-12-01T10:00:00Z").Str("action", "ban").Str("target", "203.0.113.7").StrOrNull("account", "")
+      .Str("reason", hostile).Int("duration_s", 3600).Int("negative", -5).Raw("evidence", "[]");
+  std::string text = w.Take();
+  nlohmann::ordered_json j{{"time", "2026-12-01T10:00:00Z"}, {"action", "ban"}, {"target", "203.0.113.7"},
+                           {"account", nullptr}, {"reason", hostile}, {"duration_s", 3600}, {"negative", -5},
+                           {"evidence", nlohmann::ordered_json::array()}};
+  CHECK(text == j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace));
+  auto back = nlohmann::json::parse(text);
+  CHECK(back["account"].is_null());
+  CHECK(back["duration_s"] == 3600);
+  CHECK(DecisionRecord().Take() == "{}");
+  CHECK(DecisionRecord().StrOrNull("account", "a@b").Take() == "{\"account\":\"a@b\"}");
 }

@@ -38,6 +38,19 @@ TEST_CASE("bans survive reopening and end when told") {
   CHECK((*active)[0].target.ToString() == "203.0.113.9");
   CHECK((*active)[0].end == T(3600));
   CHECK_FALSE((*active)[1].end);
+  // Streamed a row at a time (a restart after a botnet): the same bans, in the same order,
+  // a permanent one's missing end not carried over from the row before.
+  std::vector<BanRecord> streamed;
+  auto n = (*s)->EachActiveBan(T(100), [&](const BanRecord& b) { streamed.push_back(b); });
+  REQUIRE(n);
+  CHECK(*n == 2);
+  REQUIRE(streamed.size() == 2);
+  CHECK(streamed[0].target.ToString() == "203.0.113.9");
+  CHECK(streamed[0].reason == "5 failures");
+  CHECK(streamed[0].end == T(3600));
+  CHECK(streamed[1].target.ToString() == "2001:db8::/64");
+  CHECK(streamed[1].jail == "manual");
+  CHECK_FALSE(streamed[1].end);
   REQUIRE((*s)->EndBan(*Prefix::Parse("203.0.113.9"), T(200), "unban"));
   CHECK((*s)->ActiveBans(T(201))->size() == 1);
 }

@@ -266,7 +266,9 @@ stop_daemon
 #    every ban again without listing - the single addresses the kernel still holds plainly
 #    (no delete first, which fails on kernels without DESTROY), those it lost as well, a
 #    prefix too; nothing is left out and nothing is doubled.
-c=$(THRESHOLD=1 config many)
+#    The decision log keeps a record of every ban, but the lines behind them only for the
+#    first thousand of a second: a flood must not write its lines again and again.
+c=$(THRESHOLD=1 config many "decision_log: $work/many/decisions.log")
 start_daemon "$c" "$work/many/daemon.log"
 "$bin" ban 198.51.100.0/24 --for 1h -c "$c" > /dev/null
 python3 - "$(log_of many)" <<'PY'
@@ -285,6 +287,23 @@ kernel_count() { nft -j list set inet relayban "$1" | python3 -c '
 import json, sys
 print(sum(len(o["set"].get("elem", [])) for o in json.load(sys.stdin)["nftables"] if "set" in o))'; }
 check "50,051 bans in force and in the kernel" until_true in_force "$c" 50051
+omitted=$(status_json "$c" | python3 -c 'import json,sys; print(json.load(sys.stdin)["decision_log"]["evidence_omitted"])')
+check "past 1,000 records a second the decision log leaves the lines out, and counts them" python3 - "$work/many/decisions.log" "$omitted" <<'PY'
+import json, sys
+with_lines = without = 0
+for raw in open(sys.argv[1]):
+    d = json.loads(raw)
+    if d["action"] != "ban" or d["rule"] != "auth-bruteforce":
+        continue
+    if "evidence_omitted" in d:
+        assert d["evidence"] == [] and d["evidence_omitted"] == 1, d
+        without += 1
+    else:
+        assert len(d["evidence"]) == 1 and d["target"] in d["evidence"][0]["line"], d
+        with_lines += 1
+assert with_lines + without == 50050, (with_lines, without)
+assert with_lines >= 1000 and without >= 1 and without == int(sys.argv[2]), (with_lines, without, sys.argv[2])
+PY
 kill_daemon
 nft delete element inet relayban ban4 '{ 10.20.0.7, 10.20.100.9 }'
 start_daemon "$c" "$work/many/daemon.log"

@@ -150,10 +150,10 @@ Result<void> NftFirewall::Resync() {
 }
 
 void NftFirewall::ShadowFrom(const std::vector<FirewallElement>& elements) {
-  ShadowClear();
+  shadow_.Clear();
   Clock::time_point now = Clock::now();
   for (const auto& e : elements)
-    ShadowSet(e.target, e.remaining ? now + std::chrono::duration_cast<Clock::duration>(*e.remaining) : Clock::time_point::max());
+    shadow_.Set(e.target, e.remaining ? now + std::chrono::duration_cast<Clock::duration>(*e.remaining) : Clock::time_point::max());
   shadow_known_ = true;
 }
 
@@ -200,46 +200,14 @@ Result<ApplyReport> NftFirewall::Apply(const std::vector<FirewallOrder>& orders)
   return ApplyOnce(orders);
 }
 
-void NftFirewall::ShadowSet(const Prefix& p, Clock::time_point end) {
-  auto [it, fresh] = shadow_.insert_or_assign(p, end);
-  (void)it;
-  if (fresh) ++lengths_[p.address().is_v4()][static_cast<size_t>(p.length())];
-}
-
-void NftFirewall::ShadowErase(std::map<Prefix, Clock::time_point>::iterator it) {
-  --lengths_[it->first.address().is_v4()][static_cast<size_t>(it->first.length())];
-  shadow_.erase(it);
-}
-
-void NftFirewall::ShadowClear() {
-  shadow_.clear();
-  lengths_ = {};
-}
-
-void NftFirewall::PurgeSome(Clock::time_point now) {
-  // Elements the kernel has expired: a bounded slice per call, resuming where the last
-  // stopped, so a transaction never pays for a scan of a million entries.
-  auto it = shadow_.lower_bound(purge_from_);
-  for (int visited = 0; visited < 4096; ++visited) {
-    if (it == shadow_.end()) it = shadow_.begin();
-    if (it == shadow_.end()) return;
-    if (it->second <= now) {
-      auto next = std::next(it);
-      ShadowErase(it);
-      it = next;
-    } else {
-      ++it;
-    }
-  }
-  purge_from_ = it == shadow_.end() ? Prefix() : it->first;
-}
-
 Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& orders) {
   if (!shadow_known_)
     if (auto s = Resync(); !s) return Fail(s.error());
   ApplyReport report;
   Clock::time_point now = Clock::now();
-  PurgeSome(now);
+  // Elements the kernel has expired: a bounded slice per call, so a transaction never pays
+  // for a scan of a million entries.
+  shadow_.Purge(now, 4096);
   // Last order per target wins; wider prefixes first so narrower ones can see them.
   std::map<Prefix, FirewallOrder> last;
   for (const auto& o : orders) last[o.target] = o;
@@ -254,8 +222,8 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   std::unordered_map<Prefix, std::optional<Clock::time_point>, PrefixHash> changes;
   auto present = [&](const Prefix& t) -> bool {
     if (auto c = changes.find(t); c != changes.end()) return c->second.has_value();
-    auto it = shadow_.find(t);
-    return it != shadow_.end() && it->second > now;
+    auto end = shadow_.Get(t);
+    return end && *end > now;
   };
   std::array<std::array<uint32_t, 129>, 2> added_lengths{};
   // A wider ban that covers `t`: it can only have one of the lengths in use, so finding one
@@ -263,23 +231,19 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   auto find_wider = [&](const Prefix& t) -> std::optional<Prefix> {
     bool v4 = t.address().is_v4();
     for (int l = 0; l < t.length(); ++l) {
-      if (lengths_[v4][static_cast<size_t>(l)] == 0 && added_lengths[v4][static_cast<size_t>(l)] == 0) continue;
+      if (shadow_.Count(v4, l) == 0 && added_lengths[v4][static_cast<size_t>(l)] == 0) continue;
       Prefix wide(t.address(), l);
       if (present(wide)) return wide;
     }
     return std::nullopt;
   };
   std::vector<std::pair<Prefix, Seconds>> dels, adds;
-  // Narrower bans sort right after `t` (same address, longer) up to its last address.
   auto erase_narrower = [&](const Prefix& t) {
-    for (auto it = shadow_.upper_bound(t); it != shadow_.end(); ++it) {
-      // (Addresses of the other family may sort in between: they are stepped over.)
-      if (it->first.address().family() != t.address().family()) continue;
-      if (!t.Contains(it->first.address())) break;  // past the end of `t`
-      if (!Contains(t, it->first) || !present(it->first)) continue;
-      dels.push_back({it->first, Seconds(0)});
-      changes[it->first] = std::nullopt;
-    }
+    shadow_.ForEachInside(t, [&](const Prefix& inside) {
+      if (!present(inside)) return;
+      dels.push_back({inside, Seconds(0)});
+      changes[inside] = std::nullopt;
+    });
   };
   for (const auto& o : sorted) {
     const Prefix& t = o.target;
@@ -316,11 +280,8 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   if (c->error) return Fail(KindOf(c->error), c->where + ": " + ErrnoText(c->error));
   if (c->uncertain) return Fail("the kernel's acks were lost (ENOBUFS) or incomplete");
   for (const auto& [p, end] : changes) {
-    if (end) {
-      ShadowSet(p, *end);
-    } else if (auto it = shadow_.find(p); it != shadow_.end()) {
-      ShadowErase(it);
-    }
+    if (end) shadow_.Set(p, *end);
+    else shadow_.Erase(p);
   }
   // Our own commit moved the generation on: remember it, so Check tells others' changes apart.
   if (auto g = GenId(); g && *g) gen_ = **g;
@@ -429,7 +390,7 @@ Result<void> NftFirewall::Remove() {
   auto c = Send(b, {});
   if (!c) return Fail(c.error());
   if (c->error && c->error != ENOENT) return Fail("removing table inet " + opt_.table + ": " + ErrnoText(c->error));
-  ShadowClear();
+  shadow_.Clear();
   shadow_known_ = true;
   return {};
 }

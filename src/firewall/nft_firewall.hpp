@@ -11,6 +11,7 @@
 
 #include "netlink_socket.hpp"
 #include "nft_codec.hpp"
+#include "element_shadow.hpp"
 #include "relayban/firewall/firewall.hpp"
 
 namespace relayban {
@@ -72,17 +73,11 @@ class NftFirewall : public Firewall {
   // narrower ones inside it; delete before add where re-adding does not refresh the timeout;
   // no delete of what is not there on kernels without DESTROY). Not an owner of what is
   // banned - the daemon's ban ledger is; this is re-read from the kernel whenever the two
-  // may disagree. target -> end (time_point::max() = permanent); an entry whose end has
-  // passed counts as gone and is purged a slice at a time.
-  std::map<Prefix, Clock::time_point> shadow_;
+  // may disagree. An entry whose end has passed counts as gone and is purged a slice at a
+  // time.
+  ElementShadow shadow_;
   bool shadow_known_ = false;  // false: read the sets before the next transaction
-  std::array<std::array<uint32_t, 129>, 2> lengths_{};  // entries per family (v6, v4) and length
-  Prefix purge_from_;                                    // where the next purge slice starts
-  void ShadowSet(const Prefix& p, Clock::time_point end);
-  void ShadowErase(std::map<Prefix, Clock::time_point>::iterator it);
-  void ShadowClear();
   void ShadowFrom(const std::vector<FirewallElement>& elements);
-  void PurgeSome(Clock::time_point now);
 };
 
 }  // namespace relayban

@@ -147,7 +147,12 @@ struct Engine::Impl {
     RelaySeen relayed;
     // Per connection (`conn` and address): what its lines counted, until the summary
     // line that closes it (Postfix "disconnect ... auth=0/3") counts only the rest.
-    std::unordered_map<std::string, int> tally;
+    // Keyed by a hash of connection and address (no string per line: under a flood every
+    // line opens a connection of its own).
+    struct TallyHash {
+      size_t operator()(uint64_t h) const noexcept { return static_cast<size_t>((h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull); }
+    };
+    FlatMap<uint64_t, int, TallyHash> tally;
     // The last matched lines, chained per address key and per account: the evidence of a
     // verdict is a walk down its key's chain. A fixed ring; a slot reused drops its links.
     struct Seen {
@@ -209,7 +214,6 @@ struct Engine::Impl {
   // Counts a line of connection `conn` for its summary, or, for a summary pattern, lowers
   // `count` by what the connection's lines counted. False when nothing is left to count.
   bool Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip, int& count);
-  std::string tally_key;
   // The line being read (empty while replaying the journal): evidence for what it decides.
   int current_source = -1;
   std::string_view current_line;
@@ -756,18 +760,17 @@ std::vector<Evidence> Engine::Impl::EvidenceOf(const Jail& jail, const Rule& rul
 bool Engine::Impl::Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip,
                          int& count) {
   constexpr size_t kMaxTally = 65536;  // connections whose summary never came: dropped at once
-  tally_key.assign(conn.substr(0, 32));
-  tally_key += '|';
-  tally_key += ip.substr(0, 64);
+  uint64_t key = std::hash<std::string_view>{}(conn.substr(0, 32)) * 0x9E3779B97F4A7C15ull ^
+                 std::hash<std::string_view>{}(ip.substr(0, 64));
   if (filter_specs[static_cast<size_t>(filter)]->patterns[static_cast<size_t>(pattern)].summary) {
-    if (auto it = jail.tally.find(tally_key); it != jail.tally.end()) {
-      count -= it->second;
-      jail.tally.erase(it);
+    if (size_t i = jail.tally.Find(key); i != jail.tally.kNone) {
+      count -= jail.tally.ValueAt(i);
+      jail.tally.EraseAt(i);
     }
     return count > 0;
   }
-  if (jail.tally.size() >= kMaxTally) jail.tally.clear();
-  jail.tally[tally_key] += count;
+  if (jail.tally.size() >= kMaxTally) jail.tally.Reset();
+  jail.tally[key] += count;
   return true;
 }
 

@@ -243,3 +243,23 @@ TEST_CASE("decisions are found by target or account, newest first, survive reope
   CHECK(kept->back().record == "{\"n\":40}");
   CHECK((*s)->FindDecisions({}, "test", 10)->empty());
 }
+
+TEST_CASE("what is committed reaches the database file in the background, not in the committing call") {
+  TempDb db;
+  auto s = OpenSqliteStore(db.path());
+  REQUIRE(s);
+  auto size = [&] { return std::filesystem::file_size(db.path()); };
+  auto before = size();
+  // About 70 pages: SQLite's own checkpoint at commit (every 1000 pages) would not run yet.
+  std::vector<BanWrite> writes;
+  for (int i = 0; i < 2000; ++i) {
+    BanRecord b{Prefix(IpAddress::V4(0x0A000000u + static_cast<uint32_t>(i)), 32), "postfix", "brute", "", "x", T(0), T(3600), "rule"};
+    writes.push_back({BanWrite::Kind::kSave, b, {}, {}, {}, false});
+  }
+  REQUIRE((*s)->WriteBans(writes));
+  CHECK(std::filesystem::file_size(db.path() + "-wal") > 100000);
+  // The store stays open and writes nothing more: only its checkpointer can move the pages.
+  for (int i = 0; i < 500 && size() <= before + 100000; ++i) usleep(20000);
+  CHECK(size() > before + 100000);
+  CHECK((*s)->ActiveBans(T(1))->size() == 2000);
+}

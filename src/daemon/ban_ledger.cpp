@@ -169,7 +169,21 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
   // Bans count from now on the wall clock, whatever the log time of the line that decided
   // them (a backlog read after a restart must not make them shorter).
   Time now = clock_.Now();
-  uint32_t info = Intern(Info{order.jail, order.rule, order.account, order.reason, origin});
+  // One verdict bans many addresses for the same reason: the last interned Info is checked
+  // first, without building it or its key.
+  uint32_t info;
+  if (last_info_ < infos_.size() && info_refs_[last_info_] > 0) {
+    const Info& l = infos_[last_info_];
+    if (l.origin == origin && l.jail == order.jail && l.rule == order.rule && l.account == order.account &&
+        l.reason == order.reason) {
+      ++info_refs_[last_info_];
+      info = last_info_;
+    } else {
+      info = last_info_ = Intern(Info{order.jail, order.rule, order.account, order.reason, origin});
+    }
+  } else {
+    info = last_info_ = Intern(Info{order.jail, order.rule, order.account, order.reason, origin});
+  }
   size_t i = entries_.Find(order.target);
   if (i == entries_.kNone) {
     i = entries_.Insert(order.target);

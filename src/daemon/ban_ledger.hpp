@@ -197,6 +197,7 @@ class BanLedger : public BanBook {
   std::vector<uint32_t> info_refs_;
   std::vector<uint32_t> info_free_;
   std::unordered_map<std::string, uint32_t> info_index_;
+  uint32_t last_info_ = UINT32_MAX;  // the Info the last ban interned (a verdict's next ban shares it)
 
   // Expiry order: (end, target); an item whose entry has since changed is skipped.
   std::vector<std::pair<int64_t, Prefix>> expiry_;

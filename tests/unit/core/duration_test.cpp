@@ -27,4 +27,11 @@ TEST_CASE("durations format in their shortest exact form") {
 
 TEST_CASE("times format as ISO 8601 UTC") {
   CHECK(FormatIso8601(Time(Micros(int64_t{1764152400} * 1000000))) == "2025-11-26T10:20:00Z");
+  // The last second formatted is handed out again: the same second, a fraction later, and
+  // the seconds around it (before and after) each format as themselves.
+  CHECK(FormatIso8601(Time(Micros(int64_t{1764152400} * 1000000 + 999999))) == "2025-11-26T10:20:00Z");
+  CHECK(FormatIso8601(Time(Micros(int64_t{1764152401} * 1000000))) == "2025-11-26T10:20:01Z");
+  CHECK(FormatIso8601(Time(Micros(int64_t{1764152399} * 1000000))) == "2025-11-26T10:19:59Z");
+  CHECK(FormatIso8601(Time(Micros(int64_t{1764152399} * 1000000))) == "2025-11-26T10:19:59Z");
+  CHECK(FormatIso8601(Time(Micros(-1))) == "1969-12-31T23:59:59Z");
 }

@@ -372,3 +372,25 @@ TEST_CASE("above list_at_most bans the kernel is never listed: every ban is adde
   CHECK(s.fw.Touches("203.0.113.40") == 0);
   CHECK(s.fw.bans.size() == 6);
 }
+
+TEST_CASE("bans of one verdict share its reason, and a reason freed is never handed out again") {
+  Rig r;
+  r.ledger.Record(r.Make("203.0.113.1", 3600, "spray"));
+  r.ledger.Record(r.Make("203.0.113.2", 3600, "spray"));
+  r.ledger.Record(r.Make("203.0.113.3", 3600, "brute"));
+  r.ledger.Record(r.Make("203.0.113.4", 3600, "spray"));
+  auto reason = [&](const char* t) { return r.ledger.Get(P(t))->info->reason; };
+  CHECK(reason("203.0.113.1") == "spray: reason");
+  CHECK(reason("203.0.113.3") == "brute: reason");
+  CHECK(reason("203.0.113.4") == "spray: reason");
+  CHECK(r.ledger.Get(P("203.0.113.1"))->info == r.ledger.Get(P("203.0.113.2"))->info);
+  // The last ban's reason goes with it; a new one with another reason must not reuse it.
+  REQUIRE(r.ledger.Unban(P("203.0.113.3")));
+  r.ledger.Record(r.Make("203.0.113.5", 60, "relay"));
+  CHECK(reason("203.0.113.5") == "relay: reason");
+  CHECK(reason("203.0.113.4") == "spray: reason");
+  Order manual = r.Make("203.0.113.6", 60, "relay");
+  r.ledger.Ban(manual, BanOrigin::kManual);
+  CHECK(r.ledger.Get(P("203.0.113.6"))->info->origin == BanOrigin::kManual);
+  CHECK(r.ledger.Get(P("203.0.113.5"))->info->origin == BanOrigin::kRule);
+}

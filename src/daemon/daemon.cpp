@@ -376,7 +376,6 @@ bool Daemon::Reload(std::vector<Error>* errors) {
   return true;
 }
 
-
 std::string Daemon::EvidenceJson(const EvidenceLines& lines) {
   // Every ban of one account verdict carries the same lines: formatted once.
   if (lines.identity() != nullptr && lines.identity() == evidence_cache_.identity()) return evidence_cache_text_;

@@ -114,10 +114,13 @@ struct Engine::Impl {
     static int Cap(const RuleSpec* s) {
       return s->relative_factor > 0 || s->new_network_factor > 0 ? std::max(s->threshold, kDynamicCap) : s->threshold;
     }
-    Rule(const RuleSpec* s, size_t max_keys)
+    // Each table gets its own eviction phase (see KeyedWindows): a botnet's lines bring a
+    // new address, and often a new account name, to every rule at once.
+    Rule(const RuleSpec* s, size_t max_keys, uint32_t rule_id)
         : spec(s),
-          ip_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys),
-          account_windows(Cap(s), s->window, s->distinct != Field::kNone, max_keys),
+          id(rule_id),
+          ip_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys, 2 * rule_id),
+          account_windows(Cap(s), s->window, s->distinct != Field::kNone, max_keys, 2 * rule_id + 1),
           dynamic(s->relative_factor > 0 || s->new_network_factor > 0) {}
   };
   // (message id, recipient) pairs already counted as relayed: each deferral of a message logs
@@ -303,8 +306,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
     if (impl->options.only_enabled && j.enabled == Enabled::kNo) continue;
     auto jail = std::make_unique<Impl::Jail>(&j);
     for (const RuleSpec& r : j.rules) {
-      auto rule = std::make_unique<Impl::Rule>(&r, impl->config.max_tracked);
-      rule->id = next_rule_id++;
+      auto rule = std::make_unique<Impl::Rule>(&r, impl->config.max_tracked, next_rule_id++);
       for (const auto& e : r.events) {
         int id = impl->KindId(e);
         if (id >= 64) return Fail(Error{"too many event kinds (at most 64)", r.where});

@@ -190,14 +190,34 @@ size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)
     if (n <= 0) break;
     g.read_pos += static_cast<uint64_t>(n);
     std::string_view chunk(buf, static_cast<size_t>(n));
+    std::string tail_before = g.tail;
     // The last bytes read, to recognise the copy a copytruncate makes.
-    if (chunk.size() >= kTail) {
-      g.tail.assign(chunk.substr(chunk.size() - kTail));
-    } else {
-      g.tail.append(chunk);
-      if (g.tail.size() > kTail) g.tail.erase(0, g.tail.size() - kTail);
-    }
+    auto keep_tail = [&g](std::string_view read) {
+      if (read.size() >= kTail) {
+        g.tail.assign(read.substr(read.size() - kTail));
+      } else {
+        g.tail.append(read);
+        if (g.tail.size() > kTail) g.tail.erase(0, g.tail.size() - kTail);
+      }
+    };
+    keep_tail(chunk);
+    size_t lines_before = lines;
     while (!chunk.empty()) {
+      // Lines crafted to be slow, or a line that makes a full table evict, can take
+      // milliseconds each: the time is looked at every few lines, not only per chunk, and
+      // what is left of the chunk is read again next time.
+      if (lines != lines_before && g.partial.empty() && !g.discarding &&
+          (lines >= max_lines || (lines % kLinesPerLook == 0 && stop && stop()))) {
+        if (lseek(g.fd, -static_cast<off_t>(chunk.size()), SEEK_CUR) >= 0) {
+          size_t consumed = static_cast<size_t>(n) - chunk.size();
+          g.read_pos -= chunk.size();
+          g.tail = std::move(tail_before);
+          keep_tail(std::string_view(buf, consumed));
+          more_ = true;
+          g.line_end = g.read_pos;
+          return lines;
+        }
+      }
       size_t nl = chunk.find('\n');
       if (nl == std::string_view::npos) {
         if (!g.discarding) {

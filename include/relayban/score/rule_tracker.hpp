@@ -62,8 +62,16 @@ class WindowState {
 template <class Key, class KeyHash>
 class KeyedWindows {
  public:
-  KeyedWindows(int threshold, Seconds window, bool distinct, size_t max_keys)
-      : threshold_(threshold), window_(static_cast<uint32_t>(window.count())), distinct_(distinct), max_keys_(max_keys) {}
+  // `phase` (0 to kPhases - 1) lowers where this table starts evicting by phase/64 of
+  // max_keys: the tables of one jail all see a botnet's new addresses line by line, and with
+  // one cap they would all evict at the same line, their pauses adding up in one turn.
+  static constexpr size_t kPhases = 8;
+  KeyedWindows(int threshold, Seconds window, bool distinct, size_t max_keys, size_t phase = 0)
+      : threshold_(threshold),
+        window_(static_cast<uint32_t>(window.count())),
+        distinct_(distinct),
+        max_keys_(max_keys),
+        evict_at_(max_keys - (phase % kPhases) * (max_keys / 64)) {}
 
   // True when this observation crosses the threshold for `key`; the key's count restarts.
   template <class K>
@@ -136,7 +144,7 @@ class KeyedWindows {
   size_t SlotFor(const K& key) {
     size_t i = map_.Find(key);
     if (i != Map::kNone) return i;
-    if (map_.size() >= max_keys_) EvictOldest();
+    if (map_.size() >= evict_at_) EvictOldest();
     return map_.Insert(Key(key));
   }
   static uint32_t Fold(uint64_t h) { return static_cast<uint32_t>(h ^ (h >> 32)); }
@@ -144,7 +152,7 @@ class KeyedWindows {
     // The least recently seen eighth goes at once: two sequential passes per max_keys/8
     // new keys, so a flood of new keys costs O(1) amortised per key.
     ++stats_.eviction_runs;
-    size_t keep = max_keys_ - max_keys_ / 8;
+    size_t keep = evict_at_ - max_keys_ / 8;
     if (map_.size() <= keep) return;
     auto cost = relayban::EvictOldest(
         map_.capacity(), map_.size() - keep, newest_, window_, stats_.eviction_runs,
@@ -159,6 +167,7 @@ class KeyedWindows {
   uint32_t window_;
   bool distinct_;
   size_t max_keys_;
+  size_t evict_at_;  // max_keys_, less this table's phase
   Map map_;
   size_t sweep_at_ = 0;  // where the next bounded Sweep goes on
   uint32_t newest_ = 0;  // the latest second any key was seen

@@ -28,6 +28,9 @@ namespace relayban {
 
 class FileTail {
  public:
+  // Lines between two looks at a poll's stop condition.
+  static constexpr size_t kLinesPerLook = 32;
+
   FileTail(std::string path, size_t max_line) : path_(std::move(path)), max_line_(max_line) {}
   ~FileTail();
   FileTail(const FileTail&) = delete;

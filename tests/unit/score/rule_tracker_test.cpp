@@ -76,6 +76,32 @@ TEST_CASE("at the cap the least recently seen eighth is evicted at once") {
   CHECK(w.Add(IpAddress::V4(0x0A000000u + 500), 0, 1, T(1001)));
 }
 
+TEST_CASE("tables with other phases evict at other counts, an eighth each time, never above the cap") {
+  const size_t cap = 6400;
+  std::vector<IpWindows> tables;
+  for (size_t phase = 0; phase < IpWindows::kPhases; ++phase) tables.emplace_back(10, Seconds(86400), false, cap, phase);
+  // The same flood of new addresses reaches every table, as a botnet's lines reach every rule.
+  std::vector<std::vector<uint32_t>> runs_at(tables.size());
+  for (uint32_t i = 0; i < 3 * cap; ++i) {
+    for (size_t p = 0; p < tables.size(); ++p) {
+      uint64_t before = tables[p].stats().eviction_runs;
+      tables[p].Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(static_cast<int>(i / 100)));
+      CHECK(tables[p].size() <= cap);
+      if (tables[p].stats().eviction_runs != before) runs_at[p].push_back(i);
+    }
+  }
+  for (size_t p = 0; p < tables.size(); ++p) {
+    REQUIRE(runs_at[p].size() >= 2);
+    CHECK(runs_at[p][0] == cap - p * (cap / 64));       // its first eviction
+    CHECK(runs_at[p][1] - runs_at[p][0] == cap / 8);    // then every eighth of the cap
+    CHECK(tables[p].evicted() == runs_at[p].size() * (cap / 8));
+  }
+  // No two tables evict at the same line, nor within a sixty-fourth of the cap.
+  for (size_t p = 1; p < tables.size(); ++p)
+    for (size_t k = 0; k < runs_at[p].size() && k < runs_at[p - 1].size(); ++k)
+      CHECK(runs_at[p - 1][k] - runs_at[p][k] == cap / 64);
+}
+
 TEST_CASE("a flood of new keys in one second is evicted in eighths, with a bounded scan per key") {
   const size_t cap = 4000, flood = 200000;
   IpWindows w(5, Seconds(600), false, cap);

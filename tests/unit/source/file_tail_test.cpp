@@ -275,18 +275,41 @@ TEST_CASE("multilog's current and its @...s files") {
   CHECK(got.size() == 50);
 }
 
-TEST_CASE("a poll stops early when told to, between reads, and goes on where it stopped") {
+TEST_CASE("a poll stops early when told to, every few lines within a read, and goes on where it stopped") {
   Dir d;
   Append(d.log(), "");
-  FileTail t(d.log(), 1000);
-  t.Start({});
-  AppendLines(d.log(), 0, 100000);  // about 1.1 MB
-  int asked = 0;
+  std::vector<FilePosition> pos;
   std::vector<std::string> got;
-  t.Poll([&](std::string_view l) { got.emplace_back(l); }, SIZE_MAX, [&] { return ++asked >= 1; });
-  CHECK(t.more());
-  CHECK(got.size() > 1000);   // one 64 KiB read...
-  CHECK(got.size() < 10000);  // ...not the whole file
-  while (t.more()) t.Poll([&](std::string_view l) { got.emplace_back(l); });
-  CHECK(got == Numbered(0, 100000));
+  {
+    FileTail t(d.log(), 1000);
+    t.Start({});
+    AppendLines(d.log(), 0, 100000);  // about 1.1 MB
+    int asked = 0;
+    t.Poll([&](std::string_view l) { got.emplace_back(l); }, SIZE_MAX, [&] { return ++asked >= 3; });
+    CHECK(t.more());
+    // Asked after each kLinesPerLook lines, not only between 64 KiB reads.
+    CHECK(asked == 3);
+    CHECK(got.size() == 3 * FileTail::kLinesPerLook);
+    // The saved position is just after the last line handed out.
+    pos = t.Positions();
+    REQUIRE(pos.size() == 1);
+    size_t bytes = 0;
+    for (const auto& l : got) bytes += l.size() + 1;
+    CHECK(pos[0].offset == bytes);
+    // The rest of that read is read again, once.
+    t.Poll([&](std::string_view l) { got.emplace_back(l); }, 100);
+    CHECK(got.size() == 3 * FileTail::kLinesPerLook + 100);
+    while (t.more()) t.Poll([&](std::string_view l) { got.emplace_back(l); });
+    CHECK(got == Numbered(0, 100000));
+  }
+  // A restart from a position saved mid-read goes on from the next line.
+  FileTail t(d.log(), 1000);
+  t.Start(pos);
+  std::vector<std::string> rest;
+  while (true) {
+    size_t before = rest.size();
+    t.Poll([&](std::string_view l) { rest.emplace_back(l); });
+    if (rest.size() == before) break;
+  }
+  CHECK(rest == Numbered(3 * static_cast<int>(FileTail::kLinesPerLook), 100000));
 }

@@ -1,0 +1,80 @@
+#include "relayban/core/flat_map.hpp"
+
+#include <catch2/catch.hpp>
+
+#include <map>
+#include <random>
+#include <string>
+
+using namespace relayban;
+
+namespace {
+
+struct StrHash {
+  size_t operator()(const std::string& s) const { return std::hash<std::string>{}(s); }
+};
+
+// Every entry once over the slot positions, and agreeing with the reference.
+template <class Map, class Ref>
+void CheckSame(const Map& m, const Ref& ref) {
+  REQUIRE(m.size() == ref.size());
+  size_t seen = 0;
+  for (size_t i = 0; i < m.capacity(); ++i) {
+    if (!m.Used(i)) continue;
+    ++seen;
+    auto it = ref.find(m.KeyAt(i));
+    REQUIRE(it != ref.end());
+    REQUIRE(m.ValueAt(i) == it->second);
+  }
+  REQUIRE(seen == ref.size());
+  for (const auto& [k, v] : ref) {
+    const auto* got = m.Get(k);
+    REQUIRE(got != nullptr);
+    REQUIRE(*got == v);
+  }
+}
+
+}  // namespace
+
+TEST_CASE("the flat map agrees with std::map through growth, erases by key and by slot, and scans") {
+  std::mt19937_64 rng(7);
+  FlatMap<std::string, std::string, StrHash> m;
+  std::map<std::string, std::string> ref;
+  for (int round = 0; round < 60000; ++round) {
+    std::string k = "k" + std::to_string(rng() % 40000);
+    switch (rng() % 8) {
+      case 0:  // erase by key
+        CHECK(m.Erase(k) == (ref.erase(k) == 1));
+        break;
+      case 1: {  // erase by slot
+        size_t i = m.Find(k);
+        REQUIRE((i == m.kNone) == (ref.count(k) == 0));
+        if (i != m.kNone) {
+          m.EraseAt(i);
+          ref.erase(k);
+        }
+        break;
+      }
+      default:
+        m[k] = k + "=" + std::to_string(round);
+        ref[k] = k + "=" + std::to_string(round);
+    }
+    if (round % 5000 == 0) CheckSame(m, ref);
+  }
+  CheckSame(m, ref);
+  CHECK_FALSE(m.Get(std::string("absent")));
+
+  SECTION("copies and moves keep every entry") {
+    FlatMap<std::string, std::string, StrHash> copy = m;
+    CheckSame(copy, ref);
+    FlatMap<std::string, std::string, StrHash> moved = std::move(copy);
+    CheckSame(moved, ref);
+  }
+  SECTION("reset empties it and it fills again") {
+    m.Reset();
+    CHECK(m.size() == 0);
+    for (size_t i = 0; i < m.capacity(); ++i) CHECK_FALSE(m.Used(i));
+    m["again"] = "yes";
+    CHECK(*m.Get(std::string("again")) == "yes");
+  }
+}

@@ -190,8 +190,8 @@ size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)
     if (n <= 0) break;
     g.read_pos += static_cast<uint64_t>(n);
     std::string_view chunk(buf, static_cast<size_t>(n));
-    std::string tail_before = g.tail;
-    // The last bytes read, to recognise the copy a copytruncate makes.
+    // The last bytes read, to recognise the copy a copytruncate makes (of the bytes kept,
+    // when the chunk is cut short below).
     auto keep_tail = [&g](std::string_view read) {
       if (read.size() >= kTail) {
         g.tail.assign(read.substr(read.size() - kTail));
@@ -200,7 +200,6 @@ size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)
         if (g.tail.size() > kTail) g.tail.erase(0, g.tail.size() - kTail);
       }
     };
-    keep_tail(chunk);
     size_t lines_before = lines;
     while (!chunk.empty()) {
       // Lines crafted to be slow, or a line that makes a full table evict, can take
@@ -209,10 +208,8 @@ size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)
       if (lines != lines_before && g.partial.empty() && !g.discarding &&
           (lines >= max_lines || (lines % kLinesPerLook == 0 && stop && stop()))) {
         if (lseek(g.fd, -static_cast<off_t>(chunk.size()), SEEK_CUR) >= 0) {
-          size_t consumed = static_cast<size_t>(n) - chunk.size();
           g.read_pos -= chunk.size();
-          g.tail = std::move(tail_before);
-          keep_tail(std::string_view(buf, consumed));
+          keep_tail(std::string_view(buf, static_cast<size_t>(n) - chunk.size()));
           more_ = true;
           g.line_end = g.read_pos;
           return lines;
@@ -248,6 +245,7 @@ size_t FileTail::Drain(Generation& g, const std::function<void(std::string_view)
       g.discarding = false;
       chunk.remove_prefix(nl + 1);
     }
+    keep_tail(std::string_view(buf, static_cast<size_t>(n)));
     g.line_end = g.discarding ? g.read_pos : g.read_pos - g.partial.size();
   }
   return lines;

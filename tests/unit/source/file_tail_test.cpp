@@ -208,6 +208,26 @@ TEST_CASE("copytruncate with lines not read yet: they are read from the copy, th
   CHECK(got == Numbered(0, 200));
 }
 
+TEST_CASE("a poll stopped within a read, then a copytruncate: the copy is still recognised and read once") {
+  Dir d;
+  Append(d.log(), "");
+  FileTail t(d.log(), 1000);
+  t.Start({});
+  AppendLines(d.log(), 0, 5000);  // several 64 KiB reads
+  std::vector<std::string> got;
+  int asked = 0;
+  t.Poll([&](std::string_view l) { got.emplace_back(l); }, SIZE_MAX, [&] { return ++asked >= 2; });
+  REQUIRE(got.size() == 2 * FileTail::kLinesPerLook);
+  // The bytes that tell the copy are those up to the last line handed out, not the read's
+  // end: the copy is found, and what was not read yet is read from it.
+  std::filesystem::copy_file(d.log(), d.log() + ".1", std::filesystem::copy_options::overwrite_existing);
+  std::filesystem::resize_file(d.log(), 0);
+  AppendLines(d.log(), 5000, 5010);
+  for (int k = 0; k < 1000 && got.size() < 5010; ++k)
+    t.Poll([&](std::string_view l) { got.emplace_back(l); });
+  CHECK(got == Numbered(0, 5010));
+}
+
 TEST_CASE("a restart finds the generation rotated away while it was down and reads its end first") {
   Dir d;
   Append(d.log(), "");

@@ -10,6 +10,7 @@
 #include <array>
 #include <optional>
 #include <cctype>
+#include <cstring>
 
 namespace relayban {
 namespace {
@@ -239,9 +240,14 @@ Result<std::unique_ptr<FilterSet>> FilterSet::Build(const std::vector<const Filt
 }
 
 namespace {
+// memmem, not string_view::find: find compares at every occurrence of the literal's first
+// byte, which a crafted line repeats thousands of times.
 bool OccursExactlyOnce(std::string_view text, std::string_view lit) {
-  size_t first = text.find(lit);
-  return first != std::string_view::npos && text.find(lit, first + 1) == std::string_view::npos;
+  if (lit.empty()) return false;
+  const void* first = memmem(text.data(), text.size(), lit.data(), lit.size());
+  if (first == nullptr) return false;
+  size_t after = static_cast<size_t>(static_cast<const char*>(first) - text.data()) + 1;
+  return memmem(text.data() + after, text.size() - after, lit.data(), lit.size()) == nullptr;
 }
 }  // namespace
 

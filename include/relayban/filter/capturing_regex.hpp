@@ -7,9 +7,13 @@
 // h ends, whenever the body matches there. So the head runs on RE2's DFA, which gives h's end
 // without captures, and only the body runs on a capturing engine (OnePass or BitState, several
 // times the DFA's cost per byte). If the body does not match after h, the whole regex runs.
+// On a long line, where RE2 would capture with its NFA, the capturing engine is our
+// CaptureProgram, after RE2's DFA has said the line matches.
 #pragma once
 
 #include <re2/re2.h>
+
+#include "relayban/filter/capture_program.hpp"
 
 #include <memory>
 #include <string>
@@ -38,6 +42,12 @@ class CapturingRegex {
 
   const RE2& whole() const { return whole_; }
   bool is_split() const { return head_ != nullptr; }
+  // Whether long lines are captured by a CaptureProgram (the regex is understood there).
+  bool has_program() const { return program_ != nullptr; }
+
+  // From this many bytes (from where capturing starts) on, a CaptureProgram captures instead
+  // of RE2: below it RE2's bounded backtracker or one-pass engine is as fast.
+  static constexpr size_t kLongText = 1024;
 
   // Like whole().Match(text, 0, text.size(), RE2::ANCHOR_START, groups, n), except that
   // groups[0] then spans only the body. A head that does not match, or a whole regex that
@@ -45,8 +55,13 @@ class CapturingRegex {
   bool MatchExact(const re2::StringPiece& text, re2::StringPiece* groups, int n) const;
 
  private:
+  // Captures with `re` from `start`, after its DFA has said it matches there.
+  bool Capture(const RE2& re, const CaptureProgram* program, const re2::StringPiece& text, size_t start,
+               re2::StringPiece* groups, int n) const;
+
   RE2 whole_;
-  std::unique_ptr<RE2> head_, body_;  // both null when the regex is not cut
+  std::unique_ptr<RE2> head_, body_;        // both null when the regex is not cut
+  std::unique_ptr<CaptureProgram> program_;  // the body's, or the whole's when not cut; may be null
 };
 
 }  // namespace relayban

@@ -5,8 +5,10 @@
 #include <random>
 
 #include "relayban/filter/filter_set.hpp"
+#include "unit/filter/regex_gen.hpp"
 
 using namespace relayban;
+using relayban::testing::RegexGen;
 
 TEST_CASE("the capture cut lies before the first top-level item holding a group") {
   CHECK(CaptureSplitPoint(R"(ab (?P<ip>[0-9.]+) cd)") == 3);
@@ -37,55 +39,6 @@ TEST_CASE("the shipped macros leave a cut before the address") {
   CHECK(g[1] == "192.0.2.7");
 }
 
-namespace {
-// Random regexes over a small alphabet, so that random texts often match and the ambiguous
-// cases (a head with several possible ends, lazy and greedy repeats) come up all the time.
-struct RegexGen {
-  std::mt19937 rng;
-  int groups = 0;
-  explicit RegexGen(unsigned seed) : rng(seed) {}
-  int Pick(int n) { return std::uniform_int_distribution<int>(0, n - 1)(rng); }
-  std::string Atom(int depth) {
-    static const char* kAtoms[] = {"a", "b", ":", " ", ".", "[ab]", "[^a]", "[^ :]", R"(\[)", "a", "b", "ab"};
-    int k = Pick(depth > 0 ? 16 : 12);
-    if (k < 12) return kAtoms[k];
-    std::string inner = Seq(depth - 1, 1 + Pick(3));
-    if (Pick(3) == 0) inner += "|" + Seq(depth - 1, 1 + Pick(2));
-    switch (k) {
-      case 12: return "(?:" + inner + ")";
-      case 13: return "(?P<g" + std::to_string(++groups) + ">" + inner + ")";
-      default: ++groups; return "(" + inner + ")";
-    }
-  }
-  std::string Item(int depth) {
-    static const char* kQuant[] = {"", "", "", "*", "+", "?", "{1,3}", "*?", "+?", "??", "{0,2}"};
-    int e = Pick(20);
-    if (e == 0) return "$";
-    if (e == 1) return R"(\b)";
-    return Atom(depth) + kQuant[Pick(11)];
-  }
-  std::string Seq(int depth, int n) {
-    std::string s;
-    for (int i = 0; i < n; ++i) s += Item(depth);
-    return s;
-  }
-  // Calls f(regex) for `count` random regexes that RE2 accepts.
-  template <typename F>
-  void ForEachRegex(int count, int max_items, F&& f) {
-    for (int r = 0; r < count; ++r) {
-      groups = 0;
-      std::string re = Seq(2, 2 + Pick(max_items));
-      if (RE2(re, RE2::Options()).ok()) f(re);
-    }
-  }
-  std::string Text() {
-    static const char kChars[] = "ab: [";
-    std::string t;
-    for (int n = Pick(14); n > 0; --n) t += kChars[Pick(5)];
-    return t;
-  }
-};
-}  // namespace
 
 TEST_CASE("cut matching gives exactly RE2's submatches (random regexes and texts)") {
   RegexGen gen(20261127);

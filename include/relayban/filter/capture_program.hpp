@@ -1,0 +1,79 @@
+// CaptureProgram: the submatches of a regex on a long line, found by a memoised backtracker
+// of our own instead of RE2's NFA. Part of the filter stage: CapturingRegex hands it the lines
+// RE2's DFA has already said match, when they are too long for RE2's bounded backtracker.
+//
+// RE2 reports the submatches of the highest-priority path (the one a backtracking engine
+// finds first). On a text of 16 KiB its NFA walks every live thread on every byte: 0.5-2 ms
+// for a crafted line. This engine walks the same paths in the same priority order, but visits
+// each (instruction, position) at most once and reads a run of one class (`.*`, `[^ ]+`) with
+// a plain loop, trying what follows only where its first byte can start: a crafted line
+// costs tens of microseconds. It understands a subset of RE2's syntax (the one the shipped
+// filters use) and refuses the rest, which then stays with RE2.
+#pragma once
+
+#include <re2/stringpiece.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string_view>
+#include <vector>
+
+namespace relayban {
+
+class CaptureProgram {
+ public:
+  // The program for `regex` (RE2 syntax, Latin-1, case-sensitive, as PatternOptions compiles
+  // it), or null when it uses anything not understood here: flag groups, `\b`, `\pN`, `\x..`,
+  // POSIX classes, repeats of what can match empty, repeat counts above 1000, or a program of
+  // more than kMaxInstructions.
+  static std::unique_ptr<CaptureProgram> Compile(std::string_view regex);
+
+  static constexpr size_t kMaxInstructions = 4000;
+
+  // Like RE2::Match(text, start, text.size(), RE2::ANCHOR_START, groups, n): groups[0] is the
+  // match, groups[k] the k-th capturing group (null data when it did not take part). `^` is
+  // the start of `text`, `$` its end. Memory: a scratch bitmap of (joins x text) bits, kept
+  // per thread.
+  bool Match(std::string_view text, size_t start, re2::StringPiece* groups, int n) const;
+
+  int groups() const { return groups_; }
+  size_t size() const { return insts_.size(); }
+
+ private:
+  enum class Op : uint8_t { kClass, kRun, kSplit, kSave, kBegin, kEnd, kMatch };
+  struct Inst {
+    Op op = Op::kMatch;
+    uint32_t next = 0;
+    uint32_t alt = 0;       // kSplit: the lower-priority branch
+    uint32_t arg = 0;       // kClass, kRun: class; kSave: slot
+    uint32_t min = 0;       // kRun: fewest bytes
+    uint32_t max = 0;       // kRun: most bytes (kUnbounded: no limit)
+    int32_t memo = -1;      // row in the visited bitmap, or -1 (reached from one place only)
+    bool mark_run = false;  // kRun: the positions it reads are marked too (unbounded, min <= 1)
+    int stop = -1;          // kRun: the one byte its class leaves out, if so (found by memchr)
+  };
+  static constexpr uint32_t kUnbounded = UINT32_MAX;
+  using ByteSet = std::array<bool, 256>;
+
+  struct Builder;
+  friend struct Builder;
+
+  std::vector<Inst> insts_;
+  std::vector<ByteSet> classes_;
+  // Per run: what follows it must start with a byte of prefix[0], then one of prefix[1]...
+  // (as far as that is certain; empty when it can match at once). A position where the text
+  // does not fit is not tried.
+  static constexpr size_t kPrefix = 8;
+  struct Follow {
+    std::array<ByteSet, kPrefix> prefix;
+    size_t length = 0;
+    int single = -1;  // the one byte prefix[0] allows, if it allows one only (found by memrchr)
+  };
+  std::vector<Follow> follow_;  // per instruction (filled for runs only)
+  uint32_t start_ = 0;
+  int groups_ = 0;
+  int memo_rows_ = 0;
+};
+
+}  // namespace relayban

@@ -214,6 +214,8 @@ class Parser {
   }
 
   std::optional<Node> Group() {
+    // The parser and the emitter recurse once per level: deep nesting is left to RE2.
+    if (++depth_ > kMaxDepth) return std::nullopt;
     Node cap;
     bool capturing = true;
     if (Peek() == '?') {
@@ -232,6 +234,7 @@ class Parser {
     auto body = Alternation();
     if (!body || AtEnd() || Peek() != ')') return std::nullopt;
     ++pos_;
+    --depth_;
     if (!capturing) return body;
     cap.kind = Node::Kind::kCapture;
     cap.group = group;
@@ -286,9 +289,11 @@ class Parser {
     return Bytes(set);
   }
 
+  static constexpr int kMaxDepth = 64;
   std::string_view re_;
   size_t pos_ = 0;
   int groups_ = 0;
+  int depth_ = 0;
 };
 
 }  // namespace

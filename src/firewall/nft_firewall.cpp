@@ -364,9 +364,10 @@ Result<void> NftFirewall::Rebuild(const std::vector<FirewallOrder>& bans) {
   for (const auto& o : bans)
     if (o.kind == FirewallOrder::Kind::kBan) unique[o.target] = o.timeout;
   // Drop bans covered by wider ones: overlapping intervals would abort the transaction.
-  for (const auto& [p, t] : unique) {
+  for (const auto& entry : unique) {
+    const Prefix& p = entry.first;
     bool covered = std::any_of(unique.begin(), unique.end(), [&](const auto& kv) { return Contains(kv.first, p); });
-    if (!covered) adds.push_back({p, t});
+    if (!covered) adds.push_back(entry);
   }
   std::vector<Prefix> targets;
   AddElements(b, true, adds, targets);

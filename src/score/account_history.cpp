@@ -316,10 +316,10 @@ bool AccountHistory::Merge(std::string_view account, std::string_view bytes) {
     e.today.insert(other->today.begin(), other->today.end());
     e.domains[e.last_day % kDays] = std::max<uint32_t>(e.domains[e.last_day % kDays], static_cast<uint32_t>(e.today.size()));
   }
-  for (const auto& [n, d] : other->networks) {
-    auto known = std::find_if(e.networks.begin(), e.networks.end(), [&](const auto& x) { return x.first == n; });
-    if (known != e.networks.end()) known->second = std::max(known->second, d);
-    else if (e.networks.size() < kMaxNetworks) e.networks.emplace_back(n, d);
+  for (const auto& theirs : other->networks) {
+    auto known = std::find_if(e.networks.begin(), e.networks.end(), [&](const auto& x) { return x.first == theirs.first; });
+    if (known != e.networks.end()) known->second = std::max(known->second, theirs.second);
+    else if (e.networks.size() < kMaxNetworks) e.networks.push_back(theirs);
   }
   MarkChanged(it->first);
   return true;

@@ -83,6 +83,11 @@ TEST_CASE("a capture program refuses what it does not read as RE2 does") {
   for (const char* re : {R"(a\bb)", "(?i)ab", "(?i:a)b", R"(\x41)", R"(\pN)", "[[:alpha:]]", "(a*)*", "(?:a?)+",
                          "a{2000}", "a{,3}", "[a-b-c]", R"(\Qa\E)", R"(\Aa)", "a|(", R"(\n)"})
     CHECK(CaptureProgram::Compile(re) == nullptr);
+  // Nesting deeper than the parser recurses (found by the fuzzer: a stack overflow).
+  CHECK(CaptureProgram::Compile(std::string(5000, '(') + "a" + std::string(5000, ')')) == nullptr);
+  std::string deep = "a";
+  for (int i = 0; i < 60; ++i) deep = "(?:" + deep + ")";
+  CHECK(CaptureProgram::Compile(deep) != nullptr);
   for (const char* re : {"a(b)c", "[]a]+", "[^]a]*", "[a-]", R"([\\-])", "(?P<ip>[0-9.]{2,45})$", ".*?x", "(?:ab)+"})
     CHECK(CaptureProgram::Compile(re) != nullptr);
 }

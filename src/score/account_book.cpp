@@ -19,9 +19,11 @@ const AccountBook::Entry* AccountBook::Find(std::string_view account) const {
 AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
   uint32_t sec = SecondsOf(t);
   newest_ = std::max(newest_, sec);
-  if (uint32_t* at = index_.Get(account)) {
-    seen_sec_[*at] = std::max(seen_sec_[*at], sec);
-    return entries_[*at];
+  size_t hash = StringHash{}(account);  // once, for the lookup and the insert
+  if (size_t slot = index_.Find(account, hash); slot != index_.kNone) {
+    uint32_t at = index_.ValueAt(slot);
+    seen_sec_[at] = std::max(seen_sec_[at], sec);
+    return entries_[at];
   }
   if (index_.size() >= max_accounts_) EvictOldestAccounts();
   uint32_t at;
@@ -33,10 +35,11 @@ AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
     entries_.emplace_back();
     seen_sec_.push_back(kFree);
   }
-  index_[std::string(account)] = at;
+  std::string name(account);
+  index_.ValueAt(index_.Insert(name, hash)) = at;
   seen_sec_[at] = sec;
   Entry& e = entries_[at];
-  e.view.account = std::string(account);
+  e.view.account = std::move(name);
   e.view.last_seen = t;
   return e;
 }

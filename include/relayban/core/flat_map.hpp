@@ -4,11 +4,15 @@
 // std::unordered_map costs an allocation and a cache miss per key and three times the
 // memory. Slots are exposed by index so owners can scan, sweep and evict in bounded slices.
 // Not thread-safe; references to values are invalidated by Insert (the table may grow).
+// A key that is costly to hash or compare (a string) has its hash kept in its slot: erasing
+// and growing never hash a key again, and a lookup compares keys only when the hashes agree.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -20,6 +24,8 @@ template <class Key, class Value, class Hash>
 class FlatMap {
  public:
   static constexpr size_t kNone = ~size_t{0};
+  static constexpr bool kKeepsHash = std::is_same_v<Key, std::string>;
+  using Hasher = Hash;
 
   size_t size() const { return used_; }
   size_t capacity() const { return slots_.size(); }
@@ -28,10 +34,17 @@ class FlatMap {
   // The slot holding `key`, or kNone.
   template <class K>
   size_t Find(const K& key) const {
+    return Find(key, Hash{}(key));
+  }
+  // The same, with `hash` == Hash{}(key) already computed (a caller that may insert next).
+  template <class K>
+  size_t Find(const K& key, size_t hash) const {
     if (slots_.empty()) return kNone;
-    for (size_t i = Home(Hash{}(key)), probes = 0; probes < slots_.size(); i = Next(i), ++probes) {
+    for (size_t i = Home(hash), probes = 0; probes < slots_.size(); i = Next(i), ++probes) {
       if (slots_[i].tag == kEmpty) return kNone;
-      if (slots_[i].tag == kUsed && slots_[i].key == key) return i;
+      if constexpr (kKeepsHash)
+        if (slots_[i].hash != hash) continue;
+      if (slots_[i].key == key) return i;
     }
     return kNone;
   }
@@ -53,21 +66,28 @@ class FlatMap {
   }
   // Inserts `key` (which must not be present) with a default value; returns its slot.
   size_t Insert(Key key) {
+    size_t hash = Hash{}(key);
+    return Insert(std::move(key), hash);
+  }
+  // The same, with `hash` == Hash{}(key).
+  size_t Insert(Key key, size_t hash) {
     // Up to 70 % full (a missing key then visits about six slots); grow so that 45 % are
     // used.
     if ((used_ + 1) * 100 > slots_.size() * 70) Rehash(std::max<size_t>(16, (used_ + 1) * 9 / 4));
-    size_t i = Home(Hash{}(key));
+    size_t i = Home(hash);
     while (slots_[i].tag == kUsed) i = Next(i);
     slots_[i].key = std::move(key);
     slots_[i].tag = kUsed;
     slots_[i].value = Value();
+    if constexpr (kKeepsHash) slots_[i].hash = hash;
     ++used_;
     return i;
   }
   // The value of `key`, inserted with a default value when missing.
   Value& operator[](const Key& key) {
-    size_t i = Find(key);
-    if (i == kNone) i = Insert(key);
+    size_t hash = Hash{}(key);
+    size_t i = Find(key, hash);
+    if (i == kNone) i = Insert(key, hash);
     return slots_[i].value;
   }
   template <class K>
@@ -84,12 +104,13 @@ class FlatMap {
     size_t hole = i;
     bool refilled = false;
     for (size_t j = Next(i); slots_[j].tag == kUsed; j = Next(j)) {
-      size_t home = Home(Hash{}(slots_[j].key));
+      size_t home = Home(HashAt(j));
       // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
       bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
       if (stays) continue;
       slots_[hole].key = std::move(slots_[j].key);
       slots_[hole].value = std::move(slots_[j].value);
+      if constexpr (kKeepsHash) slots_[hole].hash = slots_[j].hash;
       refilled = refilled || hole == i;
       hole = j;
     }
@@ -118,6 +139,11 @@ class FlatMap {
   // Slot access for scans: a slot is used or not; its key and value are meaningful if used.
   bool Used(size_t i) const { return slots_[i].tag == kUsed; }
   const Key& KeyAt(size_t i) const { return slots_[i].key; }
+  // Hash{}(KeyAt(i)), kept or computed.
+  size_t HashAt(size_t i) const {
+    if constexpr (kKeepsHash) return slots_[i].hash;
+    else return Hash{}(slots_[i].key);
+  }
   Value& ValueAt(size_t i) { return slots_[i].value; }
   const Value& ValueAt(size_t i) const { return slots_[i].value; }
 
@@ -164,11 +190,15 @@ class FlatMap {
     used_ = 0;
     for (auto& s : old) {
       if (s.tag != kUsed) continue;
-      size_t i = Home(Hash{}(s.key));
+      size_t hash;
+      if constexpr (kKeepsHash) hash = s.hash;
+      else hash = Hash{}(s.key);
+      size_t i = Home(hash);
       while (slots_[i].tag == kUsed) i = Next(i);
       slots_[i].key = std::move(s.key);
       slots_[i].tag = kUsed;
       slots_[i].value = std::move(s.value);
+      if constexpr (kKeepsHash) slots_[i].hash = hash;
       ++used_;
     }
   }
@@ -179,7 +209,11 @@ class FlatMap {
 
  private:
   enum Tag : uint8_t { kEmpty, kUsed };
-  struct Slot {
+  struct KeptHash {
+    size_t hash = 0;
+  };
+  struct NoHash {};
+  struct Slot : std::conditional_t<kKeepsHash, KeptHash, NoHash> {
     Key key{};
     Tag tag = kEmpty;
     Value value{};

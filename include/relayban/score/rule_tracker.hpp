@@ -142,10 +142,11 @@ class KeyedWindows {
  private:
   template <class K>
   size_t SlotFor(const K& key) {
-    size_t i = map_.Find(key);
+    size_t hash = KeyHash{}(key);  // once, for the lookup and the insert
+    size_t i = map_.Find(key, hash);
     if (i != Map::kNone) return i;
     if (map_.size() >= evict_at_) EvictOldest();
-    return map_.Insert(Key(key));
+    return map_.Insert(Key(key), hash);
   }
   static uint32_t Fold(uint64_t h) { return static_cast<uint32_t>(h ^ (h >> 32)); }
   void EvictOldest() {
@@ -157,7 +158,7 @@ class KeyedWindows {
     auto cost = relayban::EvictOldest(
         map_.capacity(), map_.size() - keep, newest_, window_, stats_.eviction_runs,
         [&](size_t i) { return map_.Used(i); }, [&](size_t i) { return map_.ValueAt(i).last(); },
-        [&](size_t i) { return static_cast<uint64_t>(KeyHash{}(map_.KeyAt(i))); }, [&](size_t i) { return map_.EraseAt(i); });
+        [&](size_t i) { return static_cast<uint64_t>(map_.HashAt(i)); }, [&](size_t i) { return map_.EraseAt(i); });
     stats_.evicted += cost.evicted;
     stats_.slots_visited += cost.positions_visited;
   }

@@ -1,6 +1,7 @@
 // HashSet64: a set of 64-bit hashes in one flat array (open addressing, linear probing).
 // About a third of the memory of std::unordered_set<uint64_t> and no allocation per element;
-// used for the per-account distinct counts, which see every event.
+// used for the per-account distinct counts, which see every event. The first element is kept
+// inline: an account seen once (a flood of invented names) allocates nothing here.
 #pragma once
 
 #include <cstddef>
@@ -16,6 +17,14 @@ class HashSet64 {
   // Returns true if `h` was not in the set yet.
   bool Insert(uint64_t h) {
     if (h == kEmpty) h = kZero;  // the empty marker stands for "no element"
+    if (capacity_ == 0) {
+      if (size_ == 0) {
+        one_ = h;
+        size_ = 1;
+        return true;
+      }
+      if (one_ == h) return false;
+    }
     if ((size_ + 1) * 2 > capacity_) Grow();
     size_t i = Slot(h);
     while (slots_[i] != kEmpty) {
@@ -29,7 +38,7 @@ class HashSet64 {
 
   bool Contains(uint64_t h) const {
     if (h == kEmpty) h = kZero;
-    if (capacity_ == 0) return false;
+    if (capacity_ == 0) return size_ == 1 && one_ == h;
     for (size_t i = Slot(h); slots_[i] != kEmpty; i = (i + 1) & (capacity_ - 1))
       if (slots_[i] == h) return true;
     return false;
@@ -46,6 +55,8 @@ class HashSet64 {
     capacity_ = old_capacity == 0 ? 4 : old_capacity * 2;
     slots_ = std::make_unique<uint64_t[]>(capacity_);  // zeroed: all empty
     size_ = 0;
+    if (old_capacity == 0 && one_ != kEmpty) Insert(one_);  // the inline element moves in
+    one_ = kEmpty;
     for (size_t i = 0; i < old_capacity; ++i)
       if (old[i] != kEmpty) Insert(old[i]);
   }
@@ -53,6 +64,7 @@ class HashSet64 {
   std::unique_ptr<uint64_t[]> slots_;
   size_t capacity_ = 0;
   size_t size_ = 0;
+  uint64_t one_ = kEmpty;  // the only element while capacity_ is 0
 };
 
 }  // namespace relayban

@@ -23,3 +23,23 @@ TEST_CASE("the flat hash set counts what std::unordered_set counts") {
   CHECK_FALSE(empty.Contains(0));
   CHECK(empty.size() == 0);
 }
+
+TEST_CASE("the flat hash set keeps its first element inline and moves it into the table") {
+  HashSet64 s;
+  CHECK(s.Insert(7));
+  CHECK_FALSE(s.Insert(7));
+  CHECK(s.Contains(7));
+  CHECK_FALSE(s.Contains(8));
+  CHECK(s.size() == 1);
+  CHECK(s.Insert(0));  // 0 is the empty marker inside: stored under another value
+  CHECK(s.Contains(0));
+  CHECK(s.Contains(7));
+  CHECK_FALSE(s.Insert(7));
+  for (uint64_t v = 100; v < 110; ++v) CHECK(s.Insert(v));
+  CHECK(s.size() == 12);
+  for (uint64_t v : {uint64_t{7}, uint64_t{0}, uint64_t{100}, uint64_t{109}}) CHECK(s.Contains(v));
+  HashSet64 zero;
+  CHECK(zero.Insert(0));
+  CHECK(zero.Contains(0));
+  CHECK_FALSE(zero.Contains(1));
+}

@@ -18,9 +18,9 @@ WindowState& WindowState::operator=(WindowState&& o) noexcept {
   return *this;
 }
 
-void WindowState::Reserve(uint16_t want) {
+void WindowState::Reserve(uint16_t want, int limit) {
   if (want <= cap_) return;
-  uint16_t cap = std::max<uint16_t>(want, static_cast<uint16_t>(std::min<int>(cap_ * 2, 65535)));
+  uint16_t cap = std::max<uint16_t>(want, static_cast<uint16_t>(std::min<int>({cap_ * 2, limit, 65535})));
   Item* fresh = new Item[cap];
   std::memcpy(fresh, items(), sizeof(Item) * n_);
   if (cap_ > 1) delete[] heap_;
@@ -45,7 +45,12 @@ int WindowState::Add(uint32_t value, int weight, uint32_t sec, bool distinct, in
       std::memmove(items(), items() + 1, sizeof(Item) * (n_ - 1));
       --n_;
     }
-    Reserve(static_cast<uint16_t>(std::min<int>(n_ + 1, threshold)));
+    // Leaving the inline item, room for eight at once (or the threshold, if fewer): an address
+    // that fails again and again then allocates once per ban, not once per doubling.
+    if (n_ + 1 > cap_) {
+      int room = std::min<int>(std::max<int>(n_ + 1, kFirstHeap), threshold);
+      Reserve(static_cast<uint16_t>(room), threshold);
+    }
     items()[n_++] = x;
   };
   if (distinct) {

@@ -36,6 +36,8 @@ class WindowState {
   // and returns the number now inside the window ending at `sec`.
   int Add(uint32_t value, int weight, uint32_t sec, bool distinct, int threshold, uint32_t window);
   uint32_t last() const { return last_; }
+  // Items it has room for: 1 (inline), then at least eight or the threshold at once.
+  int capacity() const { return cap_; }
 
  private:
   struct Item {
@@ -48,7 +50,9 @@ class WindowState {
     cap_ = 1;
     n_ = 0;
   }
-  void Reserve(uint16_t want);
+  // Room for `want` items; doubling, but never past `limit` (the threshold).
+  void Reserve(uint16_t want, int limit);
+  static constexpr int kFirstHeap = 8;
 
   uint32_t last_ = 0;
   uint16_t n_ = 0;

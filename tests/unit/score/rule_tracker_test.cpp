@@ -153,3 +153,20 @@ TEST_CASE("eviction keeps the table free of long probe runs, whatever the window
     CHECK(c.longest_run < 400);
   }
 }
+
+TEST_CASE("a window leaves its inline item for room for eight items, or the threshold, at once") {
+  WindowState five, twenty;
+  five.Add(0, 1, 100, false, 5, 600);
+  CHECK(five.capacity() == 1);
+  CHECK(five.Add(0, 1, 101, false, 5, 600) == 2);
+  CHECK(five.capacity() == 5);  // the threshold: a ban's worth in one allocation
+  for (uint32_t s = 102; s < 110; ++s) five.Add(0, 1, s, false, 5, 600);
+  CHECK(five.capacity() == 5);  // full windows drop their oldest, they do not grow
+  for (uint32_t s = 100; s < 102; ++s) twenty.Add(s, 1, s, true, 20, 600);
+  CHECK(twenty.capacity() == 8);
+  for (uint32_t s = 102; s < 109; ++s) twenty.Add(s, 1, s, true, 20, 600);
+  CHECK(twenty.capacity() == 16);  // then doubling, up to the threshold
+  for (uint32_t s = 109; s < 130; ++s) twenty.Add(s, 1, s, true, 20, 600);
+  CHECK(twenty.capacity() == 20);
+  CHECK(twenty.Add(999, 1, 130, true, 20, 600) == 20);
+}

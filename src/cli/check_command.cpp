@@ -8,7 +8,6 @@
 #include <iomanip>
 #include <iostream>
 #include <filesystem>
-#include <sstream>
 
 #include "log_reader.hpp"
 #include "report/json_report.hpp"
@@ -293,16 +292,35 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
               decisions.AddJson(OrderJson(d));
               continue;
             }
-            std::ostringstream line;
-            line << "  " << FormatIso8601(d.at) << "  ban " << Cell(d.target.ToString(), 18) << " for "
-                 << Cell(d.duration.count() == 0 ? "ever" : FormatDuration(d.duration), 6) << " " << d.jail << "/"
-                 << d.rule;
-            if (!d.account.empty()) line << "  account " << Printable(d.account, 80);
-            line << "\n      " << Printable(d.reason, 200) << "\n";
+            // Appended to one string, not an ostringstream (whose set-up cost more than the
+            // rest of the line, a million times in a replayed botnet).
+            std::string line;
+            line.reserve(256);
+            line += "  ";
+            line += FormatIso8601(d.at);
+            line += "  ban ";
+            line += Cell(d.target.ToString(), 18);
+            line += " for ";
+            line += Cell(d.duration.count() == 0 ? "ever" : FormatDuration(d.duration), 6);
+            line += " ";
+            line += d.jail;
+            line += "/";
+            line += d.rule;
+            if (!d.account.empty()) {
+              line += "  account ";
+              line += Printable(d.account, 80);
+            }
+            line += "\n      ";
+            line += Printable(d.reason, 200);
+            line += "\n";
             constexpr size_t kShown = 3;  // the rest with --json
             size_t from = d.evidence.size() > kShown ? d.evidence.size() - kShown : 0;
-            for (size_t i = from; i < d.evidence.size(); ++i) line << "        > " << Printable(d.evidence[i].line, 300) << "\n";
-            decisions.AddText(line.str());
+            for (size_t i = from; i < d.evidence.size(); ++i) {
+              line += "        > ";
+              line += Printable(d.evidence[i].line, 300);
+              line += "\n";
+            }
+            decisions.AddText(line);
           }
           for (const auto& h : batch.hooks) {
             if (o.json) {

@@ -79,16 +79,13 @@ std::string ToLowerAscii(std::string_view s) {
 }
 
 std::string Printable(std::string_view s, size_t max_len) {
-  std::string out;
-  out.reserve(std::min(s.size(), max_len));
-  for (char c : s) {
-    if (out.size() >= max_len) {
-      out += "...";
-      break;
-    }
+  size_t n = std::min(s.size(), max_len);
+  std::string out(s.substr(0, n));
+  for (char& c : out) {  // one pass the compiler vectorises
     auto u = static_cast<unsigned char>(c);
-    out += (u < 0x20 || u >= 0x7f) ? '?' : c;
+    c = (u < 0x20 || u >= 0x7f) ? '?' : c;
   }
+  if (s.size() > max_len) out += "...";
   return out;
 }
 

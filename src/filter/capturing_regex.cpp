@@ -61,6 +61,21 @@ bool IsUnscopedFlags(std::string_view re, size_t i) {
   return j > i + 2 && j < re.size() && re[j] == ')';
 }
 
+// Whether `re` matches one fixed string: no class, group, repeat, anchor or escape other than
+// escaped punctuation.
+bool IsPlainLiteral(std::string_view re) {
+  for (size_t i = 0; i < re.size(); ++i) {
+    char c = re[i];
+    if (c == '\\') {
+      if (i + 1 >= re.size() || std::isalnum(static_cast<unsigned char>(re[i + 1]))) return false;
+      ++i;
+    } else if (std::string_view(".[]()|*+?{}^$").find(c) != std::string_view::npos) {
+      return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 bool HasTopLevelAlternative(std::string_view re) {
@@ -211,6 +226,7 @@ CapturingRegex::CapturingRegex(const std::string& regex, const RE2::Options& opt
       body->NamedCapturingGroups() == whole_.NamedCapturingGroups()) {
     head_ = std::move(head);
     body_ = std::move(body);
+    head_is_literal_ = IsPlainLiteral(regex.substr(0, cut));
   }
   program_ = CaptureProgram::Compile(head_ != nullptr ? regex.substr(cut) : regex);
   // Only a program that numbers its groups as RE2 does.
@@ -234,6 +250,8 @@ bool CapturingRegex::MatchExact(const re2::StringPiece& text, re2::StringPiece* 
     // Every match of the whole regex starts with a match of its head.
     if (!head_->Match(text, 0, text.size(), RE2::ANCHOR_START, &h, 1)) return false;
     if (Capture(*body_, program_.get(), text, h.size(), groups, n)) return true;
+    // A head that is one fixed string can end nowhere else: the whole regex cannot match.
+    if (head_is_literal_) return false;
   }
   if (!whole_.Match(text, 0, text.size(), RE2::ANCHOR_START, nullptr, 0)) return false;
   // (With a cut, the program is the body's: the whole regex is left to RE2.)

@@ -100,6 +100,11 @@ int main(int argc, char** argv) {
     std::ifstream in(f);
     std::string line;
     while (std::getline(in, line)) {
+      // A golden file's log lines start with "> ".
+      if (f.extension() == ".golden") {
+        if (line.rfind("> ", 0) != 0) continue;
+        line.erase(0, 2);
+      }
       auto shape = DetectStamp(line, StampFormat::kAuto);
       if (shape) samples.emplace_back(line.substr(0, shape->length), line.substr(shape->length));
     }

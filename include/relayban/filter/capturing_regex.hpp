@@ -42,6 +42,7 @@ class CapturingRegex {
 
   const RE2& whole() const { return whole_; }
   bool is_split() const { return head_ != nullptr; }
+  bool head_is_literal() const { return head_is_literal_; }
   // Whether long lines are captured by a CaptureProgram (the regex is understood there).
   bool has_program() const { return program_ != nullptr; }
 
@@ -62,6 +63,7 @@ class CapturingRegex {
   RE2 whole_;
   std::unique_ptr<RE2> head_, body_;        // both null when the regex is not cut
   std::unique_ptr<CaptureProgram> program_;  // the body's, or the whole's when not cut; may be null
+  bool head_is_literal_ = false;             // the head matches one fixed string only
 };
 
 }  // namespace relayban

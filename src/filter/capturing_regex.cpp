@@ -235,7 +235,7 @@ CapturingRegex::CapturingRegex(const std::string& regex, const RE2::Options& opt
 
 bool CapturingRegex::Capture(const RE2& re, const CaptureProgram* program, const re2::StringPiece& text,
                              size_t start, re2::StringPiece* groups, int n) const {
-  if (program == nullptr || text.size() - start < kLongText)
+  if (program == nullptr || text.size() - start < kLongText || !program->Fits(text.size()))
     return re.Match(text, start, text.size(), RE2::ANCHOR_START, groups, n);
   // RE2's DFA says whether it matches at all, at a fraction of any capturing engine's cost.
   if (!re.Match(text, start, text.size(), RE2::ANCHOR_START, nullptr, 0)) return false;

@@ -37,6 +37,13 @@ class CaptureProgram {
   // per thread.
   bool Match(std::string_view text, size_t start, re2::StringPiece* groups, int n) const;
 
+  // Whether a text of `size` bytes keeps the visited bitmap within kMaxVisitedBytes (a regex
+  // with thousands of joins on a long line would not: RE2 captures it instead).
+  bool Fits(size_t size) const {
+    return static_cast<size_t>(memo_rows_) * ((size + 64) / 64) * 8 <= kMaxVisitedBytes;
+  }
+  static constexpr size_t kMaxVisitedBytes = 4 << 20;
+
   int groups() const { return groups_; }
   size_t size() const { return insts_.size(); }
 

@@ -92,6 +92,27 @@ TEST_CASE("a capture program refuses what it does not read as RE2 does") {
     CHECK(CaptureProgram::Compile(re) != nullptr);
 }
 
+TEST_CASE("a capture program says when a text would make its visited bitmap too big") {
+  auto small = CaptureProgram::Compile("a(b*)c");
+  REQUIRE(small != nullptr);
+  CHECK(small->Fits(16384));
+  // Hundreds of alternatives, each a join: a bitmap row each.
+  std::string many = "(x";
+  for (int i = 0; i < 600; ++i) many += "(?:a|b" + std::to_string(i) + ")";
+  many += ")";
+  auto big = CaptureProgram::Compile(many);
+  REQUIRE(big != nullptr);
+  CHECK(big->Fits(1024));
+  CHECK_FALSE(big->Fits(1 << 20));
+  // CapturingRegex then leaves the line to RE2, with the same result.
+  CapturingRegex cr("y" + many, Latin1());
+  REQUIRE(cr.has_program());
+  std::string text = "yx" + std::string(100000, 'a');
+  re2::StringPiece g[2];
+  REQUIRE(cr.MatchExact(text, g, 2));
+  CHECK(g[1].size() == 601);
+}
+
 TEST_CASE("a run reads a long line once, however often it is entered") {
   // (?:x.*)* on a line of x: every x enters the run again. Each position is read once per
   // entry at most, so this answers at once instead of in time quadratic in the line.

@@ -140,10 +140,7 @@ class FlatMap {
   bool Used(size_t i) const { return slots_[i].tag == kUsed; }
   const Key& KeyAt(size_t i) const { return slots_[i].key; }
   // Hash{}(KeyAt(i)), kept or computed.
-  size_t HashAt(size_t i) const {
-    if constexpr (kKeepsHash) return slots_[i].hash;
-    else return Hash{}(slots_[i].key);
-  }
+  size_t HashAt(size_t i) const { return HashOf(slots_[i]); }
   Value& ValueAt(size_t i) { return slots_[i].value; }
   const Value& ValueAt(size_t i) const { return slots_[i].value; }
 
@@ -190,9 +187,7 @@ class FlatMap {
     used_ = 0;
     for (auto& s : old) {
       if (s.tag != kUsed) continue;
-      size_t hash;
-      if constexpr (kKeepsHash) hash = s.hash;
-      else hash = Hash{}(s.key);
+      size_t hash = HashOf(s);
       size_t i = Home(hash);
       while (slots_[i].tag == kUsed) i = Next(i);
       slots_[i].key = std::move(s.key);
@@ -218,6 +213,10 @@ class FlatMap {
     Tag tag = kEmpty;
     Value value{};
   };
+  static size_t HashOf(const Slot& s) {
+    if constexpr (kKeepsHash) return s.hash;
+    else return Hash{}(s.key);
+  }
   // Multiply-shift range reduction: the table need not have a power-of-two size and can
   // grow by two thirds instead of doubling.
   size_t Home(size_t hash) const {

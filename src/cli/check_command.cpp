@@ -21,9 +21,9 @@
 namespace relayban {
 namespace {
 
-void PrintAccounts(const std::vector<AccountView>& accounts, std::ostream& out) {
+void PrintAccounts(const AccountBook& accounts, std::ostream& out) {
   out << AccountTableHeader();
-  for (const auto& a : accounts) out << AccountTableRow(RowOf(a));
+  accounts.ForEachSorted([&](const AccountView& a) { out << AccountTableRow(RowOf(a)); });
 }
 
 // Decisions and hooks of a replay, formatted as they come into an unnamed temporary file and
@@ -353,7 +353,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
   if (o.events) return 0;
   const EngineStats& s = (*engine)->stats();
   const auto& kinds = (*engine)->kind_names();
-  auto accounts = (*engine)->accounts().Snapshot();
+  const AccountBook& accounts = (*engine)->accounts();
   if (o.json) {
     nlohmann::json j;
     j["lines"] = s.lines;
@@ -364,7 +364,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
     for (size_t k = 0; k < kinds.size() && k < s.events.size(); ++k)
       if (s.events[k] > 0) j["events"][kinds[k]] = s.events[k];
     j["accounts"] = nlohmann::json::array();
-    for (const auto& a : accounts) j["accounts"].push_back(AccountJson(a));
+    accounts.ForEachSorted([&](const AccountView& a) { j["accounts"].push_back(AccountJson(a)); });
     PrintWithSpools(j, {{"decisions", &decisions}, {"account_verdicts", &verdicts}, {"hooks", &hooks}}, out);
     out << "\n";
     return 0;
@@ -382,7 +382,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
   decisions.CopyTo(out);
   hooks.CopyTo(out);
   out << "\nAccounts: " << accounts.size() << "\n";
-  if (!accounts.empty()) PrintAccounts(accounts, out);
+  if (accounts.size() > 0) PrintAccounts(accounts, out);
   return 0;
 }
 

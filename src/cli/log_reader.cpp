@@ -17,7 +17,7 @@
 namespace relayban {
 namespace {
 
-constexpr size_t kReleaseEvery = size_t{16} << 20;
+constexpr size_t kReleaseEvery = size_t{4} << 20;
 
 // Calls on_newline(offset) for every '\n' in data[0, size), in order. Sixty-four bytes are
 // compared at a time into a bit mask whose set bits are then walked: one pass over the data

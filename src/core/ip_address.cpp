@@ -123,7 +123,7 @@ std::string IpAddress::ToString() const {
 }
 
 Prefix::Prefix(const IpAddress& address, int length)
-    : address_(address.Masked(length)), length_(std::clamp(length, 0, address.max_prefix())) {}
+    : address_(address.Masked(length)), length_(static_cast<uint8_t>(std::clamp(length, 0, address.max_prefix()))) {}
 
 std::optional<Prefix> Prefix::Parse(std::string_view text, bool allow_host_bits) {
   size_t slash = text.find('/');

@@ -190,6 +190,7 @@ class BanLedger : public BanBook {
   Options options_;
 
   FlatMap<Prefix, Entry, PrefixHash> entries_;
+  static_assert(decltype(entries_)::PlainSlots(), "a million bans must grow without holding two tables at once");
   size_t active_ = 0;
   std::unordered_map<std::string, size_t> per_jail_;
   // Interned Infos: shared by bans with the same values, freed when the last one goes.

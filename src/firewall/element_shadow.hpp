@@ -66,6 +66,7 @@ class ElementShadow {
     }
   };
   FlatMap<Prefix, TimePoint, Hash> bulk_;
+  static_assert(decltype(bulk_)::PlainSlots(), "a million elements must grow without holding two tables at once");
   std::map<Prefix, TimePoint> rest_;
   std::array<std::array<uint32_t, 129>, 2> lengths_{};  // per family (v6, v4) and length
   size_t purge_slot_ = 0;                               // where the next purge goes on in bulk_

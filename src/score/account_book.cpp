@@ -6,14 +6,31 @@
 
 namespace relayban {
 
+AccountView AccountBook::ViewOf(const Entry& e) {
+  AccountView v;
+  v.account = e.account;
+  v.auth_success = e.auth_success;
+  v.auth_failure = e.auth_failure;
+  v.relayed = e.relayed;
+  v.recipient_domains = e.domains.size();
+  v.ips = e.ip_hashes.size();
+  v.last_ip = e.last_ip;
+  v.last_seen = e.last_seen;
+  if (e.rare) {
+    v.verdicts = e.rare->verdicts;
+    v.targeted_by = e.rare->targeted_by;
+  }
+  return v;
+}
+
 AccountBook::Entry* AccountBook::Find(std::string_view account) {
   uint32_t* at = index_.Get(account);
-  return at ? &entries_[*at] : nullptr;
+  return at ? &At(*at) : nullptr;
 }
 
 const AccountBook::Entry* AccountBook::Find(std::string_view account) const {
   const uint32_t* at = index_.Get(account);
-  return at ? &entries_[*at] : nullptr;
+  return at ? &At(*at) : nullptr;
 }
 
 AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
@@ -23,7 +40,7 @@ AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
   if (size_t slot = index_.Find(account, hash); slot != index_.kNone) {
     uint32_t at = index_.ValueAt(slot);
     seen_sec_[at] = std::max(seen_sec_[at], sec);
-    return entries_[at];
+    return At(at);
   }
   if (index_.size() >= max_accounts_) EvictOldestAccounts();
   uint32_t at;
@@ -31,16 +48,15 @@ AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
     at = free_.back();
     free_.pop_back();
   } else {
-    at = static_cast<uint32_t>(entries_.size());
-    entries_.emplace_back();
+    at = static_cast<uint32_t>(seen_sec_.size());
+    if (at % kChunk == 0) chunks_.push_back(std::make_unique<Entry[]>(kChunk));
     seen_sec_.push_back(kFree);
   }
-  std::string name(account);
-  index_.ValueAt(index_.Insert(name, hash)) = at;
   seen_sec_[at] = sec;
-  Entry& e = entries_[at];
-  e.view.account = std::move(name);
-  e.view.last_seen = t;
+  Entry& e = At(at);
+  e.account = std::string(account);
+  e.last_seen = t;
+  index_.ValueAt(index_.Insert(std::string_view(e.account), hash)) = at;
   return e;
 }
 
@@ -51,11 +67,11 @@ void AccountBook::EvictOldestAccounts() {
   size_t keep = max_accounts_ - max_accounts_ / 8;
   if (index_.size() <= keep) return;
   auto cost = EvictOldest(
-      entries_.size(), index_.size() - keep, newest_, 86400, runs_, [&](size_t i) { return seen_sec_[i] != kFree; },
-      [&](size_t i) { return seen_sec_[i]; }, [&](size_t i) { return static_cast<uint64_t>(StringHash{}(entries_[i].view.account)); },
+      seen_sec_.size(), index_.size() - keep, newest_, 86400, runs_, [&](size_t i) { return seen_sec_[i] != kFree; },
+      [&](size_t i) { return seen_sec_[i]; }, [&](size_t i) { return static_cast<uint64_t>(StringHash{}(At(i).account)); },
       [&](size_t i) {
-        index_.Erase(entries_[i].view.account);
-        entries_[i] = Entry();
+        index_.Erase(At(i).account);
+        At(i) = Entry();
         seen_sec_[i] = kFree;
         free_.push_back(static_cast<uint32_t>(i));
         return false;
@@ -70,7 +86,7 @@ AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip) {
       if (u.ip == ip) return &u;
     return nullptr;
   }
-  const uint32_t* at = e.recent_index.Get(ip);
+  const uint32_t* at = e.rare->recent_index.Get(ip);
   return at ? &e.recent[*at] : nullptr;
 }
 
@@ -85,33 +101,32 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind
   }
   e.recent.push_back({ip, t, kind_bit});
   if (e.recent.size() <= kLinearScan) return;
-  if (e.recent_index.size() + 1 == e.recent.size()) {
-    e.recent_index[ip] = static_cast<uint32_t>(e.recent.size() - 1);
+  auto& index = e.rare_made().recent_index;
+  if (index.size() + 1 == e.recent.size()) {
+    index[ip] = static_cast<uint32_t>(e.recent.size() - 1);
     return;
   }
   // First use, or after the trim above moved entries: index them all again (in place,
   // keeping the table's memory).
-  e.recent_index.Reset();
-  for (size_t i = 0; i < e.recent.size(); ++i) e.recent_index[e.recent[i].ip] = static_cast<uint32_t>(i);
+  index.Reset();
+  for (size_t i = 0; i < e.recent.size(); ++i) index[e.recent[i].ip] = static_cast<uint32_t>(i);
 }
 
 void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kind_bit,
                          const std::optional<IpAddress>& ip, std::string_view recipient_domain, Time t) {
   Entry& e = Get(account, t);
-  e.view.last_seen = std::max(e.view.last_seen, t);
+  e.last_seen = std::max(e.last_seen, t);
   switch (outcome) {
-    case Outcome::kAuthSuccess: ++e.view.auth_success; break;
-    case Outcome::kAuthFailure: ++e.view.auth_failure; break;
-    case Outcome::kRelay: ++e.view.relayed; break;
+    case Outcome::kAuthSuccess: ++e.auth_success; break;
+    case Outcome::kAuthFailure: ++e.auth_failure; break;
+    case Outcome::kRelay: ++e.relayed; break;
     case Outcome::kOther: break;
   }
   if (!recipient_domain.empty() && e.domains.size() < kMaxDistinct) e.domains.Insert(Hash64(recipient_domain));
-  e.view.recipient_domains = e.domains.size();
   if (ip) {
     // Only addresses that really used the account become its last_ip; a failure does not.
-    if (outcome != Outcome::kAuthFailure) e.view.last_ip = *ip;
+    if (outcome != Outcome::kAuthFailure) e.last_ip = *ip;
     if (e.ip_hashes.size() < kMaxDistinct) e.ip_hashes.Insert(IpAddressHash{}(*ip));
-    e.view.ips = e.ip_hashes.size();
     if (IpUse* u = FindRecent(e, *ip)) {
       u->last = std::max(u->last, t);
       u->kinds |= kind_bit;
@@ -124,36 +139,37 @@ void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kin
 void AccountBook::AddVerdict(std::string_view account, std::string_view rule) {
   Entry* e = Find(account);
   if (!e) return;
-  auto& v = e->view.verdicts;
+  auto& v = e->rare_made().verdicts;
   if (std::find(v.begin(), v.end(), rule) == v.end()) v.emplace_back(rule);
 }
 
 void AccountBook::AddTargeted(std::string_view account, std::string_view rule) {
   Entry* e = Find(account);
   if (!e) return;
-  auto& v = e->view.targeted_by;
+  auto& v = e->rare_made().targeted_by;
   if (std::find(v.begin(), v.end(), rule) == v.end()) v.emplace_back(rule);
 }
 
 void AccountBook::ClearVerdicts(std::string_view account) {
   Entry* e = Find(account);
   if (!e) return;
-  e->view.verdicts.clear();
-  e->view.targeted_by.clear();
-  e->fired.clear();
+  if (!e->rare) return;
+  e->rare->verdicts.clear();
+  e->rare->targeted_by.clear();
+  e->rare->fired.clear();
 }
 
 std::optional<Time> AccountBook::MarkFired(std::string_view account, uint32_t rule_id, Time t) {
   Entry* e = Find(account);
   if (!e) return std::nullopt;
-  for (auto& [id, at] : e->fired) {
+  for (auto& [id, at] : e->rare_made().fired) {
     if (id == rule_id) {
       Time previous = at;
       at = t;
       return previous;
     }
   }
-  e->fired.emplace_back(rule_id, t);
+  e->rare->fired.emplace_back(rule_id, t);
   return std::nullopt;
 }
 
@@ -169,22 +185,29 @@ std::vector<IpAddress> AccountBook::IpsSince(std::string_view account, Time sinc
 std::vector<AccountView> AccountBook::Snapshot() const {
   std::vector<AccountView> out;
   out.reserve(index_.size());
-  for (size_t i = 0; i < entries_.size(); ++i)
-    if (seen_sec_[i] != kFree) out.push_back(entries_[i].view);
-  std::sort(out.begin(), out.end(), [](const AccountView& a, const AccountView& b) { return a.account < b.account; });
+  ForEachSorted([&](const AccountView& v) { out.push_back(v); });
   return out;
+}
+
+void AccountBook::ForEachSorted(const std::function<void(const AccountView&)>& f) const {
+  std::vector<uint32_t> order;
+  order.reserve(index_.size());
+  for (size_t i = 0; i < seen_sec_.size(); ++i)
+    if (seen_sec_[i] != kFree) order.push_back(static_cast<uint32_t>(i));
+  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return At(a).account < At(b).account; });
+  for (uint32_t i : order) f(ViewOf(At(i)));
 }
 
 std::optional<AccountView> AccountBook::View(std::string_view account) const {
   const Entry* e = Find(account);
   if (!e) return std::nullopt;
-  return e->view;
+  return ViewOf(*e);
 }
 
 size_t AccountBook::CountWithVerdict() const {
   size_t n = 0;
-  for (size_t i = 0; i < entries_.size(); ++i)
-    if (seen_sec_[i] != kFree && !entries_[i].view.verdicts.empty()) ++n;
+  for (size_t i = 0; i < seen_sec_.size(); ++i)
+    if (seen_sec_[i] != kFree && At(i).rare && !At(i).rare->verdicts.empty()) ++n;
   return n;
 }
 

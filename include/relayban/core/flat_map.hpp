@@ -4,14 +4,16 @@
 // std::unordered_map costs an allocation and a cache miss per key and three times the
 // memory. Slots are exposed by index so owners can scan, sweep and evict in bounded slices.
 // Not thread-safe; references to values are invalidated by Insert (the table may grow).
-// A key that is costly to hash or compare (a string) has its hash kept in its slot: erasing
+// A key that is costly to hash or compare (a string or string_view) has its hash kept in its slot: erasing
 // and growing never hash a key again, and a lookup compares keys only when the hashes agree.
 #pragma once
 
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -24,8 +26,12 @@ template <class Key, class Value, class Hash>
 class FlatMap {
  public:
   static constexpr size_t kNone = ~size_t{0};
-  static constexpr bool kKeepsHash = std::is_same_v<Key, std::string>;
+  static constexpr bool kKeepsHash = std::is_same_v<Key, std::string> || std::is_same_v<Key, std::string_view>;
   using Hasher = Hash;
+
+  // Slots copied as bytes: an empty one is all zero bytes, so a mapped array is not written
+  // before entries land in it.
+  static constexpr bool PlainSlots() { return std::is_trivially_copyable_v<Slot>; }
 
   size_t size() const { return used_; }
   size_t capacity() const { return slots_.size(); }
@@ -179,14 +185,17 @@ class FlatMap {
     return c;
   }
 
-  // Gives the table `n` slots (at least size()/0.7).
+  // Gives the table `n` slots (at least size()/0.7). The old slots are read in order and
+  // their memory given back as the move goes (a mapped array), so growing a table of a
+  // million entries needs little more than its new array: where an empty slot is all zero
+  // bytes, the new array's pages are only touched as entries land in them.
   void Rehash(size_t n) {
     n = std::max(n, used_ * 100 / 70 + 1);
     Slots old = std::move(slots_);
     slots_ = Slots(n);
     used_ = 0;
-    for (auto& s : old) {
-      if (s.tag != kUsed) continue;
+    old.Drain([&](Slot& s) {
+      if (s.tag != kUsed) return;
       size_t hash = HashOf(s);
       size_t i = Home(hash);
       while (slots_[i].tag == kUsed) i = Next(i);
@@ -195,7 +204,7 @@ class FlatMap {
       slots_[i].value = std::move(s.value);
       if constexpr (kKeepsHash) slots_[i].hash = hash;
       ++used_;
-    }
+    });
   }
   // Shrinks a table that is mostly empty (after sweeping or eviction).
   void MaybeShrink() {
@@ -226,7 +235,77 @@ class FlatMap {
   }
   size_t Next(size_t i) const { return i + 1 == slots_.size() ? 0 : i + 1; }
 
-  using Slots = std::vector<Slot, HugePageAllocator<Slot>>;
+  // The slot array. A slot that can be copied as bytes is empty when all its bytes are zero
+  // (kEmpty is 0; an empty slot's key and value are never read), so a mapped array, which
+  // comes zero-filled, is not written at all until entries land in it.
+  class Slots {
+   public:
+    using Alloc = HugePageAllocator<Slot>;
+    Slots() = default;
+    explicit Slots(size_t n) : n_(n) {
+      if (n == 0) return;
+      p_ = Alloc{}.allocate(n);
+      if (!(PlainSlots() && Alloc::Mapped(n))) std::uninitialized_default_construct_n(p_, n);
+    }
+    Slots(Slots&& o) noexcept : p_(std::exchange(o.p_, nullptr)), n_(std::exchange(o.n_, 0)) {}
+    Slots& operator=(Slots&& o) noexcept {
+      if (this != &o) {
+        Free();
+        p_ = std::exchange(o.p_, nullptr);
+        n_ = std::exchange(o.n_, 0);
+      }
+      return *this;
+    }
+    Slots(const Slots& o) : n_(o.n_) {
+      if (n_ == 0) return;
+      p_ = Alloc{}.allocate(n_);
+      std::uninitialized_copy_n(o.p_, n_, p_);
+    }
+    Slots& operator=(const Slots& o) {
+      if (this != &o) *this = Slots(o);
+      return *this;
+    }
+    ~Slots() { Free(); }
+
+    size_t size() const { return n_; }
+    bool empty() const { return n_ == 0; }
+    Slot& operator[](size_t i) { return p_[i]; }
+    const Slot& operator[](size_t i) const { return p_[i]; }
+    Slot* begin() { return p_; }
+    Slot* end() { return p_ + n_; }
+    const Slot* begin() const { return p_; }
+    const Slot* end() const { return p_ + n_; }
+    void clear() { Free(); }
+    // Calls f(slot) on every slot in order, destroying each after, and gives the memory
+    // behind back every 2 MiB; leaves the array empty.
+    template <class F>
+    void Drain(F&& f) {
+      const size_t step = std::max<size_t>(1, (size_t{2} << 20) / sizeof(Slot));
+      size_t given_back = 0;  // bytes
+      for (size_t i = 0; i < n_; ++i) {
+        f(p_[i]);
+        std::destroy_at(&p_[i]);
+        if ((i + 1) % step == 0) {
+          Alloc::Discard(p_, n_, given_back, (i + 1) * sizeof(Slot));
+          given_back = (i + 1) * sizeof(Slot);
+        }
+      }
+      if (p_) Alloc{}.deallocate(p_, n_);
+      p_ = nullptr;
+      n_ = 0;
+    }
+
+   private:
+    void Free() {
+      if (!p_) return;
+      std::destroy_n(p_, n_);
+      Alloc{}.deallocate(p_, n_);
+      p_ = nullptr;
+      n_ = 0;
+    }
+    Slot* p_ = nullptr;
+    size_t n_ = 0;
+  };
   Slots slots_;
   size_t used_ = 0;
 };

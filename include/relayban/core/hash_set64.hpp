@@ -6,12 +6,24 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <memory>
 
 namespace relayban {
 
 class HashSet64 {
  public:
+  HashSet64() = default;
+  HashSet64(HashSet64&& o) noexcept { Take(o); }
+  HashSet64& operator=(HashSet64&& o) noexcept {
+    if (this != &o) {
+      Free();
+      Take(o);
+    }
+    return *this;
+  }
+  HashSet64(const HashSet64&) = delete;
+  HashSet64& operator=(const HashSet64&) = delete;
+  ~HashSet64() { Free(); }
+
   size_t size() const { return size_; }
 
   // Returns true if `h` was not in the set yet.
@@ -50,21 +62,41 @@ class HashSet64 {
   size_t Slot(uint64_t h) const { return static_cast<size_t>((h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull >> 7) & (capacity_ - 1); }
 
   void Grow() {
-    size_t old_capacity = capacity_;
-    std::unique_ptr<uint64_t[]> old = std::move(slots_);
+    uint32_t old_capacity = capacity_;
+    uint64_t* old = old_capacity == 0 ? nullptr : slots_;
+    bool had_one = old_capacity == 0 && size_ == 1;
+    uint64_t one = had_one ? one_ : kEmpty;
     capacity_ = old_capacity == 0 ? 4 : old_capacity * 2;
-    slots_ = std::make_unique<uint64_t[]>(capacity_);  // zeroed: all empty
+    slots_ = new uint64_t[capacity_]();  // zeroed: all empty
     size_ = 0;
-    if (old_capacity == 0 && one_ != kEmpty) Insert(one_);  // the inline element moves in
-    one_ = kEmpty;
-    for (size_t i = 0; i < old_capacity; ++i)
+    if (had_one) Insert(one);  // the inline element moves in
+    for (uint32_t i = 0; i < old_capacity; ++i)
       if (old[i] != kEmpty) Insert(old[i]);
+    delete[] old;
+  }
+  void Free() {
+    if (capacity_ != 0) delete[] slots_;
+    capacity_ = 0;
+    size_ = 0;
+    one_ = kEmpty;
+  }
+  void Take(HashSet64& o) {
+    size_ = o.size_;
+    capacity_ = o.capacity_;
+    if (capacity_ != 0) slots_ = o.slots_;
+    else one_ = o.one_;
+    o.size_ = 0;
+    o.capacity_ = 0;
+    o.one_ = kEmpty;
   }
 
-  std::unique_ptr<uint64_t[]> slots_;
-  size_t capacity_ = 0;
-  size_t size_ = 0;
-  uint64_t one_ = kEmpty;  // the only element while capacity_ is 0
+  // Sixteen bytes: an account book holds two sets for each of its 200,000 accounts.
+  uint32_t size_ = 0;
+  uint32_t capacity_ = 0;  // 0: no array; one_ holds the only element, if size_ is 1
+  union {
+    uint64_t one_ = kEmpty;
+    uint64_t* slots_;
+  };
 };
 
 }  // namespace relayban

@@ -43,6 +43,19 @@ struct HugePageAllocator {
   }
   friend bool operator==(const HugePageAllocator&, const HugePageAllocator&) { return true; }
 
+  // Whether an array of `n` is mapped on its own: its memory then comes zero-filled, and
+  // Discard can give parts of it back.
+  static bool Mapped(size_t n) { return n * sizeof(T) >= kLarge; }
+  // Gives back the whole pages inside bytes [from, to) of the mapped array `p` of `n` (their
+  // contents are gone; the mapping stays until deallocate). Nothing for a heap array.
+  static void Discard(T* p, size_t n, size_t from, size_t to) noexcept {
+    if (!Mapped(n)) return;
+    const size_t page = size_t{4} << 10;
+    from = (from + page - 1) & ~(page - 1);
+    to &= ~(page - 1);
+    if (to > from) madvise(reinterpret_cast<char*>(p) + from, to - from, MADV_DONTNEED);
+  }
+
  private:
   static size_t Rounded(size_t bytes) { return (bytes + (size_t{2} << 20) - 1) & ~((size_t{2} << 20) - 1); }
 };

@@ -99,7 +99,7 @@ class Prefix {
 
  private:
   IpAddress address_;
-  int length_ = 32;
+  uint8_t length_ = 32;  // one byte: a ban table's slot is 28 bytes, not 36
 };
 
 struct IpAddressHash {

@@ -95,6 +95,7 @@ class MemoryBanBook : public BanBook {
   };
   static constexpr uint32_t kForever = ~uint32_t{0};
   FlatMap<Prefix, Term, PrefixHash> terms_;
+  static_assert(decltype(terms_)::PlainSlots(), "a million bans must grow without holding two tables at once");
   size_t expire_at_ = 0;
 };
 

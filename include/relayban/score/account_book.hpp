@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -57,6 +59,9 @@ class AccountBook {
   std::vector<IpAddress> IpsSince(std::string_view account, Time since, uint64_t kinds) const;
   // Sorted by account name.
   std::vector<AccountView> Snapshot() const;
+  // Calls f(view) for every account in name order, making one view at a time: a book of
+  // 200,000 accounts is not copied whole to be printed.
+  void ForEachSorted(const std::function<void(const AccountView&)>& f) const;
   // One account's view, if the book has it.
   std::optional<AccountView> View(std::string_view account) const;
   size_t size() const { return index_.size(); }
@@ -73,14 +78,30 @@ class AccountBook {
     Time last;
     uint64_t kinds;
   };
-  struct Entry {
-    AccountView view;
+  // What few accounts ever need, allocated on first use: a flood of invented names costs
+  // an Entry each, not these too.
+  struct Rare {
+    std::vector<std::string> verdicts;     // AccountView::verdicts
+    std::vector<std::string> targeted_by;  // AccountView::targeted_by
     std::vector<std::pair<uint32_t, Time>> fired;  // rule id, time of its last verdict
+    // recent's positions by address, kept once recent outgrows a short linear scan.
+    FlatMap<IpAddress, uint32_t, IpAddressHash> recent_index;
+  };
+  struct Entry {
+    std::string account;
+    uint64_t auth_success = 0;
+    uint64_t auth_failure = 0;
+    uint64_t relayed = 0;
+    Time last_seen{};
+    std::optional<IpAddress> last_ip;
     HashSet64 domains;
     HashSet64 ip_hashes;
     std::vector<IpUse> recent;
-    // recent's positions by address, kept once recent outgrows a short linear scan.
-    FlatMap<IpAddress, uint32_t, IpAddressHash> recent_index;
+    std::unique_ptr<Rare> rare;
+    Rare& rare_made() {
+      if (!rare) rare = std::make_unique<Rare>();
+      return *rare;
+    }
   };
   static constexpr size_t kLinearScan = 16;
   void EvictOldestAccounts();
@@ -91,10 +112,17 @@ class AccountBook {
   const Entry* Find(std::string_view account) const;
 
   size_t max_accounts_;
-  // Accounts live in a dense pool (freed positions reused) indexed by name; their last-seen
-  // seconds sit in a parallel array, so eviction scans four bytes an account, not a node.
-  FlatMap<std::string, uint32_t, StringHash> index_;
-  std::vector<Entry> entries_;
+  // Accounts live in a pool of fixed chunks (freed positions reused; growing never moves
+  // or copies an entry) indexed by name; their last-seen seconds sit in a parallel array,
+  // so eviction scans four bytes an account, not an entry.
+  static constexpr size_t kChunk = 1024;
+  Entry& At(size_t i) { return chunks_[i / kChunk][i % kChunk]; }
+  const Entry& At(size_t i) const { return chunks_[i / kChunk][i % kChunk]; }
+  static AccountView ViewOf(const Entry& e);
+  // Keyed by views of the entries' own names: an entry never moves (its chunk stays put) and
+  // leaves the index before its name changes, so each name is held once.
+  FlatMap<std::string_view, uint32_t, StringHash> index_;
+  std::vector<std::unique_ptr<Entry[]>> chunks_;
   std::vector<uint32_t> seen_sec_;  // per position; kFree when the position is free
   std::vector<uint32_t> free_;
   uint32_t newest_ = 0;

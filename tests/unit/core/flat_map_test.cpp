@@ -2,10 +2,14 @@
 
 #include <catch2/catch.hpp>
 
+#include <fstream>
 #include <map>
 #include <random>
 #include <string>
 #include <type_traits>
+
+#include <sys/wait.h>
+#include <unistd.h>
 
 using namespace relayban;
 
@@ -85,4 +89,98 @@ TEMPLATE_TEST_CASE("the flat map agrees with std::map through growth, erases by 
     m["again"] = "yes";
     CHECK(*m.Get(std::string("again")) == "yes");
   }
+}
+
+namespace {
+struct U64Hash {
+  size_t operator()(uint64_t k) const { return static_cast<size_t>(k * 0x9E3779B97F4A7C15ull ^ (k >> 17)); }
+};
+// The process's resident memory high-water mark (VmHWM), in KiB; -1 if unknown.
+long PeakRssKb() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line))
+    if (line.rfind("VmHWM:", 0) == 0) return std::stol(line.substr(6));
+  return -1;
+}
+// Lowers the high-water mark to what is resident now (Linux: clear_refs 5).
+bool ResetPeakRss() { return static_cast<bool>(std::ofstream("/proc/self/clear_refs") << "5"); }
+}  // namespace
+
+TEST_CASE("a mapped table of plain slots (empty is zero bytes, never written) agrees with std::map past 4 MiB") {
+  using Map = FlatMap<uint64_t, uint64_t, U64Hash>;
+  static_assert(Map::PlainSlots());
+  static_assert(!FlatMap<std::string, std::string, StrHash>::PlainSlots());
+  std::mt19937_64 rng(11);
+  Map m;
+  std::map<uint64_t, uint64_t> ref;
+  for (int round = 0; round < 600000; ++round) {
+    uint64_t k = rng() % 400000;
+    if (rng() % 5 == 0) {
+      CHECK(m.Erase(k) == (ref.erase(k) == 1));
+    } else {
+      m[k] = static_cast<uint64_t>(round);
+      ref[k] = static_cast<uint64_t>(round);
+    }
+  }
+  REQUIRE(m.capacity() * 24 >= (size_t{4} << 20));  // the array is mapped, not from the heap
+  CheckSame(m, ref);
+  // Mostly emptied, it shrinks (a rehash from a mapped array into a smaller one).
+  for (auto it = ref.begin(); it != ref.end();)
+    if (it->first % 50 != 0) {
+      REQUIRE(m.Erase(it->first));
+      it = ref.erase(it);
+    } else {
+      ++it;
+    }
+  size_t before = m.capacity();
+  m.MaybeShrink();
+  CHECK(m.capacity() < before);
+  CheckSame(m, ref);
+}
+
+TEST_CASE("growing a mapped table of plain slots costs about its new array, not the old and the new together") {
+  // In a child process: a table of 24-byte slots is filled to just under its growth point
+  // (about 34 MB), the high-water mark of resident memory is lowered to what is resident,
+  // then one more insert makes the table grow by about 1.6 times. Built whole before the old
+  // array was freed, the mark would rise by the new array's size (about 53 MB); read in
+  // order and given back as it goes, it rises by about the difference (about 20 MB).
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    FlatMap<uint64_t, uint64_t, U64Hash> m;
+    uint64_t k = 0;
+    size_t cap = 0;
+    while (m.capacity() * 24 < (size_t{30} << 20)) m[k++] = 1;
+    cap = m.capacity();
+    while ((m.size() + 1) * 100 <= cap * 70) m[k++] = 1;  // the next insert grows it
+    if (!ResetPeakRss()) _exit(3);
+    long before = PeakRssKb();
+    m[k++] = 1;
+    long after = PeakRssKb();
+    if (before < 0 || after < 0) _exit(3);
+    if (m.capacity() == cap) _exit(2);  // it did not grow: the test is wrong
+    long new_kb = static_cast<long>(m.capacity() * 24 / 1024);
+    // Fail (exit 1) if the mark rose by three quarters of the new array or more.
+    _exit(after - before < new_kb * 3 / 4 ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("string_view keys keep their hash in the slot, as strings do") {
+  std::vector<std::string> names;
+  for (int i = 0; i < 5000; ++i) names.push_back("account" + std::to_string(i) + "@example.com");
+  struct ViewHash {
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  FlatMap<std::string_view, int, ViewHash> m;
+  static_assert(decltype(m)::kKeepsHash);
+  for (int i = 0; i < 5000; ++i) m[names[static_cast<size_t>(i)]] = i;
+  for (int i = 0; i < 5000; i += 2) REQUIRE(m.Erase(std::string_view(names[static_cast<size_t>(i)])));
+  std::map<std::string_view, int> ref;
+  for (int i = 1; i < 5000; i += 2) ref[names[static_cast<size_t>(i)]] = i;
+  CheckSame(m, ref);
 }

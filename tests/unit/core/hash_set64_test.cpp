@@ -43,3 +43,24 @@ TEST_CASE("the flat hash set keeps its first element inline and moves it into th
   CHECK(zero.Contains(0));
   CHECK_FALSE(zero.Contains(1));
 }
+
+TEST_CASE("the flat hash set moves with its elements, inline or in its table, and leaves the source empty") {
+  for (int n : {0, 1, 2, 50}) {
+    HashSet64 a;
+    for (int v = 0; v < n; ++v) a.Insert(1000 + static_cast<uint64_t>(v));
+    HashSet64 b(std::move(a));
+    CHECK(b.size() == static_cast<size_t>(n));
+    for (int v = 0; v < n; ++v) CHECK(b.Contains(1000 + static_cast<uint64_t>(v)));
+    CHECK(a.size() == 0);  // NOLINT(bugprone-use-after-move): moved-from is empty, by contract
+    CHECK_FALSE(a.Contains(1000));
+    CHECK(a.Insert(5));  // and usable again
+    CHECK(a.Contains(5));
+    HashSet64 c;
+    c.Insert(1);
+    c.Insert(2);
+    c = std::move(b);  // replaces c's own table
+    CHECK(c.size() == static_cast<size_t>(n));
+    CHECK_FALSE(c.Contains(2));
+    for (int v = 0; v < n; ++v) CHECK(c.Contains(1000 + static_cast<uint64_t>(v)));
+  }
+}

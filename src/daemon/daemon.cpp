@@ -28,6 +28,7 @@ constexpr size_t kReplayPerTurn = 20000;       // journal records fed to a new e
 constexpr size_t kCheckpointEvery = 20000;     // journal records that make a checkpoint at once
 constexpr size_t kMaxJournalPending = 500000;  // kept in memory while the database fails
 constexpr size_t kJournalKeep = 2000000;       // records kept at most (the oldest go first)
+constexpr size_t kPrunePerTick = 5000;         // journal records deleted at most per second
 constexpr auto kCheckpointInterval = std::chrono::milliseconds(200);
 constexpr const char* kKernelNote = "kernel_as_left";
 constexpr auto kAdminNoteKept = std::chrono::hours(24 * 30);
@@ -487,24 +488,37 @@ bool Daemon::DoWork() {
     more = RunJobs() || more;
     return more || kernel_first || !replaying_;
   }
-  Time now = parts_.clock->Now();
-  FollowFleetState();
-  // Lines crafted to keep the regex engine busy (16 KiB each) cost a millisecond or more: the
-  // time, not the number of lines, bounds a turn.
-  Clock::Steady started = parts_.clock->Monotonic();
-  Clock::Steady until = started + kReadingPerTurn;
-  sources_->Read(
-      kLinesPerTurn,
-      [&](int source, std::string_view line) {
-        engine_->OnLine(source, line, now, out_);
-        if (!out_.orders.empty() || !out_.hooks.empty() || !out_.notices.empty() || !out_.fleet_counts.empty())
-          HandleOutput();
-      },
-      [&] { return parts_.clock->Monotonic() >= until; });
-  reading_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
-  if (journal_pending_.size() >= kCheckpointEvery ||
-      (!journal_pending_.empty() && parts_.clock->Monotonic() - last_checkpoint_ >= kCheckpointInterval))
-    Checkpoint();
+  // Reading, the journal's checkpoint and the slices for the kernel and the store take
+  // turns of their own (about 20 ms each under a burst), so a control request, served
+  // between turns, waits for one of them and never for all three.
+  if (phase_ == Phase::kRead) {
+    Time now = parts_.clock->Now();
+    FollowFleetState();
+    // Lines crafted to keep the regex engine busy (16 KiB each) cost a millisecond or more:
+    // the time, not the number of lines, bounds a turn.
+    Clock::Steady started = parts_.clock->Monotonic();
+    Clock::Steady until = started + kReadingPerTurn;
+    sources_->Read(
+        kLinesPerTurn,
+        [&](int source, std::string_view line) {
+          engine_->OnLine(source, line, now, out_);
+          if (!out_.orders.empty() || !out_.hooks.empty() || !out_.notices.empty() || !out_.fleet_counts.empty())
+            HandleOutput();
+        },
+        [&] { return parts_.clock->Monotonic() >= until; });
+    reading_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
+    phase_ = Phase::kCheckpoint;
+    return true;
+  }
+  if (phase_ == Phase::kCheckpoint) {
+    phase_ = Phase::kFlush;
+    if (journal_pending_.size() >= kCheckpointEvery ||
+        (!journal_pending_.empty() && parts_.clock->Monotonic() - last_checkpoint_ >= kCheckpointInterval)) {
+      Checkpoint();
+      return true;
+    }
+  }
+  phase_ = Phase::kRead;
   bool more = sources_->Pending();
   more = ledger_->Flush() || more;
   if (fleet_) more = fleet_->Flush() || more;
@@ -627,8 +641,9 @@ void Daemon::Tick() {
   sources_->MarkAllReady();  // the safety net for a missed inotify event
   Checkpoint();
   if (ticks_ % 60 == 0) SaveAccountHistory(false);
-  if (!replaying_ && ticks_ % 5 == 0)
-    (void)parts_.store->PruneJournal(now - engine_->LongestWindow() - std::chrono::hours(1), kJournalKeep, kCheckpointEvery);
+  // A slice a second: 20,000 records every five seconds held the loop for up to 90 ms.
+  if (!replaying_)
+    (void)parts_.store->PruneJournal(now - engine_->LongestWindow() - std::chrono::hours(1), kJournalKeep, kPrunePerTick);
   more_work_ = true;
   parts_.notify("WATCHDOG=1");
 }

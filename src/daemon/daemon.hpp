@@ -199,6 +199,9 @@ class Daemon {
   int sigfd_ = -1, timerfd_ = -1;
   bool stop_ = false;
   bool more_work_ = false;
+  // What the next DoWork does (one of them a turn; see DoWork).
+  enum class Phase : uint8_t { kRead, kCheckpoint, kFlush };
+  Phase phase_ = Phase::kRead;
   uint64_t ticks_ = 0;
   uint64_t store_epoch_ = 0;
   std::string progress_problem_;  // saving read positions failed: why

@@ -396,20 +396,30 @@ class SqliteStore : public StateStore {
     size_t gone = 0;
     auto r = Transaction([&]() -> Result<void> {
       // Records are written in time order (nearly: several logs), so the oldest are at the
-      // start of the sequence; those of them older than `before` go.
+      // start of the sequence; those of them older than `before` go. When the very first is
+      // not old (a burst's records are minutes old for a day) nothing is looked at: the scan
+      // of `limit` records held the daemon's loop for 40-90 ms every five seconds.
+      auto first = Prepare("SELECT t_us FROM journal ORDER BY seq LIMIT 1");
+      if (!first) return Fail(first.error());
+      bool any_old = (*first)->Step() == SQLITE_ROW && (*first)->Int(0) < Us(before);
+      (*first)->Reset();
       auto old = Prepare(
           "DELETE FROM journal WHERE seq IN (SELECT seq FROM (SELECT seq, t_us FROM journal ORDER BY seq LIMIT ?2) "
           "WHERE t_us < ?1)");
       if (!old) return Fail(old.error());
       (*old)->Bind(1, Us(before)).Bind(2, static_cast<int64_t>(limit));
-      if (auto d = Done(**old, "pruning the journal"); !d) return d;
-      gone += static_cast<size_t>(sqlite3_changes(db_));
+      if (any_old) {
+        if (auto d = Done(**old, "pruning the journal"); !d) return d;
+        gone += static_cast<size_t>(sqlite3_changes(db_));
+      }
       // Beyond `keep` records the oldest go too: a flood must not make the journal (and the
       // replay at start) grow without bound. Records are only ever deleted from the oldest
-      // end, so the span of sequence numbers is their count (and costs no scan).
+      // end, so the span of sequence numbers is their count (and costs no scan: max and
+      // min in two queries, since SQLite reads one of them off the index only when alone,
+      // and scanned the whole journal for both at once).
       auto over = Prepare(
           "DELETE FROM journal WHERE seq IN (SELECT seq FROM journal ORDER BY seq LIMIT "
-          "max(0, min(?2, (SELECT max(seq) - min(seq) + 1 FROM journal) - ?1)))");
+          "max(0, min(?2, (SELECT max(seq) FROM journal) - (SELECT min(seq) FROM journal) + 1 - ?1)))");
       if (!over) return Fail(over.error());
       (*over)->Bind(1, static_cast<int64_t>(keep)).Bind(2, static_cast<int64_t>(limit));
       if (auto d = Done(**over, "pruning the journal"); !d) return d;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -70,12 +71,18 @@ class KeyedWindows {
   // max_keys: the tables of one jail all see a botnet's new addresses line by line, and with
   // one cap they would all evict at the same line, their pauses adding up in one turn.
   static constexpr size_t kPhases = 8;
+  // The phase also sets the table's first size, so tables of one jail grow (a rehash of up
+  // to a million keys, tens of milliseconds) at different lines, not all at once.
   KeyedWindows(int threshold, Seconds window, bool distinct, size_t max_keys, size_t phase = 0)
       : threshold_(threshold),
         window_(static_cast<uint32_t>(window.count())),
         distinct_(distinct),
         max_keys_(max_keys),
-        evict_at_(max_keys - (phase % kPhases) * (max_keys / 64)) {}
+        evict_at_(max_keys - (phase % kPhases) * (max_keys / 64)) {
+    // Spread over one growth step (a table grows by about 1.575 times): 32 to 46 slots.
+    map_.Rehash(static_cast<size_t>(32.0 * std::pow(1.575, static_cast<double>(phase % kPhases) / kPhases)));
+  }
+  size_t capacity() const { return map_.capacity(); }
 
   // True when this observation crosses the threshold for `key`; the key's count restarts.
   template <class K>

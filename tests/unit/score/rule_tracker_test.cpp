@@ -2,6 +2,9 @@
 
 #include <catch2/catch.hpp>
 
+#include <set>
+#include <vector>
+
 using namespace relayban;
 
 namespace {
@@ -100,6 +103,23 @@ TEST_CASE("tables with other phases evict at other counts, an eighth each time, 
   for (size_t p = 1; p < tables.size(); ++p)
     for (size_t k = 0; k < runs_at[p].size() && k < runs_at[p - 1].size(); ++k)
       CHECK(runs_at[p - 1][k] - runs_at[p][k] == cap / 64);
+}
+
+TEST_CASE("tables with other phases grow at other counts: no two rehash on the same line") {
+  std::vector<IpWindows> tables;
+  for (size_t phase = 0; phase < IpWindows::kPhases; ++phase) tables.emplace_back(10, Seconds(86400), false, 1000000, phase);
+  std::vector<std::set<uint32_t>> grown_at(tables.size());
+  for (uint32_t i = 0; i < 200000; ++i)
+    for (size_t p = 0; p < tables.size(); ++p) {
+      size_t before = tables[p].capacity();
+      tables[p].Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(1));
+      if (tables[p].capacity() != before && i >= 1000) grown_at[p].insert(i);
+    }
+  for (size_t p = 0; p < tables.size(); ++p) {
+    REQUIRE(grown_at[p].size() >= 3);  // it did grow, several times
+    for (size_t q = 0; q < p; ++q)
+      for (uint32_t at : grown_at[p]) CHECK(grown_at[q].count(at) == 0);
+  }
 }
 
 TEST_CASE("a flood of new keys in one second is evicted in eighths, with a bounded scan per key") {

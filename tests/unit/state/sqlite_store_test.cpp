@@ -172,6 +172,21 @@ TEST_CASE("the journal is written with the read positions, read back in order, a
   CHECK(left->front().second.back() == '6');
 }
 
+TEST_CASE("pruning by age looks no further while the oldest record is recent, and takes older ones behind an old first") {
+  TempDb db;
+  auto s = OpenSqliteStore(db.path());
+  REQUIRE(s);
+  // Several logs interleave: records are nearly, not exactly, in time order.
+  std::vector<JournalRecord> batch = {{T(10 * 60), "a"}, {T(1 * 60), "b"}, {T(2 * 60), "c"}, {T(20 * 60), "d"}};
+  REQUIRE((*s)->Checkpoint(batch, {}));
+  CHECK(*(*s)->PruneJournal(T(5 * 60), 1000, 1000) == 0);  // the first (10 min) is recent: nothing scanned
+  CHECK((*s)->LoadJournal(0, T(0), 100)->size() == 4);
+  CHECK(*(*s)->PruneJournal(T(15 * 60), 1000, 1000) == 3);  // now it is old: the old ones behind it go too
+  auto left = (*s)->LoadJournal(0, T(0), 100);
+  REQUIRE(left->size() == 1);
+  CHECK(left->front().second == "d");
+}
+
 TEST_CASE("a database of an earlier version is migrated with its bans, positions and history") {
   TempDb db;
   {

@@ -142,11 +142,12 @@ class BanLedger : public BanBook {
  private:
   enum class State : uint8_t { kActive, kLifting, kEnded };
   enum class How : uint8_t { kNone, kUnban, kExpired, kFlushed };
+  // 40 bytes, the 64-bit fields first (a slot of a million-ban table is 64 bytes, not 72).
   struct Entry {
-    uint32_t info = 0;
     int64_t start_us = 0;
     int64_t end_us = 0;  // kForever = permanent
     int64_t ended_us = 0;
+    uint32_t info = 0;
     uint32_t duration_s = 0;
     State state = State::kActive;
     How how = How::kNone;
@@ -155,6 +156,7 @@ class BanLedger : public BanBook {
     bool end_pending = false;     // its end is owed to the store
     bool in_store = false;        // the store may hold an active record of this target
   };
+  static_assert(sizeof(Entry) == 40);
   // Tells the firewall its sets hold every ban in force (settled: and that they do not need
   // to be sent again).
   void AssumeKernelHoldsAll(bool settled);

@@ -403,12 +403,12 @@ class SqliteStore : public StateStore {
       if (!first) return Fail(first.error());
       bool any_old = (*first)->Step() == SQLITE_ROW && (*first)->Int(0) < Us(before);
       (*first)->Reset();
-      auto old = Prepare(
-          "DELETE FROM journal WHERE seq IN (SELECT seq FROM (SELECT seq, t_us FROM journal ORDER BY seq LIMIT ?2) "
-          "WHERE t_us < ?1)");
-      if (!old) return Fail(old.error());
-      (*old)->Bind(1, Us(before)).Bind(2, static_cast<int64_t>(limit));
       if (any_old) {
+        auto old = Prepare(
+            "DELETE FROM journal WHERE seq IN (SELECT seq FROM (SELECT seq, t_us FROM journal ORDER BY seq LIMIT ?2) "
+            "WHERE t_us < ?1)");
+        if (!old) return Fail(old.error());
+        (*old)->Bind(1, Us(before)).Bind(2, static_cast<int64_t>(limit));
         if (auto d = Done(**old, "pruning the journal"); !d) return d;
         gone += static_cast<size_t>(sqlite3_changes(db_));
       }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <sys/mman.h>
+#include <unistd.h>
 
 #include <cstddef>
 #include <cstdlib>
@@ -50,7 +51,7 @@ struct HugePageAllocator {
   // contents are gone; the mapping stays until deallocate). Nothing for a heap array.
   static void Discard(T* p, size_t n, size_t from, size_t to) noexcept {
     if (!Mapped(n)) return;
-    const size_t page = size_t{4} << 10;
+    static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));  // 4 KiB, or 64 KiB on some arm64 kernels
     from = (from + page - 1) & ~(page - 1);
     to &= ~(page - 1);
     if (to > from) madvise(reinterpret_cast<char*>(p) + from, to - from, MADV_DONTNEED);

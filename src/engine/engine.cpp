@@ -128,17 +128,24 @@ struct Engine::Impl {
   // correlator, and kept as long as a queue keeps a message (5 days in Postfix and Exim).
   struct RelaySeen {
     size_t cap;
-    std::unordered_set<uint64_t> keys;
+    // Open addressing, not a node per pair: at the cap every delivery line erases one pair
+    // and inserts another (a stolen account relaying to a million domains).
+    struct MixHash {
+      size_t operator()(uint64_t h) const noexcept { return static_cast<size_t>((h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull); }
+    };
+    FlatMap<uint64_t, uint8_t, MixHash> keys;
     std::deque<std::pair<Time, uint64_t>> order;
     static constexpr Seconds kMaxAge{5 * 86400};
     bool Seen(std::string_view id, std::string_view recipient, Time t) {
       while (!order.empty() && (order.size() >= cap || order.front().first < t - kMaxAge)) {
-        keys.erase(order.front().second);
+        keys.Erase(order.front().second);
         order.pop_front();
       }
       // Both hashed apart and mixed: no string is built per delivery line.
       uint64_t h = std::hash<std::string_view>{}(id) * 0x9E3779B97F4A7C15ull ^ std::hash<std::string_view>{}(recipient);
-      if (!keys.insert(h).second) return true;
+      size_t hash = MixHash{}(h);
+      if (keys.Find(h, hash) != keys.kNone) return true;
+      keys.Insert(h, hash);
       order.emplace_back(t, h);
       return false;
     }

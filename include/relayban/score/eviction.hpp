@@ -60,11 +60,12 @@ EvictionCost EvictOldest(size_t positions, size_t excess, uint32_t newest, uint3
     uint32_t share = pass == 0 && count[cut] > 0
                          ? static_cast<uint32_t>(std::min<uint64_t>(65536, (uint64_t{from_cut} * 68000) / count[cut] + 1))
                          : 65536;
-    for (size_t k = 0; k < positions && excess > 0;) {
-      size_t i = (start + k) % positions;
+    // i walks from `start` round to start - 1 (no division per position).
+    for (size_t k = 0, i = start; k < positions && excess > 0;) {
       ++cost.positions_visited;
       if (!used(i)) {
         ++k;
+        if (++i == positions) i = 0;
         continue;
       }
       size_t b = bucket(i);
@@ -75,6 +76,7 @@ EvictionCost EvictOldest(size_t positions, size_t excess, uint32_t newest, uint3
         if (erase(i)) continue;  // another entry moved into position i: look at it too
       }
       ++k;
+      if (++i == positions) i = 0;
     }
   }
   return cost;

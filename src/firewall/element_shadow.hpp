@@ -24,6 +24,11 @@ class ElementShadow {
   void Set(const Prefix& p, TimePoint end);
   void Erase(const Prefix& p);
   std::optional<TimePoint> Get(const Prefix& p) const;
+  // Starts loading where Get or Set of `p` will look: issued some elements ahead of a
+  // transaction's walk, the cache misses of a million-element table overlap.
+  void Prefetch(const Prefix& p) const {
+    if (IsBulk(p)) bulk_.Prefetch(p);
+  }
   void Clear();
   size_t size() const { return bulk_.size() + rest_.size(); }
   // Elements of this family and length.

@@ -208,20 +208,36 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   // Elements the kernel has expired: a bounded slice per call, so a transaction never pays
   // for a scan of a million entries.
   shadow_.Purge(now, 4096);
-  // Last order per target wins; wider prefixes first so narrower ones can see them.
-  std::map<Prefix, FirewallOrder> last;
-  for (const auto& o : orders) last[o.target] = o;
-  std::vector<FirewallOrder> sorted;
+  // Last order per target wins; wider prefixes first so narrower ones can see them (of one
+  // length, none is inside another: their order does not matter). Flat tables, not a node
+  // per element: a botnet's bans come 10,000 to a transaction.
+  struct Hash {
+    size_t operator()(const Prefix& p) const noexcept { return PrefixHash{}(p); }
+  };
+  FlatMap<Prefix, uint32_t, Hash> last;
+  for (uint32_t i = 0; i < orders.size(); ++i) last[orders[i].target] = i;
+  std::vector<uint32_t> sorted;
   sorted.reserve(last.size());
-  for (auto& [p, o] : last) sorted.push_back(o);
-  std::stable_sort(sorted.begin(), sorted.end(), [](const FirewallOrder& a, const FirewallOrder& b) {
-    return a.target.length() < b.target.length();
+  for (uint32_t i = 0; i < orders.size(); ++i)
+    if (*last.Get(orders[i].target) == i) sorted.push_back(i);
+  std::stable_sort(sorted.begin(), sorted.end(), [&](uint32_t a, uint32_t b) {
+    return orders[a].target.length() < orders[b].target.length();
   });
   // What this transaction changes, applied to the shadow only once the kernel took it:
-  // target -> new end, or nullopt for removed.
-  std::unordered_map<Prefix, std::optional<Clock::time_point>, PrefixHash> changes;
+  // target -> new end, or removed.
+  struct Change {
+    Clock::time_point end{};
+    bool present = false;
+  };
+  FlatMap<Prefix, Change, Hash> changes;
+  std::vector<std::pair<Prefix, Change>> in_order;  // the same, as made: the last one of a target counts
+  auto change = [&](const Prefix& t, std::optional<Clock::time_point> end) {
+    Change c{end.value_or(Clock::time_point{}), end.has_value()};
+    changes[t] = c;
+    in_order.emplace_back(t, c);
+  };
   auto present = [&](const Prefix& t) -> bool {
-    if (auto c = changes.find(t); c != changes.end()) return c->second.has_value();
+    if (const Change* c = changes.Get(t)) return c->present;
     auto end = shadow_.Get(t);
     return end && *end > now;
   };
@@ -242,16 +258,19 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
     shadow_.ForEachInside(t, [&](const Prefix& inside) {
       if (!present(inside)) return;
       dels.push_back({inside, Seconds(0)});
-      changes[inside] = std::nullopt;
+      change(inside, std::nullopt);
     });
   };
-  for (const auto& o : sorted) {
+  constexpr size_t kAhead = 16;
+  for (size_t k = 0; k < sorted.size(); ++k) {
+    if (k + kAhead < sorted.size()) shadow_.Prefetch(orders[sorted[k + kAhead]].target);
+    const FirewallOrder& o = orders[sorted[k]];
     const Prefix& t = o.target;
     auto wider = find_wider(t);
     if (o.kind == FirewallOrder::Kind::kUnban) {
       if (present(t) || caps_.destroy) {
         dels.push_back({t, Seconds(0)});
-        changes[t] = std::nullopt;
+        change(t, std::nullopt);
       }
       if (wider) report.skipped.push_back({t, "inside the ban of " + wider->ToString()});
       continue;
@@ -265,7 +284,7 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
     // Re-adding refreshes the timeout only on 6.12+; delete and add in one transaction.
     if (present(t)) dels.push_back({t, Seconds(0)});
     adds.push_back({t, o.timeout});
-    changes[t] = o.timeout.count() > 0 ? now + o.timeout : Clock::time_point::max();
+    change(t, o.timeout.count() > 0 ? now + o.timeout : Clock::time_point::max());
     ++added_lengths[t.address().is_v4()][static_cast<size_t>(t.length())];
   }
   if (dels.empty() && adds.empty()) return report;
@@ -279,17 +298,18 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   if (!c) return Fail(c.error());
   if (c->error) return Fail(KindOf(c->error), c->where + ": " + ErrnoText(c->error));
   if (c->uncertain) return Fail("the kernel's acks were lost (ENOBUFS) or incomplete");
-  for (const auto& [p, end] : changes) {
-    if (end) shadow_.Set(p, *end);
+  for (size_t k = 0; k < in_order.size(); ++k) {
+    if (k + kAhead < in_order.size()) shadow_.Prefetch(in_order[k + kAhead].first);
+    const auto& [p, c] = in_order[k];
+    if (c.present) shadow_.Set(p, c.end);
     else shadow_.Erase(p);
   }
   // Our own commit moved the generation on: remember it, so Check tells others' changes apart.
   if (auto g = GenId(); g && *g) gen_ = **g;
   report.added = adds.size();
-  std::unordered_set<Prefix, PrefixHash> added;
-  for (const auto& a : adds) added.insert(a.first);
+  // Deleted and not added again (a refreshed timeout is a delete and an add).
   report.removed = static_cast<size_t>(
-      std::count_if(dels.begin(), dels.end(), [&](const auto& d) { return !added.count(d.first); }));
+      std::count_if(dels.begin(), dels.end(), [&](const auto& d) { return !changes.Get(d.first)->present; }));
   return report;
 }
 

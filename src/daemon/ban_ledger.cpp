@@ -1,5 +1,7 @@
 #include "ban_ledger.hpp"
 
+#include "store_writer.hpp"
+
 #include <syslog.h>
 
 #include <algorithm>
@@ -121,8 +123,9 @@ void BanLedger::ResaveAll() {
     if (e.state != State::kActive || e.save_pending) continue;
     QueueStore(entries_.KeyAt(i), e);
     e.save_pending = true;
-    e.in_store = false;  // a fresh database holds none
+    e.in_store = store_in_flight_ > 0;  // a fresh database holds none, unless a slice is on its way there
   }
+  store_failed_.clear();  // written again whole above, or ended: the new database never held them
 }
 
 void BanLedger::End(const Prefix& target, Entry& e, State state, How how, int64_t at_us) {
@@ -575,50 +578,73 @@ bool BanLedger::FlushKernel() {
 }
 
 bool BanLedger::FlushStore() {
-  if (store_queue_.empty()) return false;
+  if (store_in_flight_ || (store_queue_.empty() && store_failed_.empty())) return false;
   if (clock_.Monotonic() < store_retry_.at) return false;
   std::vector<BanWrite> writes;
-  std::vector<Prefix> taken;
-  while (!store_queue_.empty() && taken.size() < options_.store_slice) {
-    Prefix p = store_queue_.front();
-    store_queue_.pop_front();
-    const Entry* e = entries_.Get(p);
-    if (!e || !(e->save_pending || e->end_pending)) continue;
-    if (e->save_pending) writes.push_back({BanWrite::Kind::kSave, RecordOf(p, *e), {}, {}, {}, e->in_store});
-    if (e->end_pending) {
-      const char* how = e->how == How::kUnban ? "unban" : e->how == How::kFlushed ? "flushed on exit" : "expired";
-      writes.push_back({BanWrite::Kind::kEnd, {}, p, FromUs(e->ended_us), how, true});
+  if (!store_failed_.empty()) {
+    writes.swap(store_failed_);
+  } else {
+    // What an entry owes is taken now: a change after this is queued and written after
+    // this slice. "In the store" is assumed from here on (true is the safe side: a save
+    // then looks for a record to replace).
+    size_t taken = 0;
+    while (!store_queue_.empty() && taken < options_.store_slice) {
+      Prefix p = store_queue_.front();
+      store_queue_.pop_front();
+      Entry* e = entries_.Get(p);
+      if (!e || !(e->save_pending || e->end_pending)) continue;
+      if (e->save_pending) {
+        writes.push_back({BanWrite::Kind::kSave, RecordOf(p, *e), {}, {}, {}, e->in_store});
+        e->in_store = true;
+      }
+      if (e->end_pending) {
+        const char* how = e->how == How::kUnban ? "unban" : e->how == How::kFlushed ? "flushed on exit" : "expired";
+        writes.push_back({BanWrite::Kind::kEnd, {}, p, FromUs(e->ended_us), how, true});
+        e->in_store = false;
+      }
+      e->save_pending = e->end_pending = false;
+      ++taken;
+      MaybeErase(p);
     }
-    taken.push_back(p);
+    if (writes.empty()) return !store_queue_.empty();
   }
-  if (writes.empty()) return !store_queue_.empty();
   Clock::Steady t0 = clock_.Monotonic();
+  if (options_.writer) {
+    store_in_flight_ = writes.size();
+    auto batch = std::make_shared<std::vector<BanWrite>>(std::move(writes));
+    options_.writer->Submit([batch](StateStore& s) { return s.WriteBans(*batch); },
+                            [this, batch, t0](const Result<void>& r) {
+                              store_in_flight_ = 0;
+                              StoreWritten(std::move(*batch), r, t0);
+                            });
+    return false;  // the outcome wakes the loop
+  }
   auto r = store_.WriteBans(writes);
-  stats_.store_seconds += std::chrono::duration<double>(clock_.Monotonic() - t0).count();
+  StoreWritten(std::move(writes), r, t0);
+  return r && !store_queue_.empty();
+}
+
+void BanLedger::StoreWritten(std::vector<BanWrite> writes, const Result<void>& r, Clock::Steady started) {
+  stats_.store_seconds += std::chrono::duration<double>(clock_.Monotonic() - started).count();
   if (!r) {
-    store_queue_.insert(store_queue_.begin(), taken.begin(), taken.end());
+    store_failed_ = std::move(writes);
     Failed(store_retry_, store_problem_, "state database", r.error(), stats_.store_errors);
-    return false;
+    return;
   }
   Recovered(store_retry_, store_problem_, "the state database");
   stats_.store_writes += writes.size();
-  for (const Prefix& p : taken) {
-    if (Entry* e = entries_.Get(p)) {
-      if (e->save_pending) e->in_store = true;
-      if (e->end_pending) e->in_store = false;
-      e->save_pending = e->end_pending = false;
-    }
-    MaybeErase(p);
-  }
-  return !store_queue_.empty();
 }
 
 void BanLedger::Drain(Clock::Steady deadline) {
   kernel_retry_.at = store_retry_.at = Clock::Steady{};
-  while (clock_.Monotonic() < deadline && (!kernel_queue_.empty() || !store_queue_.empty())) {
-    size_t k = kernel_queue_.size(), s = store_queue_.size();
+  while (clock_.Monotonic() < deadline && (!kernel_queue_.empty() || !StoreSettled())) {
+    size_t k = kernel_queue_.size(), s = store_backlog();
     Flush();
-    if (kernel_queue_.size() == k && store_queue_.size() == s) break;  // failing: give up
+    if (options_.writer) {
+      options_.writer->Wait();
+      options_.writer->Poll();
+    }
+    if (kernel_queue_.size() == k && store_backlog() == s) break;  // failing: give up
   }
 }
 

@@ -22,6 +22,8 @@
 
 namespace relayban {
 
+class StoreWriter;
+
 enum class BanOrigin : uint8_t { kRule, kManual, kAdopted, kFleet };
 const char* OriginName(BanOrigin o);
 
@@ -42,6 +44,10 @@ class BanLedger : public BanBook {
     // what is there is harmless), a slice per turn, and elements only the kernel holds
     // expire on their own.
     size_t list_at_most = 50000;
+    // When set, the store's slices are written on its thread (one at a time, in order)
+    // while the loop goes on; their outcomes come back through its Poll. Else they are
+    // written in Flush.
+    StoreWriter* writer = nullptr;
   };
   // Why a ban exists; shared by every ban with the same values.
   struct Info {
@@ -115,7 +121,7 @@ class BanLedger : public BanBook {
   // The store lost its database (a damaged one was moved aside): write every ban in force
   // again.
   void ResaveAll();
-  bool StoreSettled() const { return store_queue_.empty(); }
+  bool StoreSettled() const { return store_queue_.empty() && store_failed_.empty() && !store_in_flight_; }
   // At stop: flushes what it can until `deadline`.
   void Drain(Clock::Steady deadline);
   // --flush-on-exit: removes the table and ends every ban in the store.
@@ -136,7 +142,7 @@ class BanLedger : public BanBook {
   const std::string& firewall_problem() const { return firewall_problem_; }
   const std::string& store_problem() const { return store_problem_; }
   size_t kernel_backlog() const { return kernel_queue_.size(); }
-  size_t store_backlog() const { return store_queue_.size(); }
+  size_t store_backlog() const { return store_queue_.size() + store_failed_.size() + store_in_flight_; }
   const Stats& stats() const { return stats_; }
 
  private:
@@ -180,6 +186,9 @@ class BanLedger : public BanBook {
   void MaybeErase(const Prefix& target);
   bool FlushKernel();
   bool FlushStore();
+  // The outcome of a slice of writes; a failed one is kept to be written again, whole and
+  // before anything else (later writes of its targets must follow it).
+  void StoreWritten(std::vector<BanWrite> writes, const Result<void>& r, Clock::Steady started);
   void CheckKernel();
   void Failed(Retry& retry, std::string& problem, const std::string& what, const Error& error, uint64_t& counter);
   void Recovered(Retry& retry, std::string& problem, const std::string& what);
@@ -205,6 +214,8 @@ class BanLedger : public BanBook {
   // Expiry order: (end, target); an item whose entry has since changed is skipped.
   std::vector<std::pair<int64_t, Prefix>> expiry_;
   std::deque<Prefix> kernel_queue_, store_queue_;
+  std::vector<BanWrite> store_failed_;  // a slice the store refused, to be written again first
+  size_t store_in_flight_ = 0;          // writes of the slice on the writer's thread
   size_t kernel_slice_;  // halved after a failure, so one bad element cannot hold the rest
   Retry kernel_retry_, store_retry_;
   std::string firewall_problem_, store_problem_;

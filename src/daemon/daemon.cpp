@@ -14,6 +14,7 @@
 
 #include "log_sink.hpp"
 #include "reopening_store.hpp"
+#include "store_writer.hpp"
 #include "relayban/config/config_loader.hpp"
 #include "relayban/core/text.hpp"
 #include "relayban/version.hpp"
@@ -56,6 +57,7 @@ Daemon::~Daemon() {
   engine_.reset();
   sources_.reset();
   ledger_.reset();
+  writer_.reset();  // runs what was handed over; its outcomes go nowhere now
   for (int fd : {sigfd_, timerfd_})
     if (fd >= 0) close(fd);
 }
@@ -122,17 +124,22 @@ int Daemon::Start() {
   // listed (a million elements take the kernel minutes to list). Read before our own first
   // commit; used once.
   bool kernel_as_left = false;
-  if (auto note = parts_.store->GetNote(kKernelNote); note && *note) {
+  if (auto note = Store().GetNote(kKernelNote); note && *note) {
     auto gen = parts_.firewall->Generation();
     kernel_as_left = gen && *gen && KernelNote(**gen) == **note;
-    (void)parts_.store->SetNote(kKernelNote, std::nullopt);
+    (void)Store().SetNote(kKernelNote, std::nullopt);
   }
   if (auto r = parts_.firewall->EnsureTable(); !r) {
     Log(LOG_ERR, "firewall: " + r.error().ToString());
     return 71;
   }
 
-  ledger_ = std::make_unique<BanLedger>(*parts_.firewall, *parts_.store, clock, log);
+  BanLedger::Options ledger_options;
+  if (parts_.store_thread) {
+    writer_ = std::make_unique<StoreWriter>(*parts_.store);
+    ledger_options.writer = writer_.get();
+  }
+  ledger_ = std::make_unique<BanLedger>(*parts_.firewall, Store(), clock, log, ledger_options);
   auto report = ledger_->Restore(kernel_as_left);
   offences_ = std::move(report.offences);
   Log(LOG_INFO, "restored " + std::to_string(report.restored) + " active bans" +
@@ -167,6 +174,11 @@ int Daemon::Start() {
       Tick();
     });
   }
+  if (writer_)
+    loop_.Watch(writer_->fd(), Poller::kReadable, [this](uint32_t) {
+      writer_->Poll();
+      more_work_ = true;
+    });
   if (auto fd = sources_->Open(); fd)
     loop_.Watch(*fd, Poller::kReadable, [this](uint32_t) { sources_->OnInotify(); });
   else
@@ -192,7 +204,7 @@ int Daemon::Start() {
 
 std::vector<std::pair<std::string, Time>> Daemon::LoadAdminNote(const char* key) {
   std::vector<std::pair<std::string, Time>> out;
-  auto note = parts_.store->GetNote(key);
+  auto note = Store().GetNote(key);
   if (!note || !*note) return out;
   auto j = nlohmann::json::parse(**note, nullptr, false);
   if (!j.is_object()) return out;
@@ -207,7 +219,7 @@ void Daemon::SaveAdminNote(const char* key, const std::string& name, Time at) {
   for (const auto& [n, t] : LoadAdminNote(key))
     if (t > now - kAdminNoteKept) j[n] = t.time_since_epoch().count();
   j[name] = at.time_since_epoch().count();
-  if (auto r = parts_.store->SetNote(key, j.dump()); !r)
+  if (auto r = Store().SetNote(key, j.dump()); !r)
     Log(LOG_ERR, "cannot keep the admin's decision in the state database (" + r.error().message +
                      "); it holds until the next restart");
 }
@@ -245,7 +257,7 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
       SaveAccountHistory(true);
       for (const auto& [account, bytes] : engine_->TakeAccountHistory(SIZE_MAX, true))
         restored += engine->RestoreAccountHistory(account, bytes);
-    } else if (auto rows = parts_.store->LoadAccountHistory()) {
+    } else if (auto rows = Store().LoadAccountHistory()) {
       for (const auto& [account, bytes] : *rows) restored += engine->RestoreAccountHistory(account, bytes);
       if (!rows->empty())
         Log(LOG_INFO, "account history of " + std::to_string(restored) + " accounts restored" +
@@ -262,7 +274,7 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   replay_since_ = parts_.clock->Now() - engine->LongestWindow() - std::chrono::minutes(1);
   for (const auto& j : plan.jails) Log(LOG_INFO, "jail " + j.name + ": " + j.why);
   Progress saved;
-  if (auto p = parts_.store->LoadProgress()) saved = std::move(*p);
+  if (auto p = Store().LoadProgress()) saved = std::move(*p);
   std::vector<int> journal_fds_before = sources_->journal_fds();
   if (engine_) CarryCounters();  // while the sources still name the old engine's ids
   Engine* raw = engine.get();
@@ -351,7 +363,7 @@ bool Daemon::Reload(std::vector<Error>* errors) {
     }
     fleet_options = std::move(*fo);
   }
-  if (auto off = parts_.store->Offences(parts_.clock->Now() - c->ban.max)) offences_ = std::move(*off);
+  if (auto off = Store().Offences(parts_.clock->Now() - c->ban.max)) offences_ = std::move(*off);
   for (const auto& change : RuleChanges(config_, *c)) Log(LOG_NOTICE, change);
   if (!BuildEngine(*c, true)) {
     ++reloads_failed_;
@@ -458,7 +470,7 @@ void Daemon::HandleOutput() {
 }
 
 bool Daemon::ReplaySlice() {
-  auto records = parts_.store->LoadJournal(replay_after_, replay_since_, kReplayPerTurn);
+  auto records = Store().LoadJournal(replay_after_, replay_since_, kReplayPerTurn);
   if (!records) {
     Log(LOG_ERR, "cannot read the journal (" + records.error().message +
                      "): the counts of the last window start afresh");
@@ -540,7 +552,7 @@ void Daemon::SaveAccountHistory(bool all) {
     auto rows = engine_->TakeAccountHistory(kSlice);
     if (rows.empty()) return;
     // An account idle for five weeks has nothing left in a four-week history.
-    if (auto r = parts_.store->SaveAccountHistory(rows, now, now - std::chrono::hours(24 * 35)); !r) {
+    if (auto r = Store().SaveAccountHistory(rows, now, now - std::chrono::hours(24 * 35)); !r) {
       for (const auto& [account, bytes] : rows) engine_->AccountHistoryUnsaved(account);
       return;
     }
@@ -548,11 +560,31 @@ void Daemon::SaveAccountHistory(bool all) {
 }
 
 void Daemon::SaveDecisions(bool all) {
+  if (writer_ && !all) {
+    // A slice at a time on the writer's thread; a refused one goes back to the front.
+    if (decisions_in_flight_ || decisions_pending_.empty()) return;
+    size_t n = std::min(decisions_pending_.size(), kDecisionsPerWrite);
+    auto slice = std::make_shared<std::vector<DecisionRow>>(
+        std::make_move_iterator(decisions_pending_.begin()), std::make_move_iterator(decisions_pending_.begin() + static_cast<long>(n)));
+    decisions_pending_.erase(decisions_pending_.begin(), decisions_pending_.begin() + static_cast<long>(n));
+    for (const auto& d : *slice) decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, d.record.size());
+    decisions_in_flight_ = true;
+    writer_->Submit([slice](StateStore& s) { return s.SaveDecisions(*slice, kDecisionsKept); },
+                    [this, slice](const Result<void>& r) {
+                      decisions_in_flight_ = false;
+                      if (r) return;
+                      for (const auto& d : *slice) decisions_pending_bytes_ += d.record.size();
+                      decisions_pending_.insert(decisions_pending_.begin(), std::make_move_iterator(slice->begin()),
+                                                std::make_move_iterator(slice->end()));
+                    });
+    return;
+  }
+  FinishWrites();  // everything, at a stop: after what is on its way
   while (!decisions_pending_.empty()) {
     size_t n = all ? decisions_pending_.size() : std::min(decisions_pending_.size(), kDecisionsPerWrite);
     std::vector<DecisionRow> slice(std::make_move_iterator(decisions_pending_.begin()),
                                    std::make_move_iterator(decisions_pending_.begin() + static_cast<long>(n)));
-    auto r = parts_.store->SaveDecisions(slice, kDecisionsKept);
+    auto r = Store().SaveDecisions(slice, kDecisionsKept);
     if (!r) {
       // Put back; the store's problem shows as degraded through the ledger's writes.
       std::move(slice.begin(), slice.end(), decisions_pending_.begin());
@@ -578,14 +610,38 @@ void Daemon::Decision(const std::string& record, Time t, const std::string& targ
 void Daemon::Checkpoint() {
   SaveDecisions(false);
   // Not while a new engine replays: its positions are those of the lines it has not read.
-  if (replaying_) return;
+  if (replaying_ || checkpoint_in_flight_) return;
   last_checkpoint_ = parts_.clock->Monotonic();
-  auto r = parts_.store->Checkpoint(journal_pending_, sources_->progress());
+  if (writer_) {
+    // The records and the positions they end at, as they are now, in one transaction on
+    // the writer's thread; refused, the records go back in front of the newer ones (the
+    // next checkpoint's positions are later still).
+    auto records = std::make_shared<std::vector<JournalRecord>>(std::move(journal_pending_));
+    journal_pending_.clear();
+    auto progress = std::make_shared<Progress>(sources_->progress());
+    checkpoint_in_flight_ = true;
+    Clock::Steady started = last_checkpoint_;
+    writer_->Submit([records, progress](StateStore& s) { return s.Checkpoint(*records, *progress); },
+                    [this, records, started](const Result<void>& r) {
+                      checkpoint_in_flight_ = false;
+                      journal_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
+                      if (!r)
+                        journal_pending_.insert(journal_pending_.begin(), std::make_move_iterator(records->begin()),
+                                                std::make_move_iterator(records->end()));
+                      Checkpointed(r);
+                    });
+    return;
+  }
+  auto r = Store().Checkpoint(journal_pending_, sources_->progress());
   journal_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - last_checkpoint_).count();
+  if (r) journal_pending_.clear();
+  Checkpointed(r);
+}
+
+void Daemon::Checkpointed(const Result<void>& r) {
   if (r) {
     if (!progress_problem_.empty()) Log(LOG_NOTICE, "the journal and read positions are saved again");
     progress_problem_.clear();
-    journal_pending_.clear();
     return;
   }
   std::string problem = "state database: " + r.error().message;
@@ -597,6 +653,14 @@ void Daemon::Checkpoint() {
                          "a restart would not");
     journal_pending_.clear();
   }
+}
+
+StateStore& Daemon::Store() { return writer_ ? writer_->store() : *parts_.store; }
+
+void Daemon::FinishWrites() {
+  if (!writer_) return;
+  writer_->Wait();
+  writer_->Poll();
 }
 
 void Daemon::Tick() {
@@ -630,7 +694,7 @@ void Daemon::Tick() {
     if (!sources_->FollowsAll(paths)) {
       Log(LOG_INFO, "new log files match the configured globs; following them");
       Progress saved;
-      if (auto p = parts_.store->LoadProgress()) saved = std::move(*p);
+      if (auto p = Store().LoadProgress()) saved = std::move(*p);
       Engine* raw = engine_.get();
       sources_->Follow(plan, [raw](const std::vector<std::string>& j, StampFormat f) { return raw->AddSource(j, f); }, saved,
                        false);
@@ -642,8 +706,20 @@ void Daemon::Tick() {
   Checkpoint();
   if (ticks_ % 60 == 0) SaveAccountHistory(false);
   // A slice a second: 20,000 records every five seconds held the loop for up to 90 ms.
-  if (!replaying_)
-    (void)parts_.store->PruneJournal(now - engine_->LongestWindow() - std::chrono::hours(1), kJournalKeep, kPrunePerTick);
+  if (!replaying_) {
+    Time before = now - engine_->LongestWindow() - std::chrono::hours(1);
+    if (!writer_) {
+      (void)Store().PruneJournal(before, kJournalKeep, kPrunePerTick);
+    } else if (!prune_in_flight_) {
+      prune_in_flight_ = true;
+      writer_->Submit(
+          [before](StateStore& s) {
+            (void)s.PruneJournal(before, kJournalKeep, kPrunePerTick);
+            return Result<void>{};
+          },
+          [this](const Result<void>&) { prune_in_flight_ = false; });
+    }
+  }
   more_work_ = true;
   parts_.notify("WATCHDOG=1");
 }
@@ -699,14 +775,16 @@ int Daemon::Stop() {
     }
     fleet_->Stop();
   }
+  FinishWrites();
   Checkpoint();
+  FinishWrites();
   SaveDecisions(true);
   SaveAccountHistory(true);
   decisions_->Flush();
   // Everything reached the kernel and the store: the next start may take the kernel as left.
   if (!options_.flush_on_exit && ledger_->KernelSettled() && ledger_->StoreSettled() && Health() == "ok")
     if (auto gen = parts_.firewall->Generation(); gen && *gen)
-      (void)parts_.store->SetNote(kKernelNote, KernelNote(**gen));
+      (void)Store().SetNote(kKernelNote, KernelNote(**gen));
   if (options_.flush_on_exit) Log(LOG_INFO, "stopped; the firewall table was removed (--flush-on-exit)");
   else
     Log(LOG_INFO, "stopped; " + std::to_string(ledger_->size()) + " bans stay in the kernel and expire on their own" +
@@ -723,7 +801,9 @@ int RunDaemon(const DaemonOptions& options) {
     nofile.rlim_cur = nofile.rlim_max;
     setrlimit(RLIMIT_NOFILE, &nofile);
   }
-  Daemon d(options, DaemonParts{});
+  DaemonParts parts;
+  parts.store_thread = true;
+  Daemon d(options, std::move(parts));
   if (int rc = d.Start(); rc != 0) return rc;
   while (!d.stopping()) d.Turn(1000);
   return d.Stop();

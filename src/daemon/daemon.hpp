@@ -53,6 +53,10 @@ struct DaemonParts {
   std::optional<HostProbe> probe;
   std::function<void(const std::string&)> notify;
   std::function<void(int priority, const std::string&)> log;
+  // The store's writes (ban slices, the journal, decisions) on a thread of their own
+  // (StoreWriter), as RunDaemon runs it; else on the loop thread. With it, `store` and `log`
+  // are also used from that thread.
+  bool store_thread = false;
 };
 
 class Daemon {
@@ -178,6 +182,13 @@ class Daemon {
 
   DaemonOptions options_;
   DaemonParts parts_;
+  std::unique_ptr<class StoreWriter> writer_;  // when parts_.store_thread; destroyed before parts_
+  // The store for the loop's own calls: through the writer (after the writes handed to it).
+  StateStore& Store();
+  // Waits for the writes on their way and takes their outcomes.
+  void FinishWrites();
+  void Checkpointed(const Result<void>& r);
+  bool checkpoint_in_flight_ = false, decisions_in_flight_ = false, prune_in_flight_ = false;
   class ReopeningStore* reopening_ = nullptr;  // the store, when the daemon built it
   Config config_;
   std::unique_ptr<BanLedger> ledger_;

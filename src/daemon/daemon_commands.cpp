@@ -415,7 +415,7 @@ void Daemon::Explain(ClientId client, const ControlRequest& r) {
     });
   }
   a["decisions"] = json::array();
-  auto rows = parts_.store->FindDecisions(targets, account, kMaxDecisions);
+  auto rows = Store().FindDecisions(targets, account, kMaxDecisions);
   if (!rows) {
     a["decisions_error"] = rows.error().message;
   } else {

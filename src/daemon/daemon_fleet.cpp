@@ -116,7 +116,7 @@ void Daemon::StartFleet(FleetOptions options) {
     return out;
   };
   Log(LOG_INFO, "fleet " + options.name + ": this host is " + options.host + ", Redis at " + options.address.ToString());
-  fleet_ = std::make_unique<FleetMember>(loop_, *parts_.clock, *parts_.store, std::move(options), std::move(hooks));
+  fleet_ = std::make_unique<FleetMember>(loop_, *parts_.clock, Store(), std::move(options), std::move(hooks));
   fleet_->Start();
   FollowFleetState();
 }

@@ -5,6 +5,7 @@
 // "degraded") and reads find nothing, so the daemon protects from memory and the kernel.
 #pragma once
 
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
@@ -44,8 +45,7 @@ class ReopeningStore : public StateStore {
 
   // Counts the databases opened: a new one (after a damaged one was moved aside) holds none
   // of the bans in force, which must then be written again.
-  uint64_t epoch() const { return epoch_; }
-  bool is_open() const { return store_ != nullptr; }
+  uint64_t epoch() const { return epoch_.load(); }
 
  private:
   // Opens the database if it is not open and the last attempt is long enough ago.
@@ -61,7 +61,7 @@ class ReopeningStore : public StateStore {
   Error last_error_;
   Clock::Steady retry_at_{};
   Seconds backoff_{0};
-  uint64_t epoch_ = 0;
+  std::atomic<uint64_t> epoch_{0};  // read by the loop while the store writer may open a database
 };
 
 }  // namespace relayban

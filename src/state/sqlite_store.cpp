@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <ctime>
 #include <algorithm>
+#include <array>
 #include <map>
 #include <mutex>
 #include <thread>
@@ -261,7 +262,10 @@ class SqliteStore : public StateStore {
       return {};
     });
     // Rows of ban_info made in a transaction that was rolled back are gone: forget their ids.
-    if (!r) info_ids_.clear();
+    if (!r) {
+      info_ids_.clear();
+      last_info_id_ = 0;
+    }
     return r;
   }
 
@@ -602,6 +606,19 @@ class SqliteStore : public StateStore {
   }
   // The id of the ban_info row of b's jail, rule, account, reason and origin (made if new).
   Result<int64_t> InfoId(const BanRecord& b) {
+    // A verdict's bans share their values: a botnet's million bans look up one row, and
+    // build no key for it.
+    if (last_info_id_ && b.jail == last_info_[0] && b.rule == last_info_[1] && b.account == last_info_[2] &&
+        b.reason == last_info_[3] && b.origin == last_info_[4])
+      return last_info_id_;
+    auto id = LookUpInfoId(b);
+    if (id) {
+      last_info_ = {b.jail, b.rule, b.account, b.reason, b.origin};
+      last_info_id_ = *id;
+    }
+    return id;
+  }
+  Result<int64_t> LookUpInfoId(const BanRecord& b) {
     std::string key = b.jail + '\0' + b.rule + '\0' + b.account + '\0' + b.reason + '\0' + b.origin;
     if (auto it = info_ids_.find(key); it != info_ids_.end()) return it->second;
     auto ins = Prepare("INSERT OR IGNORE INTO ban_info(jail,rule,account,reason,origin) VALUES(?1,?2,?3,?4,?5)");
@@ -662,6 +679,8 @@ class SqliteStore : public StateStore {
   std::unique_ptr<Checkpointer> checkpointer_;
   std::map<const char*, std::unique_ptr<Stmt>> cache_;  // by the SQL literal's address
   std::unordered_map<std::string, int64_t> info_ids_;    // ban_info ids by their values
+  std::array<std::string, 5> last_info_;                 // the values InfoId found last ...
+  int64_t last_info_id_ = 0;                             // ... and their id (0: none)
 };
 
 }  // namespace

@@ -20,6 +20,19 @@ namespace relayban {
 class ElementShadow {
  public:
   using TimePoint = std::chrono::steady_clock::time_point;  // max() = permanent
+  // PrefixHash, remixed, for every table of targets the firewall keeps (this one, a
+  // transaction's own): the ban ledger's FlatMap uses PrefixHash, and its elements arrive
+  // here in its slot order (a restart, a re-add after a crash). With the same hash that
+  // order is sorted by home slot, which piles every insert into one ever-growing run of a
+  // smaller, growing table: a million took minutes. Another hash makes the order random.
+  struct Hash {
+    size_t operator()(const Prefix& p) const noexcept {
+      uint64_t h = PrefixHash{}(p) ^ 0x2545F4914F6CDD1Dull;
+      h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
+      h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
+      return static_cast<size_t>(h ^ (h >> 31));
+    }
+  };
 
   void Set(const Prefix& p, TimePoint end);
   void Erase(const Prefix& p);
@@ -58,18 +71,6 @@ class ElementShadow {
   // The candidate number `k` of bulk length inside `t`.
   static Prefix Candidate(const Prefix& t, uint64_t k);
 
-  // PrefixHash, remixed: the ban ledger's FlatMap uses PrefixHash, and its elements arrive
-  // here in its slot order (a restart, a re-add after a crash). With the same hash that
-  // order is sorted by home slot, which piles every insert into one ever-growing run of a
-  // smaller, growing table: a million took minutes. Another hash makes the order random.
-  struct Hash {
-    size_t operator()(const Prefix& p) const noexcept {
-      uint64_t h = PrefixHash{}(p) ^ 0x2545F4914F6CDD1Dull;
-      h = (h ^ (h >> 30)) * 0xBF58476D1CE4E5B9ull;
-      h = (h ^ (h >> 27)) * 0x94D049BB133111EBull;
-      return static_cast<size_t>(h ^ (h >> 31));
-    }
-  };
   FlatMap<Prefix, TimePoint, Hash> bulk_;
   static_assert(decltype(bulk_)::PlainSlots(), "a million elements must grow without holding two tables at once");
   std::map<Prefix, TimePoint> rest_;

@@ -211,9 +211,9 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   // Last order per target wins; wider prefixes first so narrower ones can see them (of one
   // length, none is inside another: their order does not matter). Flat tables, not a node
   // per element: a botnet's bans come 10,000 to a transaction.
-  struct Hash {
-    size_t operator()(const Prefix& p) const noexcept { return PrefixHash{}(p); }
-  };
+  // Orders come in the ban ledger's slot order at a restart: the shadow's hash, not the
+  // ledger's, or they pile up in one run of these smaller tables.
+  using Hash = ElementShadow::Hash;
   FlatMap<Prefix, uint32_t, Hash> last;
   for (uint32_t i = 0; i < orders.size(); ++i) last[orders[i].target] = i;
   std::vector<uint32_t> sorted;

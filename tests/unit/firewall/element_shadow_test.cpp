@@ -133,3 +133,20 @@ TEST_CASE("elements arriving in the ban ledger's slot order do not pile up in on
   CHECK(c.longest_run < 200);
   CHECK(c.mean_miss_probes < 5);
 }
+
+TEST_CASE("a transaction's table of 10,000 targets in the ledger's slot order stays spread with the shadow's hash") {
+  // A restart after a crash adds every ban again, 10,000 to a transaction, in the ledger's
+  // slot order; the transaction dedups and tracks them in tables of its own (NftFirewall).
+  FlatMap<Prefix, int, PrefixHash> ledger;
+  for (uint32_t i = 0; i < 200000; ++i) ledger.Insert(Prefix(IpAddress::V4(0x0B000001u + i), 32));
+  FlatMap<Prefix, uint32_t, ElementShadow::Hash> spread;
+  FlatMap<Prefix, uint32_t, PrefixHash> same;  // what the ledger's own hash would do
+  size_t n = 0;
+  ledger.ForEach([&](const Prefix& p, int) {
+    if (n++ >= 10000) return;
+    spread[p] = 1;
+    same[p] = 1;
+  });
+  CHECK(spread.Measure().longest_run < 100);
+  CHECK(same.Measure().longest_run > 1000);
+}

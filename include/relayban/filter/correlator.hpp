@@ -8,9 +8,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 
 #include "relayban/core/duration.hpp"
+#include "relayban/core/flat_map.hpp"
 #include "relayban/core/ip_address.hpp"
 #include "relayban/core/text.hpp"
 
@@ -42,7 +42,9 @@ class Correlator {
 
   size_t max_entries_;
   Seconds max_age_;
-  std::unordered_map<std::string, Entry, StringHash, std::equal_to<>> entries_;
+  // Flat, not a node per entry: under a flood of messages that never complete every line
+  // stores one id and evicts another.
+  FlatMap<std::string, Entry, StringHash> entries_;
   std::deque<std::pair<std::string, Time>> order_;  // insertion order, for eviction
   size_t evicted_ = 0;
 };

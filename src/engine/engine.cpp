@@ -183,8 +183,10 @@ struct Engine::Impl {
     std::deque<IpAddress> failed_order;
     uint64_t seen_next = 1;
     std::vector<uint64_t> events;  // per kind id
-    std::unordered_map<IpAddress, uint64_t, IpAddressHash> seen_by_ip;
-    std::unordered_map<std::string, uint64_t> seen_by_account;
+    // Each line links itself in and the ring slot it takes unlinks an old one: flat tables
+    // (at most kEvidenceRing keys each), no node per line.
+    FlatMap<IpAddress, uint64_t, IpAddressHash> seen_by_ip;
+    FlatMap<std::string, uint64_t, StringHash> seen_by_account;
     explicit Jail(const JailSpec* s)
         : spec(s), correlator(s->correlate_entries, s->correlate_age), relayed{std::max<size_t>(s->correlate_entries, 1), {}, {}} {}
   };
@@ -720,10 +722,11 @@ void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpA
   Jail::Seen& s = jail.seen[jail.seen_next % kEvidenceRing];
   if (s.seq != 0) {  // the slot's old line goes: so do the links that end at it
     if (s.ip)
-      if (auto it = jail.seen_by_ip.find(*s.ip); it != jail.seen_by_ip.end() && it->second == s.seq) jail.seen_by_ip.erase(it);
+      if (size_t i = jail.seen_by_ip.Find(*s.ip); i != jail.seen_by_ip.kNone && jail.seen_by_ip.ValueAt(i) == s.seq)
+        jail.seen_by_ip.EraseAt(i);
     if (!s.account.empty())
-      if (auto it = jail.seen_by_account.find(s.account); it != jail.seen_by_account.end() && it->second == s.seq)
-        jail.seen_by_account.erase(it);
+      if (size_t i = jail.seen_by_account.Find(s.account); i != jail.seen_by_account.kNone && jail.seen_by_account.ValueAt(i) == s.seq)
+        jail.seen_by_account.EraseAt(i);
   }
   s.seq = jail.seen_next++;
   s.source = current_source;
@@ -750,9 +753,9 @@ std::vector<Evidence> Engine::Impl::EvidenceOf(const Jail& jail, const Rule& rul
   std::vector<Evidence> out;
   uint64_t seq = 0;
   if (ip) {
-    if (auto it = jail.seen_by_ip.find(*ip); it != jail.seen_by_ip.end()) seq = it->second;
+    if (const uint64_t* head = jail.seen_by_ip.Get(*ip)) seq = *head;
   } else if (account) {
-    if (auto it = jail.seen_by_account.find(*account); it != jail.seen_by_account.end()) seq = it->second;
+    if (const uint64_t* head = jail.seen_by_account.Get(*account)) seq = *head;
   }
   // A line may sit in the chain more than once (one per recipient it listed).
   while (seq != 0 && out.size() < kEvidenceLines && !jail.seen.empty()) {

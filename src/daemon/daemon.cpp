@@ -481,6 +481,9 @@ bool Daemon::ReplaySlice() {
     replay_after_ = seq;
   }
   if (records->size() == kReplayPerTurn) return true;
+  // Then what is not in the database: the records not handed over yet, and those of a
+  // checkpoint it refused (back in front of them once its outcome is taken).
+  FinishWrites();
   for (const auto& r : journal_pending_) replayed_ += engine_->Replay(r.data);
   replaying_ = false;
   if (replayed_)

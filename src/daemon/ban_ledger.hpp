@@ -4,7 +4,8 @@
 // changes are queued and pushed in bounded slices on later loop turns (a botnet's million
 // bans never stalls the loop), a mirror that fails is retried with backoff until it holds and
 // shows as degraded meanwhile, and the kernel is checked for tampering and repaired.
-// Time comes from the injected Clock; single-threaded (the loop thread).
+// Time comes from the injected Clock; single-threaded (the loop thread: a StoreWriter runs
+// only the store's calls on its own, and hands their outcomes back to this thread).
 #pragma once
 
 #include <deque>

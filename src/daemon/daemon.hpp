@@ -1,7 +1,8 @@
 // The daemon: wiring only. It loads the configuration, builds the engine on the ban ledger,
 // follows the sources, serves the control socket, and runs one epoll loop whose every turn
 // does a bounded slice of work (lines read, kernel and store mirroring, streamed answers), so
-// nothing ever holds the loop for long. Its outside parts - firewall, state store, clock,
+// nothing ever holds the loop for long; the state store's writes run on a thread of their
+// own (StoreWriter) when RunDaemon builds it. Its outside parts - firewall, state store, clock,
 // process spawner, host probe, notifier, log - are given to it (DaemonParts), so unit tests
 // drive it with fakes through every failure; RunDaemon gives it the real ones.
 #pragma once

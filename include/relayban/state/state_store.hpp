@@ -3,7 +3,8 @@
 // double-counts log lines. The daemon's ban ledger and source set mirror into it; SqliteStore
 // (state/, the only sqlite3 user) is the product's, FakeStateStore (tests/fakes/) can be told
 // to fail. Every write is one transaction: it happens whole or not at all, and its error says
-// what kind it was (ErrorKind::kNoSpace, kCorrupt, kBusy, ...). Single-threaded.
+// what kind it was (ErrorKind::kNoSpace, kCorrupt, kBusy, ...). Not thread-safe: used by
+// one thread at a time (the daemon's store writer and its loop take turns, see StoreWriter).
 #pragma once
 
 #include <functional>

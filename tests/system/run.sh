@@ -12,7 +12,9 @@ set -uo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 export DEBIAN_FRONTEND=noninteractive
-need="mmdebstrap systemd-container swaks iproute2 python3 openssl redis-server"
+# swaks reaches IPv6 servers only with IO::Socket::INET6 (a Recommends, which is not installed
+# here); TLS (OpenSMTPD offers AUTH after STARTTLS only) needs Net::SSLeay.
+need="mmdebstrap systemd-container swaks libio-socket-inet6-perl libnet-ssleay-perl iproute2 python3 openssl redis-server"
 missing=
 for p in $need; do dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing="$missing $p"; done
 if [ -n "$missing" ]; then

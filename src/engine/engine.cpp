@@ -123,6 +123,10 @@ struct Engine::Impl {
           account_windows(Cap(s), s->window, s->distinct != Field::kNone, max_keys, 2 * rule_id + 1),
           dynamic(s->relative_factor > 0 || s->new_network_factor > 0) {}
   };
+  // Tables keyed by a 64-bit hash the engine made itself (no string per line): mixed once more.
+  struct MixHash {
+    size_t operator()(uint64_t h) const noexcept { return static_cast<size_t>((h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull); }
+  };
   // (message id, recipient) pairs already counted as relayed: each deferral of a message logs
   // another delivery line, which must not count again. Oldest first; bounded like the
   // correlator, and kept as long as a queue keeps a message (5 days in Postfix and Exim).
@@ -130,9 +134,6 @@ struct Engine::Impl {
     size_t cap;
     // Open addressing, not a node per pair: at the cap every delivery line erases one pair
     // and inserts another (a stolen account relaying to a million domains).
-    struct MixHash {
-      size_t operator()(uint64_t h) const noexcept { return static_cast<size_t>((h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull); }
-    };
     FlatMap<uint64_t, uint8_t, MixHash> keys;
     std::deque<std::pair<Time, uint64_t>> order;
     static constexpr Seconds kMaxAge{5 * 86400};
@@ -159,10 +160,7 @@ struct Engine::Impl {
     // line that closes it (Postfix "disconnect ... auth=0/3") counts only the rest.
     // Keyed by a hash of connection and address (no string per line: under a flood every
     // line opens a connection of its own).
-    struct TallyHash {
-      size_t operator()(uint64_t h) const noexcept { return static_cast<size_t>((h ^ (h >> 29)) * 0xBF58476D1CE4E5B9ull); }
-    };
-    FlatMap<uint64_t, int, TallyHash> tally;
+    FlatMap<uint64_t, int, MixHash> tally;
     // The last matched lines, chained per address key and per account: the evidence of a
     // verdict is a walk down its key's chain. A fixed ring; a slot reused drops its links.
     struct Seen {

@@ -5,8 +5,6 @@
 
 #include <algorithm>
 #include <set>
-#include <unordered_map>
-#include <unordered_set>
 #include <cstdio>
 #include <cstring>
 #include <libmnl/libmnl.h>

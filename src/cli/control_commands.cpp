@@ -298,6 +298,10 @@ int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string&
         out << "backlog: " << Str(b, "kernel") << " changes for the kernel, " << Str(b, "state_database")
             << " for the state database\n";
     }
+    // Only when it matters: a turn that kept control requests waiting.
+    if (j.contains("loop") && j["loop"].value("turns_over_100ms", 0))
+      out << "slow loop turns: " << Str(j["loop"], "turns_over_100ms") << " over 100 ms, the longest "
+          << Str(j["loop"], "longest_turn_ms") << " ms (" << Str(j["loop"], "longest_turn_part") << ")\n";
     if (j.contains("decision_log") && !Str(j["decision_log"], "path").empty() && Str(j["decision_log"], "path") != "-") {
       const json& d = j["decision_log"];
       out << "decision log " << Str(d, "path") << ": " << Str(d, "lines") << " records"

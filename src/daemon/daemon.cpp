@@ -494,6 +494,7 @@ bool Daemon::ReplaySlice() {
 
 bool Daemon::DoWork() {
   if (replaying_) {
+    turn_part_ = "restoring";
     bool more = ledger_->Flush();
     // Bans protect only once they are in the kernel: after a crash every ban goes back there
     // (a million take about two seconds) before the journal's counts are rebuilt. A firewall
@@ -507,6 +508,7 @@ bool Daemon::DoWork() {
   // turns of their own (about 20 ms each under a burst), so a control request, served
   // between turns, waits for one of them and never for all three.
   if (phase_ == Phase::kRead) {
+    turn_part_ = "reading";
     Time now = parts_.clock->Now();
     FollowFleetState();
     // Lines crafted to keep the regex engine busy (16 KiB each) cost a millisecond or more:
@@ -529,10 +531,12 @@ bool Daemon::DoWork() {
     phase_ = Phase::kFlush;
     if (journal_pending_.size() >= kCheckpointEvery ||
         (!journal_pending_.empty() && parts_.clock->Monotonic() - last_checkpoint_ >= kCheckpointInterval)) {
+      turn_part_ = "journal";
       Checkpoint();
       return true;
     }
   }
+  turn_part_ = "flushing";
   phase_ = Phase::kRead;
   bool more = sources_->Pending();
   more = ledger_->Flush() || more;
@@ -544,7 +548,20 @@ bool Daemon::DoWork() {
 
 void Daemon::Turn(int max_wait_ms) {
   loop_.Turn(more_work_ ? 0 : max_wait_ms);
+  Clock::Steady started = parts_.clock->Monotonic();
+  turn_part_ = "idle";
   more_work_ = DoWork();
+  double took = std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
+  TurnStats& t = turn_stats_;
+  ++t.turns;
+  t.seconds += took;
+  size_t b = 0;
+  while (b < std::size(kTurnBounds) && took > kTurnBounds[b]) ++b;
+  ++t.buckets[b];
+  if (took > t.longest) {
+    t.longest = took;
+    t.longest_part = turn_part_;
+  }
 }
 
 void Daemon::SaveAccountHistory(bool all) {

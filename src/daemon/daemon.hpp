@@ -207,6 +207,23 @@ class Daemon {
   EvidenceLines evidence_cache_;   // the last lines formatted, kept alive so its identity holds
   std::string evidence_cache_text_;
   double reading_seconds_ = 0, journal_seconds_ = 0;  // where the loop's time went
+  // How long the loop's own work took turn by turn - what a control request may wait for
+  // besides its own answer: per kTurnBounds (seconds) and above the last, the longest and
+  // what it was doing then.
+ public:
+  static constexpr double kTurnBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
+  struct TurnStats {
+    uint64_t turns = 0;
+    double seconds = 0;
+    std::vector<uint64_t> buckets = std::vector<uint64_t>(std::size(kTurnBounds) + 1, 0);
+    double longest = 0;
+    const char* longest_part = "";
+  };
+  const TurnStats& turn_stats() const { return turn_stats_; }
+
+ private:
+  TurnStats turn_stats_;
+  const char* turn_part_ = "";  // set by DoWork: what this turn did
   std::map<std::string, uint64_t> unlogged_bans_;  // "jail rule=..." -> bans not logged one by one
   int sigfd_ = -1, timerfd_ = -1;
   bool stop_ = false;

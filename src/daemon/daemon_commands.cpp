@@ -3,6 +3,9 @@
 // the kernel holds the change (or the firewall refused it, and it is being retried).
 #include <syslog.h>
 
+#include <cmath>
+#include <numeric>
+
 #include <nlohmann/json.hpp>
 
 #include "daemon.hpp"
@@ -118,6 +121,12 @@ std::string Daemon::Status(const std::string& only) const {
   const auto& ls = ledger_->stats();
   j["work_seconds"] = {{"reading", reading_seconds_}, {"kernel", ls.kernel_seconds}, {"bans_written", ls.store_seconds},
                        {"journal_written", journal_seconds_}};
+  // The loop's longest turn: what a control request (this one too) may have waited for.
+  auto over_100ms = std::upper_bound(std::begin(kTurnBounds), std::end(kTurnBounds), 0.1) - std::begin(kTurnBounds);
+  j["loop"] = {{"turns", turn_stats_.turns},
+               {"longest_turn_ms", std::round(turn_stats_.longest * 10000) / 10},
+               {"longest_turn_part", turn_stats_.longest_part},
+               {"turns_over_100ms", std::accumulate(turn_stats_.buckets.begin() + over_100ms, turn_stats_.buckets.end(), uint64_t{0})}};
   const auto& hs = hooks_->stats();
   j["hooks"] = {{"running", hooks_->running()}, {"queued", hooks_->queued()}, {"started", hs.started},
                 {"failed", hs.failed},          {"killed", hs.killed},         {"dropped", hs.dropped}};

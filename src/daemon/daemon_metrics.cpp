@@ -224,6 +224,10 @@ std::string Daemon::RenderMetrics() const {
   m.Sample({{"part", "kernel"}}, ls.kernel_seconds);
   m.Sample({{"part", "bans_written"}}, ls.store_seconds);
   m.Sample({{"part", "journal_written"}}, journal_seconds_);
+  m.Family("relayban_loop_turn_seconds", Type::kHistogram,
+           "Time the loop's own work took per turn (what a control request may wait for)");
+  m.Histogram({}, std::vector<double>(std::begin(kTurnBounds), std::end(kTurnBounds)), turn_stats_.buckets,
+              turn_stats_.seconds);
 
   const auto& hs = hooks_->stats();
   m.Family("relayban_hook_runs_total", Type::kCounter,

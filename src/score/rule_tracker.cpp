@@ -10,22 +10,22 @@ WindowState& WindowState::operator=(WindowState&& o) noexcept {
   Release();
   last_ = o.last_;
   n_ = o.n_;
-  cap_ = o.cap_;
-  if (cap_ > 1) heap_ = o.heap_;
+  extra_ = o.extra_;
+  if (extra_ > 0) heap_ = o.heap_;
   else one_ = o.one_;
-  o.cap_ = 1;
+  o.extra_ = 0;
   o.n_ = 0;
   return *this;
 }
 
 void WindowState::Reserve(uint16_t want, int limit) {
-  if (want <= cap_) return;
-  uint16_t cap = std::max<uint16_t>(want, static_cast<uint16_t>(std::min<int>({cap_ * 2, limit, 65535})));
+  if (want <= capacity()) return;
+  uint16_t cap = std::max<uint16_t>(want, static_cast<uint16_t>(std::min<int>({capacity() * 2, limit, 65535})));
   Item* fresh = new Item[cap];
   std::memcpy(fresh, items(), sizeof(Item) * n_);
-  if (cap_ > 1) delete[] heap_;
+  if (extra_ > 0) delete[] heap_;
   heap_ = fresh;
-  cap_ = cap;
+  extra_ = static_cast<uint16_t>(cap - 1);
 }
 
 int WindowState::Add(uint32_t value, int weight, uint32_t sec, bool distinct, int threshold, uint32_t window) {
@@ -47,7 +47,7 @@ int WindowState::Add(uint32_t value, int weight, uint32_t sec, bool distinct, in
     }
     // Leaving the inline item, room for eight at once (or the threshold, if fewer): an address
     // that fails again and again then allocates once per ban, not once per doubling.
-    if (n_ + 1 > cap_) {
+    if (n_ + 1 > capacity()) {
       int room = std::min<int>(std::max<int>(n_ + 1, kFirstHeap), threshold);
       Reserve(static_cast<uint16_t>(room), threshold);
     }

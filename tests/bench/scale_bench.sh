@@ -116,6 +116,8 @@ t1=$(now)
 rss=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/$pid/status)
 bans=$(status | field 'd["bans"]')
 echo "   $bans bans in the kernel $(python3 -c "print('%.2f' % ($t1 - $t0))") s after the burst; slowest status answer $(python3 -c "print('%.0f' % ($slowest * 1000))") ms; peak RSS $rss MB"
+loop=$(status | field '"longest loop turn %s ms (%s), %d of %d turns over 100 ms" % (d["loop"]["longest_turn_ms"], d["loop"]["longest_turn_part"], d["loop"]["turns_over_100ms"], d["loop"]["turns"])')
+echo "   $loop"
 kill -TERM $pid; wait $pid || true; pid=
 t0=$(now)
 start

@@ -6,6 +6,10 @@
 // Not thread-safe; references to values are invalidated by Insert (the table may grow).
 // A key that is costly to hash or compare (a string or string_view) has its hash kept in its slot: erasing
 // and growing never hash a key again, and a lookup compares keys only when the hashes agree.
+// A big table grows without a pause: the old array's entries move over to the new one
+// kMovePerInsert positions per insert (moving a million entries at once takes 100 ms and
+// more, a stall of the daemon's loop); until they all have, lookups look in both, and slot
+// positions number the new array's slots, then the old one's.
 #pragma once
 
 #include <algorithm>
@@ -22,19 +26,32 @@
 
 namespace relayban {
 
+// Whether a type's all-zero bytes are its default value, and destroying that value does
+// nothing: trivially copyable types are; others may say so (a mapped array of slots of such
+// keys and values comes zero-filled and is not written before entries land in it).
+template <class T>
+struct ZeroIsDefault : std::is_trivially_copyable<T> {};
+
 template <class Key, class Value, class Hash>
 class FlatMap {
  public:
   static constexpr size_t kNone = ~size_t{0};
+  // A table of fewer entries grows in one go (well under a millisecond).
+  static constexpr size_t kMoveAtOnce = 16384;
+  // Old positions moved over per insert while growing: the old array (70 % full) is moved
+  // in about a tenth of the inserts the new one (45 % full after the growth) takes to need
+  // to grow again, and the first touches of the new array's memory are spread as thinly.
+  static constexpr size_t kMovePerInsert = 16;
   static constexpr bool kKeepsHash = std::is_same_v<Key, std::string> || std::is_same_v<Key, std::string_view>;
   using Hasher = Hash;
 
-  // Slots copied as bytes: an empty one is all zero bytes, so a mapped array is not written
+  // Slots whose empty state is all zero bytes (ZeroIsDefault): a mapped array is not written
   // before entries land in it.
-  static constexpr bool PlainSlots() { return std::is_trivially_copyable_v<Slot>; }
+  static constexpr bool PlainSlots() { return ZeroIsDefault<Key>::value && ZeroIsDefault<Value>::value; }
 
   size_t size() const { return used_; }
-  size_t capacity() const { return slots_.size(); }
+  // Slot positions (scans go over 0 to capacity() - 1): both arrays' while growing.
+  size_t capacity() const { return slots_.size() + old_.size(); }
   bool empty() const { return used_ == 0; }
 
   // The slot holding `key`, or kNone.
@@ -45,30 +62,31 @@ class FlatMap {
   // The same, with `hash` == Hash{}(key) already computed (a caller that may insert next).
   template <class K>
   size_t Find(const K& key, size_t hash) const {
-    if (slots_.empty()) return kNone;
     for (size_t i = Home(hash), probes = 0; probes < slots_.size(); i = Next(i), ++probes) {
-      if (slots_[i].tag == kEmpty) return kNone;
+      if (slots_[i].tag == kEmpty) break;
       if constexpr (kKeepsHash)
         if (slots_[i].hash != hash) continue;
       if (slots_[i].key == key) return i;
     }
-    return kNone;
+    return old_.empty() ? kNone : FindOld(key, hash);
   }
   // Starts loading the slot where a lookup of `key` begins: issued for every table an event
   // will touch before any is read, the cache misses overlap instead of adding up.
   template <class K>
   void Prefetch(const K& key) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[Home(Hash{}(key))]);
+    size_t hash = Hash{}(key);
+    if (!slots_.empty()) __builtin_prefetch(&slots_[Home(hash)]);
+    if (!old_.empty()) __builtin_prefetch(&old_[HomeIn(hash, old_.size())]);
   }
   template <class K>
   Value* Get(const K& key) {
     size_t i = Find(key);
-    return i == kNone ? nullptr : &slots_[i].value;
+    return i == kNone ? nullptr : &At(i).value;
   }
   template <class K>
   const Value* Get(const K& key) const {
     size_t i = Find(key);
-    return i == kNone ? nullptr : &slots_[i].value;
+    return i == kNone ? nullptr : &At(i).value;
   }
   // Inserts `key` (which must not be present) with a default value; returns its slot.
   size_t Insert(Key key) {
@@ -79,7 +97,10 @@ class FlatMap {
   size_t Insert(Key key, size_t hash) {
     // Up to 70 % full (a missing key then visits about six slots); grow so that 45 % are
     // used.
-    if ((used_ + 1) * 100 > slots_.size() * 70) Rehash(std::max<size_t>(16, (used_ + 1) * 9 / 4));
+    if ((used_ + 1) * 100 > slots_.size() * 70) Grow(std::max<size_t>(16, (used_ + 1) * 9 / 4));
+    else if (growing()) MoveOver(kMovePerInsert);
+    if (growing())
+      if (size_t at = InsertOld(key, hash); at != kNone) return at;
     size_t i = Home(hash);
     while (slots_[i].tag == kUsed) i = Next(i);
     slots_[i].key = std::move(key);
@@ -94,7 +115,7 @@ class FlatMap {
     size_t hash = Hash{}(key);
     size_t i = Find(key, hash);
     if (i == kNone) i = Insert(key, hash);
-    return slots_[i].value;
+    return At(i).value;
   }
   template <class K>
   bool Erase(const K& key) {
@@ -107,6 +128,14 @@ class FlatMap {
   // so slot `i` may hold another entry afterwards: returns true then (a scan that erases
   // as it goes must look at slot `i` again). Entries only ever move back, towards their home.
   bool EraseAt(size_t i) {
+    if (i >= slots_.size()) {  // in the old array: left as a tombstone (its runs stay whole)
+      Slot& s = old_[i - slots_.size()];
+      s.key = Key{};
+      s.value = Value();
+      s.tag = kMoved;
+      --used_;
+      return false;
+    }
     size_t hole = i;
     bool refilled = false;
     for (size_t j = Next(i); slots_[j].tag == kUsed; j = Next(j)) {
@@ -127,11 +156,13 @@ class FlatMap {
     return refilled;
   }
   void Clear() {
+    DropOld();
     slots_.clear();
     used_ = 0;
   }
   // Empties the table but keeps its slots' memory, for a table refilled at once.
   void Reset() {
+    DropOld();
     for (auto& s : slots_) {
       if (s.tag == kUsed) {
         s.key = Key{};
@@ -143,23 +174,60 @@ class FlatMap {
   }
 
   // Slot access for scans: a slot is used or not; its key and value are meaningful if used.
-  bool Used(size_t i) const { return slots_[i].tag == kUsed; }
-  const Key& KeyAt(size_t i) const { return slots_[i].key; }
+  bool Used(size_t i) const {
+    if (i < slots_.size()) return slots_[i].tag == kUsed;
+    i -= slots_.size();
+    return !Moved(i) && old_[i].tag == kUsed;
+  }
+  const Key& KeyAt(size_t i) const { return At(i).key; }
   // Hash{}(KeyAt(i)), kept or computed.
-  size_t HashAt(size_t i) const { return HashOf(slots_[i]); }
-  Value& ValueAt(size_t i) { return slots_[i].value; }
-  const Value& ValueAt(size_t i) const { return slots_[i].value; }
+  size_t HashAt(size_t i) const { return HashOf(At(i)); }
+  Value& ValueAt(size_t i) { return At(i).value; }
+  const Value& ValueAt(size_t i) const { return At(i).value; }
+  // Whether entries are still moving over from the array before the last growth.
+  bool growing() const { return !old_.empty(); }
 
   // Calls f(key, value) for every entry, in slot order.
   template <class F>
   void ForEach(F&& f) const {
     for (const auto& s : slots_)
       if (s.tag == kUsed) f(s.key, s.value);
+    for (size_t i = 0; i < old_.size(); ++i)
+      if (!Moved(i) && old_[i].tag == kUsed) f(old_[i].key, old_[i].value);
+  }
+
+  FlatMap() = default;
+  ~FlatMap() { DropOld(); }
+  FlatMap(const FlatMap& o) {
+    if (!o.growing()) {
+      slots_ = o.slots_;
+      used_ = o.used_;
+      return;
+    }
+    Rehash(o.slots_.size());
+    o.ForEach([this](const Key& k, const Value& v) { At(Insert(k)).value = v; });
+  }
+  FlatMap(FlatMap&& o) noexcept { *this = std::move(o); }
+  FlatMap& operator=(const FlatMap& o) {
+    if (this != &o) *this = FlatMap(o);
+    return *this;
+  }
+  FlatMap& operator=(FlatMap&& o) noexcept {
+    if (this == &o) return *this;
+    DropOld();
+    slots_ = std::move(o.slots_);
+    old_ = std::move(o.old_);
+    used_ = std::exchange(o.used_, 0);
+    from_ = std::exchange(o.from_, 0);
+    moved_ = std::exchange(o.moved_, 0);
+    given_back_ = std::exchange(o.given_back_, 0);
+    return *this;
   }
 
   // How clustered the table is: the longest run of used slots, and the mean number of slots
   // a lookup of a missing key visits (over every home slot). Linear probing degrades
-  // sharply once runs grow; tests use this to check that eviction keeps them short.
+  // sharply once runs grow; tests use this to check that eviction keeps them short. (Of the
+  // new array only, while growing.)
   struct Clustering {
     size_t longest_run = 0;
     double mean_miss_probes = 0;
@@ -190,6 +258,7 @@ class FlatMap {
   // million entries needs little more than its new array: where an empty slot is all zero
   // bytes, the new array's pages are only touched as entries land in them.
   void Rehash(size_t n) {
+    if (growing()) MoveOver(~size_t{0});
     n = std::max(n, used_ * 100 / 70 + 1);
     Slots old = std::move(slots_);
     slots_ = Slots(n);
@@ -212,7 +281,8 @@ class FlatMap {
   }
 
  private:
-  enum Tag : uint8_t { kEmpty, kUsed };
+  // kMoved: in the old array while growing, an entry erased there (a tombstone).
+  enum Tag : uint8_t { kEmpty, kUsed, kMoved };
   struct KeptHash {
     size_t hash = 0;
   };
@@ -234,6 +304,120 @@ class FlatMap {
     return static_cast<size_t>((static_cast<U128>(h) * slots_.size()) >> 64);
   }
   size_t Next(size_t i) const { return i + 1 == slots_.size() ? 0 : i + 1; }
+  static size_t HomeIn(size_t hash, size_t n) {
+    __extension__ typedef unsigned __int128 U128;
+    uint64_t h = static_cast<uint64_t>(hash) * 0x9E3779B97F4A7C15ull;
+    return static_cast<size_t>((static_cast<U128>(h) * n) >> 64);
+  }
+
+  // The slot at position i: the new array's, then the old one's.
+  Slot& At(size_t i) { return i < slots_.size() ? slots_[i] : old_[i - slots_.size()]; }
+  const Slot& At(size_t i) const { return i < slots_.size() ? slots_[i] : old_[i - slots_.size()]; }
+
+  // While growing, the old array is moved over from position from_ (an empty one) round to
+  // from_ again; moved_ positions are done, and a step ends only after an empty position.
+  // So no run of entries straddles the border: a key whose home lies in the moved part is
+  // not in the old array at all, and a lookup never reads a moved position (nor its memory,
+  // given back as the move goes).
+  bool Moved(size_t i) const { return (i >= from_ ? i - from_ : i + old_.size() - from_) < moved_; }
+  template <class K>
+  size_t FindOld(const K& key, size_t hash) const {
+    size_t n = old_.size(), i = HomeIn(hash, n);
+    if (Moved(i)) return kNone;
+    for (size_t probes = 0; probes < n; ++probes) {
+      const Slot& s = old_[i];
+      if (s.tag == kEmpty) return kNone;
+      if (s.tag == kUsed) {
+        bool same = true;
+        if constexpr (kKeepsHash) same = s.hash == hash;
+        if (same && s.key == key) return slots_.size() + i;
+      }
+      if (++i == n) i = 0;
+    }
+    return kNone;
+  }
+  // While growing, a key whose place in the old array has not moved yet goes there (a few
+  // percent above its 70 %, for a while): the new array then fills in position order as the
+  // move goes - homes keep their order, both arrays being ranges of one hash - and its memory
+  // is touched as the old one's is given back, as in a rehash at once; new keys spread over
+  // the whole new array would have both arrays resident together.
+  size_t InsertOld(Key& key, size_t hash) {
+    const size_t n = old_.size();
+    size_t i = HomeIn(hash, n);
+    // A moved position's memory may be given back: never read, never written.
+    while (!Moved(i) && old_[i].tag != kEmpty) i = i + 1 == n ? 0 : i + 1;
+    if (Moved(i)) return kNone;
+    old_[i].key = std::move(key);
+    old_[i].tag = kUsed;
+    old_[i].value = Value();
+    if constexpr (kKeepsHash) old_[i].hash = hash;
+    ++used_;
+    return slots_.size() + i;
+  }
+  void Grow(size_t n) {
+    if (growing()) MoveOver(~size_t{0});  // not expected: the last growth ends long before
+    if (used_ < kMoveAtOnce) {
+      Rehash(n);
+      return;
+    }
+    old_ = std::move(slots_);
+    slots_ = Slots(n);
+    from_ = 0;
+    while (old_[from_].tag != kEmpty) ++from_;  // at most 70 % full: there is one
+    moved_ = 0;
+    given_back_ = 0;
+    MoveOver(kMovePerInsert);
+  }
+  // Moves at least `positions` old positions over (then on to the next empty one), or all.
+  void MoveOver(size_t positions) {
+    const size_t n = old_.size();
+    size_t i = from_ + moved_ >= n ? from_ + moved_ - n : from_ + moved_;
+    for (size_t done = 0; moved_ < n;) {
+      Slot& s = old_[i];
+      bool empty = s.tag == kEmpty;
+      if (s.tag == kUsed) {
+        size_t hash = HashOf(s);
+        size_t j = Home(hash);
+        while (slots_[j].tag == kUsed) j = Next(j);
+        slots_[j].key = std::move(s.key);
+        slots_[j].tag = kUsed;
+        slots_[j].value = std::move(s.value);
+        if constexpr (kKeepsHash) slots_[j].hash = hash;
+      }
+      std::destroy_at(&s);
+      ++moved_;
+      ++done;
+      if (++i == n) i = 0;
+      if (empty && done >= positions) break;
+    }
+    if (moved_ < n) {
+      GiveBackMoved();
+      return;
+    }
+    old_.ReleaseDestroyed();
+    from_ = moved_ = given_back_ = 0;
+  }
+  // Gives back the memory of moved positions, 2 MiB at a time, in each of the two stretches
+  // the move covers (from_ to the end, then the start up to from_).
+  void GiveBackMoved() {
+    const size_t step = std::max<size_t>(1, (size_t{2} << 20) / sizeof(Slot)), n = old_.size();
+    if (moved_ - given_back_ < step) return;
+    size_t a = from_ + given_back_, b = from_ + moved_;  // in positions past from_, unwrapped
+    auto discard = [&](size_t lo, size_t hi) {
+      if (hi > lo) Slots::Alloc::Discard(old_.begin(), n, lo * sizeof(Slot), hi * sizeof(Slot));
+    };
+    if (a < n) discard(a, std::min(b, n));
+    if (b > n) discard(a > n ? a - n : 0, b - n);
+    given_back_ = moved_;
+  }
+  // Ends a move without finishing it (the table is emptied or dropped).
+  void DropOld() {
+    if (!growing()) return;
+    for (size_t i = 0; i < old_.size(); ++i)
+      if (!Moved(i)) std::destroy_at(&old_[i]);
+    old_.ReleaseDestroyed();
+    from_ = moved_ = given_back_ = 0;
+  }
 
   // The slot array. A slot that can be copied as bytes is empty when all its bytes are zero
   // (kEmpty is 0; an empty slot's key and value are never read), so a mapped array, which
@@ -294,6 +478,12 @@ class FlatMap {
       p_ = nullptr;
       n_ = 0;
     }
+    // Frees the memory of an array whose every slot has been destroyed already.
+    void ReleaseDestroyed() {
+      if (p_) Alloc{}.deallocate(p_, n_);
+      p_ = nullptr;
+      n_ = 0;
+    }
 
    private:
     void Free() {
@@ -307,7 +497,9 @@ class FlatMap {
     size_t n_ = 0;
   };
   Slots slots_;
-  size_t used_ = 0;
+  Slots old_;               // while growing: the array before, its entries moving over
+  size_t used_ = 0;         // entries in both
+  size_t from_ = 0, moved_ = 0, given_back_ = 0;  // of old_, see Moved
 };
 
 }  // namespace relayban

@@ -38,17 +38,17 @@ class WindowState {
   int Add(uint32_t value, int weight, uint32_t sec, bool distinct, int threshold, uint32_t window);
   uint32_t last() const { return last_; }
   // Items it has room for: 1 (inline), then at least eight or the threshold at once.
-  int capacity() const { return cap_; }
+  int capacity() const { return extra_ + 1; }
 
  private:
   struct Item {
     uint32_t value;
     uint32_t sec;
   };
-  Item* items() { return cap_ > 1 ? heap_ : &one_; }
+  Item* items() { return extra_ > 0 ? heap_ : &one_; }
   void Release() {
-    if (cap_ > 1) delete[] heap_;
-    cap_ = 1;
+    if (extra_ > 0) delete[] heap_;
+    extra_ = 0;
     n_ = 0;
   }
   // Room for `want` items; doubling, but never past `limit` (the threshold).
@@ -57,9 +57,9 @@ class WindowState {
 
   uint32_t last_ = 0;
   uint16_t n_ = 0;
-  uint16_t cap_ = 1;
+  uint16_t extra_ = 0;  // capacity less one: all zero bytes are an empty state (ZeroIsDefault)
   union {
-    Item one_;
+    Item one_{};
     Item* heap_;
   };
 };
@@ -185,6 +185,10 @@ class KeyedWindows {
   uint32_t newest_ = 0;  // the latest second any key was seen
   Stats stats_;
 };
+
+// A table's mapped array of WindowState slots is not written before entries land in it.
+template <>
+struct ZeroIsDefault<WindowState> : std::true_type {};
 
 using IpWindows = KeyedWindows<IpAddress, IpAddressHash>;
 using AccountWindows = KeyedWindows<std::string, StringHash>;

@@ -142,7 +142,8 @@ TEST_CASE("a mapped table of plain slots (empty is zero bytes, never written) ag
 TEST_CASE("growing a mapped table of plain slots costs about its new array, not the old and the new together") {
   // In a child process: a table of 24-byte slots is filled to just under its growth point
   // (about 34 MB), the high-water mark of resident memory is lowered to what is resident,
-  // then one more insert makes the table grow by about 1.6 times. Built whole before the old
+  // then one more insert makes the table grow by about 1.6 times (and the inserts after it
+  // move the old entries over). Built whole before the old
   // array was freed, the mark would rise by the new array's size (about 53 MB); read in
   // order and given back as it goes, it rises by about the difference (about 20 MB).
   pid_t pid = fork();
@@ -157,6 +158,7 @@ TEST_CASE("growing a mapped table of plain slots costs about its new array, not 
     if (!ResetPeakRss()) _exit(3);
     long before = PeakRssKb();
     m[k++] = 1;
+    while (m.growing()) m[k++] = 1;  // the entries move over a few per insert
     long after = PeakRssKb();
     if (before < 0 || after < 0) _exit(3);
     if (m.capacity() == cap) _exit(2);  // it did not grow: the test is wrong
@@ -183,4 +185,112 @@ TEST_CASE("string_view keys keep their hash in the slot, as strings do") {
   std::map<std::string_view, int> ref;
   for (int i = 1; i < 5000; i += 2) ref[names[static_cast<size_t>(i)]] = i;
   CheckSame(m, ref);
+}
+
+namespace {
+// Inserts new keys until `m` starts growing (the next insert needs a bigger array).
+template <class Map, class Ref, class MakeKey>
+void InsertUntilGrowing(Map& m, Ref& ref, uint64_t& next, MakeKey key) {
+  while (!m.growing()) {
+    auto k = key(next++);
+    m[k] = typename Ref::mapped_type{};
+    ref[k] = typename Ref::mapped_type{};
+  }
+}
+// Entries of `m` at positions past its new array (still in the old one).
+template <class Map>
+size_t InOldArray(const Map& m, size_t new_slots) {
+  size_t n = 0;
+  for (size_t i = new_slots; i < m.capacity(); ++i) n += m.Used(i) ? 1 : 0;
+  return n;
+}
+}  // namespace
+
+TEMPLATE_TEST_CASE("a big table grows a few positions per insert, and agrees with std::map meanwhile", "", uint64_t,
+                   std::string) {
+  struct AnyHash {
+    size_t operator()(uint64_t k) const { return U64Hash{}(k); }
+    size_t operator()(const std::string& s) const { return std::hash<std::string>{}(s); }
+  };
+  using Map = FlatMap<TestType, TestType, AnyHash>;
+  auto key = [](uint64_t i) {
+    if constexpr (std::is_same_v<TestType, std::string>) return "key-" + std::to_string(i) + "-long-enough-for-the-heap";
+    else return i * 7919;
+  };
+  std::mt19937_64 rng(5);
+  Map m;
+  std::map<TestType, TestType> ref;
+  uint64_t next = 0;
+  InsertUntilGrowing(m, ref, next, key);
+  // A copy is built whole: its capacity is the new array's, the rest of m's is the old one.
+  Map plain = m;
+  CHECK_FALSE(plain.growing());
+  CheckSame(plain, ref);
+  size_t new_slots = plain.capacity(), old_slots = m.capacity() - new_slots;
+  REQUIRE(old_slots > Map::kMoveAtOnce);
+  // The insert that grew the table moved a few runs' worth of positions, not the table.
+  CHECK(InOldArray(m, new_slots) + 200 >= m.size());
+  CheckSame(m, ref);
+
+  SECTION("every operation meanwhile agrees with std::map, and the move ends within old/kMovePerInsert inserts") {
+    size_t inserts = 0;
+    while (m.growing()) {
+      uint64_t r = rng();
+      if (r % 4 == 0 && !ref.empty()) {  // erase by position, often in the old array
+        auto it = ref.begin();
+        std::advance(it, static_cast<long>(rng() % std::min<size_t>(ref.size(), 64)));
+        size_t i = m.Find(it->first);
+        REQUIRE(i != m.kNone);
+        m.EraseAt(i);
+        ref.erase(it);
+      } else if (r % 4 == 1) {  // overwrite one that may still be in the old array
+        auto k = key(rng() % next);
+        if (ref.count(k)) {
+          m[k] = k;
+          ref[k] = k;
+        }
+      } else {
+        auto k = key(next++);
+        m[k] = k;
+        ref[k] = k;
+        ++inserts;
+      }
+      if (inserts % 97 == 0) REQUIRE(m.size() == ref.size());
+    }
+    CHECK(inserts <= old_slots / Map::kMovePerInsert + 1);
+    CHECK(m.capacity() == new_slots);
+    CheckSame(m, ref);
+  }
+  SECTION("scans over both arrays see every entry once, and an erasing scan leaves the rest") {
+    for (int k = 0; k < 300; ++k) {
+      auto kk = key(next++);
+      m[kk] = kk;
+      ref[kk] = kk;
+    }
+    REQUIRE(m.growing());
+    for (size_t i = 0; i < m.capacity();) {
+      if (m.Used(i) && rng() % 3 == 0) {
+        ref.erase(m.KeyAt(i));
+        if (m.EraseAt(i)) continue;
+      }
+      ++i;
+    }
+    CheckSame(m, ref);
+  }
+  SECTION("copies, moves, reset, clear and an explicit rehash while growing") {
+    Map copy = m;
+    CheckSame(copy, ref);
+    Map moved = std::move(copy);
+    CheckSame(moved, ref);
+    moved.Rehash(moved.capacity());
+    CHECK_FALSE(moved.growing());
+    CheckSame(moved, ref);
+    m.Reset();
+    CHECK(m.size() == 0);
+    CHECK_FALSE(m.growing());
+    m[key(1)] = key(1);
+    CHECK(m.size() == 1);
+    m.Clear();
+    CHECK(m.size() == 0);
+  }
 }

@@ -421,6 +421,36 @@ TEST_CASE("metrics count what the daemon read and decided, and keep counting acr
   CHECK(has("relayban_mirror_failing{mirror=\"firewall\"} 1"));
 }
 
+TEST_CASE("a slow turn is measured: status names its length and part, metrics count it in a histogram") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  r.TurnUntil([] { return false; }, 5);
+  json s = r.Status();
+  REQUIRE(s.contains("loop"));
+  CHECK(s["loop"]["turns"].get<uint64_t>() >= 5);
+  CHECK(s["loop"]["turns_over_100ms"] == 0);
+  CHECK(s["loop"]["longest_turn_ms"].get<double>() < 100);
+  // The kernel takes 180 ms over the next transaction (a fake clock moved by the firewall).
+  r.fw->on_apply = [&] { r.clock->Advance(std::chrono::milliseconds(180)); };
+  r.Failures("203.0.113.5", 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has("203.0.113.5"); }));
+  r.fw->on_apply = nullptr;
+  s = r.Status();
+  CHECK(s["loop"]["turns_over_100ms"] == 1);
+  CHECK(s["loop"]["longest_turn_ms"].get<double>() >= 180);
+  CHECK(s["loop"]["longest_turn_part"] == "flushing");
+  std::string m = r.daemon->RenderMetrics();
+  CHECK(m.find("# TYPE relayban_loop_turn_seconds histogram") != std::string::npos);
+  // Every turn up to 0.1 s but the slow one; the slow one in the 0.25 s bucket.
+  auto bucket = [&](const std::string& le) {
+    auto at = m.find("\nrelayban_loop_turn_seconds_bucket{le=\"" + le + "\"} ");
+    REQUIRE(at != std::string::npos);
+    return std::stoull(m.substr(m.find("} ", at) + 2));
+  };
+  CHECK(bucket("0.25") == bucket("0.1") + 1);
+  CHECK(bucket("+Inf") == bucket("0.25"));
+}
+
 TEST_CASE("explain shows an address's ban with the lines that led to it, from the state database") {
   Rig r;
   REQUIRE(r.daemon->Start() == 0);

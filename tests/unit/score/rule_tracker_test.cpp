@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
 #include <set>
 #include <vector>
 
@@ -189,4 +191,19 @@ TEST_CASE("a window leaves its inline item for room for eight items, or the thre
   for (uint32_t s = 109; s < 130; ++s) twenty.Add(s, 1, s, true, 20, 600);
   CHECK(twenty.capacity() == 20);
   CHECK(twenty.Add(999, 1, 130, true, 20, 600) == 20);
+}
+
+TEST_CASE("an empty window state is all zero bytes, so a table's mapped array is not written before use") {
+  static_assert(FlatMap<IpAddress, WindowState, IpAddressHash>::PlainSlots());
+  WindowState empty;
+  unsigned char zero[sizeof(WindowState)] = {};
+  CHECK(std::memcmp(static_cast<const void*>(&empty), zero, sizeof zero) == 0);
+  // Zero bytes taken as a state: empty, one item inline, and it counts and grows as one.
+  alignas(WindowState) unsigned char raw[sizeof(WindowState)] = {};
+  auto* w = reinterpret_cast<WindowState*>(raw);
+  CHECK(w->capacity() == 1);
+  CHECK(w->Add(1, 1, 100, false, 20, 600) == 1);
+  CHECK(w->Add(1, 1, 101, false, 20, 600) == 2);
+  CHECK(w->capacity() == 8);
+  w->~WindowState();
 }

@@ -265,13 +265,7 @@ class FlatMap {
     used_ = 0;
     old.Drain([&](Slot& s) {
       if (s.tag != kUsed) return;
-      size_t hash = HashOf(s);
-      size_t i = Home(hash);
-      while (slots_[i].tag == kUsed) i = Next(i);
-      slots_[i].key = std::move(s.key);
-      slots_[i].tag = kUsed;
-      slots_[i].value = std::move(s.value);
-      if constexpr (kKeepsHash) slots_[i].hash = hash;
+      Rehome(s);
       ++used_;
     });
   }
@@ -368,6 +362,16 @@ class FlatMap {
     given_back_ = 0;
     MoveOver(kMovePerInsert);
   }
+  // Moves the entry of `s`, a slot of another array, into this table's array.
+  void Rehome(Slot& s) {
+    size_t hash = HashOf(s);
+    size_t i = Home(hash);
+    while (slots_[i].tag == kUsed) i = Next(i);
+    slots_[i].key = std::move(s.key);
+    slots_[i].tag = kUsed;
+    slots_[i].value = std::move(s.value);
+    if constexpr (kKeepsHash) slots_[i].hash = hash;
+  }
   // Moves at least `positions` old positions over (then on to the next empty one), or all.
   void MoveOver(size_t positions) {
     const size_t n = old_.size();
@@ -375,15 +379,7 @@ class FlatMap {
     for (size_t done = 0; moved_ < n;) {
       Slot& s = old_[i];
       bool empty = s.tag == kEmpty;
-      if (s.tag == kUsed) {
-        size_t hash = HashOf(s);
-        size_t j = Home(hash);
-        while (slots_[j].tag == kUsed) j = Next(j);
-        slots_[j].key = std::move(s.key);
-        slots_[j].tag = kUsed;
-        slots_[j].value = std::move(s.value);
-        if constexpr (kKeepsHash) slots_[j].hash = hash;
-      }
+      if (s.tag == kUsed) Rehome(s);
       std::destroy_at(&s);
       ++moved_;
       ++done;

@@ -556,7 +556,8 @@ bool BanLedger::FlushKernel() {
   if (orders.empty()) return !kernel_queue_.empty();
   Clock::Steady t0 = clock_.Monotonic();
   auto r = firewall_.Apply(orders);
-  stats_.kernel_seconds += std::chrono::duration<double>(clock_.Monotonic() - t0).count();
+  double took = std::chrono::duration<double>(clock_.Monotonic() - t0).count();
+  stats_.kernel_seconds += took;
   if (!r) {
     // Back to the front in order; a lone failing element goes to the back instead, so one
     // bad address cannot hold up every other ban.
@@ -566,7 +567,16 @@ bool BanLedger::FlushKernel() {
     Failed(kernel_retry_, firewall_problem_, "firewall", r.error(), stats_.kernel_errors);
     return false;
   }
-  kernel_slice_ = options_.kernel_slice;
+  // A transaction that took longer than a turn's budget (a slow kernel, or a big set) makes
+  // the next one smaller, to what fits the budget: one transaction is never cut, and a
+  // control request waits for all of it. One under half the budget lets the next grow back
+  // (doubling).
+  double budget = std::chrono::duration<double>(options_.kernel_budget).count();
+  size_t floor = std::min(kMinKernelSlice, options_.kernel_slice);
+  if (budget > 0 && took > budget)
+    kernel_slice_ = std::max(floor, static_cast<size_t>(static_cast<double>(taken.size()) * budget / took));
+  else if (took < budget / 2)
+    kernel_slice_ = std::min(options_.kernel_slice, std::max(kernel_slice_, taken.size()) * 2);
   Recovered(kernel_retry_, firewall_problem_, "the firewall");
   stats_.kernel_changes += orders.size();
   for (const auto& [p, why] : r->skipped) log_(LOG_INFO, "ban of " + p.ToString() + " not needed: " + why);

@@ -217,7 +217,11 @@ class BanLedger : public BanBook {
   std::deque<Prefix> kernel_queue_, store_queue_;
   std::vector<BanWrite> store_failed_;  // a slice the store refused, to be written again first
   size_t store_in_flight_ = 0;          // writes of the slice on the writer's thread
-  size_t kernel_slice_;  // halved after a failure, so one bad element cannot hold the rest
+  // Halved after a failure, so one bad element cannot hold the rest; fitted to the budget
+  // after a slow transaction, never below kMinKernelSlice for that (a transaction has a cost
+  // of its own).
+  size_t kernel_slice_;
+  static constexpr size_t kMinKernelSlice = 500;
   Retry kernel_retry_, store_retry_;
   std::string firewall_problem_, store_problem_;
   Clock::Steady next_check_{};

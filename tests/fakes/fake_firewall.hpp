@@ -25,6 +25,7 @@ class FakeFirewall : public Firewall {
   bool table = true;       // false: deleted by someone else; Apply fails until Rebuild
   std::set<Prefix> refuse;  // a transaction touching one of these fails (the kernel refuses it)
   std::function<void()> on_apply;  // called by every Apply (a test advancing its clock)
+  size_t applying = 0;             // orders of the Apply under way, for on_apply
   uint32_t generation = 1;         // rises with every change (ours or someone else's)
   int assume_calls = 0;
   std::vector<FirewallElement> assumed;
@@ -51,6 +52,7 @@ class FakeFirewall : public Firewall {
   }
   Result<ApplyReport> Apply(const std::vector<FirewallOrder>& orders) override {
     ++apply_calls;
+    applying = orders.size();
     if (on_apply) on_apply();
     if (Failing()) return Fail(failure);
     if (!table) return Fail(ErrorKind::kNotFound, "set ban4: No such file or directory");

@@ -165,6 +165,31 @@ TEST_CASE("a burst of bans goes to the kernel and the store in bounded slices") 
   CHECK(flushes >= 19);
 }
 
+TEST_CASE("a slow kernel gets transactions that fit a turn's budget, and a quick one gets them whole again") {
+  BanLedger::Options o;  // 10,000 elements a transaction, a 15 ms budget
+  Rig r(o);
+  r.store.fail_writes = true;  // only the kernel's side here (the fake store is quadratic)
+  size_t per_element_us = 10;  // 10,000 elements: 100 ms
+  r.fw.on_apply = [&] { r.clock.Advance(std::chrono::microseconds(per_element_us * r.fw.applying)); };
+  for (uint32_t i = 0; i < 60000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
+  REQUIRE(r.ledger.Flush());
+  REQUIRE(r.fw.applied.size() == 1);
+  CHECK(r.fw.applied[0].size() == 10000);  // the first is whole: nothing was known yet
+  for (int i = 0; i < 10 && r.fw.applied.size() < 6; ++i) r.ledger.Flush();
+  REQUIRE(r.fw.applied.size() >= 6);
+  for (size_t k = 1; k < 6; ++k) {
+    CHECK(r.fw.applied[k].size() <= 1500);  // 15 ms at 10 us an element
+    CHECK(r.fw.applied[k].size() >= 500);   // never below the floor
+  }
+  per_element_us = 0;  // the kernel is quick again: the slices double back to 10,000
+  r.Settle();
+  CHECK(r.fw.bans.size() == 60000);
+  CHECK(r.fw.applied.back().size() <= 10000);
+  size_t largest_late = 0;
+  for (size_t k = r.fw.applied.size() - 3; k < r.fw.applied.size(); ++k) largest_late = std::max(largest_late, r.fw.applied[k].size());
+  CHECK(largest_late == 10000);
+}
+
 TEST_CASE("one address the kernel keeps refusing does not hold up the others") {
   Rig r;
   r.fw.refuse.insert(P("203.0.113.66"));

@@ -440,19 +440,33 @@ void Daemon::HandleOutput() {
     Decision(w.Take(), now, "", v.account);
   }
   for (const Order& o : out_.orders) {
-    ++bans_by_[{o.jail, o.rule, "rule"}];
+    // A verdict's fan-out bans many addresses for one rule at one log time: its counters and
+    // time text are looked up once, not built again for every ban.
+    LastRuleBan& last = last_rule_ban_;
+    if (!last.total || last.jail != o.jail || last.rule != o.rule) {
+      last.jail = o.jail;
+      last.rule = o.rule;
+      last.total = &bans_by_[{o.jail, o.rule, "rule"}];
+      last.unlogged = nullptr;
+    }
+    ++*last.total;
+    if (last.log_time_text.empty() || last.log_time != o.at) {
+      last.log_time = o.at;
+      last.log_time_text = FormatIso8601(o.at);
+    }
     std::string target = o.target.ToString();
     DecisionRecord w;
     w.Str("time", now_text).Str("action", "ban").Str("target", target).Str("jail", o.jail).Str("rule", o.rule)
         .StrOrNull("account", o.account).Str("reason", o.reason).Int("duration_s", o.duration.count())
-        .Str("origin", "rule").Str("log_time", FormatIso8601(o.at));
+        .Str("origin", "rule").Str("log_time", last.log_time_text);
     AddEvidence(w, o.evidence);
     Decision(w.Take(), now, target, o.account);
     PublishBan(o.target, o.duration, o.jail, o.rule, o.account, o.reason, false);
     // One line per ban, up to kBanLinesPerSecondShown; past that, a flood is summed up per
     // jail and rule once a second (a botnet's million bans must not bury the journal).
     if (ban_lines_this_second_ >= kBanLinesPerSecondShown) {
-      ++unlogged_bans_[o.jail + " rule=" + o.rule];
+      if (!last.unlogged) last.unlogged = &unlogged_bans_[o.jail + " rule=" + o.rule];
+      ++*last.unlogged;
       continue;
     }
     ++ban_lines_this_second_;
@@ -616,7 +630,7 @@ void Daemon::SaveDecisions(bool all) {
   }
 }
 
-void Daemon::Decision(const std::string& record, Time t, const std::string& target, const std::string& account) {
+void Daemon::Decision(std::string record, Time t, const std::string& target, const std::string& account) {
   decisions_->Add(record);
   // Kept for `relayban explain` too, bounded: under a botnet's burst the oldest unsaved go.
   if (decisions_pending_bytes_ + record.size() > kDecisionsPendingBytes) {
@@ -624,7 +638,7 @@ void Daemon::Decision(const std::string& record, Time t, const std::string& targ
     return;
   }
   decisions_pending_bytes_ += record.size();
-  decisions_pending_.push_back(DecisionRow{t, target, account, record});
+  decisions_pending_.push_back(DecisionRow{t, target, account, std::move(record)});
 }
 
 void Daemon::Checkpoint() {
@@ -688,6 +702,7 @@ void Daemon::Tick() {
   for (const auto& [what, n] : unlogged_bans_)
     Log(LOG_NOTICE, "and " + std::to_string(n) + " more bans not logged one by one: jail=" + what);
   unlogged_bans_.clear();
+  last_rule_ban_.unlogged = nullptr;
   ban_lines_this_second_ = 0;
   evidence_records_this_second_ = 0;
   Time now = parts_.clock->Now();

@@ -130,7 +130,7 @@ class Daemon {
   void WriteTextfile();   // when `metrics.every` has passed
   // A decision record (JSON): to the decision log and, for `relayban explain`, the state
   // database, filed under its ban's target and its account.
-  void Decision(const std::string& record, Time t, const std::string& target, const std::string& account);
+  void Decision(std::string record, Time t, const std::string& target, const std::string& account);
   void SaveDecisions(bool all);  // a slice of those waiting (all: every one)
   void SaveAccountHistory(bool all);  // the accounts whose history changed: a slice (all: every one)
   std::vector<DecisionRow> decisions_pending_;
@@ -225,6 +225,15 @@ class Daemon {
   TurnStats turn_stats_;
   const char* turn_part_ = "";  // set by DoWork: what this turn did
   std::map<std::string, uint64_t> unlogged_bans_;  // "jail rule=..." -> bans not logged one by one
+  // The rule of the last ban handled, its counters (map nodes stay put) and its log time's text.
+  struct LastRuleBan {
+    std::string jail, rule;
+    uint64_t* total = nullptr;     // in bans_by_
+    uint64_t* unlogged = nullptr;  // in unlogged_bans_, until it is cleared
+    Time log_time{};
+    std::string log_time_text;
+  };
+  LastRuleBan last_rule_ban_;
   int sigfd_ = -1, timerfd_ = -1;
   bool stop_ = false;
   bool more_work_ = false;

@@ -451,6 +451,35 @@ TEST_CASE("a slow turn is measured: status names its length and part, metrics co
   CHECK(bucket("+Inf") == bucket("0.25"));
 }
 
+TEST_CASE("past 200 ban lines a second, bans are summed up per rule, and every ban is counted once") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  auto counted = [&] {
+    size_t lines = 0, summed = 0;
+    for (const auto& l : r.logs) {
+      if (l.rfind("ban ", 0) == 0) ++lines;
+      if (auto at = l.find(" more bans not logged one by one: jail=j rule=brute"); at != std::string::npos)
+        summed += std::stoul(l.substr(4, at - 4));  // "and N more ..."
+    }
+    return std::make_pair(lines, summed);
+  };
+  for (int round = 1; round <= 2; ++round) {  // the second after the summary cleared the first's
+    std::string burst;
+    for (uint32_t i = 0; i < 300; ++i) {
+      std::string ip = IpAddress::V4(0x0B000000u + static_cast<uint32_t>(round) * 1000 + i).ToString();
+      for (int k = 0; k < 3; ++k) burst += Iso(r.clock->Now()) + " fail user=x ip=" + ip + "\n";
+    }
+    r.Append(burst);
+    REQUIRE(r.TurnUntil([&] { return r.fw->bans.size() == 300u * static_cast<size_t>(round); }));
+    r.daemon->Tick();
+    auto [lines, summed] = counted();
+    CHECK(lines + summed == 300u * static_cast<size_t>(round));
+    CHECK(summed >= 100u * static_cast<size_t>(round));  // at most 200 lines a second
+  }
+  CHECK(r.daemon->RenderMetrics().find("\nrelayban_bans_total{jail=\"j\",rule=\"brute\",origin=\"rule\"} 600\n") !=
+        std::string::npos);
+}
+
 TEST_CASE("explain shows an address's ban with the lines that led to it, from the state database") {
   Rig r;
   REQUIRE(r.daemon->Start() == 0);

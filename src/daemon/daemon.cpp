@@ -414,15 +414,22 @@ std::string Daemon::EvidenceJson(const EvidenceLines& lines) {
 // kEvidencePerSecond records of a second; past that (a flood), the records keep every other
 // field and say how many lines they leave out, so a botnet's million bans cannot write
 // gigabytes of repeated lines.
-void Daemon::AddEvidence(DecisionRecord& w, const EvidenceLines& lines) {
-  if (lines.empty() || evidence_records_this_second_ < kEvidencePerSecond) {
-    if (!lines.empty()) ++evidence_records_this_second_;
-    w.Raw("evidence", EvidenceJson(lines));
-    return;
+bool Daemon::CountEvidence(const EvidenceLines& lines) {
+  if (lines.empty()) return true;
+  if (evidence_records_this_second_ < kEvidencePerSecond) {
+    ++evidence_records_this_second_;
+    return true;
   }
   ++evidence_omitted_;
-  w.Raw("evidence", "[]").Int("evidence_omitted", static_cast<int64_t>(lines.size()));
+  return false;
 }
+
+void Daemon::WriteEvidence(DecisionRecord& w, const EvidenceLines& lines, bool with) {
+  if (with) w.Raw("evidence", EvidenceJson(lines));
+  else w.Raw("evidence", "[]").Int("evidence_omitted", static_cast<int64_t>(lines.size()));
+}
+
+void Daemon::AddEvidence(DecisionRecord& w, const EvidenceLines& lines) { WriteEvidence(w, lines, CountEvidence(lines)); }
 
 void Daemon::HandleOutput() {
   Time now = parts_.clock->Now();
@@ -448,6 +455,7 @@ void Daemon::HandleOutput() {
       last.rule = o.rule;
       last.total = &bans_by_[{o.jail, o.rule, "rule"}];
       last.unlogged = nullptr;
+      last.tail.valid = false;
     }
     ++*last.total;
     if (last.log_time_text.empty() || last.log_time != o.at) {
@@ -455,11 +463,20 @@ void Daemon::HandleOutput() {
       last.log_time_text = FormatIso8601(o.at);
     }
     std::string target = o.target.ToString();
+    // Every field after the target is the same for a verdict's bans: rendered once.
+    bool with_evidence = CountEvidence(o.evidence);
+    RecordTail& tail = last.tail;
+    if (!tail.valid || tail.account != o.account || tail.reason != o.reason || tail.duration != o.duration ||
+        tail.log_time != o.at || tail.evidence.identity() != o.evidence.identity() || tail.with_evidence != with_evidence) {
+      tail = {true, o.account, o.reason, o.duration, o.at, o.evidence, with_evidence, {}};
+      DecisionRecord t;
+      t.Str("jail", o.jail).Str("rule", o.rule).StrOrNull("account", o.account).Str("reason", o.reason)
+          .Int("duration_s", o.duration.count()).Str("origin", "rule").Str("log_time", last.log_time_text);
+      WriteEvidence(t, o.evidence, with_evidence);
+      tail.fields = t.TakeFields();
+    }
     DecisionRecord w;
-    w.Str("time", now_text).Str("action", "ban").Str("target", target).Str("jail", o.jail).Str("rule", o.rule)
-        .StrOrNull("account", o.account).Str("reason", o.reason).Int("duration_s", o.duration.count())
-        .Str("origin", "rule").Str("log_time", last.log_time_text);
-    AddEvidence(w, o.evidence);
+    w.Str("time", now_text).Str("action", "ban").Str("target", target).Fields(tail.fields);
     Decision(w.Take(), now, target, o.account);
     PublishBan(o.target, o.duration, o.jail, o.rule, o.account, o.reason, false);
     // One line per ban, up to kBanLinesPerSecondShown; past that, a flood is summed up per

@@ -157,6 +157,10 @@ class Daemon {
   static constexpr size_t kEvidencePerSecond = 1000;  // decision records with their lines; beyond, counted
   std::string EvidenceJson(const EvidenceLines& lines);
   void AddEvidence(DecisionRecord& w, const EvidenceLines& lines);
+  // Whether a record gets its lines (past kEvidencePerSecond a second, not: counted), and
+  // the field that says so.
+  bool CountEvidence(const EvidenceLines& lines);
+  void WriteEvidence(DecisionRecord& w, const EvidenceLines& lines, bool with);
 
   // Control commands (daemon_commands.cpp).
   void OnRequest(ClientId client, std::string_view line);
@@ -225,6 +229,16 @@ class Daemon {
   TurnStats turn_stats_;
   const char* turn_part_ = "";  // set by DoWork: what this turn did
   std::map<std::string, uint64_t> unlogged_bans_;  // "jail rule=..." -> bans not logged one by one
+  // The fields of the last ban's decision record after its target, and what they were made of.
+  struct RecordTail {
+    bool valid = false;
+    std::string account, reason;
+    Seconds duration{};
+    Time log_time{};
+    EvidenceLines evidence;  // held, so that its identity cannot be taken by other lines
+    bool with_evidence = false;
+    std::string fields;
+  };
   // The rule of the last ban handled, its counters (map nodes stay put) and its log time's text.
   struct LastRuleBan {
     std::string jail, rule;
@@ -232,6 +246,7 @@ class Daemon {
     uint64_t* unlogged = nullptr;  // in unlogged_bans_, until it is cleared
     Time log_time{};
     std::string log_time_text;
+    RecordTail tail;
   };
   LastRuleBan last_rule_ban_;
   int sigfd_ = -1, timerfd_ = -1;

@@ -41,6 +41,15 @@ class DecisionRecord {
     text_ += '}';
     return std::move(text_);
   }
+  // The fields written so far without the braces, for Fields() of other records: what many
+  // records share is written once.
+  std::string TakeFields() { return text_.substr(1); }
+  DecisionRecord& Fields(std::string_view rendered) {
+    if (rendered.empty()) return *this;
+    text_ += text_.size() > 1 ? "," : "";
+    text_ += rendered;
+    return *this;
+  }
 
  private:
   void Key(const char* key) {

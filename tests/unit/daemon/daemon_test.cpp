@@ -480,6 +480,40 @@ TEST_CASE("past 200 ban lines a second, bans are summed up per rule, and every b
         std::string::npos);
 }
 
+TEST_CASE("a verdict's bans share their records' fields but each names its own address, as JSON written in order") {
+  Rig r("      - {name: acct, key: account, events: [auth_failure], distinct: ip, threshold: 3, window: 10m, ban: 2h}\n");
+  REQUIRE(r.daemon->Start() == 0);
+  std::string lines;
+  for (const char* account : {"victim", "other"})
+    for (int i = 1; i <= 3; ++i)
+      lines += Iso(r.clock->Now()) + " fail user=" + account + " ip=203.0.113." + std::to_string(i + (account[0] == 'o' ? 10 : 0)) + "\n";
+  r.Append(lines);
+  REQUIRE(r.TurnUntil([&] { return r.fw->bans.size() == 6 && r.store->decisions.size() >= 6; }));
+  std::map<std::string, json> by_target;
+  for (const auto& d : r.store->decisions) {
+    json j = json::parse(d.record);
+    if (j["action"] != "ban") continue;
+    // Written field by field in the order nlohmann's ordered_json keeps: the same text.
+    CHECK(nlohmann::ordered_json::parse(d.record).dump() == d.record);
+    CHECK(j["target"] == d.target);
+    by_target[d.target] = j;
+  }
+  REQUIRE(by_target.size() == 6);
+  for (int i = 1; i <= 3; ++i) {
+    const json& v = by_target["203.0.113." + std::to_string(i)];
+    const json& o = by_target["203.0.113." + std::to_string(i + 10)];
+    CHECK(v["account"] == "victim");
+    CHECK(o["account"] == "other");
+    CHECK(v["rule"] == "acct");
+    CHECK(v["duration_s"] == 7200);
+    CHECK(v["reason"].get<std::string>().find("account victim reached 3 distinct ip") != std::string::npos);
+    CHECK(o["reason"].get<std::string>().find("account other reached 3 distinct ip") != std::string::npos);
+    CHECK(v["evidence"].size() == 3);
+    CHECK(o["evidence"].size() == 3);
+    CHECK(o["evidence"][0]["line"].get<std::string>().find("user=other") != std::string::npos);
+  }
+}
+
 TEST_CASE("explain shows an address's ban with the lines that led to it, from the state database") {
   Rig r;
   REQUIRE(r.daemon->Start() == 0);

@@ -62,13 +62,17 @@ class FlatMap {
   // The same, with `hash` == Hash{}(key) already computed (a caller that may insert next).
   template <class K>
   size_t Find(const K& key, size_t hash) const {
+    // While growing, a key whose place in the old array has not moved yet is there (or, now
+    // and then, in the new one: see InsertOld); one whose place has moved is in the new one.
+    if (growing())
+      if (size_t at = FindOld(key, hash); at != kNone) return at;
     for (size_t i = Home(hash), probes = 0; probes < slots_.size(); i = Next(i), ++probes) {
       if (slots_[i].tag == kEmpty) break;
       if constexpr (kKeepsHash)
         if (slots_[i].hash != hash) continue;
       if (slots_[i].key == key) return i;
     }
-    return old_.empty() ? kNone : FindOld(key, hash);
+    return kNone;
   }
   // Starts loading the slot where a lookup of `key` begins: issued for every table an event
   // will touch before any is read, the cache misses overlap instead of adding up.

@@ -117,6 +117,20 @@ IpAddress IpAddress::Masked(int length) const {
 }
 
 std::string IpAddress::ToString() const {
+  if (is_v4()) {
+    // A dotted quad by hand: a botnet's burst writes a million addresses, and inet_ntop's
+    // formatting through printf cost more than the rest of a ban's record.
+    char buf[16];
+    char* p = buf;
+    for (int i = 0; i < 4; ++i) {
+      unsigned v = bytes_[static_cast<size_t>(i)];
+      if (v >= 100) *p++ = static_cast<char>('0' + v / 100);
+      if (v >= 10) *p++ = static_cast<char>('0' + v / 10 % 10);
+      *p++ = static_cast<char>('0' + v % 10);
+      if (i < 3) *p++ = '.';
+    }
+    return std::string(buf, p);
+  }
   char buf[INET6_ADDRSTRLEN];
   inet_ntop(is_v4() ? AF_INET : AF_INET6, bytes_.data(), buf, sizeof buf);
   return buf;

@@ -1,5 +1,6 @@
 #include "relayban/core/ip_address.hpp"
 
+#include <arpa/inet.h>
 #include <catch2/catch.hpp>
 
 #include <cstring>
@@ -133,4 +134,26 @@ TEST_CASE("addresses and prefixes order by their bytes, then family and length")
   CHECK(Prefix(*IpAddress::Parse("10.0.0.0"), 8) < Prefix(*IpAddress::Parse("10.0.0.0"), 16));
   CHECK(*IpAddress::Parse("9.255.255.255") < *IpAddress::Parse("10.0.0.0"));
   CHECK(*IpAddress::Parse("10.0.0.1") < *IpAddress::Parse("10.0.1.0"));
+}
+
+TEST_CASE("an IPv4 address prints as inet_ntop prints it, for every octet value and random addresses") {
+  auto ntop = [](uint32_t host_order) {
+    uint32_t net = htonl(host_order);
+    char buf[INET_ADDRSTRLEN];
+    inet_ntop(AF_INET, &net, buf, sizeof buf);
+    return std::string(buf);
+  };
+  for (uint32_t v = 0; v < 256; ++v)
+    for (uint32_t shift : {0u, 8u, 16u, 24u}) {
+      uint32_t a = (v << shift) | (shift == 0 ? 0x0A000000u : 1u);
+      REQUIRE(IpAddress::V4(a).ToString() == ntop(a));
+    }
+  std::mt19937 rng(3);
+  for (int i = 0; i < 100000; ++i) {
+    uint32_t a = static_cast<uint32_t>(rng());
+    REQUIRE(IpAddress::V4(a).ToString() == ntop(a));
+  }
+  CHECK(IpAddress::V4(0).ToString() == "0.0.0.0");
+  CHECK(IpAddress::V4(0xFFFFFFFFu).ToString() == "255.255.255.255");
+  CHECK(Prefix(IpAddress::V4(0xC6336400u), 24).ToString() == "198.51.100.0/24");
 }

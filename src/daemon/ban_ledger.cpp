@@ -535,7 +535,12 @@ bool BanLedger::FlushKernel() {
   Time now = clock_.Now();
   std::vector<FirewallOrder> orders;
   std::vector<Prefix> taken;
+  // A burst's targets are spread over a table of up to a million entries: each lookup is a
+  // cache miss, so the ones kAhead further on are started first.
+  constexpr size_t kAhead = 16;
+  for (size_t k = 0; k < kAhead && k < kernel_queue_.size(); ++k) entries_.Prefetch(kernel_queue_[k]);
   while (!kernel_queue_.empty() && taken.size() < kernel_slice_) {
+    if (kernel_queue_.size() > kAhead) entries_.Prefetch(kernel_queue_[kAhead]);
     Prefix p = kernel_queue_.front();
     kernel_queue_.pop_front();
     Entry* e = entries_.Get(p);
@@ -598,7 +603,10 @@ bool BanLedger::FlushStore() {
     // this slice. "In the store" is assumed from here on (true is the safe side: a save
     // then looks for a record to replace).
     size_t taken = 0;
+    constexpr size_t kAhead = 16;  // as for the kernel's slices
+    for (size_t k = 0; k < kAhead && k < store_queue_.size(); ++k) entries_.Prefetch(store_queue_[k]);
     while (!store_queue_.empty() && taken < options_.store_slice) {
+      if (store_queue_.size() > kAhead) entries_.Prefetch(store_queue_[kAhead]);
       Prefix p = store_queue_.front();
       store_queue_.pop_front();
       Entry* e = entries_.Get(p);

@@ -129,6 +129,33 @@ TEST_CASE("a stolen Postfix submission account is caught through queue-id correl
   CHECK(Account(j, "bob@example.com")["verdicts"].empty());
 }
 
+TEST_CASE("the text report prints every ban of a verdict with its own address and the verdict's reason") {
+  const std::string log = kSrc + "/tests/data/postfix-stolen-account.log";
+  json j = CheckJson({log}, {"postfix"});
+  CheckOptions o;
+  o.config = kConfig;
+  o.logs = {log};
+  o.jails = {"postfix"};
+  std::ostringstream out, err;
+  REQUIRE(RunCheck(o, kNow, out, err) == 0);
+  std::string text = out.str();
+  size_t bans = 0;
+  for (size_t at = text.find("  ban "); at != std::string::npos; at = text.find("  ban ", at + 1)) ++bans;
+  CHECK(bans == j["decisions"].size());
+  for (const auto& d : j["decisions"]) {
+    std::string target = d["target"];
+    INFO(target);
+    size_t at = text.find("  ban " + target + " ");
+    REQUIRE(at != std::string::npos);
+    size_t start = text.rfind('\n', at) + 1;  // the ban's line (its time first) and its reason's
+    std::string line = text.substr(start, text.find('\n', text.find('\n', at) + 1) - start);
+    CHECK(line.find(d["jail"].get<std::string>() + "/" + d["rule"].get<std::string>()) != std::string::npos);
+    if (!d["account"].is_null()) CHECK(line.find("account " + d["account"].get<std::string>()) != std::string::npos);
+    CHECK(line.find(d["reason"].get<std::string>()) != std::string::npos);
+    CHECK(line.find(d["at"].get<std::string>()) != std::string::npos);
+  }
+}
+
 TEST_CASE("check --events lists each matched line's event as JSON Lines") {
   int n = 0, relays = 0;
   for (const json& e : Events(kSrc + "/tests/data/postfix-stolen-account.log", {"postfix"})) {

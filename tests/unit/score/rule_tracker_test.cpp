@@ -207,3 +207,26 @@ TEST_CASE("an empty window state is all zero bytes, so a table's mapped array is
   CHECK(w->capacity() == 8);
   w->~WindowState();
 }
+
+TEST_CASE("a table that reaches its cap while growing evicts across both arrays and keeps every recent key") {
+  // The table grows at 33,186 keys and moves its old array over about 3,000 inserts: with a
+  // cap of 34,000 the first eviction comes in the middle of that move.
+  const size_t cap = 34000;
+  IpWindows w(3, Seconds(600), false, cap);
+  bool evicted_while_growing = false;
+  for (uint32_t i = 0; i < 100000; ++i) {
+    uint64_t runs = w.stats().eviction_runs;
+    size_t capacity = w.capacity();
+    w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(static_cast<int>(i / 100)));
+    // A growing table's positions span both arrays: more than the new array's alone.
+    if (w.stats().eviction_runs != runs && w.capacity() == capacity && capacity > cap * 100 / 45) evicted_while_growing = true;
+    REQUIRE(w.size() <= cap);
+  }
+  CHECK(evicted_while_growing);
+  CHECK(w.evicted() == 100000 - w.size());
+  // The most recent keys were kept, with their counts: two more events each are a verdict.
+  for (uint32_t i = 100000 - 1000; i < 100000; ++i) {
+    CHECK_FALSE(w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(1000)));
+    CHECK(w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(1000)));
+  }
+}

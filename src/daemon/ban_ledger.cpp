@@ -409,6 +409,7 @@ void BanLedger::AssumeKernelHoldsAll(bool settled) {
 }
 
 void BanLedger::Tick() {
+  entries_.Settle(65536);  // a growth the inserts left unfinished: a few ms a second at most
   Time now = clock_.Now();
   int64_t now_us = Us(now);
   // Bans the kernel expires on its own: end them here and in the store.

@@ -57,6 +57,7 @@ Prefix ElementShadow::Candidate(const Prefix& t, uint64_t k) {
 }
 
 size_t ElementShadow::Purge(TimePoint now, size_t max_visits) {
+  bulk_.Settle(max_visits);  // a growth the inserts left unfinished, as much again
   size_t dropped = 0, visits = 0;
   // The bulk table by slot, resuming where the last call stopped.
   while (visits < max_visits && bulk_.size() > 0) {

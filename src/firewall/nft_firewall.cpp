@@ -338,6 +338,8 @@ Result<std::vector<FirewallElement>> NftFirewall::List() {
 }
 
 Result<Integrity> NftFirewall::Check() {
+  // Called every few seconds: the shadow's upkeep goes on when no transaction comes.
+  shadow_.Purge(Clock::now(), 4096);
   auto gen = GenId();
   if (!gen) return Fail(gen.error());
   if (*gen && gen_ && **gen == *gen_) return Integrity::kUnchanged;  // nothing committed anywhere

@@ -22,6 +22,7 @@ void MemoryBanBook::Record(const Order& order) {
 }
 
 void MemoryBanBook::Expire(Time now, size_t max_slots) {
+  terms_.Settle(max_slots);  // a growth the inserts left unfinished, as much again
   uint32_t sec = SecondsOf(now);
   if (max_slots == 0) {  // the whole table, from its start
     expire_at_ = 0;

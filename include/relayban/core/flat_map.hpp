@@ -190,6 +190,13 @@ class FlatMap {
   const Value& ValueAt(size_t i) const { return At(i).value; }
   // Whether entries are still moving over from the array before the last growth.
   bool growing() const { return !old_.empty(); }
+  // Moves at least `positions` more old positions over (0: all): for owners to call in their
+  // periodic work, so that a table whose inserts stopped in the middle of a growth does not
+  // keep both arrays, and two lookups for some keys, for good. Returns growing().
+  bool Settle(size_t positions) {
+    if (growing()) MoveOver(positions == 0 ? ~size_t{0} : positions);
+    return growing();
+  }
 
   // Calls f(key, value) for every entry, in slot order.
   template <class F>

@@ -119,6 +119,7 @@ class KeyedWindows {
   // table of a million keys costs a bounded slice. Shrinks the table when a full pass found
   // it mostly empty.
   void Sweep(Time now, size_t max_slots = 0) {
+    map_.Settle(max_slots);  // a growth the inserts left unfinished, as much again
     uint32_t sec = SecondsOf(now);
     if (max_slots == 0) {  // the whole table, from its start
       sweep_at_ = 0;

@@ -277,6 +277,17 @@ TEMPLATE_TEST_CASE("a big table grows a few positions per insert, and agrees wit
     }
     CheckSame(m, ref);
   }
+  SECTION("with no more inserts, Settle moves the rest over a slice at a time") {
+    size_t calls = 0;
+    while (m.Settle(4096)) {
+      ++calls;
+      REQUIRE(calls <= old_slots / 4096 + 1);
+    }
+    CHECK(calls >= old_slots / 4096 / 2);  // slices, not all at once
+    CHECK(m.capacity() == new_slots);
+    CheckSame(m, ref);
+    CHECK_FALSE(m.Settle(4096));
+  }
   SECTION("copies, moves, reset, clear and an explicit rehash while growing") {
     Map copy = m;
     CheckSame(copy, ref);

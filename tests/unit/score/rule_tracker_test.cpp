@@ -230,3 +230,28 @@ TEST_CASE("a table that reaches its cap while growing evicts across both arrays 
     CHECK(w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(1000)));
   }
 }
+
+TEST_CASE("a table whose new keys stopped in the middle of a growth finishes it through its sweeps") {
+  IpWindows w(3, Seconds(600), false, 1000000);
+  uint32_t i = 0;
+  size_t before = w.capacity();
+  // Up to the insert that makes it grow (its capacity jumps by the old array and the new).
+  while (w.capacity() == before || w.capacity() < 50000) {
+    before = w.capacity();
+    w.Add(IpAddress::V4(0x0A000000u + i++), 0, 1, T(0));
+  }
+  size_t growing = w.capacity();
+  // No more new keys: the sweeps of the next ticks (a slice each) move the rest over.
+  int ticks = 0;
+  while (w.capacity() == growing && ticks < 1000) {
+    w.Sweep(T(1), 4096);
+    ++ticks;
+  }
+  CHECK(w.capacity() < growing);  // the old array is gone
+  CHECK(ticks > 1);               // in slices
+  CHECK(w.size() == i);           // nothing was lost (all inside the window)
+  for (uint32_t k = 0; k < i; k += 997) {
+    CHECK_FALSE(w.Add(IpAddress::V4(0x0A000000u + k), 0, 1, T(2)));
+    CHECK(w.Add(IpAddress::V4(0x0A000000u + k), 0, 1, T(2)));
+  }
+}

@@ -301,9 +301,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
             // Appended to one string, not an ostringstream (whose set-up cost more than the
             // rest of the line, a million times in a replayed botnet). What follows the
             // address is the same for every ban of one verdict: written once for them all.
-            if (!tail.valid || tail.order.at != d.at || tail.order.duration != d.duration || tail.order.jail != d.jail ||
-                tail.order.rule != d.rule || tail.order.account != d.account || tail.order.reason != d.reason ||
-                tail.order.evidence.identity() != d.evidence.identity()) {
+            if (!tail.valid || !SameButTarget(tail.order, d)) {
               tail.valid = true;
               tail.order = d;
               tail.time = "  " + FormatIso8601(d.at) + "  ban ";

@@ -447,31 +447,25 @@ void Daemon::HandleOutput() {
     Decision(w.Take(), now, "", v.account);
   }
   for (const Order& o : out_.orders) {
-    // A verdict's fan-out bans many addresses for one rule at one log time: its counters and
-    // time text are looked up once, not built again for every ban.
+    // A verdict's fan-out bans many addresses for one rule: its counters are looked up once,
+    // not with a key built again for every ban.
     LastRuleBan& last = last_rule_ban_;
     if (!last.total || last.jail != o.jail || last.rule != o.rule) {
       last.jail = o.jail;
       last.rule = o.rule;
       last.total = &bans_by_[{o.jail, o.rule, "rule"}];
       last.unlogged = nullptr;
-      last.tail.valid = false;
     }
     ++*last.total;
-    if (last.log_time_text.empty() || last.log_time != o.at) {
-      last.log_time = o.at;
-      last.log_time_text = FormatIso8601(o.at);
-    }
     std::string target = o.target.ToString();
     // Every field after the target is the same for a verdict's bans: rendered once.
     bool with_evidence = CountEvidence(o.evidence);
-    RecordTail& tail = last.tail;
-    if (!tail.valid || tail.account != o.account || tail.reason != o.reason || tail.duration != o.duration ||
-        tail.log_time != o.at || tail.evidence.identity() != o.evidence.identity() || tail.with_evidence != with_evidence) {
-      tail = {true, o.account, o.reason, o.duration, o.at, o.evidence, with_evidence, {}};
+    RecordTail& tail = record_tail_;
+    if (!tail.valid || !SameButTarget(tail.order, o) || tail.with_evidence != with_evidence) {
+      tail = {true, o, with_evidence, {}};
       DecisionRecord t;
       t.Str("jail", o.jail).Str("rule", o.rule).StrOrNull("account", o.account).Str("reason", o.reason)
-          .Int("duration_s", o.duration.count()).Str("origin", "rule").Str("log_time", last.log_time_text);
+          .Int("duration_s", o.duration.count()).Str("origin", "rule").Str("log_time", FormatIso8601(o.at));
       WriteEvidence(t, o.evidence, with_evidence);
       tail.fields = t.TakeFields();
     }
@@ -580,7 +574,6 @@ bool Daemon::DoWork() {
 void Daemon::Turn(int max_wait_ms) {
   loop_.Turn(more_work_ ? 0 : max_wait_ms);
   Clock::Steady started = parts_.clock->Monotonic();
-  turn_part_ = "idle";
   more_work_ = DoWork();
   double took = std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
   TurnStats& t = turn_stats_;

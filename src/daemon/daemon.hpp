@@ -214,7 +214,6 @@ class Daemon {
   // How long the loop's own work took turn by turn - what a control request may wait for
   // besides its own answer: per kTurnBounds (seconds) and above the last, the longest and
   // what it was doing then.
- public:
   static constexpr double kTurnBounds[] = {0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5};
   struct TurnStats {
     uint64_t turns = 0;
@@ -223,30 +222,23 @@ class Daemon {
     double longest = 0;
     const char* longest_part = "";
   };
-  const TurnStats& turn_stats() const { return turn_stats_; }
-
- private:
   TurnStats turn_stats_;
   const char* turn_part_ = "";  // set by DoWork: what this turn did
   std::map<std::string, uint64_t> unlogged_bans_;  // "jail rule=..." -> bans not logged one by one
-  // The fields of the last ban's decision record after its target, and what they were made of.
+  // The last rule ban's decision record after its target, and the ban it was made for (held:
+  // its evidence's identity cannot be taken by other lines meanwhile).
   struct RecordTail {
     bool valid = false;
-    std::string account, reason;
-    Seconds duration{};
-    Time log_time{};
-    EvidenceLines evidence;  // held, so that its identity cannot be taken by other lines
+    Order order;
     bool with_evidence = false;
     std::string fields;
   };
-  // The rule of the last ban handled, its counters (map nodes stay put) and its log time's text.
+  RecordTail record_tail_;
+  // The rule of the last ban handled and its counters (map nodes stay put).
   struct LastRuleBan {
     std::string jail, rule;
     uint64_t* total = nullptr;     // in bans_by_
     uint64_t* unlogged = nullptr;  // in unlogged_bans_, until it is cleared
-    Time log_time{};
-    std::string log_time_text;
-    RecordTail tail;
   };
   LastRuleBan last_rule_ban_;
   int sigfd_ = -1, timerfd_ = -1;

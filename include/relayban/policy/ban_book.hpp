@@ -58,6 +58,13 @@ struct Order {
   EvidenceLines evidence;
 };
 
+// Whether `b` is `a` but for its target: two bans of one verdict, whose reports can share
+// everything they say besides the address (the same lines, not merely equal ones).
+inline bool SameButTarget(const Order& a, const Order& b) {
+  return a.action == b.action && a.at == b.at && a.duration == b.duration && a.jail == b.jail && a.rule == b.rule &&
+         a.account == b.account && a.reason == b.reason && a.evidence.identity() == b.evidence.identity();
+}
+
 // A ban in force: until `end` (Time::max() = permanent), ordered for `duration` (0 = permanent).
 struct BanTerm {
   Time end;

@@ -102,7 +102,8 @@ struct Engine::Impl {
     const RuleSpec* spec;
     uint32_t id = 0;  // unique across jails
     uint64_t kinds = 0;
-    IpWindows ip_windows;
+    int table = -1;  // key ip: its jail's table and lane (IpTable)
+    size_t lane = 0;
     AccountWindows account_windows;
     bool confirmed = false;  // counts auth_success or relay: a real use of the account
     std::string reason;
@@ -119,7 +120,6 @@ struct Engine::Impl {
     Rule(const RuleSpec* s, size_t max_keys, uint32_t rule_id)
         : spec(s),
           id(rule_id),
-          ip_windows(s->threshold, s->window, s->distinct != Field::kNone, max_keys, 2 * rule_id),
           account_windows(Cap(s), s->window, s->distinct != Field::kNone, max_keys, 2 * rule_id + 1),
           dynamic(s->relative_factor > 0 || s->new_network_factor > 0) {}
   };
@@ -151,9 +151,29 @@ struct Engine::Impl {
       return false;
     }
   };
+  // The counts of a jail's address rules: rules that count the same events share a table,
+  // a lane each (up to three), so a line from a new address costs one lookup, one insert
+  // and one eviction for all of them. During one event `slot` holds the address's place.
+  struct IpTable {
+    uint64_t kinds = 0;
+    std::vector<Rule*> rules;
+    std::unique_ptr<IpWindows> one;        // a rule alone
+    std::unique_ptr<IpLaneWindows> lanes;  // two or three
+    static constexpr size_t kNoSlot = ~size_t{0};
+    size_t slot = kNoSlot;
+    template <class F>
+    auto With(F&& f) {
+      return one ? f(*one) : f(*lanes);
+    }
+    template <class F>
+    auto With(F&& f) const {
+      return one ? f(*one) : f(*lanes);
+    }
+  };
   struct Jail {
     const JailSpec* spec;
     std::vector<std::unique_ptr<Rule>> rules;
+    std::vector<IpTable> ip_tables;
     Correlator correlator;
     RelaySeen relayed;
     // Per connection (`conn` and address): what its lines counted, until the summary
@@ -305,7 +325,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
   for (const char* k : kStandardKinds) impl->KindId(k);
   for (const auto& [name, f] : impl->config.filters)
     for (const auto& k : f.kinds) impl->KindId(k);
-  uint32_t next_rule_id = 0;
+  uint32_t next_rule_id = 0, next_table_id = 0;
   for (const JailSpec& j : impl->config.jails) {
     if (!impl->options.jails.empty() &&
         std::find(impl->options.jails.begin(), impl->options.jails.end(), j.name) == impl->options.jails.end())
@@ -333,7 +353,30 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
         impl->new_network_warmup = impl->new_network_warmup.count() == 0 ? r.new_network_warmup
                                                                            : std::min(impl->new_network_warmup, r.new_network_warmup);
       }
+      if (r.key == RuleKey::kIp) {
+        auto t = std::find_if(jail->ip_tables.begin(), jail->ip_tables.end(), [&](const Impl::IpTable& x) {
+          return x.kinds == rule->kinds && x.rules.size() < IpLaneWindows::kLanes;
+        });
+        if (t == jail->ip_tables.end()) t = jail->ip_tables.insert(t, Impl::IpTable{rule->kinds, {}, nullptr, nullptr});
+        rule->table = static_cast<int>(t - jail->ip_tables.begin());
+        rule->lane = t->rules.size();
+        t->rules.push_back(rule.get());
+      }
       jail->rules.push_back(std::move(rule));
+    }
+    for (Impl::IpTable& t : jail->ip_tables) {
+      auto spec = [](const Impl::Rule* r) {
+        return WindowSpec{r->spec->threshold, r->spec->window, r->spec->distinct != Field::kNone};
+      };
+      size_t phase = 2 * next_table_id++;
+      if (t.rules.size() == 1) {
+        t.one = std::make_unique<IpWindows>(std::array<WindowSpec, 1>{spec(t.rules[0])}, impl->config.max_tracked, phase);
+        continue;
+      }
+      std::array<WindowSpec, IpLaneWindows::kLanes> specs{};
+      for (size_t l = 0; l < specs.size(); ++l)  // an unused lane never counts
+        specs[l] = l < t.rules.size() ? spec(t.rules[l]) : WindowSpec{1, Seconds(0), false};
+      t.lanes = std::make_unique<IpLaneWindows>(specs, impl->config.max_tracked, phase);
     }
     for (const auto& f : j.filters) impl->FilterId(f);
     impl->jail_names.push_back(j.name);
@@ -529,7 +572,8 @@ EngineEvictions Engine::evictions() const {
   EngineEvictions e;
   for (const auto& j : m.jails) {
     e.correlation += j->correlator.evicted();
-    for (const auto& r : j->rules) e.windows += r->ip_windows.evicted() + r->account_windows.evicted();
+    for (const auto& r : j->rules) e.windows += r->account_windows.evicted();
+    for (const auto& t : j->ip_tables) e.windows += t.With([](const auto& w) { return w.evicted(); });
   }
   e.accounts = m.accounts.evicted();
   e.offences = m.policy.offences().evicted();
@@ -898,8 +942,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
 
   // Under a flood every key is new and each table lookup a miss in memory: start them all.
   if (ip_key)
-    for (auto& rp : jail.rules)
-      if ((rp->kinds & bit) != 0 && rp->spec->key == RuleKey::kIp) rp->ip_windows.Prefetch(*ip_key);
+    for (IpTable& t : jail.ip_tables)
+      if ((t.kinds & bit) != 0) t.With([&](auto& w) { w.Prefetch(*ip_key); });
   for (auto& rp : jail.rules) {
     Rule& rule = *rp;
     if ((rule.kinds & bit) == 0) continue;
@@ -907,13 +951,18 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     if (!value) continue;
     bool fleet = fleet_counting && rule.spec->scope == RuleScope::kFleet;
     if (rule.spec->key == RuleKey::kIp) {
-      if (fleet && ip_key) {
+      if (!ip_key) continue;
+      // The address's place in its table, found (or made) once for all the table's rules
+      // and released after the last of them.
+      IpTable& table = jail.ip_tables[static_cast<size_t>(rule.table)];
+      if (table.slot == IpTable::kNoSlot) table.slot = table.With([&](auto& w) { return w.Slot(*ip_key, ev.time); });
+      if (fleet) {
         // Counted here too (for when Redis goes away), but the fleet decides.
-        int n = rule.ip_windows.Observe(*ip_key, *value, ev.count, ev.time);
+        int n = table.With([&](auto& w) { return w.ObserveAt(table.slot, rule.lane, *value, ev.count, ev.time); });
         if (!replaying) PushFleetCount(jail, rule, ip_key->ToString(), ev, rdomain, n, out);
         continue;
       }
-      if (!ip_key || !rule.ip_windows.Add(*ip_key, *value, ev.count, ev.time)) continue;
+      if (!table.With([&](auto& w) { return w.AddAt(table.slot, rule.lane, *value, ev.count, ev.time); })) continue;
       ++stats.verdicts;
       if (!replaying) ++rule.verdicts;
       if (!ev.account.empty()) accounts.AddTargeted(ev.account, rule.spec->name);
@@ -951,6 +1000,11 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       AccountVerdictNow(jail, rule, ev.jail, ev.account, ev.time, why, ev.ip ? ev.ip->ToString() : "", out, true);
     }
   }
+  for (IpTable& t : jail.ip_tables)
+    if (t.slot != IpTable::kNoSlot) {
+      t.With([&](auto& w) { w.Release(t.slot); });
+      t.slot = IpTable::kNoSlot;
+    }
 }
 
 // An account rule's verdict: the account is marked, every address that used it for the rule's
@@ -1049,7 +1103,8 @@ bool Engine::FleetVerdict(const std::string& jail_name, const std::string& rule_
       if (rule.spec->key == RuleKey::kIp) {
         auto key = IpAddress::Parse(subject);
         if (!key || !won) return false;
-        rule.ip_windows.Erase(*key);  // its count restarts, as after a local verdict
+        // Its count restarts, as after a local verdict.
+        jail.ip_tables[static_cast<size_t>(rule.table)].With([&](auto& w) { w.EraseLane(*key, rule.lane); });
         ++m.stats.verdicts;
         ++rule.verdicts;
         m.Emit(jail, rule, *key, at, "", rule.spec->name + ": " + why, out, m.EvidenceOf(jail, rule, &*key, nullptr));
@@ -1106,10 +1161,8 @@ void Engine::OnTick(Time now) {
   // A bounded slice of every table per tick: a table of a million keys is swept over
   // several ticks instead of stalling one.
   for (auto& j : m.jails) {
-    for (auto& r : j->rules) {
-      r->ip_windows.Sweep(now, kSweepSlice);
-      r->account_windows.Sweep(now, kSweepSlice);
-    }
+    for (auto& r : j->rules) r->account_windows.Sweep(now, kSweepSlice);
+    for (auto& t : j->ip_tables) t.With([&](auto& w) { w.Sweep(now, kSweepSlice); });
   }
   if (m.own_book) m.own_book->Expire(now, kSweepSlice);
   for (auto it = m.new_network_until.begin(); it != m.new_network_until.end();)

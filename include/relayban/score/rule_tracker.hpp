@@ -1,12 +1,14 @@
-// Scoring: one window table per rule counts, per key (an IP or an account), the events of the
-// rule's kinds in a sliding window on the log's own time - or the distinct values of one
-// field. Crossing the threshold is a verdict. Memory per key is bounded by the threshold;
+// Scoring: window tables count, per key (an IP or an account), the events of a rule's kinds
+// in a sliding window on the log's own time - or the distinct values of one field. A table
+// has a lane per rule: one for an account rule, up to three for address rules of a jail
+// that count the same events (one lookup per line for all of them). Crossing the threshold is a verdict. Memory per key is bounded by the threshold;
 // the number of keys by max_keys (the least recently seen are evicted first, and counted).
 // Keys live in a FlatMap: a million tracked addresses must fit in tens of megabytes, not
 // hundreds.
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -37,6 +39,13 @@ class WindowState {
   // and returns the number now inside the window ending at `sec`.
   int Add(uint32_t value, int weight, uint32_t sec, bool distinct, int threshold, uint32_t window);
   uint32_t last() const { return last_; }
+  bool empty() const { return n_ == 0; }
+  // Back to the empty state (all zero bytes).
+  void Reset() {
+    Release();
+    last_ = 0;
+    one_ = {};
+  }
   // Items it has room for: 1 (inline), then at least eight or the threshold at once.
   int capacity() const { return extra_ + 1; }
 
@@ -64,60 +73,115 @@ class WindowState {
   };
 };
 
-template <class Key, class KeyHash>
+// What one lane of a table counts: `threshold` events (or distinct values) in `window`.
+struct WindowSpec {
+  int threshold;
+  Seconds window;
+  bool distinct;
+};
+
+// The counts of one key for each of a table's N lanes (rules). Rules of a jail that count
+// the same events by address share one table, a lane each: under a flood every line brings
+// a new address, and one lookup, one insert and one eviction serve all of them.
+template <size_t N>
+struct WindowRow {
+  WindowState lane[N];
+  bool empty() const {
+    for (const WindowState& w : lane)
+      if (!w.empty()) return false;
+    return true;
+  }
+  uint32_t last() const {
+    uint32_t l = 0;
+    for (const WindowState& w : lane) l = std::max(l, w.last());
+    return l;
+  }
+};
+
+template <class Key, class KeyHash, size_t N = 1>
 class KeyedWindows {
  public:
   // `phase` (0 to kPhases - 1) lowers where this table starts evicting by phase/64 of
   // max_keys: the tables of one jail all see a botnet's new addresses line by line, and with
   // one cap they would all evict at the same line, their pauses adding up in one turn.
   static constexpr size_t kPhases = 8;
+  static constexpr size_t kLanes = N;
   // The phase also sets the table's first size, so tables of one jail grow (a rehash of up
   // to a million keys, tens of milliseconds) at different lines, not all at once.
-  KeyedWindows(int threshold, Seconds window, bool distinct, size_t max_keys, size_t phase = 0)
-      : threshold_(threshold),
-        window_(static_cast<uint32_t>(window.count())),
-        distinct_(distinct),
-        max_keys_(max_keys),
-        evict_at_(max_keys - (phase % kPhases) * (max_keys / 64)) {
+  KeyedWindows(const std::array<WindowSpec, N>& lanes, size_t max_keys, size_t phase = 0)
+      : max_keys_(max_keys), evict_at_(max_keys - (phase % kPhases) * (max_keys / 64)) {
+    for (size_t l = 0; l < N; ++l) {
+      threshold_[l] = lanes[l].threshold;
+      window_[l] = static_cast<uint32_t>(lanes[l].window.count());
+      distinct_[l] = lanes[l].distinct;
+      horizon_ = std::max(horizon_, window_[l]);
+    }
     // Spread over one growth step (a table grows by about 1.575 times): 32 to 46 slots.
     map_.Rehash(static_cast<size_t>(32.0 * std::pow(1.575, static_cast<double>(phase % kPhases) / kPhases)));
   }
+  // A table of one lane.
+  KeyedWindows(int threshold, Seconds window, bool distinct, size_t max_keys, size_t phase = 0)
+      : KeyedWindows(std::array<WindowSpec, 1>{WindowSpec{threshold, window, distinct}}, max_keys, phase) {}
   size_t capacity() const { return map_.capacity(); }
 
   // True when this observation crosses the threshold for `key`; the key's count restarts.
   template <class K>
   bool Add(const K& key, uint64_t value_hash, int weight, Time t) {
-    uint32_t sec = SecondsOf(t);
-    newest_ = std::max(newest_, sec);
-    size_t i = SlotFor(key);
-    int n = map_.ValueAt(i).Add(Fold(value_hash), weight, sec, distinct_, threshold_, window_);
-    if (n >= threshold_) {
-      map_.EraseAt(i);
-      return true;
-    }
-    return false;
+    size_t i = Slot(key, t);
+    bool crossed = AddAt(i, 0, value_hash, weight, t);
+    Release(i);
+    return crossed;
   }
   // Records the observation and returns how many the key has inside the window (at most
   // the threshold); the key is kept whatever the count (escalation history).
   template <class K>
   int Observe(const K& key, uint64_t value_hash, int weight, Time t) {
-    uint32_t sec = SecondsOf(t);
-    newest_ = std::max(newest_, sec);
-    return map_.ValueAt(SlotFor(key)).Add(Fold(value_hash), weight, sec, distinct_, threshold_, window_);
+    return ObserveAt(Slot(key, t), 0, value_hash, weight, t);
+  }
+
+  // Lane by lane (several rules, one lookup): Slot finds or inserts `key` - evicting first
+  // at the cap - and its position holds until the next Slot or Release on this table;
+  // Release ends the use, erasing a key none of whose lanes counts anything.
+  template <class K>
+  size_t Slot(const K& key, Time t) {
+    newest_ = std::max(newest_, SecondsOf(t));
+    return SlotFor(key);
+  }
+  // True when the lane crosses its threshold; the lane's count restarts.
+  bool AddAt(size_t slot, size_t lane, uint64_t value_hash, int weight, Time t) {
+    WindowState& w = map_.ValueAt(slot).lane[lane];
+    if (w.Add(Fold(value_hash), weight, SecondsOf(t), distinct_[lane], threshold_[lane], window_[lane]) < threshold_[lane])
+      return false;
+    w.Reset();
+    return true;
+  }
+  int ObserveAt(size_t slot, size_t lane, uint64_t value_hash, int weight, Time t) {
+    return map_.ValueAt(slot).lane[lane].Add(Fold(value_hash), weight, SecondsOf(t), distinct_[lane], threshold_[lane],
+                                            window_[lane]);
+  }
+  void Release(size_t slot) {
+    if (map_.ValueAt(slot).empty()) map_.EraseAt(slot);
   }
   template <class K>
   void Prefetch(const K& key) const {
     map_.Prefetch(key);
   }
-  // Forgets what was counted for `key`.
+  // Forgets what was counted for `key`, in every lane or in one.
   template <class K>
   void Erase(const K& key) {
     if (size_t i = map_.Find(key); i != map_.kNone) map_.EraseAt(i);
   }
-  // Drops keys with nothing inside the window ending at `now`, visiting at most `max_slots`
-  // slots from where the previous call stopped (0 = the whole table), so a tick over a
-  // table of a million keys costs a bounded slice. Shrinks the table when a full pass found
-  // it mostly empty.
+  template <class K>
+  void EraseLane(const K& key, size_t lane) {
+    if (size_t i = map_.Find(key); i != map_.kNone) {
+      map_.ValueAt(i).lane[lane].Reset();
+      Release(i);
+    }
+  }
+  // Drops counts with nothing inside their lane's window ending at `now`, and keys left with
+  // none, visiting at most `max_slots` slots from where the previous call stopped (0 = the
+  // whole table), so a tick over a table of a million keys costs a bounded slice. Shrinks
+  // the table when a full pass found it mostly empty.
   void Sweep(Time now, size_t max_slots = 0) {
     map_.Settle(max_slots);  // a growth the inserts left unfinished, as much again
     uint32_t sec = SecondsOf(now);
@@ -134,7 +198,7 @@ class KeyedWindows {
       size_t i = sweep_at_;
       ++stats_.slots_visited;
       // An erase may move a later entry into slot i: look at it again before going on.
-      if (!(map_.Used(i) && map_.ValueAt(i).last() + window_ < sec && map_.EraseAt(i))) ++sweep_at_;
+      if (!(map_.Used(i) && Idle(map_.ValueAt(i), sec) && map_.EraseAt(i))) ++sweep_at_;
     }
   }
   size_t size() const { return map_.size(); }
@@ -149,7 +213,8 @@ class KeyedWindows {
     uint64_t slots_visited = 0;  // by eviction and sweeping together
   };
   const Stats& stats() const { return stats_; }
-  typename FlatMap<Key, WindowState, KeyHash>::Clustering Measure() const { return map_.Measure(); }
+  using Row = WindowRow<N>;
+  typename FlatMap<Key, Row, KeyHash>::Clustering Measure() const { return map_.Measure(); }
 
  private:
   template <class K>
@@ -160,6 +225,16 @@ class KeyedWindows {
     if (map_.size() >= evict_at_) EvictOldest();
     return map_.Insert(Key(key), hash);
   }
+  // Empties the lanes with nothing inside their window ending at `sec`; true when none is left.
+  bool Idle(Row& row, uint32_t sec) const {
+    bool idle = true;
+    for (size_t l = 0; l < N; ++l) {
+      if (row.lane[l].empty()) continue;
+      if (row.lane[l].last() + window_[l] < sec) row.lane[l].Reset();
+      else idle = false;
+    }
+    return idle;
+  }
   static uint32_t Fold(uint64_t h) { return static_cast<uint32_t>(h ^ (h >> 32)); }
   void EvictOldest() {
     // The least recently seen eighth goes at once: two sequential passes per max_keys/8
@@ -168,17 +243,18 @@ class KeyedWindows {
     size_t keep = evict_at_ - max_keys_ / 8;
     if (map_.size() <= keep) return;
     auto cost = relayban::EvictOldest(
-        map_.capacity(), map_.size() - keep, newest_, window_, stats_.eviction_runs,
+        map_.capacity(), map_.size() - keep, newest_, horizon_, stats_.eviction_runs,
         [&](size_t i) { return map_.Used(i); }, [&](size_t i) { return map_.ValueAt(i).last(); },
         [&](size_t i) { return static_cast<uint64_t>(map_.HashAt(i)); }, [&](size_t i) { return map_.EraseAt(i); });
     stats_.evicted += cost.evicted;
     stats_.slots_visited += cost.positions_visited;
   }
 
-  using Map = FlatMap<Key, WindowState, KeyHash>;
-  int threshold_;
-  uint32_t window_;
-  bool distinct_;
+  using Map = FlatMap<Key, Row, KeyHash>;
+  int threshold_[N];
+  uint32_t window_[N];
+  bool distinct_[N];
+  uint32_t horizon_ = 0;  // the longest lane window
   size_t max_keys_;
   size_t evict_at_;  // max_keys_, less this table's phase
   Map map_;
@@ -190,8 +266,13 @@ class KeyedWindows {
 // A table's mapped array of WindowState slots is not written before entries land in it.
 template <>
 struct ZeroIsDefault<WindowState> : std::true_type {};
+template <size_t N>
+struct ZeroIsDefault<WindowRow<N>> : std::true_type {};
 
 using IpWindows = KeyedWindows<IpAddress, IpAddressHash>;
+// Up to three address rules of one jail counting the same events (the shipped rule set's
+// brute force, slow brute force and spraying rules all count auth_failure).
+using IpLaneWindows = KeyedWindows<IpAddress, IpAddressHash, 3>;
 using AccountWindows = KeyedWindows<std::string, StringHash>;
 using PrefixWindows = KeyedWindows<Prefix, PrefixHash>;
 

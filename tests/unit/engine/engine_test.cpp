@@ -99,6 +99,48 @@ TEST_CASE("failures spread over more than the window never ban") {
   CHECK(r.out.orders.empty());
 }
 
+TEST_CASE("address rules counting the same events each count and decide on their own, shared table or not") {
+  // Four rules on auth_failure: the first three share a table (a lane each), the fourth has
+  // one of its own; another kind's rule has its own too.
+  const char* config = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+      - {event: relay_denied, regex: 'denied ip={ip}$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: a, key: ip, events: [auth_failure], threshold: 2, window: 10m, ban: 1h}
+      - {name: b, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}
+      - {name: c, key: ip, events: [auth_failure], distinct: account, threshold: 2, window: 1h, ban: 1h}
+      - {name: d, key: ip, events: [auth_failure], threshold: 4, window: 10m, ban: 1h}
+      - {name: e, key: ip, events: [relay_denied], threshold: 2, window: 10m, ban: 1h}
+)";
+  Rig r(config);
+  auto verdicts = [&] {
+    std::string v;
+    for (const auto& x : r.engine->counts().verdicts) v += x.rule + "=" + std::to_string(x.count) + " ";
+    return v;
+  };
+  for (int i = 0; i < 6; ++i) r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=x ip=203.0.113.9");
+  CHECK(verdicts() == "a=3 b=2 c=0 d=1 e=0 ");  // a at 2, 4, 6; b at 3, 6; d at 4
+  r.Feed("2026-11-18T10:00:07Z fail user=y ip=203.0.113.9");  // a and b start over, d has 3
+  CHECK(verdicts() == "a=3 b=2 c=1 d=1 e=0 ");                 // c: a second account
+  r.Feed("2026-11-18T10:00:08Z denied ip=203.0.113.9");
+  r.Feed("2026-11-18T10:00:08Z fail user=x ip=198.51.100.7");  // another address counts apart
+  CHECK(verdicts() == "a=3 b=2 c=1 d=1 e=0 ");
+  r.Feed("2026-11-18T10:00:09Z denied ip=203.0.113.9");
+  r.Feed("2026-11-18T10:00:09Z fail user=x ip=203.0.113.9");
+  CHECK(verdicts() == "a=4 b=2 c=1 d=2 e=1 ");
+  // Two hours on, every window has emptied: two failures are a's verdict alone (b and d
+  // would need what they had counted before, c a second account within the hour).
+  r.Feed("2026-11-18T12:00:00Z fail user=z ip=203.0.113.9");
+  r.Feed("2026-11-18T12:00:01Z fail user=z ip=203.0.113.9");
+  CHECK(verdicts() == "a=5 b=2 c=1 d=2 e=1 ");
+}
+
 TEST_CASE("ignored and loopback addresses are never banned") {
   Rig r;
   for (int i = 0; i < 10; ++i) {

@@ -255,3 +255,87 @@ TEST_CASE("a table whose new keys stopped in the middle of a growth finishes it 
     CHECK(w.Add(IpAddress::V4(0x0A000000u + k), 0, 1, T(2)));
   }
 }
+
+TEST_CASE("rules sharing a table count in lanes of their own: one key, each lane its threshold and window") {
+  // Brute force (3 in 60 s), slow (5 in an hour), spraying (2 distinct values in an hour).
+  IpLaneWindows w({WindowSpec{3, Seconds(60), false}, WindowSpec{5, Seconds(3600), false}, WindowSpec{2, Seconds(3600), true}},
+                  1000);
+  auto add = [&](int second, uint64_t value) {
+    size_t i = w.Slot(kIp, T(second));
+    int crossed = 0;
+    for (size_t l = 0; l < 3; ++l)
+      if (w.AddAt(i, l, value, 1, T(second))) crossed |= 1 << l;
+    w.Release(i);
+    return crossed;
+  };
+  CHECK(add(0, 7) == 0);
+  CHECK(add(1, 7) == 0);       // lane 2: the same value again
+  CHECK(add(2, 8) == (1 | 4));  // lane 0: three events; lane 2: two distinct values
+  CHECK(w.size() == 1);         // lane 1 still counts: the key stays
+  CHECK(add(100, 9) == 0);      // lane 0 restarted; lane 1 at four
+  CHECK(add(101, 9) == 2);      // lane 1: five in the hour
+  CHECK(add(102, 9) == 1);      // lane 0: three in a minute again; lane 2: one value since
+  CHECK(w.size() == 1);         // lane 1 (one event) and lane 2 (one value) still count
+  // A key with no lane left goes.
+  w.EraseLane(kIp, 1);
+  CHECK(w.size() == 1);
+  w.EraseLane(kIp, 2);
+  CHECK(w.size() == 0);
+}
+
+TEST_CASE("a shared table's sweep empties each lane after its own window, and the key after the last") {
+  IpLaneWindows w({WindowSpec{10, Seconds(60), false}, WindowSpec{10, Seconds(3600), false}, WindowSpec{10, Seconds(60), true}},
+                  1000);
+  size_t i = w.Slot(kIp, T(0));
+  for (size_t l = 0; l < 3; ++l) w.AddAt(i, l, 1, 1, T(0));
+  w.Release(i);
+  w.Sweep(T(120));
+  REQUIRE(w.size() == 1);  // the hour lane still counts
+  // The minute lanes were emptied: nine more events in lane 0 are not a verdict, while the
+  // hour lane had one and reaches ten with nine more.
+  i = w.Slot(kIp, T(121));
+  bool lane0 = false, lane1 = false;
+  for (int k = 0; k < 9; ++k) {
+    lane0 = lane0 || w.AddAt(i, 0, 1, 1, T(121));
+    lane1 = lane1 || w.AddAt(i, 1, 1, 1, T(121));
+  }
+  w.Release(i);
+  CHECK_FALSE(lane0);
+  CHECK(lane1);
+  w.Sweep(T(4000));
+  CHECK(w.size() == 0);
+  // An inserted key none of whose lanes counted anything is not kept.
+  w.Release(w.Slot(kIp, T(4001)));
+  CHECK(w.size() == 0);
+}
+
+TEST_CASE("a shared table evicts keys by their most recent lane, an eighth at once") {
+  IpLaneWindows w({WindowSpec{10, Seconds(86400), false}, WindowSpec{10, Seconds(86400), false}, WindowSpec{10, Seconds(600), false}},
+                  800);
+  // Keys 0-799 counted in lane 0 at seconds 0-799; the first hundred seen again (lane 1) at 900.
+  for (uint32_t k = 0; k < 800; ++k) {
+    size_t i = w.Slot(IpAddress::V4(0x0A000000u + k), T(static_cast<int>(k)));
+    w.AddAt(i, 0, 0, 1, T(static_cast<int>(k)));
+    w.Release(i);
+  }
+  for (uint32_t k = 0; k < 100; ++k) {
+    size_t i = w.Slot(IpAddress::V4(0x0A000000u + k), T(900));
+    w.AddAt(i, 1, 0, 1, T(900));
+    w.Release(i);
+  }
+  w.Add(IpAddress::V4(0x0B000000u), 0, 1, T(1000));  // the cap: an eighth goes
+  CHECK(w.stats().eviction_runs == 1);
+  CHECK(w.evicted() == 100);
+  // What went was keys 100-199 (seen last at 100-199), not 0-99 (lane 1 at 900): these
+  // still have their lane 0 count, nine more make ten.
+  size_t i = w.Slot(IpAddress::V4(0x0A000000u + 5), T(1001));
+  bool kept = false;
+  for (int k = 0; k < 9; ++k) kept = kept || w.AddAt(i, 0, 0, 1, T(1001));
+  w.Release(i);
+  CHECK(kept);
+  i = w.Slot(IpAddress::V4(0x0A000000u + 150), T(1001));
+  bool fresh = false;
+  for (int k = 0; k < 9; ++k) fresh = fresh || w.AddAt(i, 0, 0, 1, T(1001));
+  w.Release(i);
+  CHECK_FALSE(fresh);
+}

@@ -1,5 +1,6 @@
 #include "ban_ledger.hpp"
 
+#include "job_thread.hpp"
 #include "store_writer.hpp"
 
 #include <syslog.h>
@@ -147,7 +148,7 @@ void BanLedger::MaybeErase(const Prefix& target) {
   size_t i = entries_.Find(target);
   if (i == entries_.kNone) return;
   Entry& e = entries_.ValueAt(i);
-  if (e.state == State::kActive || e.kernel_pending || e.save_pending || e.end_pending) return;
+  if (e.state == State::kActive || e.kernel_pending || e.kernel_in_flight || e.save_pending || e.end_pending) return;
   Release(e.info);
   entries_.EraseAt(i);
 }
@@ -244,6 +245,7 @@ bool BanLedger::Unban(const Prefix& target, bool urgent) {
 size_t BanLedger::UnbanAll() {
   // Emptying the sets is one transaction whatever their size (removing a million elements
   // one by one keeps the kernel busy for seconds); if it fails, one by one it is.
+  WaitKernel();
   Clock::Steady t0 = clock_.Monotonic();
   bool emptied = static_cast<bool>(firewall_.Rebuild({}));
   stats_.kernel_seconds += std::chrono::duration<double>(clock_.Monotonic() - t0).count();
@@ -293,6 +295,7 @@ size_t BanLedger::CountInJail(const std::string& jail) const {
 }
 
 BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
+  WaitKernel();
   RestoreReport report;
   Time now = clock_.Now();
   // Read a row at a time: a million bans restored must not sit in memory twice.
@@ -389,6 +392,7 @@ BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
 }
 
 void BanLedger::AssumeKernelHoldsAll(bool settled) {
+  WaitKernel();
   std::vector<FirewallElement> held;
   held.reserve(active_);
   int64_t now_us = Us(clock_.Now());
@@ -442,6 +446,7 @@ void BanLedger::Tick() {
 }
 
 void BanLedger::CheckKernel() {
+  WaitKernel();
   auto integrity = firewall_.Check();
   if (!integrity) {
     Failed(kernel_retry_, firewall_problem_, "firewall", integrity.error(), stats_.kernel_errors);
@@ -530,7 +535,7 @@ bool BanLedger::Flush() {
 }
 
 bool BanLedger::FlushKernel() {
-  if (kernel_queue_.empty()) return false;
+  if (kernel_queue_.empty() || kernel_in_flight_) return false;
   Clock::Steady mono = clock_.Monotonic();
   if (mono < kernel_retry_.at) return false;
   Time now = clock_.Now();
@@ -557,26 +562,69 @@ bool BanLedger::FlushKernel() {
       MaybeErase(p);
       continue;
     }
+    // What the entry owes the kernel is taken now: a change after this is queued again and
+    // sent after this slice.
+    e->kernel_pending = false;
+    e->kernel_in_flight = true;
     taken.push_back(p);
   }
   if (orders.empty()) return !kernel_queue_.empty();
+  if (options_.kernel_thread) {
+    kernel_in_flight_ = orders.size();
+    struct Slice {
+      std::vector<FirewallOrder> orders;
+      std::vector<Prefix> taken;
+      Result<ApplyReport> r = Fail("not applied");
+      double took = 0;
+    };
+    auto slice = std::make_shared<Slice>();
+    slice->orders = std::move(orders);
+    slice->taken = std::move(taken);
+    Firewall& fw = firewall_;
+    const Clock& clock = clock_;
+    options_.kernel_thread->Submit(
+        [slice, &fw, &clock]() -> Result<void> {
+          Clock::Steady t0 = clock.Monotonic();
+          slice->r = fw.Apply(slice->orders);
+          slice->took = std::chrono::duration<double>(clock.Monotonic() - t0).count();
+          return {};
+        },
+        [this, slice](const Result<void>&) {
+          kernel_in_flight_ = 0;
+          KernelApplied(slice->taken, slice->r, slice->took);
+        });
+    return false;  // the outcome wakes the loop
+  }
   Clock::Steady t0 = clock_.Monotonic();
   auto r = firewall_.Apply(orders);
-  double took = std::chrono::duration<double>(clock_.Monotonic() - t0).count();
+  KernelApplied(taken, r, std::chrono::duration<double>(clock_.Monotonic() - t0).count());
+  return r && !kernel_queue_.empty();
+}
+
+void BanLedger::KernelApplied(const std::vector<Prefix>& taken, const Result<ApplyReport>& r, double took) {
   stats_.kernel_seconds += took;
+  for (const Prefix& p : taken)
+    if (Entry* e = entries_.Get(p)) e->kernel_in_flight = false;
   if (!r) {
     // Back to the front in order; a lone failing element goes to the back instead, so one
-    // bad address cannot hold up every other ban.
-    if (taken.size() == 1 && !kernel_queue_.empty()) kernel_queue_.push_back(taken[0]);
-    else kernel_queue_.insert(kernel_queue_.begin(), taken.begin(), taken.end());
+    // bad address cannot hold up every other ban. One that changed meanwhile is queued
+    // already.
+    std::vector<Prefix> again;
+    for (const Prefix& p : taken)
+      if (Entry* e = entries_.Get(p); e && !e->kernel_pending) {
+        e->kernel_pending = true;
+        again.push_back(p);
+      }
+    if (again.size() == 1 && !kernel_queue_.empty()) kernel_queue_.push_back(again[0]);
+    else kernel_queue_.insert(kernel_queue_.begin(), again.begin(), again.end());
     kernel_slice_ = std::max<size_t>(1, taken.size() / 2);
     Failed(kernel_retry_, firewall_problem_, "firewall", r.error(), stats_.kernel_errors);
-    return false;
+    return;
   }
   // A transaction that took longer than a turn's budget (a slow kernel, or a big set) makes
   // the next one smaller, to what fits the budget: one transaction is never cut, and a
-  // control request waits for all of it. One under half the budget lets the next grow back
-  // (doubling).
+  // control request (or, with a kernel thread, any other firewall call) waits for all of
+  // it. One under half the budget lets the next grow back (doubling).
   double budget = std::chrono::duration<double>(options_.kernel_budget).count();
   size_t floor = std::min(kMinKernelSlice, options_.kernel_slice);
   if (budget > 0 && took > budget)
@@ -584,13 +632,15 @@ bool BanLedger::FlushKernel() {
   else if (took < budget / 2)
     kernel_slice_ = std::min(options_.kernel_slice, std::max(kernel_slice_, taken.size()) * 2);
   Recovered(kernel_retry_, firewall_problem_, "the firewall");
-  stats_.kernel_changes += orders.size();
+  stats_.kernel_changes += taken.size();
   for (const auto& [p, why] : r->skipped) log_(LOG_INFO, "ban of " + p.ToString() + " not needed: " + why);
-  for (const Prefix& p : taken) {
-    if (Entry* e = entries_.Get(p)) e->kernel_pending = false;
-    MaybeErase(p);
-  }
-  return !kernel_queue_.empty();
+  for (const Prefix& p : taken) MaybeErase(p);
+}
+
+void BanLedger::WaitKernel() {
+  if (!options_.kernel_thread || !kernel_in_flight_) return;
+  options_.kernel_thread->Wait();
+  options_.kernel_thread->Poll();
 }
 
 bool BanLedger::FlushStore() {
@@ -656,18 +706,21 @@ void BanLedger::StoreWritten(std::vector<BanWrite> writes, const Result<void>& r
 
 void BanLedger::Drain(Clock::Steady deadline) {
   kernel_retry_.at = store_retry_.at = Clock::Steady{};
-  while (clock_.Monotonic() < deadline && (!kernel_queue_.empty() || !StoreSettled())) {
-    size_t k = kernel_queue_.size(), s = store_backlog();
+  WaitKernel();
+  while (clock_.Monotonic() < deadline && (!KernelSettled() || !StoreSettled())) {
+    size_t k = kernel_backlog(), s = store_backlog();
     Flush();
+    WaitKernel();
     if (options_.writer) {
       options_.writer->Wait();
       options_.writer->Poll();
     }
-    if (kernel_queue_.size() == k && store_backlog() == s) break;  // failing: give up
+    if (kernel_backlog() == k && store_backlog() == s) break;  // failing: give up
   }
 }
 
 Result<void> BanLedger::RemoveAll() {
+  WaitKernel();
   auto r = firewall_.Remove();
   int64_t now = Us(clock_.Now());
   for (size_t i = 0; i < entries_.capacity(); ++i) {

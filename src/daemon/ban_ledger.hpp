@@ -5,7 +5,8 @@
 // bans never stalls the loop), a mirror that fails is retried with backoff until it holds and
 // shows as degraded meanwhile, and the kernel is checked for tampering and repaired.
 // Time comes from the injected Clock; single-threaded (the loop thread: a StoreWriter runs
-// only the store's calls on its own, and hands their outcomes back to this thread).
+// only the store's calls on its own, a JobThread only the firewall's Apply, and each hands
+// the outcomes back to this thread).
 #pragma once
 
 #include <deque>
@@ -23,6 +24,7 @@
 
 namespace relayban {
 
+class JobThread;
 class StoreWriter;
 
 enum class BanOrigin : uint8_t { kRule, kManual, kAdopted, kFleet };
@@ -49,6 +51,9 @@ class BanLedger : public BanBook {
     // while the loop goes on; their outcomes come back through its Poll. Else they are
     // written in Flush.
     StoreWriter* writer = nullptr;
+    // When set, the kernel's slices (Apply) run on this thread, one at a time, while the
+    // loop goes on; every other firewall call first waits for the slice on its way.
+    JobThread* kernel_thread = nullptr;
   };
   // Why a ban exists; shared by every ban with the same values.
   struct Info {
@@ -113,11 +118,11 @@ class BanLedger : public BanBook {
   // is left that could be done now (the loop should turn again without waiting).
   bool Flush();
   // Nothing is waiting for the kernel (every ban and unban ordered so far is in force there).
-  bool KernelSettled() const { return kernel_queue_.empty(); }
+  bool KernelSettled() const { return kernel_queue_.empty() && kernel_in_flight_ == 0; }
   // The last ban or unban of `target` still waits for the kernel.
   bool KernelPending(const Prefix& target) const {
     const Entry* e = entries_.Get(target);
-    return e && e->kernel_pending;
+    return e && (e->kernel_pending || e->kernel_in_flight);
   }
   // The store lost its database (a damaged one was moved aside): write every ban in force
   // again.
@@ -142,7 +147,7 @@ class BanLedger : public BanBook {
   // Empty when the mirror is fine, else why it is not ("firewall: ...", "state database: ...").
   const std::string& firewall_problem() const { return firewall_problem_; }
   const std::string& store_problem() const { return store_problem_; }
-  size_t kernel_backlog() const { return kernel_queue_.size(); }
+  size_t kernel_backlog() const { return kernel_queue_.size() + kernel_in_flight_; }
   size_t store_backlog() const { return store_queue_.size() + store_failed_.size() + store_in_flight_; }
   const Stats& stats() const { return stats_; }
 
@@ -159,6 +164,7 @@ class BanLedger : public BanBook {
     State state = State::kActive;
     How how = How::kNone;
     bool kernel_pending = false;  // queued for the kernel
+    bool kernel_in_flight = false;  // in the slice on its way to the kernel
     bool save_pending = false;    // its record is owed to the store
     bool end_pending = false;     // its end is owed to the store
     bool in_store = false;        // the store may hold an active record of this target
@@ -186,6 +192,12 @@ class BanLedger : public BanBook {
   void QueueStore(const Prefix& target, Entry& e);
   void MaybeErase(const Prefix& target);
   bool FlushKernel();
+  // The outcome of a slice of kernel orders for `taken`: a failed one goes back to be sent
+  // again (what changed meanwhile is queued already, and sent as it is by then).
+  void KernelApplied(const std::vector<Prefix>& taken, const Result<ApplyReport>& r, double took);
+  // With a kernel thread: waits for the slice on its way and takes its outcome, before any
+  // other firewall call (the firewall is never used by two threads at once).
+  void WaitKernel();
   bool FlushStore();
   // The outcome of a slice of writes; a failed one is kept to be written again, whole and
   // before anything else (later writes of its targets must follow it).
@@ -217,6 +229,7 @@ class BanLedger : public BanBook {
   std::deque<Prefix> kernel_queue_, store_queue_;
   std::vector<BanWrite> store_failed_;  // a slice the store refused, to be written again first
   size_t store_in_flight_ = 0;          // writes of the slice on the writer's thread
+  size_t kernel_in_flight_ = 0;         // orders of the slice on the kernel thread
   // Halved after a failure, so one bad element cannot hold the rest; fitted to the budget
   // after a slow transaction, never below kMinKernelSlice for that (a transaction has a cost
   // of its own).

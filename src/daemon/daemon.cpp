@@ -14,6 +14,7 @@
 
 #include "log_sink.hpp"
 #include "reopening_store.hpp"
+#include "job_thread.hpp"
 #include "store_writer.hpp"
 #include "relayban/config/config_loader.hpp"
 #include "relayban/core/text.hpp"
@@ -58,6 +59,7 @@ Daemon::~Daemon() {
   sources_.reset();
   ledger_.reset();
   writer_.reset();  // runs what was handed over; its outcomes go nowhere now
+  kernel_thread_.reset();  // the same
   for (int fd : {sigfd_, timerfd_})
     if (fd >= 0) close(fd);
 }
@@ -139,6 +141,10 @@ int Daemon::Start() {
     writer_ = std::make_unique<StoreWriter>(*parts_.store);
     ledger_options.writer = writer_.get();
   }
+  if (parts_.kernel_thread) {
+    kernel_thread_ = std::make_unique<JobThread>();
+    ledger_options.kernel_thread = kernel_thread_.get();
+  }
   ledger_ = std::make_unique<BanLedger>(*parts_.firewall, Store(), clock, log, ledger_options);
   auto report = ledger_->Restore(kernel_as_left);
   offences_ = std::move(report.offences);
@@ -177,6 +183,11 @@ int Daemon::Start() {
   if (writer_)
     loop_.Watch(writer_->fd(), Poller::kReadable, [this](uint32_t) {
       writer_->Poll();
+      more_work_ = true;
+    });
+  if (kernel_thread_)
+    loop_.Watch(kernel_thread_->fd(), Poller::kReadable, [this](uint32_t) {
+      kernel_thread_->Poll();
       more_work_ = true;
     });
   if (auto fd = sources_->Open(); fd)
@@ -848,6 +859,7 @@ int RunDaemon(const DaemonOptions& options) {
   }
   DaemonParts parts;
   parts.store_thread = true;
+  parts.kernel_thread = true;
   Daemon d(options, std::move(parts));
   if (int rc = d.Start(); rc != 0) return rc;
   while (!d.stopping()) d.Turn(1000);

@@ -58,6 +58,10 @@ struct DaemonParts {
   // (StoreWriter), as RunDaemon runs it; else on the loop thread. With it, `store` and `log`
   // are also used from that thread.
   bool store_thread = false;
+  // The firewall's transactions (the ledger's slices of bans) on a thread of their own
+  // (JobThread), as RunDaemon runs them; else on the loop thread. With it, `firewall` is
+  // also used from that thread, one call at a time.
+  bool kernel_thread = false;
 };
 
 class Daemon {
@@ -188,6 +192,7 @@ class Daemon {
   DaemonOptions options_;
   DaemonParts parts_;
   std::unique_ptr<class StoreWriter> writer_;  // when parts_.store_thread; destroyed before parts_
+  std::unique_ptr<class JobThread> kernel_thread_;  // when parts_.kernel_thread; destroyed before parts_
   // The store for the loop's own calls: through the writer (after the writes handed to it).
   StateStore& Store();
   // Waits for the writes on their way and takes their outcomes.

@@ -11,15 +11,10 @@
 // Submit, Poll, Wait and store() belong to one thread (the loop's).
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <functional>
 #include <memory>
-#include <mutex>
-#include <thread>
-#include <utility>
-#include <vector>
 
+#include "job_thread.hpp"
 #include "relayban/state/state_store.hpp"
 
 namespace relayban {
@@ -29,8 +24,7 @@ class StoreWriter {
   using Job = std::function<Result<void>(StateStore&)>;
   using Done = std::function<void(const Result<void>&)>;
 
-  // Starts the thread (every signal blocked in it: they are the loop's, through its
-  // signalfd). `store` must outlive the writer.
+  // Starts the thread. `store` must outlive the writer.
   explicit StoreWriter(StateStore& store);
   // Runs what was handed over (their outcomes are not reported), then stops the thread.
   ~StoreWriter();
@@ -41,30 +35,22 @@ class StoreWriter {
   // its outcome on the calling thread, in Poll.
   void Submit(Job job, Done done);
   // Hands the outcomes of the finished jobs to their `done`. Returns how many.
-  size_t Poll();
+  size_t Poll() { return thread_.Poll(); }
   // Waits until every job handed over so far has run (their outcomes wait for Poll).
-  void Wait();
+  void Wait() { thread_.Wait(); }
   // Jobs handed over whose outcome Poll has not handed on yet.
-  size_t outstanding() const { return outstanding_; }
+  size_t outstanding() const { return thread_.outstanding(); }
   // Readable while outcomes wait for Poll (an eventfd).
-  int fd() const { return efd_; }
+  int fd() const { return thread_.fd(); }
   // The store for every other call: waits for the jobs handed over so far, then calls it.
   StateStore& store() { return *waiting_; }
 
  private:
   class Waiting;
-  void Run();
 
   StateStore& store_;
   std::unique_ptr<StateStore> waiting_;
-  int efd_ = -1;
-  size_t outstanding_ = 0;  // the calling thread's count
-  std::mutex mu_;
-  std::condition_variable work_, idle_;
-  std::deque<std::pair<Job, Done>> queue_;
-  std::vector<std::pair<Done, Result<void>>> finished_;
-  bool running_ = false, stop_ = false;
-  std::thread thread_;
+  JobThread thread_;  // last: stopped (running what was handed over) before the rest goes
 };
 
 }  // namespace relayban

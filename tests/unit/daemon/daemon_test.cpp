@@ -33,7 +33,9 @@ struct Rig {
   std::vector<std::string> logs, notes;
   std::unique_ptr<Daemon> daemon;
 
-  explicit Rig(const std::string& extra_rules = "") {
+  // `threads`: the store's writes and the kernel's slices on threads of their own, as
+  // RunDaemon runs them (then the fakes are read only while the daemon says both settled).
+  explicit Rig(const std::string& extra_rules = "", bool threads = false) {
     static int n = 0;
     dir = std::filesystem::temp_directory_path() / ("relayban-daemon-" + std::to_string(getpid()) + "-" + std::to_string(n++));
     std::filesystem::remove_all(dir);
@@ -71,6 +73,7 @@ jails:
     parts.spawner = std::move(spawner_);
     parts.notify = [this](const std::string& s) { notes.push_back(s); };
     parts.log = [this](int, const std::string& m) { logs.push_back(m); };
+    parts.store_thread = parts.kernel_thread = threads;
     DaemonOptions o;
     o.config = (dir / "relayban.yaml").string();
     o.handle_signals = false;
@@ -202,6 +205,35 @@ TEST_CASE("a burst of bans reaches the kernel in slices while status answers at 
   CHECK(r.fw->bans.size() == 30000);
   CHECK(saw_backlog);
   CHECK(r.fw->applied.size() >= 2);
+}
+
+TEST_CASE("with the kernel's slices and the store's writes on threads of their own, a burst is banned and saved") {
+  Rig r("", true);
+  REQUIRE(r.daemon->Start() == 0);
+  std::string burst;
+  for (uint32_t i = 0; i < 3000; ++i) {
+    std::string ip = IpAddress::V4(0x0B000000u + i).ToString();
+    for (int k = 0; k < 3; ++k) burst += Iso(r.clock->Now()) + " fail user=x ip=" + ip + "\n";
+  }
+  r.Append(burst);
+  auto settled = [&] {
+    json s = r.Status();
+    return s["bans"] == 3000 && s["backlog"]["kernel"] == 0 && s["backlog"]["state_database"] == 0 &&
+           !s["backlog"]["lines"].get<bool>();
+  };
+  REQUIRE(r.TurnUntil(settled, 100000));
+  // Both threads are idle now, and their outcomes were taken on this one.
+  CHECK(r.fw->bans.size() == 3000);
+  CHECK(r.store->rows.size() == 3000);
+  // By hand: answered once the kernel holds the change, which the kernel's thread made.
+  auto ban = r.Ask(R"({"cmd":"ban","target":"198.51.100.7","for":"10m","reason":"web log"})");
+  CHECK(ban.back()["ok"] == true);
+  CHECK(r.fw->Has("198.51.100.7"));
+  CHECK(r.Ask(R"({"cmd":"unban","target":"198.51.100.7"})").back()["ok"] == true);
+  CHECK_FALSE(r.fw->Has("198.51.100.7"));
+  CHECK(r.Ask(R"({"cmd":"unban","all":true})").back()["ok"] == true);
+  CHECK(r.fw->bans.empty());
+  CHECK(r.Status()["bans"] == 0);
 }
 
 TEST_CASE("ban and unban by hand answer once the kernel holds the change, and say so when it refuses") {

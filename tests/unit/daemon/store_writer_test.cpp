@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "daemon/ban_ledger.hpp"
+#include "daemon/job_thread.hpp"
 #include "fakes/fake_clock.hpp"
 #include "fakes/fake_firewall.hpp"
 #include "fakes/fake_state_store.hpp"
@@ -194,4 +195,114 @@ TEST_CASE("through the writer, a ban lifted while its save is on its way is ende
   r.Settle();
   CHECK(r.store.Active("203.0.113.9") == 1);
   CHECK(r.store.rows.size() == 2);
+}
+
+// The kernel's slices on a JobThread of their own (as RunDaemon runs them).
+namespace {
+
+struct KernelRig {
+  FakeFirewall fw;
+  FakeStateStore store;
+  FakeClock clock;
+  JobThread kernel;
+  std::vector<std::pair<int, std::string>> logs;
+  BanLedger ledger;
+  explicit KernelRig(BanLedger::Options o = {})
+      : ledger(fw, store, clock, [this](int p, const std::string& m) { logs.emplace_back(p, m); }, With(o, kernel)) {}
+  static BanLedger::Options With(BanLedger::Options o, JobThread& k) {
+    o.kernel_thread = &k;
+    return o;
+  }
+  Order Make(const std::string& target, int seconds) {
+    return Order{Order::Action::kBan, clock.Now(), "postfix", "brute", *Prefix::Parse(target), "", Seconds(seconds), "brute: reason"};
+  }
+  // One loop turn's flush, then the kernel thread's outcome comes back (the fake firewall is
+  // read by the test only after this: the thread is idle).
+  void Turn() {
+    ledger.Flush();
+    kernel.Wait();
+    kernel.Poll();
+  }
+  void Settle() {
+    for (int i = 0; i < 1000 && !ledger.KernelSettled(); ++i) Turn();
+  }
+};
+
+}  // namespace
+
+TEST_CASE("through the kernel thread, a burst of bans reaches the kernel a slice at a time, one slice on its way at once") {
+  BanLedger::Options o;
+  o.kernel_slice = 500;
+  KernelRig r(o);
+  std::thread::id applied_on;
+  r.fw.on_apply = [&] { applied_on = std::this_thread::get_id(); };
+  for (uint32_t i = 0; i < 5000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
+  r.ledger.Flush();
+  CHECK(r.kernel.outstanding() == 1);
+  CHECK(r.ledger.kernel_backlog() == 5000);  // queued, and the slice on its way
+  CHECK_FALSE(r.ledger.KernelSettled());
+  CHECK(r.ledger.KernelPending(P("11.0.0.0")));  // the first, on its way: not in force yet
+  r.ledger.Flush();
+  CHECK(r.kernel.outstanding() == 1);  // the next slice waits for the outcome of this one
+  r.Settle();
+  CHECK(r.ledger.KernelSettled());
+  CHECK_FALSE(r.ledger.KernelPending(P("11.0.0.0")));
+  CHECK(r.fw.bans.size() == 5000);
+  CHECK(r.fw.applied.size() == 10);
+  CHECK(r.ledger.stats().kernel_changes == 5000);
+  CHECK(applied_on != std::this_thread::get_id());
+}
+
+TEST_CASE("through the kernel thread, a ban lifted while its slice is on its way is removed after it") {
+  KernelRig r;
+  r.ledger.Record(r.Make("203.0.113.9", 3600));
+  r.ledger.Record(r.Make("203.0.113.10", 3600));
+  r.ledger.Flush();  // both on their way
+  CHECK(r.ledger.Unban(P("203.0.113.9")));
+  CHECK(r.ledger.size() == 1);
+  CHECK(r.ledger.KernelPending(P("203.0.113.9")));  // the removal is owed
+  r.Settle();
+  CHECK_FALSE(r.fw.Has("203.0.113.9"));
+  CHECK(r.fw.Touches("203.0.113.9") == 2);  // added by the slice on its way, then removed
+  CHECK(r.fw.Has("203.0.113.10"));
+  CHECK_FALSE(r.ledger.KernelPending(P("203.0.113.9")));
+}
+
+TEST_CASE("through the kernel thread, a refused slice is sent again, with what changed meanwhile as it is by then") {
+  KernelRig r;
+  r.fw.fail_next = 1;
+  for (int i = 0; i < 50; ++i) r.ledger.Record(r.Make("198.51.100." + std::to_string(i), 3600));
+  r.ledger.Flush();  // on its way, to be refused
+  CHECK(r.ledger.Unban(P("198.51.100.7")));
+  r.kernel.Wait();
+  r.kernel.Poll();
+  CHECK(r.ledger.firewall_problem() == "firewall: simulated failure");
+  CHECK(r.fw.bans.empty());
+  CHECK(r.ledger.kernel_backlog() >= 49);
+  r.clock.Advance(Seconds(2));  // past the backoff (the thread is idle)
+  r.Settle();
+  CHECK(r.ledger.firewall_problem().empty());
+  CHECK(r.fw.bans.size() == 49);
+  CHECK_FALSE(r.fw.Has("198.51.100.7"));
+  CHECK(r.fw.Has("198.51.100.8"));
+}
+
+TEST_CASE("through the kernel thread, every other firewall call waits for the slice on its way") {
+  KernelRig r;
+  // A slow kernel: the slice is still in its Apply when the next calls come.
+  r.fw.on_apply = [] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); };
+  for (int i = 0; i < 50; ++i) r.ledger.Record(r.Make("198.51.100." + std::to_string(i), 3600));
+  r.ledger.Flush();
+  // Emptying the sets must come after the slice, or its bans would be left in the kernel.
+  CHECK(r.ledger.UnbanAll() == 50);
+  CHECK(r.fw.rebuild_calls == 1);
+  CHECK(r.fw.bans.empty());
+  CHECK(r.fw.applied.size() == 1);
+  // The same for a removal of the table at exit.
+  r.ledger.Record(r.Make("203.0.113.9", 3600));
+  r.ledger.Flush();
+  REQUIRE(r.ledger.RemoveAll());
+  CHECK(r.fw.bans.empty());
+  CHECK(r.fw.applied.size() == 2);
+  r.kernel.Poll();
 }

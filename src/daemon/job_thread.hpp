@@ -1,0 +1,58 @@
+// JobThread: one thread that runs the loop's slow calls in the order they were handed over,
+// and hands each outcome back to the loop thread (Poll, when fd() is readable). The store
+// writer runs SQLite's transactions on one; the ban ledger its netlink transactions on
+// another, so a botnet's million bans go to the kernel while the loop goes on reading.
+// Submit, Poll and Wait belong to one thread (the loop's).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "relayban/core/result.hpp"
+
+namespace relayban {
+
+class JobThread {
+ public:
+  using Job = std::function<Result<void>()>;
+  using Done = std::function<void(const Result<void>&)>;
+
+  // Starts the thread (every signal blocked in it: they are the loop's, through its
+  // signalfd).
+  JobThread();
+  // Runs what was handed over (their outcomes are not reported), then stops the thread.
+  ~JobThread();
+  JobThread(const JobThread&) = delete;
+  JobThread& operator=(const JobThread&) = delete;
+
+  // Runs `job` on the thread after the jobs before it; `done` (may be empty) gets its
+  // outcome on the calling thread, in Poll.
+  void Submit(Job job, Done done);
+  // Hands the outcomes of the finished jobs to their `done`. Returns how many.
+  size_t Poll();
+  // Waits until every job handed over so far has run (their outcomes wait for Poll).
+  void Wait();
+  // Jobs handed over whose outcome Poll has not handed on yet.
+  size_t outstanding() const { return outstanding_; }
+  // Readable while outcomes wait for Poll (an eventfd).
+  int fd() const { return efd_; }
+
+ private:
+  void Run();
+
+  int efd_ = -1;
+  size_t outstanding_ = 0;  // the calling thread's count
+  std::mutex mu_;
+  std::condition_variable work_, idle_;
+  std::deque<std::pair<Job, Done>> queue_;
+  std::vector<std::pair<Done, Result<void>>> finished_;
+  bool running_ = false, stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace relayban

@@ -258,7 +258,7 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   for (const auto& [account, at] : LoadAdminNote(kForgivenNote)) engine->Forgive(account, at);
   for (const auto& [ip, at] : LoadAdminNote(kExemptedNote))
     if (auto a = IpAddress::Parse(ip)) engine->Exempt(*a, at);
-  engine->SetJournal([this](Time t, std::string_view record) { journal_pending_.push_back({t, std::string(record)}); });
+  engine->SetJournal([this](Time t, std::string_view record) { journal_pending_.Add(t, record); });
   // Per-account history before the journal is replayed over it (counting there is
   // idempotent): from the running engine at a reload (what it had not saved is saved
   // first), from the state database at start.
@@ -520,7 +520,7 @@ bool Daemon::ReplaySlice() {
   // Then what is not in the database: the records not handed over yet, and those of a
   // checkpoint it refused (back in front of them once its outcome is taken).
   FinishWrites();
-  for (const auto& r : journal_pending_) replayed_ += engine_->Replay(r.data);
+  for (size_t i = 0; i < journal_pending_.size(); ++i) replayed_ += engine_->Replay(journal_pending_.data(i));
   replaying_ = false;
   if (replayed_)
     Log(LOG_INFO, "replayed " + std::to_string(replayed_) + " journal events of the last " +
@@ -671,7 +671,7 @@ void Daemon::Checkpoint() {
     // The records and the positions they end at, as they are now, in one transaction on
     // the writer's thread; refused, the records go back in front of the newer ones (the
     // next checkpoint's positions are later still).
-    auto records = std::make_shared<std::vector<JournalRecord>>(std::move(journal_pending_));
+    auto records = std::make_shared<JournalBatch>(std::move(journal_pending_));
     journal_pending_.clear();
     auto progress = std::make_shared<Progress>(sources_->progress());
     checkpoint_in_flight_ = true;
@@ -680,9 +680,7 @@ void Daemon::Checkpoint() {
                     [this, records, started](const Result<void>& r) {
                       checkpoint_in_flight_ = false;
                       journal_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
-                      if (!r)
-                        journal_pending_.insert(journal_pending_.begin(), std::make_move_iterator(records->begin()),
-                                                std::make_move_iterator(records->end()));
+                      if (!r) journal_pending_.Prepend(std::move(*records));
                       Checkpointed(r);
                     });
     return;

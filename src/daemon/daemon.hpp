@@ -256,7 +256,7 @@ class Daemon {
   uint64_t store_epoch_ = 0;
   std::string progress_problem_;  // saving read positions failed: why
   // The engine's journal records not yet in the state database, and when it was last written.
-  std::vector<JournalRecord> journal_pending_;
+  JournalBatch journal_pending_;
   Clock::Steady last_checkpoint_{};
   // A new engine is being fed the journal of the last window before any log line is read.
   bool replaying_ = false;

@@ -87,7 +87,7 @@ Result<std::vector<std::pair<Prefix, Time>>> ReopeningStore::Offences(Time since
   return r;
 }
 
-Result<void> ReopeningStore::Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) {
+Result<void> ReopeningStore::Checkpoint(const JournalBatch& records, const Progress& progress) {
   auto s = Get();
   if (!s) return Fail(s.error());
   auto r = (*s)->Checkpoint(records, progress);

@@ -27,7 +27,7 @@ class ReopeningStore : public StateStore {
   Result<size_t> EachActiveBan(Time now, const std::function<void(const BanRecord&)>& each) override;
   Result<std::vector<Prefix>> LiftedTargets() override;
   Result<std::vector<std::pair<Prefix, Time>>> Offences(Time since) override;
-  Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) override;
+  Result<void> Checkpoint(const JournalBatch& records, const Progress& progress) override;
   Result<Progress> LoadProgress() override;
   Result<std::vector<std::pair<uint64_t, std::string>>> LoadJournal(uint64_t after, Time since, size_t limit) override;
   Result<size_t> PruneJournal(Time before, size_t keep, size_t limit) override;

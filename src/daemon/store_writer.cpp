@@ -26,7 +26,7 @@ class StoreWriter::Waiting : public StateStore {
     w_.Wait();
     return s_.Offences(since);
   }
-  Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) override {
+  Result<void> Checkpoint(const JournalBatch& records, const Progress& progress) override {
     w_.Wait();
     return s_.Checkpoint(records, progress);
   }

@@ -343,14 +343,15 @@ class SqliteStore : public StateStore {
     return out;
   }
 
-  Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) override {
+  Result<void> Checkpoint(const JournalBatch& records, const Progress& progress) override {
     if (records.empty() && progress.files.empty() && progress.cursors.empty()) return {};
     return Transaction([&]() -> Result<void> {
-      for (const auto& rec : records) {
+      for (size_t i = 0; i < records.size(); ++i) {
         auto s = Prepare("INSERT INTO journal(t_us,data) VALUES(?1,?2)");
         if (!s) return Fail(s.error());
-        (*s)->Bind(1, Us(rec.time));
-        sqlite3_bind_blob((*s)->get(), 2, rec.data.data(), static_cast<int>(rec.data.size()), SQLITE_STATIC);
+        (*s)->Bind(1, Us(records.time(i)));
+        std::string_view data = records.data(i);
+        sqlite3_bind_blob((*s)->get(), 2, data.data(), static_cast<int>(data.size()), SQLITE_STATIC);
         if (auto r = Done(**s, "writing the journal"); !r) return r;
       }
       // Each path named is replaced whole: the generations it no longer has open go.

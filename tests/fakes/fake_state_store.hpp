@@ -72,14 +72,19 @@ class FakeStateStore : public StateStore {
       if (r.record.origin == "rule" && r.record.start >= since) out.emplace_back(r.record.target, r.record.start);
     return out;
   }
+  struct JournalRecord {
+    Time time;
+    std::string data;
+  };
   std::vector<std::pair<uint64_t, JournalRecord>> journal;
   std::map<std::string, std::string> notes;
   uint64_t next_seq = 1;
 
-  Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& p) override {
+  Result<void> Checkpoint(const JournalBatch& records, const Progress& p) override {
     ++progress_calls;
     if (fail_writes || fail_all) return Fail(failure);
-    for (const auto& r : records) journal.emplace_back(next_seq++, r);
+    for (size_t i = 0; i < records.size(); ++i)
+      journal.emplace_back(next_seq++, JournalRecord{records.time(i), std::string(records.data(i))});
     // Each path named is replaced whole (one position per open generation).
     for (const auto& f : p.files)
       progress.files.erase(std::remove_if(progress.files.begin(), progress.files.end(),

@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -52,10 +53,39 @@ struct Progress {
   std::vector<std::pair<std::string, std::string>> cursors;
 };
 
-// An engine journal record (see Engine::SetJournal), with the log time it is pruned by.
-struct JournalRecord {
-  Time time{};
-  std::string data;
+// Engine journal records (see Engine::SetJournal), each with the log time it is pruned by,
+// packed in one buffer: a botnet's burst makes a record per line, and a string each was a
+// memory allocation and a free per line on the loop thread.
+class JournalBatch {
+ public:
+  void Add(Time time, std::string_view data) {
+    index_.push_back({time, bytes_.size(), data.size()});
+    bytes_.append(data);
+  }
+  size_t size() const { return index_.size(); }
+  bool empty() const { return index_.empty(); }
+  Time time(size_t i) const { return index_[i].time; }
+  std::string_view data(size_t i) const { return std::string_view(bytes_).substr(index_[i].at, index_[i].size); }
+  // Puts `older` (a batch the store refused) in front of these records.
+  void Prepend(JournalBatch&& older) {
+    for (Item& i : index_) i.at += older.bytes_.size();
+    older.bytes_ += bytes_;
+    older.index_.insert(older.index_.end(), index_.begin(), index_.end());
+    bytes_ = std::move(older.bytes_);
+    index_ = std::move(older.index_);
+  }
+  void clear() {
+    bytes_.clear();
+    index_.clear();
+  }
+
+ private:
+  struct Item {
+    Time time;
+    size_t at, size;
+  };
+  std::string bytes_;
+  std::vector<Item> index_;
 };
 
 // A decision as the decision log records it (a JSON object), kept for `relayban explain`:
@@ -90,7 +120,7 @@ class StateStore {
   // Appends `records` to the journal and replaces the saved progress of the sources it
   // names (others are kept), in one transaction: after a crash the journal holds exactly
   // the events of the lines before the saved positions, so re-reading never counts twice.
-  virtual Result<void> Checkpoint(const std::vector<JournalRecord>& records, const Progress& progress) = 0;
+  virtual Result<void> Checkpoint(const JournalBatch& records, const Progress& progress) = 0;
   virtual Result<Progress> LoadProgress() = 0;
   // Journal records after sequence number `after` whose time is at or after `since`, in the
   // order they were written, at most `limit`; each with its sequence number.

@@ -151,8 +151,8 @@ TEST_CASE("the journal is written with the read positions, read back in order, a
   TempDb db;
   auto s = OpenSqliteStore(db.path());
   REQUIRE(s);
-  std::vector<JournalRecord> batch;
-  for (int i = 0; i < 10; ++i) batch.push_back({T(i * 60), std::string("rec\0", 4) + std::to_string(i)});
+  JournalBatch batch;
+  for (int i = 0; i < 10; ++i) batch.Add(T(i * 60), std::string("rec\0", 4) + std::to_string(i));
   REQUIRE((*s)->Checkpoint(batch, {{{"/var/log/mail.log", 1, 2, 300}}, {}}));
   auto all = (*s)->LoadJournal(0, T(0), 100);
   REQUIRE(all);
@@ -177,7 +177,8 @@ TEST_CASE("pruning by age looks no further while the oldest record is recent, an
   auto s = OpenSqliteStore(db.path());
   REQUIRE(s);
   // Several logs interleave: records are nearly, not exactly, in time order.
-  std::vector<JournalRecord> batch = {{T(10 * 60), "a"}, {T(1 * 60), "b"}, {T(2 * 60), "c"}, {T(20 * 60), "d"}};
+  JournalBatch batch;
+  for (auto [t, d] : {std::pair{T(10 * 60), "a"}, {T(1 * 60), "b"}, {T(2 * 60), "c"}, {T(20 * 60), "d"}}) batch.Add(t, d);
   REQUIRE((*s)->Checkpoint(batch, {}));
   CHECK(*(*s)->PruneJournal(T(5 * 60), 1000, 1000) == 0);  // the first (10 min) is recent: nothing scanned
   CHECK((*s)->LoadJournal(0, T(0), 100)->size() == 4);
@@ -277,4 +278,28 @@ TEST_CASE("what is committed reaches the database file in the background, not in
   for (int i = 0; i < 500 && size() <= before + 100000; ++i) usleep(20000);
   CHECK(size() > before + 100000);
   CHECK((*s)->ActiveBans(T(1))->size() == 2000);
+}
+
+TEST_CASE("a journal batch keeps each record's time and bytes in one buffer, and a refused batch goes back in front") {
+  JournalBatch older, newer;
+  older.Add(T(1), std::string("a\0b", 3));
+  older.Add(T(2), "");
+  older.Add(T(3), std::string(5000, 'x'));
+  newer.Add(T(4), "newer");
+  REQUIRE(older.size() == 3);
+  CHECK(older.data(0) == std::string("a\0b", 3));
+  CHECK(older.data(1).empty());
+  CHECK(older.data(2) == std::string(5000, 'x'));
+  newer.Prepend(std::move(older));
+  REQUIRE(newer.size() == 4);
+  std::vector<std::string> data;
+  for (size_t i = 0; i < newer.size(); ++i) {
+    CHECK(newer.time(i) == T(static_cast<int>(i) + 1));
+    data.emplace_back(newer.data(i));
+  }
+  CHECK(data == std::vector<std::string>{std::string("a\0b", 3), "", std::string(5000, 'x'), "newer"});
+  newer.clear();
+  CHECK(newer.empty());
+  newer.Add(T(9), "again");
+  CHECK(newer.data(0) == "again");
 }

@@ -88,11 +88,17 @@ BanLedger::ActiveBan BanLedger::MakeBan(const Prefix& p, const Entry& e) const {
   return ActiveBan{p, &infos_[e.info], FromUs(e.start_us), FromUs(e.end_us), Seconds(e.duration_s)};
 }
 
-BanRecord BanLedger::RecordOf(const Prefix& p, const Entry& e) const {
+BanWrite BanLedger::SaveOf(const Prefix& p, const Entry& e) const {
   const Info& i = infos_[e.info];
-  BanRecord r{p, i.jail, i.rule, i.account, i.reason, FromUs(e.start_us), std::nullopt, OriginName(i.origin)};
-  if (e.end_us != kForever) r.end = FromUs(e.end_us);
-  return r;
+  if (!i.saved) i.saved = std::make_shared<const BanInfo>(BanInfo{i.jail, i.rule, i.account, i.reason, OriginName(i.origin)});
+  BanWrite w;
+  w.kind = BanWrite::Kind::kSave;
+  w.record.target = p;
+  w.record.start = FromUs(e.start_us);
+  if (e.end_us != kForever) w.record.end = FromUs(e.end_us);
+  w.replaces = e.in_store;
+  w.info = i.saved;
+  return w;
 }
 
 void BanLedger::Activate(const Prefix& target, Entry& e) {
@@ -541,6 +547,8 @@ bool BanLedger::FlushKernel() {
   Time now = clock_.Now();
   std::vector<FirewallOrder> orders;
   std::vector<Prefix> taken;
+  orders.reserve(std::min(kernel_slice_, kernel_queue_.size()));
+  taken.reserve(orders.capacity());
   // A burst's targets are spread over a table of up to a million entries: each lookup is a
   // cache miss, so the ones kAhead further on are started first.
   constexpr size_t kAhead = 16;
@@ -654,6 +662,7 @@ bool BanLedger::FlushStore() {
     // this slice. "In the store" is assumed from here on (true is the safe side: a save
     // then looks for a record to replace).
     size_t taken = 0;
+    writes.reserve(std::min(options_.store_slice, store_queue_.size()));
     constexpr size_t kAhead = 16;  // as for the kernel's slices
     for (size_t k = 0; k < kAhead && k < store_queue_.size(); ++k) entries_.Prefetch(store_queue_[k]);
     while (!store_queue_.empty() && taken < options_.store_slice) {
@@ -663,7 +672,7 @@ bool BanLedger::FlushStore() {
       Entry* e = entries_.Get(p);
       if (!e || !(e->save_pending || e->end_pending)) continue;
       if (e->save_pending) {
-        writes.push_back({BanWrite::Kind::kSave, RecordOf(p, *e), {}, {}, {}, e->in_store});
+        writes.push_back(SaveOf(p, *e));
         e->in_store = true;
       }
       if (e->end_pending) {

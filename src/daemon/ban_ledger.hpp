@@ -59,6 +59,9 @@ class BanLedger : public BanBook {
   struct Info {
     std::string jail, rule, account, reason;
     BanOrigin origin = BanOrigin::kRule;
+    // The same for the store's writes, made at the first one (shared with the writer's
+    // thread, immutable).
+    mutable std::shared_ptr<const BanInfo> saved;
   };
   // An active ban as `list` shows it.
   struct ActiveBan {
@@ -205,7 +208,8 @@ class BanLedger : public BanBook {
   void CheckKernel();
   void Failed(Retry& retry, std::string& problem, const std::string& what, const Error& error, uint64_t& counter);
   void Recovered(Retry& retry, std::string& problem, const std::string& what);
-  BanRecord RecordOf(const Prefix& p, const Entry& e) const;
+  // The store's write saving the ban of `p`.
+  BanWrite SaveOf(const Prefix& p, const Entry& e) const;
 
   Firewall& firewall_;
   StateStore& store_;

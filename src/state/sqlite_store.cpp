@@ -244,7 +244,7 @@ class SqliteStore : public StateStore {
             (*end)->Bind(1, Us(b.start)).Bind(2, b.target.ToString());
             if (auto r = Done(**end, "saving a ban"); !r) return r;
           }
-          auto info = InfoId(b);
+          auto info = InfoId(w);
           if (!info) return Fail(info.error());
           auto ins = Prepare("INSERT INTO ban_history(target,info,start_us,end_us) VALUES(?1,?2,?3,?4)");
           if (!ins) return Fail(ins.error());
@@ -265,6 +265,7 @@ class SqliteStore : public StateStore {
     if (!r) {
       info_ids_.clear();
       last_info_id_ = 0;
+      last_shared_.reset();
     }
     return r;
   }
@@ -606,20 +607,28 @@ class SqliteStore : public StateStore {
     return Fail(KindOf(rc), "state database " + path_ + ": " + e);
   }
   // The id of the ban_info row of b's jail, rule, account, reason and origin (made if new).
-  Result<int64_t> InfoId(const BanRecord& b) {
-    // A verdict's bans share their values: a botnet's million bans look up one row, and
-    // build no key for it.
+  Result<int64_t> InfoId(const BanWrite& w) {
+    // A verdict's bans share their values (most often one BanInfo, kept alive here so its
+    // address is never another's): a botnet's million bans look up one row, and build no
+    // key for it.
+    if (last_info_id_ && w.info && w.info == last_shared_) return last_info_id_;
+    BanInfo own;
+    if (!w.info) own = {w.record.jail, w.record.rule, w.record.account, w.record.reason, w.record.origin};
+    const BanInfo& b = w.info ? *w.info : own;
     if (last_info_id_ && b.jail == last_info_[0] && b.rule == last_info_[1] && b.account == last_info_[2] &&
-        b.reason == last_info_[3] && b.origin == last_info_[4])
+        b.reason == last_info_[3] && b.origin == last_info_[4]) {
+      last_shared_ = w.info;
       return last_info_id_;
+    }
     auto id = LookUpInfoId(b);
     if (id) {
       last_info_ = {b.jail, b.rule, b.account, b.reason, b.origin};
       last_info_id_ = *id;
+      last_shared_ = w.info;
     }
     return id;
   }
-  Result<int64_t> LookUpInfoId(const BanRecord& b) {
+  Result<int64_t> LookUpInfoId(const BanInfo& b) {
     std::string key = b.jail + '\0' + b.rule + '\0' + b.account + '\0' + b.reason + '\0' + b.origin;
     if (auto it = info_ids_.find(key); it != info_ids_.end()) return it->second;
     auto ins = Prepare("INSERT OR IGNORE INTO ban_info(jail,rule,account,reason,origin) VALUES(?1,?2,?3,?4,?5)");
@@ -681,6 +690,7 @@ class SqliteStore : public StateStore {
   std::map<const char*, std::unique_ptr<Stmt>> cache_;  // by the SQL literal's address
   std::unordered_map<std::string, int64_t> info_ids_;    // ban_info ids by their values
   std::array<std::string, 5> last_info_;                 // the values InfoId found last ...
+  std::shared_ptr<const BanInfo> last_shared_;           // ... given as this (if shared) ...
   int64_t last_info_id_ = 0;                             // ... and their id (0: none)
 };
 

@@ -38,7 +38,7 @@ class FakeStateStore : public StateStore {
             r.ended = w.record.start;
             r.how = "replaced";
           }
-        rows.push_back({w.record, std::nullopt, ""});
+        rows.push_back({w.Record(), std::nullopt, ""});
       } else {
         for (auto& r : rows)
           if (r.record.target == w.target && !r.ended) {

@@ -29,6 +29,11 @@ struct BanRecord {
   std::string origin = "rule";  // rule | manual | adopted (found in the kernel) | fleet
 };
 
+// Why a ban exists, as the history records it.
+struct BanInfo {
+  std::string jail, rule, account, reason, origin = "rule";
+};
+
 // One change to the ban history.
 struct BanWrite {
   enum class Kind : uint8_t { kSave, kEnd };
@@ -40,6 +45,22 @@ struct BanWrite {
   // kSave: the store may hold an active ban of the target that this one replaces (false only
   // when the writer knows it does not: spares a lookup per ban in a flood).
   bool replaces = true;
+  // kSave: when set, the ban's jail, rule, account, reason and origin, and the record's are
+  // not used: shared by the bans of a verdict instead of copied into each (four strings per
+  // ban of a burst, made and freed on the loop thread).
+  std::shared_ptr<const BanInfo> info;
+
+  // The ban saved, whole.
+  BanRecord Record() const {
+    if (!info) return record;
+    BanRecord r = record;
+    r.jail = info->jail;
+    r.rule = info->rule;
+    r.account = info->account;
+    r.reason = info->reason;
+    r.origin = info->origin;
+    return r;
+  }
 };
 
 struct FilePosition {

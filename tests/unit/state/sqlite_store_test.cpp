@@ -303,3 +303,52 @@ TEST_CASE("a journal batch keeps each record's time and bytes in one buffer, and
   newer.Add(T(9), "again");
   CHECK(newer.data(0) == "again");
 }
+
+TEST_CASE("bans written with a shared info are saved with its values, one info row for the bans that share them") {
+  TempDb db;
+  auto s = OpenSqliteStore(db.path());
+  REQUIRE(s);
+  auto one = std::make_shared<const BanInfo>(BanInfo{"postfix", "account-bruteforce", "user1@example.com", "reason one", "rule"});
+  auto two = std::make_shared<const BanInfo>(BanInfo{"dovecot", "auth-bruteforce", "", "reason two", "fleet"});
+  // The same values again in another object, and in a plain record.
+  auto one_again = std::make_shared<const BanInfo>(*one);
+  std::vector<BanWrite> writes;
+  auto save = [&](uint32_t i, std::shared_ptr<const BanInfo> info) {
+    BanWrite w;
+    w.record.target = Prefix(IpAddress::V4(0x0B000000u + i), 32);
+    w.record.start = T(0);
+    w.record.end = T(3600);
+    w.replaces = false;
+    w.info = std::move(info);
+    writes.push_back(w);
+  };
+  for (uint32_t i = 0; i < 10; ++i) save(i, i < 4 ? one : i < 7 ? two : one_again);
+  BanRecord plain{Prefix(IpAddress::V4(0x0C000000u), 32), "postfix", "account-bruteforce", "user1@example.com", "reason one",
+                  T(0), T(3600), "rule"};
+  writes.push_back({BanWrite::Kind::kSave, plain, {}, {}, {}, false});
+  REQUIRE((*s)->WriteBans(writes));
+  auto active = (*s)->ActiveBans(T(1));
+  REQUIRE(active);
+  REQUIRE(active->size() == 11);
+  for (size_t i = 0; i < 11; ++i) {
+    const BanRecord& b = (*active)[i];
+    const BanInfo& want = i >= 4 && i < 7 ? *two : *one;
+    CHECK(b.jail == want.jail);
+    CHECK(b.rule == want.rule);
+    CHECK(b.account == want.account);
+    CHECK(b.reason == want.reason);
+    CHECK(b.origin == want.origin);
+  }
+  // Whole records as a reader of the write would see them.
+  CHECK(writes[5].Record().jail == "dovecot");
+  CHECK(writes[5].Record().target.ToString() == "11.0.0.5");
+  CHECK(writes[10].Record().reason == "reason one");
+  sqlite3* raw = nullptr;
+  REQUIRE(sqlite3_open(db.path().c_str(), &raw) == SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  REQUIRE(sqlite3_prepare_v2(raw, "SELECT count(*) FROM ban_info", -1, &st, nullptr) == SQLITE_OK);
+  REQUIRE(sqlite3_step(st) == SQLITE_ROW);
+  CHECK(sqlite3_column_int(st, 0) == 2);
+  sqlite3_finalize(st);
+  sqlite3_close(raw);
+}

@@ -611,18 +611,30 @@ bool BanLedger::FlushKernel() {
 
 void BanLedger::KernelApplied(const std::vector<Prefix>& taken, const Result<ApplyReport>& r, double took) {
   stats_.kernel_seconds += took;
-  for (const Prefix& p : taken)
-    if (Entry* e = entries_.Get(p)) e->kernel_in_flight = false;
+  // One pass over the slice's entries, prefetched ahead (as when it was taken): those
+  // ended meanwhile and owing nothing more go; after a failure, those not queued again
+  // since go back to be sent again.
+  std::vector<Prefix> again;
+  constexpr size_t kAhead = 16;
+  for (size_t k = 0; k < kAhead && k < taken.size(); ++k) entries_.Prefetch(taken[k]);
+  for (size_t k = 0; k < taken.size(); ++k) {
+    if (k + kAhead < taken.size()) entries_.Prefetch(taken[k + kAhead]);
+    Entry* e = entries_.Get(taken[k]);
+    if (!e) continue;
+    e->kernel_in_flight = false;
+    if (!r) {
+      if (!e->kernel_pending) {
+        e->kernel_pending = true;
+        again.push_back(taken[k]);
+      }
+    } else if (e->state != State::kActive && !e->kernel_pending && !e->save_pending && !e->end_pending) {
+      MaybeErase(taken[k]);
+    }
+  }
   if (!r) {
     // Back to the front in order; a lone failing element goes to the back instead, so one
     // bad address cannot hold up every other ban. One that changed meanwhile is queued
     // already.
-    std::vector<Prefix> again;
-    for (const Prefix& p : taken)
-      if (Entry* e = entries_.Get(p); e && !e->kernel_pending) {
-        e->kernel_pending = true;
-        again.push_back(p);
-      }
     if (again.size() == 1 && !kernel_queue_.empty()) kernel_queue_.push_back(again[0]);
     else kernel_queue_.insert(kernel_queue_.begin(), again.begin(), again.end());
     kernel_slice_ = std::max<size_t>(1, taken.size() / 2);
@@ -642,7 +654,6 @@ void BanLedger::KernelApplied(const std::vector<Prefix>& taken, const Result<App
   Recovered(kernel_retry_, firewall_problem_, "the firewall");
   stats_.kernel_changes += taken.size();
   for (const auto& [p, why] : r->skipped) log_(LOG_INFO, "ban of " + p.ToString() + " not needed: " + why);
-  for (const Prefix& p : taken) MaybeErase(p);
 }
 
 void BanLedger::WaitKernel() {

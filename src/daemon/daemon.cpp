@@ -91,7 +91,7 @@ int Daemon::Start() {
     fleet_options = std::move(*fo);
   }
   auto log = [this](int p, const std::string& m) { Log(p, m); };
-  decisions_ = std::make_unique<DecisionLog>(log);
+  decisions_ = std::make_unique<DecisionLog>(log, parts_.store_thread);
   config_loaded_at_ = parts_.clock->Now();
   const Clock& clock = *parts_.clock;
 
@@ -183,6 +183,11 @@ int Daemon::Start() {
   if (writer_)
     loop_.Watch(writer_->fd(), Poller::kReadable, [this](uint32_t) {
       writer_->Poll();
+      more_work_ = true;
+    });
+  if (decisions_->fd() >= 0)
+    loop_.Watch(decisions_->fd(), Poller::kReadable, [this](uint32_t) {
+      decisions_->Poll();
       more_work_ = true;
     });
   if (kernel_thread_)
@@ -834,7 +839,7 @@ int Daemon::Stop() {
   FinishWrites();
   SaveDecisions(true);
   SaveAccountHistory(true);
-  decisions_->Flush();
+  decisions_->Drain();
   // Everything reached the kernel and the store: the next start may take the kernel as left.
   if (!options_.flush_on_exit && ledger_->KernelSettled() && ledger_->StoreSettled() && Health() == "ok")
     if (auto gen = parts_.firewall->Generation(); gen && *gen)

@@ -55,8 +55,8 @@ struct DaemonParts {
   std::function<void(const std::string&)> notify;
   std::function<void(int priority, const std::string&)> log;
   // The store's writes (ban slices, the journal, decisions) on a thread of their own
-  // (StoreWriter), as RunDaemon runs it; else on the loop thread. With it, `store` and `log`
-  // are also used from that thread.
+  // (StoreWriter), and the decision log file's on another, as RunDaemon runs them; else on
+  // the loop thread. With it, `store` and `log` are also used from that thread.
   bool store_thread = false;
   // The firewall's transactions (the ledger's slices of bans) on a thread of their own
   // (JobThread), as RunDaemon runs them; else on the loop thread. With it, `firewall` is

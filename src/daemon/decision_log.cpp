@@ -1,5 +1,7 @@
 #include "decision_log.hpp"
 
+#include "job_thread.hpp"
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <syslog.h>
@@ -11,14 +13,64 @@
 
 namespace relayban {
 
+namespace {
+
+// Writes `bytes` to `fd`; returns how many went, and sets `error` (errno) if not all did. A
+// record cut by a full disk is ended, so the next one starts on a line of its own (counted
+// as written up to its end).
+size_t WriteAll(int fd, const std::string& bytes, int& error) {
+  error = 0;
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = write(fd, bytes.data() + done, bytes.size() - done);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    error = n < 0 ? errno : EIO;
+    break;
+  }
+  if (done > 0 && done < bytes.size() && bytes[done - 1] != '\n') {
+    size_t nl = bytes.find('\n', done);
+    (void)!write(fd, "\n", 1);
+    done = nl == std::string::npos ? bytes.size() : nl + 1;
+  }
+  return done;
+}
+
+}  // namespace
+
+DecisionLog::DecisionLog(Log log, bool threaded)
+    : log_(std::move(log)), writer_(threaded ? std::make_unique<JobThread>() : nullptr) {}
+
 DecisionLog::~DecisionLog() {
-  Flush();
+  Drain();
   Close();
+}
+
+int DecisionLog::fd() const { return writer_ ? writer_->fd() : -1; }
+
+void DecisionLog::Poll() {
+  if (writer_) writer_->Poll();
+}
+
+void DecisionLog::Settle() {
+  if (!writer_ || !in_flight_) return;
+  writer_->Wait();
+  writer_->Poll();
+}
+
+void DecisionLog::Drain() {
+  Settle();
+  std::unique_ptr<JobThread> writer = std::move(writer_);  // the rest on this thread
+  Flush();
+  writer_ = std::move(writer);
 }
 
 void DecisionLog::SetPath(const std::string& path) {
   if (path == path_) return;
-  Flush();
+  Drain();
   Close();
   path_ = path;
   problem_.clear();
@@ -48,6 +100,7 @@ bool DecisionLog::Open() {
 }
 
 void DecisionLog::Close() {
+  Settle();
   if (fd_ >= 0) close(fd_);
   fd_ = -1;
 }
@@ -64,29 +117,48 @@ void DecisionLog::Add(std::string_view json) {
 }
 
 void DecisionLog::Flush() {
-  if (buffer_.empty() || path_.empty()) return;
+  Poll();
+  if (buffer_.empty() || path_.empty() || in_flight_) return;
   if (fd_ < 0 && !Open()) return;
-  size_t done = 0;
-  while (done < buffer_.size()) {
-    ssize_t n = write(fd_, buffer_.data() + done, buffer_.size() - done);
-    if (n > 0) {
-      done += static_cast<size_t>(n);
-      continue;
-    }
-    if (n < 0 && errno == EINTR) continue;
+  std::string bytes;
+  bytes.swap(buffer_);
+  if (writer_) {
+    struct Write {
+      std::string bytes;
+      size_t done = 0;
+      int error = 0;
+    };
+    auto w = std::make_shared<Write>();
+    w->bytes = std::move(bytes);
+    in_flight_ = true;
+    writer_->Submit(
+        [w, fd = fd_]() -> Result<void> {
+          w->done = WriteAll(fd, w->bytes, w->error);
+          return {};
+        },
+        [this, w](const Result<void>&) {
+          in_flight_ = false;
+          Written(std::move(w->bytes), w->done, w->error);
+        });
+    return;
+  }
+  int error = 0;
+  size_t done = WriteAll(fd_, bytes, error);
+  Written(std::move(bytes), done, error);
+}
+
+void DecisionLog::Written(std::string bytes, size_t done, int error) {
+  if (error) {
     ++stats_.errors;
-    std::string problem = "decision log " + path_ + ": " + (n < 0 ? std::strerror(errno) : "short write");
+    std::string problem = "decision log " + path_ + ": " + std::strerror(error);
     if (problem != problem_) log_(LOG_ERR, problem + " (decisions are kept in memory and retried)");
     problem_ = problem;
-    break;
   }
-  // A record cut by a full disk is ended, so the next one starts on a line of its own.
-  if (done > 0 && done < buffer_.size() && buffer_[done - 1] != '\n') {
-    size_t nl = buffer_.find('\n', done);
-    (void)!write(fd_, "\n", 1);
-    done = nl == std::string::npos ? buffer_.size() : nl + 1;
-  }
-  buffer_.erase(0, done);
+  if (done >= bytes.size()) return;
+  // What was not written goes in front of what came meanwhile.
+  bytes.erase(0, done);
+  bytes += buffer_;
+  buffer_ = std::move(bytes);
 }
 
 void DecisionLog::Tick() {
@@ -94,7 +166,7 @@ void DecisionLog::Tick() {
   struct stat st {};
   bool moved = stat(path_.c_str(), &st) != 0 || st.st_dev != dev_ || st.st_ino != ino_;
   if (fd_ >= 0 && moved) {
-    Flush();  // what is owed goes to the file it was meant for (now rotated)
+    Drain();  // what is owed goes to the file it was meant for (now rotated)
     Close();
     ++stats_.reopened;
     Open();

@@ -3,7 +3,11 @@
 #include "daemon/decision_log.hpp"
 
 #include <catch2/catch.hpp>
+#include <poll.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include <csignal>
 
 #include <nlohmann/json.hpp>
 
@@ -114,4 +118,66 @@ TEST_CASE("a record written field by field reads as the ordered json object of t
   CHECK(back["duration_s"] == 3600);
   CHECK(DecisionRecord().Take() == "{}");
   CHECK(DecisionRecord().StrOrNull("account", "a@b").Take() == "{\"account\":\"a@b\"}");
+}
+
+TEST_CASE("with a thread of its own, records are written there in order, one write at a time, and all by Drain") {
+  Dir d;
+  std::vector<std::string> logged;
+  DecisionLog log([&](int, const std::string& m) { logged.push_back(m); }, true);
+  REQUIRE(log.fd() >= 0);
+  auto file = d.path / "decisions.log";
+  log.SetPath(file.string());
+  std::string want;
+  for (int i = 0; i < 2000; ++i) {
+    std::string r = R"({"n":)" + std::to_string(i) + "}";
+    log.Add(r);
+    want += r + "\n";
+    if (i % 100 == 99) log.Flush();  // a turn's end: handed over unless a write is on its way
+  }
+  log.Drain();
+  CHECK(Read(file) == want);
+  CHECK(log.buffered() == 0);
+  CHECK(log.stats().lines == 2000);
+  // Rotated: what was queued before the tick goes to the old file, after it to the new one.
+  log.Add("before");
+  log.Flush();
+  std::filesystem::rename(file, d.path / "decisions.log.1");
+  log.Add("queued");
+  log.Tick();
+  log.Add("after");
+  log.Drain();
+  CHECK(Read(d.path / "decisions.log.1") == want + "before\nqueued\n");
+  CHECK(Read(file) == "after\n");
+  CHECK(logged.empty());
+}
+
+TEST_CASE("with a thread of its own, a write the disk refuses is logged and its records are written later") {
+  Dir d;
+  std::vector<std::string> logged;
+  DecisionLog log([&](int, const std::string& m) { logged.push_back(m); }, true);
+  auto file = d.path / "decisions.log";
+  log.SetPath(file.string());
+  // The file may not grow past 8 bytes (the signal ignored: a write fails with EFBIG, as a
+  // full disk's with ENOSPC).
+  rlimit old{};
+  REQUIRE(getrlimit(RLIMIT_FSIZE, &old) == 0);
+  auto old_handler = signal(SIGXFSZ, SIG_IGN);
+  rlimit small = old;
+  small.rlim_cur = 8;
+  REQUIRE(setrlimit(RLIMIT_FSIZE, &small) == 0);
+  log.Add("1234567");
+  log.Add("abc");
+  log.Flush();  // one write on the log's thread: the first record fits, the second does not
+  pollfd p{log.fd(), POLLIN, 0};
+  REQUIRE(::poll(&p, 1, 10000) == 1);  // its outcome is in
+  log.Poll();
+  setrlimit(RLIMIT_FSIZE, &old);
+  signal(SIGXFSZ, old_handler);
+  CHECK(log.stats().errors == 1);
+  CHECK(log.buffered() == 4);  // "abc" kept
+  REQUIRE(logged.size() == 1);
+  CHECK(logged[0] == "decision log " + file.string() + ": File too large (decisions are kept in memory and retried)");
+  log.Drain();
+  CHECK(Read(file) == "1234567\nabc\n");
+  CHECK(log.buffered() == 0);
 }

@@ -108,27 +108,35 @@ TEST_CASE("signals stay with the loop: the writer's thread blocks them all") {
 
 namespace {
 
-struct AsyncRig {
+// A ledger whose store writes (kStore) or kernel slices (kKernel) run on threads of their
+// own, as RunDaemon runs them.
+struct ThreadedRig {
+  enum Threads { kStore = 1, kKernel = 2 };
   FakeFirewall fw;
   FakeStateStore store;
   FakeClock clock;
   StoreWriter writer{store};
+  JobThread kernel;
   std::vector<std::pair<int, std::string>> logs;
   BanLedger ledger;
-  explicit AsyncRig(BanLedger::Options o = {})
-      : ledger(fw, store, clock, [this](int p, const std::string& m) { logs.emplace_back(p, m); }, With(o, writer)) {}
-  static BanLedger::Options With(BanLedger::Options o, StoreWriter& w) {
-    o.writer = &w;
+  explicit ThreadedRig(int threads, BanLedger::Options o = {})
+      : ledger(fw, store, clock, [this](int p, const std::string& m) { logs.emplace_back(p, m); }, With(o, threads)) {}
+  BanLedger::Options With(BanLedger::Options o, int threads) {
+    if (threads & kStore) o.writer = &writer;
+    if (threads & kKernel) o.kernel_thread = &kernel;
     return o;
   }
   Order Make(const std::string& target, int seconds) {
     return Order{Order::Action::kBan, clock.Now(), "postfix", "brute", *Prefix::Parse(target), "", Seconds(seconds), "brute: reason"};
   }
-  // One loop turn's flush, then what the writer did comes back.
+  // One loop turn's flush, then what the threads did comes back (the fakes are read by the
+  // test only after this: the threads are idle).
   void Turn() {
     ledger.Flush();
     writer.Wait();
     writer.Poll();
+    kernel.Wait();
+    kernel.Poll();
   }
   void Settle() {
     for (int i = 0; i < 1000 && !(ledger.KernelSettled() && ledger.StoreSettled()); ++i) Turn();
@@ -142,7 +150,7 @@ Prefix P(const char* s) { return *Prefix::Parse(s); }
 TEST_CASE("through the writer, a burst of bans reaches the store a slice at a time, one slice on its way at once") {
   BanLedger::Options o;
   o.store_slice = 500;
-  AsyncRig r(o);
+  ThreadedRig r(ThreadedRig::kStore, o);
   for (uint32_t i = 0; i < 5000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
   r.ledger.Flush();
   CHECK(r.writer.outstanding() == 1);
@@ -157,7 +165,7 @@ TEST_CASE("through the writer, a burst of bans reaches the store a slice at a ti
 }
 
 TEST_CASE("through the writer, a refused slice is written again whole and before what came after it") {
-  AsyncRig r;
+  ThreadedRig r(ThreadedRig::kStore);
   r.store.fail_writes = true;
   for (int i = 0; i < 50; ++i) r.ledger.Record(r.Make("198.51.100." + std::to_string(i), 3600));
   r.Turn();
@@ -181,7 +189,7 @@ TEST_CASE("through the writer, a refused slice is written again whole and before
 }
 
 TEST_CASE("through the writer, a ban lifted while its save is on its way is ended after it") {
-  AsyncRig r;
+  ThreadedRig r(ThreadedRig::kStore);
   r.ledger.Record(r.Make("203.0.113.9", 3600));
   r.ledger.Flush();  // the save is on its way
   CHECK(r.ledger.Unban(P("203.0.113.9")));
@@ -198,42 +206,11 @@ TEST_CASE("through the writer, a ban lifted while its save is on its way is ende
 }
 
 // The kernel's slices on a JobThread of their own (as RunDaemon runs them).
-namespace {
-
-struct KernelRig {
-  FakeFirewall fw;
-  FakeStateStore store;
-  FakeClock clock;
-  JobThread kernel;
-  std::vector<std::pair<int, std::string>> logs;
-  BanLedger ledger;
-  explicit KernelRig(BanLedger::Options o = {})
-      : ledger(fw, store, clock, [this](int p, const std::string& m) { logs.emplace_back(p, m); }, With(o, kernel)) {}
-  static BanLedger::Options With(BanLedger::Options o, JobThread& k) {
-    o.kernel_thread = &k;
-    return o;
-  }
-  Order Make(const std::string& target, int seconds) {
-    return Order{Order::Action::kBan, clock.Now(), "postfix", "brute", *Prefix::Parse(target), "", Seconds(seconds), "brute: reason"};
-  }
-  // One loop turn's flush, then the kernel thread's outcome comes back (the fake firewall is
-  // read by the test only after this: the thread is idle).
-  void Turn() {
-    ledger.Flush();
-    kernel.Wait();
-    kernel.Poll();
-  }
-  void Settle() {
-    for (int i = 0; i < 1000 && !ledger.KernelSettled(); ++i) Turn();
-  }
-};
-
-}  // namespace
 
 TEST_CASE("through the kernel thread, a burst of bans reaches the kernel a slice at a time, one slice on its way at once") {
   BanLedger::Options o;
   o.kernel_slice = 500;
-  KernelRig r(o);
+  ThreadedRig r(ThreadedRig::kKernel, o);
   std::thread::id applied_on;
   r.fw.on_apply = [&] { applied_on = std::this_thread::get_id(); };
   for (uint32_t i = 0; i < 5000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
@@ -254,7 +231,7 @@ TEST_CASE("through the kernel thread, a burst of bans reaches the kernel a slice
 }
 
 TEST_CASE("through the kernel thread, a ban lifted while its slice is on its way is removed after it") {
-  KernelRig r;
+  ThreadedRig r(ThreadedRig::kKernel);
   r.ledger.Record(r.Make("203.0.113.9", 3600));
   r.ledger.Record(r.Make("203.0.113.10", 3600));
   r.ledger.Flush();  // both on their way
@@ -269,7 +246,7 @@ TEST_CASE("through the kernel thread, a ban lifted while its slice is on its way
 }
 
 TEST_CASE("through the kernel thread, a refused slice is sent again, with what changed meanwhile as it is by then") {
-  KernelRig r;
+  ThreadedRig r(ThreadedRig::kKernel);
   r.fw.fail_next = 1;
   for (int i = 0; i < 50; ++i) r.ledger.Record(r.Make("198.51.100." + std::to_string(i), 3600));
   r.ledger.Flush();  // on its way, to be refused
@@ -288,7 +265,7 @@ TEST_CASE("through the kernel thread, a refused slice is sent again, with what c
 }
 
 TEST_CASE("through the kernel thread, every other firewall call waits for the slice on its way") {
-  KernelRig r;
+  ThreadedRig r(ThreadedRig::kKernel);
   // A slow kernel: the slice is still in its Apply when the next calls come.
   r.fw.on_apply = [] { std::this_thread::sleep_for(std::chrono::milliseconds(30)); };
   for (int i = 0; i < 50; ++i) r.ledger.Record(r.Make("198.51.100." + std::to_string(i), 3600));

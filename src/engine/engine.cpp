@@ -158,16 +158,17 @@ struct Engine::Impl {
     uint64_t kinds = 0;
     std::vector<Rule*> rules;
     std::unique_ptr<IpWindows> one;        // a rule alone
-    std::unique_ptr<IpLaneWindows> lanes;  // two or three
+    std::unique_ptr<IpPairWindows> two;    // two
+    std::unique_ptr<IpLaneWindows> three;  // three
     static constexpr size_t kNoSlot = ~size_t{0};
     size_t slot = kNoSlot;
     template <class F>
     auto With(F&& f) {
-      return one ? f(*one) : f(*lanes);
+      return one ? f(*one) : two ? f(*two) : f(*three);
     }
     template <class F>
     auto With(F&& f) const {
-      return one ? f(*one) : f(*lanes);
+      return one ? f(*one) : two ? f(*two) : f(*three);
     }
   };
   struct Jail {
@@ -357,7 +358,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
         auto t = std::find_if(jail->ip_tables.begin(), jail->ip_tables.end(), [&](const Impl::IpTable& x) {
           return x.kinds == rule->kinds && x.rules.size() < IpLaneWindows::kLanes;
         });
-        if (t == jail->ip_tables.end()) t = jail->ip_tables.insert(t, Impl::IpTable{rule->kinds, {}, nullptr, nullptr});
+        if (t == jail->ip_tables.end()) t = jail->ip_tables.insert(t, Impl::IpTable{rule->kinds, {}, nullptr, nullptr, nullptr});
         rule->table = static_cast<int>(t - jail->ip_tables.begin());
         rule->lane = t->rules.size();
         t->rules.push_back(rule.get());
@@ -368,15 +369,14 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
       auto spec = [](const Impl::Rule* r) {
         return WindowSpec{r->spec->threshold, r->spec->window, r->spec->distinct != Field::kNone};
       };
-      size_t phase = 2 * next_table_id++;
-      if (t.rules.size() == 1) {
-        t.one = std::make_unique<IpWindows>(std::array<WindowSpec, 1>{spec(t.rules[0])}, impl->config.max_tracked, phase);
-        continue;
-      }
-      std::array<WindowSpec, IpLaneWindows::kLanes> specs{};
-      for (size_t l = 0; l < specs.size(); ++l)  // an unused lane never counts
-        specs[l] = l < t.rules.size() ? spec(t.rules[l]) : WindowSpec{1, Seconds(0), false};
-      t.lanes = std::make_unique<IpLaneWindows>(specs, impl->config.max_tracked, phase);
+      size_t phase = 2 * next_table_id++, max_keys = impl->config.max_tracked;
+      if (t.rules.size() == 1)
+        t.one = std::make_unique<IpWindows>(std::array<WindowSpec, 1>{spec(t.rules[0])}, max_keys, phase);
+      else if (t.rules.size() == 2)
+        t.two = std::make_unique<IpPairWindows>(std::array<WindowSpec, 2>{spec(t.rules[0]), spec(t.rules[1])}, max_keys, phase);
+      else
+        t.three = std::make_unique<IpLaneWindows>(
+            std::array<WindowSpec, 3>{spec(t.rules[0]), spec(t.rules[1]), spec(t.rules[2])}, max_keys, phase);
     }
     for (const auto& f : j.filters) impl->FilterId(f);
     impl->jail_names.push_back(j.name);

@@ -270,8 +270,10 @@ template <size_t N>
 struct ZeroIsDefault<WindowRow<N>> : std::true_type {};
 
 using IpWindows = KeyedWindows<IpAddress, IpAddressHash>;
-// Up to three address rules of one jail counting the same events (the shipped rule set's
-// brute force, slow brute force and spraying rules all count auth_failure).
+// Two or three address rules of one jail counting the same events (the shipped rule set's
+// brute force, slow brute force and spraying rules all count auth_failure). A slot is 24
+// bytes of address and 16 per lane.
+using IpPairWindows = KeyedWindows<IpAddress, IpAddressHash, 2>;
 using IpLaneWindows = KeyedWindows<IpAddress, IpAddressHash, 3>;
 using AccountWindows = KeyedWindows<std::string, StringHash>;
 using PrefixWindows = KeyedWindows<Prefix, PrefixHash>;

@@ -100,8 +100,8 @@ TEST_CASE("failures spread over more than the window never ban") {
 }
 
 TEST_CASE("address rules counting the same events each count and decide on their own, shared table or not") {
-  // Four rules on auth_failure: the first three share a table (a lane each), the fourth has
-  // one of its own; another kind's rule has its own too.
+  // Five rules on auth_failure: the first three share a table (a lane each), the fourth and
+  // the sixth another; another kind's rule has its own.
   const char* config = R"(
 filters:
   t:
@@ -117,6 +117,7 @@ jails:
       - {name: c, key: ip, events: [auth_failure], distinct: account, threshold: 2, window: 1h, ban: 1h}
       - {name: d, key: ip, events: [auth_failure], threshold: 4, window: 10m, ban: 1h}
       - {name: e, key: ip, events: [relay_denied], threshold: 2, window: 10m, ban: 1h}
+      - {name: f, key: ip, events: [auth_failure], threshold: 7, window: 10m, ban: 1h}
 )";
   Rig r(config);
   auto verdicts = [&] {
@@ -125,20 +126,20 @@ jails:
     return v;
   };
   for (int i = 0; i < 6; ++i) r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=x ip=203.0.113.9");
-  CHECK(verdicts() == "a=3 b=2 c=0 d=1 e=0 ");  // a at 2, 4, 6; b at 3, 6; d at 4
+  CHECK(verdicts() == "a=3 b=2 c=0 d=1 e=0 f=0 ");  // a at 2, 4, 6; b at 3, 6; d at 4
   r.Feed("2026-11-18T10:00:07Z fail user=y ip=203.0.113.9");  // a and b start over, d has 3
-  CHECK(verdicts() == "a=3 b=2 c=1 d=1 e=0 ");                 // c: a second account
+  CHECK(verdicts() == "a=3 b=2 c=1 d=1 e=0 f=1 ");             // c: a second account; f: 7
   r.Feed("2026-11-18T10:00:08Z denied ip=203.0.113.9");
   r.Feed("2026-11-18T10:00:08Z fail user=x ip=198.51.100.7");  // another address counts apart
-  CHECK(verdicts() == "a=3 b=2 c=1 d=1 e=0 ");
+  CHECK(verdicts() == "a=3 b=2 c=1 d=1 e=0 f=1 ");
   r.Feed("2026-11-18T10:00:09Z denied ip=203.0.113.9");
   r.Feed("2026-11-18T10:00:09Z fail user=x ip=203.0.113.9");
-  CHECK(verdicts() == "a=4 b=2 c=1 d=2 e=1 ");
+  CHECK(verdicts() == "a=4 b=2 c=1 d=2 e=1 f=1 ");
   // Two hours on, every window has emptied: two failures are a's verdict alone (b and d
   // would need what they had counted before, c a second account within the hour).
   r.Feed("2026-11-18T12:00:00Z fail user=z ip=203.0.113.9");
   r.Feed("2026-11-18T12:00:01Z fail user=z ip=203.0.113.9");
-  CHECK(verdicts() == "a=5 b=2 c=1 d=2 e=1 ");
+  CHECK(verdicts() == "a=5 b=2 c=1 d=2 e=1 f=1 ");
 }
 
 TEST_CASE("ignored and loopback addresses are never banned") {

@@ -1022,14 +1022,23 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
   // While the bans of this rule's previous verdict on the account run, the addresses it
   // reached are banned: a repeated verdict only adds those seen since (a spray over many
   // addresses would otherwise go over all of them again at every verdict).
+  // (Log times are whole seconds: of the addresses seen in the previous verdict's second,
+  // only those used after it are new.)
   Time since = t - rule.spec->window;
+  std::optional<uint32_t> after;
   if (auto previous = accounts.MarkFired(account, rule.id, t);
-      previous && (rule.spec->ban.count() == 0 || (rule.spec->ban.count() > 0 && *previous + rule.spec->ban > t)))
-    since = std::max(since, *previous);
+      previous && (rule.spec->ban.count() == 0 || (rule.spec->ban.count() > 0 && previous->at + rule.spec->ban > t)) &&
+      previous->at >= since) {
+    since = previous->at;
+    after = previous->seq;
+  }
   // Addresses seen before the account was forgiven are not part of the new abuse.
   if (!forgiven.empty())
-    if (auto f = forgiven.find(account); f != forgiven.end()) since = std::max(since, f->second);
-  auto ips = accounts.IpsSince(account, since, rule.kinds);
+    if (auto f = forgiven.find(account); f != forgiven.end() && f->second > since) {
+      since = f->second;
+      after.reset();
+    }
+  auto ips = accounts.IpsSince(account, since, rule.kinds, after);
   for (const IpAddress& ip : ips) policy.Prefetch(ip);
   EvidenceLines evidence = EvidenceOf(jail, rule, nullptr, &account);
   for (const IpAddress& ip : ips) Emit(jail, rule, ip, t, account, reason, out, evidence);

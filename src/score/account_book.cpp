@@ -90,7 +90,7 @@ AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip) {
   return at ? &e.recent[*at] : nullptr;
 }
 
-void AccountBook::AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind_bit) {
+void AccountBook::AddRecent(Entry& e, const IpAddress& ip, uint32_t seq, Time t, uint64_t kind_bit) {
   if (e.recent.size() >= kMaxRecentIps) {
     // Full: keep the most recently seen three quarters (one sort per quarter of new
     // addresses, not a scan per address).
@@ -99,7 +99,7 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind
                      [](const IpUse& a, const IpUse& b) { return a.last > b.last; });
     e.recent.resize(keep);
   }
-  e.recent.push_back({ip, t, kind_bit});
+  e.recent.push_back({ip, seq, t, kind_bit});
   if (e.recent.size() <= kLinearScan) return;
   auto& index = e.rare_made().recent_index;
   if (index.size() + 1 == e.recent.size()) {
@@ -115,6 +115,7 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind
 void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kind_bit,
                          const std::optional<IpAddress>& ip, std::string_view recipient_domain, Time t) {
   Entry& e = Get(account, t);
+  ++seq_;
   e.last_seen = std::max(e.last_seen, t);
   switch (outcome) {
     case Outcome::kAuthSuccess: ++e.auth_success; break;
@@ -129,9 +130,10 @@ void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kin
     if (e.ip_hashes.size() < kMaxDistinct) e.ip_hashes.Insert(IpAddressHash{}(*ip));
     if (IpUse* u = FindRecent(e, *ip)) {
       u->last = std::max(u->last, t);
+      u->seq = seq_;
       u->kinds |= kind_bit;
     } else {
-      AddRecent(e, *ip, t, kind_bit);
+      AddRecent(e, *ip, seq_, t, kind_bit);
     }
   }
 }
@@ -159,26 +161,31 @@ void AccountBook::ClearVerdicts(std::string_view account) {
   e->rare->fired.clear();
 }
 
-std::optional<Time> AccountBook::MarkFired(std::string_view account, uint32_t rule_id, Time t) {
+std::optional<AccountBook::Fired> AccountBook::MarkFired(std::string_view account, uint32_t rule_id, Time t) {
   Entry* e = Find(account);
   if (!e) return std::nullopt;
-  for (auto& [id, at] : e->rare_made().fired) {
+  for (auto& [id, fired] : e->rare_made().fired) {
     if (id == rule_id) {
-      Time previous = at;
-      at = t;
+      Fired previous = fired;
+      fired = {t, seq_};
       return previous;
     }
   }
-  e->rare->fired.emplace_back(rule_id, t);
+  e->rare->fired.emplace_back(rule_id, Fired{t, seq_});
   return std::nullopt;
 }
 
-std::vector<IpAddress> AccountBook::IpsSince(std::string_view account, Time since, uint64_t kinds) const {
+std::vector<IpAddress> AccountBook::IpsSince(std::string_view account, Time since, uint64_t kinds,
+                                             std::optional<uint32_t> after) const {
   std::vector<IpAddress> out;
   const Entry* e = Find(account);
   if (!e) return out;
-  for (const IpUse& u : e->recent)
-    if (u.last >= since && (u.kinds & kinds) != 0) out.push_back(u.ip);
+  for (const IpUse& u : e->recent) {
+    if (u.last < since || (u.kinds & kinds) == 0) continue;
+    // Used in that verdict's second, but before it: its fan-out reached the address.
+    if (after && u.last == since && static_cast<int32_t>(u.seq - *after) <= 0) continue;
+    out.push_back(u.ip);
+  }
   return out;
 }
 

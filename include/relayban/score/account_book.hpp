@@ -52,11 +52,21 @@ class AccountBook {
   void AddTargeted(std::string_view account, std::string_view rule);
   // An admin forgave the account: its verdicts and their history go.
   void ClearVerdicts(std::string_view account);
-  // Notes that the rule numbered `rule_id` reached a verdict on the account at `t`; returns
-  // when it last did before, if the account was known and it had.
-  std::optional<Time> MarkFired(std::string_view account, uint32_t rule_id, Time t);
-  // Addresses seen with the account at or after `since` in events whose kind bit is in `kinds`.
-  std::vector<IpAddress> IpsSince(std::string_view account, Time since, uint64_t kinds) const;
+  // A verdict's moment: its log time, and the book's count of events recorded by then (log
+  // times are whole seconds: many events share one).
+  struct Fired {
+    Time at;
+    uint32_t seq;
+  };
+  // Notes that the rule numbered `rule_id` reached a verdict on the account at `t` (after
+  // the event last recorded); returns when it last did before, if the account was known and
+  // it had.
+  std::optional<Fired> MarkFired(std::string_view account, uint32_t rule_id, Time t);
+  // Addresses seen with the account at or after `since` in events whose kind bit is in
+  // `kinds`; with `after`, of those seen at `since` itself only the ones used after that
+  // verdict (its fan-out reached the others).
+  std::vector<IpAddress> IpsSince(std::string_view account, Time since, uint64_t kinds,
+                                  std::optional<uint32_t> after = std::nullopt) const;
   // Sorted by account name.
   std::vector<AccountView> Snapshot() const;
   // Calls f(view) for every account in name order, making one view at a time: a book of
@@ -75,6 +85,7 @@ class AccountBook {
  private:
   struct IpUse {
     IpAddress ip;
+    uint32_t seq;  // the event that used it last (in the padding after the address)
     Time last;
     uint64_t kinds;
   };
@@ -83,7 +94,7 @@ class AccountBook {
   struct Rare {
     std::vector<std::string> verdicts;     // AccountView::verdicts
     std::vector<std::string> targeted_by;  // AccountView::targeted_by
-    std::vector<std::pair<uint32_t, Time>> fired;  // rule id, time of its last verdict
+    std::vector<std::pair<uint32_t, Fired>> fired;  // rule id, its last verdict
     // recent's positions by address, kept once recent outgrows a short linear scan.
     FlatMap<IpAddress, uint32_t, IpAddressHash> recent_index;
   };
@@ -106,7 +117,7 @@ class AccountBook {
   static constexpr size_t kLinearScan = 16;
   void EvictOldestAccounts();
   static IpUse* FindRecent(Entry& e, const IpAddress& ip);
-  static void AddRecent(Entry& e, const IpAddress& ip, Time t, uint64_t kind_bit);
+  static void AddRecent(Entry& e, const IpAddress& ip, uint32_t seq, Time t, uint64_t kind_bit);
   Entry& Get(std::string_view account, Time t);
   Entry* Find(std::string_view account);
   const Entry* Find(std::string_view account) const;
@@ -126,6 +137,7 @@ class AccountBook {
   std::vector<uint32_t> seen_sec_;  // per position; kFree when the position is free
   std::vector<uint32_t> free_;
   uint32_t newest_ = 0;
+  uint32_t seq_ = 0;  // events recorded (wraps; compared only within a second's events)
   uint64_t runs_ = 0;
   EvictionCost cost_;
   static constexpr uint32_t kFree = ~uint32_t{0};

@@ -42,6 +42,32 @@ TEST_CASE("fan-out returns the addresses seen with the given kinds since a time"
   CHECK(b.IpsSince("nobody", T(0), 4).empty());
 }
 
+TEST_CASE("a repeated verdict in the same second as the last gets only the addresses used after it") {
+  AccountBook b(100);
+  auto ip = [](int i) { return IpAddress::Parse("192.0.2." + std::to_string(i)); };
+  b.Record("test", O::kAuthFailure, 1, ip(1), "", T(100));
+  b.Record("test", O::kAuthFailure, 1, ip(2), "", T(100));
+  CHECK_FALSE(b.MarkFired("test", 7, T(100)));  // its fan-out reaches 1 and 2
+  b.Record("test", O::kAuthFailure, 1, ip(3), "", T(100));  // the same second, after it
+  b.Record("test", O::kAuthFailure, 1, ip(1), "", T(100));  // used again after it
+  b.Record("test", O::kAuthFailure, 1, ip(4), "", T(101));
+  auto previous = b.MarkFired("test", 7, T(101));
+  REQUIRE(previous);
+  CHECK(previous->at == T(100));
+  auto names = [](const std::vector<IpAddress>& v) {
+    std::vector<std::string> out;
+    for (const auto& a : v) out.push_back(a.ToString());
+    std::sort(out.begin(), out.end());
+    return out;
+  };
+  CHECK(names(b.IpsSince("test", previous->at, 1, previous->seq)) ==
+        std::vector<std::string>{"192.0.2.1", "192.0.2.3", "192.0.2.4"});
+  // Without the verdict's place, the whole second counts.
+  CHECK(b.IpsSince("test", previous->at, 1).size() == 4);
+  // Another rule's verdicts are its own.
+  CHECK_FALSE(b.MarkFired("test", 8, T(101)));
+}
+
 TEST_CASE("invented account names cannot grow the book past its cap") {
   AccountBook b(50);
   for (int i = 0; i < 1000; ++i) b.Record("user" + std::to_string(i), O::kAuthFailure, 1, std::nullopt, "", T(i));

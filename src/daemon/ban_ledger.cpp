@@ -154,7 +154,7 @@ void BanLedger::MaybeErase(const Prefix& target) {
   size_t i = entries_.Find(target);
   if (i == entries_.kNone) return;
   Entry& e = entries_.ValueAt(i);
-  if (e.state == State::kActive || e.kernel_pending || e.kernel_in_flight || e.save_pending || e.end_pending) return;
+  if (!Spent(e)) return;
   Release(e.info);
   entries_.EraseAt(i);
 }
@@ -627,7 +627,7 @@ void BanLedger::KernelApplied(const std::vector<Prefix>& taken, const Result<App
         e->kernel_pending = true;
         again.push_back(taken[k]);
       }
-    } else if (e->state != State::kActive && !e->kernel_pending && !e->save_pending && !e->end_pending) {
+    } else if (Spent(*e)) {
       MaybeErase(taken[k]);
     }
   }

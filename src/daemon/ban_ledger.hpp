@@ -193,6 +193,10 @@ class BanLedger : public BanBook {
   void End(const Prefix& target, Entry& e, State state, How how, int64_t at_us);
   void QueueKernel(const Prefix& target, Entry& e, bool urgent = false);
   void QueueStore(const Prefix& target, Entry& e);
+  // An entry that is no ban any more and owes neither mirror anything: it goes.
+  static bool Spent(const Entry& e) {
+    return e.state != State::kActive && !e.kernel_pending && !e.kernel_in_flight && !e.save_pending && !e.end_pending;
+  }
   void MaybeErase(const Prefix& target);
   bool FlushKernel();
   // The outcome of a slice of kernel orders for `taken`: a failed one goes back to be sent

@@ -40,7 +40,8 @@ start() {
   until "$bin" status -c "$work/relayban.yaml" >/dev/null 2>&1; do sleep 0.05; done
 }
 stop() { kill -TERM $pid; wait $pid || true; nft delete table inet relayban 2>/dev/null || true; rm -rf "$work/state"/*; : > "$work/log/mail.log"; }
-lines() { "$bin" status --json -c "$work/relayban.yaml" | python3 -c 'import json,sys; print(json.load(sys.stdin)["lines"])'; }
+# Waits until the daemon has read $1 lines (one interpreter polls: see wait_status.py).
+wait_lines() { python3 "$root/tests/bench/wait_status.py" "$bin" "$work/relayban.yaml" lines "$1" > /dev/null; }
 
 echo "1. latency, one ban per appended line"
 config 1; start
@@ -54,7 +55,7 @@ for decisions in "" "$work/decisions.log"; do
   config 5 "$decisions"; start
   t0=$(date +%s.%N)
   cat "$work/mixed.log" >> "$work/log/mail.log"
-  until [ "$(lines)" -ge $n ]; do sleep 0.05; done
+  wait_lines $n
   t1=$(date +%s.%N)
   bans=$("$bin" list --json -c "$work/relayban.yaml" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["bans"]))')
   python3 -c "t=$t1-$t0; print('   %d lines in %.2f s: %d lines/s, %s bans in the kernel%s' % ($n, t, $n/t, '$bans', ', decision log' if '$decisions' else ''))"
@@ -72,7 +73,7 @@ with open(sys.argv[1], "w") as f:
         f.write(f"{stamp} mx1 postfix/smtpd[1]: warning: unknown[10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}]: SASL LOGIN authentication failed: x, sasl_username=user{i % 50}\n")
 PY
 cat "$work/million.log" >> "$work/log/mail.log"
-until [ "$(lines)" -ge 1000000 ]; do sleep 0.1; done
+wait_lines 1000000
 rss1=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 echo "   RSS: $((rss0 / 1024)) MB at start, $((rss1 / 1024)) MB with 1,000,000 tracked addresses"
 stop

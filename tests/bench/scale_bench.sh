@@ -73,9 +73,9 @@ fi
 if [[ " $parts " == *" 3 "* ]]; then
   echo "== 3. the live daemon: $n distinct attackers in one burst (private network namespace)"
   GEN_NOW=1 python3 "$here/gen_attack.py" ipv4 "$n" "$work/burst.log"
-  unshare --net -- bash -s "$bin" "$cfg" "$work" "$n" <<'LIVE'
+  unshare --net -- bash -s "$bin" "$cfg" "$work" "$n" "$here" <<'LIVE'
 set -euo pipefail
-bin=$1; cfg=$2; work=$3; n=$4
+bin=$1; cfg=$2; work=$3; n=$4; here=$5
 pid=
 trap '[ -n "$pid" ] && kill -9 $pid 2>/dev/null; nft delete table inet relayban 2>/dev/null || true' EXIT
 now() { date +%s.%N; }
@@ -86,27 +86,11 @@ start() {
   until "$bin" status -c "$cfg" >/dev/null 2>&1; do sleep 0.02; done
 }
 # Waits until every line is read, nothing is owed to the kernel and at least $1 bans are in
-# force; tracks the slowest status answer.
+# force; sets the slowest status answer (s) and when every line was read (s after the call).
 settle() {
-  local s dt asked done
-  slowest=0
-  while :; do
-    asked=$(now)
-    s=$(status) || s='{}'
-    dt=$(python3 -c "print($(now) - $asked)")
-    slowest=$(python3 -c "print(max($slowest, $dt))")
-    done=$(echo "$s" | python3 -c '
-import json, sys
-try:
-    d = json.load(sys.stdin)
-except Exception:
-    print(0); sys.exit()
-logs = [l for j in d.get("jails", []) for l in j["logs"]]
-read = all(l.get("read") == l.get("size") for l in logs) and not d["backlog"]["lines"]
-print(1 if read and d["bans"] >= int(sys.argv[1]) and d["backlog"]["kernel"] == 0 else 0)' "$1")
-    [ "$done" = 1 ] && break
-    sleep 0.05
-  done
+  local ms
+  read -r ms read_s < <(python3 "$here/wait_status.py" "$bin" "$cfg" settled "$1")
+  slowest=$(python3 -c "print($ms / 1000)")
 }
 start
 t0=$(now)
@@ -115,7 +99,7 @@ settle 1
 t1=$(now)
 rss=$(awk '/VmHWM/ {print int($2 / 1024)}' /proc/$pid/status)
 bans=$(status | field 'd["bans"]')
-echo "   $bans bans in the kernel $(python3 -c "print('%.2f' % ($t1 - $t0))") s after the burst; slowest status answer $(python3 -c "print('%.0f' % ($slowest * 1000))") ms; peak RSS $rss MB"
+echo "   $bans bans in the kernel $(python3 -c "print('%.2f' % ($t1 - $t0))") s after the burst (every line read after $read_s s); slowest status answer $(python3 -c "print('%.0f' % ($slowest * 1000))") ms; peak RSS $rss MB"
 loop=$(status | field '"longest loop turn %s ms (%s), %d of %d turns over 100 ms" % (d["loop"]["longest_turn_ms"], d["loop"]["longest_turn_part"], d["loop"]["turns_over_100ms"], d["loop"]["turns"])')
 echo "   $loop"
 kill -TERM $pid; wait $pid || true; pid=

@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Waits for a running daemon to reach a state, asking `relayban status --json` every 50 ms.
+
+One interpreter for the whole wait: a python3 started per poll (as the benchmarks first did)
+costs ~100 ms of CPU each, which on a 2-core machine took most of a core away from the
+daemon being measured.
+
+usage: wait_status.py BIN CONFIG settled MIN_BANS   every log read, no line waiting, at least
+                                                    MIN_BANS bans, nothing owed to the kernel
+       wait_status.py BIN CONFIG lines N            at least N lines read
+Prints "SLOWEST_MS READ_S": the slowest status answer (the client's start included) and the
+seconds until every line was read (settled only; 0 otherwise).
+"""
+import json
+import subprocess
+import sys
+import time
+
+
+def main():
+    binary, config, mode, want = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+    slowest = 0.0
+    t0 = time.monotonic()
+    read_at = 0.0
+    while True:
+        asked = time.monotonic()
+        answer = subprocess.run([binary, "status", "--json", "-c", config], capture_output=True, text=True)
+        slowest = max(slowest, time.monotonic() - asked)
+        try:
+            d = json.loads(answer.stdout)
+        except ValueError:
+            d = None
+        if d:
+            if mode == "lines":
+                if d["lines"] >= want:
+                    break
+            else:
+                logs = [log for jail in d.get("jails", []) for log in jail["logs"]]
+                read = all(log.get("read") == log.get("size") for log in logs) and not d["backlog"]["lines"]
+                if read and not read_at:
+                    read_at = time.monotonic() - t0
+                if read and d["bans"] >= want and d["backlog"]["kernel"] == 0:
+                    break
+        time.sleep(0.05)
+    print("%.0f %.2f" % (slowest * 1000, read_at))
+
+
+if __name__ == "__main__":
+    main()

@@ -697,6 +697,12 @@ class SqliteStore : public StateStore {
 }  // namespace
 
 Result<std::unique_ptr<StateStore>> OpenSqliteStore(const std::string& path) {
+  // SQLite counts its memory under a global mutex by default: every allocation of a row
+  // written took and gave it, 9% of the store writer's time in a botnet's burst. Nothing
+  // here reads those counts. Only possible before SQLite starts (later it is refused,
+  // harmlessly: the counting stays on).
+  static const bool configured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+  (void)configured;
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {

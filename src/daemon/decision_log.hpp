@@ -74,6 +74,7 @@ class DecisionLog {
     uint64_t reopened = 0;  // after a rotation
   };
   static constexpr size_t kMaxBuffered = size_t{16} << 20;
+  static constexpr size_t kSpareAtMost = size_t{4} << 20;  // a written buffer's memory kept
 
   // `threaded`: the file's writes on a thread of the log's own (their outcomes come back
   // through Poll, when fd() is readable, and in every Flush).
@@ -117,6 +118,7 @@ class DecisionLog {
   dev_t dev_ = 0;
   ino_t ino_ = 0;
   std::string buffer_;
+  std::string spare_;  // empty, with the memory of the last buffer written
   std::string problem_;  // the last error logged (each new one is logged once)
   Stats stats_;
 };

@@ -59,20 +59,26 @@ std::string FormatDuration(Seconds d) {
 
 std::string FormatIso8601(Time t) {
   auto secs = std::chrono::floor<std::chrono::seconds>(t.time_since_epoch()).count();
-  // A burst decides a million times within a few seconds: the last second formatted is kept
-  // (per thread) and handed out again.
-  thread_local int64_t last_secs = INT64_MIN;
-  thread_local char last[32];
-  if (secs == last_secs) return last;
+  // A burst decides a million times within a few seconds: the last two seconds formatted
+  // are kept (per thread) and handed out again - two, as a decision record carries both
+  // the time it was made and the log time of its line.
+  struct Formatted {
+    int64_t secs = INT64_MIN;
+    char text[32] = {};
+  };
+  thread_local Formatted last[2];
+  thread_local unsigned older = 0;  // the entry to replace next
+  for (const Formatted& f : last)
+    if (f.secs == secs) return f.text;
   time_t tt = static_cast<time_t>(secs);
   struct tm tm {};
   gmtime_r(&tt, &tm);
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
+  Formatted& f = last[older];
+  older ^= 1;
+  std::snprintf(f.text, sizeof f.text, "%04d-%02d-%02dT%02d:%02d:%02dZ", tm.tm_year + 1900, tm.tm_mon + 1,
                 tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-  std::memcpy(last, buf, sizeof last);
-  last_secs = secs;
-  return buf;
+  f.secs = secs;
+  return f.text;
 }
 
 }  // namespace relayban

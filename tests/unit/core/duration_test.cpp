@@ -34,4 +34,15 @@ TEST_CASE("times format as ISO 8601 UTC") {
   CHECK(FormatIso8601(Time(Micros(int64_t{1764152399} * 1000000))) == "2025-11-26T10:19:59Z");
   CHECK(FormatIso8601(Time(Micros(int64_t{1764152399} * 1000000))) == "2025-11-26T10:19:59Z");
   CHECK(FormatIso8601(Time(Micros(-1))) == "1969-12-31T23:59:59Z");
+  // The last two are kept (a record's own time and its line's): taking turns, and a third
+  // second among them, each still formats as itself.
+  auto at = [](int64_t s) { return FormatIso8601(Time(Micros(s * 1000000))); };
+  for (int i = 0; i < 3; ++i) {
+    CHECK(at(1764152400) == "2025-11-26T10:20:00Z");
+    CHECK(at(1764238800) == "2025-11-27T10:20:00Z");
+  }
+  CHECK(at(1764325200) == "2025-11-28T10:20:00Z");
+  CHECK(at(1764152400) == "2025-11-26T10:20:00Z");
+  CHECK(at(1764238800) == "2025-11-27T10:20:00Z");
+  CHECK(at(1764325200) == "2025-11-28T10:20:00Z");
 }

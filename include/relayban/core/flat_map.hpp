@@ -367,6 +367,7 @@ class FlatMap {
     }
     old_ = std::move(slots_);
     slots_ = Slots(n);
+    prefaulted_ = 0;
     from_ = 0;
     while (old_[from_].tag != kEmpty) ++from_;  // at most 70 % full: there is one
     moved_ = 0;
@@ -399,6 +400,7 @@ class FlatMap {
     }
     if (moved_ < n) {
       GiveBackMoved();
+      PrefaultAhead();
       return;
     }
     old_.ReleaseDestroyed();
@@ -416,6 +418,23 @@ class FlatMap {
     if (a < n) discard(a, std::min(b, n));
     if (b > n) discard(a > n ? a - n : 0, b - n);
     given_back_ = moved_;
+  }
+  // Asks the Prefaulter for the new array's memory a few megabytes ahead of where the move
+  // writes: the old array's moved positions have their homes below the same share of it
+  // (both are ranges of one hash), so that is where entries land next.
+  void PrefaultAhead() {
+    if constexpr (!PlainSlots()) {
+      return;  // such an array was written whole when it was made
+    } else {
+      if (!Slots::Alloc::Mapped(slots_.size())) return;
+      constexpr size_t kAhead = size_t{4} << 20;
+      const size_t total = slots_.size() * sizeof(Slot), n = old_.size();
+      size_t done = from_ + moved_ >= n ? total : (from_ + moved_) * slots_.size() / n * sizeof(Slot);
+      if (prefaulted_ >= std::min(total, done + kAhead)) return;
+      size_t to = std::min(total, done + 2 * kAhead);
+      Prefaulter::Ahead(slots_.begin(), prefaulted_, to);
+      prefaulted_ = to;
+    }
   }
   // Ends a move without finishing it (the table is emptied or dropped).
   void DropOld() {
@@ -507,6 +526,7 @@ class FlatMap {
   Slots old_;               // while growing: the array before, its entries moving over
   size_t used_ = 0;         // entries in both
   size_t from_ = 0, moved_ = 0, given_back_ = 0;  // of old_, see Moved
+  size_t prefaulted_ = 0;   // while growing: bytes of slots_ asked of the Prefaulter
 };
 
 }  // namespace relayban

@@ -12,6 +12,8 @@
 #include <cstdlib>
 #include <new>
 
+#include "relayban/core/prefaulter.hpp"
+
 namespace relayban {
 
 template <class T>
@@ -39,8 +41,12 @@ struct HugePageAllocator {
   }
   void deallocate(T* p, size_t n) noexcept {
     size_t bytes = n * sizeof(T);
-    if (bytes < kLarge) std::free(p);
-    else munmap(p, Rounded(bytes));
+    if (bytes < kLarge) {
+      std::free(p);
+      return;
+    }
+    Prefaulter::Forget(p);  // nothing of it is populated once it is gone (or another's)
+    munmap(p, Rounded(bytes));
   }
   friend bool operator==(const HugePageAllocator&, const HugePageAllocator&) { return true; }
 

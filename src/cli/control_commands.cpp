@@ -27,23 +27,30 @@ std::string Str(const json& j, const char* key) {
   return j[key].dump();
 }
 
-std::optional<std::string> SocketPath(const ClientOptions& o, std::ostream& err, int& rc) {
+// The socket's path: given, or from the main configuration file alone - but for `reload`,
+// which reads the whole configuration first and shows its errors here as well.
+std::optional<std::string> SocketPath(const ClientOptions& o, std::ostream& err, int& rc, bool whole = false) {
   if (!o.socket.empty()) return o.socket;
   std::vector<Error> errors;
-  auto c = LoadConfig(o.config, errors);
-  if (!c) {
+  std::optional<std::string> socket;
+  if (whole) {
+    if (auto c = LoadConfig(o.config, errors)) socket = c->control_socket;
+  } else {
+    socket = LoadControlSocket(o.config, errors);
+  }
+  if (!socket) {
     for (const auto& e : errors) err << e.ToString() << "\n";
     rc = 78;
     return std::nullopt;
   }
-  return c->control_socket;
+  return socket;
 }
 
 // Sends the request and passes every answer line (parsed) to `on_item`, but the last, which
 // is returned: {"ok": ...}. Prints errors; returns nullopt with `rc` set on failure.
 std::optional<json> Exchange(const ClientOptions& o, const ControlRequest& req, std::ostream& err, int& rc,
                              const std::function<void(const json&)>& on_item = nullptr) {
-  auto path = SocketPath(o, err, rc);
+  auto path = SocketPath(o, err, rc, req.command == ControlRequest::Command::kReload);
   if (!path) return std::nullopt;
   std::optional<json> last;
   bool bad = false;

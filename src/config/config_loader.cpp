@@ -885,6 +885,26 @@ std::optional<Config> LoadConfig(const std::string& path, std::vector<Error>& er
   return Load(*text, path, dir.empty() ? "." : dir, errors);
 }
 
+std::optional<std::string> LoadControlSocket(const std::string& path, std::vector<Error>& errors) {
+  size_t before = errors.size();
+  auto text = ReadText(path, errors);
+  if (!text) return std::nullopt;
+  YAML::Node root = ParseYaml(*text, path, errors);
+  if (errors.size() > before) return std::nullopt;
+  std::string socket = Config{}.control_socket;
+  if (!root.IsDefined() || root.IsNull()) return socket;
+  if (!root.IsMap()) {
+    errors.push_back(Error{"the main configuration must be a map of settings", {path, 1, 1}});
+    return std::nullopt;
+  }
+  Reader::FilterRefs refs;
+  Reader r(path, errors, refs);
+  if (auto n = root["control_socket"])
+    if (auto s = r.Str(n, "control_socket")) socket = *s;
+  if (errors.size() > before) return std::nullopt;
+  return socket;
+}
+
 std::optional<Config> LoadConfigText(const std::string& text, const std::string& name, const std::string& base_dir,
                                      std::vector<Error>& errors) {
   return Load(text, name, base_dir, errors);

@@ -176,6 +176,8 @@ out=$("$bin" reload --socket "$work/control.sock" 2>&1); rc=$?
 if [ $rc -ne 0 ] && echo "$out" | grep -q "uses unknown filter 'nosuch'"; then ok "a bad reload is refused with its errors"; else fail "bad reload: rc=$rc $out"; fi
 out=$(cli reload 2>&1); rc=$?
 if [ $rc -eq 78 ] && echo "$out" | grep -q "unknown filter 'nosuch'"; then ok "the client shows the errors too"; else fail "client reload: rc=$rc $out"; fi
+# Other client commands read only the socket's path: the admin can still ask the daemon.
+check "status answers while the configuration has errors" cli status
 rejected=$(grep -c "uses unknown filter 'nosuch'" "$work/daemon.log")
 kill -HUP "$pid"
 check "SIGHUP with a bad configuration logs every error" wait_for "$work/daemon.log" "uses unknown filter 'nosuch'" $((rejected + 1))

@@ -20,6 +20,12 @@ std::optional<Config> LoadConfig(const std::string& path, std::vector<Error>& er
 std::optional<Config> LoadConfigText(const std::string& text, const std::string& name, const std::string& base_dir,
                                      std::vector<Error>& errors);
 
+// Only the control socket's path from the main file `path` (its includes are not read): what
+// a client command needs to reach the daemon. A tenth of the work of a whole load, and a
+// broken jail file, which the daemon refuses to reload while it keeps its last good
+// configuration, does not keep the admin from asking it.
+std::optional<std::string> LoadControlSocket(const std::string& path, std::vector<Error>& errors);
+
 // Parses a stamp format name: auto, syslog, rfc3339, exim, tai64n, none.
 std::optional<StampFormat> ParseStampFormat(const std::string& name);
 

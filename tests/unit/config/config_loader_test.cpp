@@ -377,3 +377,37 @@ TEST_CASE("scope is host or fleet, and fleet does not mix with per-host history"
   INFO(Dump(errors));
   CHECK(Has(errors, "scope: fleet cannot be combined with relative", 11, 40));
 }
+
+TEST_CASE("a client reads only the socket's path from the main file, past errors elsewhere") {
+  auto dir = std::filesystem::temp_directory_path() / ("relayban-sock-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir / "jails.d");
+  auto main = (dir / "main.yaml").string();
+  std::ofstream(dir / "jails.d" / "broken.yaml") << "jails:\n  x: {filters: [nosuch], logs: [/nonexistent]}\n";
+  std::ofstream(main) << "include: [jails.d/*.yaml]\ncontrol_socket: /run/x/control.sock\nmax_tracked: 5\n";
+  std::vector<Error> errors;
+  CHECK_FALSE(LoadConfig(main, errors));  // the whole configuration has an error
+  errors.clear();
+  auto socket = LoadControlSocket(main, errors);
+  INFO(Dump(errors));
+  REQUIRE(socket);
+  CHECK(*socket == "/run/x/control.sock");
+  // Not set: the default, as the daemon would use.
+  std::ofstream(main) << "state_dir: /var/lib/x\n";
+  socket = LoadControlSocket(main, errors);
+  REQUIRE(socket);
+  CHECK(*socket == Config{}.control_socket);
+  // An error in the main file's YAML, or in the setting itself, is shown where it is.
+  std::ofstream(main) << "state_dir: /x\ncontrol_socket: [a, b]\n";
+  CHECK_FALSE(LoadControlSocket(main, errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message.find("control_socket must be a string") != std::string::npos);
+  CHECK(errors[0].where.line == 2);
+  errors.clear();
+  std::ofstream(main) << "control_socket: [unclosed\n";
+  CHECK_FALSE(LoadControlSocket(main, errors));
+  CHECK(errors.size() == 1);
+  errors.clear();
+  CHECK_FALSE(LoadControlSocket((dir / "missing.yaml").string(), errors));
+  CHECK(errors.size() == 1);
+  std::filesystem::remove_all(dir);
+}

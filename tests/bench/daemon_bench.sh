@@ -40,8 +40,9 @@ start() {
   until "$bin" status -c "$work/relayban.yaml" >/dev/null 2>&1; do sleep 0.05; done
 }
 stop() { kill -TERM $pid; wait $pid || true; nft delete table inet relayban 2>/dev/null || true; rm -rf "$work/state"/*; : > "$work/log/mail.log"; }
-# Waits until the daemon has read $1 lines (one interpreter polls: see wait_status.py).
-wait_lines() { python3 "$root/tests/bench/wait_status.py" "$bin" "$work/relayban.yaml" lines "$1" > /dev/null; }
+# Waits until the daemon has read $1 lines (one interpreter polls: see wait_status.py); sets
+# done_s, when it had, in seconds after $2 (a `date +%s.%N`).
+wait_lines() { read -r _ _ done_s < <(python3 "$root/tests/bench/wait_status.py" "$bin" "$work/relayban.yaml" lines "$1" "$2"); }
 
 echo "1. latency, one ban per appended line"
 config 1; start
@@ -55,10 +56,9 @@ for decisions in "" "$work/decisions.log"; do
   config 5 "$decisions"; start
   t0=$(date +%s.%N)
   cat "$work/mixed.log" >> "$work/log/mail.log"
-  wait_lines $n
-  t1=$(date +%s.%N)
+  wait_lines $n "$t0"
   bans=$("$bin" list --json -c "$work/relayban.yaml" | python3 -c 'import json,sys; print(len(json.load(sys.stdin)["bans"]))')
-  python3 -c "t=$t1-$t0; print('   %d lines in %.2f s: %d lines/s, %s bans in the kernel%s' % ($n, t, $n/t, '$bans', ', decision log' if '$decisions' else ''))"
+  python3 -c "t=$done_s; print('   %d lines in %.2f s: %d lines/s, %s bans in the kernel%s' % ($n, t, $n/t, '$bans', ', decision log' if '$decisions' else ''))"
   stop; rm -f "$work/decisions.log"
 done
 
@@ -73,7 +73,7 @@ with open(sys.argv[1], "w") as f:
         f.write(f"{stamp} mx1 postfix/smtpd[1]: warning: unknown[10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}]: SASL LOGIN authentication failed: x, sasl_username=user{i % 50}\n")
 PY
 cat "$work/million.log" >> "$work/log/mail.log"
-wait_lines 1000000
+wait_lines 1000000 "$(date +%s.%N)"
 rss1=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
 echo "   RSS: $((rss0 / 1024)) MB at start, $((rss1 / 1024)) MB with 1,000,000 tracked addresses"
 stop

@@ -11,6 +11,8 @@ usage: wait_status.py BIN CONFIG settled MIN_BANS [T0]  every log read, no line 
                                                        least MIN_BANS bans, nothing owed to
                                                        the kernel
        wait_status.py BIN CONFIG lines N [T0]          at least N lines read
+       wait_status.py BIN CONFIG stored N [T0]         at least N bans, nothing owed to the
+                                                       state database
 Prints "SLOWEST READ DONE" in seconds: the slowest status answer (the client's start
 included), when every line was first seen read (settled only; 0 otherwise) and when the
 state was reached, both after T0.
@@ -38,6 +40,9 @@ def main():
         if d:
             if mode == "lines":
                 if d["lines"] >= want:
+                    break
+            elif mode == "stored":
+                if d["bans"] >= want and d["backlog"]["state_database"] == 0:
                     break
             else:
                 logs = [log for jail in d.get("jails", []) for log in jail["logs"]]

@@ -245,6 +245,15 @@ struct Engine::Impl {
   // Counts a line of connection `conn` for its summary, or, for a summary pattern, lowers
   // `count` by what the connection's lines counted. False when nothing is left to count.
   bool Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip, int& count);
+  static uint64_t TallyKey(std::string_view conn, std::string_view ip) {
+    return std::hash<std::string_view>{}(conn.substr(0, 32)) * 0x9E3779B97F4A7C15ull ^
+           std::hash<std::string_view>{}(ip.substr(0, 64));
+  }
+  // Starts loading the slots an event of `kind` from `ip` on `conn` will look up in `jail`'s
+  // tables: under a flood every one is a miss in memory, and issued together, before any is
+  // read, they overlap instead of adding up.
+  void PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, std::string_view conn,
+                   std::string_view ip_text) const;
   // The line being read (empty while replaying the journal): evidence for what it decides.
   int current_source = -1;
   std::string_view current_line;
@@ -683,6 +692,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
       if (ji + 1 < jails_of_filter.size()) copy.emplace(ev);
       Event& je = copy ? *copy : ev;
       je.jail = j;
+      m.PrefetchFor(jail, je.kind, je.ip, c.conn, c.ip);
       if (!c.conn.empty() && !m.Tally(jail, je.filter, je.pattern, c.conn, c.ip, je.count)) {
         yielded = true;  // a summary of attempts already counted
         continue;
@@ -759,6 +769,17 @@ bool Engine::Impl::Sprayed(const Jail& jail, const Rule& rule, const IpAddress& 
   return others >= rule.spec->sprayed_accounts;
 }
 
+void Engine::Impl::PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, std::string_view conn,
+                               std::string_view ip_text) const {
+  if (!conn.empty()) jail.tally.Prefetch(TallyKey(conn, ip_text));
+  if (!ip) return;
+  IpAddress key = policy.TargetFor(*ip).address();
+  uint64_t bit = uint64_t{1} << kind;
+  for (const IpTable& t : jail.ip_tables)
+    if ((t.kinds & bit) != 0) t.With([&](const auto& w) { w.Prefetch(key); });
+  if (options.evidence) jail.seen_by_ip.Prefetch(key);
+}
+
 void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key) {
   if (jail.seen.empty()) jail.seen.resize(kEvidenceRing);
   Jail::Seen& s = jail.seen[jail.seen_next % kEvidenceRing];
@@ -814,8 +835,7 @@ std::vector<Evidence> Engine::Impl::EvidenceOf(const Jail& jail, const Rule& rul
 bool Engine::Impl::Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip,
                          int& count) {
   constexpr size_t kMaxTally = 65536;  // connections whose summary never came: dropped at once
-  uint64_t key = std::hash<std::string_view>{}(conn.substr(0, 32)) * 0x9E3779B97F4A7C15ull ^
-                 std::hash<std::string_view>{}(ip.substr(0, 64));
+  uint64_t key = TallyKey(conn, ip);
   if (filter_specs[static_cast<size_t>(filter)]->patterns[static_cast<size_t>(pattern)].summary) {
     if (size_t i = jail.tally.Find(key); i != jail.tally.kNone) {
       count -= jail.tally.ValueAt(i);

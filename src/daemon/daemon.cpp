@@ -477,7 +477,13 @@ void Daemon::HandleOutput() {
     // Every field after the target is the same for a verdict's bans: rendered once.
     bool with_evidence = CountEvidence(o.evidence);
     RecordTail& tail = record_tail_;
-    if (!tail.valid || !SameButTarget(tail.order, o) || tail.with_evidence != with_evidence) {
+    // Past the flood's share of records with their lines, a record says only how many
+    // lines it leaves out: a verdict's tail then serves the next verdicts alike too (in a
+    // botnet's burst, each line's).
+    bool same = tail.valid && tail.with_evidence == with_evidence &&
+                (with_evidence ? SameButTarget(tail.order, o)
+                               : SameButTargetAndLines(tail.order, o) && tail.order.evidence.size() == o.evidence.size());
+    if (!same) {
       tail = {true, o, with_evidence, {}};
       DecisionRecord t;
       t.Str("jail", o.jail).Str("rule", o.rule).StrOrNull("account", o.account).Str("reason", o.reason)
@@ -574,6 +580,14 @@ bool Daemon::DoWork() {
         (!journal_pending_.empty() && parts_.clock->Monotonic() - last_checkpoint_ >= kCheckpointInterval)) {
       turn_part_ = "journal";
       Checkpoint();
+      return true;
+    }
+    // Decisions left after the last lines' checkpoint (a checkpoint saves at most a slice
+    // of them) go on to the store a slice a turn, not only when more lines come.
+    if (journal_pending_.empty() && !decisions_pending_.empty() && !decisions_in_flight_ &&
+        parts_.clock->Monotonic() - last_checkpoint_ >= kCheckpointInterval) {
+      turn_part_ = "journal";
+      SaveDecisions(false);
       return true;
     }
   }

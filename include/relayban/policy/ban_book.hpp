@@ -58,11 +58,16 @@ struct Order {
   EvidenceLines evidence;
 };
 
+// Whether `b` is `a` but for its target and its evidence's lines: what a report that leaves
+// the lines out (past a flood's share, saying only how many there were) shares.
+inline bool SameButTargetAndLines(const Order& a, const Order& b) {
+  return a.action == b.action && a.at == b.at && a.duration == b.duration && a.jail == b.jail && a.rule == b.rule &&
+         a.account == b.account && a.reason == b.reason;
+}
 // Whether `b` is `a` but for its target: two bans of one verdict, whose reports can share
 // everything they say besides the address (the same lines, not merely equal ones).
 inline bool SameButTarget(const Order& a, const Order& b) {
-  return a.action == b.action && a.at == b.at && a.duration == b.duration && a.jail == b.jail && a.rule == b.rule &&
-         a.account == b.account && a.reason == b.reason && a.evidence.identity() == b.evidence.identity();
+  return SameButTargetAndLines(a, b) && a.evidence.identity() == b.evidence.identity();
 }
 
 // A ban in force: until `end` (Time::max() = permanent), ordered for `duration` (0 = permanent).

@@ -512,6 +512,52 @@ TEST_CASE("past 200 ban lines a second, bans are summed up per rule, and every b
         std::string::npos);
 }
 
+TEST_CASE("past a flood's share of records with lines, each record still counts the lines of its own verdict") {
+  Rig r;
+  REQUIRE(r.daemon->Start() == 0);
+  // 3,000 addresses banned in one burst (3 failures each; the first thousand records of a
+  // second carry their lines). Every third has a line stamped 20 minutes earlier (outside
+  // the window) just before: its verdict's evidence is 4 lines, the others' 3 - records
+  // that leave the lines out must each say their own count, though all else after the
+  // address is alike.
+  const int n = 3000;
+  auto ip = [](int i) { return IpAddress::V4(0x0B000000u + static_cast<uint32_t>(i)).ToString(); };
+  std::string text;
+  for (int i = 0; i < n; ++i) {
+    if (i % 3 == 0) text += Iso(r.clock->Now() - std::chrono::minutes(20)) + " fail user=x ip=" + ip(i) + "\n";
+    for (int k = 0; k < 3; ++k) text += Iso(r.clock->Now()) + " fail user=x" + std::to_string(k) + " ip=" + ip(i) + "\n";
+  }
+  r.Append(text);
+  REQUIRE(r.TurnUntil([&] { return r.fw->bans.size() == static_cast<size_t>(n); }));
+  // The records reach the store 2,000 at a checkpoint, one every 200 ms at most.
+  REQUIRE(r.TurnUntil([&] {
+    r.clock->Advance(std::chrono::milliseconds(250));
+    return r.store->decisions.size() >= static_cast<size_t>(n);
+  }));
+  int omitted[2] = {0, 0}, with_lines = 0;
+  for (const auto& d : r.store->decisions) {
+    json j = json::parse(d.record);
+    if (j["action"] != "ban") continue;
+    IpAddress a = *IpAddress::Parse(d.target);
+    const auto& b = a.bytes();
+    uint32_t host = (uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3]);
+    size_t lines = host % 3 == 0 ? 4 : 3;
+    CHECK(j["target"] == d.target);
+    CHECK(j["rule"] == "brute");
+    if (j.contains("evidence_omitted")) {
+      CHECK(j["evidence"].empty());
+      CHECK(j["evidence_omitted"] == lines);
+      ++omitted[lines == 4 ? 1 : 0];
+    } else {
+      CHECK(j["evidence"].size() == lines);
+      ++with_lines;
+    }
+  }
+  CHECK(with_lines >= 1000);
+  CHECK(omitted[0] > 0);  // both kinds past the share (unless a tick came in between)
+  CHECK(omitted[1] > 0);
+}
+
 TEST_CASE("a verdict's bans share their records' fields but each names its own address, as JSON written in order") {
   Rig r("      - {name: acct, key: account, events: [auth_failure], distinct: ip, threshold: 3, window: 10m, ban: 2h}\n");
   REQUIRE(r.daemon->Start() == 0);

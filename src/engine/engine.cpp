@@ -986,6 +986,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       ++stats.verdicts;
       if (!replaying) ++rule.verdicts;
       if (!ev.account.empty()) accounts.AddTargeted(ev.account, rule.spec->name);
+      // Banned already, at least as long: no order, so no reason or evidence to build.
+      if (replaying || policy.AlreadyCovered(*ev.ip, rule.spec->ban, ev.time)) continue;
       Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out,
            EvidenceOf(jail, rule, &*ip_key, nullptr));
     } else {

@@ -46,15 +46,19 @@ Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at) {
   return Seconds(static_cast<int64_t>(std::min(d, cap)));
 }
 
+bool BanPolicy::AlreadyCovered(const IpAddress& ip, Seconds base, Time at) const {
+  auto running = book_.Find(TargetFor(ip), at);
+  if (!running) return false;
+  bool longer = running->duration.count() != 0 && (base.count() == 0 || base > running->duration);
+  return !longer;
+}
+
 std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, const std::string& jail,
                                     const std::string& rule, const std::string& account, const std::string& reason) {
   // Either check refuses on its own, so the cheaper common one goes first: the address is
   // banned already, at least as long (a fan-out meets most of its addresses again).
+  if (AlreadyCovered(ip, base, at)) return std::nullopt;
   Prefix target = TargetFor(ip);
-  if (auto running = book_.Find(target, at)) {
-    bool longer = running->duration.count() != 0 && (base.count() == 0 || base > running->duration);
-    if (!longer) return std::nullopt;
-  }
   if (IsIgnored(ip)) return std::nullopt;
   Seconds d = Escalate(target, base, at);
   Order order{Order::Action::kBan, at, jail, rule, target, account, d, reason};

@@ -35,6 +35,11 @@ class BanPolicy {
   // ban followed by a 1d relay-flood verdict); more of the same is not a new offence.
   std::optional<Order> Ban(const IpAddress& ip, Seconds base, Time at, const std::string& jail,
                            const std::string& rule, const std::string& account, const std::string& reason);
+  // Whether Ban(ip, base, at, ...) would order nothing because a ban of the address's target
+  // runs already, at least as long: a caller may then skip building the reason and the
+  // evidence (an address rule's count restarts after each verdict, so a banned address
+  // still hammering makes a verdict every few lines).
+  bool AlreadyCovered(const IpAddress& ip, Seconds base, Time at) const;
   // Starts loading what Ban(ip, ...) will look at first.
   void Prefetch(const IpAddress& ip) const;
   // Whether `ip` is inside an active ban at `now`.

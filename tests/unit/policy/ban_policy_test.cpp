@@ -64,6 +64,28 @@ TEST_CASE("an active ban is only re-ordered when it would last longer") {
   CHECK_FALSE(p.Ban(Ip("203.0.113.5"), Seconds(86400 * 3), T(180), "j", "r3", "", ""));
 }
 
+TEST_CASE("AlreadyCovered says beforehand exactly when a running ban makes Ban order nothing") {
+  auto p = Policy();
+  CHECK_FALSE(p.AlreadyCovered(Ip("203.0.113.5"), Seconds(3600), T(0)));  // not banned
+  REQUIRE(p.Ban(Ip("203.0.113.5"), Seconds(86400), T(0), "j", "r", "", ""));
+  CHECK(p.AlreadyCovered(Ip("203.0.113.5"), Seconds(3600), T(60)));        // shorter
+  CHECK(p.AlreadyCovered(Ip("203.0.113.5"), Seconds(86400), T(60)));       // as long
+  CHECK_FALSE(p.AlreadyCovered(Ip("203.0.113.5"), Seconds(2 * 86400), T(60)));  // longer
+  CHECK_FALSE(p.AlreadyCovered(Ip("203.0.113.5"), Seconds(0), T(60)));     // permanent
+  CHECK_FALSE(p.AlreadyCovered(Ip("203.0.113.5"), Seconds(3600), T(86401)));  // ended
+  CHECK_FALSE(p.AlreadyCovered(Ip("203.0.113.6"), Seconds(3600), T(60)));  // another address
+  // An IPv6 client is covered by its /64's ban.
+  REQUIRE(p.Ban(Ip("2001:db8:1:2::7"), Seconds(3600), T(0), "j", "r", "", ""));
+  CHECK(p.AlreadyCovered(Ip("2001:db8:1:2::99"), Seconds(3600), T(1)));
+  // Wherever it says covered, Ban orders nothing; where not, Ban orders.
+  for (int64_t base : {int64_t{60}, int64_t{3600}, int64_t{86400}, int64_t{3 * 86400}, int64_t{0}}) {
+    auto q = Policy();
+    REQUIRE(q.Ban(Ip("198.51.100.1"), Seconds(86400), T(0), "j", "r", "", ""));
+    bool covered = q.AlreadyCovered(Ip("198.51.100.1"), Seconds(base), T(10));
+    CHECK(covered == !q.Ban(Ip("198.51.100.1"), Seconds(base), T(10), "j", "r2", "", "").has_value());
+  }
+}
+
 TEST_CASE("an IPv6 client is banned by its /64 unless that would cover an ignored address") {
   auto p = Policy({*Prefix::Parse("2001:db8:1::5")});
   auto o = p.Ban(Ip("2001:db8:2::7"), Seconds(3600), T(0), "j", "r", "", "");

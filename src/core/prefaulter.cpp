@@ -1,6 +1,7 @@
 #include "relayban/core/prefaulter.hpp"
 
 #include <pthread.h>
+#include <signal.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -42,8 +43,13 @@ class Worker {
     if (!started_) {
       started_ = true;
       // Never joined: the worker lives as long as the process (it holds nothing but the
-      // queue, and a range is only ever populated while its mapping is alive).
+      // queue, and a range is only ever populated while its mapping is alive). Every
+      // signal blocked in it: they are the daemon's loop's (signalfd), or the process's.
+      sigset_t all, old;
+      sigfillset(&all);
+      pthread_sigmask(SIG_BLOCK, &all, &old);
       std::thread([this] { Run(); }).detach();
+      pthread_sigmask(SIG_SETMASK, &old, nullptr);
     }
     wake_.notify_one();
   }

@@ -2,10 +2,15 @@
 
 #include <catch2/catch.hpp>
 
+#include <pthread.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <string>
 #include <vector>
 
 #include "relayban/core/flat_map.hpp"
@@ -64,6 +69,31 @@ TEST_CASE("the prefaulter brings in the ranges asked for, and nothing else, with
   CHECK(bytes[5 * mb] == 7);
   CHECK(bytes[4 * mb] == 0);
   CHECK(bytes[10 * mb - 1] == 0);
+}
+
+TEST_CASE("the prefaulter's thread blocks every signal, and leaves the caller's mask as it was") {
+  Mapping m(4 << 20);
+  sigset_t before, after;
+  pthread_sigmask(SIG_BLOCK, nullptr, &before);
+  Prefaulter::Ahead(m.p, 0, 4 << 20);  // starts the thread if it is not running yet
+  Prefaulter::Settle();
+  pthread_sigmask(SIG_BLOCK, nullptr, &after);
+  for (int s : {SIGTERM, SIGINT, SIGHUP, SIGCHLD}) CHECK(sigismember(&before, s) == sigismember(&after, s));
+  // The worker's own mask, read from /proc: every thread of the process but this one.
+  int others = 0, blocking = 0;
+  for (const auto& task : std::filesystem::directory_iterator("/proc/self/task")) {
+    if (task.path().filename() == std::to_string(gettid())) continue;
+    std::ifstream status(task.path() / "status");
+    std::string line;
+    while (std::getline(status, line))
+      if (line.rfind("SigBlk:", 0) == 0) {
+        ++others;
+        unsigned long long mask = std::stoull(line.substr(7), nullptr, 16);
+        if ((mask & (1ull << (SIGTERM - 1))) && (mask & (1ull << (SIGHUP - 1)))) ++blocking;
+      }
+  }
+  CHECK(others >= 1);
+  CHECK(blocking == others);  // the test binary's other threads (if any) are JobThreads: they block too
 }
 
 TEST_CASE("a mapping forgotten before it is unmapped gets nothing populated after that") {

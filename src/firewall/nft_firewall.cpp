@@ -213,6 +213,7 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
   // ledger's, or they pile up in one run of these smaller tables.
   using Hash = ElementShadow::Hash;
   FlatMap<Prefix, uint32_t, Hash> last;
+  last.Rehash(orders.size() * 10 / 7 + 16);  // sized at once, not grown ten times over
   for (uint32_t i = 0; i < orders.size(); ++i) last[orders[i].target] = i;
   std::vector<uint32_t> sorted;
   sorted.reserve(last.size());
@@ -228,6 +229,7 @@ Result<ApplyReport> NftFirewall::ApplyOnce(const std::vector<FirewallOrder>& ord
     bool present = false;
   };
   FlatMap<Prefix, Change, Hash> changes;
+  changes.Rehash(orders.size() * 10 / 7 + 16);
   std::vector<std::pair<Prefix, Change>> in_order;  // the same, as made: the last one of a target counts
   auto change = [&](const Prefix& t, std::optional<Clock::time_point> end) {
     Change c{end.value_or(Clock::time_point{}), end.has_value()};

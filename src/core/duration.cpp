@@ -64,7 +64,7 @@ std::string FormatIso8601(Time t) {
   // the time it was made and the log time of its line.
   struct Formatted {
     int64_t secs = INT64_MIN;
-    char text[32] = {};
+    char text[72] = {};  // room for any int in each field (the compiler checks it)
   };
   thread_local Formatted last[2];
   thread_local unsigned older = 0;  // the entry to replace next

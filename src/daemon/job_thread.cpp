@@ -3,16 +3,13 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
-#include <sys/resource.h>
 #include <unistd.h>
 
-#include <algorithm>
-#include <cerrno>
 #include <cstdint>
 
 namespace relayban {
 
-JobThread::JobThread(int nice) : nice_(nice) {
+JobThread::JobThread() {
   efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   sigset_t all, old;
   sigfillset(&all);
@@ -60,12 +57,6 @@ void JobThread::Wait() {
 }
 
 void JobThread::Run() {
-  // Nicer than the thread that made it by nice_ (up to 19); a failure leaves it as it was.
-  if (nice_ != 0) {
-    errno = 0;
-    int now = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-    if (errno == 0) (void)setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), std::min(19, now + nice_));
-  }
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     work_.wait(lock, [&] { return stop_ || !queue_.empty(); });

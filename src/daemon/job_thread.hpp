@@ -23,8 +23,8 @@ class JobThread {
   using Done = std::function<void(const Result<void>&)>;
 
   // Starts the thread (every signal blocked in it: they are the loop's, through its
-  // signalfd), `nice` nicer than the thread that makes it (Linux: a thread's own value).
-  explicit JobThread(int nice = 0);
+  // signalfd).
+  JobThread();
   // Runs what was handed over (their outcomes are not reported), then stops the thread.
   ~JobThread();
   JobThread(const JobThread&) = delete;
@@ -52,7 +52,6 @@ class JobThread {
   std::deque<std::pair<Job, Done>> queue_;
   std::vector<std::pair<Done, Result<void>>> finished_;
   bool running_ = false, stop_ = false;
-  int nice_ = 0;
   std::thread thread_;
 };
 

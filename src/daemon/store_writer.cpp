@@ -80,8 +80,7 @@ class StoreWriter::Waiting : public StateStore {
   StateStore& s_;
 };
 
-StoreWriter::StoreWriter(StateStore& store)
-    : store_(store), waiting_(std::make_unique<Waiting>(*this, store)), thread_(kNice) {}
+StoreWriter::StoreWriter(StateStore& store) : store_(store), waiting_(std::make_unique<Waiting>(*this, store)) {}
 
 StoreWriter::~StoreWriter() = default;
 

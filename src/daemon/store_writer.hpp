@@ -24,12 +24,6 @@ class StoreWriter {
   using Job = std::function<Result<void>(StateStore&)>;
   using Done = std::function<void(const Result<void>&)>;
 
-  // The writer thread's nice value. When the cores are short (a botnet's burst on a small
-  // machine) what protects - reading, deciding, the kernel's slices - goes first, and the
-  // history catches up on what is left: a million bans reach the kernel ~4% sooner on two
-  // cores. It is never starved: the loop is one thread, and the writer has every other
-  // core's idle time (and a tenth of a busy one's).
-  static constexpr int kNice = 10;
   // Starts the thread. `store` must outlive the writer.
   explicit StoreWriter(StateStore& store);
   // Runs what was handed over (their outcomes are not reported), then stops the thread.

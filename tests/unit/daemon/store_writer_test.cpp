@@ -6,11 +6,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/resource.h>
-#include <unistd.h>
-
-#include <algorithm>
-#include <cerrno>
 
 #include <catch2/catch.hpp>
 #include <thread>
@@ -109,37 +104,6 @@ TEST_CASE("signals stay with the loop: the writer's thread blocks them all") {
   pthread_sigmask(SIG_BLOCK, nullptr, &here);
   CHECK(sigismember(&here, SIGTERM) == 0);  // the caller's own mask is left as it was
   w.Poll();
-}
-
-TEST_CASE("the writer's thread yields the cores to the loop and the kernel's thread: a nice value of its own") {
-  errno = 0;
-  int caller = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-  REQUIRE(errno == 0);
-  FakeStateStore store;
-  StoreWriter w(store);
-  int in_writer = -100;
-  w.Submit(
-      [&](StateStore&) -> Result<void> {
-        in_writer = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-        return {};
-      },
-      nullptr);
-  w.Wait();
-  w.Poll();
-  // Raised by kNice (at most to 19); the caller's and a plain JobThread's stay.
-  CHECK(in_writer == std::min(19, caller + StoreWriter::kNice));
-  CHECK(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())) == caller);
-  JobThread plain;
-  int in_plain = -100;
-  plain.Submit(
-      [&]() -> Result<void> {
-        in_plain = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
-        return {};
-      },
-      nullptr);
-  plain.Wait();
-  plain.Poll();
-  CHECK(in_plain == caller);
 }
 
 namespace {

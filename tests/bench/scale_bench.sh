@@ -101,7 +101,7 @@ echo "   $bans bans in the kernel $done_s s after the burst (every line read aft
 loop=$(status | field '"longest loop turn %s ms (%s), %d of %d turns over 100 ms" % (d["loop"]["longest_turn_ms"], d["loop"]["longest_turn_part"], d["loop"]["turns_over_100ms"], d["loop"]["turns"])')
 echo "   $loop"
 read -r _ _ stored_s < <(python3 "$here/wait_status.py" "$bin" "$cfg" stored "$bans" "$t0")
-echo "   every ban in the state database $stored_s s after the burst (its thread yields to the loop's and the kernel's)"
+echo "   every ban in the state database $stored_s s after the burst"
 kill -TERM $pid; wait $pid || true; pid=
 t0=$(now)
 start

@@ -35,8 +35,10 @@ constexpr auto kCheckpointInterval = std::chrono::milliseconds(200);
 constexpr const char* kKernelNote = "kernel_as_left";
 constexpr auto kAdminNoteKept = std::chrono::hours(24 * 30);
 constexpr size_t kDecisionsPerWrite = 2000;         // decisions per state database transaction
-constexpr size_t kDecisionsKept = 50000;            // the newest kept for `relayban explain`
 constexpr size_t kDecisionsPendingBytes = 16 << 20;  // waiting to be written, at most
+// While lines come, decisions go to the store a slice at most this often: in a burst most of
+// them are pushed out of the kept newest by later ones before they would be read.
+constexpr auto kDecisionsWhileReading = std::chrono::seconds(1);
 
 }  // namespace
 
@@ -634,8 +636,10 @@ void Daemon::SaveAccountHistory(bool all) {
 }
 
 void Daemon::SaveDecisions(bool all) {
+  const size_t keep = options_.decisions_kept;
   if (writer_ && !all) {
-    // A slice at a time on the writer's thread; a refused one goes back to the front.
+    // A slice at a time on the writer's thread; a refused one goes back to the front (what
+    // came meanwhile still bounded: its oldest go).
     if (decisions_in_flight_ || decisions_pending_.empty()) return;
     size_t n = std::min(decisions_pending_.size(), kDecisionsPerWrite);
     auto slice = std::make_shared<std::vector<DecisionRow>>(
@@ -643,22 +647,25 @@ void Daemon::SaveDecisions(bool all) {
     decisions_pending_.erase(decisions_pending_.begin(), decisions_pending_.begin() + static_cast<long>(n));
     for (const auto& d : *slice) decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, d.record.size());
     decisions_in_flight_ = true;
-    writer_->Submit([slice](StateStore& s) { return s.SaveDecisions(*slice, kDecisionsKept); },
+    decisions_saved_at_ = parts_.clock->Monotonic();
+    writer_->Submit([slice, keep](StateStore& s) { return s.SaveDecisions(*slice, keep); },
                     [this, slice](const Result<void>& r) {
                       decisions_in_flight_ = false;
                       if (r) return;
                       for (const auto& d : *slice) decisions_pending_bytes_ += d.record.size();
                       decisions_pending_.insert(decisions_pending_.begin(), std::make_move_iterator(slice->begin()),
                                                 std::make_move_iterator(slice->end()));
+                      TrimDecisions();
                     });
     return;
   }
   FinishWrites();  // everything, at a stop: after what is on its way
+  decisions_saved_at_ = parts_.clock->Monotonic();
   while (!decisions_pending_.empty()) {
     size_t n = all ? decisions_pending_.size() : std::min(decisions_pending_.size(), kDecisionsPerWrite);
     std::vector<DecisionRow> slice(std::make_move_iterator(decisions_pending_.begin()),
                                    std::make_move_iterator(decisions_pending_.begin() + static_cast<long>(n)));
-    auto r = Store().SaveDecisions(slice, kDecisionsKept);
+    auto r = Store().SaveDecisions(slice, keep);
     if (!r) {
       // Put back; the store's problem shows as degraded through the ledger's writes.
       std::move(slice.begin(), slice.end(), decisions_pending_.begin());
@@ -670,19 +677,30 @@ void Daemon::SaveDecisions(bool all) {
   }
 }
 
+void Daemon::TrimDecisions() {
+  // Under a botnet's burst the oldest unsaved go: `explain` is asked about recent bans, and
+  // the store keeps only the newest `decisions_kept` anyway.
+  while (!decisions_pending_.empty() &&
+         (decisions_pending_.size() > options_.decisions_kept || decisions_pending_bytes_ > kDecisionsPendingBytes)) {
+    decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, decisions_pending_.front().record.size());
+    decisions_pending_.pop_front();
+    ++decisions_unsaved_;
+  }
+}
+
 void Daemon::Decision(std::string record, Time t, const std::string& target, const std::string& account) {
   decisions_->Add(record);
-  // Kept for `relayban explain` too, bounded: under a botnet's burst the oldest unsaved go.
-  if (decisions_pending_bytes_ + record.size() > kDecisionsPendingBytes) {
-    ++decisions_unsaved_;
-    return;
-  }
+  // Kept for `relayban explain` too, bounded (TrimDecisions).
   decisions_pending_bytes_ += record.size();
   decisions_pending_.push_back(DecisionRow{t, target, account, std::move(record)});
+  TrimDecisions();
 }
 
 void Daemon::Checkpoint() {
-  SaveDecisions(false);
+  // A few decisions go at once; a burst's, a slice a second (kDecisionsWhileReading).
+  if (decisions_pending_.size() < kDecisionsPerWrite ||
+      parts_.clock->Monotonic() - decisions_saved_at_ >= kDecisionsWhileReading)
+    SaveDecisions(false);
   // Not while a new engine replays: its positions are those of the lines it has not read.
   if (replaying_ || checkpoint_in_flight_) return;
   last_checkpoint_ = parts_.clock->Monotonic();

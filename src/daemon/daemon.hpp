@@ -8,6 +8,7 @@
 #pragma once
 
 #include <array>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
@@ -41,6 +42,9 @@ struct DaemonOptions {
   bool dry_run = false;        // the dry-run firewall: log bans, change nothing, no privileges
   bool flush_on_exit = false;  // remove the table on SIGTERM (bans otherwise stay and expire)
   bool handle_signals = true;  // SIGHUP/SIGTERM/SIGINT/SIGCHLD through a signalfd, a 1 s timer
+  // The newest decisions kept in the state database for `relayban explain`; at most as many
+  // wait in memory to be written (a burst's older ones go first: they would be pruned anyway).
+  size_t decisions_kept = 50000;
 };
 
 // The daemon's outside parts. Any left empty is built from the configuration: nftables (or
@@ -136,9 +140,11 @@ class Daemon {
   // database, filed under its ban's target and its account.
   void Decision(std::string record, Time t, const std::string& target, const std::string& account);
   void SaveDecisions(bool all);  // a slice of those waiting (all: every one)
+  void TrimDecisions();          // the oldest waiting go past options_.decisions_kept or 16 MB
   void SaveAccountHistory(bool all);  // the accounts whose history changed: a slice (all: every one)
-  std::vector<DecisionRow> decisions_pending_;
+  std::deque<DecisionRow> decisions_pending_;
   size_t decisions_pending_bytes_ = 0;
+  Clock::Steady decisions_saved_at_{};  // when a slice last went to the store
   uint64_t decisions_unsaved_ = 0;  // dropped before reaching the database (a burst)
   void RefreshSourceNames();
   std::vector<std::string> source_names_;  // by engine source id (evidence names its log)

@@ -35,7 +35,7 @@ struct Rig {
 
   // `threads`: the store's writes and the kernel's slices on threads of their own, as
   // RunDaemon runs them (then the fakes are read only while the daemon says both settled).
-  explicit Rig(const std::string& extra_rules = "", bool threads = false) {
+  explicit Rig(const std::string& extra_rules = "", bool threads = false, size_t decisions_kept = 50000) {
     static int n = 0;
     dir = std::filesystem::temp_directory_path() / ("relayban-daemon-" + std::to_string(getpid()) + "-" + std::to_string(n++));
     std::filesystem::remove_all(dir);
@@ -77,6 +77,7 @@ jails:
     DaemonOptions o;
     o.config = (dir / "relayban.yaml").string();
     o.handle_signals = false;
+    o.decisions_kept = decisions_kept;
     daemon = std::make_unique<Daemon>(o, std::move(parts));
   }
   ~Rig() {
@@ -416,6 +417,27 @@ TEST_CASE("damaged admin notes in the state database are ignored, the daemon sta
   REQUIRE(r.daemon->Start() == 0);
   r.Failures("203.0.113.9", 3);
   CHECK(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
+}
+
+TEST_CASE("a burst of decisions beyond those kept keeps the newest for explain, and counts the older as unsaved") {
+  // 40 bans, 10 decisions kept: the 30 oldest never wait for the store.
+  Rig r("", false, 10);
+  REQUIRE(r.daemon->Start() == 0);
+  auto ip = [](int i) { return "203.0.113." + std::to_string(10 + i); };
+  for (int i = 0; i < 40; ++i) r.Failures(ip(i), 3);
+  REQUIRE(r.TurnUntil([&] { return r.fw->Has(ip(39)); }));
+  json newest = r.Ask(R"({"cmd":"explain","target":")" + ip(39) + R"("})").back();
+  REQUIRE(newest["decisions"].size() == 1);
+  CHECK(newest["decisions"][0]["action"] == "ban");
+  json last_kept = r.Ask(R"({"cmd":"explain","target":")" + ip(30) + R"("})").back();
+  CHECK(last_kept["decisions"].size() == 1);
+  json gone = r.Ask(R"({"cmd":"explain","target":")" + ip(29) + R"("})").back();
+  CHECK(gone["decisions"].empty());
+  CHECK(gone["active_bans"].size() == 1);  // the ban itself is in force all the same
+  REQUIRE(r.store->decisions.size() == 10);
+  CHECK(r.store->decisions.front().target == ip(30));
+  CHECK(r.store->decisions.back().target == ip(39));
+  CHECK(r.daemon->RenderMetrics().find("\nrelayban_decisions_unsaved_total 30\n") != std::string::npos);
 }
 
 TEST_CASE("metrics count what the daemon read and decided, and keep counting across a reload") {

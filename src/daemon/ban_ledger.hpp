@@ -232,8 +232,10 @@ class BanLedger : public BanBook {
   std::unordered_map<std::string, uint32_t> info_index_;
   uint32_t last_info_ = UINT32_MAX;  // the Info the last ban interned (a verdict's next ban shares it)
 
-  // Expiry order: (end, target); an item whose entry has since changed is skipped.
-  std::vector<std::pair<int64_t, Prefix>> expiry_;
+  // Expiry order: (end, target); an item whose entry has since changed is skipped. A heap in
+  // a deque: a million bans grow it without copying it or asking for twice its memory at
+  // once (fresh memory costs more than the heap's work here: its items mostly come in order).
+  std::deque<std::pair<int64_t, Prefix>> expiry_;
   std::deque<Prefix> kernel_queue_, store_queue_;
   std::vector<BanWrite> store_failed_;  // a slice the store refused, to be written again first
   size_t store_in_flight_ = 0;          // writes of the slice on the writer's thread

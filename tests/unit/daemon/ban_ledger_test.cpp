@@ -4,6 +4,8 @@
 #include <catch2/catch.hpp>
 #include <syslog.h>
 
+#include <map>
+
 #include "fakes/fake_clock.hpp"
 #include "fakes/fake_firewall.hpp"
 #include "fakes/fake_state_store.hpp"
@@ -144,6 +146,40 @@ TEST_CASE("a ban ends at its time: gone from the book, ended in the store, not t
   CHECK(r.store.Last("203.0.113.4")->how == "expired");
   CHECK(r.fw.apply_calls == static_cast<int>(calls));  // the kernel's own timeout ends it there
   CHECK(r.ledger.stats().expired == 1);
+}
+
+TEST_CASE("bans of many lengths, made out of order and renewed, each end at their own time and not before") {
+  Rig r;
+  std::map<std::string, int> ends;  // target -> second it ends at (from the start)
+  for (int i = 0; i < 300; ++i) {
+    std::string t = i < 250 ? "203.0.113." + std::to_string(i) : "198.51.100." + std::to_string(i - 250);
+    int length = 1 + (i * 7919) % 120;  // scattered, not in the order they are made
+    r.ledger.Record(r.Make(t, length));
+    ends[t] = length;
+  }
+  // Some renewed at 10 s, longer or shorter than they were: their first end does not count.
+  r.clock.Advance(Seconds(10));
+  r.ledger.Tick();
+  for (int i = 0; i < 50; i += 5) {
+    std::string t = "198.51.100." + std::to_string(i);
+    if (ends[t] <= 10) continue;
+    int length = i % 2 ? 3 : 150;
+    r.ledger.Record(r.Make(t, length));
+    ends[t] = 10 + length;
+  }
+  r.Settle();
+  for (int now = 11; now <= 170; ++now) {
+    r.clock.Advance(Seconds(1));
+    r.ledger.Tick();
+    size_t left = 0;
+    for (const auto& [t, end] : ends) {
+      bool banned = r.ledger.Find(P(t.c_str()), r.clock.Now()).has_value();
+      INFO(t << " ends at " << end << ", now " << now);
+      CHECK(banned == (end > now));
+      if (end > now) ++left;
+    }
+    REQUIRE(r.ledger.size() == left);  // ended here, not only hidden by their time
+  }
 }
 
 TEST_CASE("a burst of bans goes to the kernel and the store in bounded slices") {

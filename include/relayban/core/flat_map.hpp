@@ -64,8 +64,13 @@ class FlatMap {
   size_t Find(const K& key, size_t hash) const {
     // While growing, a key whose place in the old array has not moved yet is there (or, now
     // and then, in the new one: see InsertOld); one whose place has moved is in the new one.
-    if (growing())
-      if (size_t at = FindOld(key, hash); at != kNone) return at;
+    // A key missing from an unmoved run is in neither: the new array is not read for it (its
+    // pages, not yet written, would be brought in by the read: a huge page zeroed per lookup
+    // that lands on one, on this thread, ahead of the move and of the Prefaulter).
+    if (growing()) {
+      bool maybe_new = false;
+      if (size_t at = FindOld(key, hash, maybe_new); at != kNone || !maybe_new) return at;
+    }
     for (size_t i = Home(hash), probes = 0; probes < slots_.size(); i = Next(i), ++probes) {
       if (slots_[i].tag == kEmpty) break;
       if constexpr (kKeepsHash)
@@ -325,11 +330,19 @@ class FlatMap {
   // not in the old array at all, and a lookup never reads a moved position (nor its memory,
   // given back as the move goes).
   bool Moved(size_t i) const { return (i >= from_ ? i - from_ : i + old_.size() - from_) < moved_; }
+  // The key's slot in the old array, or kNone; `maybe_new` is set when the key may be in the
+  // new array instead: its home has moved, or its run goes on into the moved part (at from_,
+  // where the move began: InsertOld put it in the new array then). A run that ends at an
+  // empty unmoved position holds every key of that home there is: no erase in the old array
+  // empties a position (it leaves a tombstone) and nothing is put in the new array past one.
   template <class K>
-  size_t FindOld(const K& key, size_t hash) const {
+  size_t FindOld(const K& key, size_t hash, bool& maybe_new) const {
     size_t n = old_.size(), i = HomeIn(hash, n);
-    if (Moved(i)) return kNone;
     for (size_t probes = 0; probes < n; ++probes) {
+      if (Moved(i)) {
+        maybe_new = true;
+        return kNone;
+      }
       const Slot& s = old_[i];
       if (s.tag == kEmpty) return kNone;
       if (s.tag == kUsed) {

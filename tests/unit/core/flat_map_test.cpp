@@ -1,4 +1,5 @@
 #include "relayban/core/flat_map.hpp"
+#include "relayban/core/prefaulter.hpp"
 
 #include <catch2/catch.hpp>
 
@@ -165,6 +166,45 @@ TEST_CASE("growing a mapped table of plain slots costs about its new array, not 
     long new_kb = static_cast<long>(m.capacity() * 24 / 1024);
     // Fail (exit 1) if the mark rose by three quarters of the new array or more.
     _exit(after - before < new_kb * 3 / 4 ? 0 : 1);
+  }
+  int status = 0;
+  REQUIRE(waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
+}
+
+TEST_CASE("while a mapped table grows, lookups of missing keys do not bring in the new array") {
+  // A read of a page never written brings in (and zeroes) a whole huge page on Linux 6.x:
+  // lookups of new keys - every new address in a botnet's burst - must stay in the old
+  // array's unmoved runs, or they bring in the whole new array at once, on the caller's
+  // thread. In a child process: resident memory before and after 200,000 such lookups.
+  pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    FlatMap<uint64_t, uint64_t, U64Hash> m;
+    uint64_t k = 0;
+    while (m.capacity() * 24 < (size_t{30} << 20) || m.growing()) m[k++] = 1;
+    size_t cap = m.capacity();
+    while ((m.size() + 1) * 100 <= cap * 70) m[k++] = 1;
+    m[k++] = 1;  // grows: the new array is about 50 MB
+    if (!m.growing()) _exit(2);
+    auto resident_kb = [] {
+      std::ifstream f("/proc/self/statm");
+      long size = 0, resident = 0;
+      f >> size >> resident;
+      return resident * (sysconf(_SC_PAGESIZE) / 1024);
+    };
+    Prefaulter::Settle();  // what the insert asked for is in
+    long before = resident_kb();
+    size_t found = 0;
+    for (uint64_t i = 0; i < 200000; ++i) found += m.Find(k + 1 + i * 7919) != m.kNone ? 1 : 0;
+    long after = resident_kb();
+    if (found != 0) _exit(3);
+    for (uint64_t i = 0; i < k; i += 97)
+      if (m.Find(i) == m.kNone) _exit(4);  // and every key there is still found
+    // Fail (exit 1) if 8 MB or more came in (four huge pages; read for every lookup, the new
+    // array, about 50 MB, would be).
+    _exit(after - before < 8192 ? 0 : 1);
   }
   int status = 0;
   REQUIRE(waitpid(pid, &status, 0) == pid);

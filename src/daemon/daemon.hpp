@@ -43,7 +43,7 @@ struct DaemonOptions {
   bool flush_on_exit = false;  // remove the table on SIGTERM (bans otherwise stay and expire)
   bool handle_signals = true;  // SIGHUP/SIGTERM/SIGINT/SIGCHLD through a signalfd, a 1 s timer
   // The newest decisions kept in the state database for `relayban explain`; at most as many
-  // wait in memory to be written (a burst's older ones go first: they would be pruned anyway).
+  // (and 4 MB) wait in memory to be written: in a burst the older ones go first.
   size_t decisions_kept = 50000;
 };
 
@@ -140,7 +140,7 @@ class Daemon {
   // database, filed under its ban's target and its account.
   void Decision(std::string record, Time t, const std::string& target, const std::string& account);
   void SaveDecisions(bool all);  // a slice of those waiting (all: every one)
-  void TrimDecisions();          // the oldest waiting go past options_.decisions_kept or 16 MB
+  void TrimDecisions();          // the oldest waiting go past options_.decisions_kept or 4 MB
   void SaveAccountHistory(bool all);  // the accounts whose history changed: a slice (all: every one)
   std::deque<DecisionRow> decisions_pending_;
   size_t decisions_pending_bytes_ = 0;

@@ -407,6 +407,17 @@ TEST_CASE("a client reads only the socket's path from the main file, past errors
   CHECK_FALSE(LoadControlSocket(main, errors));
   CHECK(errors.size() == 1);
   errors.clear();
+  std::ofstream(main) << "- control_socket: /run/x/control.sock\n";  // a list, not settings
+  CHECK_FALSE(LoadControlSocket(main, errors));
+  REQUIRE(errors.size() == 1);
+  CHECK(errors[0].message.find("must be a map of settings") != std::string::npos);
+  CHECK(errors[0].where.line == 1);
+  errors.clear();
+  std::ofstream(main) << "# nothing set\n";  // an empty file: the default
+  socket = LoadControlSocket(main, errors);
+  REQUIRE(socket);
+  CHECK(*socket == Config{}.control_socket);
+  CHECK(errors.empty());
   CHECK_FALSE(LoadControlSocket((dir / "missing.yaml").string(), errors));
   CHECK(errors.size() == 1);
   std::filesystem::remove_all(dir);

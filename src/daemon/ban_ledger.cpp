@@ -1,5 +1,6 @@
 #include "ban_ledger.hpp"
 
+#include "decision_log.hpp"
 #include "job_thread.hpp"
 #include "store_writer.hpp"
 
@@ -293,6 +294,24 @@ std::optional<BanLedger::ActiveBan> BanLedger::Get(const Prefix& target) const {
   const Entry* e = entries_.Get(target);
   if (!e || e->state != State::kActive) return std::nullopt;
   return MakeBan(target, *e);
+}
+
+std::string BanLedger::ListItem(const ActiveBan& b, Time now) {
+  // nlohmann::json's keys are sorted: account, jail, origin, reason, remaining_s, rule,
+  // since, target.
+  DecisionRecord r;
+  r.StrOrNull("account", b.info->account).Str("jail", b.info->jail).Str("origin", OriginName(b.info->origin))
+      .Str("reason", b.info->reason);
+  if (b.end == Time::max()) r.Raw("remaining_s", "null");
+  else r.Int("remaining_s", std::max<int64_t>(0, std::chrono::ceil<Seconds>(b.end - now).count()));
+  r.Str("rule", b.info->rule).Str("since", FormatIso8601(b.start)).Str("target", b.target.ToString());
+  std::string item = r.Take();
+  std::string line;
+  line.reserve(item.size() + 8);
+  line += "{\"ban\":";
+  line += item;
+  line += '}';
+  return line;
 }
 
 size_t BanLedger::CountInJail(const std::string& jail) const {

@@ -71,6 +71,10 @@ class BanLedger : public BanBook {
     Time end;  // Time::max() = permanent
     Seconds duration;
   };
+  // `ban` as `list` answers it: {"ban":{...}} with the keys in order, written field by field
+  // (a million bans are listed; a json object each cost as much as the rest), the same text
+  // as nlohmann::json's dump(-1) with invalid UTF-8 replaced (a unit test holds them equal).
+  static std::string ListItem(const ActiveBan& ban, Time now);
   struct RestoreReport {
     size_t restored = 0;  // active in the store, put back
     size_t adopted = 0;   // in the kernel only: the store had lost them

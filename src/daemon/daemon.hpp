@@ -174,6 +174,7 @@ class Daemon {
 
   // Control commands (daemon_commands.cpp).
   void OnRequest(ClientId client, std::string_view line);
+  // Sends one answer line, or several joined by newlines.
   void Reply(ClientId client, std::string_view line);
   void Finish(ClientId client);
   size_t Pending(ClientId client) const;

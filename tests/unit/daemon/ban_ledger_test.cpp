@@ -6,6 +6,8 @@
 
 #include <map>
 
+#include <nlohmann/json.hpp>
+
 #include "fakes/fake_clock.hpp"
 #include "fakes/fake_firewall.hpp"
 #include "fakes/fake_state_store.hpp"
@@ -454,4 +456,42 @@ TEST_CASE("bans of one verdict share its reason, and a reason freed is never han
   r.ledger.Ban(manual, BanOrigin::kManual);
   CHECK(r.ledger.Get(P("203.0.113.6"))->info->origin == BanOrigin::kManual);
   CHECK(r.ledger.Get(P("203.0.113.5"))->info->origin == BanOrigin::kRule);
+}
+
+TEST_CASE("a ban as list answers it reads as nlohmann::json's text of the same fields") {
+  const std::string hostile = "user\"\\\n\x01\xFF\xC3\xBC\x1b[31m";
+  BanLedger::Info info{"postfix", "brute", hostile, "brute: " + hostile, BanOrigin::kFleet, nullptr};
+  BanLedger::Info manual{"manual", "manual", "", "by hand", BanOrigin::kManual, nullptr};
+  Time now = Time(Seconds(1'800'000'000));
+  auto expect = [&](const BanLedger::ActiveBan& b) {
+    nlohmann::json j;
+    j["target"] = b.target.ToString();
+    j["jail"] = b.info->jail;
+    j["rule"] = b.info->rule;
+    j["account"] = b.info->account.empty() ? nlohmann::json(nullptr) : nlohmann::json(b.info->account);
+    j["reason"] = b.info->reason;
+    j["origin"] = OriginName(b.info->origin);
+    j["since"] = FormatIso8601(b.start);
+    j["remaining_s"] = b.end == Time::max()
+                           ? nlohmann::json(nullptr)
+                           : nlohmann::json(std::max<int64_t>(0, std::chrono::ceil<Seconds>(b.end - now).count()));
+    return nlohmann::json{{"ban", j}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  };
+  std::vector<BanLedger::ActiveBan> bans{
+      {P("203.0.113.7"), &info, now - Seconds(10), now + std::chrono::milliseconds(2500), Seconds(3600)},
+      {P("2001:db8:1:2::/64"), &manual, now - Seconds(100), Time::max(), Seconds(0)},
+      {P("198.51.100.0/24"), &info, now - Seconds(7200), now - Seconds(5), Seconds(60)},  // ended: 0 left
+  };
+  for (const auto& b : bans) {
+    std::string line = BanLedger::ListItem(b, now);
+    CHECK(line == expect(b));
+    auto back = nlohmann::json::parse(line);
+    CHECK(back["ban"]["target"] == b.target.ToString());
+  }
+  auto first = nlohmann::json::parse(BanLedger::ListItem(bans[0], now))["ban"];
+  CHECK(first["remaining_s"] == 3);
+  CHECK(first["origin"] == "fleet");
+  CHECK(nlohmann::json::parse(BanLedger::ListItem(bans[1], now))["ban"]["account"].is_null());
+  CHECK(nlohmann::json::parse(BanLedger::ListItem(bans[1], now))["ban"]["remaining_s"].is_null());
+  CHECK(nlohmann::json::parse(BanLedger::ListItem(bans[2], now))["ban"]["remaining_s"] == 0);
 }

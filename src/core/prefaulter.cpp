@@ -48,7 +48,9 @@ class Worker {
       sigset_t all, old;
       sigfillset(&all);
       pthread_sigmask(SIG_BLOCK, &all, &old);
-      std::thread([this] { Run(); }).detach();
+      std::thread t([this] { Run(); });
+      pthread_setname_np(t.native_handle(), "relayban-fault");
+      t.detach();
       pthread_sigmask(SIG_SETMASK, &old, nullptr);
     }
     wake_.notify_one();

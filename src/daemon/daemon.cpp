@@ -147,7 +147,7 @@ int Daemon::Start() {
     ledger_options.writer = writer_.get();
   }
   if (parts_.kernel_thread) {
-    kernel_thread_ = std::make_unique<JobThread>();
+    kernel_thread_ = std::make_unique<JobThread>("relayban-kernel");
     ledger_options.kernel_thread = kernel_thread_.get();
   }
   ledger_ = std::make_unique<BanLedger>(*parts_.firewall, Store(), clock, log, ledger_options);

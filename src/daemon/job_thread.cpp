@@ -9,12 +9,13 @@
 
 namespace relayban {
 
-JobThread::JobThread() {
+JobThread::JobThread(const char* name) {
   efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   sigset_t all, old;
   sigfillset(&all);
   pthread_sigmask(SIG_BLOCK, &all, &old);
   thread_ = std::thread([this] { Run(); });
+  pthread_setname_np(thread_.native_handle(), name);
   pthread_sigmask(SIG_SETMASK, &old, nullptr);
 }
 

@@ -23,8 +23,8 @@ class JobThread {
   using Done = std::function<void(const Result<void>&)>;
 
   // Starts the thread (every signal blocked in it: they are the loop's, through its
-  // signalfd).
-  JobThread();
+  // signalfd), named `name` (at most 15 bytes: what `top -H`, `ps -L` and perf show).
+  explicit JobThread(const char* name = "relayban-job");
   // Runs what was handed over (their outcomes are not reported), then stops the thread.
   ~JobThread();
   JobThread(const JobThread&) = delete;

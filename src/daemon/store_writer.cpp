@@ -80,7 +80,8 @@ class StoreWriter::Waiting : public StateStore {
   StateStore& s_;
 };
 
-StoreWriter::StoreWriter(StateStore& store) : store_(store), waiting_(std::make_unique<Waiting>(*this, store)) {}
+StoreWriter::StoreWriter(StateStore& store)
+    : store_(store), waiting_(std::make_unique<Waiting>(*this, store)), thread_("relayban-store") {}
 
 StoreWriter::~StoreWriter() = default;
 

@@ -257,7 +257,7 @@ bool FilterSet::Impl::Unique(const Pattern& p, std::string_view message) {
   return true;
 }
 
-void FilterSet::Impl::Hit(const Pattern& p, std::string_view message, const re2::StringPiece* groups, int n,
+void FilterSet::Impl::Hit(const Pattern& p, std::string_view /*message*/, const re2::StringPiece* groups, int n,
                           std::vector<PatternHit>& hits) const {
   PatternHit hit{p.filter, p.index, {}};
   std::string_view* fields[kCaptureCount] = {&hit.captures.ip,        &hit.captures.account, &hit.captures.sender,

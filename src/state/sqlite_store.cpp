@@ -88,6 +88,7 @@ class Checkpointer {
     sigfillset(&all);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     thread_ = std::thread([this] { Run(); });
+    pthread_setname_np(thread_.native_handle(), "relayban-wal");
     pthread_sigmask(SIG_SETMASK, &old, nullptr);
   }
   ~Checkpointer() {

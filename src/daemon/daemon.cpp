@@ -28,6 +28,7 @@ constexpr size_t kLinesPerTurn = 20000;        // about 10 ms of reading ordinar
 constexpr auto kReadingPerTurn = std::chrono::milliseconds(20);  // and never much longer
 constexpr size_t kReplayPerTurn = 20000;       // journal records fed to a new engine per turn
 constexpr size_t kCheckpointEvery = 20000;     // journal records that make a checkpoint at once
+constexpr size_t kSpareJournalAtMost = size_t{8} << 20;  // a written batch's memory kept for the next
 constexpr size_t kMaxJournalPending = 500000;  // kept in memory while the database fails
 constexpr size_t kJournalKeep = 2000000;       // records kept at most (the oldest go first)
 constexpr size_t kPrunePerTick = 5000;         // journal records deleted at most per second
@@ -727,6 +728,11 @@ void Daemon::Checkpoint() {
     // the writer's thread; refused, the records go back in front of the newer ones (the
     // next checkpoint's positions are later still).
     auto records = std::make_shared<JournalBatch>(std::move(journal_pending_));
+    // New records go into the buffers of the last batch written, when there is one: a
+    // burst's batches had grown from nothing every time (copied as they doubled, on fresh
+    // memory: 3 % of the loop).
+    journal_pending_ = std::move(spare_journal_);
+    spare_journal_ = JournalBatch();
     journal_pending_.clear();
     auto progress = std::make_shared<Progress>(sources_->progress());
     checkpoint_in_flight_ = true;
@@ -735,7 +741,12 @@ void Daemon::Checkpoint() {
                     [this, records, started](const Result<void>& r) {
                       checkpoint_in_flight_ = false;
                       journal_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
-                      if (!r) journal_pending_.Prepend(std::move(*records));
+                      if (!r) {
+                        journal_pending_.Prepend(std::move(*records));
+                      } else if (records->capacity_bytes() <= kSpareJournalAtMost) {
+                        records->clear();
+                        spare_journal_ = std::move(*records);
+                      }
                       Checkpointed(r);
                     });
     return;

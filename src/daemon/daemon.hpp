@@ -264,6 +264,7 @@ class Daemon {
   std::string progress_problem_;  // saving read positions failed: why
   // The engine's journal records not yet in the state database, and when it was last written.
   JournalBatch journal_pending_;
+  JournalBatch spare_journal_;  // a batch written, cleared: its buffers serve the next
   Clock::Steady last_checkpoint_{};
   // A new engine is being fed the journal of the last window before any log line is read.
   bool replaying_ = false;

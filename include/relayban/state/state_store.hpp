@@ -99,6 +99,8 @@ class JournalBatch {
     bytes_.clear();
     index_.clear();
   }
+  // Memory held, written or not (clear keeps it).
+  size_t capacity_bytes() const { return bytes_.capacity() + index_.capacity() * sizeof(Item); }
 
  private:
   struct Item {

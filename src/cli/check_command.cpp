@@ -10,6 +10,7 @@
 #include <filesystem>
 
 #include "log_reader.hpp"
+#include "parsed_reader.hpp"
 #include "report/json_report.hpp"
 #include "report/tables.hpp"
 #include "source/local_zone.hpp"
@@ -260,93 +261,111 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
     Order order;
     std::string time, text;
   } tail;
-  for (const auto& log : o.logs) {
-    current_file = log;
-    auto r = ReadLogLines(log, config->max_line, [&](std::string_view line, uint64_t number) {
-      current_line = number;
-      yielded = false;
-      (*engine)->OnLine(*source, line, now, batch);
-      if (o.explain_misses && !yielded && LooksLikeAuthFailure(line)) {
-        if (++misses <= kMissesShown) {
-          if (o.json) out << nlohmann::json{{"file", current_file}, {"line", number}, {"text", Printable(line, 1000)}}.dump() << "\n";
-          else out << current_file << ":" << number << "  " << Printable(line, 300) << "\n";
-        }
-        batch.clear();
-        return;
-      }
-      if (o.explain_misses) {
-        batch.clear();
-        return;
-      }
-      if (!batch.orders.empty() || !batch.hooks.empty() || !batch.notices.empty() || !batch.verdicts.empty()) {
-        if (!o.events) {
-          for (const auto& v : batch.verdicts) {
-            if (o.json) {
-              nlohmann::json e = nlohmann::json::array();
-              for (const auto& x : v.evidence) e.push_back(x.line);
-              verdicts.AddJson({{"at", FormatIso8601(v.at)}, {"jail", v.jail}, {"rule", v.rule}, {"account", v.account},
-                                {"reason", v.reason}, {"addresses", v.addresses}, {"evidence", e}});
-            } else {
-              decisions.AddText("  " + FormatIso8601(v.at) + "  account verdict " + Printable(v.account, 80) + "  " + v.jail +
-                                "/" + v.rule + "\n      " + Printable(v.reason, 200) + "\n");
-            }
+  // What scoring one line gave, spooled as it comes.
+  auto report = [&] {
+    if (!batch.orders.empty() || !batch.hooks.empty() || !batch.notices.empty() || !batch.verdicts.empty()) {
+      if (!o.events) {
+        for (const auto& v : batch.verdicts) {
+          if (o.json) {
+            nlohmann::json e = nlohmann::json::array();
+            for (const auto& x : v.evidence) e.push_back(x.line);
+            verdicts.AddJson({{"at", FormatIso8601(v.at)}, {"jail", v.jail}, {"rule", v.rule}, {"account", v.account},
+                              {"reason", v.reason}, {"addresses", v.addresses}, {"evidence", e}});
+          } else {
+            decisions.AddText("  " + FormatIso8601(v.at) + "  account verdict " + Printable(v.account, 80) + "  " + v.jail +
+                              "/" + v.rule + "\n      " + Printable(v.reason, 200) + "\n");
           }
-          for (const auto& n : batch.notices)
-            if (!o.json) decisions.AddText("  note: " + n + "\n");
-          for (const auto& d : batch.orders) {
-            if (o.json) {
-              decisions.AddJson(OrderJson(d));
-              continue;
+        }
+        for (const auto& n : batch.notices)
+          if (!o.json) decisions.AddText("  note: " + n + "\n");
+        for (const auto& d : batch.orders) {
+          if (o.json) {
+            decisions.AddJson(OrderJson(d));
+            continue;
+          }
+          // Appended to one string, not an ostringstream (whose set-up cost more than the
+          // rest of the line, a million times in a replayed botnet). What follows the
+          // address is the same for every ban of one verdict: written once for them all.
+          if (!tail.valid || !SameButTarget(tail.order, d)) {
+            tail.valid = true;
+            tail.order = d;
+            tail.time = "  " + FormatIso8601(d.at) + "  ban ";
+            std::string& t = tail.text;
+            t = " for ";
+            t += Cell(d.duration.count() == 0 ? "ever" : FormatDuration(d.duration), 6);
+            t += " ";
+            t += d.jail;
+            t += "/";
+            t += d.rule;
+            if (!d.account.empty()) {
+              t += "  account ";
+              t += Printable(d.account, 80);
             }
-            // Appended to one string, not an ostringstream (whose set-up cost more than the
-            // rest of the line, a million times in a replayed botnet). What follows the
-            // address is the same for every ban of one verdict: written once for them all.
-            if (!tail.valid || !SameButTarget(tail.order, d)) {
-              tail.valid = true;
-              tail.order = d;
-              tail.time = "  " + FormatIso8601(d.at) + "  ban ";
-              std::string& t = tail.text;
-              t = " for ";
-              t += Cell(d.duration.count() == 0 ? "ever" : FormatDuration(d.duration), 6);
-              t += " ";
-              t += d.jail;
-              t += "/";
-              t += d.rule;
-              if (!d.account.empty()) {
-                t += "  account ";
-                t += Printable(d.account, 80);
-              }
-              t += "\n      ";
-              t += Printable(d.reason, 200);
+            t += "\n      ";
+            t += Printable(d.reason, 200);
+            t += "\n";
+            constexpr size_t kShown = 3;  // the rest with --json
+            size_t from = d.evidence.size() > kShown ? d.evidence.size() - kShown : 0;
+            for (size_t i = from; i < d.evidence.size(); ++i) {
+              t += "        > ";
+              t += Printable(d.evidence[i].line, 300);
               t += "\n";
-              constexpr size_t kShown = 3;  // the rest with --json
-              size_t from = d.evidence.size() > kShown ? d.evidence.size() - kShown : 0;
-              for (size_t i = from; i < d.evidence.size(); ++i) {
-                t += "        > ";
-                t += Printable(d.evidence[i].line, 300);
-                t += "\n";
-              }
             }
-            std::string line;
-            line.reserve(tail.time.size() + 18 + tail.text.size());
-            line += tail.time;
-            line += Cell(d.target.ToString(), 18);
-            line += tail.text;
-            decisions.AddText(line);
           }
-          for (const auto& h : batch.hooks) {
-            if (o.json) {
-              hooks.AddJson({{"jail", h.jail}, {"rule", h.rule}, {"account", h.account}, {"argv", h.argv}});
-              continue;
-            }
-            std::string line = "  hook (not run by check):";
-            for (const auto& a : h.argv) line += " " + Printable(a, 120);
-            hooks.AddText(line + "\n");
-          }
+          std::string line;
+          line.reserve(tail.time.size() + 18 + tail.text.size());
+          line += tail.time;
+          line += Cell(d.target.ToString(), 18);
+          line += tail.text;
+          decisions.AddText(line);
         }
-        batch.clear();
+        for (const auto& h : batch.hooks) {
+          if (o.json) {
+            hooks.AddJson({{"jail", h.jail}, {"rule", h.rule}, {"account", h.account}, {"argv", h.argv}});
+            continue;
+          }
+          std::string line = "  hook (not run by check):";
+          for (const auto& a : h.argv) line += " " + Printable(a, 120);
+          hooks.AddText(line + "\n");
+        }
       }
-    });
+      batch.clear();
+    }
+  };
+  if (o.events || o.explain_misses) {
+    for (const auto& log : o.logs) {
+      current_file = log;
+      auto r = ReadLogLines(log, config->max_line, [&](std::string_view line, uint64_t number) {
+        current_line = number;
+        yielded = false;
+        (*engine)->OnLine(*source, line, now, batch);
+        if (o.explain_misses && !yielded && LooksLikeAuthFailure(line)) {
+          if (++misses <= kMissesShown) {
+            if (o.json) out << nlohmann::json{{"file", current_file}, {"line", number}, {"text", Printable(line, 1000)}}.dump() << "\n";
+            else out << current_file << ":" << number << "  " << Printable(line, 300) << "\n";
+          }
+          batch.clear();
+          return;
+        }
+        if (o.explain_misses) {
+          batch.clear();
+          return;
+        }
+        report();
+      });
+      if (!r) {
+        err << "relayban: " << r.error().ToString() << "\n";
+        return kExitInput;
+      }
+    }
+  } else {
+    // The lines are read and matched on a second core while this one scores them.
+    Engine& eng = **engine;
+    auto r = ReadParsedLines(eng, *source, o.logs, config->max_line, now,
+                             [&](std::string_view line, const Engine::ParsedLine& parsed, const PatternHit* hits) {
+                               eng.OnParsed(*source, line, parsed, hits, now, batch);
+                               report();
+                             });
     if (!r) {
       err << "relayban: " << r.error().ToString() << "\n";
       return kExitInput;

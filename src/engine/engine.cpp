@@ -281,7 +281,8 @@ struct Engine::Impl {
   std::unordered_map<std::string, std::map<const Rule*, Standing>> standing;
   EngineStats stats;
   std::function<void(const Event&)> observer;
-  std::vector<PatternHit> hits;  // scratch
+  std::vector<PatternHit> hits;        // scratch (OnLine)
+  std::vector<PatternHit> whole_hits;  // scratch (an RFC 5424 line's, in OnParsed)
   Time last_sweep{};
   Time newest{};  // the latest log time of an event: the clock windows count on
 
@@ -606,55 +607,124 @@ void Engine::Impl::AccountOf(const Jail& jail, std::string_view raw, std::string
 
 void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& out) {
   Impl& m = *impl_;
+  m.hits.clear();
+  ParsedLine parsed = Parse(source, line, now, m.hits);
+  OnParsed(source, line, parsed, m.hits.data(), now, out);
+}
+
+Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, std::vector<PatternHit>& hits) const {
+  const Impl& m = *impl_;
+  const Impl::Source& src = m.sources[static_cast<size_t>(source)];
+  ParsedLine p;
+  if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+  if (line.size() > m.config.max_line || !IsCleanText(line)) {
+    p.outcome = ParsedLine::Outcome::kUnclean;
+    return p;
+  }
+  auto shape = DetectStamp(line, src.format);
+  if (!shape) {
+    p.outcome = line.empty() ? ParsedLine::Outcome::kEmpty : ParsedLine::Outcome::kNoStamp;
+    return p;
+  }
+  if (shape->format == StampFormat::kRfc5424) {
+    p.outcome = ParsedLine::Outcome::kWhole;  // rewritten into the engine's storage by OnParsed
+    return p;
+  }
+  size_t first = hits.size();
+  p.rejected = src.filters->Match(line.substr(shape->length), hits);
+  p.first_hit = static_cast<uint32_t>(first);
+  p.hit_count = static_cast<uint32_t>(hits.size() - first);
+  if (p.hit_count == 0) {
+    p.outcome = p.rejected > 0 ? ParsedLine::Outcome::kAmbiguous : ParsedLine::Outcome::kNoHit;
+    return p;
+  }
+  auto t = DecodeStamp(line, *shape, now, m.options.zone);
+  if (!t) {
+    p.outcome = ParsedLine::Outcome::kBadStamp;
+    return p;
+  }
+  p.outcome = ParsedLine::Outcome::kHits;
+  p.time = *t;
+  return p;
+}
+
+void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits, Time now,
+                      EngineOutput& out) {
+  Impl& m = *impl_;
   Impl::Source& src = m.sources[static_cast<size_t>(source)];
   EngineCounts::Source& sc = src.counts;
   ++m.stats.lines;
   ++sc.lines;
   if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-  if (line.size() > m.config.max_line || !IsCleanText(line)) {
-    ++m.stats.skipped;
-    ++sc.unclean;
-    return;
-  }
-  auto shape = DetectStamp(line, src.format);
-  if (!shape) {
-    if (!line.empty()) {
+  m.stats.ambiguous += static_cast<uint64_t>(parsed.rejected);
+  switch (parsed.outcome) {
+    case ParsedLine::Outcome::kEmpty:
+    case ParsedLine::Outcome::kNoHit:
+      return;
+    case ParsedLine::Outcome::kUnclean:
       ++m.stats.skipped;
-      ++sc.no_stamp;
-    }
-    return;
-  }
-  std::string_view message = line.substr(shape->length);
-  if (shape->format == StampFormat::kRfc5424) {
-    // The filters see RFC 5424's header as a classic syslog line's.
-    if (!Rfc5424Message(message, m.rfc5424)) {
+      ++sc.unclean;
+      return;
+    case ParsedLine::Outcome::kNoStamp:
       ++m.stats.skipped;
       ++sc.no_stamp;
       return;
-    }
-    message = m.rfc5424;
-  }
-  m.hits.clear();
-  int rejected = src.filters->Match(message, m.hits);
-  m.stats.ambiguous += static_cast<uint64_t>(rejected);
-  if (m.hits.empty()) {
-    if (rejected > 0) {
+    case ParsedLine::Outcome::kAmbiguous:
       ++m.stats.skipped;
       ++sc.ambiguous;
+      return;
+    case ParsedLine::Outcome::kBadStamp:
+      ++m.stats.skipped;
+      ++sc.bad_field;
+      return;
+    case ParsedLine::Outcome::kHits:
+      break;
+    case ParsedLine::Outcome::kWhole: {
+      // The filters see RFC 5424's header as a classic syslog line's.
+      auto shape = DetectStamp(line, src.format);
+      if (!shape || !Rfc5424Message(line.substr(shape->length), m.rfc5424)) {
+        ++m.stats.skipped;
+        ++sc.no_stamp;
+        return;
+      }
+      m.whole_hits.clear();
+      int rejected = src.filters->Match(m.rfc5424, m.whole_hits);
+      m.stats.ambiguous += static_cast<uint64_t>(rejected);
+      if (m.whole_hits.empty()) {
+        if (rejected > 0) {
+          ++m.stats.skipped;
+          ++sc.ambiguous;
+        }
+        return;
+      }
+      auto t = DecodeStamp(line, *shape, now, m.options.zone);
+      if (!t) {
+        ++m.stats.skipped;
+        ++sc.bad_field;
+        return;
+      }
+      ParsedLine p;
+      p.outcome = ParsedLine::Outcome::kHits;
+      p.time = *t;
+      p.hit_count = static_cast<uint32_t>(m.whole_hits.size());
+      OnHits(source, line, p, m.whole_hits.data(), out);
+      return;
     }
-    return;
   }
-  auto t = DecodeStamp(line, *shape, now, m.options.zone);
-  if (!t) {
-    ++m.stats.skipped;
-    ++sc.bad_field;
-    return;
-  }
+  OnHits(source, line, parsed, hits, out);
+}
+
+void Engine::OnHits(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits, EngineOutput& out) {
+  Impl& m = *impl_;
+  Impl::Source& src = m.sources[static_cast<size_t>(source)];
+  EngineCounts::Source& sc = src.counts;
+  const std::optional<Time> t = parsed.time;
   src.last = *t;
   bool yielded = false;
   m.current_source = source;
   m.current_line = line;
-  for (const PatternHit& hit : m.hits) {
+  for (uint32_t h = 0; h < parsed.hit_count; ++h) {
+    const PatternHit& hit = hits[parsed.first_hit + h];
     const Captures& c = hit.captures;
     Event& ev = m.scratch;
     ev.ip.reset();

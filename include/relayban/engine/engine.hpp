@@ -138,6 +138,8 @@ struct EngineOptions {
   bool evidence = false;
 };
 
+struct PatternHit;  // relayban/filter/filter_set.hpp
+
 class Engine {
  public:
   ~Engine();
@@ -150,6 +152,24 @@ class Engine {
   // Processes one line (without its newline). `now` is when it was read: the time of a line
   // without a stamp, and the reference for the missing year of syslog stamps.
   void OnLine(int source, std::string_view line, Time now, EngineOutput& out);
+
+  // OnLine in two steps, for a reader that matches lines on one thread while the engine
+  // scores them on another. Parse touches no state of the engine (any number of threads may
+  // call it at once, each with its own `hits`): it appends the line's pattern hits, whose
+  // captures view `line`, to `hits`. OnParsed then does the rest, with `line` and the hits
+  // still alive, in the order the lines were read. A line Parse leaves whole (an RFC 5424
+  // line, rewritten for the filters into storage of the engine's) is read by OnParsed as
+  // OnLine would.
+  struct ParsedLine {
+    enum class Outcome : uint8_t { kEmpty, kUnclean, kNoStamp, kAmbiguous, kNoHit, kBadStamp, kHits, kWhole };
+    Outcome outcome = Outcome::kEmpty;
+    int rejected = 0;  // hits refused by a `unique` rule
+    Time time{};
+    uint32_t first_hit = 0, hit_count = 0;  // in the `hits` given to Parse
+  };
+  ParsedLine Parse(int source, std::string_view line, Time now, std::vector<PatternHit>& hits) const;
+  void OnParsed(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits, Time now,
+                EngineOutput& out);
   // Housekeeping: evicts idle scoring state and forgets ended bans. Idle is counted on the
   // logs' time: `now` or, if earlier, the newest line's stamp.
   void OnTick(Time now);
@@ -212,6 +232,7 @@ class Engine {
   const std::vector<std::string>& filter_names() const;
 
  private:
+  void OnHits(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits, EngineOutput& out);
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

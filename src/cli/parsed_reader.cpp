@@ -1,0 +1,138 @@
+#include "parsed_reader.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <utility>
+
+#include "log_reader.hpp"
+#include "relayban/filter/filter_set.hpp"
+
+namespace relayban {
+namespace {
+
+// Lines read and matched by the reading thread, on their way to the scoring one.
+struct ParsedBatch {
+  static constexpr size_t kLines = 2048;        // a batch is handed over at this many lines
+  static constexpr size_t kBytes = size_t{1} << 20;  // or this much text
+  std::string text;                             // the lines, one after another
+  std::vector<std::pair<size_t, size_t>> spans;  // each line's offset and length in text
+  std::vector<Engine::ParsedLine> parsed;
+  std::vector<PatternHit> hits;  // views into text
+  std::optional<Error> error;    // the reading ended here with this
+  bool last = false;
+  void Clear() {
+    text.clear();
+    spans.clear();
+    parsed.clear();
+    hits.clear();
+    error.reset();
+    last = false;
+  }
+};
+
+// Batches go back and forth between the two threads: three of them, so that one is read
+// while another is scored.
+class BatchQueue {
+ public:
+  explicit BatchQueue(size_t batches) {
+    for (size_t i = 0; i < batches; ++i) empty_.push_back(std::make_unique<ParsedBatch>());
+  }
+  // nullptr once stopped.
+  std::unique_ptr<ParsedBatch> TakeEmpty() { return Take(empty_); }
+  std::unique_ptr<ParsedBatch> TakeFull() { return Take(full_); }
+  void GiveEmpty(std::unique_ptr<ParsedBatch> b) { Give(empty_, std::move(b)); }
+  void GiveFull(std::unique_ptr<ParsedBatch> b) { Give(full_, std::move(b)); }
+  void Stop() {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      stopped_ = true;
+    }
+    changed_.notify_all();
+  }
+
+ private:
+  std::unique_ptr<ParsedBatch> Take(std::deque<std::unique_ptr<ParsedBatch>>& from) {
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return stopped_ || !from.empty(); });
+    if (stopped_) return nullptr;
+    auto b = std::move(from.front());
+    from.pop_front();
+    return b;
+  }
+  void Give(std::deque<std::unique_ptr<ParsedBatch>>& to, std::unique_ptr<ParsedBatch> b) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      to.push_back(std::move(b));
+    }
+    changed_.notify_all();
+  }
+  std::mutex mu_;
+  std::condition_variable changed_;
+  std::deque<std::unique_ptr<ParsedBatch>> empty_, full_;
+  bool stopped_ = false;
+};
+
+}  // namespace
+
+Result<void> ReadParsedLines(const Engine& engine, int source, const std::vector<std::string>& paths, size_t max_line,
+                             Time now, const OnParsedLine& on_line) {
+  BatchQueue queue(3);
+  std::thread reader([&] {
+    std::unique_ptr<ParsedBatch> batch = queue.TakeEmpty();
+    auto hand_over = [&] {
+      queue.GiveFull(std::move(batch));
+      batch = queue.TakeEmpty();
+    };
+    for (const std::string& path : paths) {
+      if (!batch) return;
+      auto r = ReadLogLines(path, max_line, [&](std::string_view line, uint64_t) {
+        if (!batch) return;  // stopped: the rest of the file goes by unread
+        // The hits view the text where it stays: it never grows past what was reserved.
+        if (batch->text.size() + line.size() > ParsedBatch::kBytes || batch->spans.size() >= ParsedBatch::kLines) {
+          hand_over();
+          if (!batch) return;
+        }
+        if (batch->text.capacity() < ParsedBatch::kBytes + max_line + 2) batch->text.reserve(ParsedBatch::kBytes + max_line + 2);
+        size_t at = batch->text.size();
+        batch->text.append(line);
+        Engine::ParsedLine parsed = engine.Parse(source, std::string_view(batch->text).substr(at), now, batch->hits);
+        if (parsed.outcome == Engine::ParsedLine::Outcome::kHits || parsed.outcome == Engine::ParsedLine::Outcome::kWhole) {
+          batch->spans.emplace_back(at, line.size());
+        } else {
+          batch->text.resize(at);  // only counted: its text is not needed
+          batch->spans.emplace_back(at, 0);
+        }
+        batch->parsed.push_back(parsed);
+      });
+      if (!batch) return;
+      if (!r) {
+        batch->error = r.error();
+        break;
+      }
+    }
+    batch->last = true;
+    hand_over();
+  });
+  Result<void> result;
+  for (;;) {
+    std::unique_ptr<ParsedBatch> batch = queue.TakeFull();
+    for (size_t i = 0; i < batch->spans.size(); ++i) {
+      const auto& [at, length] = batch->spans[i];
+      on_line(std::string_view(batch->text).substr(at, length), batch->parsed[i], batch->hits.data());
+    }
+    if (batch->error) result = Fail(*batch->error);
+    bool last = batch->last;
+    batch->Clear();
+    queue.GiveEmpty(std::move(batch));
+    if (last) break;
+  }
+  queue.Stop();
+  reader.join();
+  return result;
+}
+
+}  // namespace relayban

@@ -46,6 +46,9 @@ class WindowState {
     last_ = 0;
     one_ = {};
   }
+  // Counts from nothing again, keeping its room: a key whose count restarts at each verdict
+  // (an address spraying on, banned already) fills it again without a new allocation.
+  void Restart() { n_ = 0; }
   // Items it has room for: 1 (inline), then at least eight or the threshold at once.
   int capacity() const { return extra_ + 1; }
 
@@ -152,7 +155,7 @@ class KeyedWindows {
     WindowState& w = map_.ValueAt(slot).lane[lane];
     if (w.Add(Fold(value_hash), weight, SecondsOf(t), distinct_[lane], threshold_[lane], window_[lane]) < threshold_[lane])
       return false;
-    w.Reset();
+    w.Restart();
     return true;
   }
   int ObserveAt(size_t slot, size_t lane, uint64_t value_hash, int weight, Time t) {

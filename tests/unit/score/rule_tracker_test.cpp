@@ -193,6 +193,37 @@ TEST_CASE("a window leaves its inline item for room for eight items, or the thre
   CHECK(twenty.Add(999, 1, 130, true, 20, 600) == 20);
 }
 
+TEST_CASE("a verdict restarts a lane's count and keeps its room; the key's other lanes count on") {
+  // Two lanes: 4 distinct values (a spray) and 20 events. An address spraying on crosses the
+  // first again and again: after the first time, without an allocation each time.
+  KeyedWindows<IpAddress, IpAddressHash, 2> w({WindowSpec{4, Seconds(3600), true}, WindowSpec{20, Seconds(86400), false}},
+                                              1000);
+  const IpAddress ip = IpAddress::V4(0x0A000001u);
+  int crossed = 0;
+  for (int i = 0; i < 19; ++i) {
+    size_t slot = w.Slot(ip, T(i));
+    if (w.AddAt(slot, 0, static_cast<uint64_t>(i), 1, T(i))) ++crossed;
+    CHECK(!w.AddAt(slot, 1, 0, 1, T(i)));
+    w.Release(slot);
+  }
+  CHECK(crossed == 4);  // at the 4th, 8th, 12th and 16th distinct value
+  size_t slot = w.Slot(ip, T(19));
+  // 19 - 16 = 3 distinct values since the last verdict: the next one crosses again.
+  CHECK(w.ObserveAt(slot, 0, 100, 1, T(19)) == 4);
+  // The 20th event of the other lane crosses it: its count was never restarted.
+  CHECK(w.AddAt(slot, 1, 0, 1, T(19)));
+  w.Release(slot);
+  // The restart itself: empty, counting from one, in the room it had.
+  WindowState four;
+  for (uint32_t v = 0; v < 4; ++v) four.Add(v, 1, 100 + v, true, 4, 3600);
+  CHECK(four.capacity() == 4);
+  four.Restart();
+  CHECK(four.empty());
+  CHECK(four.capacity() == 4);
+  CHECK(four.Add(0, 1, 104, true, 4, 3600) == 1);
+  CHECK(four.Add(9, 1, 105, true, 4, 3600) == 2);
+}
+
 TEST_CASE("an empty window state is all zero bytes, so a table's mapped array is not written before use") {
   static_assert(FlatMap<IpAddress, WindowState, IpAddressHash>::PlainSlots());
   WindowState empty;

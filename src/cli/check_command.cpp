@@ -363,7 +363,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
     Engine& eng = **engine;
     auto r = ReadParsedLines(eng, *source, o.logs, config->max_line, now,
                              [&](std::string_view line, const Engine::ParsedLine& parsed, const PatternHit* hits) {
-                               eng.OnParsed(*source, line, parsed, hits, now, batch);
+                               eng.OnParsed(*source, line, parsed, hits, batch);
                                report();
                              });
     if (!r) {

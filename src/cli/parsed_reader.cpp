@@ -21,7 +21,8 @@ struct ParsedBatch {
   std::string text;                             // the lines, one after another
   std::vector<std::pair<size_t, size_t>> spans;  // each line's offset and length in text
   std::vector<Engine::ParsedLine> parsed;
-  std::vector<PatternHit> hits;  // views into text
+  std::vector<PatternHit> hits;         // views into text or rewritten
+  std::deque<std::string> rewritten;    // RFC 5424 lines rewritten for the filters
   std::optional<Error> error;    // the reading ended here with this
   bool last = false;
   void Clear() {
@@ -29,6 +30,7 @@ struct ParsedBatch {
     spans.clear();
     parsed.clear();
     hits.clear();
+    rewritten.clear();
     error.reset();
     last = false;
   }
@@ -99,8 +101,8 @@ Result<void> ReadParsedLines(const Engine& engine, int source, const std::vector
         if (batch->text.capacity() < ParsedBatch::kBytes + max_line + 2) batch->text.reserve(ParsedBatch::kBytes + max_line + 2);
         size_t at = batch->text.size();
         batch->text.append(line);
-        Engine::ParsedLine parsed = engine.Parse(source, std::string_view(batch->text).substr(at), now, batch->hits);
-        if (parsed.outcome == Engine::ParsedLine::Outcome::kHits || parsed.outcome == Engine::ParsedLine::Outcome::kWhole) {
+        Engine::ParsedLine parsed = engine.Parse(source, std::string_view(batch->text).substr(at), now, batch->hits, batch->rewritten);
+        if (parsed.outcome == Engine::ParsedLine::Outcome::kHits) {
           batch->spans.emplace_back(at, line.size());
         } else {
           batch->text.resize(at);  // only counted: its text is not needed

@@ -281,8 +281,8 @@ struct Engine::Impl {
   std::unordered_map<std::string, std::map<const Rule*, Standing>> standing;
   EngineStats stats;
   std::function<void(const Event&)> observer;
-  std::vector<PatternHit> hits;        // scratch (OnLine)
-  std::vector<PatternHit> whole_hits;  // scratch (an RFC 5424 line's, in OnParsed)
+  std::vector<PatternHit> hits;       // scratch (OnLine)
+  std::deque<std::string> rewritten;  // scratch (OnLine): an RFC 5424 line rewritten for the filters
   Time last_sweep{};
   Time newest{};  // the latest log time of an event: the clock windows count on
 
@@ -318,7 +318,6 @@ struct Engine::Impl {
             const std::string& reason, EngineOutput& out, const EvidenceLines& evidence);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
   Event scratch;  // reused for every hit, so its strings keep their buffers
-  std::string rfc5424;  // an RFC 5424 line rewritten for the filters (reused)
   std::function<void(Time, std::string_view)> journal;
   ByteWriter record;  // reused for every journal record
   bool replaying = false;
@@ -608,11 +607,13 @@ void Engine::Impl::AccountOf(const Jail& jail, std::string_view raw, std::string
 void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& out) {
   Impl& m = *impl_;
   m.hits.clear();
-  ParsedLine parsed = Parse(source, line, now, m.hits);
-  OnParsed(source, line, parsed, m.hits.data(), now, out);
+  if (!m.rewritten.empty()) m.rewritten.clear();
+  ParsedLine parsed = Parse(source, line, now, m.hits, m.rewritten);
+  OnParsed(source, line, parsed, m.hits.data(), out);
 }
 
-Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, std::vector<PatternHit>& hits) const {
+Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, std::vector<PatternHit>& hits,
+                                 std::deque<std::string>& rewritten) const {
   const Impl& m = *impl_;
   const Impl::Source& src = m.sources[static_cast<size_t>(source)];
   ParsedLine p;
@@ -626,12 +627,19 @@ Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, st
     p.outcome = line.empty() ? ParsedLine::Outcome::kEmpty : ParsedLine::Outcome::kNoStamp;
     return p;
   }
+  std::string_view message = line.substr(shape->length);
   if (shape->format == StampFormat::kRfc5424) {
-    p.outcome = ParsedLine::Outcome::kWhole;  // rewritten into the engine's storage by OnParsed
-    return p;
+    // The filters see RFC 5424's header as a classic syslog line's: rewritten into storage of
+    // the caller's, where the hits view it (a deque's elements stay put as it grows).
+    rewritten.emplace_back();
+    if (!Rfc5424Message(message, rewritten.back())) {
+      p.outcome = ParsedLine::Outcome::kNoStamp;
+      return p;
+    }
+    message = rewritten.back();
   }
   size_t first = hits.size();
-  p.rejected = src.filters->Match(line.substr(shape->length), hits);
+  p.rejected = src.filters->Match(message, hits);
   p.first_hit = static_cast<uint32_t>(first);
   p.hit_count = static_cast<uint32_t>(hits.size() - first);
   if (p.hit_count == 0) {
@@ -648,7 +656,7 @@ Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, st
   return p;
 }
 
-void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits, Time now,
+void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits,
                       EngineOutput& out) {
   Impl& m = *impl_;
   Impl::Source& src = m.sources[static_cast<size_t>(source)];
@@ -679,37 +687,6 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       return;
     case ParsedLine::Outcome::kHits:
       break;
-    case ParsedLine::Outcome::kWhole: {
-      // The filters see RFC 5424's header as a classic syslog line's.
-      auto shape = DetectStamp(line, src.format);
-      if (!shape || !Rfc5424Message(line.substr(shape->length), m.rfc5424)) {
-        ++m.stats.skipped;
-        ++sc.no_stamp;
-        return;
-      }
-      m.whole_hits.clear();
-      int rejected = src.filters->Match(m.rfc5424, m.whole_hits);
-      m.stats.ambiguous += static_cast<uint64_t>(rejected);
-      if (m.whole_hits.empty()) {
-        if (rejected > 0) {
-          ++m.stats.skipped;
-          ++sc.ambiguous;
-        }
-        return;
-      }
-      auto t = DecodeStamp(line, *shape, now, m.options.zone);
-      if (!t) {
-        ++m.stats.skipped;
-        ++sc.bad_field;
-        return;
-      }
-      ParsedLine p;
-      p.outcome = ParsedLine::Outcome::kHits;
-      p.time = *t;
-      p.hit_count = static_cast<uint32_t>(m.whole_hits.size());
-      OnHits(source, line, p, m.whole_hits.data(), out);
-      return;
-    }
   }
   OnHits(source, line, parsed, hits, out);
 }

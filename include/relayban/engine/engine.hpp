@@ -3,6 +3,7 @@
 // `relayban check` drive the same Engine, so a replay decides exactly as live reading did.
 #pragma once
 
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -154,21 +155,22 @@ class Engine {
   void OnLine(int source, std::string_view line, Time now, EngineOutput& out);
 
   // OnLine in two steps, for a reader that matches lines on one thread while the engine
-  // scores them on another. Parse touches no state of the engine (any number of threads may
-  // call it at once, each with its own `hits`): it appends the line's pattern hits, whose
-  // captures view `line`, to `hits`. OnParsed then does the rest, with `line` and the hits
-  // still alive, in the order the lines were read. A line Parse leaves whole (an RFC 5424
-  // line, rewritten for the filters into storage of the engine's) is read by OnParsed as
-  // OnLine would.
+  // scores them on another. Parse touches no scoring state; it appends the line's pattern
+  // hits, whose captures view `line` (or, for an RFC 5424 line, its rewriting for the
+  // filters, added to `rewritten`), to `hits`. OnParsed then does the rest, in the order
+  // the lines were read, with the line, its hits and `rewritten` still alive. Parse may run
+  // on another thread than OnParsed, but on one thread at a time: the filters learn from
+  // the lines they see.
   struct ParsedLine {
-    enum class Outcome : uint8_t { kEmpty, kUnclean, kNoStamp, kAmbiguous, kNoHit, kBadStamp, kHits, kWhole };
+    enum class Outcome : uint8_t { kEmpty, kUnclean, kNoStamp, kAmbiguous, kNoHit, kBadStamp, kHits };
     Outcome outcome = Outcome::kEmpty;
     int rejected = 0;  // hits refused by a `unique` rule
     Time time{};
     uint32_t first_hit = 0, hit_count = 0;  // in the `hits` given to Parse
   };
-  ParsedLine Parse(int source, std::string_view line, Time now, std::vector<PatternHit>& hits) const;
-  void OnParsed(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits, Time now,
+  ParsedLine Parse(int source, std::string_view line, Time now, std::vector<PatternHit>& hits,
+                   std::deque<std::string>& rewritten) const;
+  void OnParsed(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits,
                 EngineOutput& out);
   // Housekeeping: evicts idle scoring state and forgets ended bans. Idle is counted on the
   // logs' time: `now` or, if earlier, the newest line's stamp.

@@ -193,7 +193,7 @@ TEST_CASE("a window leaves its inline item for room for eight items, or the thre
   CHECK(twenty.Add(999, 1, 130, true, 20, 600) == 20);
 }
 
-TEST_CASE("a verdict restarts a lane's count and keeps its room; the key's other lanes count on") {
+TEST_CASE("a verdict restarts a lane's count and keeps its room, and the key's other lanes count on") {
   // Two lanes: 4 distinct values (a spray) and 20 events. An address spraying on crosses the
   // first again and again: after the first time, without an allocation each time.
   KeyedWindows<IpAddress, IpAddressHash, 2> w({WindowSpec{4, Seconds(3600), true}, WindowSpec{20, Seconds(86400), false}},

@@ -94,7 +94,8 @@ Result<void> ReadParsedLines(const Engine& engine, int source, const std::vector
       auto r = ReadLogLines(path, max_line, [&](std::string_view line, uint64_t) {
         if (!batch) return;  // stopped: the rest of the file goes by unread
         // The hits view the text where it stays: it never grows past what was reserved.
-        if (batch->text.size() + line.size() > ParsedBatch::kBytes || batch->spans.size() >= ParsedBatch::kLines) {
+        if (!batch->spans.empty() &&
+            (batch->text.size() + line.size() > ParsedBatch::kBytes || batch->spans.size() >= ParsedBatch::kLines)) {
           hand_over();
           if (!batch) return;
         }

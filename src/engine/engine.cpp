@@ -688,15 +688,8 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
     case ParsedLine::Outcome::kHits:
       break;
   }
-  OnHits(source, line, parsed, hits, out);
-}
-
-void Engine::OnHits(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits, EngineOutput& out) {
-  Impl& m = *impl_;
-  Impl::Source& src = m.sources[static_cast<size_t>(source)];
-  EngineCounts::Source& sc = src.counts;
-  const std::optional<Time> t = parsed.time;
-  src.last = *t;
+  const Time t = parsed.time;
+  src.last = t;
   bool yielded = false;
   m.current_source = source;
   m.current_line = line;
@@ -708,7 +701,7 @@ void Engine::OnHits(int source, std::string_view line, const ParsedLine& parsed,
     ev.count = 1;
     ev.account.clear();
     ev.recipient.clear();
-    ev.time = *t;
+    ev.time = t;
     ev.filter = src.filter_global[static_cast<size_t>(hit.filter)];
     ev.pattern = hit.pattern;
     ev.kind = src.pattern_kind[static_cast<size_t>(hit.filter)][static_cast<size_t>(hit.pattern)];
@@ -722,7 +715,7 @@ void Engine::OnHits(int source, std::string_view line, const ParsedLine& parsed,
       ev.count = (ec == std::errc() && n >= 1) ? std::min(n, 100) : 1;
     }
     const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
-    if (m.OutageHolds(ev.filter, ev.pattern, ev.ip ? &*ev.ip : nullptr, *t, out)) {
+    if (m.OutageHolds(ev.filter, ev.pattern, ev.ip ? &*ev.ip : nullptr, t, out)) {
       // Not counted, but its connection's summary must not count it either.
       for (int j : jails_of_filter)
         if (!c.conn.empty()) (void)m.Tally(*m.jails[static_cast<size_t>(j)], ev.filter, ev.pattern, c.conn, c.ip, ev.count);
@@ -770,13 +763,13 @@ void Engine::OnHits(int source, std::string_view line, const ParsedLine& parsed,
   if (yielded) {
     ++m.stats.matched;
     ++sc.matched;
-    sc.newest = std::max(sc.newest, *t);
+    sc.newest = std::max(sc.newest, t);
   } else {
     ++m.stats.skipped;
     ++sc.bad_field;
   }
-  m.newest = std::max(m.newest, *t);
-  if (*t - m.last_sweep > std::chrono::minutes(10)) OnTick(*t);
+  m.newest = std::max(m.newest, t);
+  if (t - m.last_sweep > std::chrono::minutes(10)) OnTick(t);
 }
 
 void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, const std::string& account, Time t) {

@@ -234,7 +234,6 @@ class Engine {
   const std::vector<std::string>& filter_names() const;
 
  private:
-  void OnHits(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits, EngineOutput& out);
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;

@@ -6,7 +6,7 @@
 
 namespace relayban {
 
-AccountView AccountBook::ViewOf(const Entry& e) {
+AccountView AccountBook::ViewOf(const Entry& e) const {
   AccountView v;
   v.account = e.account;
   v.auth_success = e.auth_success;
@@ -16,9 +16,10 @@ AccountView AccountBook::ViewOf(const Entry& e) {
   v.ips = e.ip_hashes.size();
   v.last_ip = e.last_ip;
   v.last_seen = e.last_seen;
+  for (uint8_t i = 0; i < e.n_targeted; ++i) v.targeted_by.push_back(rule_names_[e.targeted[i]]);
   if (e.rare) {
     v.verdicts = e.rare->verdicts;
-    v.targeted_by = e.rare->targeted_by;
+    v.targeted_by.insert(v.targeted_by.end(), e.rare->targeted_by.begin(), e.rare->targeted_by.end());
   }
   return v;
 }
@@ -54,7 +55,7 @@ AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
   }
   seen_sec_[at] = sec;
   Entry& e = At(at);
-  e.account = std::string(account);
+  e.account.assign(account);
   e.last_seen = t;
   index_.ValueAt(index_.Insert(std::string_view(e.account), hash)) = at;
   return e;
@@ -71,13 +72,37 @@ void AccountBook::EvictOldestAccounts() {
       [&](size_t i) { return seen_sec_[i]; }, [&](size_t i) { return static_cast<uint64_t>(StringHash{}(At(i).account)); },
       [&](size_t i) {
         index_.Erase(At(i).account);
-        At(i) = Entry();
+        Recycle(At(i));
         seen_sec_[i] = kFree;
         free_.push_back(static_cast<uint32_t>(i));
         return false;
       });
   cost_.evicted += cost.evicted;
   cost_.positions_visited += cost.positions_visited;
+}
+
+void AccountBook::Recycle(Entry& e) {
+  // Kept only when small: a free position holds no more than a live entry of a flood does.
+  constexpr size_t kKeptName = 64, kKeptRecent = 4;
+  if (e.account.capacity() <= kKeptName) e.account.clear();
+  else std::string().swap(e.account);
+  e.auth_success = e.auth_failure = e.relayed = 0;
+  e.last_seen = Time{};
+  e.last_ip.reset();
+  e.domains = HashSet64();
+  e.ip_hashes = HashSet64();
+  if (e.recent.capacity() <= kKeptRecent) e.recent.clear();
+  else std::vector<IpUse>().swap(e.recent);
+  e.rare.reset();
+  e.n_targeted = 0;
+}
+
+uint8_t AccountBook::RuleNumber(std::string_view rule) {
+  for (size_t i = 0; i < rule_names_.size(); ++i)
+    if (rule_names_[i] == rule) return static_cast<uint8_t>(i);
+  if (rule_names_.size() >= kNoRule) return kNoRule;
+  rule_names_.emplace_back(rule);
+  return static_cast<uint8_t>(rule_names_.size() - 1);
 }
 
 AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip) {
@@ -148,13 +173,23 @@ void AccountBook::AddVerdict(std::string_view account, std::string_view rule) {
 void AccountBook::AddTargeted(std::string_view account, std::string_view rule) {
   Entry* e = Find(account);
   if (!e) return;
-  auto& v = e->rare_made().targeted_by;
-  if (std::find(v.begin(), v.end(), rule) == v.end()) v.emplace_back(rule);
+  uint8_t number = RuleNumber(rule);
+  for (uint8_t i = 0; i < e->n_targeted; ++i)
+    if (e->targeted[i] == number) return;
+  if (e->rare && std::find(e->rare->targeted_by.begin(), e->rare->targeted_by.end(), rule) != e->rare->targeted_by.end())
+    return;
+  // In order: the first few inline, the rest (or a rule past the numbered ones) in Rare.
+  if (number != kNoRule && e->n_targeted < sizeof(e->targeted) && !(e->rare && !e->rare->targeted_by.empty())) {
+    e->targeted[e->n_targeted++] = number;
+    return;
+  }
+  e->rare_made().targeted_by.emplace_back(rule);
 }
 
 void AccountBook::ClearVerdicts(std::string_view account) {
   Entry* e = Find(account);
   if (!e) return;
+  e->n_targeted = 0;
   if (!e->rare) return;
   e->rare->verdicts.clear();
   e->rare->targeted_by.clear();

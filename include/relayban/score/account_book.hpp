@@ -93,7 +93,7 @@ class AccountBook {
   // an Entry each, not these too.
   struct Rare {
     std::vector<std::string> verdicts;     // AccountView::verdicts
-    std::vector<std::string> targeted_by;  // AccountView::targeted_by
+    std::vector<std::string> targeted_by;  // AccountView::targeted_by, past Entry::targeted
     std::vector<std::pair<uint32_t, Fired>> fired;  // rule id, its last verdict
     // recent's positions by address, kept once recent outgrows a short linear scan.
     FlatMap<IpAddress, uint32_t, IpAddressHash> recent_index;
@@ -109,6 +109,11 @@ class AccountBook {
     HashSet64 ip_hashes;
     std::vector<IpUse> recent;
     std::unique_ptr<Rare> rare;
+    // The first rules that targeted it (AccountView::targeted_by), as numbers in
+    // rule_names_: a botnet guessing invented names has every one of them targeted by the
+    // ban of its address, and that must not cost a Rare block and a string per name.
+    uint8_t targeted[6] = {};
+    uint8_t n_targeted = 0;
     Rare& rare_made() {
       if (!rare) rare = std::make_unique<Rare>();
       return *rare;
@@ -116,6 +121,13 @@ class AccountBook {
   };
   static constexpr size_t kLinearScan = 16;
   void EvictOldestAccounts();
+  // Empties an evicted entry for the next account at its position, keeping the small
+  // allocations (name, recent addresses) that the next one would make again.
+  static void Recycle(Entry& e);
+  // The number of a rule's name in rule_names_ (added on first use), or kNoRule once 255
+  // names are known (such a rule is kept by name in Rare).
+  uint8_t RuleNumber(std::string_view rule);
+  static constexpr uint8_t kNoRule = 255;
   static IpUse* FindRecent(Entry& e, const IpAddress& ip);
   static void AddRecent(Entry& e, const IpAddress& ip, uint32_t seq, Time t, uint64_t kind_bit);
   Entry& Get(std::string_view account, Time t);
@@ -129,13 +141,14 @@ class AccountBook {
   static constexpr size_t kChunk = 1024;
   Entry& At(size_t i) { return chunks_[i / kChunk][i % kChunk]; }
   const Entry& At(size_t i) const { return chunks_[i / kChunk][i % kChunk]; }
-  static AccountView ViewOf(const Entry& e);
+  AccountView ViewOf(const Entry& e) const;
   // Keyed by views of the entries' own names: an entry never moves (its chunk stays put) and
   // leaves the index before its name changes, so each name is held once.
   FlatMap<std::string_view, uint32_t, StringHash> index_;
   std::vector<std::unique_ptr<Entry[]>> chunks_;
   std::vector<uint32_t> seen_sec_;  // per position; kFree when the position is free
   std::vector<uint32_t> free_;
+  std::vector<std::string> rule_names_;  // rules that targeted accounts, by number
   uint32_t newest_ = 0;
   uint32_t seq_ = 0;  // events recorded (wraps; compared only within a second's events)
   uint64_t runs_ = 0;

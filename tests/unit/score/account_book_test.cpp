@@ -144,3 +144,57 @@ TEST_CASE("a flood of invented names evicts the oldest eighth per run, with a bo
   CHECK(std::none_of(snap.begin(), snap.end(), [](const AccountView& a) { return a.account == "early-bird"; }));
   CHECK(std::any_of(snap.begin(), snap.end(), [&](const AccountView& a) { return a.account == "invented" + std::to_string(flood - 1); }));
 }
+
+TEST_CASE("rules that targeted an account are listed once each, in the order they fired, past the inline few") {
+  AccountBook b(10);
+  b.Record("alice", O::kAuthFailure, 1, IpAddress::Parse("192.0.2.1"), "", T(0));
+  b.Record("bob", O::kAuthFailure, 1, IpAddress::Parse("192.0.2.1"), "", T(0));
+  std::vector<std::string> fired;
+  for (int i = 9; i >= 0; --i) fired.push_back("rule-" + std::to_string(i));  // more than fit inline
+  for (const auto& r : fired) {
+    b.AddTargeted("alice", r);
+    b.AddTargeted("alice", fired[0]);  // again: listed once
+  }
+  b.AddTargeted("bob", "rule-3");
+  b.AddTargeted("bob", "rule-9");
+  b.AddTargeted("nobody", "rule-1");
+  CHECK(b.View("alice")->targeted_by == fired);
+  CHECK(b.View("bob")->targeted_by == std::vector<std::string>{"rule-3", "rule-9"});
+  CHECK(b.View("alice")->verdicts.empty());
+  b.ClearVerdicts("alice");
+  CHECK(b.View("alice")->targeted_by.empty());
+  b.AddTargeted("alice", "rule-0");
+  CHECK(b.View("alice")->targeted_by == std::vector<std::string>{"rule-0"});
+  CHECK(b.View("bob")->targeted_by == std::vector<std::string>{"rule-3", "rule-9"});
+}
+
+TEST_CASE("an evicted account's position carries nothing over to the account that reuses it") {
+  AccountBook b(8);
+  auto ip = [](int i) { return IpAddress::V4(0xC0000200u + static_cast<uint32_t>(i)); };  // 192.0.2.0 + i
+  // Old accounts with everything set: counters, domains, many addresses, verdicts, targets.
+  for (int a = 0; a < 8; ++a) {
+    std::string name = "old-account-with-a-name-longer-than-a-short-string-" + std::to_string(a);
+    for (int i = 0; i < 40; ++i) b.Record(name, O::kRelay, 4, ip(i), "d" + std::to_string(i) + ".org", T(i));
+    b.Record(name, O::kAuthSuccess, 2, ip(1), "", T(40));
+    b.AddVerdict(name, "relay-flood");
+    b.AddTargeted(name, "brute");
+    b.MarkFired(name, 3, T(40));
+  }
+  // New ones push them all out and take their positions.
+  for (int a = 0; a < 40; ++a) b.Record("n" + std::to_string(a), O::kAuthFailure, 1, std::nullopt, "", T(1000 + a));
+  CHECK(b.evicted() >= 8);
+  for (const AccountView& v : b.Snapshot()) {
+    INFO(v.account);
+    CHECK(v.account.rfind("n", 0) == 0);
+    CHECK(v.auth_failure == 1);
+    CHECK(v.auth_success == 0);
+    CHECK(v.relayed == 0);
+    CHECK(v.recipient_domains == 0);
+    CHECK(v.ips == 0);
+    CHECK_FALSE(v.last_ip);
+    CHECK(v.verdicts.empty());
+    CHECK(v.targeted_by.empty());
+    CHECK(b.IpsSince(v.account, T(0), ~uint64_t{0}).empty());
+    CHECK_FALSE(b.MarkFired(v.account, 3, T(2000)));  // no earlier verdict of that rule
+  }
+}

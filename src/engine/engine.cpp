@@ -254,6 +254,8 @@ struct Engine::Impl {
   // read, they overlap instead of adding up.
   void PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, std::string_view conn,
                    std::string_view ip_text) const;
+  // The same for the tables keyed by the event's account: the book and the account rules.
+  void PrefetchAccount(const Jail& jail, int kind, std::string_view account) const;
   // The line being read (empty while replaying the journal): evidence for what it decides.
   int current_source = -1;
   std::string_view current_line;
@@ -745,6 +747,7 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
         je.account = std::move(f.account);
         je.sender = std::move(f.sender);
       }
+      if (!je.account.empty()) m.PrefetchAccount(jail, je.kind, je.account);
       // One line may list several recipients (Sendmail "to=<a>,<b>", Exim "for a b").
       std::string_view rcpts = c.recipient;
       size_t emitted = 0;
@@ -818,6 +821,13 @@ void Engine::Impl::PrefetchFor(const Jail& jail, int kind, const std::optional<I
   for (const IpTable& t : jail.ip_tables)
     if ((t.kinds & bit) != 0) t.With([&](const auto& w) { w.Prefetch(key); });
   if (options.evidence) jail.seen_by_ip.Prefetch(key);
+}
+
+void Engine::Impl::PrefetchAccount(const Jail& jail, int kind, std::string_view account) const {
+  accounts.Prefetch(account);
+  uint64_t bit = uint64_t{1} << kind;
+  for (const auto& r : jail.rules)
+    if (r->spec->key == RuleKey::kAccount && (r->kinds & bit) != 0) r->account_windows.Prefetch(account);
 }
 
 void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key) {

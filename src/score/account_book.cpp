@@ -48,12 +48,15 @@ AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
   if (!free_.empty()) {
     at = free_.back();
     free_.pop_back();
+    Recycle(At(at));
   } else {
     at = static_cast<uint32_t>(seen_sec_.size());
     if (at % kChunk == 0) chunks_.push_back(std::make_unique<Entry[]>(kChunk));
     seen_sec_.push_back(kFree);
+    name_hash_.push_back(0);
   }
   seen_sec_[at] = sec;
+  name_hash_[at] = hash;
   Entry& e = At(at);
   e.account.assign(account);
   e.last_seen = t;
@@ -69,10 +72,12 @@ void AccountBook::EvictOldestAccounts() {
   if (index_.size() <= keep) return;
   auto cost = EvictOldest(
       seen_sec_.size(), index_.size() - keep, newest_, 86400, runs_, [&](size_t i) { return seen_sec_[i] != kFree; },
-      [&](size_t i) { return seen_sec_[i]; }, [&](size_t i) { return static_cast<uint64_t>(StringHash{}(At(i).account)); },
+      [&](size_t i) { return seen_sec_[i]; }, [&](size_t i) { return name_hash_[i]; },
       [&](size_t i) {
-        index_.Erase(At(i).account);
-        Recycle(At(i));
+        // Found by its position among the entries of its name's hash: the entry is not read.
+        size_t slot = index_.FindWhere(static_cast<size_t>(name_hash_[i]),
+                                       [i](std::string_view, uint32_t at) { return at == i; });
+        if (slot != index_.kNone) index_.EraseAt(slot);
         seen_sec_[i] = kFree;
         free_.push_back(static_cast<uint32_t>(i));
         return false;

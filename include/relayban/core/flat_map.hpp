@@ -62,6 +62,14 @@ class FlatMap {
   // The same, with `hash` == Hash{}(key) already computed (a caller that may insert next).
   template <class K>
   size_t Find(const K& key, size_t hash) const {
+    return FindWhere(hash, [&key](const Key& k, const Value&) { return k == key; });
+  }
+  // The slot of an entry whose key hashes to `hash` and for which match(key, value) holds,
+  // or kNone: an owner that knows an entry by its value (a position of its own) finds it
+  // without reading its key (for a string_view, memory elsewhere). With kKeepsHash only the
+  // entries of that hash are offered to `match`.
+  template <class Match>
+  size_t FindWhere(size_t hash, Match&& match) const {
     // While growing, a key whose place in the old array has not moved yet is there (or, now
     // and then, in the new one: see InsertOld); one whose place has moved is in the new one.
     // A key missing from an unmoved run is in neither: the new array is not read for it (its
@@ -69,13 +77,13 @@ class FlatMap {
     // that lands on one, on this thread, ahead of the move and of the Prefaulter).
     if (growing()) {
       bool maybe_new = false;
-      if (size_t at = FindOld(key, hash, maybe_new); at != kNone || !maybe_new) return at;
+      if (size_t at = FindOld(hash, match, maybe_new); at != kNone || !maybe_new) return at;
     }
     for (size_t i = Home(hash), probes = 0; probes < slots_.size(); i = Next(i), ++probes) {
       if (slots_[i].tag == kEmpty) break;
       if constexpr (kKeepsHash)
         if (slots_[i].hash != hash) continue;
-      if (slots_[i].key == key) return i;
+      if (match(slots_[i].key, slots_[i].value)) return i;
     }
     return kNone;
   }
@@ -335,8 +343,8 @@ class FlatMap {
   // where the move began: InsertOld put it in the new array then). A run that ends at an
   // empty unmoved position holds every key of that home there is: no erase in the old array
   // empties a position (it leaves a tombstone) and nothing is put in the new array past one.
-  template <class K>
-  size_t FindOld(const K& key, size_t hash, bool& maybe_new) const {
+  template <class Match>
+  size_t FindOld(size_t hash, Match& match, bool& maybe_new) const {
     size_t n = old_.size(), i = HomeIn(hash, n);
     for (size_t probes = 0; probes < n; ++probes) {
       if (Moved(i)) {
@@ -348,7 +356,7 @@ class FlatMap {
       if (s.tag == kUsed) {
         bool same = true;
         if constexpr (kKeepsHash) same = s.hash == hash;
-        if (same && s.key == key) return slots_.size() + i;
+        if (same && match(s.key, s.value)) return slots_.size() + i;
       }
       if (++i == n) i = 0;
     }

@@ -75,6 +75,8 @@ class AccountBook {
   // One account's view, if the book has it.
   std::optional<AccountView> View(std::string_view account) const;
   size_t size() const { return index_.size(); }
+  // Starts loading where a lookup of `account` begins (see FlatMap::Prefetch).
+  void Prefetch(std::string_view account) const { index_.Prefetch(account); }
   // Accounts with at least one verdict (what they did), counted now: a pass over the book.
   size_t CountWithVerdict() const;
   size_t evicted() const { return cost_.evicted; }
@@ -121,8 +123,9 @@ class AccountBook {
   };
   static constexpr size_t kLinearScan = 16;
   void EvictOldestAccounts();
-  // Empties an evicted entry for the next account at its position, keeping the small
-  // allocations (name, recent addresses) that the next one would make again.
+  // Empties a freed entry for the next account at its position, keeping the small
+  // allocations (name, recent addresses) that the next one would make again. Done when the
+  // position is taken again, not at eviction: evicting reads no entry, only the arrays below.
   static void Recycle(Entry& e);
   // The number of a rule's name in rule_names_ (added on first use), or kNoRule once 255
   // names are known (such a rule is kept by name in Rare).
@@ -147,6 +150,7 @@ class AccountBook {
   FlatMap<std::string_view, uint32_t, StringHash> index_;
   std::vector<std::unique_ptr<Entry[]>> chunks_;
   std::vector<uint32_t> seen_sec_;  // per position; kFree when the position is free
+  std::vector<uint64_t> name_hash_;  // per position: StringHash of its account
   std::vector<uint32_t> free_;
   std::vector<std::string> rule_names_;  // rules that targeted accounts, by number
   uint32_t newest_ = 0;

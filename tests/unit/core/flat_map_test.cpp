@@ -345,3 +345,46 @@ TEMPLATE_TEST_CASE("a big table grows a few positions per insert, and agrees wit
     CHECK(m.size() == 0);
   }
 }
+
+TEST_CASE("FindWhere finds an entry by its value among the keys of one hash, while growing too") {
+  // Every name hashes to one of four values: entries of one hash differ only by their value.
+  struct FewHashes {
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s) % 4; }
+  };
+  std::vector<std::string> names;
+  for (int i = 0; i < 300; ++i) names.push_back("account" + std::to_string(i) + "@example.com");
+  FlatMap<std::string_view, uint32_t, FewHashes> m;
+  for (uint32_t i = 0; i < 300; ++i) m[names[i]] = i;
+  for (uint32_t i = 0; i < 300; ++i) {
+    size_t at = m.FindWhere(FewHashes{}(names[i]), [i](std::string_view, uint32_t v) { return v == i; });
+    REQUIRE(at != m.kNone);
+    CHECK(m.KeyAt(at) == names[i]);
+  }
+  // The right hash with a value no entry has, and another hash than the entry's: not found.
+  CHECK(m.FindWhere(FewHashes{}(names[0]), [](std::string_view, uint32_t v) { return v == 1000; }) == m.kNone);
+  size_t other = (FewHashes{}(names[7]) + 1) % 4;
+  CHECK(m.FindWhere(other, [](std::string_view, uint32_t v) { return v == 7; }) == m.kNone);
+
+  // A big table in the middle of a growth: entries still in the old array are found too.
+  struct ViewHash {
+    size_t operator()(std::string_view s) const { return std::hash<std::string_view>{}(s); }
+  };
+  std::vector<std::string> many;
+  FlatMap<std::string_view, uint32_t, ViewHash> big;
+  many.reserve(200000);
+  while (!big.growing()) {
+    many.push_back("user" + std::to_string(many.size()));
+    big[many.back()] = static_cast<uint32_t>(many.size() - 1);
+  }
+  const size_t new_slots = decltype(big)(big).capacity();  // a copy is built whole: the new array's size
+  size_t found_in_old = 0;
+  for (uint32_t i = 0; i < many.size(); ++i) {
+    size_t at = big.FindWhere(ViewHash{}(many[i]), [i](std::string_view, uint32_t v) { return v == i; });
+    REQUIRE(at != big.kNone);
+    REQUIRE(big.ValueAt(at) == i);
+    CHECK(at == big.Find(std::string_view(many[i])));
+    found_in_old += at >= new_slots ? 1 : 0;
+  }
+  CHECK(big.growing());
+  CHECK(found_in_old > 1000);
+}

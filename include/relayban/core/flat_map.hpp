@@ -4,7 +4,7 @@
 // std::unordered_map costs an allocation and a cache miss per key and three times the
 // memory. Slots are exposed by index so owners can scan, sweep and evict in bounded slices.
 // Not thread-safe; references to values are invalidated by Insert (the table may grow).
-// A key that is costly to hash or compare (a string or string_view) has its hash kept in its slot: erasing
+// A key that is costly to hash or compare (a string, string_view or KeyString: CostlyToHash) has its hash kept in its slot: erasing
 // and growing never hash a key again, and a lookup compares keys only when the hashes agree.
 // A big table grows without a pause: the old array's entries move over to the new one
 // kMovePerInsert positions per insert (moving a million entries at once takes 100 ms and
@@ -32,6 +32,11 @@ namespace relayban {
 template <class T>
 struct ZeroIsDefault : std::is_trivially_copyable<T> {};
 
+// Whether hashing or comparing a key costs a walk over its bytes (a string): such a key has
+// its hash kept in its slot.
+template <class T>
+struct CostlyToHash : std::bool_constant<std::is_same_v<T, std::string> || std::is_same_v<T, std::string_view>> {};
+
 template <class Key, class Value, class Hash>
 class FlatMap {
  public:
@@ -42,7 +47,7 @@ class FlatMap {
   // in about a tenth of the inserts the new one (45 % full after the growth) takes to need
   // to grow again, and the first touches of the new array's memory are spread as thinly.
   static constexpr size_t kMovePerInsert = 16;
-  static constexpr bool kKeepsHash = std::is_same_v<Key, std::string> || std::is_same_v<Key, std::string_view>;
+  static constexpr bool kKeepsHash = CostlyToHash<Key>::value;
   using Hasher = Hash;
 
   // Slots whose empty state is all zero bytes (ZeroIsDefault): a mapped array is not written

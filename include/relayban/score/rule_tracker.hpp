@@ -19,6 +19,7 @@
 #include "relayban/core/duration.hpp"
 #include "relayban/core/flat_map.hpp"
 #include "relayban/core/ip_address.hpp"
+#include "relayban/core/key_string.hpp"
 #include "relayban/core/text.hpp"
 #include "relayban/score/eviction.hpp"
 
@@ -278,7 +279,7 @@ using IpWindows = KeyedWindows<IpAddress, IpAddressHash>;
 // bytes of address and 16 per lane.
 using IpPairWindows = KeyedWindows<IpAddress, IpAddressHash, 2>;
 using IpLaneWindows = KeyedWindows<IpAddress, IpAddressHash, 3>;
-using AccountWindows = KeyedWindows<std::string, StringHash>;
+using AccountWindows = KeyedWindows<KeyString, StringHash>;
 using PrefixWindows = KeyedWindows<Prefix, PrefixHash>;
 
 }  // namespace relayban

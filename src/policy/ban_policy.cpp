@@ -30,10 +30,11 @@ Prefix BanPolicy::TargetFor(const IpAddress& ip) const {
 
 bool BanPolicy::CoversIgnored(const Prefix& target) const {
   if (IsIgnored(target.address())) return true;
+  // They overlap when their first min(length) bits agree: the shorter one contains the
+  // other's address.
   for (const Prefix& p : ignore_) {
     if (p.address().family() != target.address().family()) continue;
-    int common = std::min(p.length(), target.length());
-    if (p.address().Masked(common) == target.address().Masked(common)) return true;
+    if (p.length() <= target.length() ? p.Contains(target.address()) : target.Contains(p.address())) return true;
   }
   return false;
 }

@@ -157,3 +157,57 @@ TEST_CASE("an IPv4 address prints as inet_ntop prints it, for every octet value 
   CHECK(IpAddress::V4(0xFFFFFFFFu).ToString() == "255.255.255.255");
   CHECK(Prefix(IpAddress::V4(0xC6336400u), 24).ToString() == "198.51.100.0/24");
 }
+
+TEST_CASE("an IPv6 address prints as inet_ntop prints it: zero runs, ties, embedded IPv4 forms") {
+  auto check = [](const std::array<uint8_t, 16>& b) {
+    char want[INET6_ADDRSTRLEN];
+    REQUIRE(inet_ntop(AF_INET6, b.data(), want, sizeof want));
+    IpAddress ip = IpAddress::V6(b);
+    if (!ip.is_v4()) {  // an IPv4-mapped address is kept as IPv4
+      INFO(want);
+      CHECK(ip.ToString() == want);
+    }
+  };
+  for (const char* text : {"::", "::1", "1::", "1::1", "::1:0:0:0:0:0", "1:0:0:1:0:0:0:1", "1:0:0:1:0:0:1:1",
+                           "0:0:1::", "::1.2.3.4", "::0.0.1.0", "::ffff:0:0", "::fffe:1.2.3.4", "1::ffff:1.2.3.4",
+                           "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "2001:db8::10:0:0:1", "0:1:0:1:0:1:0:1"}) {
+    std::array<uint8_t, 16> b{};
+    REQUIRE(inet_pton(AF_INET6, text, b.data()) == 1);
+    check(b);
+  }
+  std::mt19937_64 rng(11);
+  for (int round = 0; round < 200000; ++round) {
+    std::array<uint8_t, 16> b{};
+    // Groups that are zero half the time, so runs of every length and ties are common.
+    for (size_t g = 0; g < 8; ++g) {
+      uint64_t r = rng();
+      uint16_t v = r % 2 ? 0 : r % 7 == 0 ? 0xffff : static_cast<uint16_t>((r >> 8) >> (r % 16));
+      if (g == 5 && r % 5 == 0) v = 0xffff;
+      b[2 * g] = static_cast<uint8_t>(v >> 8);
+      b[2 * g + 1] = static_cast<uint8_t>(v);
+    }
+    check(b);
+  }
+}
+
+TEST_CASE("masking an address clears every bit past the length, and no other") {
+  std::mt19937_64 rng(13);
+  for (int round = 0; round < 300; ++round) {
+    std::array<uint8_t, 16> a{};
+    for (auto& x : a) x = static_cast<uint8_t>(rng() | 0x11);
+    for (bool v4 : {true, false}) {
+      IpAddress x = v4 ? IpAddress::V4((uint32_t{a[0]} << 24) | (uint32_t{a[1]} << 16) | (uint32_t{a[2]} << 8) | a[3])
+                       : IpAddress::V6(a);
+      for (int len = -1; len <= x.max_prefix() + 1; ++len) {
+        INFO((v4 ? "v4 " : "v6 ") << len);
+        IpAddress m = x.Masked(len);
+        CHECK(m.family() == x.family());
+        for (int bit = 0; bit < x.max_prefix(); ++bit) {
+          bool was = (x.bytes()[static_cast<size_t>(bit / 8)] >> (7 - bit % 8)) & 1;
+          bool is = (m.bytes()[static_cast<size_t>(bit / 8)] >> (7 - bit % 8)) & 1;
+          REQUIRE(is == (bit < len && was));
+        }
+      }
+    }
+  }
+}

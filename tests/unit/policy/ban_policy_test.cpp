@@ -117,3 +117,27 @@ TEST_CASE("a ban target covering loopback or an ignored network is recognised") 
   CHECK_FALSE(p.CoversIgnored(*Prefix::Parse("192.0.3.0/24")));
   CHECK_FALSE(p.CoversIgnored(*Prefix::Parse("2001:db8::/64")));
 }
+
+TEST_CASE("a target covers an ignored network exactly when their common leading bits agree, for every length") {
+  // IPv6 ignore prefixes of every length around 2001:db8:1:2::/64's bits.
+  std::vector<Prefix> ignore;
+  for (int len : {16, 40, 63, 64, 65, 100, 128}) ignore.push_back(Prefix(Ip("2001:db8:1:2:8000::5"), len));
+  auto p = Policy(ignore);
+  std::array<uint8_t, 16> base = Ip("2001:db8:1:2:8000::5").bytes();
+  for (int bit = 0; bit < 128; ++bit) {  // a target differing from it at one bit
+    std::array<uint8_t, 16> b = base;
+    b[static_cast<size_t>(bit / 8)] ^= static_cast<uint8_t>(0x80u >> (bit % 8));
+    IpAddress other = IpAddress::V6(b);
+    for (int len = 0; len <= 128; len += 1) {
+      Prefix target(other, len);
+      bool want = false;
+      for (const Prefix& ig : ignore) {
+        int common = std::min(ig.length(), target.length());
+        want = want || ig.address().Masked(common) == target.address().Masked(common);
+      }
+      INFO("bit " << bit << " length " << len);
+      CHECK(p.CoversIgnored(target) == want);
+      CHECK(want == (bit >= std::min(len, 128) || bit >= 16));
+    }
+  }
+}

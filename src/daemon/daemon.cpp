@@ -497,7 +497,7 @@ void Daemon::HandleOutput() {
       WriteEvidence(t, o.evidence, with_evidence);
       tail.fields = t.TakeFields();
     }
-    DecisionRecord w;
+    DecisionRecord w(96 + now_text.size() + target.size() + tail.fields.size());
     w.Str("time", now_text).Str("action", "ban").Str("target", target).Fields(tail.fields);
     Decision(w.Take(), now, target, o.account);
     PublishBan(o.target, o.duration, o.jail, o.rule, o.account, o.reason, false);

@@ -26,6 +26,10 @@ namespace relayban {
 // nlohmann::ordered_json's dump(-1) with invalid UTF-8 replaced (a unit test holds them equal).
 class DecisionRecord {
  public:
+  DecisionRecord() = default;
+  // Room for `bytes` at once: a ban's record is its time, target and a verdict's rendered
+  // fields, and growing it by doubling cost several allocations per ban in a burst.
+  explicit DecisionRecord(size_t bytes) { text_.reserve(bytes); }
   DecisionRecord& Str(const char* key, std::string_view v) {
     Key(key);
     AppendJsonString(text_, v);

@@ -9,6 +9,7 @@
 #include <utility>
 
 #include "log_reader.hpp"
+#include "relayban/engine/parsed_lines.hpp"
 #include "relayban/filter/filter_set.hpp"
 
 namespace relayban {
@@ -16,21 +17,13 @@ namespace {
 
 // Lines read and matched by the reading thread, on their way to the scoring one.
 struct ParsedBatch {
-  static constexpr size_t kLines = 2048;        // a batch is handed over at this many lines
+  static constexpr size_t kLines = 2048;             // a batch is handed over at this many lines
   static constexpr size_t kBytes = size_t{1} << 20;  // or this much text
-  std::string text;                             // the lines, one after another
-  std::vector<std::pair<size_t, size_t>> spans;  // each line's offset and length in text
-  std::vector<Engine::ParsedLine> parsed;
-  std::vector<PatternHit> hits;         // views into text or rewritten
-  std::deque<std::string> rewritten;    // RFC 5424 lines rewritten for the filters
-  std::optional<Error> error;    // the reading ended here with this
+  ParsedLines lines{kLines, kBytes};
+  std::optional<Error> error;  // the reading ended here with this
   bool last = false;
   void Clear() {
-    text.clear();
-    spans.clear();
-    parsed.clear();
-    hits.clear();
-    rewritten.clear();
+    lines.Clear();
     error.reset();
     last = false;
   }
@@ -86,6 +79,7 @@ Result<void> ReadParsedLines(const Engine& engine, int source, const std::vector
   std::thread reader([&] {
     std::unique_ptr<ParsedBatch> batch = queue.TakeEmpty();
     auto hand_over = [&] {
+      batch->lines.Parse(engine, now);
       queue.GiveFull(std::move(batch));
       batch = queue.TakeEmpty();
     };
@@ -93,23 +87,11 @@ Result<void> ReadParsedLines(const Engine& engine, int source, const std::vector
       if (!batch) return;
       auto r = ReadLogLines(path, max_line, [&](std::string_view line, uint64_t) {
         if (!batch) return;  // stopped: the rest of the file goes by unread
-        // The hits view the text where it stays: it never grows past what was reserved.
-        if (!batch->spans.empty() &&
-            (batch->text.size() + line.size() > ParsedBatch::kBytes || batch->spans.size() >= ParsedBatch::kLines)) {
+        if (batch->lines.Full(line.size())) {
           hand_over();
           if (!batch) return;
         }
-        if (batch->text.capacity() < ParsedBatch::kBytes + max_line + 2) batch->text.reserve(ParsedBatch::kBytes + max_line + 2);
-        size_t at = batch->text.size();
-        batch->text.append(line);
-        Engine::ParsedLine parsed = engine.Parse(source, std::string_view(batch->text).substr(at), now, batch->hits, batch->rewritten);
-        if (parsed.outcome == Engine::ParsedLine::Outcome::kHits) {
-          batch->spans.emplace_back(at, line.size());
-        } else {
-          batch->text.resize(at);  // only counted: its text is not needed
-          batch->spans.emplace_back(at, 0);
-        }
-        batch->parsed.push_back(parsed);
+        batch->lines.Add(source, line);
       });
       if (!batch) return;
       if (!r) {
@@ -123,10 +105,9 @@ Result<void> ReadParsedLines(const Engine& engine, int source, const std::vector
   Result<void> result;
   for (;;) {
     std::unique_ptr<ParsedBatch> batch = queue.TakeFull();
-    for (size_t i = 0; i < batch->spans.size(); ++i) {
-      const auto& [at, length] = batch->spans[i];
-      on_line(std::string_view(batch->text).substr(at, length), batch->parsed[i], batch->hits.data());
-    }
+    batch->lines.ForEach([&](int, std::string_view line, const Engine::ParsedLine& parsed, const PatternHit* hits) {
+      on_line(line, parsed, hits);
+    });
     if (batch->error) result = Fail(*batch->error);
     bool last = batch->last;
     batch->Clear();

@@ -61,6 +61,7 @@ Daemon::~Daemon() {
   server_.reset();
   jobs_.clear();
   hooks_.reset();
+  matcher_.reset();
   engine_.reset();
   sources_.reset();
   ledger_.reset();
@@ -164,6 +165,7 @@ int Daemon::Start() {
       *parts_.spawner, clock, HookRunner::Limits{config_.hooks.max_running, config_.hooks.max_queued, config_.hooks.timeout},
       log);
   sources_ = std::make_unique<SourceSet>(config_.max_line, log);
+  matcher_ = std::make_unique<LineMatcher>();
 
   if (auto r = loop_.Open(); !r) {
     Log(LOG_ERR, r.error().message);
@@ -568,14 +570,17 @@ bool Daemon::DoWork() {
     // the time, not the number of lines, bounds a turn.
     Clock::Steady started = parts_.clock->Monotonic();
     Clock::Steady until = started + kReadingPerTurn;
+    // A busy turn's lines are matched on the matching thread while this one scores them.
+    matcher_->Begin(*engine_, now, [&](int source, std::string_view line, const Engine::ParsedLine& parsed,
+                                       const PatternHit* hits) {
+      engine_->OnParsed(source, line, parsed, hits, out_);
+      if (!out_.orders.empty() || !out_.hooks.empty() || !out_.notices.empty() || !out_.fleet_counts.empty())
+        HandleOutput();
+    });
     sources_->Read(
-        kLinesPerTurn,
-        [&](int source, std::string_view line) {
-          engine_->OnLine(source, line, now, out_);
-          if (!out_.orders.empty() || !out_.hooks.empty() || !out_.notices.empty() || !out_.fleet_counts.empty())
-            HandleOutput();
-        },
+        kLinesPerTurn, [&](int source, std::string_view line) { matcher_->Add(source, line); },
         [&] { return parts_.clock->Monotonic() >= until; });
+    matcher_->Finish();
     reading_seconds_ += std::chrono::duration<double>(parts_.clock->Monotonic() - started).count();
     phase_ = Phase::kCheckpoint;
     return true;

@@ -24,6 +24,7 @@
 #include "event_loop.hpp"
 #include "hook_runner.hpp"
 #include "jail_activation.hpp"
+#include "line_matcher.hpp"
 #include "source_set.hpp"
 #include "relayban/control/control_server.hpp"
 #include "relayban/control/metrics_listener.hpp"
@@ -211,6 +212,7 @@ class Daemon {
   std::unique_ptr<BanLedger> ledger_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<SourceSet> sources_;
+  std::unique_ptr<LineMatcher> matcher_;  // matches a busy turn's lines while the loop scores
   std::unique_ptr<HookRunner> hooks_;
   EventLoop loop_;
   std::unique_ptr<ControlServer> server_;

@@ -16,31 +16,11 @@
 #include "relayban/config/config_loader.hpp"
 #include "relayban/core/ip_address.hpp"
 #include "relayban/filter/filter_set.hpp"
+#include "unit/engine/sample_lines.hpp"
 
 using namespace relayban;
 
 namespace {
-
-const Time kNow = Time(Micros(int64_t{1795000000} * 1000000));  // 2026-11-18
-
-std::unique_ptr<Engine> Shipped(int& source) {
-  std::vector<Error> errors;
-  auto c = LoadConfig(std::string(RELAYBAN_SOURCE_DIR) + "/etc/relayban/relayban.yaml", errors);
-  REQUIRE(c);
-  auto e = Engine::Create(*c, {});
-  REQUIRE(e);
-  auto s = (*e)->AddSource({}, StampFormat::kAuto);
-  REQUIRE(s);
-  source = *s;
-  return std::move(e.value());
-}
-
-std::string Describe(const Order& o) {
-  std::ostringstream s;
-  s << o.at.time_since_epoch().count() << " " << o.jail << "/" << o.rule << " " << o.target.ToString() << " "
-    << o.duration.count() << " " << o.account << " " << o.reason;
-  return s.str();
-}
 
 struct Outcome {
   std::vector<std::string> orders;
@@ -64,14 +44,14 @@ struct TempFile {
 
 Outcome LineByLine(const std::vector<std::string>& paths) {
   int source = 0;
-  auto engine = Shipped(source);
+  auto engine = ShippedEngine(source);
   Outcome o;
   EngineOutput out;
   for (const auto& p : paths) {
     auto r = ReadLogLines(p, 16384, [&](std::string_view line, uint64_t) {
       ++o.delivered;
-      engine->OnLine(source, line, kNow, out);
-      for (const auto& d : out.orders) o.orders.push_back(Describe(d));
+      engine->OnLine(source, line, kSampleNow, out);
+      for (const auto& d : out.orders) o.orders.push_back(DescribeOrder(d));
       out.clear();
     });
     if (!r) break;
@@ -83,14 +63,14 @@ Outcome LineByLine(const std::vector<std::string>& paths) {
 
 Outcome TwoThreads(const std::vector<std::string>& paths, Result<void>& result) {
   int source = 0;
-  auto engine = Shipped(source);
+  auto engine = ShippedEngine(source);
   Outcome o;
   EngineOutput out;
-  result = ReadParsedLines(*engine, source, paths, 16384, kNow,
+  result = ReadParsedLines(*engine, source, paths, 16384, kSampleNow,
                            [&](std::string_view line, const Engine::ParsedLine& parsed, const PatternHit* hits) {
                              ++o.delivered;
                              engine->OnParsed(source, line, parsed, hits, out);
-                             for (const auto& d : out.orders) o.orders.push_back(Describe(d));
+                             for (const auto& d : out.orders) o.orders.push_back(DescribeOrder(d));
                              out.clear();
                            });
   o.stats = engine->stats();
@@ -98,44 +78,12 @@ Outcome TwoThreads(const std::vector<std::string>& paths, Result<void>& result) 
   return o;
 }
 
-// Every sample log of every mail system, and lines the engine refuses in each way.
-std::string Samples() {
-  std::string all;
-  for (const auto& f : std::filesystem::directory_iterator(std::filesystem::path(RELAYBAN_SOURCE_DIR) / "tests/data/samples"))
-    if (f.path().extension() == ".log") {
-      std::ifstream in(f.path());
-      all += std::string(std::istreambuf_iterator<char>(in), {});
-      if (!all.empty() && all.back() != '\n') all += '\n';
-    }
-  all += "\n";                                                      // empty
-  all += "no stamp at all: authentication failed\n";               // no stamp
-  all += "Nov 18 10:00:00 mx1 postfix/smtpd[1]: \x01 bad\n";        // not clean text
-  all += std::string(20000, 'x') + "\n";                            // overlong
-  all += "Nov 18 10:00:01 mx1 postfix/smtpd[7]: warning: unknown[203.0.113.9]: SASL LOGIN authentication "
-         "failed: UGFzc3dvcmQ6, sasl_username=crlf@example.com\r\n";  // CRLF
-  // RFC 5424: rewritten for the filters on the scoring side.
-  all += "<38>1 2026-11-18T10:00:02Z mx1 postfix/smtpd 4242 - - warning: unknown[203.0.113.10]: SASL LOGIN "
-         "authentication failed: UGFzc3dvcmQ6, sasl_username=rfc@example.com\n";
-  return all;
-}
-
-// Failures from many addresses on a few accounts: verdicts and bans across batches.
-std::string Botnet(int n) {
-  std::string s;
-  for (int i = 0; i < n; ++i)
-    s += "Nov 18 10:" + std::to_string(10 + i / 6000) + ":00 mx1 postfix/smtpd[" + std::to_string(1000 + i) +
-         "]: warning: unknown[10." + std::to_string(i / 65536 % 256) + "." + std::to_string(i / 256 % 256) + "." +
-         std::to_string(i % 256) + "]: SASL LOGIN authentication failed: UGFzc3dvcmQ6, sasl_username=user" +
-         std::to_string(i % 7) + "@example.com\n";
-  return s;
-}
-
 }  // namespace
 
 TEST_CASE("lines matched on the reading thread are scored as OnLine scores them, in order, across batches") {
-  std::string samples = Samples();
+  std::string samples = SampleLines();
   // Several files, thousands of lines each (a batch holds 2,048), the samples between them.
-  TempFile a(samples + Botnet(5000)), b(Botnet(3000) + samples), c(samples);
+  TempFile a(samples + BotnetLines(5000)), b(BotnetLines(3000) + samples), c(samples);
   std::vector<std::string> paths{a.path, b.path, c.path};
   Outcome want = LineByLine(paths);
   Result<void> r;
@@ -162,7 +110,7 @@ TEST_CASE("lines matched on the reading thread are scored as OnLine scores them,
 }
 
 TEST_CASE("an RFC 5424 line and a CRLF line are matched on the reading thread like any other") {
-  std::string samples = Samples();
+  std::string samples = SampleLines();
   std::string odd = samples.substr(samples.find("Nov 18 10:00:01 mx1"));
   TempFile f(odd + odd);
   Result<void> r;
@@ -174,9 +122,9 @@ TEST_CASE("an RFC 5424 line and a CRLF line are matched on the reading thread li
 }
 
 TEST_CASE("a log that cannot be read ends the two-thread reading with its error, after the lines before it") {
-  TempFile a(Botnet(3000));
+  TempFile a(BotnetLines(3000));
   std::string missing = a.path + "-missing";
-  TempFile c(Botnet(10));
+  TempFile c(BotnetLines(10));
   Result<void> r;
   Outcome got = TwoThreads({a.path, missing, c.path}, r);
   REQUIRE(!r);

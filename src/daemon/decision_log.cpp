@@ -42,7 +42,7 @@ size_t WriteAll(int fd, const std::string& bytes, int& error) {
 }  // namespace
 
 DecisionLog::DecisionLog(Log log, bool threaded)
-    : log_(std::move(log)), writer_(threaded ? std::make_unique<JobThread>("relayban-declog") : nullptr) {}
+    : log_(std::move(log)), writer_(threaded ? std::make_unique<JobThread>("relayban-declog", JobThread::kBackground) : nullptr) {}
 
 DecisionLog::~DecisionLog() {
   Drain();

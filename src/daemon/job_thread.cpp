@@ -3,13 +3,14 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <cstdint>
 
 namespace relayban {
 
-JobThread::JobThread(const char* name) {
+JobThread::JobThread(const char* name, int nice) : nice_(nice) {
   efd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
   sigset_t all, old;
   sigfillset(&all);
@@ -58,6 +59,12 @@ void JobThread::Wait() {
 }
 
 void JobThread::Run() {
+  // Per thread on Linux: the calling thread's id. Raising it needs no privilege; should it
+  // fail, the thread keeps the process's niceness and the loop only loses its head start.
+  if (nice_ != 0) {
+    auto self = static_cast<id_t>(gettid());
+    (void)setpriority(PRIO_PROCESS, self, getpriority(PRIO_PROCESS, self) + nice_);
+  }
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
     work_.wait(lock, [&] { return stop_ || !queue_.empty(); });

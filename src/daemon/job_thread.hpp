@@ -23,8 +23,14 @@ class JobThread {
   using Done = std::function<void(const Result<void>&)>;
 
   // Starts the thread (every signal blocked in it: they are the loop's, through its
-  // signalfd), named `name` (at most 15 bytes: what `top -H`, `ps -L` and perf show).
-  explicit JobThread(const char* name = "relayban-job");
+  // signalfd), named `name` (at most 15 bytes: what `top -H`, `ps -L` and perf show), at
+  // `nice` above the process's niceness (see kBackground).
+  explicit JobThread(const char* name = "relayban-job", int nice = 0);
+  // The niceness of the threads whose work may lag the loop's (the state database's writes,
+  // the decision log): on two busy cores the loop, which reads, scores, answers the control
+  // socket and feeds the watchdog, is given a core first. They still run whenever a core
+  // is free, and get a tenth of a contended one (CFS weights).
+  static constexpr int kBackground = 10;
   // Runs what was handed over (their outcomes are not reported), then stops the thread.
   ~JobThread();
   JobThread(const JobThread&) = delete;
@@ -46,6 +52,7 @@ class JobThread {
   void Run();
 
   int efd_ = -1;
+  int nice_ = 0;
   size_t outstanding_ = 0;  // the calling thread's count
   std::mutex mu_;
   std::condition_variable work_, idle_;

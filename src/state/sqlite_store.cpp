@@ -1,6 +1,8 @@
 #include <pthread.h>
 #include <signal.h>
 #include <sqlite3.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <condition_variable>
 #include <cstdio>
@@ -106,6 +108,10 @@ class Checkpointer {
  private:
   static constexpr auto kEvery = std::chrono::milliseconds(200);
   void Run() {
+    // Copying the log into the database may lag the loop's work: like the daemon's other
+    // background threads (JobThread::kBackground), it yields a contended core to the loop.
+    auto self = static_cast<id_t>(gettid());
+    (void)setpriority(PRIO_PROCESS, self, getpriority(PRIO_PROCESS, self) + 10);
     std::unique_lock<std::mutex> lock(mu_);
     while (!stop_) {
       cv_.wait_for(lock, kEvery, [this] { return stop_; });

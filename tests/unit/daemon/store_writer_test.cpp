@@ -6,6 +6,8 @@
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <thread>
@@ -282,4 +284,24 @@ TEST_CASE("through the kernel thread, every other firewall call waits for the sl
   CHECK(r.fw.bans.empty());
   CHECK(r.fw.applied.size() == 2);
   r.kernel.Poll();
+}
+
+TEST_CASE("a background JobThread runs its jobs at a niceness the given amount above the caller's") {
+  int mine = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+  auto niceness_in = [](JobThread& t) {
+    int seen = -100;
+    t.Submit(
+        [&] {
+          seen = getpriority(PRIO_PROCESS, static_cast<id_t>(gettid()));
+          return Result<void>();
+        },
+        nullptr);
+    t.Wait();
+    t.Poll();
+    return seen;
+  };
+  JobThread background("test-bg", JobThread::kBackground), plain("test-plain");
+  CHECK(niceness_in(background) == std::min(19, mine + JobThread::kBackground));
+  CHECK(niceness_in(plain) == mine);
+  CHECK(getpriority(PRIO_PROCESS, static_cast<id_t>(gettid())) == mine);  // the caller's is its own
 }

@@ -92,21 +92,9 @@ Scored InTurns(const std::vector<std::string>& lines, LineMatcher& matcher, Turn
 void CheckSame(const Scored& got, const Scored& want) {
   CHECK(got.orders == want.orders);
   CHECK(got.sources == want.sources);
-  CHECK(got.stats.lines == want.stats.lines);
-  CHECK(got.stats.matched == want.stats.matched);
-  CHECK(got.stats.skipped == want.stats.skipped);
-  CHECK(got.stats.ambiguous == want.stats.ambiguous);
-  CHECK(got.stats.events == want.stats.events);
-  CHECK(got.stats.verdicts == want.stats.verdicts);
+  CheckSameScoring(got.stats, want.stats);
   REQUIRE(got.counts.size() == want.counts.size());
-  for (size_t k = 0; k < got.counts.size(); ++k) {
-    CHECK(got.counts[k].lines == want.counts[k].lines);
-    CHECK(got.counts[k].matched == want.counts[k].matched);
-    CHECK(got.counts[k].unclean == want.counts[k].unclean);
-    CHECK(got.counts[k].no_stamp == want.counts[k].no_stamp);
-    CHECK(got.counts[k].bad_field == want.counts[k].bad_field);
-    CHECK(got.counts[k].ambiguous == want.counts[k].ambiguous);
-  }
+  for (size_t k = 0; k < got.counts.size(); ++k) CheckSameScoring(got.counts[k], want.counts[k]);
 }
 
 }  // namespace

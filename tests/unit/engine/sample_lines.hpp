@@ -72,4 +72,22 @@ inline std::string BotnetLines(int n) {
   return s;
 }
 
+// What scoring the same lines two ways must leave alike.
+inline void CheckSameScoring(const EngineStats& got, const EngineStats& want) {
+  CHECK(got.lines == want.lines);
+  CHECK(got.matched == want.matched);
+  CHECK(got.skipped == want.skipped);
+  CHECK(got.ambiguous == want.ambiguous);
+  CHECK(got.events == want.events);
+  CHECK(got.verdicts == want.verdicts);
+}
+inline void CheckSameScoring(const EngineCounts::Source& got, const EngineCounts::Source& want) {
+  CHECK(got.lines == want.lines);
+  CHECK(got.matched == want.matched);
+  CHECK(got.unclean == want.unclean);
+  CHECK(got.no_stamp == want.no_stamp);
+  CHECK(got.bad_field == want.bad_field);
+  CHECK(got.ambiguous == want.ambiguous);
+}
+
 }  // namespace relayban

@@ -42,7 +42,7 @@ start() {
 stop() { kill -TERM $pid; wait $pid || true; nft delete table inet relayban 2>/dev/null || true; rm -rf "$work/state"/*; : > "$work/log/mail.log"; }
 # Waits until the daemon has read $1 lines (one interpreter polls: see wait_status.py); sets
 # done_s, when it had, in seconds after $2 (a `date +%s.%N`).
-wait_lines() { read -r _ _ done_s < <(python3 "$root/tests/bench/wait_status.py" "$bin" "$work/relayban.yaml" lines "$1" "$2"); }
+wait_lines() { read -r _ _ done_s _ < <(python3 "$root/tests/bench/wait_status.py" "$bin" "$work/relayban.yaml" lines "$1" "$2"); }
 
 echo "1. latency, one ban per appended line"
 config 1; start

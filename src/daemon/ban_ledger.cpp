@@ -56,10 +56,12 @@ uint32_t BanLedger::Intern(const Info& info) {
     info_free_.pop_back();
     infos_[id] = info;
     info_refs_[id] = 1;
+    info_jail_active_[id] = &per_jail_[info.jail];
   } else {
     id = static_cast<uint32_t>(infos_.size());
     infos_.push_back(info);
     info_refs_.push_back(1);
+    info_jail_active_.push_back(&per_jail_[info.jail]);
   }
   info_index_.emplace(std::move(key), id);
   return id;
@@ -106,13 +108,12 @@ void BanLedger::Activate(const Prefix& target, Entry& e) {
   (void)target;
   e.state = State::kActive;
   ++active_;
-  ++per_jail_[infos_[e.info].jail];
+  ++*info_jail_active_[e.info];
 }
 
 void BanLedger::Deactivate(Entry& e) {
   --active_;
-  auto it = per_jail_.find(infos_[e.info].jail);
-  if (it != per_jail_.end() && --it->second == 0) per_jail_.erase(it);
+  --*info_jail_active_[e.info];
 }
 
 void BanLedger::QueueKernel(const Prefix& target, Entry& e, bool urgent) {
@@ -155,7 +156,11 @@ void BanLedger::MaybeErase(const Prefix& target) {
   size_t i = entries_.Find(target);
   if (i == entries_.kNone) return;
   Entry& e = entries_.ValueAt(i);
-  if (!Spent(e)) return;
+  if (Owes(e)) return;
+  if (InFlight(target)) {
+    erase_after_flight_.push_back(target);  // looked at again when the slice is back
+    return;
+  }
   Release(e.info);
   entries_.EraseAt(i);
 }
@@ -592,7 +597,9 @@ bool BanLedger::FlushKernel() {
     // What the entry owes the kernel is taken now: a change after this is queued again and
     // sent after this slice.
     e->kernel_pending = false;
-    e->kernel_in_flight = true;
+    if (options_.kernel_thread) in_flight_.Insert(p);
+    // A lifted ban that owes the store nothing more goes once the kernel has its removal.
+    if (!Owes(*e)) erase_after_flight_.push_back(p);
     taken.push_back(p);
   }
   if (orders.empty()) return !kernel_queue_.empty();
@@ -630,26 +637,25 @@ bool BanLedger::FlushKernel() {
 
 void BanLedger::KernelApplied(const std::vector<Prefix>& taken, const Result<ApplyReport>& r, double took) {
   stats_.kernel_seconds += took;
-  // One pass over the slice's entries, prefetched ahead (as when it was taken): those
-  // ended meanwhile and owing nothing more go; after a failure, those not queued again
-  // since go back to be sent again.
+  in_flight_.Reset();  // the slice is back (kernel_in_flight_ is 0 already)
+  // After a failure, the slice's entries not queued again since go back to be sent again
+  // (one pass, prefetched ahead as when it was taken); then the entries that may owe
+  // nothing any more go.
   std::vector<Prefix> again;
-  constexpr size_t kAhead = 16;
-  for (size_t k = 0; k < kAhead && k < taken.size(); ++k) entries_.Prefetch(taken[k]);
-  for (size_t k = 0; k < taken.size(); ++k) {
-    if (k + kAhead < taken.size()) entries_.Prefetch(taken[k + kAhead]);
-    Entry* e = entries_.Get(taken[k]);
-    if (!e) continue;
-    e->kernel_in_flight = false;
-    if (!r) {
-      if (!e->kernel_pending) {
-        e->kernel_pending = true;
-        again.push_back(taken[k]);
-      }
-    } else if (Spent(*e)) {
-      MaybeErase(taken[k]);
+  if (!r) {
+    constexpr size_t kAhead = 16;
+    for (size_t k = 0; k < kAhead && k < taken.size(); ++k) entries_.Prefetch(taken[k]);
+    for (size_t k = 0; k < taken.size(); ++k) {
+      if (k + kAhead < taken.size()) entries_.Prefetch(taken[k + kAhead]);
+      Entry* e = entries_.Get(taken[k]);
+      if (!e || e->kernel_pending) continue;
+      e->kernel_pending = true;
+      again.push_back(taken[k]);
     }
   }
+  std::vector<Prefix> erase;
+  erase.swap(erase_after_flight_);
+  for (const Prefix& p : erase) MaybeErase(p);
   if (!r) {
     // Back to the front in order; a lone failing element goes to the back instead, so one
     // bad address cannot hold up every other ban. One that changed meanwhile is queued
@@ -712,7 +718,7 @@ bool BanLedger::FlushStore() {
       }
       e->save_pending = e->end_pending = false;
       ++taken;
-      MaybeErase(p);
+      if (!Owes(*e)) MaybeErase(p);
     }
     if (writes.empty()) return !store_queue_.empty();
   }

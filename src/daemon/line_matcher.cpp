@@ -57,12 +57,30 @@ void LineMatcher::Add(int source, std::string_view line) {
 }
 
 void LineMatcher::ScoreOldest() {
-  uint64_t index = submitted_ - in_flight_.size();  // the oldest batch's number
-  {
-    std::unique_lock<std::mutex> lock(mu_);
+  ParsedLines* oldest = in_flight_.front().get();
+  std::unique_lock<std::mutex> lock(mu_);
+  if (!thread_matching_ && !todo_.empty() && todo_.front().batch == oldest) {
+    // The thread has not started it: it waits for a core (the other one busy with the
+    // kernel's or the store's work), or was only just woken. The loop matches it itself
+    // rather than give its own core away and then wait to get it back; meanwhile the thread
+    // takes nothing (the filters learn from the lines they see, in order).
+    Job job = todo_.front();
+    todo_.pop_front();
+    loop_matching_ = true;
+    lock.unlock();
+    job.batch->Parse(*job.engine, job.now);
+    lock.lock();
+    loop_matching_ = false;
+    ++matched_;
+    ++taken_back_;
+    lock.unlock();
+    work_.notify_one();
+  } else {
+    uint64_t index = submitted_ - in_flight_.size();  // the oldest batch's number
     done_.wait(lock, [&] { return matched_ > index; });
+    lock.unlock();
+    ++on_thread_;
   }
-  ++on_thread_;
   auto batch = std::move(in_flight_.front());
   in_flight_.pop_front();
   ScoreAndFree(std::move(batch));
@@ -87,16 +105,26 @@ void LineMatcher::Finish() {
   score_ = nullptr;
 }
 
+void LineMatcher::Hold(bool held) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    held_ = held;
+  }
+  work_.notify_one();
+}
+
 void LineMatcher::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   for (;;) {
-    work_.wait(lock, [&] { return stop_ || !todo_.empty(); });
-    if (todo_.empty()) return;
+    work_.wait(lock, [&] { return stop_ || (!todo_.empty() && !loop_matching_ && !held_); });
+    if (stop_) return;
     Job job = todo_.front();
     todo_.pop_front();
+    thread_matching_ = true;
     lock.unlock();
     job.batch->Parse(*job.engine, job.now);
     lock.lock();
+    thread_matching_ = false;
     ++matched_;
     done_.notify_one();
   }

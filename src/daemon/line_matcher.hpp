@@ -4,7 +4,9 @@
 // Finish scores what is left, so every line read in a turn is scored in that turn (the saved
 // read positions never run ahead of what was scored). A turn of fewer lines than a batch is
 // matched on the loop thread itself, as before: a trickle of lines costs no thread hand-off.
-// Only one thread matches at a time (the filters learn from the lines they see).
+// A batch the thread has not started by the time the loop needs it (the thread waiting for
+// a core) is taken back and matched by the loop. Only one thread matches at a time, in the
+// order the lines came (the filters learn from the lines they see).
 #pragma once
 
 #include <condition_variable>
@@ -41,9 +43,15 @@ class LineMatcher {
   void Add(int source, std::string_view line);
   void Finish();
 
-  // Batches matched on the matching thread and on the loop's, since the start.
+  // Batches matched since the start: on the matching thread; handed over but taken back by
+  // the loop, the thread not having started them when they were due; and matched on the
+  // loop's thread (a turn's last partial batch).
   uint64_t batches_on_thread() const { return on_thread_; }
+  uint64_t batches_taken_back() const { return taken_back_; }
   uint64_t batches_inline() const { return inline_; }
+
+  // For tests: a held thread starts no batch (the loop takes every one back).
+  void Hold(bool held);
 
  private:
   void Run();
@@ -58,7 +66,7 @@ class LineMatcher {
   std::unique_ptr<ParsedLines> filling_;
   std::vector<std::unique_ptr<ParsedLines>> free_;
   std::deque<std::unique_ptr<ParsedLines>> in_flight_;  // handed over, in order
-  uint64_t submitted_ = 0, on_thread_ = 0, inline_ = 0;
+  uint64_t submitted_ = 0, on_thread_ = 0, taken_back_ = 0, inline_ = 0;
 
   // Shared with the matching thread.
   struct Job {
@@ -69,7 +77,10 @@ class LineMatcher {
   std::mutex mu_;
   std::condition_variable work_, done_;
   std::deque<Job> todo_;
-  uint64_t matched_ = 0;  // batches matched so far (in the order handed over)
+  // Batches matched so far, by either thread: one matches at a time, in the order handed
+  // over, so the first matched_ batches are the ones done.
+  uint64_t matched_ = 0;
+  bool thread_matching_ = false, loop_matching_ = false, held_ = false;
   bool stop_ = false;
   std::thread thread_;
 };

@@ -1014,6 +1014,19 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   if (ip_key)
     for (IpTable& t : jail.ip_tables)
       if ((t.kinds & bit) != 0) t.With([&](auto& w) { w.Prefetch(*ip_key); });
+  // The account's standing verdicts, looked up once for all the rules (an account under
+  // attack is asked about by each account rule on every line of the flood), again only after
+  // a verdict added one. The map's elements stay put when it grows; its iterators would not.
+  std::map<const Rule*, Standing>* stands = nullptr;
+  bool stands_known = false;
+  auto standing_of_account = [&]() {
+    if (!stands_known) {
+      auto it = standing.empty() ? standing.end() : standing.find(ev.account);
+      stands = it == standing.end() ? nullptr : &it->second;
+      stands_known = true;
+    }
+    return stands;
+  };
   for (auto& rp : jail.rules) {
     Rule& rule = *rp;
     if ((rule.kinds & bit) == 0) continue;
@@ -1049,9 +1062,9 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         if (auto f = forgiven.find(ev.account); f != forgiven.end() && ev.time < f->second) continue;
       // While this rule's verdict on the account stands, new addresses are banned above;
       // counting on would only repeat the verdict, its fan-out and its hook.
-      if (auto st = standing.find(ev.account); st != standing.end()) {
-        auto v = st->second.find(&rule);
-        if (v != st->second.end() && v->second.until > ev.time) continue;
+      if (auto* st = standing_of_account()) {
+        auto v = st->find(&rule);
+        if (v != st->end() && v->second.until > ev.time) continue;
       }
       if (fleet) {
         int n = rule.account_windows.Observe(ev.account, *value, ev.count, ev.time);
@@ -1070,6 +1083,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         continue;
       }
       AccountVerdictNow(jail, rule, ev.jail, ev.account, ev.time, why, ev.ip ? ev.ip->ToString() : "", out, true);
+      stands_known = false;
     }
   }
   for (IpTable& t : jail.ip_tables)

@@ -247,6 +247,44 @@ TEST_CASE("through the kernel thread, a ban lifted while its slice is on its way
   CHECK_FALSE(r.ledger.KernelPending(P("203.0.113.9")));
 }
 
+TEST_CASE("through the kernel thread, a lifted ban is forgotten once both mirrors have it, whichever is last") {
+  ThreadedRig r(ThreadedRig::kKernel);  // the store's writes are made in the flush itself
+  r.ledger.Record(r.Make("203.0.113.1", 3600));
+  r.ledger.Record(r.Make("203.0.113.2", 3600));
+  r.ledger.Record(r.Make("203.0.113.3", 3600));
+  r.Settle();
+  CHECK(r.ledger.tracked() == 3);
+  // The store has the end while the removal is on its way to the kernel.
+  CHECK(r.ledger.Unban(P("203.0.113.1")));
+  r.ledger.Flush();  // the removal on its way; the end written
+  CHECK(r.ledger.tracked() == 3);
+  CHECK(r.ledger.KernelPending(P("203.0.113.1")));
+  r.kernel.Wait();
+  r.kernel.Poll();
+  CHECK(r.ledger.tracked() == 2);
+  // The store has the end before the removal leaves (a slice of another ban on its way).
+  r.ledger.Record(r.Make("203.0.113.4", 3600));
+  r.ledger.Flush();  // .4 on its way, and its save written
+  CHECK(r.ledger.Unban(P("203.0.113.2")));
+  r.ledger.Flush();  // the end written; the removal waits for the slice
+  CHECK(r.store.Last("203.0.113.2")->how == "unban");
+  CHECK(r.ledger.tracked() == 3);
+  r.Settle();
+  CHECK(r.ledger.tracked() == 2);
+  CHECK_FALSE(r.fw.Has("203.0.113.2"));
+  // A removal of what was never banned owes the store nothing; a refused one is kept.
+  r.fw.fail_next = 1;
+  CHECK_FALSE(r.ledger.Unban(P("198.51.100.5")));
+  r.Turn();
+  CHECK(r.ledger.tracked() == 3);
+  CHECK(r.ledger.KernelPending(P("198.51.100.5")));
+  r.clock.Advance(Seconds(2));
+  r.Settle();
+  CHECK_FALSE(r.ledger.KernelPending(P("198.51.100.5")));
+  CHECK(r.ledger.tracked() == 2);
+  CHECK(r.ledger.size() == 2);
+}
+
 TEST_CASE("through the kernel thread, a refused slice is sent again, with what changed meanwhile as it is by then") {
   ThreadedRig r(ThreadedRig::kKernel);
   r.fw.fail_next = 1;

@@ -196,10 +196,15 @@ struct Engine::Impl {
     struct FailedOn {
       std::array<std::pair<uint64_t, Time>, 8> recent{};
       uint8_t n = 0;
+      IpAddress ip;
     };
     Seconds spray_within{0};
-    std::unordered_map<IpAddress, FailedOn, IpAddressHash> failed_on;
-    std::deque<IpAddress> failed_order;
+    // A ring of kSprayKeys addresses in the order they first failed, and where each is in
+    // it: a new address takes the oldest's place (a botnet's every line is one), with no
+    // node made or freed.
+    FlatMap<IpAddress, uint32_t, IpAddressHash> failed_on;
+    std::vector<FailedOn> failed_ring;
+    size_t failed_oldest = 0;  // once the ring is full
     uint64_t seen_next = 1;
     std::vector<uint64_t> events;  // per kind id
     // Each line links itself in and the ring slot it takes unlinks an old one: flat tables
@@ -777,16 +782,26 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
 
 void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, const std::string& account, Time t) {
   constexpr size_t kSprayKeys = 65536;
-  auto [it, fresh] = jail.failed_on.try_emplace(ip);
-  if (fresh) {
-    jail.failed_order.push_back(ip);
-    if (jail.failed_order.size() > kSprayKeys) {
-      jail.failed_on.erase(jail.failed_order.front());
-      jail.failed_order.pop_front();
+  size_t ip_hash = IpAddressHash{}(ip);
+  size_t i = jail.failed_on.Find(ip, ip_hash);
+  uint32_t at;
+  if (i != jail.failed_on.kNone) {
+    at = jail.failed_on.ValueAt(i);
+  } else {
+    if (jail.failed_ring.size() < kSprayKeys) {
+      at = static_cast<uint32_t>(jail.failed_ring.size());
+      jail.failed_ring.emplace_back();
+    } else {
+      at = static_cast<uint32_t>(jail.failed_oldest);
+      jail.failed_oldest = (jail.failed_oldest + 1) % kSprayKeys;
+      jail.failed_on.Erase(jail.failed_ring[at].ip);
+      jail.failed_ring[at] = Jail::FailedOn{};
     }
+    jail.failed_ring[at].ip = ip;
+    jail.failed_on.ValueAt(jail.failed_on.Insert(ip, ip_hash)) = at;
   }
-  Jail::FailedOn& f = it->second;
-  uint64_t h = std::hash<std::string>{}(account);
+  Jail::FailedOn& f = jail.failed_ring[at];
+  uint64_t h = Hash64(account);
   for (uint8_t i = 0; i < f.n; ++i)
     if (f.recent[i].first == h) {
       f.recent[i].second = t;
@@ -801,12 +816,13 @@ void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, const std::strin
 }
 
 bool Engine::Impl::Sprayed(const Jail& jail, const Rule& rule, const IpAddress& ip, const std::string& account, Time t) {
-  auto it = jail.failed_on.find(ip);
-  if (it == jail.failed_on.end()) return false;
-  uint64_t own = std::hash<std::string>{}(account);
+  const uint32_t* where = jail.failed_on.Get(ip);
+  if (!where) return false;
+  const Jail::FailedOn& f = jail.failed_ring[*where];
+  uint64_t own = Hash64(account);
   int others = 0;
-  for (uint8_t i = 0; i < it->second.n; ++i) {
-    const auto& [h, at] = it->second.recent[i];
+  for (uint8_t i = 0; i < f.n; ++i) {
+    const auto& [h, at] = f.recent[i];
     if (h != own && at >= t - rule.spec->sprayed_within && at <= t) ++others;
   }
   return others >= rule.spec->sprayed_accounts;

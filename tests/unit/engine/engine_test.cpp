@@ -256,6 +256,34 @@ jails:
   CHECK(r.out.orders.empty());
 }
 
+TEST_CASE("sprayed_from remembers the last 65,536 addresses that failed, the oldest forgotten first") {
+  const char* config = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+      - {event: auth_success, regex: 'ok user=(?P<account>\S+) ip={ip}$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: spray-hit, key: account, events: [auth_success], sprayed_from: {accounts: 2, within: 15m}, threshold: 1, window: 1h, ban: 1d}
+)";
+  Rig r(config);
+  for (const char* ip : {"203.0.113.1", "203.0.113.2"})
+    for (const char* user : {"dave", "erin"}) r.Feed(std::string("2026-11-18T10:00:00Z fail user=") + user + " ip=" + ip);
+  // 65,535 more addresses: 65,537 in all, so the first is the one forgotten.
+  for (uint32_t i = 0; i < 65535; ++i)
+    r.Feed("2026-11-18T10:01:00Z fail user=x ip=" + IpAddress::V4(0x0A000000u + i).ToString());
+  std::string last = IpAddress::V4(0x0A000000u + 65534).ToString();
+  r.Feed("2026-11-18T10:02:00Z fail user=y ip=" + last);  // its slot was the oldest's
+  r.Feed("2026-11-18T10:03:00Z ok user=carol ip=203.0.113.1");
+  CHECK(r.out.orders.empty());
+  r.Feed("2026-11-18T10:03:00Z ok user=grace ip=203.0.113.2");
+  r.Feed("2026-11-18T10:03:00Z ok user=frank ip=" + last);
+  CHECK(r.Targets() == std::vector<std::string>{"203.0.113.2", last});
+}
+
 TEST_CASE("an ordinary user relaying a few mails gets no verdict") {
   Rig r;
   r.Feed("2026-11-18T10:00:00Z direct user=alice ip=198.51.100.5 to=a@msn.com");

@@ -156,11 +156,7 @@ void BanLedger::MaybeErase(const Prefix& target) {
   size_t i = entries_.Find(target);
   if (i == entries_.kNone) return;
   Entry& e = entries_.ValueAt(i);
-  if (Owes(e)) return;
-  if (InFlight(target)) {
-    erase_after_flight_.push_back(target);  // looked at again when the slice is back
-    return;
-  }
+  if (!Spent(e)) return;
   Release(e.info);
   entries_.EraseAt(i);
 }
@@ -597,9 +593,7 @@ bool BanLedger::FlushKernel() {
     // What the entry owes the kernel is taken now: a change after this is queued again and
     // sent after this slice.
     e->kernel_pending = false;
-    if (options_.kernel_thread) in_flight_.Insert(p);
-    // A lifted ban that owes the store nothing more goes once the kernel has its removal.
-    if (!Owes(*e)) erase_after_flight_.push_back(p);
+    e->kernel_in_flight = true;
     taken.push_back(p);
   }
   if (orders.empty()) return !kernel_queue_.empty();
@@ -637,25 +631,26 @@ bool BanLedger::FlushKernel() {
 
 void BanLedger::KernelApplied(const std::vector<Prefix>& taken, const Result<ApplyReport>& r, double took) {
   stats_.kernel_seconds += took;
-  in_flight_.Reset();  // the slice is back (kernel_in_flight_ is 0 already)
-  // After a failure, the slice's entries not queued again since go back to be sent again
-  // (one pass, prefetched ahead as when it was taken); then the entries that may owe
-  // nothing any more go.
+  // One pass over the slice's entries, prefetched ahead (as when it was taken): those
+  // ended meanwhile and owing nothing more go; after a failure, those not queued again
+  // since go back to be sent again.
   std::vector<Prefix> again;
-  if (!r) {
-    constexpr size_t kAhead = 16;
-    for (size_t k = 0; k < kAhead && k < taken.size(); ++k) entries_.Prefetch(taken[k]);
-    for (size_t k = 0; k < taken.size(); ++k) {
-      if (k + kAhead < taken.size()) entries_.Prefetch(taken[k + kAhead]);
-      Entry* e = entries_.Get(taken[k]);
-      if (!e || e->kernel_pending) continue;
-      e->kernel_pending = true;
-      again.push_back(taken[k]);
+  constexpr size_t kAhead = 16;
+  for (size_t k = 0; k < kAhead && k < taken.size(); ++k) entries_.Prefetch(taken[k]);
+  for (size_t k = 0; k < taken.size(); ++k) {
+    if (k + kAhead < taken.size()) entries_.Prefetch(taken[k + kAhead]);
+    Entry* e = entries_.Get(taken[k]);
+    if (!e) continue;
+    e->kernel_in_flight = false;
+    if (!r) {
+      if (!e->kernel_pending) {
+        e->kernel_pending = true;
+        again.push_back(taken[k]);
+      }
+    } else if (Spent(*e)) {
+      MaybeErase(taken[k]);
     }
   }
-  std::vector<Prefix> erase;
-  erase.swap(erase_after_flight_);
-  for (const Prefix& p : erase) MaybeErase(p);
   if (!r) {
     // Back to the front in order; a lone failing element goes to the back instead, so one
     // bad address cannot hold up every other ban. One that changed meanwhile is queued
@@ -718,7 +713,7 @@ bool BanLedger::FlushStore() {
       }
       e->save_pending = e->end_pending = false;
       ++taken;
-      if (!Owes(*e)) MaybeErase(p);
+      MaybeErase(p);
     }
     if (writes.empty()) return !store_queue_.empty();
   }

@@ -129,7 +129,7 @@ class BanLedger : public BanBook {
   // The last ban or unban of `target` still waits for the kernel.
   bool KernelPending(const Prefix& target) const {
     const Entry* e = entries_.Get(target);
-    return e && (e->kernel_pending || InFlight(target));
+    return e && (e->kernel_pending || e->kernel_in_flight);
   }
   // The store lost its database (a damaged one was moved aside): write every ban in force
   // again.
@@ -173,6 +173,7 @@ class BanLedger : public BanBook {
     State state = State::kActive;
     How how = How::kNone;
     bool kernel_pending = false;  // queued for the kernel
+    bool kernel_in_flight = false;  // in the slice on its way to the kernel
     bool save_pending = false;    // its record is owed to the store
     bool end_pending = false;     // its end is owed to the store
     bool in_store = false;        // the store may hold an active record of this target
@@ -198,15 +199,10 @@ class BanLedger : public BanBook {
   void End(const Prefix& target, Entry& e, State state, How how, int64_t at_us);
   void QueueKernel(const Prefix& target, Entry& e, bool urgent = false);
   void QueueStore(const Prefix& target, Entry& e);
-  // An entry that is no ban any more and owes neither mirror anything (but perhaps waits
-  // for its slice to come back from the kernel: InFlight).
-  static bool Owes(const Entry& e) { return e.state == State::kActive || e.kernel_pending || e.save_pending || e.end_pending; }
-  // `target` is in the slice on its way to the kernel (on the kernel thread).
-  bool InFlight(const Prefix& target) const {
-    return kernel_in_flight_ != 0 && in_flight_.Find(target) != in_flight_.kNone;
-  }
   // An entry that is no ban any more and owes neither mirror anything: it goes.
-  bool Spent(const Prefix& target, const Entry& e) const { return !Owes(e) && !InFlight(target); }
+  static bool Spent(const Entry& e) {
+    return e.state != State::kActive && !e.kernel_pending && !e.kernel_in_flight && !e.save_pending && !e.end_pending;
+  }
   void MaybeErase(const Prefix& target);
   bool FlushKernel();
   // The outcome of a slice of kernel orders for `taken`: a failed one goes back to be sent
@@ -253,13 +249,6 @@ class BanLedger : public BanBook {
   std::vector<BanWrite> store_failed_;  // a slice the store refused, to be written again first
   size_t store_in_flight_ = 0;          // writes of the slice on the writer's thread
   size_t kernel_in_flight_ = 0;         // orders of the slice on the kernel thread
-  // The targets of that slice. A table the size of a slice stays in the cache: a flag in
-  // each entry, cleared when the slice came back, cost one more visit per ban to a table of
-  // a million entries that no cache holds.
-  FlatMap<Prefix, uint8_t, PrefixHash> in_flight_;
-  // Entries of no ban that may owe nothing once their slice is back, looked at then
-  // (MaybeErase) - the only entries the slice's return reads, unless it failed.
-  std::vector<Prefix> erase_after_flight_;
   // Halved after a failure, so one bad element cannot hold the rest; fitted to the budget
   // after a slow transaction, never below kMinKernelSlice for that (a transaction has a cost
   // of its own).

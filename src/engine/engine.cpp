@@ -783,10 +783,10 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
 void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, const std::string& account, Time t) {
   constexpr size_t kSprayKeys = 65536;
   size_t ip_hash = IpAddressHash{}(ip);
-  size_t i = jail.failed_on.Find(ip, ip_hash);
+  size_t slot = jail.failed_on.Find(ip, ip_hash);
   uint32_t at;
-  if (i != jail.failed_on.kNone) {
-    at = jail.failed_on.ValueAt(i);
+  if (slot != jail.failed_on.kNone) {
+    at = jail.failed_on.ValueAt(slot);
   } else {
     if (jail.failed_ring.size() < kSprayKeys) {
       at = static_cast<uint32_t>(jail.failed_ring.size());

@@ -216,8 +216,9 @@ TEST_CASE("an allowed account (a known bulk sender) gets no verdict for what it 
   CHECK(r.Targets() == std::vector<std::string>{"203.0.113.77"});
 }
 
-TEST_CASE("sprayed_from: a login that works from an address that just failed on other accounts is a verdict") {
-  const char* config = R"(
+// A jail whose one rule is a login that works from an address that just failed on two
+// other accounts.
+constexpr const char* kSprayConfig = R"(
 filters:
   t:
     patterns:
@@ -229,7 +230,9 @@ jails:
     rules:
       - {name: spray-hit, key: account, events: [auth_success], sprayed_from: {accounts: 2, within: 15m}, threshold: 1, window: 1h, ban: 1d}
 )";
-  Rig r(config);
+
+TEST_CASE("sprayed_from: a login that works from an address that just failed on other accounts is a verdict") {
+  Rig r(kSprayConfig);
   // An honest login after a wrong password and a mistyped name: one other account, no verdict.
   r.Feed("2026-11-18T10:00:00Z fail user=alice ip=198.51.100.5");
   r.Feed("2026-11-18T10:00:10Z fail user=alice ip=198.51.100.5");
@@ -257,19 +260,7 @@ jails:
 }
 
 TEST_CASE("sprayed_from remembers the last 65,536 addresses that failed, the oldest forgotten first") {
-  const char* config = R"(
-filters:
-  t:
-    patterns:
-      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
-      - {event: auth_success, regex: 'ok user=(?P<account>\S+) ip={ip}$'}
-jails:
-  j:
-    filters: [t]
-    rules:
-      - {name: spray-hit, key: account, events: [auth_success], sprayed_from: {accounts: 2, within: 15m}, threshold: 1, window: 1h, ban: 1d}
-)";
-  Rig r(config);
+  Rig r(kSprayConfig);
   for (const char* ip : {"203.0.113.1", "203.0.113.2"})
     for (const char* user : {"dave", "erin"}) r.Feed(std::string("2026-11-18T10:00:00Z fail user=") + user + " ip=" + ip);
   // 65,535 more addresses: 65,537 in all, so the first is the one forgotten.

@@ -135,6 +135,9 @@ class BanLedger : public BanBook {
   // again.
   void ResaveAll();
   bool StoreSettled() const { return store_queue_.empty() && store_failed_.empty() && !store_in_flight_; }
+  // From now on the store's slices are written in Flush, on the calling thread (at stop).
+  // The writer must be idle: every slice handed to it has come back through its Poll.
+  void WriteStoreHere() { options_.writer = nullptr; }
   // At stop: flushes what it can until `deadline`.
   void Drain(Clock::Steady deadline);
   // --flush-on-exit: removes the table and ends every ban in the store.

@@ -890,6 +890,12 @@ int Daemon::Stop() {
   if (options_.flush_on_exit) {
     if (auto r = ledger_->RemoveAll(); !r) Log(LOG_ERR, r.error().ToString());
   }
+  // On cores that other work keeps busy the store writer may lag the loop, and a stop must
+  // not leave the bans of a burst unwritten at the deadline (the next start would have to
+  // list the kernel). What the ledger still owes the store is written here, on this thread,
+  // once the writer is idle.
+  FinishWrites();
+  ledger_->WriteStoreHere();
   ledger_->Drain(deadline);
   if (fleet_) {
     // What is sent within the deadline is sent; the rest waits in the outbox.

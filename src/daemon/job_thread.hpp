@@ -26,10 +26,11 @@ class JobThread {
   // signalfd), named `name` (at most 15 bytes: what `top -H`, `ps -L` and perf show), at
   // `nice` above the process's niceness (see kBackground).
   explicit JobThread(const char* name = "relayban-job", int nice = 0);
-  // The niceness of the threads whose work may lag the loop's (the state database's writes,
-  // the decision log): on two busy cores the loop, which reads, scores, answers the control
-  // socket and feeds the watchdog, is given a core first. They still run whenever a core
-  // is free, and get a tenth of a contended one (CFS weights).
+  // The niceness of the threads whose work may lag the loop's (the decision log's writes;
+  // the WAL checkpointer likewise): on two busy cores the loop, which reads, scores, answers
+  // the control socket and feeds the watchdog, is given a core first. They still run
+  // whenever a core is free, and get a tenth of a contended one (CFS weights). Not the
+  // store writer: under load it then missed a stop's deadline for a burst's bans.
   static constexpr int kBackground = 10;
   // Runs what was handed over (their outcomes are not reported), then stops the thread.
   ~JobThread();

@@ -81,7 +81,7 @@ class StoreWriter::Waiting : public StateStore {
 };
 
 StoreWriter::StoreWriter(StateStore& store)
-    : store_(store), waiting_(std::make_unique<Waiting>(*this, store)), thread_("relayban-store", JobThread::kBackground) {}
+    : store_(store), waiting_(std::make_unique<Waiting>(*this, store)), thread_("relayban-store") {}
 
 StoreWriter::~StoreWriter() = default;
 

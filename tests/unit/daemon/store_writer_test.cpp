@@ -166,6 +166,27 @@ TEST_CASE("through the writer, a burst of bans reaches the store a slice at a ti
   CHECK(r.store.Active("11.0.19.135") == 1);
 }
 
+TEST_CASE("at stop the ledger writes what it still owes the store on the calling thread, not the writer's") {
+  BanLedger::Options o;
+  o.store_slice = 500;
+  ThreadedRig r(ThreadedRig::kStore, o);
+  for (uint32_t i = 0; i < 5000; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
+  r.Turn();
+  CHECK(r.store.rows.size() == 500);
+  r.ledger.Flush();  // the next slice on its way
+  CHECK(r.writer.outstanding() == 1);
+  r.writer.Wait();
+  r.writer.Poll();
+  r.ledger.WriteStoreHere();
+  r.ledger.Flush();  // written in the flush itself: nothing handed over
+  CHECK(r.writer.outstanding() == 0);
+  CHECK(r.store.rows.size() > 1000);
+  r.ledger.Drain(r.clock.Monotonic() + Seconds(5));
+  CHECK(r.writer.outstanding() == 0);
+  CHECK(r.store.rows.size() == 5000);
+  CHECK(r.ledger.StoreSettled());
+}
+
 TEST_CASE("through the writer, a refused slice is written again whole and before what came after it") {
   ThreadedRig r(ThreadedRig::kStore);
   r.store.fail_writes = true;

@@ -66,22 +66,23 @@ TEST_CASE("memory per key is bounded by the threshold") {
   for (uint32_t i = 0; i < 10000; ++i) CHECK(s.Add(i, 1, 1000, true, 50, 3600) <= 50);
 }
 
-TEST_CASE("at the cap the least recently seen eighth is evicted at once") {
+TEST_CASE("at the cap the least recently seen quarter is evicted at once") {
+  static_assert(IpWindows::kEvictShare == 4);
   IpWindows w(10, Seconds(86400), false, 800);
   for (uint32_t i = 0; i < 800; ++i) w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(static_cast<int>(i)));
   CHECK(w.stats().eviction_runs == 0);
   w.Add(IpAddress::V4(0x0B000000u), 0, 1, T(1000));
   CHECK(w.stats().eviction_runs == 1);
-  CHECK(w.evicted() == 100);
-  CHECK(w.size() == 701);
-  // The oldest hundred went: adding one of them again starts it fresh (no verdict at 10).
-  for (int k = 0; k < 9; ++k) CHECK_FALSE(w.Add(IpAddress::V4(0x0A000000u + 50), 0, 1, T(1001)));
+  CHECK(w.evicted() == 200);
+  CHECK(w.size() == 601);
+  // The oldest two hundred went: adding one of them again starts it fresh (no verdict at 10).
+  for (int k = 0; k < 9; ++k) CHECK_FALSE(w.Add(IpAddress::V4(0x0A000000u + 150), 0, 1, T(1001)));
   // A newer key kept its count: nine more make ten with the one it had.
   for (int k = 0; k < 8; ++k) CHECK_FALSE(w.Add(IpAddress::V4(0x0A000000u + 500), 0, 1, T(1001)));
   CHECK(w.Add(IpAddress::V4(0x0A000000u + 500), 0, 1, T(1001)));
 }
 
-TEST_CASE("tables with other phases evict at other counts, an eighth each time, never above the cap") {
+TEST_CASE("tables with other phases evict at other counts, a quarter each time, never above the cap") {
   const size_t cap = 6400;
   std::vector<IpWindows> tables;
   for (size_t phase = 0; phase < IpWindows::kPhases; ++phase) tables.emplace_back(10, Seconds(86400), false, cap, phase);
@@ -98,8 +99,8 @@ TEST_CASE("tables with other phases evict at other counts, an eighth each time, 
   for (size_t p = 0; p < tables.size(); ++p) {
     REQUIRE(runs_at[p].size() >= 2);
     CHECK(runs_at[p][0] == cap - p * (cap / 64));       // its first eviction
-    CHECK(runs_at[p][1] - runs_at[p][0] == cap / 8);    // then every eighth of the cap
-    CHECK(tables[p].evicted() == runs_at[p].size() * (cap / 8));
+    CHECK(runs_at[p][1] - runs_at[p][0] == cap / IpWindows::kEvictShare);  // then every quarter of the cap
+    CHECK(tables[p].evicted() == runs_at[p].size() * (cap / IpWindows::kEvictShare));
   }
   // No two tables evict at the same line, nor within a sixty-fourth of the cap.
   for (size_t p = 1; p < tables.size(); ++p)
@@ -124,15 +125,16 @@ TEST_CASE("tables with other phases grow at other counts: no two rehash on the s
   }
 }
 
-TEST_CASE("a flood of new keys in one second is evicted in eighths, with a bounded scan per key") {
+TEST_CASE("a flood of new keys in one second is evicted in quarters, with a bounded scan per key") {
   const size_t cap = 4000, flood = 200000;
   IpWindows w(5, Seconds(600), false, cap);
   for (uint32_t i = 0; i < flood; ++i) w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(7));  // one second
   CHECK(w.size() <= cap);
   CHECK(w.evicted() == flood - w.size());
-  // One run per cap/8 new keys, not one per key.
-  CHECK(w.stats().eviction_runs <= flood / (cap / 8) + 1);
-  CHECK(w.stats().eviction_runs >= (flood - cap) / (cap / 8));
+  // One run per cap/4 new keys, not one per key.
+  constexpr size_t kRunEvery = cap / IpWindows::kEvictShare;
+  CHECK(w.stats().eviction_runs <= flood / kRunEvery + 1);
+  CHECK(w.stats().eviction_runs >= (flood - cap) / kRunEvery);
   // Every run scans the table a bounded number of times: slots visited per new key stay
   // a small constant, whatever the flood's length.
   double per_key = static_cast<double>(w.stats().slots_visited) / flood;
@@ -170,7 +172,7 @@ TEST_CASE("eviction keeps the table free of long probe runs, whatever the window
     for (uint32_t i = 0; i < 300000; ++i) w.Observe(Prefix(IpAddress::V4(0x0B000000u + i)), 0, 1, T(static_cast<int>(i / 1000)));
     auto c = w.Measure();
     INFO(days << " days: longest run " << c.longest_run << ", mean probes " << c.mean_miss_probes);
-    CHECK(w.stats().eviction_runs > 100);
+    CHECK(w.stats().eviction_runs >= (300000 - 20000) / (20000 / PrefixWindows::kEvictShare));  // many runs
     CHECK(c.mean_miss_probes < 8);
     CHECK(c.longest_run < 400);
   }
@@ -340,7 +342,7 @@ TEST_CASE("a shared table's sweep empties each lane after its own window, and th
   CHECK(w.size() == 0);
 }
 
-TEST_CASE("a shared table evicts keys by their most recent lane, an eighth at once") {
+TEST_CASE("a shared table evicts keys by their most recent lane, a quarter at once") {
   IpLaneWindows w({WindowSpec{10, Seconds(86400), false}, WindowSpec{10, Seconds(86400), false}, WindowSpec{10, Seconds(600), false}},
                   800);
   // Keys 0-799 counted in lane 0 at seconds 0-799; the first hundred seen again (lane 1) at 900.
@@ -354,10 +356,10 @@ TEST_CASE("a shared table evicts keys by their most recent lane, an eighth at on
     w.AddAt(i, 1, 0, 1, T(900));
     w.Release(i);
   }
-  w.Add(IpAddress::V4(0x0B000000u), 0, 1, T(1000));  // the cap: an eighth goes
+  w.Add(IpAddress::V4(0x0B000000u), 0, 1, T(1000));  // the cap: a quarter goes
   CHECK(w.stats().eviction_runs == 1);
-  CHECK(w.evicted() == 100);
-  // What went was keys 100-199 (seen last at 100-199), not 0-99 (lane 1 at 900): these
+  CHECK(w.evicted() == 200);
+  // What went was keys 100-299 (seen last at 100-299), not 0-99 (lane 1 at 900): these
   // still have their lane 0 count, nine more make ten.
   size_t i = w.Slot(IpAddress::V4(0x0A000000u + 5), T(1001));
   bool kept = false;

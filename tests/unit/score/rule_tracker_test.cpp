@@ -131,7 +131,7 @@ TEST_CASE("a flood of new keys in one second is evicted in quarters, with a boun
   for (uint32_t i = 0; i < flood; ++i) w.Add(IpAddress::V4(0x0A000000u + i), 0, 1, T(7));  // one second
   CHECK(w.size() <= cap);
   CHECK(w.evicted() == flood - w.size());
-  // One run per cap/4 new keys, not one per key.
+  // One run per cap/kEvictShare new keys, not one per key.
   constexpr size_t kRunEvery = cap / IpWindows::kEvictShare;
   CHECK(w.stats().eviction_runs <= flood / kRunEvery + 1);
   CHECK(w.stats().eviction_runs >= (flood - cap) / kRunEvery);

@@ -308,6 +308,7 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   for (int fd : sources_->journal_fds())
     loop_.Watch(fd, Poller::kReadable, [this, fd](uint32_t) { sources_->OnJournalReady(fd); });
   engine_ = std::move(engine);
+  engine_->SetEvidenceLines(evidence_records_this_second_ < kEvidencePerSecond);
   plan_ = std::move(plan);
   RefreshSourceNames();
   return true;
@@ -439,9 +440,10 @@ std::string Daemon::EvidenceJson(const EvidenceLines& lines) {
 // field and say how many lines they leave out, so a botnet's million bans cannot write
 // gigabytes of repeated lines.
 bool Daemon::CountEvidence(const EvidenceLines& lines) {
-  if (lines.empty()) return true;
-  if (evidence_records_this_second_ < kEvidencePerSecond) {
-    ++evidence_records_this_second_;
+  if (lines.count() == 0) return true;
+  if (lines.size() == lines.count() && evidence_records_this_second_ < kEvidencePerSecond) {
+    // The second's share used up, the engine only counts lines until the next second.
+    if (++evidence_records_this_second_ == kEvidencePerSecond && engine_) engine_->SetEvidenceLines(false);
     return true;
   }
   ++evidence_omitted_;
@@ -450,7 +452,7 @@ bool Daemon::CountEvidence(const EvidenceLines& lines) {
 
 void Daemon::WriteEvidence(DecisionRecord& w, const EvidenceLines& lines, bool with) {
   if (with) w.Raw("evidence", EvidenceJson(lines));
-  else w.Raw("evidence", "[]").Int("evidence_omitted", static_cast<int64_t>(lines.size()));
+  else w.Raw("evidence", "[]").Int("evidence_omitted", static_cast<int64_t>(lines.count()));
 }
 
 void Daemon::AddEvidence(DecisionRecord& w, const EvidenceLines& lines) { WriteEvidence(w, lines, CountEvidence(lines)); }
@@ -490,7 +492,7 @@ void Daemon::HandleOutput() {
     // botnet's burst, each line's).
     bool same = tail.valid && tail.with_evidence == with_evidence &&
                 (with_evidence ? SameButTarget(tail.order, o)
-                               : SameButTargetAndLines(tail.order, o) && tail.order.evidence.size() == o.evidence.size());
+                               : SameButTargetAndLines(tail.order, o) && tail.order.evidence.count() == o.evidence.count());
     if (!same) {
       tail = {true, o, with_evidence, {}};
       DecisionRecord t;
@@ -795,6 +797,7 @@ void Daemon::Tick() {
   last_rule_ban_.unlogged = nullptr;
   ban_lines_this_second_ = 0;
   evidence_records_this_second_ = 0;
+  engine_->SetEvidenceLines(true);
   Time now = parts_.clock->Now();
   engine_->OnTick(now);
   ledger_->Tick();

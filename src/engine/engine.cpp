@@ -269,7 +269,14 @@ struct Engine::Impl {
   // comes from an address that failed on enough other accounts lately.
   static void NoteFailure(Jail& jail, const IpAddress& ip, const std::string& account, Time t);
   static bool Sprayed(const Jail& jail, const Rule& rule, const IpAddress& ip, const std::string& account, Time t);
-  std::vector<Evidence> EvidenceOf(const Jail& jail, const Rule& rule, const IpAddress* ip, const std::string* account) const;
+  // The lines behind a decision of `rule` on the address or the account (Order::evidence):
+  // copied, or only counted while lines_wanted is false.
+  EvidenceLines EvidenceOf(const Jail& jail, const Rule& rule, const IpAddress* ip, const std::string* account) const;
+  // Calls f(seen) for each of those lines, newest first.
+  template <class F>
+  void ForEachEvidence(const Jail& jail, const Rule& rule, const IpAddress* ip, const std::string* account, F&& f) const;
+  // Engine::SetEvidenceLines.
+  bool lines_wanted = true;
   // Whether the guard of this pattern holds the event back (it counts the address first).
   bool OutageHolds(int filter, int pattern, const IpAddress* ip, Time t, EngineOutput& out);
   std::vector<std::unique_ptr<Jail>> jails;
@@ -444,6 +451,8 @@ Result<int> Engine::AddSource(const std::vector<std::string>& jail_list, StampFo
 }
 
 void Engine::SetEventObserver(std::function<void(const Event&)> observer) { impl_->observer = std::move(observer); }
+
+void Engine::SetEvidenceLines(bool wanted) { impl_->lines_wanted = wanted; }
 
 void Engine::SetJournal(std::function<void(Time, std::string_view)> record) { impl_->journal = std::move(record); }
 
@@ -877,9 +886,9 @@ void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpA
   }
 }
 
-std::vector<Evidence> Engine::Impl::EvidenceOf(const Jail& jail, const Rule& rule, const IpAddress* ip,
-                                               const std::string* account) const {
-  std::vector<Evidence> out;
+template <class F>
+void Engine::Impl::ForEachEvidence(const Jail& jail, const Rule& rule, const IpAddress* ip, const std::string* account,
+                                   F&& f) const {
   uint64_t seq = 0;
   if (ip) {
     if (const uint64_t* head = jail.seen_by_ip.Get(*ip)) seq = *head;
@@ -887,13 +896,28 @@ std::vector<Evidence> Engine::Impl::EvidenceOf(const Jail& jail, const Rule& rul
     if (const uint64_t* head = jail.seen_by_account.Get(*account)) seq = *head;
   }
   // A line may sit in the chain more than once (one per recipient it listed).
-  while (seq != 0 && out.size() < kEvidenceLines && !jail.seen.empty()) {
+  const std::string* last = nullptr;
+  for (size_t n = 0; seq != 0 && n < kEvidenceLines && !jail.seen.empty();) {
     const Jail::Seen& s = jail.seen[seq % kEvidenceRing];
     if (s.seq != seq) break;  // overwritten: older lines are gone
-    if ((rule.kinds & (uint64_t{1} << s.kind)) != 0 && (out.empty() || out.back().line != s.line))
-      out.push_back({s.source, s.line});
+    if ((rule.kinds & (uint64_t{1} << s.kind)) != 0 && (!last || *last != s.line)) {
+      f(s);
+      last = &s.line;
+      ++n;
+    }
     seq = ip ? s.prev_ip : s.prev_account;
   }
+}
+
+EvidenceLines Engine::Impl::EvidenceOf(const Jail& jail, const Rule& rule, const IpAddress* ip,
+                                       const std::string* account) const {
+  if (!lines_wanted) {
+    size_t n = 0;
+    ForEachEvidence(jail, rule, ip, account, [&](const Jail::Seen&) { ++n; });
+    return EvidenceLines::Counted(n);
+  }
+  std::vector<Evidence> out;
+  ForEachEvidence(jail, rule, ip, account, [&](const Jail::Seen& s) { out.push_back({s.source, s.line}); });
   std::reverse(out.begin(), out.end());
   return out;
 }

@@ -178,6 +178,11 @@ class Engine {
 
   // Called for every event before scoring (used by `check --events`).
   void SetEventObserver(std::function<void(const Event&)> observer);
+  // With EngineOptions::evidence: whether orders get their lines (the default) or only how
+  // many there were (EvidenceLines::Counted). The daemon writes a second's first records
+  // with their lines and, past that share, only their number: meanwhile copying a
+  // botnet's lines for each ban was for nothing.
+  void SetEvidenceLines(bool wanted);
 
   // The event journal: every event scored is handed to `record` as a compact record (with
   // its log time), so that a later engine - after a reload or a restart - can Replay the

@@ -30,8 +30,18 @@ class EvidenceLines {
   EvidenceLines() = default;
   EvidenceLines(std::vector<Evidence> lines)  // NOLINT: implicit, as a vector would take it
       : lines_(lines.empty() ? nullptr : std::make_shared<const std::vector<Evidence>>(std::move(lines))) {}
+  // Only how many lines there were, not the lines: what a record past a flood's share of
+  // records with their lines says (the lines were never copied).
+  static EvidenceLines Counted(size_t n) {
+    EvidenceLines e;
+    e.counted_ = n;
+    return e;
+  }
+  // Lines held.
   size_t size() const { return lines_ ? lines_->size() : 0; }
   bool empty() const { return size() == 0; }
+  // Lines the decision had, held or only counted.
+  size_t count() const { return lines_ ? lines_->size() : counted_; }
   const Evidence& operator[](size_t i) const { return (*lines_)[i]; }
   const Evidence& back() const { return lines_->back(); }
   const Evidence* begin() const { return lines_ ? lines_->data() : nullptr; }
@@ -41,6 +51,7 @@ class EvidenceLines {
 
  private:
   std::shared_ptr<const std::vector<Evidence>> lines_;
+  size_t counted_ = 0;
 };
 
 struct Order {
@@ -67,7 +78,8 @@ inline bool SameButTargetAndLines(const Order& a, const Order& b) {
 // Whether `b` is `a` but for its target: two bans of one verdict, whose reports can share
 // everything they say besides the address (the same lines, not merely equal ones).
 inline bool SameButTarget(const Order& a, const Order& b) {
-  return SameButTargetAndLines(a, b) && a.evidence.identity() == b.evidence.identity();
+  return SameButTargetAndLines(a, b) && a.evidence.identity() == b.evidence.identity() &&
+         a.evidence.count() == b.evidence.count();
 }
 
 // A ban in force: until `end` (Time::max() = permanent), ordered for `duration` (0 = permanent).

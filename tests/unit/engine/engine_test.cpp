@@ -489,6 +489,47 @@ TEST_CASE("every decision carries the lines that led to it: its key's, of its ru
   CHECK(off.out.orders[0].evidence.empty());
 }
 
+TEST_CASE("while lines are not wanted, a decision's evidence only counts them: as many as the lines it would carry") {
+  // The same lines to two engines, one counting only: an address verdict (three failures,
+  // a login of another kind in between that is not its evidence) and an account verdict's
+  // fan-out to two addresses (its last ten relay lines of thirteen).
+  std::vector<std::string> feed = {"2026-11-18T10:00:00Z fail user=a ip=203.0.113.9",
+                                   "2026-11-18T10:00:01Z ok user=a ip=203.0.113.9",
+                                   "2026-11-18T10:00:02Z fail user=b ip=203.0.113.9",
+                                   "2026-11-18T10:00:03Z fail user=c ip=203.0.113.9",
+                                   "2026-11-18T11:00:00Z ok user=sales ip=203.0.113.21",
+                                   "2026-11-18T11:00:00Z ok user=sales ip=203.0.113.22"};
+  for (int i = 0; i < 12; ++i)
+    feed.push_back("2026-11-18T11:00:" + std::to_string(10 + i) + "Z direct user=sales ip=203.0.113.2" +
+                   std::to_string(1 + i % 2) + " to=x@d" + std::to_string(i % 2) + ".example");
+  feed.push_back("2026-11-18T11:00:30Z direct user=sales ip=203.0.113.21 to=x@third.example");
+  Rig lines, counted;
+  counted.engine->SetEvidenceLines(false);
+  for (const auto& l : feed) {
+    lines.Feed(l);
+    counted.Feed(l);
+  }
+  REQUIRE(lines.out.orders.size() == 3);
+  REQUIRE(counted.out.orders.size() == 3);
+  for (size_t i = 0; i < 3; ++i) {
+    const EvidenceLines& full = lines.out.orders[i].evidence;
+    const EvidenceLines& only = counted.out.orders[i].evidence;
+    CHECK(full.size() == full.count());
+    CHECK(full.count() == (i == 0 ? 3u : 10u));
+    CHECK(only.empty());
+    CHECK(only.begin() == only.end());
+    CHECK(only.count() == full.count());
+  }
+  REQUIRE(counted.out.verdicts.size() == 1);
+  CHECK(counted.out.verdicts[0].evidence.count() == 10);
+  // Wanted again: lines again.
+  counted.engine->SetEvidenceLines(true);
+  counted.out.clear();
+  for (const char* b : {"a", "b", "c"}) counted.Feed(std::string("2026-11-18T12:00:00Z fail user=") + b + " ip=198.51.100.7");
+  REQUIRE(counted.out.orders.size() == 1);
+  CHECK(counted.out.orders[0].evidence.size() == 3);
+}
+
 TEST_CASE("a backlog of old lines keeps its counts through ticks on the wall clock") {
   Rig r;
   r.Feed("2026-11-18T10:00:00Z fail user=a ip=203.0.113.9");

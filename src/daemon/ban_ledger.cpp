@@ -39,44 +39,51 @@ BanLedger::BanLedger(Firewall& firewall, StateStore& store, const Clock& clock, 
       options_(options),
       kernel_slice_(options.kernel_slice) {}
 
-uint32_t BanLedger::Intern(const Info& info) {
-  std::string key = info.jail;
-  for (const std::string* s : {&info.rule, &info.account, &info.reason}) {
-    key += '\0';
-    key += *s;
+uint64_t BanLedger::InfoHash(std::string_view jail, std::string_view rule, std::string_view account,
+                             std::string_view reason, BanOrigin origin) {
+  uint64_t h = static_cast<uint64_t>(origin) + 1;
+  for (std::string_view s : {jail, rule, account, reason}) h = (h ^ StringHash{}(s)) * 0x9E3779B97F4A7C15ull;
+  return h;
+}
+
+uint32_t BanLedger::Intern(std::string_view jail, std::string_view rule, std::string_view account, std::string_view reason,
+                           BanOrigin origin) {
+  // Keyed by a hash of the values, the id checked against its Info. Should two Infos' hashes
+  // ever agree, the second is not indexed: its bans share it no further (nothing else).
+  uint64_t h = InfoHash(jail, rule, account, reason, origin);
+  const uint32_t* at = info_index_.Get(h);
+  if (at) {
+    const Info& i = infos_[*at];
+    if (i.origin == origin && i.jail == jail && i.rule == rule && i.account == account && i.reason == reason) {
+      ++info_refs_[*at];
+      return *at;
+    }
   }
-  key += static_cast<char>(info.origin);
-  if (auto it = info_index_.find(key); it != info_index_.end()) {
-    ++info_refs_[it->second];
-    return it->second;
-  }
+  Info info{std::string(jail), std::string(rule), std::string(account), std::string(reason), origin};
   uint32_t id;
   if (!info_free_.empty()) {
     id = info_free_.back();
     info_free_.pop_back();
-    infos_[id] = info;
+    infos_[id] = std::move(info);
     info_refs_[id] = 1;
-    info_jail_active_[id] = &per_jail_[info.jail];
+    info_jail_active_[id] = &per_jail_[infos_[id].jail];
   } else {
     id = static_cast<uint32_t>(infos_.size());
-    infos_.push_back(info);
+    infos_.push_back(std::move(info));
     info_refs_.push_back(1);
-    info_jail_active_.push_back(&per_jail_[info.jail]);
+    info_jail_active_.push_back(&per_jail_[infos_.back().jail]);
   }
-  info_index_.emplace(std::move(key), id);
+  if (!at) info_index_.ValueAt(info_index_.Insert(h)) = id;
   return id;
 }
+
+uint32_t BanLedger::Intern(const Info& info) { return Intern(info.jail, info.rule, info.account, info.reason, info.origin); }
 
 void BanLedger::Release(uint32_t id) {
   if (--info_refs_[id] != 0) return;
   const Info& info = infos_[id];
-  std::string key = info.jail;
-  for (const std::string* s : {&info.rule, &info.account, &info.reason}) {
-    key += '\0';
-    key += *s;
-  }
-  key += static_cast<char>(info.origin);
-  info_index_.erase(key);
+  size_t i = info_index_.Find(InfoHash(info.jail, info.rule, info.account, info.reason, info.origin));
+  if (i != info_index_.kNone && info_index_.ValueAt(i) == id) info_index_.EraseAt(i);
   infos_[id] = Info();
   info_free_.push_back(id);
 }
@@ -191,10 +198,10 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
       ++info_refs_[last_info_];
       info = last_info_;
     } else {
-      info = last_info_ = Intern(Info{order.jail, order.rule, order.account, order.reason, origin});
+      info = last_info_ = Intern(order.jail, order.rule, order.account, order.reason, origin);
     }
   } else {
-    info = last_info_ = Intern(Info{order.jail, order.rule, order.account, order.reason, origin});
+    info = last_info_ = Intern(order.jail, order.rule, order.account, order.reason, origin);
   }
   size_t i = entries_.Find(order.target);
   if (i == entries_.kNone) {

@@ -13,6 +13,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -192,7 +193,13 @@ class BanLedger : public BanBook {
     Seconds backoff{0};
   };
 
+  // The id of an Info with these values, its count of bans one more; a new one if none has
+  // them. A verdict's bans share one: looked up without building the Info or a key.
+  uint32_t Intern(std::string_view jail, std::string_view rule, std::string_view account, std::string_view reason,
+                  BanOrigin origin);
   uint32_t Intern(const Info& info);
+  static uint64_t InfoHash(std::string_view jail, std::string_view rule, std::string_view account,
+                           std::string_view reason, BanOrigin origin);
   void Release(uint32_t info);
   void SetInfo(Entry& e, uint32_t info);
   ActiveBan MakeBan(const Prefix& p, const Entry& e) const;
@@ -241,7 +248,11 @@ class BanLedger : public BanBook {
   std::vector<Info> infos_;
   std::vector<uint32_t> info_refs_;
   std::vector<uint32_t> info_free_;
-  std::unordered_map<std::string, uint32_t> info_index_;
+  // By InfoHash of their values (already mixed: FlatMap's hash of it is the hash itself).
+  struct HashIsKey {
+    size_t operator()(uint64_t h) const { return static_cast<size_t>(h); }
+  };
+  FlatMap<uint64_t, uint32_t, HashIsKey> info_index_;
   uint32_t last_info_ = UINT32_MAX;  // the Info the last ban interned (a verdict's next ban shares it)
 
   // Expiry order: (end, target); an item whose entry has since changed is skipped. A heap in

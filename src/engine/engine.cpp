@@ -186,6 +186,7 @@ struct Engine::Impl {
     // verdict is a walk down its key's chain. A fixed ring; a slot reused drops its links.
     struct Seen {
       uint64_t seq = 0, prev_ip = 0, prev_account = 0;
+      size_t account_hash = 0;  // StringHash of account: its link goes without hashing it again
       int source = -1, kind = 0;
       std::optional<IpAddress> ip;
       std::string account, line;
@@ -863,7 +864,8 @@ void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpA
       if (size_t i = jail.seen_by_ip.Find(*s.ip); i != jail.seen_by_ip.kNone && jail.seen_by_ip.ValueAt(i) == s.seq)
         jail.seen_by_ip.EraseAt(i);
     if (!s.account.empty())
-      if (size_t i = jail.seen_by_account.Find(s.account); i != jail.seen_by_account.kNone && jail.seen_by_account.ValueAt(i) == s.seq)
+      if (size_t i = jail.seen_by_account.Find(s.account, s.account_hash);
+          i != jail.seen_by_account.kNone && jail.seen_by_account.ValueAt(i) == s.seq)
         jail.seen_by_account.EraseAt(i);
   }
   s.seq = jail.seen_next++;
@@ -880,7 +882,10 @@ void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpA
   s.account.assign(ev.account);
   s.prev_account = 0;
   if (!ev.account.empty()) {
-    uint64_t& head = jail.seen_by_account[ev.account];
+    s.account_hash = StringHash{}(ev.account);
+    size_t i = jail.seen_by_account.Find(ev.account, s.account_hash);
+    if (i == jail.seen_by_account.kNone) i = jail.seen_by_account.Insert(ev.account, s.account_hash);
+    uint64_t& head = jail.seen_by_account.ValueAt(i);
     s.prev_account = head;
     head = s.seq;
   }

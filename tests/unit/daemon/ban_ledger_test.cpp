@@ -447,6 +447,21 @@ TEST_CASE("bans of one verdict share its reason, and a reason freed is never han
   CHECK(reason("203.0.113.3") == "brute: reason");
   CHECK(reason("203.0.113.4") == "spray: reason");
   CHECK(r.ledger.Get(P("203.0.113.1"))->info == r.ledger.Get(P("203.0.113.2"))->info);
+  // Not only the last verdict's: verdicts on 50 accounts taking turns (a botnet guessing
+  // them) find theirs again, one Info each.
+  CHECK(r.ledger.Get(P("203.0.113.4"))->info == r.ledger.Get(P("203.0.113.1"))->info);
+  for (int i = 0; i < 500; ++i) {
+    Order o = r.Make(IpAddress::V4(0x0B000000u + static_cast<uint32_t>(i)).ToString(), 3600, "brute");
+    o.account = "user" + std::to_string(i % 50);
+    r.ledger.Record(o);
+  }
+  for (int i = 50; i < 500; ++i) {
+    auto a = r.ledger.Get(Prefix(IpAddress::V4(0x0B000000u + static_cast<uint32_t>(i))));
+    auto b = r.ledger.Get(Prefix(IpAddress::V4(0x0B000000u + static_cast<uint32_t>(i % 50))));
+    REQUIRE(a);
+    CHECK(a->info == b->info);
+    CHECK(a->info->account == "user" + std::to_string(i % 50));
+  }
   // The last ban's reason goes with it; a new one with another reason must not reuse it.
   REQUIRE(r.ledger.Unban(P("203.0.113.3")));
   r.ledger.Record(r.Make("203.0.113.5", 60, "relay"));

@@ -676,6 +676,8 @@ Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, st
     p.outcome = ParsedLine::Outcome::kBadStamp;
     return p;
   }
+  for (size_t h = first; h < hits.size(); ++h)
+    if (!hits[h].captures.ip.empty()) hits[h].address = IpAddress::ParseLogged(hits[h].captures.ip);
   p.outcome = ParsedLine::Outcome::kHits;
   p.time = *t;
   return p;
@@ -731,7 +733,7 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
     ev.pattern = hit.pattern;
     ev.kind = src.pattern_kind[static_cast<size_t>(hit.filter)][static_cast<size_t>(hit.pattern)];
     if (!c.ip.empty()) {
-      ev.ip = IpAddress::ParseLogged(c.ip);
+      ev.ip = hit.address;  // parsed by Parse
       if (!ev.ip) continue;  // a captured address that does not parse drops the event
     }
     if (!c.count.empty()) {

@@ -259,7 +259,7 @@ bool FilterSet::Impl::Unique(const Pattern& p, std::string_view message) {
 
 void FilterSet::Impl::Hit(const Pattern& p, std::string_view /*message*/, const re2::StringPiece* groups, int n,
                           std::vector<PatternHit>& hits) const {
-  PatternHit hit{p.filter, p.index, {}};
+  PatternHit hit{p.filter, p.index, {}, std::nullopt};
   std::string_view* fields[kCaptureCount] = {&hit.captures.ip,        &hit.captures.account, &hit.captures.sender,
                                              &hit.captures.recipient, &hit.captures.id,      &hit.captures.session,
                                              &hit.captures.count,     &hit.captures.conn};

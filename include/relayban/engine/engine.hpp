@@ -158,7 +158,8 @@ class Engine {
   // scores them on another. Parse touches no scoring state; it appends the line's pattern
   // hits, whose captures view `line` (or, for an RFC 5424 line, its rewriting for the
   // filters, added to `rewritten`), to `hits`. OnParsed then does the rest, in the order
-  // the lines were read, with the line, its hits and `rewritten` still alive. Parse may run
+  // the lines were read, with the line, its hits and `rewritten` still alive (Parse also
+  // parses each hit's address, PatternHit::address, off the scoring thread). Parse may run
   // on another thread than OnParsed, but on one thread at a time: the filters learn from
   // the lines they see.
   struct ParsedLine {

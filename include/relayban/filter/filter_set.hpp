@@ -4,11 +4,13 @@
 #pragma once
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "relayban/spec/spec.hpp"
+#include "relayban/core/ip_address.hpp"
 #include "relayban/core/result.hpp"
 
 namespace relayban {
@@ -22,6 +24,9 @@ struct PatternHit {
   int filter;   // index into the filter list given to Build
   int pattern;  // index within that filter's patterns
   Captures captures;
+  // captures.ip parsed, by the engine (Engine::Parse, on the thread that matches, so that
+  // the one that scores does not); nullopt while not parsed or not an address.
+  std::optional<IpAddress> address;
 };
 
 // What a pattern's text turns into before RE2 sees it: "{host}" -> a host name token,

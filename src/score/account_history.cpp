@@ -6,31 +6,47 @@
 
 namespace relayban {
 
+AccountHistory::Entry* AccountHistory::Find(std::string_view account) {
+  size_t i = accounts_.Find(account);
+  return i == accounts_.kNone ? nullptr : accounts_.ValueAt(i).get();
+}
+
+const AccountHistory::Entry* AccountHistory::Find(std::string_view account) const {
+  size_t i = accounts_.Find(account);
+  return i == accounts_.kNone ? nullptr : accounts_.ValueAt(i).get();
+}
+
 AccountHistory::Entry* AccountHistory::Get(const std::string& account, uint32_t day) {
-  auto it = accounts_.find(account);
-  if (it == accounts_.end()) {
+  size_t hash = StringHash{}(account);
+  size_t i = accounts_.Find(account, hash);
+  Entry* e = i == accounts_.kNone ? nullptr : accounts_.ValueAt(i).get();
+  if (!e) {
     if (accounts_.size() >= max_accounts_ && swept_day_ != day) {
       // Full: forget accounts idle for the whole history (one pass a day at most: only
       // accounts that logged in or relayed get here, never invented names).
       swept_day_ = day;
-      for (auto i = accounts_.begin(); i != accounts_.end();)
-        i = i->second.last_day + kDays < day ? accounts_.erase(i) : std::next(i);
+      std::vector<std::string> idle;
+      accounts_.ForEach([&](const std::string& name, const std::unique_ptr<Entry>& x) {
+        if (x->last_day + kDays < day) idle.push_back(name);
+      });
+      for (const std::string& name : idle) accounts_.Erase(name);
     }
     if (accounts_.size() >= max_accounts_) {
       ++refused_;
       return nullptr;
     }
-    it = accounts_.emplace(account, Entry{}).first;
-    it->second.first_day = day;
-    it->second.last_day = day;
+    auto fresh = std::make_unique<Entry>();
+    e = fresh.get();
+    accounts_.ValueAt(accounts_.Insert(account, hash)) = std::move(fresh);
+    e->first_day = day;
+    e->last_day = day;
   }
-  Entry& e = it->second;
-  Roll(e, day);
-  if (!e.changed) {
-    e.changed = true;
-    changed_.push_back(it->first);
+  Roll(*e, day);
+  if (!e->changed) {
+    e->changed = true;
+    changed_.push_back(account);
   }
-  return &e;
+  return e;
 }
 
 void AccountHistory::Roll(Entry& e, uint32_t day) {
@@ -112,9 +128,9 @@ bool AccountHistory::LoggedIn(const std::string& account, uint64_t network, Time
 
 AccountHistory::Usual AccountHistory::UsualDay(const std::string& account, Time t) const {
   Usual u;
-  auto it = accounts_.find(account);
-  if (it == accounts_.end()) return u;
-  const Entry& e = it->second;
+  const Entry* found = Find(account);
+  if (!found) return u;
+  const Entry& e = *found;
   uint32_t day = DayOf(t);
   u.days = static_cast<int>(day - std::min(day, e.first_day));
   std::vector<uint32_t> active, volume, peaks;
@@ -154,9 +170,9 @@ std::vector<std::pair<std::string, std::string>> AccountHistory::TakeChanged(siz
   while (!changed_.empty() && out.size() < limit) {
     std::string name = std::move(changed_.back());
     changed_.pop_back();
-    auto it = accounts_.find(name);
-    if (it == accounts_.end()) continue;
-    Entry& e = it->second;
+    Entry* found = Find(name);
+    if (!found) continue;
+    Entry& e = *found;
     e.changed = false;
     ByteWriter w;
     w.Byte(2);  // format version (1: without volume and login hours)
@@ -189,13 +205,17 @@ std::vector<std::pair<std::string, std::string>> AccountHistory::TakeChanged(siz
 }
 
 void AccountHistory::MarkAllChanged() {
-  for (auto& [name, e] : accounts_) MarkChanged(name);
+  accounts_.ForEach([&](const std::string& name, const std::unique_ptr<Entry>& e) {
+    if (e->changed) return;
+    e->changed = true;
+    changed_.push_back(name);
+  });
 }
 
 void AccountHistory::MarkChanged(const std::string& account) {
-  auto it = accounts_.find(account);
-  if (it == accounts_.end() || it->second.changed) return;
-  it->second.changed = true;
+  Entry* e = Find(account);
+  if (!e || e->changed) return;
+  e->changed = true;
   changed_.push_back(account);
 }
 
@@ -273,20 +293,24 @@ std::optional<AccountHistory::Entry> AccountHistory::Parse(std::string_view byte
 bool AccountHistory::Restore(std::string_view account, std::string_view bytes) {
   auto e = Parse(bytes);
   if (!e) return false;
-  if (accounts_.size() >= max_accounts_ && !accounts_.count(std::string(account))) {
-    ++refused_;
-    return false;
+  size_t i = accounts_.Find(account);
+  if (i == accounts_.kNone) {
+    if (accounts_.size() >= max_accounts_) {
+      ++refused_;
+      return false;
+    }
+    i = accounts_.Insert(std::string(account));
   }
-  accounts_[std::string(account)] = std::move(*e);
+  accounts_.ValueAt(i) = std::make_unique<Entry>(std::move(*e));
   return true;
 }
 
 bool AccountHistory::Merge(std::string_view account, std::string_view bytes) {
-  auto it = accounts_.find(std::string(account));
-  if (it == accounts_.end()) return Restore(account, bytes);
+  Entry* found = Find(account);
+  if (!found) return Restore(account, bytes);
   auto other = Parse(bytes);
   if (!other) return false;
-  Entry& e = it->second;
+  Entry& e = *found;
   e.first_day = std::min(e.first_day, other->first_day);
   for (size_t s = 0; s < static_cast<size_t>(kDays); ++s) {
     if (other->day[s] > e.day[s]) {
@@ -321,7 +345,7 @@ bool AccountHistory::Merge(std::string_view account, std::string_view bytes) {
     if (known != e.networks.end()) known->second = std::max(known->second, theirs.second);
     else if (e.networks.size() < kMaxNetworks) e.networks.push_back(theirs);
   }
-  MarkChanged(it->first);
+  MarkChanged(std::string(account));
   return true;
 }
 

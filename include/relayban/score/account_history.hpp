@@ -13,11 +13,15 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <memory>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <vector>
 
 #include "relayban/core/duration.hpp"
+#include "relayban/core/flat_map.hpp"
+#include "relayban/core/text.hpp"
 
 namespace relayban {
 
@@ -95,7 +99,12 @@ class AccountHistory {
   static void Roll(Entry& e, uint32_t day);
 
   size_t max_accounts_;
-  std::unordered_map<std::string, Entry> accounts_;
+  Entry* Find(std::string_view account);
+  const Entry* Find(std::string_view account) const;
+  // A flat index of entries that stay put: the history is asked for every login and relay,
+  // and a node-based map's lookup in a few thousand entries of 700 bytes cost two misses a
+  // node (its hash is kept after the entry), a tenth of a busy server's scoring.
+  FlatMap<std::string, std::unique_ptr<Entry>, StringHash> accounts_;
   std::vector<std::string> changed_;
   uint64_t refused_ = 0;
   uint32_t swept_day_ = 0;

@@ -63,3 +63,39 @@ TEST_CASE("overlong keys are not stored") {
   c.Join(std::string(500, 'k'), "", T(0), a);
   CHECK(c.size() == 0);
 }
+
+TEST_CASE("at its cap the oldest ids go, and an entry taken again holds only its new message's fields") {
+  // A flood of messages that never complete: 1,000 ids through a table of 100. Every
+  // position is freed and taken again nine times; what an id joins must be its own.
+  Correlator c(100, Seconds(3600));
+  auto id = [](int i) { return "Q" + std::to_string(100000 + i); };
+  for (int i = 0; i < 1000; ++i) {
+    JoinedFields f{IpAddress::V4(0xC6336400u + static_cast<uint32_t>(i % 200)), "user" + std::to_string(i) + "@example.com",
+                   i % 2 ? "" : "s" + std::to_string(i) + "@example.org"};
+    c.Join(id(i), "", T(i), f);
+  }
+  CHECK(c.size() == 100);
+  CHECK(c.evicted() == 900);
+  for (int i = 0; i < 1000; ++i) {
+    JoinedFields q{};
+    c.Join(id(i), "", T(1000), q);
+    INFO("id " << id(i));
+    if (i < 900) {
+      CHECK(q.account.empty());
+      CHECK_FALSE(q.ip);
+    } else {
+      CHECK(q.account == "user" + std::to_string(i) + "@example.com");
+      CHECK(q.sender == (i % 2 ? "" : "s" + std::to_string(i) + "@example.org"));
+      REQUIRE(q.ip);
+      CHECK(*q.ip == IpAddress::V4(0xC6336400u + static_cast<uint32_t>(i % 200)));
+    }
+  }
+  // Expiry by age frees positions as well: an hour later the old ids are gone, new ones
+  // join.
+  JoinedFields fresh{IpAddress::Parse("192.0.2.9"), "late@example.com", ""};
+  c.Join("LATE", "", T(5000), fresh);
+  CHECK(c.size() == 1);
+  JoinedFields q{};
+  c.Join("LATE", "", T(5001), q);
+  CHECK(q.account == "late@example.com");
+}

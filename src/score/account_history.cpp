@@ -205,11 +205,7 @@ std::vector<std::pair<std::string, std::string>> AccountHistory::TakeChanged(siz
 }
 
 void AccountHistory::MarkAllChanged() {
-  accounts_.ForEach([&](const std::string& name, const std::unique_ptr<Entry>& e) {
-    if (e->changed) return;
-    e->changed = true;
-    changed_.push_back(name);
-  });
+  accounts_.ForEach([&](const std::string& name, const std::unique_ptr<Entry>&) { MarkChanged(name); });
 }
 
 void AccountHistory::MarkChanged(const std::string& account) {

@@ -10,12 +10,10 @@
 
 #include <array>
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <memory>
-#include <string_view>
-#include <unordered_map>
 #include <unordered_set>
 #include <vector>
 

@@ -2,7 +2,10 @@
 // and the bytes it is kept in across restarts.
 #include "relayban/score/account_history.hpp"
 
+#include <algorithm>
 #include <catch2/catch.hpp>
+#include <string>
+#include <vector>
 
 using namespace relayban;
 
@@ -171,4 +174,25 @@ TEST_CASE("the history keeps each day's busiest hour, and its upper quartile is 
   CHECK(restored.UsualDay("s@example.org", Day(5)).usual_hour == 16);
   for (int i = 0; i < 20; ++i) restored.Relayed("s@example.org", static_cast<uint64_t>(100 + i), Day(3, 10));
   CHECK(restored.UsualDay("s@example.org", Day(5)).usual_hour == 36);  // day 3's busiest hour now has 36
+}
+
+TEST_CASE("once taken, an account is handed out again only when it changes, or every one when all are marked") {
+  AccountHistory h(100);
+  const Seconds warmup = std::chrono::hours(24 * 7);
+  for (const char* a : {"a@example.org", "b@example.org", "c@example.org"}) (void)h.LoggedIn(a, 1, Day(0), warmup);
+  CHECK(h.TakeChanged(10).size() == 3);
+  CHECK(h.TakeChanged(10).empty());
+  (void)h.LoggedIn("b@example.org", 2, Day(0), warmup);
+  auto one = h.TakeChanged(10);
+  REQUIRE(one.size() == 1);
+  CHECK(one[0].first == "b@example.org");
+  // A new database: every account once, each under its own name, whatever was taken before.
+  (void)h.LoggedIn("a@example.org", 3, Day(0), warmup);  // changed already: not twice
+  h.MarkAllChanged();
+  auto all = h.TakeChanged(10);
+  std::vector<std::string> names;
+  for (const auto& [name, bytes] : all) names.push_back(name);
+  std::sort(names.begin(), names.end());
+  CHECK(names == std::vector<std::string>{"a@example.org", "b@example.org", "c@example.org"});
+  CHECK(h.TakeChanged(10).empty());
 }

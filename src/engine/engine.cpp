@@ -107,6 +107,9 @@ struct Engine::Impl {
     AccountWindows account_windows;
     bool confirmed = false;  // counts auth_success or relay: a real use of the account
     std::string reason;
+    // Made once, shared by every ban order the rule gives: its name, and an address
+    // verdict's reason ("name: reason").
+    SharedText name, ip_reason;
     uint64_t verdicts = 0;
     // The threshold follows the account's history (relative, new_network): the window keeps
     // up to kDynamicCap values and the comparison is made per event.
@@ -121,6 +124,7 @@ struct Engine::Impl {
         : spec(s),
           id(rule_id),
           account_windows(Cap(s), s->window, s->distinct != Field::kNone, max_keys, 2 * rule_id + 1),
+          name(s->name),
           dynamic(s->relative_factor > 0 || s->new_network_factor > 0) {}
   };
   // Tables keyed by a 64-bit hash the engine made itself (no string per line): mixed once more.
@@ -173,6 +177,7 @@ struct Engine::Impl {
   };
   struct Jail {
     const JailSpec* spec;
+    SharedText name;  // shared by its ban orders
     std::vector<std::unique_ptr<Rule>> rules;
     std::vector<IpTable> ip_tables;
     Correlator correlator;
@@ -213,7 +218,7 @@ struct Engine::Impl {
     FlatMap<IpAddress, uint64_t, IpAddressHash> seen_by_ip;
     FlatMap<std::string, uint64_t, StringHash> seen_by_account;
     explicit Jail(const JailSpec* s)
-        : spec(s), correlator(s->correlate_entries, s->correlate_age), relayed{std::max<size_t>(s->correlate_entries, 1), {}, {}} {}
+        : spec(s), name(s->name), correlator(s->correlate_entries, s->correlate_age), relayed{std::max<size_t>(s->correlate_entries, 1), {}, {}} {}
   };
   // Parse (on the matching thread, for a busy daemon or `check`) reads filters and format
   // of every line while OnParsed (the scoring thread) writes last and counts: those two
@@ -232,7 +237,7 @@ struct Engine::Impl {
     int jail;
     const Rule* rule;
     Time until;
-    std::string reason;
+    SharedText account, reason;
     Time since{};  // when the verdict fired
   };
   std::unordered_map<std::string, Time> forgiven;             // account -> when
@@ -337,8 +342,8 @@ struct Engine::Impl {
   void Process(const Event& ev, EngineOutput& out);
   void AccountVerdictNow(const Jail& jail, Rule& rule, int jail_index, const std::string& account, Time t,
                          const std::string& why, const std::string& hook_ip, EngineOutput& out, bool report);
-  void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
-            const std::string& reason, EngineOutput& out, const EvidenceLines& evidence);
+  void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const SharedText& account,
+            const SharedText& reason, EngineOutput& out, const EvidenceLines& evidence);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
   Event scratch;  // reused for every hit, so its strings keep their buffers
   std::function<void(Time, std::string_view)> journal;
@@ -380,6 +385,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
                         " other account" + (r.sprayed_accounts > 1 ? "s" : "") + " within " + FormatDuration(r.sprayed_within);
         jail->spray_within = std::max(jail->spray_within, r.sprayed_within);
       }
+      rule->ip_reason = r.name + ": " + rule->reason;
       if (r.relative_factor > 0 || r.new_network_factor > 0) impl->uses_history = true;
       if (r.new_network_factor > 0) {
         impl->new_network_for = std::max(impl->new_network_for, r.new_network_for);
@@ -982,10 +988,10 @@ bool Engine::Impl::OutageHolds(int filter, int pattern, const IpAddress* ip, Tim
   return false;
 }
 
-void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const std::string& account,
-                        const std::string& reason, EngineOutput& out, const EvidenceLines& evidence) {
+void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const SharedText& account,
+                        const SharedText& reason, EngineOutput& out, const EvidenceLines& evidence) {
   if (replaying) return;  // the journal rebuilds counts; the bans are the ledger's
-  auto order = policy.Ban(ip, rule.spec->ban, t, jail.spec->name, rule.spec->name, account, reason);
+  auto order = policy.Ban(ip, rule.spec->ban, t, jail.name, rule.name, account, reason);
   if (!order) return;
   order->evidence = evidence;
   if (!jail.spec->on_ban.empty())
@@ -1056,7 +1062,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         auto ex = exempt.empty() ? exempt.end() : exempt.find(*ev.ip);
         if (!policy.IsBanned(*ev.ip, ev.time) && (ex == exempt.end() || ex->second < v->second.since)) {
           const Jail& vj = *jails[static_cast<size_t>(v->second.jail)];
-          Emit(vj, *v->second.rule, *ev.ip, ev.time, ev.account, v->second.reason, out,
+          Emit(vj, *v->second.rule, *ev.ip, ev.time, v->second.account, v->second.reason, out,
                EvidenceOf(vj, *v->second.rule, nullptr, &ev.account));
         }
         ++v;
@@ -1106,7 +1112,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       if (!ev.account.empty()) accounts.AddTargeted(ev.account, rule.spec->name);
       // Banned already, at least as long: no order, so no reason or evidence to build.
       if (replaying || policy.AlreadyCovered(*ev.ip, rule.spec->ban, ev.time)) continue;
-      Emit(jail, rule, *ev.ip, ev.time, "", rule.spec->name + ": " + rule.reason, out,
+      Emit(jail, rule, *ev.ip, ev.time, {}, rule.ip_reason, out,
            EvidenceOf(jail, rule, &*ip_key, nullptr));
     } else {
       if (ev.account.empty()) continue;
@@ -1158,7 +1164,9 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
   // that counts failures naming it says it was attacked.
   if (rule.confirmed) accounts.AddVerdict(account, rule.spec->name);
   else accounts.AddTargeted(account, rule.spec->name);
-  std::string reason = rule.spec->name + ": account " + Printable(account, 80) + " reached " + (why.empty() ? rule.reason : why);
+  // Made once for all the verdict's bans.
+  SharedText reason = rule.spec->name + ": account " + Printable(account, 80) + " reached " + (why.empty() ? rule.reason : why);
+  SharedText account_text = account;
   // Fan out to every address that used the account for this rule's kinds in the window.
   // While the bans of this rule's previous verdict on the account run, the addresses it
   // reached are banned: a repeated verdict only adds those seen since (a spray over many
@@ -1182,13 +1190,13 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
   auto ips = accounts.IpsSince(account, since, rule.kinds, after);
   for (const IpAddress& ip : ips) policy.Prefetch(ip);
   EvidenceLines evidence = EvidenceOf(jail, rule, nullptr, &account);
-  for (const IpAddress& ip : ips) Emit(jail, rule, ip, t, account, reason, out, evidence);
+  for (const IpAddress& ip : ips) Emit(jail, rule, ip, t, account_text, reason, out, evidence);
   if (rule.confirmed && !replaying && report)
     out.verdicts.push_back(
         AccountVerdict{t, jail.spec->name, rule.spec->name, account, reason, rule.spec->ban, ips.size(), evidence});
   if (rule.confirmed && rule.spec->ban.count() >= 0) {
     Time until = rule.spec->ban.count() == 0 ? Time::max() : t + rule.spec->ban;
-    standing[account][&rule] = Standing{jail_index, &rule, until, reason, t};
+    standing[account][&rule] = Standing{jail_index, &rule, until, account_text, reason, t};
   }
   if (!rule.spec->on_account.empty() && !replaying && report)
     out.hooks.push_back(MakeHook(rule.spec->on_account, hook_ip, account,
@@ -1257,7 +1265,7 @@ bool Engine::FleetVerdict(const std::string& jail_name, const std::string& rule_
         jail.ip_tables[static_cast<size_t>(rule.table)].With([&](auto& w) { w.EraseLane(*key, rule.lane); });
         ++m.stats.verdicts;
         ++rule.verdicts;
-        m.Emit(jail, rule, *key, at, "", rule.spec->name + ": " + why, out, m.EvidenceOf(jail, rule, &*key, nullptr));
+        m.Emit(jail, rule, *key, at, {}, rule.spec->name + ": " + why, out, m.EvidenceOf(jail, rule, &*key, nullptr));
         return true;
       }
       if (subject.empty()) return false;

@@ -54,8 +54,8 @@ bool BanPolicy::AlreadyCovered(const IpAddress& ip, Seconds base, Time at) const
   return !longer;
 }
 
-std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, const std::string& jail,
-                                    const std::string& rule, const std::string& account, const std::string& reason) {
+std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
+                                    const SharedText& rule, const SharedText& account, const SharedText& reason) {
   // Either check refuses on its own, so the cheaper common one goes first: the address is
   // banned already, at least as long (a fan-out meets most of its addresses again).
   if (AlreadyCovered(ip, base, at)) return std::nullopt;

@@ -6,12 +6,12 @@ nlohmann::json OrderJson(const Order& o) {
   nlohmann::json j;
   j["at"] = FormatIso8601(o.at);
   j["action"] = o.action == Order::Action::kBan ? "ban" : "unban";
-  j["jail"] = o.jail;
-  j["rule"] = o.rule;
+  j["jail"] = o.jail.str();
+  j["rule"] = o.rule.str();
   j["target"] = o.target.ToString();
-  j["account"] = o.account.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.account);
+  j["account"] = o.account.empty() ? nlohmann::json(nullptr) : nlohmann::json(o.account.str());
   j["duration_s"] = o.duration.count();
-  j["reason"] = o.reason;
+  j["reason"] = o.reason.str();
   j["evidence"] = nlohmann::json::array();
   for (const Evidence& e : o.evidence) j["evidence"].push_back(e.line);
   return j;

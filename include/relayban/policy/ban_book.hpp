@@ -13,6 +13,7 @@
 #include "relayban/core/duration.hpp"
 #include "relayban/core/flat_map.hpp"
 #include "relayban/core/ip_address.hpp"
+#include "relayban/core/shared_text.hpp"
 
 namespace relayban {
 
@@ -58,12 +59,13 @@ struct Order {
   enum class Action : uint8_t { kBan, kUnban };
   Action action = Action::kBan;
   Time at{};  // the log time of the line that decided it (replays decide as live reading did)
-  std::string jail;
-  std::string rule;
+  // Shared with the verdict's other orders (SharedText): a fan-out's bans name the same.
+  SharedText jail;
+  SharedText rule;
   Prefix target;
-  std::string account;  // empty unless the verdict was about an account
+  SharedText account;  // empty unless the verdict was about an account
   Seconds duration{0};  // 0 with kBan = permanent
-  std::string reason;
+  SharedText reason;
   // The last lines (at most Engine's kEvidenceLines, oldest first) of the key that decided
   // it, of the rule's event kinds: what an admin reads to see why.
   EvidenceLines evidence;

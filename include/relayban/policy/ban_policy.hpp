@@ -33,8 +33,9 @@ class BanPolicy {
   // or already banned. A verdict against an address that is already banned only upgrades
   // the ban when its rule bans for longer than the running ban was given (a 1h brute-force
   // ban followed by a 1d relay-flood verdict); more of the same is not a new offence.
-  std::optional<Order> Ban(const IpAddress& ip, Seconds base, Time at, const std::string& jail,
-                           const std::string& rule, const std::string& account, const std::string& reason);
+  // The texts are shared with the order, not copied (one verdict's bans name the same).
+  std::optional<Order> Ban(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
+                           const SharedText& rule, const SharedText& account, const SharedText& reason);
   // Whether Ban(ip, base, at, ...) would order nothing because a ban of the address's target
   // runs already, at least as long: a caller may then skip building the reason and the
   // evidence (an address rule's count restarts after each verdict, so a banned address

@@ -477,6 +477,13 @@ TEST_CASE("every decision carries the lines that led to it: its key's, of its ru
   CHECK(r.out.orders.empty());  // two domains only
   r.Feed("2026-11-18T11:00:30Z direct user=sales ip=203.0.113.21 to=x@third.example");
   REQUIRE(r.out.orders.size() == 2);
+  // The verdict's bans share its texts (made once), not copies of them.
+  CHECK(r.out.orders[0].target != r.out.orders[1].target);
+  CHECK(r.out.orders[0].reason.identity() != nullptr);
+  CHECK(r.out.orders[0].reason.identity() == r.out.orders[1].reason.identity());
+  CHECK(r.out.orders[0].account.identity() == r.out.orders[1].account.identity());
+  CHECK(r.out.orders[0].rule.identity() == r.out.orders[1].rule.identity());
+  CHECK(r.out.orders[0].account == "sales");
   for (const auto& o : r.out.orders) {
     REQUIRE(o.evidence.size() == 10);
     CHECK(o.evidence.back().line == "2026-11-18T11:00:30Z direct user=sales ip=203.0.113.21 to=x@third.example");

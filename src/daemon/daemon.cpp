@@ -499,11 +499,14 @@ void Daemon::HandleOutput() {
       t.Str("jail", o.jail).Str("rule", o.rule).StrOrNull("account", o.account).Str("reason", o.reason)
           .Int("duration_s", o.duration.count()).Str("origin", "rule").Str("log_time", FormatIso8601(o.at));
       WriteEvidence(t, o.evidence, with_evidence);
-      tail.fields = t.TakeFields();
+      tail.rest = std::make_shared<const std::string>(t.TakeTail());
     }
-    DecisionRecord w(96 + now_text.size() + target.size() + tail.fields.size());
-    w.Str("time", now_text).Str("action", "ban").Str("target", target).Fields(tail.fields);
-    Decision(w.Take(), now, target, o.account);
+    // Its own head, then the shared rest: held once for all the verdict's records.
+    DecisionRecord w;
+    w.Reuse(std::move(record_head_));
+    w.Str("time", now_text).Str("action", "ban").Str("target", target);
+    Decision(w.Head(), tail.rest, now, target, o.account);
+    record_head_ = w.TakeBuffer();
     PublishBan(o.target, o.duration, o.jail, o.rule, o.account, o.reason, false);
     // One line per ban, up to kBanLinesPerSecondShown; past that, a flood is summed up per
     // jail and rule once a second (a botnet's million bans must not bury the journal).
@@ -656,14 +659,14 @@ void Daemon::SaveDecisions(bool all) {
     auto slice = std::make_shared<std::vector<DecisionRow>>(
         std::make_move_iterator(decisions_pending_.begin()), std::make_move_iterator(decisions_pending_.begin() + static_cast<long>(n)));
     decisions_pending_.erase(decisions_pending_.begin(), decisions_pending_.begin() + static_cast<long>(n));
-    for (const auto& d : *slice) decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, d.record.size());
+    for (const auto& d : *slice) decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, d.size());
     decisions_in_flight_ = true;
     decisions_saved_at_ = parts_.clock->Monotonic();
     writer_->Submit([slice, keep](StateStore& s) { return s.SaveDecisions(*slice, keep); },
                     [this, slice](const Result<void>& r) {
                       decisions_in_flight_ = false;
                       if (r) return;
-                      for (const auto& d : *slice) decisions_pending_bytes_ += d.record.size();
+                      for (const auto& d : *slice) decisions_pending_bytes_ += d.size();
                       decisions_pending_.insert(decisions_pending_.begin(), std::make_move_iterator(slice->begin()),
                                                 std::make_move_iterator(slice->end()));
                       TrimDecisions();
@@ -683,7 +686,7 @@ void Daemon::SaveDecisions(bool all) {
       return;
     }
     decisions_pending_.erase(decisions_pending_.begin(), decisions_pending_.begin() + static_cast<long>(n));
-    for (const auto& d : slice) decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, d.record.size());
+    for (const auto& d : slice) decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, d.size());
     if (!all) return;
   }
 }
@@ -693,10 +696,34 @@ void Daemon::TrimDecisions() {
   // the store keeps only the newest `decisions_kept` anyway.
   while (!decisions_pending_.empty() &&
          (decisions_pending_.size() > options_.decisions_kept || decisions_pending_bytes_ > kDecisionsPendingBytes)) {
-    decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, decisions_pending_.front().record.size());
+    decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, decisions_pending_.front().size());
     decisions_pending_.pop_front();
     ++decisions_unsaved_;
   }
+}
+
+void Daemon::Decision(std::string_view head, const std::shared_ptr<const std::string>& tail, Time t,
+                      const std::string& target, const std::string& account) {
+  decisions_->Add(head, *tail);
+  size_t size = head.size() + tail->size();
+  // As below; the row holds its head and shares the rest.
+  if (!decisions_pending_.empty() && (decisions_pending_.size() >= options_.decisions_kept ||
+                                      decisions_pending_bytes_ + size > kDecisionsPendingBytes)) {
+    DecisionRow row = std::move(decisions_pending_.front());
+    decisions_pending_.pop_front();
+    ++decisions_unsaved_;
+    decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, row.size());
+    row.time = t;
+    row.target = target;
+    row.account = account;
+    row.record.assign(head);
+    row.tail = tail;
+    decisions_pending_.push_back(std::move(row));
+  } else {
+    decisions_pending_.push_back(DecisionRow{t, target, account, std::string(head), tail});
+  }
+  decisions_pending_bytes_ += size;
+  TrimDecisions();
 }
 
 void Daemon::Decision(std::string record, Time t, const std::string& target, const std::string& account) {
@@ -709,16 +736,17 @@ void Daemon::Decision(std::string record, Time t, const std::string& target, con
     DecisionRow row = std::move(decisions_pending_.front());
     decisions_pending_.pop_front();
     ++decisions_unsaved_;
-    decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, row.record.size());
+    decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, row.size());
     row.time = t;
     row.target = target;
     row.account = account;
     row.record = record;  // a copy into its buffer, if it has room
+    row.tail.reset();
     decisions_pending_.push_back(std::move(row));
   } else {
     decisions_pending_.push_back(DecisionRow{t, target, account, std::move(record)});
   }
-  decisions_pending_bytes_ += decisions_pending_.back().record.size();
+  decisions_pending_bytes_ += decisions_pending_.back().size();
   TrimDecisions();
 }
 

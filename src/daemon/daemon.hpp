@@ -140,6 +140,9 @@ class Daemon {
   // A decision record (JSON): to the decision log and, for `relayban explain`, the state
   // database, filed under its ban's target and its account.
   void Decision(std::string record, Time t, const std::string& target, const std::string& account);
+  // A record in two parts: its own head and the rest its verdict's other records share.
+  void Decision(std::string_view head, const std::shared_ptr<const std::string>& tail, Time t, const std::string& target,
+                const std::string& account);
   void SaveDecisions(bool all);  // a slice of those waiting (all: every one)
   void TrimDecisions();          // the oldest waiting go past options_.decisions_kept or 4 MB
   void SaveAccountHistory(bool all);  // the accounts whose history changed: a slice (all: every one)
@@ -245,8 +248,9 @@ class Daemon {
     bool valid = false;
     Order order;
     bool with_evidence = false;
-    std::string fields;
+    std::shared_ptr<const std::string> rest;  // DecisionRecord::TakeTail
   };
+  std::string record_head_;  // a ban record's head, built in this buffer each time
   RecordTail record_tail_;
   // The rule of the last ban handled and its counters (map nodes stay put).
   struct LastRuleBan {

@@ -105,13 +105,16 @@ void DecisionLog::Close() {
   fd_ = -1;
 }
 
-void DecisionLog::Add(std::string_view json) {
+void DecisionLog::Add(std::string_view json) { Add(json, {}); }
+
+void DecisionLog::Add(std::string_view head, std::string_view tail) {
   if (path_.empty()) return;
-  if (buffer_.size() + json.size() + 1 > kMaxBuffered) {
+  if (buffer_.size() + head.size() + tail.size() + 1 > kMaxBuffered) {
     ++stats_.dropped;
     return;
   }
-  buffer_.append(json);
+  buffer_.append(head);
+  buffer_.append(tail);
   buffer_ += '\n';
   ++stats_.lines;
 }

@@ -49,6 +49,22 @@ class DecisionRecord {
     text_ += '}';
     return std::move(text_);
   }
+  // The record so far, not closed: the head of one whose shared rest (TakeTail of another
+  // record) follows it.
+  const std::string& Head() const { return text_; }
+  // The fields written so far and the closing brace, to follow another record's Head.
+  std::string TakeTail() {
+    if (text_.size() == 1) return "}";
+    text_ += '}';
+    text_[0] = ',';
+    return std::move(text_);
+  }
+  // Starts again in `buffer`'s memory (a record per ban need not allocate).
+  void Reuse(std::string&& buffer) {
+    text_ = std::move(buffer);
+    text_.assign(1, '{');
+  }
+  std::string TakeBuffer() { return std::move(text_); }
   // The fields written so far without the braces, for Fields() of other records: what many
   // records share is written once.
   std::string TakeFields() { return text_.substr(1); }
@@ -93,6 +109,8 @@ class DecisionLog {
   bool on() const { return !path_.empty(); }
   // Queues one record (a JSON object without its newline).
   void Add(std::string_view json);
+  // The same for a record in two parts (DecisionRecord::Head and a shared TakeTail).
+  void Add(std::string_view head, std::string_view tail);
   // Appends what is queued (threaded: hands it to the thread, unless a write is on its
   // way). Call at the end of each loop turn.
   void Flush();

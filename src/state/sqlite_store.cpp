@@ -449,7 +449,9 @@ class SqliteStore : public StateStore {
       for (const auto& d : rows) {
         auto s = Prepare("INSERT INTO decisions(t_us,target,account,record) VALUES(?1,?2,?3,?4)");
         if (!s) return Fail(s.error());
-        (*s)->Bind(1, Us(d.time)).Bind(2, d.target).Bind(3, d.account).Bind(4, d.record);
+        std::string whole;
+        if (d.tail) whole = d.Whole();
+        (*s)->Bind(1, Us(d.time)).Bind(2, d.target).Bind(3, d.account).Bind(4, d.tail ? whole : d.record);
         if (auto r = Done(**s, "saving decisions"); !r) return r;
       }
       // Deleted only from the oldest end: the span of sequence numbers is the count.

@@ -126,7 +126,8 @@ class FakeStateStore : public StateStore {
   std::vector<DecisionRow> decisions;
   Result<void> SaveDecisions(const std::vector<DecisionRow>& rows, size_t keep) override {
     if (fail_writes || fail_all) return Fail(failure);
-    decisions.insert(decisions.end(), rows.begin(), rows.end());
+    // Stored whole, as the database stores them (a row may share the rest of its record).
+    for (const DecisionRow& d : rows) decisions.push_back(DecisionRow{d.time, d.target, d.account, d.Whole(), nullptr});
     if (decisions.size() > keep) decisions.erase(decisions.begin(), decisions.end() - static_cast<long>(keep));
     return {};
   }

@@ -117,7 +117,12 @@ struct DecisionRow {
   Time time{};
   std::string target;   // a ban's target as Prefix::ToString writes it; "" for none
   std::string account;  // "" for none
-  std::string record;   // the JSON object, with the evidence
+  std::string record;   // the JSON object, with the evidence (or its head, with `tail`)
+  // When set, the record is `record` followed by this: the part a verdict's bans share,
+  // held once for all of them (a botnet's burst makes a million such records).
+  std::shared_ptr<const std::string> tail;
+  std::string Whole() const { return tail ? record + *tail : record; }
+  size_t size() const { return record.size() + (tail ? tail->size() : 0); }
 };
 
 class StateStore {

@@ -1,6 +1,7 @@
 // The decision log on real files: appended a line per record, reopened after logrotate moves
 // it, and a path that cannot be written keeps records (bounded) until it can.
 #include "daemon/decision_log.hpp"
+#include "relayban/state/state_store.hpp"
 
 #include <catch2/catch.hpp>
 #include <poll.h>
@@ -13,6 +14,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 
 using namespace relayban;
@@ -118,6 +120,36 @@ TEST_CASE("a record written field by field reads as the ordered json object of t
   CHECK(back["duration_s"] == 3600);
   CHECK(DecisionRecord().Take() == "{}");
   CHECK(DecisionRecord().StrOrNull("account", "a@b").Take() == "{\"account\":\"a@b\"}");
+}
+
+TEST_CASE("a record in two parts, its head and a shared rest, reads as the whole record, in the log and in a row") {
+  const std::string hostile = "acct\"}{\n";
+  std::string whole =
+      DecisionRecord().Str("time", "t1").Str("action", "ban").Str("target", "203.0.113.7").Str("jail", "j")
+          .Str("account", hostile).Int("duration_s", 60).Take();
+  DecisionRecord rest;
+  rest.Str("jail", "j").Str("account", hostile).Int("duration_s", 60);
+  auto shared = std::make_shared<const std::string>(rest.TakeTail());
+  DecisionRecord head;
+  head.Reuse(std::string(500, 'x'));  // a used buffer: its old bytes do not show
+  head.Str("time", "t1").Str("action", "ban").Str("target", "203.0.113.7");
+  CHECK(head.Head() + *shared == whole);
+  DecisionRow row{Time{}, "203.0.113.7", hostile, head.Head(), shared};
+  CHECK(row.Whole() == whole);
+  CHECK(row.size() == whole.size());
+  CHECK(nlohmann::json::parse(row.Whole())["account"] == hostile);
+  CHECK(DecisionRecord().TakeTail() == "}");
+  std::string taken = head.TakeBuffer();
+  CHECK(taken.capacity() >= 500);  // the buffer came back for the next record
+
+  Dir d;
+  DecisionLog log([](int, const std::string&) {});
+  auto file = d.path / "decisions.log";
+  log.SetPath(file.string());
+  log.Add("{\"a\":1", ",\"b\":2}");
+  log.Add(whole);
+  log.Flush();
+  CHECK(Read(file) == "{\"a\":1,\"b\":2}\n" + whole + "\n");
 }
 
 TEST_CASE("with a thread of its own, records are written there in order, one write at a time, and all by Drain") {

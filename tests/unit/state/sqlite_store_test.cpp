@@ -227,7 +227,9 @@ TEST_CASE("decisions are found by target or account, newest first, survive reope
   {
     auto s = OpenSqliteStore(db.path());
     REQUIRE(s);
-    REQUIRE((*s)->SaveDecisions({{T(1), "203.0.113.9", "", R"({"action":"ban","n":1})"},
+    // The first row's record in two parts (a head and the rest its verdict's records share).
+  auto rest = std::make_shared<const std::string>(R"(,"n":1})");
+  REQUIRE((*s)->SaveDecisions({{T(1), "203.0.113.9", "", R"({"action":"ban")", rest},
                                  {T(2), "198.51.100.1", "test", R"({"action":"ban","n":2})"},
                                  {T(3), "", "test", R"({"action":"account_verdict","n":3})"}},
                                 100));

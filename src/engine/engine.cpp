@@ -259,18 +259,31 @@ struct Engine::Impl {
   std::unordered_map<uint64_t, Outage> outages;
   // Counts a line of connection `conn` for its summary, or, for a summary pattern, lowers
   // `count` by what the connection's lines counted. False when nothing is left to count.
-  bool Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip, int& count);
+  // `key` is TallyKey(conn, ip), made once per line for this and PrefetchFor.
+  bool Tally(Jail& jail, int filter, int pattern, uint64_t key, int& count);
   static uint64_t TallyKey(std::string_view conn, std::string_view ip) {
     return std::hash<std::string_view>{}(conn.substr(0, 32)) * 0x9E3779B97F4A7C15ull ^
            std::hash<std::string_view>{}(ip.substr(0, 64));
   }
-  // Starts loading the slots an event of `kind` from `ip` on `conn` will look up in `jail`'s
-  // tables: under a flood every one is a miss in memory, and issued together, before any is
-  // read, they overlap instead of adding up.
-  void PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, std::string_view conn,
-                   std::string_view ip_text) const;
+  // Starts loading the slots an event of `kind` from `ip` (on a connection, tallied under
+  // `tally_key`) will look up in `jail`'s tables: under a flood every one is a miss in
+  // memory, and issued together, before any is read, they overlap instead of adding up.
+  void PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, bool tallied,
+                   uint64_t tally_key) const;
   // The same for the tables keyed by the event's account: the book and the account rules.
   void PrefetchAccount(const Jail& jail, int kind, std::string_view account) const;
+  // StringHash of an event's account, computed once for the book's and the account rules'
+  // tables (an event is prefetched and scored with the same account, often once per
+  // recipient): the last account hashed and its hash.
+  size_t AccountHash(std::string_view account) const {
+    if (account.size() != hashed_account_.size() || account != hashed_account_) {
+      hashed_account_.assign(account);
+      hashed_account_hash_ = StringHash{}(account);
+    }
+    return hashed_account_hash_;
+  }
+  mutable std::string hashed_account_;
+  mutable size_t hashed_account_hash_ = StringHash{}(std::string_view{});
   // The line being read (empty while replaying the journal): evidence for what it decides.
   int current_source = -1;
   std::string_view current_line;
@@ -751,7 +764,8 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
     if (m.OutageHolds(ev.filter, ev.pattern, ev.ip ? &*ev.ip : nullptr, t, out)) {
       // Not counted, but its connection's summary must not count it either.
       for (int j : jails_of_filter)
-        if (!c.conn.empty()) (void)m.Tally(*m.jails[static_cast<size_t>(j)], ev.filter, ev.pattern, c.conn, c.ip, ev.count);
+        if (!c.conn.empty())
+          (void)m.Tally(*m.jails[static_cast<size_t>(j)], ev.filter, ev.pattern, Impl::TallyKey(c.conn, c.ip), ev.count);
       continue;
     }
     CleanAddress(c.sender, ev.sender);
@@ -765,8 +779,9 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       if (ji + 1 < jails_of_filter.size()) copy.emplace(ev);
       Event& je = copy ? *copy : ev;
       je.jail = j;
-      m.PrefetchFor(jail, je.kind, je.ip, c.conn, c.ip);
-      if (!c.conn.empty() && !m.Tally(jail, je.filter, je.pattern, c.conn, c.ip, je.count)) {
+      uint64_t tally_key = c.conn.empty() ? 0 : Impl::TallyKey(c.conn, c.ip);
+      m.PrefetchFor(jail, je.kind, je.ip, !c.conn.empty(), tally_key);
+      if (!c.conn.empty() && !m.Tally(jail, je.filter, je.pattern, tally_key, je.count)) {
         yielded = true;  // a summary of attempts already counted
         continue;
       }
@@ -854,9 +869,9 @@ bool Engine::Impl::Sprayed(const Jail& jail, const Rule& rule, const IpAddress& 
   return others >= rule.spec->sprayed_accounts;
 }
 
-void Engine::Impl::PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, std::string_view conn,
-                               std::string_view ip_text) const {
-  if (!conn.empty()) jail.tally.Prefetch(TallyKey(conn, ip_text));
+void Engine::Impl::PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, bool tallied,
+                               uint64_t tally_key) const {
+  if (tallied) jail.tally.Prefetch(tally_key);
   if (!ip) return;
   IpAddress key = policy.TargetFor(*ip).address();
   uint64_t bit = uint64_t{1} << kind;
@@ -866,10 +881,11 @@ void Engine::Impl::PrefetchFor(const Jail& jail, int kind, const std::optional<I
 }
 
 void Engine::Impl::PrefetchAccount(const Jail& jail, int kind, std::string_view account) const {
-  accounts.Prefetch(account);
+  size_t hash = AccountHash(account);
+  accounts.PrefetchHashed(hash);
   uint64_t bit = uint64_t{1} << kind;
   for (const auto& r : jail.rules)
-    if (r->spec->key == RuleKey::kAccount && (r->kinds & bit) != 0) r->account_windows.Prefetch(account);
+    if (r->spec->key == RuleKey::kAccount && (r->kinds & bit) != 0) r->account_windows.PrefetchHashed(hash);
 }
 
 void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key) {
@@ -943,10 +959,8 @@ EvidenceLines Engine::Impl::EvidenceOf(const Jail& jail, const Rule& rule, const
   return out;
 }
 
-bool Engine::Impl::Tally(Jail& jail, int filter, int pattern, std::string_view conn, std::string_view ip,
-                         int& count) {
+bool Engine::Impl::Tally(Jail& jail, int filter, int pattern, uint64_t key, int& count) {
   constexpr size_t kMaxTally = 65536;  // connections whose summary never came: dropped at once
-  uint64_t key = TallyKey(conn, ip);
   if (filter_specs[static_cast<size_t>(filter)]->patterns[static_cast<size_t>(pattern)].summary) {
     if (size_t i = jail.tally.Find(key); i != jail.tally.kNone) {
       count -= jail.tally.ValueAt(i);
@@ -1024,7 +1038,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
                    : ev.kind == kAuthFailure      ? AccountBook::Outcome::kAuthFailure
                    : (ev.kind == kRelay && !local) ? AccountBook::Outcome::kRelay
                                                   : AccountBook::Outcome::kOther;
-    accounts.Record(ev.account, outcome, local ? 0 : bit, ev.ip,
+    accounts.Record(ev.account, AccountHash(ev.account), outcome, local ? 0 : bit, ev.ip,
                     outcome == AccountBook::Outcome::kRelay ? rdomain : std::string_view{}, ev.time);
   }
   if (local) return;
@@ -1128,19 +1142,19 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         if (v != st->end() && v->second.until > ev.time) continue;
       }
       if (fleet) {
-        int n = rule.account_windows.Observe(ev.account, *value, ev.count, ev.time);
+        int n = rule.account_windows.ObserveHashed(ev.account, AccountHash(ev.account), *value, ev.count, ev.time);
         if (!replaying) PushFleetCount(jail, rule, ev.account, ev, rdomain, n, out);
         continue;
       }
       std::string why;
       if (rule.dynamic) {
-        int n = rule.account_windows.Observe(ev.account, *value, ev.count, ev.time);
+        int n = rule.account_windows.ObserveHashed(ev.account, AccountHash(ev.account), *value, ev.count, ev.time);
         int limit = Threshold(rule, ev.account, ev.time, why);
         if (n < limit) continue;
         rule.account_windows.Erase(ev.account);
         why = std::to_string(limit) + " " + (rule.spec->distinct == Field::kNone ? "events" : std::string("distinct ") + FieldName(rule.spec->distinct)) +
               " within " + FormatDuration(rule.spec->window) + " (" + why + ")";
-      } else if (!rule.account_windows.Add(ev.account, *value, ev.count, ev.time)) {
+      } else if (!rule.account_windows.AddHashed(ev.account, AccountHash(ev.account), *value, ev.count, ev.time)) {
         continue;
       }
       AccountVerdictNow(jail, rule, ev.jail, ev.account, ev.time, why, ev.ip ? ev.ip->ToString() : "", out, true);

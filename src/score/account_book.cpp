@@ -34,10 +34,9 @@ const AccountBook::Entry* AccountBook::Find(std::string_view account) const {
   return at ? &At(*at) : nullptr;
 }
 
-AccountBook::Entry& AccountBook::Get(std::string_view account, Time t) {
+AccountBook::Entry& AccountBook::Get(std::string_view account, size_t hash, Time t) {
   uint32_t sec = SecondsOf(t);
   newest_ = std::max(newest_, sec);
-  size_t hash = StringHash{}(account);  // once, for the lookup and the insert
   if (size_t slot = index_.Find(account, hash); slot != index_.kNone) {
     uint32_t at = index_.ValueAt(slot);
     seen_sec_[at] = std::max(seen_sec_[at], sec);
@@ -144,7 +143,12 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, uint32_t seq, Time t,
 
 void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kind_bit,
                          const std::optional<IpAddress>& ip, std::string_view recipient_domain, Time t) {
-  Entry& e = Get(account, t);
+  Record(account, StringHash{}(account), outcome, kind_bit, ip, recipient_domain, t);
+}
+
+void AccountBook::Record(std::string_view account, size_t account_hash, Outcome outcome, uint64_t kind_bit,
+                         const std::optional<IpAddress>& ip, std::string_view recipient_domain, Time t) {
+  Entry& e = Get(account, account_hash, t);  // hashed once, for the lookup and the insert
   ++seq_;
   e.last_seen = std::max(e.last_seen, t);
   switch (outcome) {

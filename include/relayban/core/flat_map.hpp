@@ -96,7 +96,10 @@ class FlatMap {
   // will touch before any is read, the cache misses overlap instead of adding up.
   template <class K>
   void Prefetch(const K& key) const {
-    size_t hash = Hash{}(key);
+    PrefetchHashed(Hash{}(key));
+  }
+  // The same, given Hash{}(key).
+  void PrefetchHashed(size_t hash) const {
     if (!slots_.empty()) __builtin_prefetch(&slots_[Home(hash)]);
     if (!old_.empty()) __builtin_prefetch(&old_[HomeIn(hash, old_.size())]);
   }

@@ -47,6 +47,9 @@ class AccountBook {
   // `kind_bit` is 1 << (event kind id); it marks which kinds an address was seen with.
   void Record(std::string_view account, Outcome outcome, uint64_t kind_bit, const std::optional<IpAddress>& ip,
               std::string_view recipient_domain, Time t);
+  // The same, given StringHash{}(account) (the engine hashes an event's account once).
+  void Record(std::string_view account, size_t account_hash, Outcome outcome, uint64_t kind_bit,
+              const std::optional<IpAddress>& ip, std::string_view recipient_domain, Time t);
   void AddVerdict(std::string_view account, std::string_view rule);
   // An address-keyed rule banned a client whose attempt named the account.
   void AddTargeted(std::string_view account, std::string_view rule);
@@ -77,6 +80,8 @@ class AccountBook {
   size_t size() const { return index_.size(); }
   // Starts loading where a lookup of `account` begins (see FlatMap::Prefetch).
   void Prefetch(std::string_view account) const { index_.Prefetch(account); }
+  // The same, given StringHash{}(account).
+  void PrefetchHashed(size_t account_hash) const { index_.PrefetchHashed(account_hash); }
   // Accounts with at least one verdict (what they did), counted now: a pass over the book.
   size_t CountWithVerdict() const;
   size_t evicted() const { return cost_.evicted; }
@@ -133,7 +138,7 @@ class AccountBook {
   static constexpr uint8_t kNoRule = 255;
   static IpUse* FindRecent(Entry& e, const IpAddress& ip);
   static void AddRecent(Entry& e, const IpAddress& ip, uint32_t seq, Time t, uint64_t kind_bit);
-  Entry& Get(std::string_view account, Time t);
+  Entry& Get(std::string_view account, size_t hash, Time t);
   Entry* Find(std::string_view account);
   const Entry* Find(std::string_view account) const;
 

@@ -138,7 +138,13 @@ class KeyedWindows {
   // True when this observation crosses the threshold for `key`; the key's count restarts.
   template <class K>
   bool Add(const K& key, uint64_t value_hash, int weight, Time t) {
-    size_t i = Slot(key, t);
+    return AddHashed(key, KeyHash{}(key), value_hash, weight, t);
+  }
+  // The same, given KeyHash{}(key) (a caller that hashed the key once for several tables).
+  template <class K>
+  bool AddHashed(const K& key, size_t key_hash, uint64_t value_hash, int weight, Time t) {
+    newest_ = std::max(newest_, SecondsOf(t));
+    size_t i = SlotFor(key, key_hash);
     bool crossed = AddAt(i, 0, value_hash, weight, t);
     Release(i);
     return crossed;
@@ -148,6 +154,11 @@ class KeyedWindows {
   template <class K>
   int Observe(const K& key, uint64_t value_hash, int weight, Time t) {
     return ObserveAt(Slot(key, t), 0, value_hash, weight, t);
+  }
+  template <class K>
+  int ObserveHashed(const K& key, size_t key_hash, uint64_t value_hash, int weight, Time t) {
+    newest_ = std::max(newest_, SecondsOf(t));
+    return ObserveAt(SlotFor(key, key_hash), 0, value_hash, weight, t);
   }
 
   // Lane by lane (several rules, one lookup): Slot finds or inserts `key` - evicting first
@@ -177,6 +188,7 @@ class KeyedWindows {
   void Prefetch(const K& key) const {
     map_.Prefetch(key);
   }
+  void PrefetchHashed(size_t key_hash) const { map_.PrefetchHashed(key_hash); }
   // Forgets what was counted for `key`, in every lane or in one.
   template <class K>
   void Erase(const K& key) {
@@ -230,7 +242,10 @@ class KeyedWindows {
  private:
   template <class K>
   size_t SlotFor(const K& key) {
-    size_t hash = KeyHash{}(key);  // once, for the lookup and the insert
+    return SlotFor(key, KeyHash{}(key));  // once, for the lookup and the insert
+  }
+  template <class K>
+  size_t SlotFor(const K& key, size_t hash) {
     size_t i = map_.Find(key, hash);
     if (i != Map::kNone) return i;
     if (map_.size() >= evict_at_) EvictOldest();

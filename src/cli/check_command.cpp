@@ -315,7 +315,12 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
           std::string line;
           line.reserve(tail.time.size() + 18 + tail.text.size());
           line += tail.time;
-          line += Cell(d.target.ToString(), 18);
+          // A column of 18, but never cut: an IPv6 prefix ("2001:db8:0:32::/64") is read
+          // whole. (Not Cell, whose check for unprintable bytes an address's text does not
+          // need: a million bans spent 2 % of the scoring thread there.)
+          std::string target = d.target.ToString();
+          line += target;
+          line.append(target.size() < 18 ? 18 - target.size() : 1, ' ');
           line += tail.text;
           decisions.AddText(line);
         }

@@ -2,6 +2,8 @@
 // built binary's exit codes. No firewall is involved.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -154,6 +156,25 @@ TEST_CASE("the text report prints every ban of a verdict with its own address an
     CHECK(line.find(d["reason"].get<std::string>()) != std::string::npos);
     CHECK(line.find(d["at"].get<std::string>()) != std::string::npos);
   }
+}
+
+TEST_CASE("the text report writes a long IPv6 prefix whole, not cut to its column") {
+  std::string log = (std::filesystem::temp_directory_path() / ("relayban-v6-" + std::to_string(getpid()) + ".log")).string();
+  {
+    std::ofstream f(log);
+    for (int i = 0; i < 5; ++i)
+      f << "Nov 26 23:50:0" << i << " mx1 postfix/smtpd[" << 100 + i
+        << "]: warning: unknown[2001:db8:0:32::" << i + 1 << "]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n";
+  }
+  CheckOptions o;
+  o.config = kConfig;
+  o.logs = {log};
+  o.jails = {"postfix"};
+  std::ostringstream out, err;
+  REQUIRE(RunCheck(o, kNow, out, err) == 0);
+  std::filesystem::remove(log);
+  INFO(out.str());
+  CHECK(out.str().find("  ban 2001:db8:0:32::/64  for ") != std::string::npos);
 }
 
 TEST_CASE("check --events lists each matched line's event as JSON Lines") {

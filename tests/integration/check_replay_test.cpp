@@ -35,6 +35,19 @@ json CheckJson(std::vector<std::string> logs, std::vector<std::string> jails = {
   return json::parse(out.str());
 }
 
+// `check`'s text report on `logs`.
+std::string CheckText(std::vector<std::string> logs, std::vector<std::string> jails = {}) {
+  CheckOptions o;
+  o.config = kConfig;
+  o.logs = std::move(logs);
+  o.jails = std::move(jails);
+  std::ostringstream out, err;
+  int rc = RunCheck(o, kNow, out, err);
+  INFO(err.str());
+  REQUIRE(rc == 0);
+  return out.str();
+}
+
 std::map<std::string, json> DecisionsByTarget(const json& j) {
   std::map<std::string, json> m;
   for (const auto& d : j["decisions"]) m[d["target"].get<std::string>()] = d;
@@ -134,13 +147,7 @@ TEST_CASE("a stolen Postfix submission account is caught through queue-id correl
 TEST_CASE("the text report prints every ban of a verdict with its own address and the verdict's reason") {
   const std::string log = kSrc + "/tests/data/postfix-stolen-account.log";
   json j = CheckJson({log}, {"postfix"});
-  CheckOptions o;
-  o.config = kConfig;
-  o.logs = {log};
-  o.jails = {"postfix"};
-  std::ostringstream out, err;
-  REQUIRE(RunCheck(o, kNow, out, err) == 0);
-  std::string text = out.str();
+  std::string text = CheckText({log}, {"postfix"});
   size_t bans = 0;
   for (size_t at = text.find("  ban "); at != std::string::npos; at = text.find("  ban ", at + 1)) ++bans;
   CHECK(bans == j["decisions"].size());
@@ -166,15 +173,10 @@ TEST_CASE("the text report writes a long IPv6 prefix whole, not cut to its colum
       f << "Nov 26 23:50:0" << i << " mx1 postfix/smtpd[" << 100 + i
         << "]: warning: unknown[2001:db8:0:32::" << i + 1 << "]: SASL LOGIN authentication failed: UGFzc3dvcmQ6\n";
   }
-  CheckOptions o;
-  o.config = kConfig;
-  o.logs = {log};
-  o.jails = {"postfix"};
-  std::ostringstream out, err;
-  REQUIRE(RunCheck(o, kNow, out, err) == 0);
+  std::string text = CheckText({log}, {"postfix"});
   std::filesystem::remove(log);
-  INFO(out.str());
-  CHECK(out.str().find("  ban 2001:db8:0:32::/64  for ") != std::string::npos);
+  INFO(text);
+  CHECK(text.find("  ban 2001:db8:0:32::/64  for ") != std::string::npos);
 }
 
 TEST_CASE("check --events lists each matched line's event as JSON Lines") {

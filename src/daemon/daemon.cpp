@@ -705,8 +705,20 @@ void Daemon::TrimDecisions() {
 void Daemon::Decision(std::string_view head, const std::shared_ptr<const std::string>& tail, Time t,
                       const std::string& target, const std::string& account) {
   decisions_->Add(head, *tail);
-  size_t size = head.size() + tail->size();
-  // As below; the row holds its head and shares the rest.
+  KeepDecision(t, target, account, head, tail);
+}
+
+void Daemon::Decision(std::string record, Time t, const std::string& target, const std::string& account) {
+  decisions_->Add(record);
+  KeepDecision(t, target, account, record, nullptr);
+}
+
+void Daemon::KeepDecision(Time t, const std::string& target, const std::string& account, std::string_view head,
+                          const std::shared_ptr<const std::string>& tail) {
+  // Kept for `relayban explain` too, bounded (TrimDecisions). Full, as in a burst, the oldest
+  // row goes and its buffers take the new values: freeing a million records long out of the
+  // cache cost more than writing them.
+  size_t size = head.size() + (tail ? tail->size() : 0);
   if (!decisions_pending_.empty() && (decisions_pending_.size() >= options_.decisions_kept ||
                                       decisions_pending_bytes_ + size > kDecisionsPendingBytes)) {
     DecisionRow row = std::move(decisions_pending_.front());
@@ -716,37 +728,13 @@ void Daemon::Decision(std::string_view head, const std::shared_ptr<const std::st
     row.time = t;
     row.target = target;
     row.account = account;
-    row.record.assign(head);
+    row.record.assign(head);  // a copy into its buffer, if it has room
     row.tail = tail;
     decisions_pending_.push_back(std::move(row));
   } else {
     decisions_pending_.push_back(DecisionRow{t, target, account, std::string(head), tail});
   }
   decisions_pending_bytes_ += size;
-  TrimDecisions();
-}
-
-void Daemon::Decision(std::string record, Time t, const std::string& target, const std::string& account) {
-  decisions_->Add(record);
-  // Kept for `relayban explain` too, bounded (TrimDecisions). Full, as in a burst, the oldest
-  // row goes and its buffers take the new values: freeing a million records long out of the
-  // cache cost more than writing them.
-  if (!decisions_pending_.empty() && (decisions_pending_.size() >= options_.decisions_kept ||
-                                      decisions_pending_bytes_ + record.size() > kDecisionsPendingBytes)) {
-    DecisionRow row = std::move(decisions_pending_.front());
-    decisions_pending_.pop_front();
-    ++decisions_unsaved_;
-    decisions_pending_bytes_ -= std::min(decisions_pending_bytes_, row.size());
-    row.time = t;
-    row.target = target;
-    row.account = account;
-    row.record = record;  // a copy into its buffer, if it has room
-    row.tail.reset();
-    decisions_pending_.push_back(std::move(row));
-  } else {
-    decisions_pending_.push_back(DecisionRow{t, target, account, std::move(record)});
-  }
-  decisions_pending_bytes_ += decisions_pending_.back().size();
   TrimDecisions();
 }
 

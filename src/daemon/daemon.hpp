@@ -143,6 +143,9 @@ class Daemon {
   // A record in two parts: its own head and the rest its verdict's other records share.
   void Decision(std::string_view head, const std::shared_ptr<const std::string>& tail, Time t, const std::string& target,
                 const std::string& account);
+  // Keeps a record (its head, and the shared rest if any) for explain and the store.
+  void KeepDecision(Time t, const std::string& target, const std::string& account, std::string_view head,
+                    const std::shared_ptr<const std::string>& tail);
   void SaveDecisions(bool all);  // a slice of those waiting (all: every one)
   void TrimDecisions();          // the oldest waiting go past options_.decisions_kept or 4 MB
   void SaveAccountHistory(bool all);  // the accounts whose history changed: a slice (all: every one)

@@ -21,8 +21,7 @@ bool BanPolicy::IsIgnored(const IpAddress& ip) const {
   return std::any_of(ignore_.begin(), ignore_.end(), [&](const Prefix& p) { return p.Contains(ip); });
 }
 
-Prefix BanPolicy::TargetFor(const IpAddress& ip) const {
-  if (ip.is_v4()) return Prefix(ip);
+Prefix BanPolicy::WideTarget(const IpAddress& ip) const {
   Prefix wide(ip, ipv6_prefix_);
   // Never let a prefix ban cover an ignored address: fall back to the single address.
   return CoversIgnored(wide) ? Prefix(ip) : wide;
@@ -48,7 +47,11 @@ Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at) {
 }
 
 bool BanPolicy::AlreadyCovered(const IpAddress& ip, Seconds base, Time at) const {
-  auto running = book_.Find(TargetFor(ip), at);
+  return Covered(TargetFor(ip), base, at);
+}
+
+bool BanPolicy::Covered(const Prefix& target, Seconds base, Time at) const {
+  auto running = book_.Find(target, at);
   if (!running) return false;
   bool longer = running->duration.count() != 0 && (base.count() == 0 || base > running->duration);
   return !longer;
@@ -58,8 +61,8 @@ std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, 
                                     const SharedText& rule, const SharedText& account, const SharedText& reason) {
   // Either check refuses on its own, so the cheaper common one goes first: the address is
   // banned already, at least as long (a fan-out meets most of its addresses again).
-  if (AlreadyCovered(ip, base, at)) return std::nullopt;
   Prefix target = TargetFor(ip);
+  if (Covered(target, base, at)) return std::nullopt;
   if (IsIgnored(ip)) return std::nullopt;
   Seconds d = Escalate(target, base, at);
   Order order{Order::Action::kBan, at, jail, rule, target, account, d, reason};

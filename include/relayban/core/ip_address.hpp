@@ -81,7 +81,9 @@ class Prefix {
   Prefix() = default;
   // Masks the host bits, so Prefix(192.0.2.7, 24) is 192.0.2.0/24.
   Prefix(const IpAddress& address, int length);
-  explicit Prefix(const IpAddress& address) : Prefix(address, address.max_prefix()) {}
+  // A single address: nothing to mask (inline: every event's ban target is one).
+  explicit Prefix(const IpAddress& address)
+      : address_(address), length_(static_cast<uint8_t>(address.max_prefix())) {}
 
   // "a.b.c.d", "a.b.c.d/len", "v6", "v6/len". Rejects host bits set past len unless
   // `allow_host_bits`, so a typo such as 10.0.0.1/8 is caught in configuration.

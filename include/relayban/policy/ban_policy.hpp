@@ -27,8 +27,9 @@ class BanPolicy {
   bool IsIgnored(const IpAddress& ip) const;
   // Whether a ban of `target` would cover loopback or any address of the ignore list.
   bool CoversIgnored(const Prefix& target) const;
-  // The address or prefix a ban of `ip` covers (an IPv6 client's /64 by default).
-  Prefix TargetFor(const IpAddress& ip) const;
+  // The address or prefix a ban of `ip` covers (an IPv6 client's /64 by default). Inline
+  // for IPv4 (the address itself): it is asked several times for every event.
+  Prefix TargetFor(const IpAddress& ip) const { return ip.is_v4() ? Prefix(ip) : WideTarget(ip); }
   // A ban order for `ip`, escalated for a repeat offender; nullopt if the address is ignored
   // or already banned. A verdict against an address that is already banned only upgrades
   // the ban when its rule bans for longer than the running ban was given (a 1h brute-force
@@ -50,6 +51,8 @@ class BanPolicy {
   const PrefixWindows& offences() const { return offences_; }
 
  private:
+  Prefix WideTarget(const IpAddress& ip) const;
+  bool Covered(const Prefix& target, Seconds base, Time at) const;
   Seconds Escalate(const Prefix& target, Seconds base, Time at);
 
   std::vector<Prefix> ignore_;

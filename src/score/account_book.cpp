@@ -1,6 +1,11 @@
 #include "relayban/score/account_book.hpp"
 
 #include <algorithm>
+#include <array>
+
+#if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
+#include <emmintrin.h>
+#endif
 
 #include "relayban/core/text.hpp"
 
@@ -109,36 +114,69 @@ uint8_t AccountBook::RuleNumber(std::string_view rule) {
   return static_cast<uint8_t>(rule_names_.size() - 1);
 }
 
-AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip) {
-  if (e.recent.size() <= kLinearScan) {
+namespace {
+
+uint8_t TagOf(size_t ip_hash) { return static_cast<uint8_t>(static_cast<uint64_t>(ip_hash) >> 56); }
+
+// Bit i set where tags[i] == tag, for the sixteen tags from `tags`.
+unsigned MatchingTags(const uint8_t* tags, uint8_t tag) {
+#if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
+  __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(tags));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, _mm_set1_epi8(static_cast<char>(tag)))));
+#else
+  unsigned bits = 0;
+  for (unsigned i = 0; i < 16; ++i) bits |= static_cast<unsigned>(tags[i] == tag) << i;
+  return bits;
+#endif
+}
+
+}  // namespace
+
+AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip, size_t ip_hash) {
+  size_t n = e.recent.size();
+  if (n <= kLinearScan) {
     for (IpUse& u : e.recent)
       if (u.ip == ip) return &u;
     return nullptr;
   }
-  const uint32_t* at = e.rare->recent_index.Get(ip);
-  return at ? &e.recent[*at] : nullptr;
+  // About one address in 256 shares a tag: the addresses themselves are compared only then.
+  const uint8_t* tags = e.rare->recent_tags.data();
+  uint8_t tag = TagOf(ip_hash);
+  static_assert(kMaxRecentIps % 16 == 0);
+  for (size_t base = 0; base < n; base += 16) {
+    for (unsigned bits = MatchingTags(tags + base, tag); bits != 0; bits &= bits - 1) {
+      size_t i = base + static_cast<size_t>(__builtin_ctz(bits));
+      if (i < n && e.recent[i].ip == ip) return &e.recent[i];
+    }
+  }
+  return nullptr;
 }
 
-void AccountBook::AddRecent(Entry& e, const IpAddress& ip, uint32_t seq, Time t, uint64_t kind_bit) {
-  if (e.recent.size() >= kMaxRecentIps) {
-    // Full: keep the most recently seen three quarters (one sort per quarter of new
-    // addresses, not a scan per address).
-    size_t keep = kMaxRecentIps * 3 / 4;
-    std::nth_element(e.recent.begin(), e.recent.begin() + static_cast<long>(keep), e.recent.end(),
-                     [](const IpUse& a, const IpUse& b) { return a.last > b.last; });
-    e.recent.resize(keep);
-  }
-  e.recent.push_back({ip, seq, t, kind_bit});
-  if (e.recent.size() <= kLinearScan) return;
-  auto& index = e.rare_made().recent_index;
-  if (index.size() + 1 == e.recent.size()) {
-    index[ip] = static_cast<uint32_t>(e.recent.size() - 1);
+void AccountBook::AddRecent(Entry& e, const IpAddress& ip, size_t ip_hash, uint32_t seq, Time t, uint64_t kind_bit) {
+  IpUse use{ip, false, seq, t, kind_bit};
+  if (e.recent.size() < kMaxRecentIps) {
+    e.recent.push_back(use);
+    size_t n = e.recent.size();
+    if (n <= kLinearScan) return;
+    auto& tags = e.rare_made().recent_tags;
+    if (n == kLinearScan + 1)  // outgrew the scan: tag the others too
+      for (size_t i = 0; i + 1 < n; ++i) tags[i] = TagOf(IpAddressHash{}(e.recent[i].ip));
+    tags[n - 1] = TagOf(ip_hash);
     return;
   }
-  // First use, or after the trim above moved entries: index them all again (in place,
-  // keeping the table's memory).
-  index.Reset();
-  for (size_t i = 0; i < e.recent.size(); ++i) index[e.recent[i].ip] = static_cast<uint32_t>(i);
+  // Full: the new address takes the place of the oldest one not used again since it was
+  // added or last passed over (a clock sweep: with no address used twice, the least recently
+  // added goes; one in use survives a round). Each step past an address clears what a use
+  // set, so a new address costs O(1) amortised, and nothing moves.
+  Rare& rare = *e.rare;  // made when recent outgrew the scan
+  size_t at = rare.hand;
+  while (e.recent[at].again) {
+    e.recent[at].again = false;
+    at = at + 1 == kMaxRecentIps ? 0 : at + 1;
+  }
+  e.recent[at] = use;
+  rare.recent_tags[at] = TagOf(ip_hash);
+  rare.hand = static_cast<uint16_t>(at + 1 == kMaxRecentIps ? 0 : at + 1);
 }
 
 void AccountBook::Record(std::string_view account, Outcome outcome, uint64_t kind_bit,
@@ -161,13 +199,15 @@ void AccountBook::Record(std::string_view account, size_t account_hash, Outcome 
   if (ip) {
     // Only addresses that really used the account become its last_ip; a failure does not.
     if (outcome != Outcome::kAuthFailure) e.last_ip = *ip;
-    if (e.ip_hashes.size() < kMaxDistinct) e.ip_hashes.Insert(IpAddressHash{}(*ip));
-    if (IpUse* u = FindRecent(e, *ip)) {
+    size_t ip_hash = IpAddressHash{}(*ip);
+    if (e.ip_hashes.size() < kMaxDistinct) e.ip_hashes.Insert(ip_hash);
+    if (IpUse* u = FindRecent(e, *ip, ip_hash)) {
       u->last = std::max(u->last, t);
       u->seq = seq_;
       u->kinds |= kind_bit;
+      u->again = true;
     } else {
-      AddRecent(e, *ip, seq_, t, kind_bit);
+      AddRecent(e, *ip, ip_hash, seq_, t, kind_bit);
     }
   }
 }

@@ -3,6 +3,7 @@
 // the rules that fired. Bounded: addresses per account, distinct sets, and accounts overall.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -92,18 +93,23 @@ class AccountBook {
  private:
   struct IpUse {
     IpAddress ip;
-    uint32_t seq;  // the event that used it last (in the padding after the address)
-    Time last;
-    uint64_t kinds;
+    bool again = false;  // used again since it was added or last passed over (see AddRecent)
+    uint32_t seq = 0;    // the event that used it last (in the padding after the address)
+    Time last{};
+    uint64_t kinds = 0;
   };
+  static_assert(sizeof(IpUse) <= 40, "the flag sits in the address's padding");
   // What few accounts ever need, allocated on first use: a flood of invented names costs
   // an Entry each, not these too.
   struct Rare {
     std::vector<std::string> verdicts;     // AccountView::verdicts
     std::vector<std::string> targeted_by;  // AccountView::targeted_by, past Entry::targeted
     std::vector<std::pair<uint32_t, Fired>> fired;  // rule id, its last verdict
-    // recent's positions by address, kept once recent outgrows a short linear scan.
-    FlatMap<IpAddress, uint32_t, IpAddressHash> recent_index;
+    // Once recent outgrows a short linear scan: a byte of each address's hash by position,
+    // compared sixteen at a time (a fraction of the work of a hash index's upkeep), and the
+    // position the next new address may take once recent is full.
+    std::array<uint8_t, kMaxRecentIps> recent_tags{};
+    uint16_t hand = 0;
   };
   struct Entry {
     std::string account;
@@ -136,8 +142,9 @@ class AccountBook {
   // names are known (such a rule is kept by name in Rare).
   uint8_t RuleNumber(std::string_view rule);
   static constexpr uint8_t kNoRule = 255;
-  static IpUse* FindRecent(Entry& e, const IpAddress& ip);
-  static void AddRecent(Entry& e, const IpAddress& ip, uint32_t seq, Time t, uint64_t kind_bit);
+  // `ip_hash` is IpAddressHash{}(ip), computed once per event.
+  static IpUse* FindRecent(Entry& e, const IpAddress& ip, size_t ip_hash);
+  static void AddRecent(Entry& e, const IpAddress& ip, size_t ip_hash, uint32_t seq, Time t, uint64_t kind_bit);
   Entry& Get(std::string_view account, size_t hash, Time t);
   Entry* Find(std::string_view account);
   const Entry* Find(std::string_view account) const;

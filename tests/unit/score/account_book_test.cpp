@@ -127,6 +127,53 @@ TEST_CASE("an account keeps its most recent addresses and each only once") {
   CHECK(small.IpsSince("a", T(5), 4).size() == 1);
 }
 
+TEST_CASE("within one second an account keeps the addresses it used last, each once") {
+  // A botnet spreads a second's many attempts over one account: a trim must keep the latest
+  // of them (the order of events, not only their whole-second times).
+  AccountBook b(10);
+  auto ip = [](int i) { return IpAddress::V4(0xCB007100u + static_cast<uint32_t>(i)); };  // 203.0.113.0 + i
+  constexpr int n = 1000;
+  for (int i = 0; i < n; ++i) b.Record("test", O::kAuthFailure, 4, ip(i), "", T(7));
+  auto all = b.IpsSince("test", T(0), 4);
+  CHECK(all.size() <= AccountBook::kMaxRecentIps);
+  CHECK(all.size() >= AccountBook::kMaxRecentIps * 3 / 4);
+  for (int i = n - static_cast<int>(AccountBook::kMaxRecentIps * 3 / 4); i < n; ++i)
+    CHECK(std::find(all.begin(), all.end(), ip(i)) != all.end());
+  CHECK(std::find(all.begin(), all.end(), ip(0)) == all.end());
+  // Kept addresses seen again are found through the index after the trims: not added twice.
+  for (int i = n - 100; i < n; ++i) b.Record("test", O::kAuthFailure, 4, ip(i), "", T(8));
+  auto again = b.IpsSince("test", T(0), 4);
+  CHECK(again.size() == all.size());
+  std::sort(again.begin(), again.end());
+  CHECK(std::adjacent_find(again.begin(), again.end()) == again.end());
+  CHECK(b.IpsSince("test", T(8), 4).size() == 100);
+}
+
+TEST_CASE("a full account's address list lets the oldest unused address go, not one in use") {
+  AccountBook b(10);
+  auto ip = [](int i) { return IpAddress::V4(0xC0000200u + static_cast<uint32_t>(i)); };  // 192.0.2.0 + i
+  const int cap = static_cast<int>(AccountBook::kMaxRecentIps);
+  for (int i = 0; i < cap; ++i) b.Record("test", O::kRelay, 4, ip(i), "", T(10));
+  CHECK(b.IpsSince("test", T(0), 4).size() == AccountBook::kMaxRecentIps);
+  // The first address keeps relaying; then new ones arrive.
+  b.Record("test", O::kRelay, 4, ip(0), "", T(11));
+  for (int i = cap; i < cap + 3; ++i) b.Record("test", O::kRelay, 4, ip(i), "", T(12));
+  auto all = b.IpsSince("test", T(0), 4);
+  CHECK(all.size() == AccountBook::kMaxRecentIps);
+  auto kept = [&](int i) { return std::find(all.begin(), all.end(), ip(i)) != all.end(); };
+  CHECK(kept(0));  // in use: passed over
+  CHECK_FALSE(kept(1));  // the oldest unused ones went, in the order they came
+  CHECK_FALSE(kept(2));
+  CHECK_FALSE(kept(3));
+  CHECK(kept(4));
+  for (int i = cap; i < cap + 3; ++i) CHECK(kept(i));
+  // Passed over once, it is the next to go unless used again.
+  for (int i = cap + 3; i < 2 * cap; ++i) b.Record("test", O::kRelay, 4, ip(i), "", T(13));
+  all = b.IpsSince("test", T(0), 4);
+  CHECK_FALSE(kept(0));
+  CHECK(all.size() == AccountBook::kMaxRecentIps);
+}
+
 TEST_CASE("a flood of invented names evicts the oldest eighth per run, with a bounded scan per name") {
   const size_t cap = 8000, flood = 200000;
   AccountBook b(cap);

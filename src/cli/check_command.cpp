@@ -55,11 +55,24 @@ class Spool {
     Write(out);
   }
   void AddText(const std::string& text) { Write(text); }
-  // One item written in parts, one after the other.
+  // One item written in parts, one after the other: gathered into one write when they fit
+  // a line (a call into stdio costs more than copying a short part).
   void AddParts(std::initializer_list<std::string_view> parts) {
     ++count_;
-    if (file_)
+    if (!file_) return;
+    char line[1024];
+    size_t n = 0;
+    for (std::string_view p : parts) n += p.size();
+    if (n > sizeof line) {
       for (std::string_view p : parts) fwrite_unlocked(p.data(), 1, p.size(), file_);
+      return;
+    }
+    n = 0;
+    for (std::string_view p : parts) {
+      std::memcpy(line + n, p.data(), p.size());
+      n += p.size();
+    }
+    fwrite_unlocked(line, 1, n, file_);
   }
   // Copies what was added to `out`.
   void CopyTo(std::ostream& out) {

@@ -72,10 +72,31 @@ bool IsCleanText(std::string_view line) {
 }
 
 std::string ToLowerAscii(std::string_view s) {
-  std::string out(s);
-  for (char& c : out)
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  std::string out(s.size(), '\0');
+  LowerAsciiInto(s, out.data());
   return out;
+}
+
+void LowerAsciiInto(std::string_view s, char* out) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  size_t n = s.size(), i = 0;
+  for (; i + 8 <= n; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, s.data() + i, 8);
+    // Per byte, on its low seven bits (no carry leaves a byte): the high bit of `from_a` is
+    // set from 'A' up, that of `past_z` past 'Z'; bytes with their own high bit set (not
+    // ASCII) are left alone. 0x80 >> 2 is the 0x20 between 'A' and 'a'.
+    uint64_t low7 = w & ~kHigh;
+    uint64_t from_a = low7 + kOnes * (0x80 - 'A');
+    uint64_t past_z = low7 + kOnes * (0x80 - 'Z' - 1);
+    uint64_t upper = (from_a & ~past_z) & ~w & kHigh;
+    w |= upper >> 2;
+    std::memcpy(out + i, &w, 8);
+  }
+  for (; i < n; ++i) {
+    char c = s[i];
+    out[i] = (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+  }
 }
 
 std::string Printable(std::string_view s, size_t max_len) {

@@ -41,7 +41,7 @@ void CleanAddress(std::string_view s, std::string& out) {
   while (!s.empty() && (s.back() == '>' || s.back() == ' ' || s.back() == ',')) s.remove_suffix(1);
   s = s.substr(0, 320);
   out.resize(s.size());
-  for (size_t i = 0; i < s.size(); ++i) out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? static_cast<char>(s[i] - 'A' + 'a') : s[i];
+  LowerAsciiInto(s, out.data());
 }
 
 std::string Substitute(const std::string& arg, const std::map<std::string, std::string>& values) {

@@ -14,6 +14,9 @@ namespace relayban {
 bool IsCleanText(std::string_view line);
 // ASCII lower-case copy.
 std::string ToLowerAscii(std::string_view s);
+// Writes `s` lower-cased (ASCII letters only; other bytes as they are) to out[0, s.size()),
+// eight bytes at a time: every event's account and addresses are keyed lower-case.
+void LowerAsciiInto(std::string_view s, char* out);
 // For output meant for people: control and non-ASCII bytes become '?', length capped.
 std::string Printable(std::string_view s, size_t max_len = 256);
 // Appends `s` as a quoted JSON string: quotes, backslashes and control characters escaped

@@ -100,3 +100,25 @@ TEST_CASE("invalid UTF-8 in a JSON string becomes U+FFFD and the record stays va
     }
   }
 }
+
+TEST_CASE("LowerAsciiInto lowers ASCII letters only, at every position and length") {
+  // Every byte value at every offset of an eight-byte word and in the tail, next to letters
+  // and to the bytes just outside 'A'..'Z' ('@', '[') that a carry between bytes would hit.
+  for (int b = 0; b < 256; ++b) {
+    for (size_t len = 1; len <= 19; ++len) {
+      for (size_t at = 0; at < len; ++at) {
+        std::string in(len, 'Q');
+        for (size_t i = 0; i < len; ++i) in[i] = "Z@[A`az{\xff"[i % 9];
+        in[at] = static_cast<char>(b);
+        std::string want = in;
+        for (char& c : want)
+          if (c >= 'A' && c <= 'Z') c = static_cast<char>(c + 32);
+        std::string got(len, '\0');
+        LowerAsciiInto(in, got.data());
+        REQUIRE(got == want);
+      }
+    }
+  }
+  CHECK(ToLowerAscii("Test@Example.COM") == "test@example.com");
+  CHECK(ToLowerAscii("") == "");
+}

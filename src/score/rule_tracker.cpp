@@ -5,19 +5,6 @@
 
 namespace relayban {
 
-WindowState& WindowState::operator=(WindowState&& o) noexcept {
-  if (this == &o) return *this;
-  Release();
-  last_ = o.last_;
-  n_ = o.n_;
-  extra_ = o.extra_;
-  if (extra_ > 0) heap_ = o.heap_;
-  else one_ = o.one_;
-  o.extra_ = 0;
-  o.n_ = 0;
-  return *this;
-}
-
 void WindowState::Reserve(uint16_t want, int limit) {
   if (want <= capacity()) return;
   uint16_t cap = std::max<uint16_t>(want, static_cast<uint16_t>(std::min<int>({capacity() * 2, limit, 65535})));

@@ -15,7 +15,9 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <memory>
+#include <new>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -31,6 +33,13 @@ namespace relayban {
 // keys and values comes zero-filled and is not written before entries land in it).
 template <class T>
 struct ZeroIsDefault : std::is_trivially_copyable<T> {};
+
+// Whether a value may be moved to another address by copying its bytes, the old bytes then
+// forgotten without being destroyed (no pointer into itself, no registration elsewhere):
+// trivially copyable types may; others may say so. Erasing from a table of such keys and
+// values shifts the rest of the run back by plain copies.
+template <class T>
+struct Relocatable : std::is_trivially_copyable<T> {};
 
 // Whether hashing or comparing a key costs a walk over its bytes (a string): such a key has
 // its hash kept in its slot.
@@ -165,6 +174,7 @@ class FlatMap {
       --used_;
       return false;
     }
+    if constexpr (Relocatable<Key>::value && Relocatable<Value>::value) return EraseRelocating(i);
     size_t hole = i;
     bool refilled = false;
     for (size_t j = Next(i); slots_[j].tag == kUsed; j = Next(j)) {
@@ -311,6 +321,25 @@ class FlatMap {
   }
 
  private:
+  // EraseAt for a relocatable key and value: the erased entry is destroyed, the entries that
+  // move back are copied as bytes (a moved-from copy left behind is not destroyed: it was
+  // relocated), and the last hole becomes an empty slot.
+  bool EraseRelocating(size_t i) {
+    std::destroy_at(&slots_[i]);
+    size_t hole = i;
+    bool refilled = false;
+    for (size_t j = Next(i); slots_[j].tag == kUsed; j = Next(j)) {
+      size_t home = Home(HashAt(j));
+      bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+      if (stays) continue;
+      std::memcpy(static_cast<void*>(&slots_[hole]), static_cast<const void*>(&slots_[j]), sizeof(Slot));
+      refilled = refilled || hole == i;
+      hole = j;
+    }
+    ::new (static_cast<void*>(&slots_[hole])) Slot();
+    --used_;
+    return refilled;
+  }
   // kMoved: in the old array while growing, an entry erased there (a tombstone).
   enum Tag : uint8_t { kEmpty, kUsed, kMoved };
   struct KeptHash {

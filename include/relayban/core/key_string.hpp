@@ -87,6 +87,9 @@ class KeyString {
 
 template <>
 struct ZeroIsDefault<KeyString> : std::true_type {};
+// Its moves are byte copies already (the heap pointer travels with the bytes).
+template <>
+struct Relocatable<KeyString> : std::true_type {};
 template <>
 struct CostlyToHash<KeyString> : std::true_type {};
 

@@ -31,7 +31,19 @@ class WindowState {
  public:
   WindowState() = default;
   WindowState(WindowState&& o) noexcept { *this = std::move(o); }
-  WindowState& operator=(WindowState&& o) noexcept;
+  // Inline: a table's erase moves the entries after the hole back, a lane at a time.
+  WindowState& operator=(WindowState&& o) noexcept {
+    if (this == &o) return *this;
+    Release();
+    last_ = o.last_;
+    n_ = o.n_;
+    extra_ = o.extra_;
+    if (extra_ > 0) heap_ = o.heap_;
+    else one_ = o.one_;
+    o.extra_ = 0;
+    o.n_ = 0;
+    return *this;
+  }
   WindowState(const WindowState&) = delete;
   WindowState& operator=(const WindowState&) = delete;
   ~WindowState() { Release(); }
@@ -294,6 +306,12 @@ template <>
 struct ZeroIsDefault<WindowState> : std::true_type {};
 template <size_t N>
 struct ZeroIsDefault<WindowRow<N>> : std::true_type {};
+// A window holds its items inline or through a pointer to its own heap block: its bytes may
+// move (a table's erase shifts entries back by copies, not three move assignments a key).
+template <>
+struct Relocatable<WindowState> : std::true_type {};
+template <size_t N>
+struct Relocatable<WindowRow<N>> : std::true_type {};
 
 using IpWindows = KeyedWindows<IpAddress, IpAddressHash>;
 // Two or three address rules of one jail counting the same events (the shipped rule set's

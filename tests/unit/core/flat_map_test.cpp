@@ -388,3 +388,74 @@ TEST_CASE("FindWhere finds an entry by its value among the keys of one hash, whi
   CHECK(big.growing());
   CHECK(found_in_old > 1000);
 }
+
+namespace {
+// A value that owns a heap block, counts the blocks alive and its move assignments, and says
+// it may be relocated (its bytes copied, the old ones forgotten).
+int g_owned_alive = 0;
+int g_owned_moves = 0;
+struct Owned {
+  int* p = nullptr;
+  Owned() = default;
+  explicit Owned(int v) : p(new int(v)) { ++g_owned_alive; }
+  Owned(Owned&& o) noexcept : p(std::exchange(o.p, nullptr)) { ++g_owned_moves; }
+  Owned& operator=(Owned&& o) noexcept {
+    ++g_owned_moves;
+    if (this != &o) {
+      Drop();
+      p = std::exchange(o.p, nullptr);
+    }
+    return *this;
+  }
+  ~Owned() { Drop(); }
+  void Drop() {
+    if (p) --g_owned_alive;
+    delete p;
+    p = nullptr;
+  }
+  int value() const { return p ? *p : -1; }
+};
+// 64 hashes: long runs, so erases shift many entries back.
+struct Clustered {
+  size_t operator()(uint64_t k) const { return static_cast<size_t>(k % 64); }
+};
+}  // namespace
+
+template <>
+struct relayban::Relocatable<Owned> : std::true_type {};
+
+TEST_CASE("erasing from a table of relocatable values shifts entries as bytes, losing and freeing nothing twice") {
+  std::mt19937_64 rng(11);
+  {
+    FlatMap<uint64_t, Owned, Clustered> m;
+    std::map<uint64_t, int> ref;
+    size_t shifted_erases = 0;
+    for (int round = 0; round < 20000; ++round) {
+      uint64_t k = rng() % 3000;
+      if (rng() % 3 == 0) {
+        size_t i = m.Find(k);
+        REQUIRE((i == m.kNone) == (ref.count(k) == 0));
+        if (i == m.kNone) continue;
+        int moves = g_owned_moves;
+        size_t before = m.size();
+        if (m.EraseAt(i)) ++shifted_erases;
+        REQUIRE(g_owned_moves == moves);  // relocated, not moved
+        REQUIRE(m.size() == before - 1);
+        ref.erase(k);
+      } else {
+        size_t i = m.Find(k);
+        if (i == m.kNone) i = m.Insert(k);
+        m.ValueAt(i) = Owned(round);
+        ref[k] = round;
+      }
+      REQUIRE(g_owned_alive == static_cast<int>(ref.size()));
+    }
+    CHECK(shifted_erases > 100);
+    for (const auto& [k, v] : ref) {
+      const Owned* got = m.Get(k);
+      REQUIRE(got != nullptr);
+      REQUIRE(got->value() == v);
+    }
+  }
+  CHECK(g_owned_alive == 0);  // the table's destruction freed every block once
+}

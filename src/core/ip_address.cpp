@@ -234,18 +234,4 @@ std::string Prefix::ToString() const {
   return address_.ToString() + "/" + std::to_string(length_);
 }
 
-size_t IpAddressHash::operator()(const IpAddress& ip) const noexcept {
-  uint64_t a, b;
-  std::memcpy(&a, ip.bytes().data(), 8);
-  std::memcpy(&b, ip.bytes().data() + 8, 8);
-  uint64_t h = a * 0x9E3779B97F4A7C15ull ^ (b + 0x632BE59BD9B4E019ull + (a << 6) + (a >> 2));
-  h ^= static_cast<uint64_t>(ip.family());
-  h ^= h >> 31;
-  return static_cast<size_t>(h * 0xBF58476D1CE4E5B9ull);
-}
-
-size_t PrefixHash::operator()(const Prefix& p) const noexcept {
-  return IpAddressHash{}(p.address()) ^ (static_cast<size_t>(p.length()) * 0x9E3779B97F4A7C15ull);
-}
-
 }  // namespace relayban

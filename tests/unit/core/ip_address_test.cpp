@@ -211,3 +211,38 @@ TEST_CASE("masking an address clears every bit past the length, and no other") {
     }
   }
 }
+
+TEST_CASE("an IPv4 address parses exactly as inet_pton takes it") {
+  // Hand-picked edges, then random strings over the characters that matter.
+  std::vector<std::string> cases = {"0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4",
+                                    "1.2.3.04", "1.2.3.0", "0.1.2.3", "1..2.3", ".1.2.3", "1.2.3.", "1.2.3.4 ",
+                                    " 1.2.3.4", "1234.1.1.1", "1.2.3.255", "1.2.3.256", "1.2.3.999", "00.1.1.1",
+                                    "192.0.2.7", "1.2.3.4x", "", ".", "1", "1.2.3.4/24", "+1.2.3.4", "1.2.3.-4"};
+  std::mt19937 rng(5);
+  const std::string alphabet = "0123456789..........a /";
+  for (int i = 0; i < 200000; ++i) {
+    std::string t;
+    size_t len = rng() % 17;
+    for (size_t k = 0; k < len; ++k) t += alphabet[rng() % alphabet.size()];
+    cases.push_back(t);
+  }
+  for (int i = 0; i < 20000; ++i) {  // well-formed, and one digit more or less here and there
+    std::string t = std::to_string(rng() % 300) + "." + std::to_string(rng() % 300) + "." + std::to_string(rng() % 300) +
+                    "." + std::to_string(rng() % 300);
+    if (rng() % 4 == 0) t.insert(rng() % (t.size() + 1), 1, "0123456789"[rng() % 10]);
+    cases.push_back(t);
+  }
+  size_t valid = 0;
+  for (const std::string& t : cases) {
+    unsigned char want[4];
+    bool ok = inet_pton(AF_INET, t.c_str(), want) == 1;
+    auto got = IpAddress::Parse(t);
+    INFO(t);
+    REQUIRE(got.has_value() == ok);
+    if (!ok) continue;
+    ++valid;
+    REQUIRE(got->is_v4());
+    REQUIRE(std::memcmp(got->bytes().data(), want, 4) == 0);
+  }
+  CHECK(valid > 5000);
+}

@@ -175,19 +175,11 @@ class FlatMap {
       return false;
     }
     if constexpr (Relocatable<Key>::value && Relocatable<Value>::value) return EraseRelocating(i);
-    size_t hole = i;
-    bool refilled = false;
-    for (size_t j = Next(i); slots_[j].tag == kUsed; j = Next(j)) {
-      size_t home = Home(HashAt(j));
-      // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
-      bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
-      if (stays) continue;
-      slots_[hole].key = std::move(slots_[j].key);
-      slots_[hole].value = std::move(slots_[j].value);
-      if constexpr (kKeepsHash) slots_[hole].hash = slots_[j].hash;
-      refilled = refilled || hole == i;
-      hole = j;
-    }
+    auto [hole, refilled] = ShiftBack(i, [this](size_t to, size_t from) {
+      slots_[to].key = std::move(slots_[from].key);
+      slots_[to].value = std::move(slots_[from].value);
+      if constexpr (kKeepsHash) slots_[to].hash = slots_[from].hash;
+    });
     slots_[hole].tag = kEmpty;
     slots_[hole].value = Value();
     slots_[hole].key = Key{};
@@ -326,19 +318,30 @@ class FlatMap {
   // relocated), and the last hole becomes an empty slot.
   bool EraseRelocating(size_t i) {
     std::destroy_at(&slots_[i]);
+    auto [hole, refilled] = ShiftBack(i, [this](size_t to, size_t from) {
+      std::memcpy(static_cast<void*>(&slots_[to]), static_cast<const void*>(&slots_[from]), sizeof(Slot));
+    });
+    ::new (static_cast<void*>(&slots_[hole])) Slot();
+    --used_;
+    return refilled;
+  }
+  // The backward shift once slot i's entry is gone: each later entry of its run that may fill
+  // the hole is handed to move(hole, j), and its slot becomes the hole. Returns the last hole
+  // and whether slot i was filled again.
+  template <class Move>
+  std::pair<size_t, bool> ShiftBack(size_t i, Move&& move) {
     size_t hole = i;
     bool refilled = false;
     for (size_t j = Next(i); slots_[j].tag == kUsed; j = Next(j)) {
       size_t home = Home(HashAt(j));
+      // The entry at j may fill the hole unless its home lies cyclically in (hole, j].
       bool stays = hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
       if (stays) continue;
-      std::memcpy(static_cast<void*>(&slots_[hole]), static_cast<const void*>(&slots_[j]), sizeof(Slot));
+      move(hole, j);
       refilled = refilled || hole == i;
       hole = j;
     }
-    ::new (static_cast<void*>(&slots_[hole])) Slot();
-    --used_;
-    return refilled;
+    return {hole, refilled};
   }
   // kMoved: in the old array while growing, an entry erased there (a tombstone).
   enum Tag : uint8_t { kEmpty, kUsed, kMoved };

@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -177,6 +178,32 @@ TEST_CASE("the text report writes a long IPv6 prefix whole, not cut to its colum
   std::filesystem::remove(log);
   INFO(text);
   CHECK(text.find("  ban 2001:db8:0:32::/64  for ") != std::string::npos);
+}
+
+TEST_CASE("the binary's report is the same to a pipe, a file and a file opened for appending") {
+  // To standard output the spooled report goes by sendfile; to a file opened for appending the
+  // kernel refuses that, and it is copied by hand: the same bytes either way.
+  const std::string bin = RELAYBAN_BINARY;
+  const std::string args = " -c " + kConfig + " -j postfix " + kSrc + "/tests/data/postfix-stolen-account.log";
+  auto dir = std::filesystem::temp_directory_path() / ("relayban-out-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  auto read = [](const std::filesystem::path& f) {
+    std::ifstream in(f, std::ios::binary);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  for (const std::string& json : {std::string(), std::string(" --json")}) {
+    INFO(json);
+    const std::string cmd = bin + " check" + json + args;
+    auto piped = Shell("(" + cmd + " 2>/dev/null)");
+    REQUIRE(piped.rc == 0);
+    CHECK(piped.out.find(json.empty() ? "  ban " : "\"decisions\"") != std::string::npos);
+    REQUIRE(Shell("(" + cmd + " > " + (dir / "new.txt").string() + " 2>/dev/null)").rc == 0);
+    std::ofstream(dir / "appended.txt") << "before\n";
+    REQUIRE(Shell("(" + cmd + " >> " + (dir / "appended.txt").string() + " 2>/dev/null)").rc == 0);
+    CHECK(read(dir / "new.txt") == piped.out);
+    CHECK(read(dir / "appended.txt") == "before\n" + piped.out);
+  }
+  std::filesystem::remove_all(dir);
 }
 
 TEST_CASE("check --events lists each matched line's event as JSON Lines") {

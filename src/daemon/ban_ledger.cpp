@@ -145,6 +145,7 @@ void BanLedger::ResaveAll() {
 }
 
 void BanLedger::End(const Prefix& target, Entry& e, State state, How how, int64_t at_us) {
+  if (Offence(e)) ReportEnded(target, FromUs(e.start_us));
   Deactivate(e);
   e.state = state;
   e.how = how;
@@ -168,12 +169,11 @@ void BanLedger::MaybeErase(const Prefix& target) {
   entries_.EraseAt(i);
 }
 
-std::optional<BanTerm> BanLedger::Find(const Prefix& target, Time now) const {
+std::optional<BanTerm> BanLedger::Held(const Prefix& target) const {
   const Entry* e = entries_.Get(target);
   if (!e || e->state != State::kActive) return std::nullopt;
-  Time end = FromUs(e->end_us);
-  if (end <= now) return std::nullopt;
-  return BanTerm{end, Seconds(e->duration_s)};
+  return BanTerm{FromUs(e->start_us), e->end_us == kForever ? Time::max() : FromUs(e->end_us),
+                 Seconds(e->duration_s), Offence(*e)};
 }
 
 void BanLedger::Record(const Order& order) {
@@ -212,6 +212,7 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
   } else {
     Entry& old = entries_.ValueAt(i);
     if (old.state == State::kActive) {
+      if (Offence(old)) ReportEnded(order.target, FromUs(old.start_us));  // replaced
       Deactivate(old);
       SetInfo(old, info);
     } else {

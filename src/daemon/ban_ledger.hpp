@@ -106,7 +106,9 @@ class BanLedger : public BanBook {
   RestoreReport Restore(bool kernel_as_left = false);
 
   // BanBook: the policy's bans (origin rule).
-  std::optional<BanTerm> Find(const Prefix& target, Time now) const override;
+  // A ban in force, whether or not its end has come (Tick ends it); the policy's bans that
+  // are not permanent are offences, reported when they end, are lifted or replaced.
+  std::optional<BanTerm> Held(const Prefix& target) const override;
   void Record(const Order& order) override;
   void Prefetch(const Prefix& target) const override { entries_.Prefetch(target); }
 
@@ -209,6 +211,8 @@ class BanLedger : public BanBook {
   void End(const Prefix& target, Entry& e, State state, How how, int64_t at_us);
   void QueueKernel(const Prefix& target, Entry& e, bool urgent = false);
   void QueueStore(const Prefix& target, Entry& e);
+  // A ban the policy ordered, not permanent: an escalation offence.
+  bool Offence(const Entry& e) const { return infos_[e.info].origin == BanOrigin::kRule && e.duration_s != 0; }
   // An entry that is no ban any more and owes neither mirror anything: it goes.
   static bool Spent(const Entry& e) {
     return e.state != State::kActive && !e.kernel_pending && !e.kernel_in_flight && !e.save_pending && !e.end_pending;

@@ -3,27 +3,50 @@
 #include <algorithm>
 
 namespace relayban {
-std::optional<BanTerm> MemoryBanBook::Find(const Prefix& target, Time now) const {
+
+std::optional<BanTerm> MemoryBanBook::Held(const Prefix& target) const {
   const Term* t = terms_.Get(target);
   if (!t) return std::nullopt;
-  Time end = t->end_sec == kForever ? Time::max() : Time(Seconds(t->end_sec));
-  if (end <= now) return std::nullopt;
-  return BanTerm{end, Seconds(t->duration_s)};
+  Time start{Seconds(t->start_sec)};
+  if (t->duration_s == 0) return BanTerm{start, Time::max(), Seconds(0), false};
+  return BanTerm{start, Time(Seconds(t->end_sec())), Seconds(t->duration_s), true};
+}
+
+bool MemoryBanBook::Drop(size_t i) {
+  const Term t = terms_.ValueAt(i);
+  Prefix target = terms_.KeyAt(i);
+  bool moved = terms_.EraseAt(i);
+  if (t.duration_s != 0) ReportEnded(target, Time(Seconds(t.start_sec)));
+  return moved;
+}
+
+bool MemoryBanBook::Lift(const Prefix& target) {
+  size_t i = terms_.Find(target);
+  if (i == terms_.kNone) return false;
+  Drop(i);
+  return true;
 }
 
 void MemoryBanBook::Record(const Order& order) {
   if (order.action == Order::Action::kUnban) {
-    terms_.Erase(order.target);
+    Lift(order.target);
     return;
   }
-  Term& t = terms_[order.target];
-  t.duration_s = static_cast<uint32_t>(std::min<int64_t>(order.duration.count(), 0xFFFFFFFEll));
-  t.end_sec = order.duration.count() == 0 ? kForever : SecondsOf(order.at + order.duration);
+  size_t hash = PrefixHash{}(order.target);  // once, for the lookup and the insert
+  size_t i = terms_.Find(order.target, hash);
+  if (i == terms_.kNone) {
+    i = terms_.Insert(order.target, hash);
+  } else if (const Term& old = terms_.ValueAt(i); old.duration_s != 0) {
+    ReportEnded(order.target, Time(Seconds(old.start_sec)));  // replaced: an offence that ended
+  }
+  Term& t = terms_.ValueAt(i);
+  t.start_sec = SecondsOf(order.at);
+  t.duration_s = static_cast<uint32_t>(std::min<int64_t>(order.duration.count(), 0xFFFFFFFFll));
 }
 
 void MemoryBanBook::Expire(Time now, size_t max_slots) {
   terms_.Settle(max_slots);  // a growth the inserts left unfinished, as much again
-  uint32_t sec = SecondsOf(now);
+  uint64_t sec = SecondsOf(now);
   if (max_slots == 0) {  // the whole table, from its start
     expire_at_ = 0;
     max_slots = ~size_t{0};
@@ -35,9 +58,9 @@ void MemoryBanBook::Expire(Time now, size_t max_slots) {
       return;
     }
     size_t i = expire_at_;
-    bool ended = terms_.Used(i) && terms_.ValueAt(i).end_sec != kForever && terms_.ValueAt(i).end_sec <= sec;
+    bool ended = terms_.Used(i) && terms_.ValueAt(i).duration_s != 0 && terms_.ValueAt(i).end_sec() <= sec;
     // An erase may move a later entry into slot i: look at it again before going on.
-    if (!(ended && terms_.EraseAt(i))) ++expire_at_;
+    if (!(ended && Drop(i))) ++expire_at_;
   }
 }
 

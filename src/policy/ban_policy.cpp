@@ -14,7 +14,9 @@ BanPolicy::BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix, B
       ban_(ban),
       ipv6_prefix_(ipv6_prefix),
       book_(book),
-      offences_(kMaxOffences, std::max(ban.max, Seconds(1)), false, max_offenders) {}
+      offences_(kMaxOffences, std::max(ban.max, Seconds(1)), false, max_offenders) {
+  book_.Listen(this);
+}
 
 bool BanPolicy::IsIgnored(const IpAddress& ip) const {
   if (ip.IsLoopback()) return true;
@@ -38,9 +40,13 @@ bool BanPolicy::CoversIgnored(const Prefix& target) const {
   return false;
 }
 
-Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at) {
+Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at, const std::optional<BanTerm>& held) const {
   if (base.count() == 0) return base;  // permanent stays permanent
-  int n = offences_.Observe(target, 0, 1, at);
+  int n = 1 + offences_.Count(target, at);
+  // Within max, as the history's own window counts (a second is inside while later than
+  // the latest second less max).
+  Seconds max = std::max(ban_.max, Seconds(1));
+  if (held && held->offence && SecondsOf(held->start) + uint64_t(max.count()) > SecondsOf(at)) ++n;
   double d = static_cast<double>(base.count()) * std::pow(ban_.factor, static_cast<double>(n - 1));
   double cap = static_cast<double>(std::max(ban_.max, base).count());
   return Seconds(static_cast<int64_t>(std::min(d, cap)));
@@ -51,10 +57,7 @@ bool BanPolicy::AlreadyCovered(const IpAddress& ip, Seconds base, Time at) const
 }
 
 bool BanPolicy::Covered(const Prefix& target, Seconds base, Time at) const {
-  auto running = book_.Find(target, at);
-  if (!running) return false;
-  bool longer = running->duration.count() != 0 && (base.count() == 0 || base > running->duration);
-  return !longer;
+  return Covers(book_.Find(target, at), base);
 }
 
 std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
@@ -62,10 +65,12 @@ std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, 
   // Either check refuses on its own, so the cheaper common one goes first: the address is
   // banned already, at least as long (a fan-out meets most of its addresses again).
   Prefix target = TargetFor(ip);
-  if (Covered(target, base, at)) return std::nullopt;
+  std::optional<BanTerm> held = book_.Held(target);
+  if (held && held->end > at && Covers(held, base)) return std::nullopt;
   if (IsIgnored(ip)) return std::nullopt;
-  Seconds d = Escalate(target, base, at);
+  Seconds d = Escalate(target, base, at, held);
   Order order{Order::Action::kBan, at, jail, rule, target, account, d, reason};
+  // The book reports the ban this one replaces as ended (an offence for the history).
   book_.Record(order);
   return order;
 }
@@ -78,6 +83,11 @@ void BanPolicy::Prefetch(const IpAddress& ip) const {
 
 bool BanPolicy::IsBanned(const IpAddress& ip, Time now) const { return book_.Find(TargetFor(ip), now).has_value(); }
 
-void BanPolicy::AddOffence(const Prefix& target, Time at) { (void)offences_.Observe(target, 0, 1, at); }
+void BanPolicy::AddOffence(const Prefix& target, Time at) {
+  if (auto held = book_.Held(target); held && held->offence && held->start <= at) return;
+  (void)offences_.Observe(target, 0, 1, at);
+}
+
+void BanPolicy::BanEnded(const Prefix& target, Time start) { (void)offences_.Observe(target, 0, 1, start); }
 
 }  // namespace relayban

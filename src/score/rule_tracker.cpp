@@ -15,6 +15,15 @@ void WindowState::Reserve(uint16_t want, int limit) {
   extra_ = static_cast<uint16_t>(cap - 1);
 }
 
+int WindowState::Count(uint32_t sec, uint32_t window) const {
+  uint32_t last = std::max(last_, sec);
+  uint32_t horizon = last >= window ? last - window : 0;
+  const Item* it = extra_ > 0 ? heap_ : &one_;
+  int n = 0;
+  for (uint16_t i = 0; i < n_; ++i) n += it[i].sec > horizon;
+  return n;
+}
+
 int WindowState::Add(uint32_t value, int weight, uint32_t sec, bool distinct, int threshold, uint32_t window) {
   // Log time may step back a little (several files, clock changes): never let `last_` go back.
   last_ = std::max(last_, sec);

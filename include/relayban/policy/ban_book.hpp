@@ -84,21 +84,59 @@ inline bool SameButTarget(const Order& a, const Order& b) {
          a.evidence.count() == b.evidence.count();
 }
 
-// A ban in force: until `end` (Time::max() = permanent), ordered for `duration` (0 = permanent).
+// A ban the book holds: from `start` until `end` (Time::max() = permanent), ordered for
+// `duration` (0 = permanent).
 struct BanTerm {
+  Time start;
   Time end;
   Seconds duration;
+  // A ban the policy ordered, not permanent: an offence the book will report to its
+  // listener when the ban ends (expired, lifted, or replaced by another ban of the target).
+  bool offence = false;
+};
+
+// Told by a book when an offence it holds ends: from then on it is the listener's to
+// remember (the policy's escalation history). A running ban is an offence the book holds
+// itself, so a first ban - what a botnet's burst is made of - costs no history entry.
+class BanEndListener {
+ public:
+  virtual void BanEnded(const Prefix& target, Time start) = 0;
+
+ protected:
+  ~BanEndListener() = default;
 };
 
 class BanBook {
  public:
   virtual ~BanBook() = default;
+  // The ban of exactly `target` the book holds, running or ended, as long as it has not
+  // reported its end.
+  virtual std::optional<BanTerm> Held(const Prefix& target) const = 0;
   // The ban of exactly `target` in force at `now`, if any.
-  virtual std::optional<BanTerm> Find(const Prefix& target, Time now) const = 0;
+  std::optional<BanTerm> Find(const Prefix& target, Time now) const {
+    auto held = Held(target);
+    if (!held || held->end <= now) return std::nullopt;
+    return held;
+  }
   // Records a ban the policy has just ordered (replacing the target's previous one).
   virtual void Record(const Order& order) = 0;
   // A hint that `target` is about to be looked up (see FlatMap::Prefetch).
   virtual void Prefetch(const Prefix& target) const { (void)target; }
+  // Who is told when an offence ends (one at a time; the latest wins). Unlisten forgets
+  // `l` only if it is still the one: an engine built at a reload listens before the old
+  // one is gone.
+  void Listen(BanEndListener* l) { listener_ = l; }
+  void Unlisten(const BanEndListener* l) {
+    if (listener_ == l) listener_ = nullptr;
+  }
+
+ protected:
+  void ReportEnded(const Prefix& target, Time start) const {
+    if (listener_) listener_->BanEnded(target, start);
+  }
+
+ private:
+  BanEndListener* listener_ = nullptr;
 };
 
 // The book of `relayban check` and of tests: terms only, counted on the log's time (a ban
@@ -106,20 +144,24 @@ class BanBook {
 // addresses fits. Ended bans are dropped by Expire, a bounded slice at a time.
 class MemoryBanBook : public BanBook {
  public:
-  std::optional<BanTerm> Find(const Prefix& target, Time now) const override;
+  std::optional<BanTerm> Held(const Prefix& target) const override;
   void Record(const Order& order) override;
-  // Drops bans ended before `now`, visiting at most `max_slots` slots (0 = all).
+  // Drops bans ended before `now` (reporting the offences), visiting at most `max_slots`
+  // slots (0 = all).
   void Expire(Time now, size_t max_slots = 0);
   void Prefetch(const Prefix& target) const override { terms_.Prefetch(target); }
-  bool Erase(const Prefix& target) { return terms_.Erase(target); }
+  // Lifts the ban of `target` (as an admin's unban), reporting its offence; false if none.
+  bool Lift(const Prefix& target);
   size_t size() const { return terms_.size(); }
 
  private:
   struct Term {
-    uint32_t end_sec = 0;  // kForever = permanent
-    uint32_t duration_s = 0;
+    uint32_t start_sec = 0;
+    uint32_t duration_s = 0;  // 0 = permanent
+    uint64_t end_sec() const { return uint64_t{start_sec} + duration_s; }
   };
-  static constexpr uint32_t kForever = ~uint32_t{0};
+  // Drops the term at `i`, reporting its offence; true when another entry moved into `i`.
+  bool Drop(size_t i);
   FlatMap<Prefix, Term, PrefixHash> terms_;
   static_assert(decltype(terms_)::PlainSlots(), "a million bans must grow without holding two tables at once");
   size_t expire_at_ = 0;

@@ -17,12 +17,16 @@
 
 namespace relayban {
 
-class BanPolicy {
+class BanPolicy : private BanEndListener {
  public:
   // `max_offenders`: addresses whose offence history is kept (the least recently banned
   // eighth is forgotten at once when full).
   // `book` must outlive the policy.
   BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix, BanBook& book, size_t max_offenders = 200000);
+  ~BanPolicy() { book_.Unlisten(this); }
+  // The book holds a pointer to it.
+  BanPolicy(const BanPolicy&) = delete;
+  BanPolicy& operator=(const BanPolicy&) = delete;
 
   bool IsIgnored(const IpAddress& ip) const;
   // Whether a ban of `target` would cover loopback or any address of the ignore list.
@@ -46,20 +50,32 @@ class BanPolicy {
   void Prefetch(const IpAddress& ip) const;
   // Whether `ip` is inside an active ban at `now`.
   bool IsBanned(const IpAddress& ip, Time now) const;
-  // Past offences (from the state store at start-up), for escalation.
+  // Past offences (from the state store at start-up), for escalation. The one of a ban the
+  // book holds (it started at `at` or before) is the book's: not counted twice.
   void AddOffence(const Prefix& target, Time at);
   const PrefixWindows& offences() const { return offences_; }
 
  private:
   Prefix WideTarget(const IpAddress& ip) const;
   bool Covered(const Prefix& target, Seconds base, Time at) const;
-  Seconds Escalate(const Prefix& target, Seconds base, Time at);
+  // Whether a running ban makes a new one for `base` pointless: it is at least as long.
+  static bool Covers(const std::optional<BanTerm>& running, Seconds base) {
+    if (!running) return false;
+    bool longer = running->duration.count() != 0 && (base.count() == 0 || base > running->duration);
+    return !longer;
+  }
+  // The duration of a ban of `target` at `at`: base * factor^(n-1) for its n-th offence
+  // within max, counting the one the book holds (`held`) if it began within max.
+  Seconds Escalate(const Prefix& target, Seconds base, Time at, const std::optional<BanTerm>& held) const;
+  // An offence the book held has ended: history now.
+  void BanEnded(const Prefix& target, Time start) override;
 
   std::vector<Prefix> ignore_;
   BanSpec ban_;
   int ipv6_prefix_;
   BanBook& book_;
-  // Offence times per target within ban.max, at most 64 each: escalation history.
+  // Offence times per target within ban.max, at most 64 each: escalation history. Only
+  // ended ones: those of bans the book holds are the book's until it reports their end.
   PrefixWindows offences_;
 };
 

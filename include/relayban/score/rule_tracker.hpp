@@ -51,6 +51,8 @@ class WindowState {
   // Records `weight` occurrences (count mode) or one distinct value (distinct mode) at `sec`
   // and returns the number now inside the window ending at `sec`.
   int Add(uint32_t value, int weight, uint32_t sec, bool distinct, int threshold, uint32_t window);
+  // How many Add would find inside the window ending at `sec`, without adding.
+  int Count(uint32_t sec, uint32_t window) const;
   uint32_t last() const { return last_; }
   bool empty() const { return n_ == 0; }
   // Back to the empty state (all zero bytes).
@@ -166,6 +168,12 @@ class KeyedWindows {
   template <class K>
   int Observe(const K& key, uint64_t value_hash, int weight, Time t) {
     return ObserveAt(Slot(key, t), 0, value_hash, weight, t);
+  }
+  // How many the key has inside the window ending at `t` (lane 0), without recording.
+  template <class K>
+  int Count(const K& key, Time t) const {
+    const Row* row = map_.Get(key);
+    return row ? row->lane[0].Count(SecondsOf(t), window_[0]) : 0;
   }
   template <class K>
   int ObserveHashed(const K& key, size_t key_hash, uint64_t value_hash, int weight, Time t) {

@@ -8,6 +8,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "relayban/policy/ban_policy.hpp"
+
 #include "fakes/fake_clock.hpp"
 #include "fakes/fake_firewall.hpp"
 #include "fakes/fake_state_store.hpp"
@@ -350,6 +352,42 @@ TEST_CASE("banning again replaces the ban, unban all lifts every one, counts per
   // After the store's writes, nothing is kept for them.
   CHECK(r.ledger.Targets().empty());
   CHECK(r.ledger.stats().unbans == 3);
+}
+
+TEST_CASE("the ledger hands the policy an offence when a rule's ban expires, is lifted or replaced, never a manual one") {
+  Rig r;
+  BanSpec spec;
+  spec.factor = 2;
+  spec.max = Seconds(86400 * 7);
+  BanPolicy policy({}, spec, 64, r.ledger);
+  auto ban = [&](const char* ip, int seconds) {
+    auto o = policy.Ban(*IpAddress::Parse(ip), Seconds(seconds), r.clock.Now(), "postfix", "brute", "", "why");
+    return o ? o->duration.count() : int64_t{-1};
+  };
+  REQUIRE(ban("203.0.113.70", 60) == 60);
+  REQUIRE(ban("203.0.113.71", 3600) == 3600);
+  REQUIRE(ban("203.0.113.72", 3600) == 3600);
+  CHECK(policy.offences().size() == 0);  // running bans are the ledger's
+  // .70 expires, .71 is lifted by hand, .72 is replaced by an admin's ban.
+  r.clock.Advance(Seconds(61));
+  r.ledger.Tick();
+  CHECK(r.ledger.Unban(P("203.0.113.71")));
+  r.ledger.Ban(r.Make("203.0.113.72", 3600, "manual"), BanOrigin::kManual);
+  CHECK(policy.offences().size() == 3);
+  CHECK(ban("203.0.113.70", 60) == 120);
+  CHECK(ban("203.0.113.71", 60) == 120);
+  // A running rule ban replaced by a longer one counts, too: the third offence of .70.
+  CHECK(ban("203.0.113.70", 3600) == 3600 * 4);
+  // An admin's ban is no offence: lifting it leaves the history as it was, and unban all
+  // hands over the rule bans it lifts.
+  r.ledger.Ban(r.Make("203.0.113.73", 3600, "manual"), BanOrigin::kManual);
+  CHECK(r.ledger.Unban(P("203.0.113.73")));
+  size_t before = policy.offences().size();
+  CHECK(r.ledger.UnbanAll() == 3);  // .70, .71 (rules) and .72 (manual)
+  CHECK(policy.offences().size() == before);  // .70 and .71 were known already
+  CHECK(policy.offences().Count(P("203.0.113.70"), r.clock.Now()) == 3);
+  CHECK(policy.offences().Count(P("203.0.113.73"), r.clock.Now()) == 0);
+  CHECK(ban("203.0.113.73", 60) == 60);
 }
 
 TEST_CASE("unban all falls back to one removal per ban when the sets cannot be emptied at once") {

@@ -284,6 +284,49 @@ TEST_CASE("a reload with a bad file keeps the running configuration and names th
   CHECK(r.TurnUntil([&] { return r.fw->Has("203.0.113.9"); }));
 }
 
+TEST_CASE("escalation counts the store's history and the restored ban each once, and goes on across a reload") {
+  Rig r;
+  Time now = r.clock->Now();
+  Prefix earlier = *Prefix::Parse("203.0.113.9"), running = *Prefix::Parse("203.0.113.8");
+  // .9 was banned yesterday for an hour; .8's ban began 10 minutes ago and runs 50 more.
+  r.store->rows.push_back({BanRecord{earlier, "j", "brute", "", "brute", now - Seconds(86400), now - Seconds(86400 - 3600)},
+                           now - Seconds(86400 - 3600), "expired"});
+  r.store->rows.push_back({BanRecord{running, "j", "brute", "", "brute", now - Seconds(600), now + Seconds(3000)},
+                           std::nullopt, ""});
+  REQUIRE(r.daemon->Start() == 0);
+  auto last_duration = [&](const std::string& ip) {
+    const auto* row = r.store->Last(ip);
+    return row && row->record.end ? std::chrono::duration_cast<Seconds>(*row->record.end - row->record.start).count()
+                                  : int64_t{-1};
+  };
+  auto banned_since = [&](const std::string& ip, Time t) {
+    const auto* row = r.store->Last(ip);
+    return row && !row->ended && row->record.start >= t;
+  };
+  r.Failures("203.0.113.9", 3);
+  REQUIRE(r.TurnUntil([&] { return banned_since("203.0.113.9", now); }));
+  CHECK(last_duration("203.0.113.9") == 7200);  // its second offence
+  // .8's restored ban ends: its next is its second offence (the store's row of the ban that
+  // ran and the ban the ledger held are one), not its third.
+  r.clock->Advance(Seconds(3001));
+  r.daemon->Tick();  // the loop's second
+  REQUIRE(r.TurnUntil([&] { return r.store->Active("203.0.113.8") == 0; }));
+  Time later = r.clock->Now();
+  r.Failures("203.0.113.8", 3);
+  REQUIRE(r.TurnUntil([&] { return banned_since("203.0.113.8", later); }));
+  CHECK(last_duration("203.0.113.8") == 7200);
+  // A reload builds a new engine; .9's second ban, still running then, ends after it and is
+  // heard by the new one: the next is the third offence.
+  REQUIRE(r.Ask(R"({"cmd":"reload"})").back()["ok"] == true);
+  r.clock->Advance(Seconds(7200));
+  r.daemon->Tick();
+  REQUIRE(r.TurnUntil([&] { return r.store->Active("203.0.113.9") == 0; }));
+  later = r.clock->Now();
+  r.Failures("203.0.113.9", 3);
+  REQUIRE(r.TurnUntil([&] { return banned_since("203.0.113.9", later); }));
+  CHECK(last_duration("203.0.113.9") == 14400);
+}
+
 TEST_CASE("a malformed control request gets an error answer") {
   Rig r;
   REQUIRE(r.daemon->Start() == 0);

@@ -360,7 +360,7 @@ jails:
   CHECK(rig.Targets() == std::vector<std::string>{"203.0.113.1", "203.0.113.2", "203.0.113.3"});
   // The admin lets .1 go; it stays quiet. The next verdict on boss does not ban it again,
   // while .2, which goes on guessing, and the new addresses are (.2 is still banned).
-  rig.book.Erase(Prefix(*IpAddress::Parse("203.0.113.1")));
+  rig.book.Lift(Prefix(*IpAddress::Parse("203.0.113.1")));
   rig.out.clear();
   rig.Feed("Nov 18 10:05:01 fail user=boss ip=203.0.113.4");
   rig.Feed("Nov 18 10:05:02 fail user=boss ip=203.0.113.5");
@@ -723,7 +723,7 @@ TEST_CASE("an address lifted by hand is not banned again by the account verdict 
   for (const char* d : {"one", "two", "three"}) r.Feed(std::string("2026-11-18T10:00:01Z relay id=Q1 to=x@") + d + ".example");
   REQUIRE(r.out.orders.size() == 1);
   r.out.clear();
-  r.book.Erase(*Prefix::Parse("198.51.100.1"));
+  r.book.Lift(*Prefix::Parse("198.51.100.1"));
   r.engine->Exempt(*IpAddress::Parse("198.51.100.1"), Time(Micros(int64_t{1794996120} * 1000000)));  // 10:02
   r.Feed("2026-11-18T10:05:00Z ok user=test ip=198.51.100.1");  // the owner logs in again
   CHECK(r.out.orders.empty());

@@ -2,6 +2,8 @@
 
 #include <catch2/catch.hpp>
 
+#include <memory>
+
 using namespace relayban;
 
 namespace {
@@ -50,6 +52,65 @@ TEST_CASE("offences older than max are forgotten") {
   auto later = p.Ban(Ip("203.0.113.5"), Seconds(3600), T(86400 * 8), "j", "r", "", "");
   REQUIRE(later);
   CHECK(later->duration == Seconds(3600));
+}
+
+TEST_CASE("a first ban adds nothing to the history: the book holds its offence until the ban ends") {
+  auto p = Policy();
+  for (uint32_t i = 0; i < 1000; ++i)
+    REQUIRE(p.Ban(IpAddress::V4(0x0B000000u + i), Seconds(3600), T(0), "j", "r", "", "")->duration == Seconds(3600));
+  CHECK(p.offences().size() == 0);
+  CHECK(p.size() == 1000);
+  // When they end, the book hands their offences over, one each.
+  p.Expire(T(3600));
+  CHECK(p.size() == 0);
+  CHECK(p.offences().size() == 1000);
+  CHECK(p.offences().Count(Prefix(IpAddress::V4(0x0B000007u)), T(3600)) == 1);
+  // A second offence doubles, ended in the history or still held by the book.
+  CHECK(p.Ban(IpAddress::V4(0x0B000007u), Seconds(3600), T(7200), "j", "r", "", "")->duration == Seconds(7200));
+  CHECK(p.Ban(IpAddress::V4(0x0B000007u), Seconds(86400), T(7300), "j", "r", "", "")->duration == Seconds(86400 * 4));
+  CHECK(p.offences().Count(Prefix(IpAddress::V4(0x0B000007u)), T(7300)) == 2);  // the replaced ban ended
+}
+
+TEST_CASE("a ban that ended, was lifted or was replaced counts once, whether or not the book has let it go") {
+  // Not expired from the book: the ended ban is still held there, and counts once.
+  auto p = Policy();
+  REQUIRE(p.Ban(Ip("203.0.113.5"), Seconds(60), T(0), "j", "r", "", ""));
+  CHECK(p.Ban(Ip("203.0.113.5"), Seconds(60), T(100), "j", "r", "", "")->duration == Seconds(120));
+  CHECK(p.Ban(Ip("203.0.113.5"), Seconds(60), T(1000), "j", "r", "", "")->duration == Seconds(240));
+  CHECK(p.offences().Count(Prefix(Ip("203.0.113.5")), T(1000)) == 2);
+  // Lifted by hand: it was an offence all the same.
+  auto q = Policy();
+  REQUIRE(q.Ban(Ip("203.0.113.6"), Seconds(3600), T(0), "j", "r", "", ""));
+  CHECK(q.Lift(Prefix(Ip("203.0.113.6"))));
+  CHECK_FALSE(q.IsBanned(Ip("203.0.113.6"), T(1)));
+  CHECK(q.Ban(Ip("203.0.113.6"), Seconds(3600), T(10), "j", "r", "", "")->duration == Seconds(7200));
+  // A permanent ban is no offence: what follows it is a first one.
+  auto r = Policy();
+  REQUIRE(r.Ban(Ip("203.0.113.7"), Seconds(0), T(0), "j", "r", "", "")->duration == Seconds(0));
+  CHECK(r.Lift(Prefix(Ip("203.0.113.7"))));
+  CHECK(r.offences().size() == 0);
+  CHECK(r.Ban(Ip("203.0.113.7"), Seconds(3600), T(10), "j", "r", "", "")->duration == Seconds(3600));
+}
+
+TEST_CASE("an offence restored from the store is not counted twice when the book holds its ban") {
+  auto p = Policy();
+  REQUIRE(p.Ban(Ip("203.0.113.5"), Seconds(3600), T(0), "j", "r", "", ""));
+  p.AddOffence(Prefix(Ip("203.0.113.5")), T(0));        // the running ban, as the store has it
+  p.AddOffence(Prefix(Ip("203.0.113.5")), T(-86400));   // an earlier one
+  CHECK(p.offences().Count(Prefix(Ip("203.0.113.5")), T(0)) == 1);
+  // The third offence: the earlier one, the one that ran, this one.
+  CHECK(p.Ban(Ip("203.0.113.5"), Seconds(3600), T(4000), "j", "r", "", "")->duration == Seconds(14400));
+}
+
+TEST_CASE("the policy built last hears of the book's ended offences, whichever policy goes first") {
+  MemoryBanBook book;
+  auto old_policy = std::make_unique<BanPolicy>(std::vector<Prefix>{}, Policy::Spec(), 64, book);
+  REQUIRE(old_policy->Ban(Ip("203.0.113.5"), Seconds(60), T(0), "j", "r", "", ""));
+  BanPolicy next({}, Policy::Spec(), 64, book);  // a reload: the new engine's policy
+  old_policy.reset();
+  book.Expire(T(60));
+  CHECK(next.offences().size() == 1);
+  CHECK(next.Ban(Ip("203.0.113.5"), Seconds(60), T(100), "j", "r", "", "")->duration == Seconds(120));
 }
 
 TEST_CASE("an active ban is only re-ordered when it would last longer") {

@@ -262,8 +262,7 @@ struct Engine::Impl {
   // `key` is TallyKey(conn, ip), made once per line for this and PrefetchFor.
   bool Tally(Jail& jail, int filter, int pattern, uint64_t key, int& count);
   static uint64_t TallyKey(std::string_view conn, std::string_view ip) {
-    return std::hash<std::string_view>{}(conn.substr(0, 32)) * 0x9E3779B97F4A7C15ull ^
-           std::hash<std::string_view>{}(ip.substr(0, 64));
+    return ShortTextHash(conn.substr(0, 32)) * 0x9E3779B97F4A7C15ull ^ ShortTextHash(ip.substr(0, 64));
   }
   // Starts loading the slots an event of `kind` from `ip` (on a connection, tallied under
   // `tally_key`) will look up in `jail`'s tables: under a flood every one is a miss in
@@ -290,8 +289,9 @@ struct Engine::Impl {
   void Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key);
   // `sprayed_from`: notes a failure naming an account from an address; whether an event
   // comes from an address that failed on enough other accounts lately.
-  static void NoteFailure(Jail& jail, const IpAddress& ip, const std::string& account, Time t);
-  static bool Sprayed(const Jail& jail, const Rule& rule, const IpAddress& ip, const std::string& account, Time t);
+  // (The account by its AccountHash, made once per event for every table keyed by it.)
+  static void NoteFailure(Jail& jail, const IpAddress& ip, uint64_t account_hash, Time t);
+  static bool Sprayed(const Jail& jail, const Rule& rule, const IpAddress& ip, uint64_t account_hash, Time t);
   // The lines behind a decision of `rule` on the address or the account (Order::evidence):
   // copied, or only counted while lines_wanted is false.
   EvidenceLines EvidenceOf(const Jail& jail, const Rule& rule, const IpAddress* ip, const std::string* account) const;
@@ -657,7 +657,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
 }
 
 Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, std::vector<PatternHit>& hits,
-                                 std::deque<std::string>& rewritten) const {
+                                 std::deque<std::string>& rewritten, StampMemo* memo) const {
   const Impl& m = *impl_;
   const Impl::Source& src = m.sources[static_cast<size_t>(source)];
   ParsedLine p;
@@ -690,7 +690,20 @@ Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, st
     p.outcome = p.rejected > 0 ? ParsedLine::Outcome::kAmbiguous : ParsedLine::Outcome::kNoHit;
     return p;
   }
-  auto t = DecodeStamp(line, *shape, now, m.options.zone);
+  std::string_view stamp = line.substr(0, shape->length);
+  std::optional<Time> t;
+  if (memo && memo->engine == this && memo->source == source && memo->now == now && memo->text == stamp) {
+    t = memo->time;
+  } else {
+    t = DecodeStamp(line, *shape, now, m.options.zone);
+    if (memo && t) {
+      memo->engine = this;
+      memo->source = source;
+      memo->now = now;
+      memo->text.assign(stamp);
+      memo->time = *t;
+    }
+  }
   if (!t) {
     p.outcome = ParsedLine::Outcome::kBadStamp;
     return p;
@@ -769,8 +782,11 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       continue;
     }
     CleanAddress(c.sender, ev.sender);
-    ev.id.assign(c.id.substr(0, 128));
-    ev.session.assign(c.session.substr(0, 128));
+    // (Most patterns capture neither: clear() is a store, assign() a call.)
+    if (c.id.empty()) ev.id.clear();
+    else ev.id.assign(c.id.substr(0, 128));
+    if (c.session.empty()) ev.session.clear();
+    else ev.session.assign(c.session.substr(0, 128));
     for (size_t ji = 0; ji < jails_of_filter.size(); ++ji) {
       int j = jails_of_filter[ji];
       Impl::Jail& jail = *m.jails[static_cast<size_t>(j)];
@@ -821,7 +837,7 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
   if (t - m.last_sweep > std::chrono::minutes(10)) OnTick(t);
 }
 
-void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, const std::string& account, Time t) {
+void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, uint64_t account_hash, Time t) {
   constexpr size_t kSprayKeys = 65536;
   size_t ip_hash = IpAddressHash{}(ip);
   size_t slot = jail.failed_on.Find(ip, ip_hash);
@@ -842,7 +858,7 @@ void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, const std::strin
     jail.failed_on.ValueAt(jail.failed_on.Insert(ip, ip_hash)) = at;
   }
   Jail::FailedOn& f = jail.failed_ring[at];
-  uint64_t h = Hash64(account);
+  uint64_t h = account_hash;
   for (uint8_t i = 0; i < f.n; ++i)
     if (f.recent[i].first == h) {
       f.recent[i].second = t;
@@ -856,11 +872,11 @@ void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, const std::strin
   *oldest = {h, t};
 }
 
-bool Engine::Impl::Sprayed(const Jail& jail, const Rule& rule, const IpAddress& ip, const std::string& account, Time t) {
+bool Engine::Impl::Sprayed(const Jail& jail, const Rule& rule, const IpAddress& ip, uint64_t account_hash, Time t) {
   const uint32_t* where = jail.failed_on.Get(ip);
   if (!where) return false;
   const Jail::FailedOn& f = jail.failed_ring[*where];
-  uint64_t own = Hash64(account);
+  uint64_t own = account_hash;
   int others = 0;
   for (uint8_t i = 0; i < f.n; ++i) {
     const auto& [h, at] = f.recent[i];
@@ -1062,7 +1078,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   if (ev.ip && !policy.IsIgnored(*ev.ip)) ip_key = policy.TargetFor(*ev.ip).address();
   if (options.evidence && !replaying && !current_line.empty()) Remember(jail, ev, ip_key);
   if (jail.spray_within.count() > 0 && ev.kind == kAuthFailure && ip_key && !ev.account.empty())
-    NoteFailure(jail, *ip_key, ev.account, ev.time);
+    NoteFailure(jail, *ip_key, AccountHash(ev.account), ev.time);
 
   // While an account verdict stands, any address that logs in as the account or relays
   // through it is banned at once.
@@ -1130,7 +1146,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
            EvidenceOf(jail, rule, &*ip_key, nullptr));
     } else {
       if (ev.account.empty()) continue;
-      if (rule.spec->sprayed_accounts > 0 && (!ip_key || !Sprayed(jail, rule, *ip_key, ev.account, ev.time))) continue;
+      if (rule.spec->sprayed_accounts > 0 && (!ip_key || !Sprayed(jail, rule, *ip_key, AccountHash(ev.account), ev.time))) continue;
       // A known bulk sender or roaming user: what it does is not abuse (failures naming it are).
       if (rule.confirmed && !allowed.empty() && allowed.count(ev.account) > 0) continue;
       if (!forgiven.empty())

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -29,6 +30,37 @@ uint64_t Hash64(std::string_view s);
 
 // Hash for unordered containers keyed by std::string that are looked up with string_view
 // (use with std::equal_to<>), so a lookup never builds a string.
+// A hash of a short text for in-memory keys (not stable across versions: never stored or
+// sent): up to 16 bytes from two loads and a few multiplies, whose inputs (the loads and the
+// length) tell the text exactly; longer texts by std::hash.
+inline uint64_t ShortTextHash(std::string_view s) {
+  const char* p = s.data();
+  size_t n = s.size();
+  uint64_t a = 0, b = 0;
+  if (n > 16) return std::hash<std::string_view>{}(s);
+  if (n >= 8) {
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + n - 8, 8);
+  } else if (n >= 4) {
+    uint32_t x, y;
+    std::memcpy(&x, p, 4);
+    std::memcpy(&y, p + n - 4, 4);
+    a = x;
+    b = y;
+  } else if (n > 0) {
+    a = static_cast<unsigned char>(p[0]) | uint64_t{static_cast<unsigned char>(p[n / 2])} << 8 |
+        uint64_t{static_cast<unsigned char>(p[n - 1])} << 16;
+  }
+  // Each input mixed in after the previous ones were scattered, so that no simple relation
+  // between two texts' words (a byte apart, a length apart) carries through to the hash.
+  uint64_t h = (a ^ (n * 0xA0761D6478BD642Full)) * 0xD6E8FEB86659FD93ull;
+  h ^= h >> 32;
+  h = (h ^ b) * 0x9E3779B97F4A7C15ull;
+  h ^= h >> 29;
+  h *= 0xD6E8FEB86659FD93ull;
+  return h ^ (h >> 32);
+}
+
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }

@@ -169,8 +169,17 @@ class Engine {
     Time time{};
     uint32_t first_hit = 0, hit_count = 0;  // in the `hits` given to Parse
   };
+  // The last stamp Parse decoded, for the next line of a batch: a log writes many lines a
+  // second, and a line whose stamp bytes (and `now`) are the same decodes the same.
+  struct StampMemo {
+    const Engine* engine = nullptr;  // whose zone decoded it; null: nothing remembered
+    int source = -1;
+    Time now{};
+    std::string text;  // the stamp's bytes and the blanks after it
+    Time time{};
+  };
   ParsedLine Parse(int source, std::string_view line, Time now, std::vector<PatternHit>& hits,
-                   std::deque<std::string>& rewritten) const;
+                   std::deque<std::string>& rewritten, StampMemo* memo = nullptr) const;
   void OnParsed(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits,
                 EngineOutput& out);
   // Housekeeping: evicts idle scoring state and forgets ended bans. Idle is counted on the

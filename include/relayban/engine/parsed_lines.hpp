@@ -33,7 +33,7 @@ class ParsedLines {
   // Matches every line (Engine::Parse, which runs on one thread at a time per engine).
   void Parse(const Engine& engine, Time now) {
     parsed_.reserve(lines_.size());
-    for (const Line& l : lines_) parsed_.push_back(engine.Parse(l.source, view(l), now, hits_, rewritten_));
+    for (const Line& l : lines_) parsed_.push_back(engine.Parse(l.source, view(l), now, hits_, rewritten_, &stamp_));
   }
   // Hands each line to `f(source, line, parsed, hits)`, in order, for Engine::OnParsed.
   template <class F>
@@ -48,6 +48,7 @@ class ParsedLines {
     parsed_.clear();
     hits_.clear();
     rewritten_.clear();
+    stamp_.engine = nullptr;  // the next batch may be another engine's (a reload)
   }
 
  private:
@@ -63,6 +64,7 @@ class ParsedLines {
   std::vector<Engine::ParsedLine> parsed_;
   std::vector<PatternHit> hits_;     // views into text_ or rewritten_
   std::deque<std::string> rewritten_;  // RFC 5424 lines rewritten for the filters
+  Engine::StampMemo stamp_;            // the last stamp decoded
 };
 
 }  // namespace relayban

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 #include <random>
 #include <string>
+#include <unordered_set>
 
 using namespace relayban;
 
@@ -121,4 +122,39 @@ TEST_CASE("LowerAsciiInto lowers ASCII letters only, at every position and lengt
   }
   CHECK(ToLowerAscii("Test@Example.COM") == "test@example.com");
   CHECK(ToLowerAscii("") == "");
+}
+
+TEST_CASE("ShortTextHash tells apart texts that differ in any byte or in length, up to 16 bytes and past") {
+  // Every text of up to 3 bytes over a small alphabet, then texts of every length to 24 that
+  // differ from one another in a single byte at each position, or only in length.
+  std::unordered_set<uint64_t> seen;
+  size_t made = 0;
+  auto add = [&](const std::string& t) {
+    ++made;
+    seen.insert(ShortTextHash(t));
+  };
+  const std::string alphabet = "09az.:[]\x01\xff";
+  add("");
+  for (char a : alphabet) {
+    add(std::string(1, a));
+    for (char b : alphabet) {
+      add(std::string{a, b});
+      for (char c : alphabet) add(std::string{a, b, c});
+    }
+  }
+  for (size_t len = 4; len <= 24; ++len) {
+    std::string base(len, 'x');
+    add(base);
+    for (size_t at = 0; at < len; ++at)
+      for (char c : alphabet) {
+        std::string t = base;
+        t[at] = c;
+        add(t);
+      }
+  }
+  // Addresses as the tallies key them.
+  for (uint32_t i = 0; i < 100000; ++i)
+    add(std::to_string(i >> 16) + "." + std::to_string((i >> 8) & 255) + "." + std::to_string(i & 255) + ".1");
+  CHECK(seen.size() == made);
+  CHECK(ShortTextHash("1000") == ShortTextHash(std::string("1000")));  // a function of the bytes only
 }

@@ -6,6 +6,7 @@
 #include <algorithm>
 
 #include "relayban/config/config_loader.hpp"
+#include "relayban/engine/parsed_lines.hpp"
 
 using namespace relayban;
 
@@ -935,4 +936,37 @@ TEST_CASE("a fleet verdict won here bans like a local one, and an account verdic
   int lock = 0;
   for (const auto& h : w.out.hooks) lock += h.argv[0] == "/usr/local/sbin/lock";
   CHECK(lock == 1);
+}
+
+TEST_CASE("a batch decodes each line's stamp as a line alone would, repeated stamps and a new year's eve too") {
+  Rig r;
+  // Syslog stamps have no year: "Jan  1" read a minute into 2027 is 2027's, read on the
+  // last day of 2026 it is 2026's (2027's would be a day in the future). One batch object,
+  // reused as the readers reuse it.
+  const char* lines[] = {"Jan  1 00:00:01 fail user=a ip=203.0.113.9", "Jan  1 00:00:01 fail user=b ip=203.0.113.9",
+                         "Dec 31 23:59:59 fail user=c ip=203.0.113.9", "Jan  1 00:00:01 fail user=d ip=203.0.113.9"};
+  ParsedLines batch(100, 1 << 16);
+  std::vector<Time> first;
+  for (Time now : {Time(Seconds(1798761660)) /* 2027-01-01T00:01:00Z */, Time(Seconds(1798675200)) /* 2026-12-31 */}) {
+    for (const char* l : lines) batch.Add(r.source, l);
+    batch.Parse(*r.engine, now);
+    std::vector<Time> got;
+    batch.ForEach([&](int, std::string_view, const Engine::ParsedLine& p, const PatternHit*) {
+      REQUIRE(p.outcome == Engine::ParsedLine::Outcome::kHits);
+      got.push_back(p.time);
+    });
+    std::vector<Time> alone;
+    for (const char* l : lines) {
+      std::vector<PatternHit> hits;
+      std::deque<std::string> rewritten;
+      alone.push_back(r.engine->Parse(r.source, l, now, hits, rewritten).time);
+    }
+    CHECK(got == alone);
+    CHECK(got[0] == got[1]);
+    CHECK(got[0] == got[3]);
+    first.push_back(got[0]);
+    batch.Clear();
+  }
+  CHECK(first[0] == Time(Seconds(1798761601)));  // 2027-01-01T00:00:01Z
+  CHECK(first[1] == Time(Seconds(1767225601)));  // 2026-01-01T00:00:01Z
 }

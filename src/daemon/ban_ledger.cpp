@@ -81,6 +81,7 @@ uint32_t BanLedger::Intern(const Info& info) { return Intern(info.jail, info.rul
 
 void BanLedger::Release(uint32_t id) {
   if (--info_refs_[id] != 0) return;
+  if (id == last_info_) last_info_ = UINT32_MAX;  // its id may be handed to other texts
   const Info& info = infos_[id];
   size_t i = info_index_.Find(InfoHash(info.jail, info.rule, info.account, info.reason, info.origin));
   if (i != info_index_.kNone && info_index_.ValueAt(i) == id) info_index_.EraseAt(i);
@@ -191,7 +192,15 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
   // One verdict bans many addresses for the same reason: the last interned Info is checked
   // first, without building it or its key.
   uint32_t info;
-  if (last_info_ < infos_.size() && info_refs_[last_info_] > 0) {
+  auto same_texts = [&] {  // the very texts of the order that interned last_info_
+    return last_texts_[0].identity() == order.jail.identity() && last_texts_[1].identity() == order.rule.identity() &&
+           last_texts_[2].identity() == order.account.identity() &&
+           last_texts_[3].identity() == order.reason.identity();
+  };
+  if (last_info_ < infos_.size() && info_refs_[last_info_] > 0 && infos_[last_info_].origin == origin && same_texts()) {
+    ++info_refs_[last_info_];
+    info = last_info_;
+  } else if (last_info_ < infos_.size() && info_refs_[last_info_] > 0) {
     const Info& l = infos_[last_info_];
     if (l.origin == origin && l.jail == order.jail && l.rule == order.rule && l.account == order.account &&
         l.reason == order.reason) {
@@ -200,8 +209,10 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
     } else {
       info = last_info_ = Intern(order.jail, order.rule, order.account, order.reason, origin);
     }
+    last_texts_ = {order.jail, order.rule, order.account, order.reason};
   } else {
     info = last_info_ = Intern(order.jail, order.rule, order.account, order.reason, origin);
+    last_texts_ = {order.jail, order.rule, order.account, order.reason};
   }
   size_t i = entries_.Find(order.target);
   if (i == entries_.kNone) {

@@ -9,6 +9,7 @@
 // the outcomes back to this thread).
 #pragma once
 
+#include <array>
 #include <deque>
 #include <functional>
 #include <optional>
@@ -258,6 +259,10 @@ class BanLedger : public BanBook {
   };
   FlatMap<uint64_t, uint32_t, HashIsKey> info_index_;
   uint32_t last_info_ = UINT32_MAX;  // the Info the last ban interned (a verdict's next ban shares it)
+  // The texts of the order that made or matched last_info_: a verdict's next ban names the
+  // very same ones (SharedText), known equal without comparing a byte. Held, so no other
+  // text can take their identity.
+  std::array<SharedText, 4> last_texts_;
 
   // Expiry order: (end, target); an item whose entry has since changed is skipped. A heap in
   // a deque: a million bans grow it without copying it or asking for twice its memory at

@@ -511,6 +511,31 @@ TEST_CASE("bans of one verdict share its reason, and a reason freed is never han
   CHECK(r.ledger.Get(P("203.0.113.5"))->info->origin == BanOrigin::kRule);
 }
 
+TEST_CASE("a verdict's bans naming the very same texts share its Info, and a freed Info's id is not taken for them") {
+  Rig r;
+  Order o = r.Make("203.0.113.1", 3600, "spray");  // one verdict: its orders share the texts
+  r.ledger.Record(o);
+  o.target = P("203.0.113.2");
+  r.ledger.Record(o);
+  CHECK(r.ledger.Get(P("203.0.113.1"))->info == r.ledger.Get(P("203.0.113.2"))->info);
+  // Both lifted: the Info is freed, and its id goes to the next Info made - here an unban
+  // of an address nobody banned, recorded as the admin's.
+  REQUIRE(r.ledger.Unban(P("203.0.113.1")));
+  REQUIRE(r.ledger.Unban(P("203.0.113.2")));
+  r.Settle();
+  CHECK_FALSE(r.ledger.Unban(P("203.0.113.9")));
+  o.target = P("203.0.113.3");
+  r.ledger.Record(o);
+  auto b = r.ledger.Get(P("203.0.113.3"));
+  REQUIRE(b);
+  CHECK(b->info->origin == BanOrigin::kRule);
+  CHECK(b->info->rule == "spray");
+  CHECK(b->info->reason == "spray: reason");
+  // Equal texts that are other objects still find the same Info.
+  r.ledger.Record(r.Make("203.0.113.4", 3600, "spray"));
+  CHECK(r.ledger.Get(P("203.0.113.4"))->info == b->info);
+}
+
 TEST_CASE("a ban as list answers it reads as nlohmann::json's text of the same fields") {
   const std::string hostile = "user\"\\\n\x01\xFF\xC3\xBC\x1b[31m";
   BanLedger::Info info{"postfix", "brute", hostile, "brute: " + hostile, BanOrigin::kFleet, nullptr};

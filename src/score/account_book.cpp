@@ -130,6 +130,27 @@ unsigned MatchingTags(const uint8_t* tags, uint8_t tag) {
 #endif
 }
 
+// Bit i set where secs[i] >= since, for the sixteen seconds from `secs`.
+unsigned SecondsFrom(const uint32_t* secs, uint32_t since) {
+  if (since == 0) return 0xFFFF;
+#if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
+  // Unsigned x >= since as signed (x ^ 2^31) > ((since - 1) ^ 2^31); the four masks of four
+  // packed (saturating, so -1 and 0 stay) into sixteen bytes, one bit each.
+  const __m128i bias = _mm_set1_epi32(INT32_MIN);
+  const __m128i floor = _mm_set1_epi32(static_cast<int>((since - 1) ^ 0x80000000u));
+  auto four = [&](size_t at) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(secs + at));
+    return _mm_cmpgt_epi32(_mm_xor_si128(v, bias), floor);
+  };
+  __m128i lo = _mm_packs_epi32(four(0), four(4)), hi = _mm_packs_epi32(four(8), four(12));
+  return static_cast<unsigned>(_mm_movemask_epi8(_mm_packs_epi16(lo, hi)));
+#else
+  unsigned bits = 0;
+  for (unsigned i = 0; i < 16; ++i) bits |= static_cast<unsigned>(secs[i] >= since) << i;
+  return bits;
+#endif
+}
+
 }  // namespace
 
 AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip, size_t ip_hash) {
@@ -158,10 +179,14 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, size_t ip_hash, uint3
     e.recent.push_back(use);
     size_t n = e.recent.size();
     if (n <= kLinearScan) return;
-    auto& tags = e.rare_made().recent_tags;
+    Rare& rare = e.rare_made();
     if (n == kLinearScan + 1)  // outgrew the scan: tag the others too
-      for (size_t i = 0; i + 1 < n; ++i) tags[i] = TagOf(IpAddressHash{}(e.recent[i].ip));
-    tags[n - 1] = TagOf(ip_hash);
+      for (size_t i = 0; i + 1 < n; ++i) {
+        rare.recent_tags[i] = TagOf(IpAddressHash{}(e.recent[i].ip));
+        rare.recent_secs[i] = SecondsOf(e.recent[i].last);
+      }
+    rare.recent_tags[n - 1] = TagOf(ip_hash);
+    rare.recent_secs[n - 1] = SecondsOf(t);
     return;
   }
   // Full: the new address takes the place of the oldest one not used again since it was
@@ -176,6 +201,7 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, size_t ip_hash, uint3
   }
   e.recent[at] = use;
   rare.recent_tags[at] = TagOf(ip_hash);
+  rare.recent_secs[at] = SecondsOf(t);
   rare.hand = static_cast<uint16_t>(at + 1 == kMaxRecentIps ? 0 : at + 1);
 }
 
@@ -203,6 +229,7 @@ void AccountBook::Record(std::string_view account, size_t account_hash, Outcome 
     if (e.ip_hashes.size() < kMaxDistinct) e.ip_hashes.Insert(ip_hash);
     if (IpUse* u = FindRecent(e, *ip, ip_hash)) {
       u->last = std::max(u->last, t);
+      if (e.recent.size() > kLinearScan) e.rare->recent_secs[static_cast<size_t>(u - e.recent.data())] = SecondsOf(u->last);
       u->seq = seq_;
       u->kinds |= kind_bit;
       u->again = true;
@@ -264,12 +291,27 @@ std::vector<IpAddress> AccountBook::IpsSince(std::string_view account, Time sinc
   std::vector<IpAddress> out;
   const Entry* e = Find(account);
   if (!e) return out;
-  for (const IpUse& u : e->recent) {
-    if (u.last < since || (u.kinds & kinds) == 0) continue;
+  auto take = [&](const IpUse& u) {
+    if (u.last < since || (u.kinds & kinds) == 0) return;
     // Used in that verdict's second, but before it: its fan-out reached the address.
-    if (after && u.last == since && static_cast<int32_t>(u.seq - *after) <= 0) continue;
+    if (after && u.last == since && static_cast<int32_t>(u.seq - *after) <= 0) return;
+    if (out.empty()) out.reserve(16);
     out.push_back(u.ip);
+  };
+  size_t n = e->recent.size();
+  if (n <= kLinearScan) {
+    for (const IpUse& u : e->recent) take(u);
+    return out;
   }
+  // Only the addresses used in `since`'s second or later can be: found sixteen at a time by
+  // their seconds, then looked at (in position order, as a plain scan would give them).
+  const uint32_t* secs = e->rare->recent_secs.data();
+  uint32_t since_sec = SecondsOf(since);
+  for (size_t base = 0; base < n; base += 16)
+    for (unsigned bits = SecondsFrom(secs + base, since_sec); bits != 0; bits &= bits - 1) {
+      size_t i = base + static_cast<size_t>(__builtin_ctz(bits));
+      if (i < n) take(e->recent[i]);
+    }
   return out;
 }
 

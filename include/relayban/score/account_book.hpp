@@ -109,6 +109,10 @@ class AccountBook {
     // compared sixteen at a time (a fraction of the work of a hash index's upkeep), and the
     // position the next new address may take once recent is full.
     std::array<uint8_t, kMaxRecentIps> recent_tags{};
+    // And the second of each address's last use (SecondsOf(IpUse::last)): a verdict's
+    // fan-out asks for the addresses used since a time, and compares these four at a time
+    // instead of reading every IpUse.
+    std::array<uint32_t, kMaxRecentIps> recent_secs{};
     uint16_t hand = 0;
   };
   struct Entry {

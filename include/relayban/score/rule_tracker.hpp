@@ -328,6 +328,18 @@ using IpWindows = KeyedWindows<IpAddress, IpAddressHash>;
 using IpPairWindows = KeyedWindows<IpAddress, IpAddressHash, 2>;
 using IpLaneWindows = KeyedWindows<IpAddress, IpAddressHash, 3>;
 using AccountWindows = KeyedWindows<KeyString, StringHash>;
-using PrefixWindows = KeyedWindows<Prefix, PrefixHash>;
+// PrefixHash remixed (a bijection of it): for a table filled in another PrefixHash table's
+// slot order - the escalation history, told of every ban a ledger walks through when it
+// lifts them all - whose keys would otherwise come sorted by home position and pile up in
+// one run of a linear-probing table.
+struct RemixedPrefixHash {
+  size_t operator()(const Prefix& p) const noexcept {
+    uint64_t h = PrefixHash{}(p);
+    h ^= h >> 31;
+    h *= 0xD6E8FEB86659FD93ull;
+    return static_cast<size_t>(h ^ (h >> 32));
+  }
+};
+using PrefixWindows = KeyedWindows<Prefix, RemixedPrefixHash>;
 
 }  // namespace relayban

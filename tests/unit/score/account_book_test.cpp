@@ -3,6 +3,8 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <map>
+#include <random>
 
 using namespace relayban;
 
@@ -243,5 +245,43 @@ TEST_CASE("an evicted account's position carries nothing over to the account tha
     CHECK(v.targeted_by.empty());
     CHECK(b.IpsSince(v.account, T(0), ~uint64_t{0}).empty());
     CHECK_FALSE(b.MarkFired(v.account, 3, T(2000)));  // no earlier verdict of that rule
+  }
+}
+
+TEST_CASE("fan-out finds exactly the addresses used since a time, past the short scan and across renewed uses") {
+  // Up to 200 addresses (no eviction), used at random times - some again later, some at
+  // fractions of a second - with one of two kinds: what IpsSince gives must be what a plain
+  // filter of every use gives, for every `since` around those times.
+  std::mt19937 rng(7);
+  for (int round = 0; round < 20; ++round) {
+    AccountBook b(100);
+    struct Use {
+      Time last{};
+      uint64_t kinds = 0;
+    };
+    std::map<std::string, Use> model;
+    size_t addresses = 10 + rng() % 190;
+    Time t = T(0);
+    for (int k = 0; k < 600; ++k) {
+      t += Micros(static_cast<int64_t>(rng() % 3) * 1000000 + static_cast<int64_t>(rng() % 2) * 250000);
+      std::string ip = "10.0." + std::to_string(rng() % addresses / 256) + "." + std::to_string(rng() % addresses % 256);
+      uint64_t bit = rng() % 3 == 0 ? 1 : 4;
+      b.Record("acct", bit == 1 ? O::kAuthFailure : O::kRelay, bit, IpAddress::Parse(ip), "", t);
+      Use& u = model[ip];
+      u.last = std::max(u.last, t);
+      u.kinds |= bit;
+    }
+    for (int s = -2; s <= 1300; s += 7) {
+      Time since = T(s) + Micros((s % 2) * 250000);
+      for (uint64_t kinds : {uint64_t{1}, uint64_t{4}, uint64_t{5}}) {
+        std::vector<std::string> want, got;
+        for (const auto& [ip, u] : model)
+          if (u.last >= since && (u.kinds & kinds) != 0) want.push_back(ip);
+        for (const IpAddress& a : b.IpsSince("acct", since, kinds)) got.push_back(a.ToString());
+        std::sort(got.begin(), got.end());
+        INFO("round " << round << " addresses " << model.size() << " since " << s << " kinds " << kinds);
+        REQUIRE(got == want);
+      }
+    }
   }
 }

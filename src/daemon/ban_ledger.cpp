@@ -197,21 +197,18 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
            last_texts_[2].identity() == order.account.identity() &&
            last_texts_[3].identity() == order.reason.identity();
   };
-  if (last_info_ < infos_.size() && info_refs_[last_info_] > 0 && infos_[last_info_].origin == origin && same_texts()) {
+  bool last_usable = last_info_ < infos_.size() && info_refs_[last_info_] > 0 && infos_[last_info_].origin == origin;
+  if (last_usable && same_texts()) {
     ++info_refs_[last_info_];
     info = last_info_;
-  } else if (last_info_ < infos_.size() && info_refs_[last_info_] > 0) {
-    const Info& l = infos_[last_info_];
-    if (l.origin == origin && l.jail == order.jail && l.rule == order.rule && l.account == order.account &&
-        l.reason == order.reason) {
+  } else {
+    const Info* l = last_usable ? &infos_[last_info_] : nullptr;
+    if (l && l->jail == order.jail && l->rule == order.rule && l->account == order.account && l->reason == order.reason) {
       ++info_refs_[last_info_];
       info = last_info_;
     } else {
       info = last_info_ = Intern(order.jail, order.rule, order.account, order.reason, origin);
     }
-    last_texts_ = {order.jail, order.rule, order.account, order.reason};
-  } else {
-    info = last_info_ = Intern(order.jail, order.rule, order.account, order.reason, origin);
     last_texts_ = {order.jail, order.rule, order.account, order.reason};
   }
   size_t i = entries_.Find(order.target);

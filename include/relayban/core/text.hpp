@@ -3,8 +3,8 @@
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <cstring>
+#include <functional>
 #include <string>
 #include <string_view>
 
@@ -28,8 +28,6 @@ void AppendJsonString(std::string& out, std::string_view s);
 // 64-bit FNV-1a; used to keep distinct values without storing them.
 uint64_t Hash64(std::string_view s);
 
-// Hash for unordered containers keyed by std::string that are looked up with string_view
-// (use with std::equal_to<>), so a lookup never builds a string.
 // A hash of a short text for in-memory keys (not stable across versions: never stored or
 // sent): up to 16 bytes from two loads and a few multiplies, whose inputs (the loads and the
 // length) tell the text exactly; longer texts by std::hash.
@@ -61,6 +59,8 @@ inline uint64_t ShortTextHash(std::string_view s) {
   return h ^ (h >> 32);
 }
 
+// Hash for unordered containers keyed by std::string that are looked up with string_view
+// (use with std::equal_to<>), so a lookup never builds a string.
 struct StringHash {
   using is_transparent = void;
   size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 
 #include "relayban/score/account_book.hpp"
 
@@ -11,6 +12,8 @@ namespace relayban {
 // A cell `width` wide: at least one blank after the text, longer text cut with "~",
 // attacker-controlled bytes made printable.
 std::string Cell(const std::string& text, size_t width);
+// The same, appended to `out`.
+void AppendCell(std::string& out, std::string_view text, size_t width);
 
 // The account table's header and one row (values already as text).
 struct AccountRow {
@@ -19,5 +22,8 @@ struct AccountRow {
 std::string AccountTableHeader();
 std::string AccountTableRow(const AccountRow& row);
 AccountRow RowOf(const AccountView& a);
+// AccountTableRow(RowOf(a)) appended to `out` without building the row's texts (a replayed
+// botnet leaves 200,000 invented accounts to list); `scratch` is reused between rows.
+void AppendAccountTableRow(std::string& out, const AccountView& a, std::string& scratch);
 
 }  // namespace relayban

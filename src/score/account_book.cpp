@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cstring>
 
 #if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
 #include <emmintrin.h>
@@ -323,12 +324,42 @@ std::vector<AccountView> AccountBook::Snapshot() const {
 }
 
 void AccountBook::ForEachSorted(const std::function<void(const AccountView&)>& f) const {
-  std::vector<uint32_t> order;
+  // Sorted by the eight bytes after the names' common prefix, as one big-endian number
+  // (zero-padded), and by the whole names only where those agree: a botnet's 200,000
+  // invented names ("invented123@...") differ just there, and comparing the names
+  // themselves went to memory and to memcmp some 3.5 million times.
+  struct Key {
+    uint64_t head;
+    uint32_t pos;
+  };
+  std::vector<Key> order;
   order.reserve(index_.size());
-  for (size_t i = 0; i < seen_sec_.size(); ++i)
-    if (seen_sec_[i] != kFree) order.push_back(static_cast<uint32_t>(i));
-  std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return At(a).account < At(b).account; });
-  for (uint32_t i : order) f(ViewOf(At(i)));
+  std::string_view first;
+  size_t common = 0;
+  for (size_t i = 0; i < seen_sec_.size(); ++i) {
+    if (seen_sec_[i] == kFree) continue;
+    std::string_view name = At(i).account;
+    if (order.empty()) {
+      first = name;
+      common = name.size();
+    } else {
+      size_t n = std::min(common, name.size()), k = 0;
+      while (k < n && name[k] == first[k]) ++k;
+      common = k;
+    }
+    order.push_back({0, static_cast<uint32_t>(i)});
+  }
+  for (Key& k : order) {
+    std::string_view name = std::string_view(At(k.pos).account).substr(common);
+    unsigned char head[8] = {};
+    std::memcpy(head, name.data(), std::min(name.size(), sizeof head));
+    for (unsigned char b : head) k.head = k.head << 8 | b;
+  }
+  std::sort(order.begin(), order.end(), [&](const Key& a, const Key& b) {
+    if (a.head != b.head) return a.head < b.head;
+    return At(a.pos).account < At(b.pos).account;
+  });
+  for (const Key& k : order) f(ViewOf(At(k.pos)));
 }
 
 std::optional<AccountView> AccountBook::View(std::string_view account) const {

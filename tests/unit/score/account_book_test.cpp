@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 #include <random>
+#include <set>
 
 using namespace relayban;
 
@@ -283,5 +284,29 @@ TEST_CASE("fan-out finds exactly the addresses used since a time, past the short
         REQUIRE(got == want);
       }
     }
+  }
+}
+
+TEST_CASE("accounts are listed in the order of their names' bytes, however alike the names are") {
+  // Names that share a long prefix and differ only in their eight bytes after it, in later
+  // bytes, or in length; bytes above 0x7f and zero bytes.
+  std::mt19937_64 rng(4122026);
+  auto pick = [&](uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng); };
+  for (std::string prefix : {std::string(), std::string("invented"), std::string("a")}) {
+    AccountBook b(100000);
+    std::set<std::string> want;
+    for (int i = 0; i < 3000; ++i) {
+      std::string name = prefix;
+      for (size_t k = pick(14); k > 0; --k) {
+        uint64_t r = pick(8);
+        name += r == 0 ? '\0' : r == 1 ? static_cast<char>(0x80 + pick(128)) : static_cast<char>('0' + pick(3));
+      }
+      if (name.empty()) continue;
+      want.insert(name);
+      b.Record(name, O::kAuthFailure, 1, IpAddress::Parse("192.0.2.1"), "", T(i));
+    }
+    std::vector<std::string> got;
+    b.ForEachSorted([&](const AccountView& v) { got.push_back(v.account); });
+    CHECK(got == std::vector<std::string>(want.begin(), want.end()));
   }
 }

@@ -1,9 +1,9 @@
 #include "relayban/core/ip_address.hpp"
 
-#include <arpa/inet.h>
 #include <endian.h>
 
 #include <algorithm>
+#include <bit>
 #include <charconv>
 #include <cstring>
 
@@ -61,6 +61,71 @@ bool ParseQuad(std::string_view t, uint8_t* out) {
   return i == n;
 }
 
+// An IPv6 address exactly as glibc's inet_pton(AF_INET6) takes it: up to eight groups of
+// one to four hex digits separated by ':', one "::" standing for at least one zero group, a
+// dotted quad in place of the last two groups, and nothing else. By hand for the same
+// reason as ParseQuad: inet_pton6 cost as much as the rest of an IPv6 line's parsing.
+bool ParseHextets(std::string_view t, uint8_t* out) {
+  size_t n = t.size(), i = 0;
+  int groups = 0;   // 16-bit groups written to out
+  int gap = -1;     // where "::" stands, in groups
+  if (n >= 1 && t[0] == ':') {
+    if (n < 2 || t[1] != ':') return false;
+    i = 1;  // the second ':' starts the gap below
+  }
+  while (i < n) {
+    size_t start = i;
+    unsigned v = 0;
+    while (i < n) {
+      unsigned c = static_cast<unsigned char>(t[i]);
+      unsigned d;
+      if (c - '0' <= 9) d = c - '0';
+      else if ((c | 0x20) - 'a' <= 5) d = (c | 0x20) - 'a' + 10;
+      else break;
+      if (i - start == 4) return false;
+      v = v << 4 | d;
+      ++i;
+    }
+    if (i == n) {  // the last group
+      if (i == start) break;  // the text ended with "::"
+      if (groups == 8) return false;
+      out[2 * groups] = static_cast<uint8_t>(v >> 8);
+      out[2 * groups + 1] = static_cast<uint8_t>(v);
+      ++groups;
+      break;
+    }
+    if (t[i] == ':') {
+      if (i == start) {  // an empty group: the gap, once
+        if (gap >= 0) return false;
+        gap = groups;
+        ++i;
+        continue;
+      }
+      if (i + 1 == n) return false;  // a single ':' at the end
+      if (groups == 8) return false;
+      out[2 * groups] = static_cast<uint8_t>(v >> 8);
+      out[2 * groups + 1] = static_cast<uint8_t>(v);
+      ++groups;
+      ++i;
+      continue;
+    }
+    // A dotted quad for the last two groups: the whole rest of the text, from the group's start.
+    if (t[i] == '.' && groups <= 6 && ParseQuad(t.substr(start), out + 2 * groups)) {
+      groups += 2;
+      break;
+    }
+    return false;
+  }
+  if (gap >= 0) {
+    if (groups == 8) return false;  // "::" must stand for one group at least
+    int tail = groups - gap;
+    std::memmove(out + 16 - 2 * tail, out + 2 * gap, static_cast<size_t>(2 * tail));
+    std::memset(out + 2 * gap, 0, static_cast<size_t>(16 - 2 * groups));
+    return true;
+  }
+  return groups == 8;
+}
+
 }  // namespace
 
 std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
@@ -69,13 +134,7 @@ std::optional<IpAddress> IpAddress::Parse(std::string_view text) {
     ip.family_ = Family::kV4;
     return ip;
   }
-  if (text.find(':') == std::string_view::npos) return std::nullopt;
-  // inet_pton needs a terminated string; the longest textual IPv6 form is 45 bytes.
-  char buf[64];
-  if (text.size() >= sizeof buf) return std::nullopt;
-  std::memcpy(buf, text.data(), text.size());
-  buf[text.size()] = '\0';
-  if (inet_pton(AF_INET6, buf, ip.bytes_.data()) != 1) return std::nullopt;
+  if (!ParseHextets(text, ip.bytes_.data())) return std::nullopt;
   ip.family_ = Family::kV6;
   // ::ffff:a.b.c.d is an IPv4 client seen through a dual-stack socket: key it as IPv4.
   static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
@@ -183,56 +242,76 @@ char* WriteQuad(const uint8_t* b, char* out) {
 }
 }  // namespace
 
-std::string IpAddress::ToString() const {
+namespace {
+// One group of an IPv6 address: lower-case hex without leading zeros.
+char* WriteGroup(unsigned v, char* p) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  if (v >= 0x1000) *p++ = kHex[v >> 12];
+  if (v >= 0x100) *p++ = kHex[(v >> 8) & 0xF];
+  if (v >= 0x10) *p++ = kHex[(v >> 4) & 0xF];
+  *p++ = kHex[v & 0xF];
+  return p;
+}
+}  // namespace
+
+size_t IpAddress::WriteText(char* buf) const {
   // By hand, not inet_ntop (which formats through printf, a group at a time): a botnet's
   // burst writes a million addresses, and that cost more than the rest of a ban's record.
   // The text is inet_ntop's (RFC 5952): lower-case hex without leading zeros, the longest
   // run of two or more zero groups (the first of equal ones) as "::", and the IPv4
   // compatible and mapped forms (::a.b.c.d, ::ffff:a.b.c.d) with a dotted quad.
-  if (is_v4()) {
-    char buf[16];  // 15 and the '.' WriteQuad puts after the last part
-    return std::string(buf, WriteQuad(bytes_.data(), buf));
+  if (is_v4()) return static_cast<size_t>(WriteQuad(bytes_.data(), buf) - buf);
+  unsigned w[8];
+  unsigned zeros = 0;  // bit i: group i is zero
+  for (unsigned i = 0; i < 8; ++i) {
+    w[i] = unsigned{bytes_[2 * i]} << 8 | bytes_[2 * i + 1];
+    zeros |= unsigned{w[i] == 0} << i;
   }
-  uint16_t w[8];
-  for (size_t i = 0; i < 8; ++i) w[i] = static_cast<uint16_t>(bytes_[2 * i] << 8 | bytes_[2 * i + 1]);
+  // The longest run of zero groups, the first of equal ones: runs taken off the mask in turn.
   int best = -1, best_len = 0;
-  for (int i = 0; i < 8;) {
-    if (w[i] != 0) {
-      ++i;
-      continue;
-    }
-    int j = i;
-    while (j < 8 && w[j] == 0) ++j;
-    if (j - i > best_len) {
+  for (unsigned m = zeros; m != 0;) {
+    int i = std::countr_zero(m);
+    int len = std::countr_one(m >> i);
+    if (len > best_len) {
       best = i;
-      best_len = j - i;
+      best_len = len;
     }
-    i = j;
+    m &= ~(((1u << len) - 1) << i);
   }
-  if (best_len < 2) best = -1;
-  char buf[48];
   char* p = buf;
-  for (int i = 0; i < 8; ++i) {
-    if (best >= 0 && i >= best && i < best + best_len) {
-      if (i == best) *p++ = ':';
-      continue;
+  if (best_len < 2) {
+    for (int i = 0; i < 8; ++i) {
+      if (i != 0) *p++ = ':';
+      p = WriteGroup(w[i], p);
     }
-    if (i != 0) *p++ = ':';
-    if (i == 6 && best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff))) {
-      p = WriteQuad(bytes_.data() + 12, p);
-      break;
-    }
-    static constexpr char kHex[] = "0123456789abcdef";
-    bool started = false;
-    for (int shift = 12; shift >= 0; shift -= 4) {
-      unsigned d = (w[i] >> shift) & 0xF;
-      if (d == 0 && !started && shift > 0) continue;
-      started = true;
-      *p++ = kHex[d];
-    }
+    return static_cast<size_t>(p - buf);
   }
-  if (best >= 0 && best + best_len == 8) *p++ = ':';
-  return std::string(buf, p);
+  for (int i = 0; i < best; ++i) {
+    p = WriteGroup(w[i], p);
+    *p++ = ':';
+  }
+  if (best == 0) *p++ = ':';
+  int after = best + best_len;
+  if (best == 0 && (best_len == 6 || (best_len == 5 && w[5] == 0xffff))) {
+    if (best_len == 5) {
+      std::memcpy(p, ":ffff:", 6);
+      p += 6;
+    } else {
+      *p++ = ':';
+    }
+    return static_cast<size_t>(WriteQuad(bytes_.data() + 12, p) - buf);
+  }
+  if (after == 8) *p++ = ':';
+  for (int i = after; i < 8; ++i) {
+    *p++ = ':';
+    p = WriteGroup(w[i], p);
+  }
+  return static_cast<size_t>(p - buf);
+}
+
+std::string IpAddress::ToString() const {
+  char buf[kMaxText];
+  return std::string(buf, WriteText(buf));
 }
 
 Prefix::Prefix(const IpAddress& address, int length)
@@ -273,8 +352,13 @@ bool Prefix::Contains(const IpAddress& ip) const {
 }
 
 std::string Prefix::ToString() const {
-  if (is_single()) return address_.ToString();
-  return address_.ToString() + "/" + std::to_string(length_);
+  char buf[IpAddress::kMaxText + 4];
+  size_t n = address_.WriteText(buf);
+  if (!is_single()) {
+    buf[n++] = '/';
+    n = static_cast<size_t>(std::to_chars(buf + n, buf + sizeof buf, unsigned{length_}).ptr - buf);
+  }
+  return std::string(buf, n);
 }
 
 }  // namespace relayban

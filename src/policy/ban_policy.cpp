@@ -9,12 +9,28 @@ namespace {
 constexpr int kMaxOffences = 64;  // escalation saturates long before: factor^63
 }
 
+namespace {
+// Whether the two share an address: the shorter one contains the other's first address.
+bool Overlap(const Prefix& a, const Prefix& b) {
+  if (a.address().family() != b.address().family()) return false;
+  return a.length() <= b.length() ? a.Contains(b.address()) : b.Contains(a.address());
+}
+}  // namespace
+
 BanPolicy::BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix, BanBook& book, size_t max_offenders)
     : ignore_(std::move(ignore)),
       ban_(ban),
       ipv6_prefix_(ipv6_prefix),
       book_(book),
       offences_(kMaxOffences, std::max(ban.max, Seconds(1)), false, max_offenders) {
+  // What no ban may cover: the ignore list and loopback (127.0.0.0/8, ::1).
+  guard_ = ignore_;
+  guard_.push_back(Prefix(IpAddress::V4(0x7F000000u), 8));
+  guard_.push_back(Prefix(*IpAddress::Parse("::1")));
+  std::sort(guard_.begin(), guard_.end());
+  guard_.erase(std::unique(guard_.begin(), guard_.end()), guard_.end());
+  for (const Prefix& p : guard_)
+    if (!p.address().is_v4()) guard6_.push_back(p);
   book_.Listen(this);
 }
 
@@ -24,20 +40,16 @@ bool BanPolicy::IsIgnored(const IpAddress& ip) const {
 }
 
 Prefix BanPolicy::WideTarget(const IpAddress& ip) const {
+  // Asked several times for every IPv6 event: only the guard's IPv6 part is looked at.
   Prefix wide(ip, ipv6_prefix_);
   // Never let a prefix ban cover an ignored address: fall back to the single address.
-  return CoversIgnored(wide) ? Prefix(ip) : wide;
+  for (const Prefix& p : guard6_)
+    if (Overlap(p, wide)) return Prefix(ip);
+  return wide;
 }
 
 bool BanPolicy::CoversIgnored(const Prefix& target) const {
-  if (IsIgnored(target.address())) return true;
-  // They overlap when their first min(length) bits agree: the shorter one contains the
-  // other's address.
-  for (const Prefix& p : ignore_) {
-    if (p.address().family() != target.address().family()) continue;
-    if (p.length() <= target.length() ? p.Contains(target.address()) : target.Contains(p.address())) return true;
-  }
-  return false;
+  return std::any_of(guard_.begin(), guard_.end(), [&](const Prefix& p) { return Overlap(p, target); });
 }
 
 Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at, const std::optional<BanTerm>& held) const {

@@ -41,6 +41,10 @@ class IpAddress {
   // The address with every bit past `length` cleared.
   IpAddress Masked(int length) const;
   std::string ToString() const;
+  // Room WriteText needs (the longest text is 45; a dotted quad is written a byte past).
+  static constexpr size_t kMaxText = 48;
+  // ToString's text written at `buf` (kMaxText bytes), without allocating; returns its length.
+  size_t WriteText(char* buf) const;
 
   // Two words and the family, compared inline: addresses are compared on every event.
   friend bool operator==(const IpAddress& a, const IpAddress& b) {

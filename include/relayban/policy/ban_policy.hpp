@@ -29,7 +29,8 @@ class BanPolicy : private BanEndListener {
   BanPolicy& operator=(const BanPolicy&) = delete;
 
   bool IsIgnored(const IpAddress& ip) const;
-  // Whether a ban of `target` would cover loopback or any address of the ignore list.
+  // Whether a ban of `target` would cover loopback (127.0.0.0/8, ::1) or any address of the
+  // ignore list.
   bool CoversIgnored(const Prefix& target) const;
   // The address or prefix a ban of `ip` covers (an IPv6 client's /64 by default). Inline
   // for IPv4 (the address itself): it is asked several times for every event.
@@ -71,6 +72,8 @@ class BanPolicy : private BanEndListener {
   void BanEnded(const Prefix& target, Time start) override;
 
   std::vector<Prefix> ignore_;
+  // The ignore list and loopback, all of it and its IPv6 part: what no ban may cover.
+  std::vector<Prefix> guard_, guard6_;
   BanSpec ban_;
   int ipv6_prefix_;
   BanBook& book_;

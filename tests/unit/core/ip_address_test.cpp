@@ -212,6 +212,74 @@ TEST_CASE("masking an address clears every bit past the length, and no other") {
   }
 }
 
+TEST_CASE("an IPv6 address parses exactly as inet_pton takes it") {
+  // Hand-picked edges, then printed addresses cut, stretched and spliced, and random strings
+  // over the characters that matter.
+  std::vector<std::string> cases = {
+      "::", ":", ":::", "::1", "1::", "1:", ":1", "1::1", "1:::1", "::1::", "1::2::3", "1:2:3:4:5:6:7:8",
+      "1:2:3:4:5:6:7:8:9", "1:2:3:4:5:6:7", "1:2:3:4:5:6:7::", "::1:2:3:4:5:6:7", "1:2:3:4:5:6::7:8",
+      "::2:3:4:5:6:7:8", "1:2:3:4::5:6:7:8", "12345::", "1234::", "0000:0000:0000:0000:0000:0000:0000:0000",
+      "::1.2.3.4", "::ffff:1.2.3.4", "::FFFF:1.2.3.4", "1:2:3:4:5:6:1.2.3.4", "1:2:3:4:5:6:7:1.2.3.4",
+      "1:2:3:4:5:1.2.3.4", "::1.2.3", "::1.2.3.4.5", "::01.2.3.4", "::256.1.1.1", "::1.2.3.4:1", "1.2.3.4::",
+      "::a.2.3.4", "::1234.1.1.1", "::.1.2.3", "::1.2.3.4/64", "fe80::1%eth0", "2001:DB8::AbCd", "2001:db8::g",
+      "[::1]", " ::1", "::1 ", "", "2001:db8:0:0:0:0:2:1", "2001:db8::2:1", "1::2:3:4:5:6:7", "::0:0:0:0:0:0:0"};
+  std::mt19937_64 rng(6);
+  auto pick = [&](uint64_t n) { return static_cast<size_t>(rng() % n); };
+  for (int i = 0; i < 60000; ++i) {  // printed, then mutated
+    std::array<uint8_t, 16> b{};
+    for (size_t g = 0; g < 8; ++g) {
+      uint16_t v = pick(2) ? 0 : static_cast<uint16_t>(rng() >> pick(16));
+      b[2 * g] = static_cast<uint8_t>(v >> 8);
+      b[2 * g + 1] = static_cast<uint8_t>(v);
+    }
+    char text[INET6_ADDRSTRLEN];
+    REQUIRE(inet_ntop(AF_INET6, b.data(), text, sizeof text));
+    std::string t = text;
+    for (size_t k = pick(3); k > 0; --k) {
+      size_t at = pick(t.size() + 1);
+      switch (pick(5)) {
+        case 0: t.insert(at, 1, "0123456789abcdefABCDEF:.x"[pick(25)]); break;
+        case 1: if (at < t.size()) t.erase(at, 1); break;
+        case 2: t.insert(at, "::"); break;
+        case 3: t.insert(at, std::to_string(pick(300)) + "." + std::to_string(pick(300)) + "." +
+                                 std::to_string(pick(300)) + "." + std::to_string(pick(300)));
+          break;
+        default: if (at < t.size()) t[at] = "0123456789abcdef:."[pick(18)]; break;
+      }
+    }
+    cases.push_back(t);
+  }
+  const std::string alphabet = "0123456789abcdefABCDEF::::::....g";
+  for (int i = 0; i < 200000; ++i) {
+    std::string t;
+    for (size_t len = pick(48); len > 0; --len) t += alphabet[pick(alphabet.size())];
+    cases.push_back(t);
+  }
+  size_t valid = 0, mapped = 0;
+  for (const std::string& t : cases) {
+    unsigned char want[16];
+    bool ok = inet_pton(AF_INET6, t.c_str(), want) == 1;
+    unsigned char quad[4];
+    if (inet_pton(AF_INET, t.c_str(), quad) == 1) continue;  // a dotted quad: the IPv4 test's
+    auto got = IpAddress::Parse(t);
+    INFO(t);
+    REQUIRE(got.has_value() == ok);
+    if (!ok) continue;
+    ++valid;
+    static constexpr uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (std::memcmp(want, kMapped, 12) == 0) {  // kept as the IPv4 client it is
+      ++mapped;
+      REQUIRE(got->is_v4());
+      REQUIRE(std::memcmp(got->bytes().data(), want + 12, 4) == 0);
+      continue;
+    }
+    REQUIRE_FALSE(got->is_v4());
+    REQUIRE(std::memcmp(got->bytes().data(), want, 16) == 0);
+  }
+  CHECK(valid > 30000);
+  CHECK(mapped >= 1);
+}
+
 TEST_CASE("an IPv4 address parses exactly as inet_pton takes it") {
   // Hand-picked edges, then random strings over the characters that matter.
   std::vector<std::string> cases = {"0.0.0.0", "255.255.255.255", "256.1.1.1", "1.2.3", "1.2.3.4.5", "01.2.3.4",

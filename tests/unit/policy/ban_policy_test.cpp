@@ -175,6 +175,13 @@ TEST_CASE("a ban target covering loopback or an ignored network is recognised") 
   CHECK(p.CoversIgnored(*Prefix::Parse("192.0.0.0/16")));   // wider than the ignored /24
   CHECK(p.CoversIgnored(*Prefix::Parse("192.0.2.128/25")));  // inside it
   CHECK(p.CoversIgnored(*Prefix::Parse("127.0.0.1")));
+  // Loopback whether or not the list names it: a prefix that contains it is refused too.
+  CHECK(p.CoversIgnored(*Prefix::Parse("0.0.0.0/0")));
+  CHECK(p.CoversIgnored(*Prefix::Parse("96.0.0.0/3")));
+  CHECK(p.CoversIgnored(*Prefix::Parse("::/64")));
+  CHECK(p.CoversIgnored(*Prefix::Parse("::1")));
+  CHECK_FALSE(p.CoversIgnored(*Prefix::Parse("128.0.0.0/2")));
+  CHECK_FALSE(p.CoversIgnored(*Prefix::Parse("::2")));
   CHECK_FALSE(p.CoversIgnored(*Prefix::Parse("192.0.3.0/24")));
   CHECK_FALSE(p.CoversIgnored(*Prefix::Parse("2001:db8::/64")));
 }
@@ -191,14 +198,17 @@ TEST_CASE("a target covers an ignored network exactly when their common leading 
     IpAddress other = IpAddress::V6(b);
     for (int len = 0; len <= 128; len += 1) {
       Prefix target(other, len);
-      bool want = false;
-      for (const Prefix& ig : ignore) {
+      auto overlaps = [&](const Prefix& ig) {
         int common = std::min(ig.length(), target.length());
-        want = want || ig.address().Masked(common) == target.address().Masked(common);
-      }
-      INFO("bit " << bit << " length " << len);
-      CHECK(p.CoversIgnored(target) == want);
+        return ig.address().Masked(common) == target.address().Masked(common);
+      };
+      bool want = std::any_of(ignore.begin(), ignore.end(), overlaps);
       CHECK(want == (bit >= std::min(len, 128) || bit >= 16));
+      // Loopback is guarded as if on the list: a short prefix such as 0::/3 covers ::1.
+      bool loopback = overlaps(Prefix(Ip("::1")));
+      CHECK(loopback == (len <= (bit < 2 ? bit : bit == 2 ? 15 : 2)));
+      INFO("bit " << bit << " length " << len);
+      CHECK(p.CoversIgnored(target) == (want || loopback));
     }
   }
 }

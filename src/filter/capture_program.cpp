@@ -449,6 +449,47 @@ struct CaptureProgram::Builder {
       if (indegree[k] > 1 || p.insts_[k].op == Op::kRun) p.insts_[k].memo = p.memo_rows_++;
   }
 
+  // Chains of one-byte classes, each reached from the one before only, become one string
+  // (after Follows, which reads the classes one by one). The instructions inside a chain
+  // are left unreached.
+  void MergeStrings() {
+    std::vector<int> single(p.classes_.size(), -1);
+    for (size_t c = 0; c < p.classes_.size(); ++c)
+      if (std::count(p.classes_[c].begin(), p.classes_[c].end(), true) == 1)
+        single[c] = static_cast<int>(std::find(p.classes_[c].begin(), p.classes_[c].end(), true) - p.classes_[c].begin());
+    auto byte_of = [&](const Inst& i) { return i.op == Op::kClass ? single[i.arg] : -1; };
+    // A link: a one-byte class reached only from the one-byte class before it. Chains are
+    // read from their first instruction (the builder emits them last to first).
+    std::vector<bool> link(p.insts_.size(), false);
+    for (const Inst& x : p.insts_) {
+      if (byte_of(x) < 0) continue;
+      const Inst& y = p.insts_[x.next];
+      if (y.memo < 0 && x.next != p.start_ && byte_of(y) >= 0) link[x.next] = true;
+    }
+    struct Chain {
+      uint32_t first, next;
+      std::string text;
+    };
+    std::vector<Chain> chains;
+    for (uint32_t k = 0; k < p.insts_.size(); ++k) {
+      if (link[k] || byte_of(p.insts_[k]) < 0) continue;
+      Chain c{k, p.insts_[k].next, std::string(1, static_cast<char>(byte_of(p.insts_[k])))};
+      while (link[c.next]) {
+        c.text += static_cast<char>(byte_of(p.insts_[c.next]));
+        c.next = p.insts_[c.next].next;
+      }
+      if (c.text.size() >= 2) chains.push_back(std::move(c));
+    }
+    for (Chain& c : chains) {
+      Inst& x = p.insts_[c.first];
+      x.op = Op::kString;
+      x.min = static_cast<uint32_t>(p.words_.size());
+      x.max = static_cast<uint32_t>(c.text.size());
+      x.next = c.next;
+      p.words_ += c.text;
+    }
+  }
+
   // The instructions reached from `from` without reading a byte (through splits, saves, ^),
   // into `out`: those that read one (classes, runs). Returns true if the match or `$` is among
   // them, that is, if nothing more can be told of the bytes that follow.
@@ -528,6 +569,7 @@ std::unique_ptr<CaptureProgram> CaptureProgram::Compile(std::string_view regex) 
   prog->start_ = *entry;
   b.AssignMemo();
   b.Follows();
+  b.MergeStrings();
   return prog;
 }
 
@@ -548,6 +590,35 @@ struct Scratch {
 };
 
 constexpr size_t kUnset = SIZE_MAX;
+
+// Whether the n (at least 2) bytes at a and b are the same: eight at a time, the last eight
+// (or four, or two) overlapping the ones before. Most tries fail at the first byte.
+inline bool SameBytes(const unsigned char* a, const char* b, size_t n) {
+  if (*a != static_cast<unsigned char>(*b)) return false;
+  auto load8 = [](const void* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  };
+  if (n >= 8) {
+    size_t k = 0;
+    for (; k + 8 < n; k += 8)
+      if (load8(a + k) != load8(b + k)) return false;
+    return load8(a + n - 8) == load8(b + n - 8);
+  }
+  if (n >= 4) {
+    uint32_t x, y, z, w;
+    std::memcpy(&x, a, 4);
+    std::memcpy(&y, b, 4);
+    std::memcpy(&z, a + n - 4, 4);
+    std::memcpy(&w, b + n - 4, 4);
+    return x == y && z == w;
+  }
+  uint16_t x, y;
+  std::memcpy(&x, a + n - 2, 2);
+  std::memcpy(&y, b + n - 2, 2);
+  return x == y;  // n is 2 or 3: the first byte is checked above
+}
 
 }  // namespace
 
@@ -649,6 +720,14 @@ bool CaptureProgram::Match(std::string_view text, size_t start, re2::StringPiece
         case Op::kClass:
           if (pos < end && classes_[i.arg][bytes[pos]]) {
             ++pos;
+            pc = i.next;
+          } else {
+            failed = true;
+          }
+          break;
+        case Op::kString:
+          if (end - pos >= i.max && SameBytes(bytes + pos, words_.data() + i.min, i.max)) {
+            pos += i.max;
             pc = i.next;
           } else {
             failed = true;

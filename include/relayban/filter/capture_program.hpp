@@ -1,13 +1,14 @@
-// CaptureProgram: the submatches of a regex on a long line, found by a memoised backtracker
-// of our own instead of RE2's NFA. Part of the filter stage: CapturingRegex hands it the lines
-// RE2's DFA has already said match, when they are too long for RE2's bounded backtracker.
+// CaptureProgram: the submatches of a regex, found by a memoised backtracker of our own
+// instead of RE2's engines. Part of the filter stage: CapturingRegex hands it every line whose
+// pattern it understands (a long one once RE2's DFA has said it matches).
 //
 // RE2 reports the submatches of the highest-priority path (the one a backtracking engine
 // finds first). On a text of 16 KiB its NFA walks every live thread on every byte: 0.5-2 ms
 // for a crafted line. This engine walks the same paths in the same priority order, but visits
 // each (instruction, position) at most once and reads a run of one class (`.*`, `[^ ]+`) with
 // a plain loop, trying what follows only where its first byte can start: a crafted line
-// costs tens of microseconds. It understands a subset of RE2's syntax (the one the shipped
+// costs tens of microseconds. A chain of fixed bytes is compared at once: on a short line
+// that makes it cheaper than RE2's one-pass engine, which takes a step per byte. It understands a subset of RE2's syntax (the one the shipped
 // filters use) and refuses the rest, which then stays with RE2.
 #pragma once
 
@@ -16,6 +17,7 @@
 #include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -45,17 +47,19 @@ class CaptureProgram {
   static constexpr size_t kMaxVisitedBytes = 4 << 20;
 
   int groups() const { return groups_; }
+  // The fixed byte chains compared whole, end to end (for tests).
+  const std::string& words() const { return words_; }
   size_t size() const { return insts_.size(); }
 
  private:
-  enum class Op : uint8_t { kClass, kRun, kSplit, kSave, kBegin, kEnd, kMatch };
+  enum class Op : uint8_t { kClass, kString, kRun, kSplit, kSave, kBegin, kEnd, kMatch };
   struct Inst {
     Op op = Op::kMatch;
     uint32_t next = 0;
     uint32_t alt = 0;       // kSplit: the lower-priority branch
     uint32_t arg = 0;       // kClass, kRun: class; kSave: slot
-    uint32_t min = 0;       // kRun: fewest bytes
-    uint32_t max = 0;       // kRun: most bytes (kUnbounded: no limit)
+    uint32_t min = 0;       // kRun: fewest bytes; kString: where it starts in words_
+    uint32_t max = 0;       // kRun: most bytes (kUnbounded: no limit); kString: its length
     int32_t memo = -1;      // row in the visited bitmap, or -1 (reached from one place only)
     bool mark_run = false;  // kRun: the positions it reads are marked too (unbounded, min <= 1)
     int stop = -1;          // kRun: the one byte its class leaves out, if so (found by memchr)
@@ -68,6 +72,9 @@ class CaptureProgram {
 
   std::vector<Inst> insts_;
   std::vector<ByteSet> classes_;
+  // kString: a chain of one-byte classes that nothing else jumps into, compared at once (the
+  // fixed words of a log line were an instruction each). All of them, end to end.
+  std::string words_;
   // Per run: what follows it must start with a byte of prefix[0], then one of prefix[1]...
   // (as far as that is certain; empty when it can match at once). A position where the text
   // does not fit is not tried.

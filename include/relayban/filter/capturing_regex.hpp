@@ -43,11 +43,13 @@ class CapturingRegex {
   const RE2& whole() const { return whole_; }
   bool is_split() const { return head_ != nullptr; }
   bool head_is_literal() const { return head_is_literal_; }
-  // Whether long lines are captured by a CaptureProgram (the regex is understood there).
+  // Whether lines are captured by a CaptureProgram (the regex is understood there).
   bool has_program() const { return program_ != nullptr; }
 
-  // From this many bytes (from where capturing starts) on, a CaptureProgram captures instead
-  // of RE2: below it RE2's bounded backtracker or one-pass engine is as fast.
+  // From this many bytes (from where capturing starts) on, RE2's DFA first says whether the
+  // line matches at all before a CaptureProgram captures (a long crafted line that does not
+  // match is the DFA's quickest); below it the program captures at once, and RE2 is asked
+  // only where the program finds nothing.
   static constexpr size_t kLongText = 1024;
 
   // Like whole().Match(text, 0, text.size(), RE2::ANCHOR_START, groups, n), except that

@@ -187,3 +187,53 @@ TEST_CASE("the shipped patterns are understood, and capture long crafted lines a
   CHECK(compared > 100);
   CHECK(long_compared > 500);
 }
+
+TEST_CASE("every one-byte change of a matching sample line is captured as RE2 captures it") {
+  // The program compares a pattern's fixed words whole: a changed byte anywhere in one, at
+  // its first, last or any middle place, must fail it as RE2 fails it.
+  std::vector<Error> errors;
+  auto config = LoadConfig(std::string(RELAYBAN_SOURCE_DIR) + "/etc/relayban/relayban.yaml", errors);
+  REQUIRE(config);
+  std::vector<std::string> messages;
+  for (const auto& f : std::filesystem::directory_iterator(std::string(RELAYBAN_SOURCE_DIR) + "/tests/data/samples")) {
+    if (f.path().extension() != ".log") continue;
+    std::ifstream in(f.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      auto shape = DetectStamp(line, StampFormat::kAuto);
+      messages.push_back(shape ? line.substr(shape->length) : line);
+    }
+  }
+  int changed = 0, failed = 0;
+  for (const auto& [name, filter] : config->filters) {
+    for (const PatternSpec& p : filter.patterns) {
+      std::string expanded = ExpandPatternMacros(p.regex);
+      INFO(name << ": " << p.regex);
+      CapturingRegex cr(expanded, Latin1());
+      auto whole = CaptureProgram::Compile(expanded);
+      REQUIRE(whole != nullptr);
+      int n = cr.whole().NumberOfCapturingGroups() + 1;
+      for (const std::string& m : messages) {
+        if (!cr.whole().Match(m, 0, m.size(), RE2::ANCHOR_START, nullptr, 0)) continue;
+        for (size_t at = 0; at < m.size(); ++at) {
+          for (char to : {'X', static_cast<char>(m[at] ^ 0x01)}) {
+            std::string t = m;
+            t[at] = to;
+            if (!SameAsRe2(*whole, cr.whole(), t, 0)) ++failed;
+            std::vector<re2::StringPiece> exact(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+            bool m_exact = cr.MatchExact(t, exact.data(), n);
+            bool m_want = cr.whole().Match(t, 0, t.size(), RE2::ANCHOR_START, want.data(), n);
+            REQUIRE(m_exact == m_want);
+            for (int j = 1; m_want && j < n; ++j) {
+              REQUIRE(exact[static_cast<size_t>(j)].data() == want[static_cast<size_t>(j)].data());
+              REQUIRE(exact[static_cast<size_t>(j)].size() == want[static_cast<size_t>(j)].size());
+            }
+            ++changed;
+          }
+        }
+      }
+    }
+  }
+  CHECK(changed > 20000);
+  CHECK(failed > 5000);  // many changes land in a fixed word
+}

@@ -244,7 +244,7 @@ char* WriteQuad(const uint8_t* b, char* out) {
 
 namespace {
 // One group of an IPv6 address: lower-case hex without leading zeros.
-char* WriteGroup(unsigned v, char* p) {
+[[gnu::always_inline]] inline char* WriteGroup(unsigned v, char* p) {
   static constexpr char kHex[] = "0123456789abcdef";
   if (v >= 0x1000) *p++ = kHex[v >> 12];
   if (v >= 0x100) *p++ = kHex[(v >> 8) & 0xF];

@@ -373,7 +373,8 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
           // is read whole. (Not Cell, whose check for unprintable bytes an address's text does
           // not need: a million bans spent 2 % of the scoring thread there.) Written in its
           // parts, with no line built per ban.
-          std::string target = d.target.ToString();
+          char text[Prefix::kMaxText];
+          std::string_view target(text, d.target.WriteText(text));
           static constexpr std::string_view kPad = "                  ";
           decisions.AddParts({tail.time, target, kPad.substr(0, target.size() < 18 ? 18 - target.size() : 1), tail.text});
         }

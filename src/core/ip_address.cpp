@@ -351,14 +351,18 @@ bool Prefix::Contains(const IpAddress& ip) const {
   return true;
 }
 
-std::string Prefix::ToString() const {
-  char buf[IpAddress::kMaxText + 4];
+size_t Prefix::WriteText(char* buf) const {
   size_t n = address_.WriteText(buf);
   if (!is_single()) {
     buf[n++] = '/';
-    n = static_cast<size_t>(std::to_chars(buf + n, buf + sizeof buf, unsigned{length_}).ptr - buf);
+    n = static_cast<size_t>(std::to_chars(buf + n, buf + kMaxText, unsigned{length_}).ptr - buf);
   }
-  return std::string(buf, n);
+  return n;
+}
+
+std::string Prefix::ToString() const {
+  char buf[kMaxText];
+  return std::string(buf, WriteText(buf));
 }
 
 }  // namespace relayban

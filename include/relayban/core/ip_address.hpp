@@ -99,6 +99,10 @@ class Prefix {
   bool Contains(const IpAddress& ip) const;
   // "a.b.c.d" for a single address, "a.b.c.d/len" otherwise.
   std::string ToString() const;
+  // Room WriteText needs.
+  static constexpr size_t kMaxText = IpAddress::kMaxText + 4;
+  // ToString's text written at `buf` (kMaxText bytes), without allocating; returns its length.
+  size_t WriteText(char* buf) const;
 
   friend bool operator==(const Prefix&, const Prefix&) = default;
   friend auto operator<=>(const Prefix&, const Prefix&) = default;

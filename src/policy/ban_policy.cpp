@@ -7,9 +7,7 @@ namespace relayban {
 
 namespace {
 constexpr int kMaxOffences = 64;  // escalation saturates long before: factor^63
-}
 
-namespace {
 // Whether the two share an address: the shorter one contains the other's first address.
 bool Overlap(const Prefix& a, const Prefix& b) {
   if (a.address().family() != b.address().family()) return false;

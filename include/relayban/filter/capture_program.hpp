@@ -8,8 +8,9 @@
 // each (instruction, position) at most once and reads a run of one class (`.*`, `[^ ]+`) with
 // a plain loop, trying what follows only where its first byte can start: a crafted line
 // costs tens of microseconds. A chain of fixed bytes is compared at once: on a short line
-// that makes it cheaper than RE2's one-pass engine, which takes a step per byte. It understands a subset of RE2's syntax (the one the shipped
-// filters use) and refuses the rest, which then stays with RE2.
+// that makes it cheaper than RE2's one-pass engine, which takes a step per byte. It
+// understands a subset of RE2's syntax (the one the shipped filters use) and refuses the
+// rest, which then stays with RE2.
 #pragma once
 
 #include <re2/stringpiece.h>

@@ -41,6 +41,35 @@ bool SameAsRe2(const CaptureProgram& prog, const RE2& re, const std::string& tex
   return true;
 }
 
+// The messages of the sample logs (their stamps cut off).
+std::vector<std::string> SampleMessages() {
+  std::vector<std::string> messages;
+  for (const auto& f : std::filesystem::directory_iterator(std::string(RELAYBAN_SOURCE_DIR) + "/tests/data/samples")) {
+    if (f.path().extension() != ".log") continue;
+    std::ifstream in(f.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      auto shape = DetectStamp(line, StampFormat::kAuto);
+      messages.push_back(shape ? line.substr(shape->length) : line);
+    }
+  }
+  return messages;
+}
+
+// CapturingRegex (whose groups[0] may span only the body) against RE2 on the whole regex:
+// the same answer and the same groups.
+void SameThroughCapturingRegex(const CapturingRegex& cr, const std::string& text, int n) {
+  std::vector<re2::StringPiece> exact(static_cast<size_t>(n)), want(static_cast<size_t>(n));
+  bool m_exact = cr.MatchExact(text, exact.data(), n);
+  bool m_want = cr.whole().Match(text, 0, text.size(), RE2::ANCHOR_START, want.data(), n);
+  INFO("text '" << text << "'");
+  REQUIRE(m_exact == m_want);
+  for (int j = 1; m_want && j < n; ++j) {
+    REQUIRE(exact[static_cast<size_t>(j)].data() == want[static_cast<size_t>(j)].data());
+    REQUIRE(exact[static_cast<size_t>(j)].size() == want[static_cast<size_t>(j)].size());
+  }
+}
+
 }  // namespace
 
 TEST_CASE("a capture program finds exactly RE2's submatches (random regexes and texts)") {
@@ -130,16 +159,7 @@ TEST_CASE("the shipped patterns are understood, and capture long crafted lines a
   std::vector<Error> errors;
   auto config = LoadConfig(std::string(RELAYBAN_SOURCE_DIR) + "/etc/relayban/relayban.yaml", errors);
   REQUIRE(config);
-  std::vector<std::string> messages;
-  for (const auto& f : std::filesystem::directory_iterator(std::string(RELAYBAN_SOURCE_DIR) + "/tests/data/samples")) {
-    if (f.path().extension() != ".log") continue;
-    std::ifstream in(f.path());
-    std::string line;
-    while (std::getline(in, line)) {
-      auto shape = DetectStamp(line, StampFormat::kAuto);
-      messages.push_back(shape ? line.substr(shape->length) : line);
-    }
-  }
+  std::vector<std::string> messages = SampleMessages();
   int patterns = 0, compared = 0, long_compared = 0;
   for (const auto& [name, filter] : config->filters) {
     for (const PatternSpec& p : filter.patterns) {
@@ -168,15 +188,7 @@ TEST_CASE("the shipped patterns are understood, and capture long crafted lines a
             while (fill.size() < CapturingRegex::kLongText + 200) fill += stuff;
             crafted.insert(at, fill);
             SameAsRe2(*whole, cr.whole(), crafted, 0);
-            // And through CapturingRegex, whose groups[0] may span only the body.
-            std::vector<re2::StringPiece> exact(static_cast<size_t>(n)), want(static_cast<size_t>(n));
-            bool m_exact = cr.MatchExact(crafted, exact.data(), n);
-            bool m_want = cr.whole().Match(crafted, 0, crafted.size(), RE2::ANCHOR_START, want.data(), n);
-            REQUIRE(m_exact == m_want);
-            for (int j = 1; m_want && j < n; ++j) {
-              REQUIRE(exact[static_cast<size_t>(j)].data() == want[static_cast<size_t>(j)].data());
-              REQUIRE(exact[static_cast<size_t>(j)].size() == want[static_cast<size_t>(j)].size());
-            }
+            SameThroughCapturingRegex(cr, crafted, n);
             ++long_compared;
           }
         }
@@ -194,16 +206,7 @@ TEST_CASE("every one-byte change of a matching sample line is captured as RE2 ca
   std::vector<Error> errors;
   auto config = LoadConfig(std::string(RELAYBAN_SOURCE_DIR) + "/etc/relayban/relayban.yaml", errors);
   REQUIRE(config);
-  std::vector<std::string> messages;
-  for (const auto& f : std::filesystem::directory_iterator(std::string(RELAYBAN_SOURCE_DIR) + "/tests/data/samples")) {
-    if (f.path().extension() != ".log") continue;
-    std::ifstream in(f.path());
-    std::string line;
-    while (std::getline(in, line)) {
-      auto shape = DetectStamp(line, StampFormat::kAuto);
-      messages.push_back(shape ? line.substr(shape->length) : line);
-    }
-  }
+  std::vector<std::string> messages = SampleMessages();
   int changed = 0, failed = 0;
   for (const auto& [name, filter] : config->filters) {
     for (const PatternSpec& p : filter.patterns) {
@@ -220,14 +223,7 @@ TEST_CASE("every one-byte change of a matching sample line is captured as RE2 ca
             std::string t = m;
             t[at] = to;
             if (!SameAsRe2(*whole, cr.whole(), t, 0)) ++failed;
-            std::vector<re2::StringPiece> exact(static_cast<size_t>(n)), want(static_cast<size_t>(n));
-            bool m_exact = cr.MatchExact(t, exact.data(), n);
-            bool m_want = cr.whole().Match(t, 0, t.size(), RE2::ANCHOR_START, want.data(), n);
-            REQUIRE(m_exact == m_want);
-            for (int j = 1; m_want && j < n; ++j) {
-              REQUIRE(exact[static_cast<size_t>(j)].data() == want[static_cast<size_t>(j)].data());
-              REQUIRE(exact[static_cast<size_t>(j)].size() == want[static_cast<size_t>(j)].size());
-            }
+            SameThroughCapturingRegex(cr, t, n);
             ++changed;
           }
         }

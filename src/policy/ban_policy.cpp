@@ -29,12 +29,33 @@ BanPolicy::BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix, B
   guard_.erase(std::unique(guard_.begin(), guard_.end()), guard_.end());
   for (const Prefix& p : guard_)
     if (!p.address().is_v4()) guard6_.push_back(p);
+  for (const Prefix& p : ignore_) {
+    if (!p.address().is_v4()) {
+      ignore6_.push_back(p);
+      continue;
+    }
+    uint32_t mask = p.length() == 0 ? 0 : ~uint32_t{0} << (32 - p.length());
+    ignore4_.push_back({V4Number(p.address()) & mask, mask});
+  }
   book_.Listen(this);
 }
 
+uint32_t BanPolicy::V4Number(const IpAddress& ip) {
+  const auto& b = ip.bytes();
+  return uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3];
+}
+
 bool BanPolicy::IsIgnored(const IpAddress& ip) const {
+  // Asked twice for every event: an IPv4 address is compared as a number with each network.
+  if (ip.is_v4()) {
+    uint32_t a = V4Number(ip);
+    if (a >> 24 == 127) return true;
+    for (const auto& [net, mask] : ignore4_)
+      if ((a & mask) == net) return true;
+    return false;
+  }
   if (ip.IsLoopback()) return true;
-  return std::any_of(ignore_.begin(), ignore_.end(), [&](const Prefix& p) { return p.Contains(ip); });
+  return std::any_of(ignore6_.begin(), ignore6_.end(), [&](const Prefix& p) { return p.Contains(ip); });
 }
 
 Prefix BanPolicy::WideTarget(const IpAddress& ip) const {
@@ -57,6 +78,7 @@ Seconds BanPolicy::Escalate(const Prefix& target, Seconds base, Time at, const s
   // the latest second less max).
   Seconds max = std::max(ban_.max, Seconds(1));
   if (held && held->offence && SecondsOf(held->start) + uint64_t(max.count()) > SecondsOf(at)) ++n;
+  if (n == 1) return base;  // a first offence: base * factor^0, within the cap (a botnet's every ban)
   double d = static_cast<double>(base.count()) * std::pow(ban_.factor, static_cast<double>(n - 1));
   double cap = static_cast<double>(std::max(ban_.max, base).count());
   return Seconds(static_cast<int64_t>(std::min(d, cap)));

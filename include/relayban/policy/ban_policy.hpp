@@ -5,8 +5,10 @@
 // is passed in.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "relayban/spec/spec.hpp"
@@ -74,6 +76,10 @@ class BanPolicy : private BanEndListener {
   std::vector<Prefix> ignore_;
   // The ignore list and loopback, all of it and its IPv6 part: what no ban may cover.
   std::vector<Prefix> guard_, guard6_;
+  // The ignore list by family: IPv4 networks as (network, mask) numbers, IPv6 prefixes.
+  std::vector<std::pair<uint32_t, uint32_t>> ignore4_;
+  std::vector<Prefix> ignore6_;
+  static uint32_t V4Number(const IpAddress& ip);
   BanSpec ban_;
   int ipv6_prefix_;
   BanBook& book_;

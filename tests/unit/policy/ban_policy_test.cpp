@@ -2,7 +2,10 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
+#include <array>
 #include <memory>
+#include <random>
 
 using namespace relayban;
 
@@ -231,4 +234,46 @@ TEST_CASE("offences handed over in another table's slot order do not pile up in 
   auto c = p.offences().Measure();
   CHECK(longest < 500);
   CHECK(c.mean_miss_probes < 10);
+}
+
+TEST_CASE("an address is ignored exactly when loopback or inside a network of the list, for random lists") {
+  std::mt19937_64 rng(41204);
+  auto pick = [&](uint64_t n) { return static_cast<int>(rng() % n); };
+  // Addresses drawn near the networks (a few random bits flipped), so both answers are common.
+  auto near = [&](const IpAddress& a) {
+    std::array<uint8_t, 16> b = a.bytes();
+    int bits = a.is_v4() ? 32 : 128;
+    for (int k = pick(3); k > 0; --k) {
+      int bit = pick(static_cast<uint64_t>(bits));
+      b[static_cast<size_t>(bit / 8)] ^= static_cast<uint8_t>(0x80u >> (bit % 8));
+    }
+    if (a.is_v4()) return IpAddress::V4(uint32_t{b[0]} << 24 | uint32_t{b[1]} << 16 | uint32_t{b[2]} << 8 | b[3]);
+    return IpAddress::V6(b);
+  };
+  auto random_ip = [&](bool v4) {
+    std::array<uint8_t, 16> b{};
+    for (auto& x : b) x = static_cast<uint8_t>(rng());
+    if (v4) return IpAddress::V4(static_cast<uint32_t>(rng()));
+    b[0] = 0x20;
+    return IpAddress::V6(b);
+  };
+  int ignored = 0, kept = 0;
+  for (int round = 0; round < 300; ++round) {
+    std::vector<Prefix> list;
+    for (int k = pick(5); k > 0; --k) {
+      bool v4 = pick(2) == 0;
+      list.push_back(Prefix(random_ip(v4), v4 ? pick(33) : pick(129)));
+    }
+    auto p = Policy(list);
+    for (int t = 0; t < 200; ++t) {
+      IpAddress ip = list.empty() || pick(4) == 0 ? random_ip(pick(2) == 0) : near(list[static_cast<size_t>(pick(list.size()))].address());
+      if (pick(20) == 0) ip = pick(2) ? IpAddress::V4(0x7F000000u | static_cast<uint32_t>(rng() & 0xFFFFFF)) : *IpAddress::Parse("::1");
+      bool want = ip.IsLoopback() || std::any_of(list.begin(), list.end(), [&](const Prefix& n) { return n.Contains(ip); });
+      INFO(ip.ToString());
+      REQUIRE(p.IsIgnored(ip) == want);
+      (want ? ignored : kept)++;
+    }
+  }
+  CHECK(ignored > 5000);
+  CHECK(kept > 5000);
 }

@@ -16,20 +16,13 @@ bool Overlap(const Prefix& a, const Prefix& b) {
 }  // namespace
 
 BanPolicy::BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix, BanBook& book, size_t max_offenders)
-    : ignore_(std::move(ignore)),
+    : guard_(std::move(ignore)),
       ban_(ban),
       ipv6_prefix_(ipv6_prefix),
       book_(book),
       offences_(kMaxOffences, std::max(ban.max, Seconds(1)), false, max_offenders) {
-  // What no ban may cover: the ignore list and loopback (127.0.0.0/8, ::1).
-  guard_ = ignore_;
-  guard_.push_back(Prefix(IpAddress::V4(0x7F000000u), 8));
-  guard_.push_back(Prefix(*IpAddress::Parse("::1")));
-  std::sort(guard_.begin(), guard_.end());
-  guard_.erase(std::unique(guard_.begin(), guard_.end()), guard_.end());
-  for (const Prefix& p : guard_)
-    if (!p.address().is_v4()) guard6_.push_back(p);
-  for (const Prefix& p : ignore_) {
+  // The ignore list by family, for IsIgnored.
+  for (const Prefix& p : guard_) {
     if (!p.address().is_v4()) {
       ignore6_.push_back(p);
       continue;
@@ -37,6 +30,13 @@ BanPolicy::BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix, B
     uint32_t mask = p.length() == 0 ? 0 : ~uint32_t{0} << (32 - p.length());
     ignore4_.push_back({V4Number(p.address()) & mask, mask});
   }
+  // What no ban may cover: the ignore list and loopback (127.0.0.0/8, ::1).
+  guard_.push_back(Prefix(IpAddress::V4(0x7F000000u), 8));
+  guard_.push_back(Prefix(*IpAddress::Parse("::1")));
+  std::sort(guard_.begin(), guard_.end());
+  guard_.erase(std::unique(guard_.begin(), guard_.end()), guard_.end());
+  for (const Prefix& p : guard_)
+    if (!p.address().is_v4()) guard6_.push_back(p);
   book_.Listen(this);
 }
 

@@ -73,7 +73,6 @@ class BanPolicy : private BanEndListener {
   // An offence the book held has ended: history now.
   void BanEnded(const Prefix& target, Time start) override;
 
-  std::vector<Prefix> ignore_;
   // The ignore list and loopback, all of it and its IPv6 part: what no ban may cover.
   std::vector<Prefix> guard_, guard6_;
   // The ignore list by family: IPv4 networks as (network, mask) numbers, IPv6 prefixes.

@@ -233,3 +233,15 @@ TEST_CASE("every one-byte change of a matching sample line is captured as RE2 ca
   CHECK(changed > 20000);
   CHECK(failed > 5000);  // many changes land in a fixed word
 }
+
+TEST_CASE("a pattern's fixed words become whole strings, however the builder orders them") {
+  // Each run of one-byte classes that nothing else jumps into is one string; a split's
+  // branches and what a repeat returns to start strings of their own.
+  auto prog = CaptureProgram::Compile(R"(: warning: (?P<ip>[0-9.]+)\]: SASL [A-Z]+ authentication failed: [^,]*(?:, sasl_username=(?P<account>.*))?$)");
+  REQUIRE(prog != nullptr);
+  for (const char* word : {": warning: ", "]: SASL ", " authentication failed: ", ", sasl_username="})
+    CHECK(prog->words().find(word) != std::string::npos);
+  auto alt = CaptureProgram::Compile("status=(?:sent|deferred|bounced) (?P<rest>.*)");
+  REQUIRE(alt != nullptr);
+  for (const char* word : {"status=", "sent", "deferred", "bounced"}) CHECK(alt->words().find(word) != std::string::npos);
+}

@@ -64,18 +64,22 @@ std::string Substitute(const std::string& arg, const std::map<std::string, std::
 }
 
 // The value a `distinct` rule counts for this event, hashed; nullopt if the event lacks it.
-// Field::kNone counts every event alike.
-std::optional<uint64_t> DistinctValue(Field f, const Event& ev, std::string_view recipient_domain) {
+// Field::kNone counts every event alike. An account is its `account_hash` (StringHash, which
+// the engine has made for the account tables already).
+std::optional<uint64_t> DistinctValue(Field f, const Event& ev, std::string_view recipient_domain,
+                                      uint64_t account_hash) {
   std::string_view text;
   switch (f) {
     case Field::kNone: return 0;
+    case Field::kAccount:
+      if (ev.account.empty()) return std::nullopt;
+      return account_hash;
     case Field::kIp:
       if (!ev.ip) return std::nullopt;
       return IpAddressHash{}(*ev.ip);
     case Field::kIpPrefix:
       if (!ev.ip) return std::nullopt;
       return IpAddressHash{}(ev.ip->Masked(ev.ip->is_v4() ? 24 : 64));
-    case Field::kAccount: text = ev.account; break;
     case Field::kSender: text = ev.sender; break;
     case Field::kSenderDomain: text = DomainOf(ev.sender); break;
     case Field::kRecipient: text = ev.recipient; break;
@@ -930,7 +934,7 @@ void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpA
   s.account.assign(ev.account);
   s.prev_account = 0;
   if (!ev.account.empty()) {
-    s.account_hash = StringHash{}(ev.account);
+    s.account_hash = AccountHash(ev.account);
     size_t i = jail.seen_by_account.Find(ev.account, s.account_hash);
     if (i == jail.seen_by_account.kNone) i = jail.seen_by_account.Insert(ev.account, s.account_hash);
     uint64_t& head = jail.seen_by_account.ValueAt(i);
@@ -1118,10 +1122,13 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     }
     return stands;
   };
+  // The account as the account tables hash it (made once an event): distinct accounts are
+  // counted by it too.
+  const size_t account_hash = ev.account.empty() ? 0 : AccountHash(ev.account);
   for (auto& rp : jail.rules) {
     Rule& rule = *rp;
     if ((rule.kinds & bit) == 0) continue;
-    auto value = DistinctValue(rule.spec->distinct, ev, rdomain);
+    auto value = DistinctValue(rule.spec->distinct, ev, rdomain, account_hash);
     if (!value) continue;
     bool fleet = fleet_counting && rule.spec->scope == RuleScope::kFleet;
     if (rule.spec->key == RuleKey::kIp) {

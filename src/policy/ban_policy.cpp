@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
 
 namespace relayban {
 
@@ -35,8 +36,12 @@ BanPolicy::BanPolicy(std::vector<Prefix> ignore, BanSpec ban, int ipv6_prefix, B
   guard_.push_back(Prefix(*IpAddress::Parse("::1")));
   std::sort(guard_.begin(), guard_.end());
   guard_.erase(std::unique(guard_.begin(), guard_.end()), guard_.end());
-  for (const Prefix& p : guard_)
-    if (!p.address().is_v4()) guard6_.push_back(p);
+  std::tie(wide_high_mask_, wide_low_mask_) = Masks(ipv6_prefix_);
+  for (const Prefix& p : guard_) {
+    if (p.address().is_v4()) continue;
+    auto [hm, lm] = Masks(std::min(p.length(), ipv6_prefix_));
+    wide_guard_.push_back({p.address().high() & hm, p.address().low() & lm, hm, lm});
+  }
   book_.Listen(this);
 }
 
@@ -58,13 +63,19 @@ bool BanPolicy::IsIgnored(const IpAddress& ip) const {
   return std::any_of(ignore6_.begin(), ignore6_.end(), [&](const Prefix& p) { return p.Contains(ip); });
 }
 
+std::pair<uint64_t, uint64_t> BanPolicy::Masks(int length) {
+  auto first = [](int bits) { return bits <= 0 ? 0 : bits >= 64 ? ~uint64_t{0} : ~(~uint64_t{0} >> bits); };
+  return {first(length), first(length - 64)};
+}
+
 Prefix BanPolicy::WideTarget(const IpAddress& ip) const {
-  // Asked several times for every IPv6 event: only the guard's IPv6 part is looked at.
-  Prefix wide(ip, ipv6_prefix_);
-  // Never let a prefix ban cover an ignored address: fall back to the single address.
-  for (const Prefix& p : guard6_)
-    if (Overlap(p, wide)) return Prefix(ip);
-  return wide;
+  // Asked several times for every IPv6 event: the address's halves compared as numbers with
+  // the guard's IPv6 entries. Never let a prefix ban cover a guarded address: fall back to
+  // the single address where the wide prefix and an entry share their first bits.
+  const uint64_t high = ip.high(), low = ip.low();
+  for (const Net6& g : wide_guard_)
+    if (((high & g.high_mask) ^ g.high) == 0 && ((low & g.low_mask) ^ g.low) == 0) return Prefix(ip);
+  return Prefix::OfNetwork(IpAddress::V6Words(high & wide_high_mask_, low & wide_low_mask_), ipv6_prefix_);
 }
 
 bool BanPolicy::CoversIgnored(const Prefix& target) const {

@@ -23,6 +23,16 @@ class IpAddress {
   IpAddress() = default;
   static IpAddress V4(uint32_t host_order);
   static IpAddress V6(const std::array<uint8_t, 16>& bytes);
+  // An IPv6 address from its two halves as numbers (the first byte the most significant).
+  static IpAddress V6Words(uint64_t high, uint64_t low) {
+    IpAddress a;
+    a.family_ = Family::kV6;
+    high = ToBigEndian(high);
+    low = ToBigEndian(low);
+    std::memcpy(a.bytes_.data(), &high, 8);
+    std::memcpy(a.bytes_.data() + 8, &low, 8);
+    return a;
+  }
 
   // Exactly one address in canonical or non-canonical text form; nothing else.
   static std::optional<IpAddress> Parse(std::string_view text);
@@ -37,6 +47,9 @@ class IpAddress {
   // Network byte order; IPv4 uses the first 4 bytes.
   const std::array<uint8_t, 16>& bytes() const { return bytes_; }
   int max_prefix() const { return is_v4() ? 32 : 128; }
+  // The first and the last eight bytes as numbers (the first byte the most significant).
+  uint64_t high() const { return Word(0); }
+  uint64_t low() const { return Word(8); }
   bool IsLoopback() const;
   // The address with every bit past `length` cleared.
   IpAddress Masked(int length) const;
@@ -75,6 +88,15 @@ class IpAddress {
   }
 
  private:
+  static uint64_t ToBigEndian(uint64_t v) {
+    if constexpr (std::endian::native == std::endian::little) return __builtin_bswap64(v);
+    return v;
+  }
+  uint64_t Word(size_t at) const {
+    uint64_t v;
+    std::memcpy(&v, bytes_.data() + at, 8);
+    return ToBigEndian(v);
+  }
   std::array<uint8_t, 16> bytes_{};
   Family family_ = Family::kV4;
 };
@@ -88,6 +110,13 @@ class Prefix {
   // A single address: nothing to mask (inline: every event's ban target is one).
   explicit Prefix(const IpAddress& address)
       : address_(address), length_(static_cast<uint8_t>(address.max_prefix())) {}
+  // A network whose bits past `length` are clear already (not checked: the caller masked
+  // them), with 0 <= length <= its family's maximum.
+  static Prefix OfNetwork(const IpAddress& network, int length) {
+    Prefix p(network);
+    p.length_ = static_cast<uint8_t>(length);
+    return p;
+  }
 
   // "a.b.c.d", "a.b.c.d/len", "v6", "v6/len". Rejects host bits set past len unless
   // `allow_host_bits`, so a typo such as 10.0.0.1/8 is caught in configuration.

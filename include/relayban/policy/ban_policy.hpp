@@ -73,8 +73,16 @@ class BanPolicy : private BanEndListener {
   // An offence the book held has ended: history now.
   void BanEnded(const Prefix& target, Time start) override;
 
-  // The ignore list and loopback, all of it and its IPv6 part: what no ban may cover.
-  std::vector<Prefix> guard_, guard6_;
+  // The ignore list and loopback: what no ban may cover.
+  std::vector<Prefix> guard_;
+  // Its IPv6 part for WideTarget, as numbers: the bits a client's wide prefix shares with an
+  // entry (the shorter of the two lengths) and what they must be to overlap it.
+  struct Net6 {
+    uint64_t high, low, high_mask, low_mask;
+  };
+  std::vector<Net6> wide_guard_;
+  uint64_t wide_high_mask_ = 0, wide_low_mask_ = 0;  // ipv6_prefix_'s bits
+  static std::pair<uint64_t, uint64_t> Masks(int length);
   // The ignore list by family: IPv4 networks as (network, mask) numbers, IPv6 prefixes.
   std::vector<std::pair<uint32_t, uint32_t>> ignore4_;
   std::vector<Prefix> ignore6_;

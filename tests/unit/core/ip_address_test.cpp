@@ -314,3 +314,22 @@ TEST_CASE("an IPv4 address parses exactly as inet_pton takes it") {
   }
   CHECK(valid > 5000);
 }
+
+TEST_CASE("an IPv6 address's halves are its bytes as two big-endian numbers, and make it again") {
+  std::mt19937_64 rng(17);
+  for (int round = 0; round < 10000; ++round) {
+    std::array<uint8_t, 16> b{};
+    for (auto& x : b) x = static_cast<uint8_t>(rng());
+    b[0] |= 0x20;  // never IPv4-mapped
+    IpAddress ip = IpAddress::V6(b);
+    uint64_t high = 0, low = 0;
+    for (size_t i = 0; i < 8; ++i) {
+      high = high << 8 | b[i];
+      low = low << 8 | b[8 + i];
+    }
+    REQUIRE(ip.high() == high);
+    REQUIRE(ip.low() == low);
+    REQUIRE(IpAddress::V6Words(high, low) == ip);
+    REQUIRE(IpAddress::V6Words(high, low).ToString() == ip.ToString());
+  }
+}

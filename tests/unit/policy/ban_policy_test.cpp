@@ -277,3 +277,50 @@ TEST_CASE("an address is ignored exactly when loopback or inside a network of th
   CHECK(ignored > 5000);
   CHECK(kept > 5000);
 }
+
+TEST_CASE("an IPv6 client's target is its wide prefix exactly when that overlaps no guarded network, at every width") {
+  // The reference: the wide prefix made by masking, and overlap as "the shorter of the two
+  // contains the other's network", with loopback (::1) guarded like the list.
+  std::mt19937_64 rng(51205);
+  auto pick = [&](uint64_t n) { return static_cast<int>(rng() % n); };
+  auto random_v6 = [&] {
+    std::array<uint8_t, 16> b{};
+    for (auto& x : b) x = static_cast<uint8_t>(rng());
+    if (pick(4) == 0) std::fill(b.begin(), b.begin() + 8, 0);  // near ::1
+    return IpAddress::V6(b);
+  };
+  auto near = [&](const IpAddress& a) {
+    std::array<uint8_t, 16> b = a.bytes();
+    for (int k = pick(3); k > 0; --k) {
+      int bit = pick(128);
+      b[static_cast<size_t>(bit / 8)] ^= static_cast<uint8_t>(0x80u >> (bit % 8));
+    }
+    return IpAddress::V6(b);
+  };
+  auto overlap = [](const Prefix& a, const Prefix& b) {
+    return a.length() <= b.length() ? a.Contains(b.address()) : b.Contains(a.address());
+  };
+  int wide = 0, narrow = 0;
+  for (int round = 0; round < 300; ++round) {
+    int width = 16 + pick(113);
+    std::vector<Prefix> list;
+    for (int k = pick(4); k > 0; --k) list.push_back(Prefix(random_v6(), pick(129)));
+    if (pick(3) == 0) list.push_back(*Prefix::Parse("192.0.2.0/24"));  // another family: never in the way
+    MemoryBanBook book;
+    BanPolicy p(list, Policy::Spec(), width, book);
+    std::vector<Prefix> guard = list;
+    guard.push_back(*Prefix::Parse("::1"));
+    for (int t = 0; t < 200; ++t) {
+      IpAddress ip = pick(3) == 0 ? random_v6() : near(pick(4) == 0 ? Ip("::1") : list.empty() ? random_v6() : list[static_cast<size_t>(pick(list.size()))].address());
+      if (ip.is_v4()) continue;
+      Prefix masked(ip, width);
+      bool covers = std::any_of(guard.begin(), guard.end(), [&](const Prefix& g) { return overlap(g, masked); });
+      INFO(ip.ToString() << " /" << width);
+      Prefix got = p.TargetFor(ip);
+      REQUIRE(got == (covers ? Prefix(ip) : masked));
+      (covers ? narrow : wide)++;
+    }
+  }
+  CHECK(wide > 5000);
+  CHECK(narrow > 5000);
+}

@@ -5,9 +5,11 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <iomanip>
 #include <iostream>
 #include <filesystem>
+#include <utility>
 
 #include <sys/sendfile.h>
 #include <sys/stat.h>
@@ -15,6 +17,7 @@
 
 #include "log_reader.hpp"
 #include "parsed_reader.hpp"
+#include "report_thread.hpp"
 #include "report/json_report.hpp"
 #include "report/tables.hpp"
 #include "source/local_zone.hpp"
@@ -319,8 +322,11 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
     std::string time, text;
   } tail;
   // What scoring one line gave, spooled as it comes.
-  auto report = [&] {
-    if (!batch.orders.empty() || !batch.hooks.empty() || !batch.notices.empty() || !batch.verdicts.empty()) {
+  auto has_report = [](const EngineOutput& b) {
+    return !b.orders.empty() || !b.hooks.empty() || !b.notices.empty() || !b.verdicts.empty();
+  };
+  auto format = [&](const EngineOutput& batch) {
+    {
       if (!o.events) {
         for (const auto& v : batch.verdicts) {
           if (o.json) {
@@ -388,6 +394,11 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
           hooks.AddText(line + "\n");
         }
       }
+    }
+  };
+  auto report = [&] {
+    if (has_report(batch)) {
+      format(batch);
       batch.clear();
     }
   };
@@ -418,13 +429,16 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
       }
     }
   } else {
-    // The lines are read and matched on a second core while this one scores them.
+    // The lines are read and matched on a second core while this one scores them, and what
+    // scoring gives is formatted on a third thread.
     Engine& eng = **engine;
+    ReportThread<EngineOutput> writer(format);
     auto r = ReadParsedLines(eng, *source, o.logs, config->max_line, now,
                              [&](std::string_view line, const Engine::ParsedLine& parsed, const PatternHit* hits) {
                                eng.OnParsed(*source, line, parsed, hits, batch);
-                               report();
+                               if (has_report(batch)) writer.Add(batch);
                              });
+    writer.Finish();
     if (!r) {
       err << "relayban: " << r.error().ToString() << "\n";
       return kExitInput;

@@ -13,6 +13,9 @@
 #include <sstream>
 
 #include "cli/check_command.hpp"
+#include "relayban/config/config_loader.hpp"
+#include "relayban/engine/engine.hpp"
+#include "source/local_zone.hpp"
 
 using namespace relayban;
 using nlohmann::json;
@@ -345,4 +348,79 @@ TEST_CASE("check --explain-misses lists the lines that look like authentication 
   std::filesystem::remove(path);
   CHECK(LooksLikeAuthFailure("Jan 1 00:00:00 h cyrus/imap[1]: badlogin: x [192.0.2.1] plain [SASL(-13): authentication failure]"));
   CHECK_FALSE(LooksLikeAuthFailure("Jan 1 00:00:00 h kernel: usb 1-1: new device, login failed"));
+}
+
+TEST_CASE("a replay's report holds every verdict and ban in the order the engine made them, over thousands of lines") {
+  // The report is formatted on a thread of its own, from chunks of lines' output handed over
+  // and recycled: what it writes must be what one engine, fed line by line, decided, in
+  // that order (a verdict before its bans, one line's output before the next's).
+  std::string log = (std::filesystem::temp_directory_path() / ("relayban-order-" + std::to_string(getpid()) + ".log")).string();
+  std::vector<std::string> lines;
+  for (int i = 0; i < 6000; ++i) {
+    char line[200];
+    std::snprintf(line, sizeof line,
+                  "Nov 26 10:%02d:%02d mx1 postfix/smtpd[%d]: warning: unknown[10.%d.%d.%d]: SASL LOGIN authentication "
+                  "failed: UGFzc3dvcmQ6, sasl_username=user%d@example.com",
+                  i / 600, i / 10 % 60, 1000 + i % 50, i / 60000, i / 250 % 240, i % 250 + 1, i % 30);
+    lines.push_back(line);
+    if (i % 40 == 0) {  // logins of 20 stolen accounts from ever new networks: verdicts among the bans
+      std::snprintf(line, sizeof line,
+                    "Nov 26 10:%02d:%02d mx1 postfix/submission/smtpd[%d]: %010X: client=unknown[172.%d.%d.9], "
+                    "sasl_method=LOGIN, sasl_username=stolen%d@example.com",
+                    i / 600, i / 10 % 60, 3000 + i % 50, 0x4A000000 + i, 16 + i / 40 % 16, i / 40 % 250, i / 40 % 20);
+      lines.push_back(line);
+    }
+  }
+  {
+    std::ofstream f(log);
+    for (const auto& l : lines) f << l << "\n";
+  }
+  std::vector<std::string> want_text, want_bans, want_verdicts;
+  {
+    std::vector<Error> errors;
+    auto config = LoadConfig(kConfig, errors);
+    REQUIRE(config);
+    EngineOptions eo;
+    eo.jails = {"postfix"};
+    eo.zone = HostLocalZone();
+    auto engine = Engine::Create(*config, eo);
+    REQUIRE(engine);
+    auto source = (*engine)->AddSource({}, StampFormat::kAuto);
+    REQUIRE(source);
+    EngineOutput out;
+    for (const auto& l : lines) {
+      (*engine)->OnLine(*source, l, kNow, out);
+      for (const auto& v : out.verdicts) {
+        want_text.push_back("verdict " + v.account);
+        want_verdicts.push_back(v.account);
+      }
+      for (const auto& o : out.orders) {
+        want_text.push_back("ban " + o.target.ToString());
+        want_bans.push_back(o.target.ToString());
+      }
+      out.clear();
+    }
+  }
+  REQUIRE(want_bans.size() > 3000);  // enough to pass through every chunk many times
+  REQUIRE(want_verdicts.size() >= 20);
+  std::string text = CheckText({log}, {"postfix"});
+  json j = CheckJson({log}, {"postfix"});
+  std::filesystem::remove(log);
+  std::vector<std::string> got_text;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) {
+    if (size_t at = l.find("  account verdict "); at != std::string::npos && l.rfind("  20", 0) == 0) {
+      std::string rest = l.substr(at + 18);
+      got_text.push_back("verdict " + rest.substr(0, rest.find("  ")));
+    } else if (size_t b = l.find("  ban "); b != std::string::npos && l.rfind("  20", 0) == 0) {
+      std::string rest = l.substr(b + 6);
+      got_text.push_back("ban " + rest.substr(0, rest.find(' ')));
+    }
+  }
+  CHECK(got_text == want_text);
+  std::vector<std::string> got_bans, got_verdicts;
+  for (const auto& d : j["decisions"]) got_bans.push_back(d["target"]);
+  for (const auto& v : j["account_verdicts"]) got_verdicts.push_back(v["account"]);
+  CHECK(got_bans == want_bans);
+  CHECK(got_verdicts == want_verdicts);
 }

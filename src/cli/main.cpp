@@ -109,7 +109,10 @@ int main(int argc, char** argv) {
   }
   auto now = std::chrono::time_point_cast<Micros>(std::chrono::system_clock::now());
   if (*daemon_cmd) return RunDaemon(daemon);
-  if (*check_cmd) return RunCheck(check, now, std::cout, std::cerr);
+  if (*check_cmd) {
+    check.leave_state = true;  // the process ends on return
+    return RunCheck(check, now, std::cout, std::cerr);
+  }
   if (*test_cmd) return RunConfigTest(test_config, test_json, std::cout, std::cerr);
   if (*ban_cmd) return RunBan(client, ban, std::cout, std::cerr);
   if (*unban_cmd) {

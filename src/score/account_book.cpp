@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <utility>
 
 #if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
 #include <emmintrin.h>
@@ -324,6 +325,10 @@ std::vector<AccountView> AccountBook::Snapshot() const {
 }
 
 void AccountBook::ForEachSorted(const std::function<void(const AccountView&)>& f) const {
+  for (uint32_t position : Sorted()) f(ViewAt(position));
+}
+
+std::vector<uint32_t> AccountBook::Sorted() const {
   // Sorted by the eight bytes after the names' common prefix, as one big-endian number
   // (zero-padded), and by the whole names only where those agree: a botnet's 200,000
   // invented names ("invented123@...") differ just there, and comparing the names
@@ -355,11 +360,32 @@ void AccountBook::ForEachSorted(const std::function<void(const AccountView&)>& f
     std::memcpy(head, name.data(), std::min(name.size(), sizeof head));
     for (unsigned char b : head) k.head = k.head << 8 | b;
   }
-  std::sort(order.begin(), order.end(), [&](const Key& a, const Key& b) {
-    if (a.head != b.head) return a.head < b.head;
-    return At(a.pos).account < At(b.pos).account;
-  });
-  for (const Key& k : order) f(ViewOf(At(k.pos)));
+  // By head a byte at a time, least significant first (each pass keeps the order of equal
+  // bytes), passing over bytes every name shares: a few sequential passes, where comparing
+  // 200,000 keys took some 3.5 million calls of the comparison.
+  std::vector<Key> spare(order.size());
+  for (int shift = 0; shift < 64 && order.size() > 1; shift += 8) {
+    uint32_t count[256] = {};
+    for (const Key& k : order) ++count[(k.head >> shift) & 0xFF];
+    if (count[(order.front().head >> shift) & 0xFF] == order.size()) continue;
+    uint32_t at = 0;
+    for (uint32_t& c : count) at += std::exchange(c, at);
+    for (const Key& k : order) spare[count[(k.head >> shift) & 0xFF]++] = k;
+    order.swap(spare);
+  }
+  // Names whose heads agree, by the whole names.
+  for (size_t i = 0; i < order.size();) {
+    size_t j = i + 1;
+    while (j < order.size() && order[j].head == order[i].head) ++j;
+    if (j - i > 1)
+      std::sort(order.begin() + static_cast<std::ptrdiff_t>(i), order.begin() + static_cast<std::ptrdiff_t>(j),
+                [&](const Key& a, const Key& b) { return At(a.pos).account < At(b.pos).account; });
+    i = j;
+  }
+  std::vector<uint32_t> positions;
+  positions.reserve(order.size());
+  for (const Key& k : order) positions.push_back(k.pos);
+  return positions;
 }
 
 std::optional<AccountView> AccountBook::View(std::string_view account) const {

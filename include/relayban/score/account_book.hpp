@@ -76,6 +76,10 @@ class AccountBook {
   // Calls f(view) for every account in name order, making one view at a time: a book of
   // 200,000 accounts is not copied whole to be printed.
   void ForEachSorted(const std::function<void(const AccountView&)>& f) const;
+  // The accounts in the same order, as positions for ViewAt (valid while the book is not
+  // changed): for a caller that shares the walk among threads.
+  std::vector<uint32_t> Sorted() const;
+  AccountView ViewAt(uint32_t position) const { return ViewOf(At(position)); }
   // One account's view, if the book has it.
   std::optional<AccountView> View(std::string_view account) const;
   size_t size() const { return index_.size(); }

@@ -97,3 +97,32 @@ TEST_CASE("a report thread hands on what formatting threw, and formats nothing a
   CHECK_THROWS_WITH(t.Finish(), "disk full");
   CHECK(formatted == 8);
 }
+
+TEST_CASE("blocks formatted two at a time are written once each, in order, whatever their number") {
+  for (size_t count : {0u, 1u, 2u, 3u, 17u, 400u}) {
+    std::vector<std::string> written;
+    FormatInPairs(
+        count, [](size_t k, std::string& text) { text = "block " + std::to_string(k); },
+        [&](const std::string& text) { written.push_back(text); });
+    std::vector<std::string> want;
+    for (size_t k = 0; k < count; ++k) want.push_back("block " + std::to_string(k));
+    CHECK(written == want);
+  }
+}
+
+TEST_CASE("a block that fails to format stops the report after the blocks before it, on either thread") {
+  for (size_t bad : {6u, 7u}) {  // an even block (this thread's) and an odd one (the helper's)
+    std::vector<size_t> written;
+    CHECK_THROWS_WITH(FormatInPairs(
+                          40,
+                          [&](size_t k, std::string& text) {
+                            if (k == bad) throw std::runtime_error("no room");
+                            text = std::to_string(k);
+                          },
+                          [&](const std::string& text) { written.push_back(std::stoul(text)); }),
+                      "no room");
+    std::vector<size_t> want;
+    for (size_t k = 0; k < bad; ++k) want.push_back(k);
+    CHECK(written == want);
+  }
+}

@@ -76,18 +76,31 @@ void AccountBook::EvictOldestAccounts() {
   ++runs_;
   size_t keep = max_accounts_ - max_accounts_ / 8;
   if (index_.size() <= keep) return;
+  // An evicted name leaves the index some positions later than the pass finds it: its index
+  // slot, somewhere at random, is asked for when found and read when kAhead more were found
+  // (one cache miss an eviction otherwise, after the other).
+  constexpr size_t kAhead = 16;
+  std::array<uint32_t, kAhead> pending;
+  size_t found = 0;
+  auto unindex = [&](uint32_t i) {
+    // Found by its position among the entries of its name's hash: the entry is not read.
+    size_t slot = index_.FindWhere(static_cast<size_t>(name_hash_[i]),
+                                   [i](std::string_view, uint32_t at) { return at == i; });
+    if (slot != index_.kNone) index_.EraseAt(slot);
+  };
   auto cost = EvictOldest(
       seen_sec_.size(), index_.size() - keep, newest_, 86400, runs_, [&](size_t i) { return seen_sec_[i] != kFree; },
       [&](size_t i) { return seen_sec_[i]; }, [&](size_t i) { return name_hash_[i]; },
       [&](size_t i) {
-        // Found by its position among the entries of its name's hash: the entry is not read.
-        size_t slot = index_.FindWhere(static_cast<size_t>(name_hash_[i]),
-                                       [i](std::string_view, uint32_t at) { return at == i; });
-        if (slot != index_.kNone) index_.EraseAt(slot);
+        uint32_t& next = pending[found++ % kAhead];
+        if (found > kAhead) unindex(next);
+        next = static_cast<uint32_t>(i);
+        index_.PrefetchHashed(static_cast<size_t>(name_hash_[i]));
         seen_sec_[i] = kFree;
         free_.push_back(static_cast<uint32_t>(i));
         return false;
       });
+  for (size_t k = found > kAhead ? found - kAhead : 0; k < found; ++k) unindex(pending[k % kAhead]);
   cost_.evicted += cost.evicted;
   cost_.positions_visited += cost.positions_visited;
 }

@@ -195,6 +195,34 @@ TEST_CASE("a flood of invented names evicts the oldest eighth per run, with a bo
   CHECK(std::any_of(snap.begin(), snap.end(), [&](const AccountView& a) { return a.account == "invented" + std::to_string(flood - 1); }));
 }
 
+TEST_CASE("after runs of eviction every account left is found by its name with its own counts, and no evicted one is") {
+  // Eviction takes a name out of the index some names after it frees the name's position
+  // (its index slot prefetched meanwhile): a name left behind, or the wrong one taken out,
+  // would find another account's counts or none.
+  const size_t cap = 640;
+  AccountBook b(cap);
+  const int names = 5000;
+  for (int i = 0; i < names; ++i)
+    for (int k = 0; k <= i % 3; ++k)
+      b.Record("user" + std::to_string(i), O::kAuthFailure, 1, std::nullopt, "", T(i / 10));
+  REQUIRE(b.eviction_runs() > 10);
+  size_t found = 0;
+  for (int i = 0; i < names; ++i) {
+    auto v = b.View("user" + std::to_string(i));
+    if (!v) continue;
+    ++found;
+    CHECK(v->account == "user" + std::to_string(i));
+    CHECK(v->auth_failure == static_cast<uint64_t>(i % 3 + 1));
+  }
+  CHECK(found == b.size());
+  CHECK(b.Snapshot().size() == b.size());
+  CHECK(b.evicted() == names - b.size());
+  // A name that was evicted starts again from nothing.
+  REQUIRE_FALSE(b.View("user0"));
+  b.Record("user0", O::kAuthFailure, 1, std::nullopt, "", T(names));
+  CHECK(b.View("user0")->auth_failure == 1);
+}
+
 TEST_CASE("rules that targeted an account are listed once each, in the order they fired, past the inline few") {
   AccountBook b(10);
   b.Record("alice", O::kAuthFailure, 1, IpAddress::Parse("192.0.2.1"), "", T(0));

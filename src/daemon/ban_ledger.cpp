@@ -145,8 +145,22 @@ void BanLedger::ResaveAll() {
   store_failed_.clear();  // written again whole above, or ended: the new database never held them
 }
 
-void BanLedger::End(const Prefix& target, Entry& e, State state, How how, int64_t at_us) {
-  if (Offence(e)) ReportEnded(target, FromUs(e.start_us));
+void BanLedger::OffenceEnded(const Prefix& target, int64_t start_us, bool later) {
+  if (!later && ended_head_ == ended_.size()) return ReportEnded(target, FromUs(start_us));
+  ended_.emplace_back(target, start_us);
+}
+
+bool BanLedger::FlushOffences(size_t n) {
+  size_t end = std::min(ended_.size(), ended_head_ + n);
+  for (; ended_head_ < end; ++ended_head_) ReportEnded(ended_[ended_head_].first, FromUs(ended_[ended_head_].second));
+  if (ended_head_ < ended_.size()) return true;
+  std::vector<std::pair<Prefix, int64_t>>().swap(ended_);
+  ended_head_ = 0;
+  return false;
+}
+
+void BanLedger::End(const Prefix& target, Entry& e, State state, How how, int64_t at_us, bool offence_later) {
+  if (Offence(e)) OffenceEnded(target, e.start_us, offence_later);
   Deactivate(e);
   e.state = state;
   e.how = how;
@@ -220,7 +234,7 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
   } else {
     Entry& old = entries_.ValueAt(i);
     if (old.state == State::kActive) {
-      if (Offence(old)) ReportEnded(order.target, FromUs(old.start_us));  // replaced
+      if (Offence(old)) OffenceEnded(order.target, old.start_us);  // replaced
       Deactivate(old);
       SetInfo(old, info);
     } else {
@@ -280,6 +294,7 @@ size_t BanLedger::UnbanAll() {
   }
   size_t n = 0;
   int64_t now = Us(clock_.Now());
+  ended_.reserve(ended_.size() + active_);
   std::vector<Prefix> done;
   for (size_t i = 0; i < entries_.capacity(); ++i) {
     if (!entries_.Used(i)) continue;
@@ -289,7 +304,7 @@ size_t BanLedger::UnbanAll() {
       done.push_back(entries_.KeyAt(i));
       continue;
     }
-    End(entries_.KeyAt(i), e, State::kLifting, How::kUnban, now);
+    End(entries_.KeyAt(i), e, State::kLifting, How::kUnban, now, true);
     ++stats_.unbans;
     ++n;
   }
@@ -563,6 +578,11 @@ void BanLedger::Recovered(Retry& retry, std::string& problem, const std::string&
 }
 
 bool BanLedger::Flush() {
+  bool offences_more = false;
+  for (Clock::Steady until = clock_.Monotonic() + options_.kernel_budget;;) {
+    offences_more = FlushOffences(4096);
+    if (!offences_more || clock_.Monotonic() >= until) break;
+  }
   bool more = false;
   for (Clock::Steady until = clock_.Monotonic() + options_.kernel_budget;;) {
     more = FlushKernel();
@@ -573,7 +593,7 @@ bool BanLedger::Flush() {
     store_more = FlushStore();
     if (!store_more || clock_.Monotonic() >= until) break;
   }
-  return more || store_more;
+  return offences_more || more || store_more;
 }
 
 bool BanLedger::FlushKernel() {

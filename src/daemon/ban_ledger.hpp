@@ -119,8 +119,12 @@ class BanLedger : public BanBook {
   // Lifts the ban of exactly `target`; false if there is none. The kernel removal is queued
   // and retried until it holds.
   bool Unban(const Prefix& target, bool urgent = false);
-  // Lifts every ban; returns how many.
+  // Lifts every ban; returns how many. The offences they end reach the escalation history
+  // in slices over the next loop turns (Flush), not in this one: a million bans lifted
+  // would cost the history's inserts and evictions, a quarter of a second, in one turn.
   size_t UnbanAll();
+  // Ended offences still on their way to the escalation history (see UnbanAll).
+  size_t OffencesPending() const { return ended_.size() - ended_head_; }
 
   // Housekeeping, once a second: ends expired bans, checks the kernel table every
   // check_every, re-queues work whose backoff is over.
@@ -209,7 +213,7 @@ class BanLedger : public BanBook {
   void Activate(const Prefix& target, Entry& e);
   void Deactivate(Entry& e);
   // Ends an active ban here (lifted or ended, how and when) and owes its end to the store.
-  void End(const Prefix& target, Entry& e, State state, How how, int64_t at_us);
+  void End(const Prefix& target, Entry& e, State state, How how, int64_t at_us, bool offence_later = false);
   void QueueKernel(const Prefix& target, Entry& e, bool urgent = false);
   void QueueStore(const Prefix& target, Entry& e);
   // A ban the policy ordered, not permanent: an escalation offence.
@@ -219,6 +223,11 @@ class BanLedger : public BanBook {
     return e.state != State::kActive && !e.kernel_pending && !e.kernel_in_flight && !e.save_pending && !e.end_pending;
   }
   void MaybeErase(const Prefix& target);
+  // Hands an ended offence to the book's listener, or queues it behind those waiting
+  // (`later`, or some wait already: the history learns them in the order they ended).
+  void OffenceEnded(const Prefix& target, int64_t start_us, bool later = false);
+  // Hands over up to `n` queued offences; true while some are left.
+  bool FlushOffences(size_t n);
   bool FlushKernel();
   // The outcome of a slice of kernel orders for `taken`: a failed one goes back to be sent
   // again (what changed meanwhile is queued already, and sent as it is by then).
@@ -269,6 +278,8 @@ class BanLedger : public BanBook {
   // once (fresh memory costs more than the heap's work here: its items mostly come in order).
   std::deque<std::pair<int64_t, Prefix>> expiry_;
   std::deque<Prefix> kernel_queue_, store_queue_;
+  std::vector<std::pair<Prefix, int64_t>> ended_;  // offences (target, start) for the listener
+  size_t ended_head_ = 0;                          // the first not handed over yet
   std::vector<BanWrite> store_failed_;  // a slice the store refused, to be written again first
   size_t store_in_flight_ = 0;          // writes of the slice on the writer's thread
   size_t kernel_in_flight_ = 0;         // orders of the slice on the kernel thread

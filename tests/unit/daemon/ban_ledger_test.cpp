@@ -5,6 +5,7 @@
 #include <syslog.h>
 
 #include <map>
+#include <set>
 
 #include <nlohmann/json.hpp>
 
@@ -384,10 +385,52 @@ TEST_CASE("the ledger hands the policy an offence when a rule's ban expires, is 
   CHECK(r.ledger.Unban(P("203.0.113.73")));
   size_t before = policy.offences().size();
   CHECK(r.ledger.UnbanAll() == 3);  // .70, .71 (rules) and .72 (manual)
+  // Handed over at the next flush, not while lifting them.
+  CHECK(r.ledger.OffencesPending() == 2);
+  CHECK(policy.offences().Count(P("203.0.113.70"), r.clock.Now()) == 2);
+  r.Settle();
+  CHECK(r.ledger.OffencesPending() == 0);
   CHECK(policy.offences().size() == before);  // .70 and .71 were known already
   CHECK(policy.offences().Count(P("203.0.113.70"), r.clock.Now()) == 3);
   CHECK(policy.offences().Count(P("203.0.113.73"), r.clock.Now()) == 0);
   CHECK(ban("203.0.113.73", 60) == 60);
+}
+
+TEST_CASE("unban all hands the offences it ends to the history over several flushes, in the order they ended") {
+  Rig r;
+  struct Listener : BanEndListener {
+    FakeClock* clock;
+    std::vector<Prefix> heard;
+    void BanEnded(const Prefix& target, Time) override {
+      heard.push_back(target);
+      clock->Advance(std::chrono::milliseconds(1));  // each one takes a while
+    }
+  } listener;
+  listener.clock = &r.clock;
+  r.ledger.Listen(&listener);
+  const uint32_t n = 10000;
+  for (uint32_t i = 0; i < n; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0B000000u + i).ToString(), 3600));
+  r.Settle();
+  CHECK(r.ledger.UnbanAll() == n);
+  CHECK(listener.heard.empty());  // nothing while lifting them
+  REQUIRE(r.ledger.OffencesPending() == n);
+  // A ban replaced meanwhile: its offence waits behind those, not before them.
+  r.ledger.Record(r.Make("203.0.113.9", 60));
+  r.ledger.Record(r.Make("203.0.113.9", 3600));
+  CHECK(r.ledger.OffencesPending() == n + 1);
+  // A flush's budget allows one slice of them when each takes a millisecond.
+  r.ledger.Flush();
+  size_t first = listener.heard.size();
+  CHECK(first > 0);
+  CHECK(first < n);
+  CHECK(r.ledger.OffencesPending() == n + 1 - first);
+  r.Settle();
+  CHECK(r.ledger.OffencesPending() == 0);
+  REQUIRE(listener.heard.size() == n + 1);
+  CHECK(listener.heard.back() == P("203.0.113.9"));
+  std::set<Prefix> distinct(listener.heard.begin(), listener.heard.end() - 1);
+  CHECK(distinct.size() == n);
+  r.ledger.Unlisten(&listener);
 }
 
 TEST_CASE("unban all falls back to one removal per ban when the sets cannot be emptied at once") {

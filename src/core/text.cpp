@@ -99,6 +99,27 @@ void LowerAsciiInto(std::string_view s, char* out) {
   }
 }
 
+bool HasUpperAscii(std::string_view s) {
+  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  auto upper = [](uint64_t w) {  // as in LowerAsciiInto: the high bit of each capital's byte
+    uint64_t low7 = w & ~kHigh;
+    return ((low7 + kOnes * (0x80 - 'A')) & ~(low7 + kOnes * (0x80 - 'Z' - 1))) & ~w & kHigh;
+  };
+  size_t n = s.size();
+  if (n < 8) {
+    bool any = false;
+    for (char c : s) any |= c >= 'A' && c <= 'Z';
+    return any;
+  }
+  uint64_t any = 0, w;
+  for (size_t i = 0; i + 8 <= n; i += 8) {
+    std::memcpy(&w, s.data() + i, 8);
+    any |= upper(w);
+  }
+  std::memcpy(&w, s.data() + n - 8, 8);  // the last eight bytes (some seen already)
+  return (any | upper(w)) != 0;
+}
+
 std::string Printable(std::string_view s, size_t max_len) {
   size_t n = std::min(s.size(), max_len);
   std::string out(s.substr(0, n));

@@ -275,6 +275,8 @@ struct Engine::Impl {
                    uint64_t tally_key) const;
   // The same for the tables keyed by the event's account: the book and the account rules.
   void PrefetchAccount(const Jail& jail, int kind, std::string_view account) const;
+  // Whether AccountOf(jail, raw) is `raw` itself, byte for byte.
+  bool AccountAsCaptured(const Jail& jail, std::string_view raw) const;
   // StringHash of an event's account, computed once for the book's and the account rules'
   // tables (an event is prefetched and scored with the same account, often once per
   // recipient): the last account hashed and its hash.
@@ -652,6 +654,15 @@ void Engine::Impl::AccountOf(const Jail& jail, std::string_view raw, std::string
   }
 }
 
+bool Engine::Impl::AccountAsCaptured(const Jail& jail, std::string_view raw) const {
+  // What AccountOf would trim, lower, refuse or add to, checked without copying.
+  if (raw.empty() || raw.size() > 256 || raw == "(unknown)") return false;
+  if (raw.front() == '<' || raw.front() == ' ') return false;
+  if (raw.back() == '>' || raw.back() == ' ' || raw.back() == ',') return false;
+  if (HasUpperAscii(raw)) return false;
+  return jail.spec->account_domain.empty() || raw.find('@') != std::string_view::npos;
+}
+
 void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& out) {
   Impl& m = *impl_;
   m.hits.clear();
@@ -712,8 +723,17 @@ Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, st
     p.outcome = ParsedLine::Outcome::kBadStamp;
     return p;
   }
-  for (size_t h = first; h < hits.size(); ++h)
-    if (!hits[h].captures.ip.empty()) hits[h].address = IpAddress::ParseLogged(hits[h].captures.ip);
+  for (size_t h = first; h < hits.size(); ++h) {
+    PatternHit& hit = hits[h];
+    const Captures& c = hit.captures;
+    if (!c.ip.empty()) hit.address = IpAddress::ParseLogged(c.ip);
+    if (!c.conn.empty()) hit.tally_key = Impl::TallyKey(c.conn, c.ip);
+    const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
+    if (!c.account.empty() && !jails_of_filter.empty()) {
+      hit.account_as_captured = m.AccountAsCaptured(*m.jails[static_cast<size_t>(jails_of_filter.front())], c.account);
+      if (hit.account_as_captured) hit.account_hash = StringHash{}(c.account);
+    }
+  }
   p.outcome = ParsedLine::Outcome::kHits;
   p.time = *t;
   return p;
@@ -782,7 +802,7 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       // Not counted, but its connection's summary must not count it either.
       for (int j : jails_of_filter)
         if (!c.conn.empty())
-          (void)m.Tally(*m.jails[static_cast<size_t>(j)], ev.filter, ev.pattern, Impl::TallyKey(c.conn, c.ip), ev.count);
+          (void)m.Tally(*m.jails[static_cast<size_t>(j)], ev.filter, ev.pattern, hit.tally_key, ev.count);
       continue;
     }
     CleanAddress(c.sender, ev.sender);
@@ -799,13 +819,20 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       if (ji + 1 < jails_of_filter.size()) copy.emplace(ev);
       Event& je = copy ? *copy : ev;
       je.jail = j;
-      uint64_t tally_key = c.conn.empty() ? 0 : Impl::TallyKey(c.conn, c.ip);
+      uint64_t tally_key = hit.tally_key;
       m.PrefetchFor(jail, je.kind, je.ip, !c.conn.empty(), tally_key);
       if (!c.conn.empty() && !m.Tally(jail, je.filter, je.pattern, tally_key, je.count)) {
         yielded = true;  // a summary of attempts already counted
         continue;
       }
-      m.AccountOf(jail, c.account, je.account);
+      if (ji == 0 && hit.account_as_captured) {
+        // Cleaned and hashed by Parse, on the matching thread.
+        je.account.assign(c.account);
+        m.hashed_account_.assign(c.account);
+        m.hashed_account_hash_ = hit.account_hash;
+      } else {
+        m.AccountOf(jail, c.account, je.account);
+      }
       if (!c.id.empty() || !c.session.empty()) {
         JoinedFields f{je.ip, std::move(je.account), std::move(je.sender)};
         jail.correlator.Join(c.id.substr(0, 128), c.session.substr(0, 128), je.time, f);

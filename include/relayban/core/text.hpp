@@ -18,6 +18,8 @@ std::string ToLowerAscii(std::string_view s);
 // Writes `s` lower-cased (ASCII letters only; other bytes as they are) to out[0, s.size()),
 // eight bytes at a time: every event's account and addresses are keyed lower-case.
 void LowerAsciiInto(std::string_view s, char* out);
+// Whether `s` has an ASCII capital letter (what LowerAsciiInto would change).
+bool HasUpperAscii(std::string_view s);
 // For output meant for people: control and non-ASCII bytes become '?', length capped.
 std::string Printable(std::string_view s, size_t max_len = 256);
 // Appends `s` as a quoted JSON string: quotes, backslashes and control characters escaped

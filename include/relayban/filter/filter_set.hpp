@@ -27,6 +27,12 @@ struct PatternHit {
   // captures.ip parsed, by the engine (Engine::Parse, on the thread that matches, so that
   // the one that scores does not); nullopt while not parsed or not an address.
   std::optional<IpAddress> address;
+  // Also made by Parse, for the scoring thread to take as they are: a hash of captures.conn
+  // and captures.ip (0: no conn), and, when the account its filter's first jail keys is the
+  // captured text itself (nothing to trim or lower, no domain to add), that account's hash.
+  uint64_t tally_key = 0;
+  size_t account_hash = 0;
+  bool account_as_captured = false;
 };
 
 // What a pattern's text turns into before RE2 sees it: "{host}" -> a host name token,

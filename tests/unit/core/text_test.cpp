@@ -124,6 +124,24 @@ TEST_CASE("LowerAsciiInto lowers ASCII letters only, at every position and lengt
   CHECK(ToLowerAscii("") == "");
 }
 
+TEST_CASE("HasUpperAscii finds a single capital at every position and length, and nothing else") {
+  // Lower-case text with neighbours of 'A'..'Z' and high bytes, then one byte of every value
+  // at every offset: only 'A'..'Z' count (a carry between bytes would make '@' or '[' count).
+  for (size_t len = 0; len <= 27; ++len) {
+    std::string base(len, 'q');
+    for (size_t i = 0; i < len; ++i) base[i] = "@[`az{\x80\xc1\xff"[i % 9];
+    REQUIRE_FALSE(HasUpperAscii(base));
+    for (size_t at = 0; at < len; ++at)
+      for (int b = 0; b < 256; ++b) {
+        std::string in = base;
+        in[at] = static_cast<char>(b);
+        REQUIRE(HasUpperAscii(in) == (b >= 'A' && b <= 'Z'));
+      }
+  }
+  CHECK(HasUpperAscii("user@example.coM"));
+  CHECK_FALSE(HasUpperAscii("user@example.com"));
+}
+
 TEST_CASE("ShortTextHash tells apart texts that differ in any byte or in length, up to 16 bytes and past") {
   // Every text of up to 3 bytes over a small alphabet, then texts of every length to 24 that
   // differ from one another in a single byte at each position, or only in length.

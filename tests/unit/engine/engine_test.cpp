@@ -4,6 +4,7 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <map>
 
 #include "relayban/config/config_loader.hpp"
 #include "relayban/engine/parsed_lines.hpp"
@@ -969,4 +970,39 @@ TEST_CASE("a batch decodes each line's stamp as a line alone would, repeated sta
   }
   CHECK(first[0] == Time(Seconds(1798761601)));  // 2027-01-01T00:00:01Z
   CHECK(first[1] == Time(Seconds(1767225601)));  // 2026-01-01T00:00:01Z
+}
+
+TEST_CASE("an account is keyed as each jail keys it, whatever the line's case, brackets or missing domain") {
+  // The first jail of a filter gets the account as captured when there is nothing to clean
+  // (hashed on the matching thread); every other spelling, and every other jail, is cleaned.
+  Rig r(R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+jails:
+  first:
+    filters: [t]
+    account_domain: example.org
+    rules:
+      - {name: brute, key: ip, events: [auth_failure], threshold: 100, window: 10m, ban: 1h}
+  second:
+    filters: [t]
+    rules:
+      - {name: brute, key: ip, events: [auth_failure], threshold: 100, window: 10m, ban: 1h}
+)");
+  const char* spellings[] = {"bob", "Bob", "<bob>", "bob@example.com", "BOB@Example.COM", "bob@example.com,",
+                             "<bob@example.com>", "(unknown)"};
+  for (const char* s : spellings) r.Feed(std::string("2026-11-18T10:00:00Z fail user=") + s + " ip=203.0.113.9");
+  std::map<std::string, int> first, second;
+  for (const Event& ev : r.events) {
+    std::string name = r.engine->jail_names()[static_cast<size_t>(ev.jail)];
+    (name == "first" ? first : second)[ev.account]++;
+  }
+  CHECK(first == std::map<std::string, int>{{"bob@example.org", 3}, {"bob@example.com", 4}, {"", 1}});
+  CHECK(second == std::map<std::string, int>{{"bob", 3}, {"bob@example.com", 4}, {"", 1}});
+  CHECK(r.engine->accounts().View("bob@example.org")->auth_failure == 3);
+  CHECK(r.engine->accounts().View("bob@example.com")->auth_failure == 8);  // both jails' events
+  CHECK(r.engine->accounts().View("bob")->auth_failure == 3);
+  CHECK_FALSE(r.engine->accounts().View("Bob"));
 }

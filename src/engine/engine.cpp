@@ -1080,12 +1080,15 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   // Mail for our own domains is delivered here, not relayed.
   bool local = ev.kind == kRelay && std::find(jail.spec->local_domains.begin(), jail.spec->local_domains.end(),
                                               rdomain) != jail.spec->local_domains.end();
+  // The account as the account tables hash it, made once an event (distinct accounts are
+  // counted by it too).
+  const size_t account_hash = ev.account.empty() ? 0 : AccountHash(ev.account);
   if (!ev.account.empty()) {
     auto outcome = ev.kind == kAuthSuccess        ? AccountBook::Outcome::kAuthSuccess
                    : ev.kind == kAuthFailure      ? AccountBook::Outcome::kAuthFailure
                    : (ev.kind == kRelay && !local) ? AccountBook::Outcome::kRelay
                                                   : AccountBook::Outcome::kOther;
-    accounts.Record(ev.account, AccountHash(ev.account), outcome, local ? 0 : bit, ev.ip,
+    accounts.Record(ev.account, account_hash, outcome, local ? 0 : bit, ev.ip,
                     outcome == AccountBook::Outcome::kRelay ? rdomain : std::string_view{}, ev.time);
   }
   if (local) return;
@@ -1109,7 +1112,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   if (ev.ip && !policy.IsIgnored(*ev.ip)) ip_key = policy.TargetFor(*ev.ip).address();
   if (options.evidence && !replaying && !current_line.empty()) Remember(jail, ev, ip_key);
   if (jail.spray_within.count() > 0 && ev.kind == kAuthFailure && ip_key && !ev.account.empty())
-    NoteFailure(jail, *ip_key, AccountHash(ev.account), ev.time);
+    NoteFailure(jail, *ip_key, account_hash, ev.time);
 
   // While an account verdict stands, any address that logs in as the account or relays
   // through it is banned at once.
@@ -1133,9 +1136,11 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   }
 
   // Under a flood every key is new and each table lookup a miss in memory: start them all.
+  // (Every address table hashes its key alike: hashed once for all of them.)
+  const size_t ip_hash = ip_key ? IpAddressHash{}(*ip_key) : 0;
   if (ip_key)
     for (IpTable& t : jail.ip_tables)
-      if ((t.kinds & bit) != 0) t.With([&](auto& w) { w.Prefetch(*ip_key); });
+      if ((t.kinds & bit) != 0) t.With([&](auto& w) { w.PrefetchHashed(ip_hash); });
   // The account's standing verdicts, looked up once for all the rules (an account under
   // attack is asked about by each account rule on every line of the flood), again only after
   // a verdict added one. The map's elements stay put when it grows; its iterators would not.
@@ -1149,9 +1154,6 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     }
     return stands;
   };
-  // The account as the account tables hash it (made once an event): distinct accounts are
-  // counted by it too.
-  const size_t account_hash = ev.account.empty() ? 0 : AccountHash(ev.account);
   for (auto& rp : jail.rules) {
     Rule& rule = *rp;
     if ((rule.kinds & bit) == 0) continue;
@@ -1163,7 +1165,8 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       // The address's place in its table, found (or made) once for all the table's rules
       // and released after the last of them.
       IpTable& table = jail.ip_tables[static_cast<size_t>(rule.table)];
-      if (table.slot == IpTable::kNoSlot) table.slot = table.With([&](auto& w) { return w.Slot(*ip_key, ev.time); });
+      if (table.slot == IpTable::kNoSlot)
+        table.slot = table.With([&](auto& w) { return w.SlotHashed(*ip_key, ip_hash, ev.time); });
       if (fleet) {
         // Counted here too (for when Redis goes away), but the fleet decides.
         int n = table.With([&](auto& w) { return w.ObserveAt(table.slot, rule.lane, *value, ev.count, ev.time); });
@@ -1180,7 +1183,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
            EvidenceOf(jail, rule, &*ip_key, nullptr));
     } else {
       if (ev.account.empty()) continue;
-      if (rule.spec->sprayed_accounts > 0 && (!ip_key || !Sprayed(jail, rule, *ip_key, AccountHash(ev.account), ev.time))) continue;
+      if (rule.spec->sprayed_accounts > 0 && (!ip_key || !Sprayed(jail, rule, *ip_key, account_hash, ev.time))) continue;
       // A known bulk sender or roaming user: what it does is not abuse (failures naming it are).
       if (rule.confirmed && !allowed.empty() && allowed.count(ev.account) > 0) continue;
       if (!forgiven.empty())

@@ -189,6 +189,12 @@ class KeyedWindows {
     newest_ = std::max(newest_, SecondsOf(t));
     return SlotFor(key);
   }
+  // The same, given KeyHash{}(key).
+  template <class K>
+  size_t SlotHashed(const K& key, size_t key_hash, Time t) {
+    newest_ = std::max(newest_, SecondsOf(t));
+    return SlotFor(key, key_hash);
+  }
   // True when the lane crosses its threshold; the lane's count restarts.
   bool AddAt(size_t slot, size_t lane, uint64_t value_hash, int weight, Time t) {
     WindowState& w = map_.ValueAt(slot).lane[lane];

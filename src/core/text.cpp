@@ -77,20 +77,27 @@ std::string ToLowerAscii(std::string_view s) {
   return out;
 }
 
-void LowerAsciiInto(std::string_view s, char* out) {
+namespace {
+
+// The high bit of each byte of `w` that is an ASCII capital, eight bytes at once. Per byte,
+// on its low seven bits (no carry leaves a byte): the high bit of `from_a` is set from 'A'
+// up, that of `past_z` past 'Z'; bytes with their own high bit set (not ASCII) are left out.
+uint64_t CapitalBits(uint64_t w) {
   constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
+  uint64_t low7 = w & ~kHigh;
+  uint64_t from_a = low7 + kOnes * (0x80 - 'A');
+  uint64_t past_z = low7 + kOnes * (0x80 - 'Z' - 1);
+  return (from_a & ~past_z) & ~w & kHigh;
+}
+
+}  // namespace
+
+void LowerAsciiInto(std::string_view s, char* out) {
   size_t n = s.size(), i = 0;
   for (; i + 8 <= n; i += 8) {
     uint64_t w;
     std::memcpy(&w, s.data() + i, 8);
-    // Per byte, on its low seven bits (no carry leaves a byte): the high bit of `from_a` is
-    // set from 'A' up, that of `past_z` past 'Z'; bytes with their own high bit set (not
-    // ASCII) are left alone. 0x80 >> 2 is the 0x20 between 'A' and 'a'.
-    uint64_t low7 = w & ~kHigh;
-    uint64_t from_a = low7 + kOnes * (0x80 - 'A');
-    uint64_t past_z = low7 + kOnes * (0x80 - 'Z' - 1);
-    uint64_t upper = (from_a & ~past_z) & ~w & kHigh;
-    w |= upper >> 2;
+    w |= CapitalBits(w) >> 2;  // 0x80 >> 2 is the 0x20 between 'A' and 'a'
     std::memcpy(out + i, &w, 8);
   }
   for (; i < n; ++i) {
@@ -100,11 +107,6 @@ void LowerAsciiInto(std::string_view s, char* out) {
 }
 
 bool HasUpperAscii(std::string_view s) {
-  constexpr uint64_t kOnes = 0x0101010101010101ull, kHigh = 0x8080808080808080ull;
-  auto upper = [](uint64_t w) {  // as in LowerAsciiInto: the high bit of each capital's byte
-    uint64_t low7 = w & ~kHigh;
-    return ((low7 + kOnes * (0x80 - 'A')) & ~(low7 + kOnes * (0x80 - 'Z' - 1))) & ~w & kHigh;
-  };
   size_t n = s.size();
   if (n < 8) {
     bool any = false;
@@ -114,10 +116,10 @@ bool HasUpperAscii(std::string_view s) {
   uint64_t any = 0, w;
   for (size_t i = 0; i + 8 <= n; i += 8) {
     std::memcpy(&w, s.data() + i, 8);
-    any |= upper(w);
+    any |= CapitalBits(w);
   }
   std::memcpy(&w, s.data() + n - 8, 8);  // the last eight bytes (some seen already)
-  return (any | upper(w)) != 0;
+  return (any | CapitalBits(w)) != 0;
 }
 
 std::string Printable(std::string_view s, size_t max_len) {

@@ -641,6 +641,8 @@ EngineEvictions Engine::evictions() const {
 
 void Engine::Impl::AccountOf(const Jail& jail, std::string_view raw, std::string& out) const {
   // Accounts are keyed lower-case; "(unknown)" and "<>" mean no account was given.
+  // (AccountAsCaptured tells, without copying, when all this leaves `raw` as it is: a rule
+  // changed here changes there.)
   while (!raw.empty() && (raw.front() == '<' || raw.front() == ' ')) raw.remove_prefix(1);
   while (!raw.empty() && (raw.back() == '>' || raw.back() == ' ')) raw.remove_suffix(1);
   if (raw.empty() || raw == "(unknown)" || raw.size() > 256) {

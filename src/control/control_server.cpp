@@ -213,7 +213,7 @@ void ControlServer::Flush(ClientId id) {
     Drop(id);
     return;
   }
-  poller_.Change(c.fd, c.out.empty() ? 0 : Poller::kWritable);
+  poller_.Change(c.fd, c.out.empty() ? 0u : uint32_t{Poller::kWritable});
 }
 
 void ControlServer::Drop(ClientId id) {

@@ -744,7 +744,11 @@ bool BanLedger::FlushStore() {
       }
       if (e->end_pending) {
         const char* how = e->how == How::kUnban ? "unban" : e->how == How::kFlushed ? "flushed on exit" : "expired";
-        writes.push_back({BanWrite::Kind::kEnd, {}, p, FromUs(e->ended_us), how, true});
+        BanWrite& end = writes.emplace_back();
+        end.kind = BanWrite::Kind::kEnd;
+        end.target = p;
+        end.at = FromUs(e->ended_us);
+        end.how = how;
         e->in_store = false;
       }
       e->save_pending = e->end_pending = false;

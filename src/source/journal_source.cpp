@@ -81,7 +81,7 @@ size_t JournalSource::Poll(const std::function<void(std::string_view)>& on_line,
     time_t secs = static_cast<time_t>(usec / 1000000);
     struct tm tm {};
     gmtime_r(&secs, &tm);
-    char stamp[40];
+    char stamp[96];  // room for any year gmtime_r can give
     std::snprintf(stamp, sizeof stamp, "%04d-%02d-%02dT%02d:%02d:%02d.%06uZ", tm.tm_year + 1900, tm.tm_mon + 1,
                   tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, static_cast<unsigned>(usec % 1000000));
     std::string_view host = Field(j_, "_HOSTNAME");

@@ -137,7 +137,7 @@ void BanLedger::ResaveAll() {
   for (size_t i = 0; i < entries_.capacity(); ++i) {
     if (!entries_.Used(i)) continue;
     Entry& e = entries_.ValueAt(i);
-    if (e.state != State::kActive || e.save_pending) continue;
+    if (!Live(e) || e.save_pending) continue;
     QueueStore(entries_.KeyAt(i), e);
     e.save_pending = true;
     e.in_store = store_in_flight_ > 0;  // a fresh database holds none, unless a slice is on its way there
@@ -146,6 +146,8 @@ void BanLedger::ResaveAll() {
 }
 
 void BanLedger::OffenceEnded(const Prefix& target, int64_t start_us, bool later) {
+  // While lifted bans are settled, their offences (ended first) are still to be queued.
+  if (lifting_ && !later) return static_cast<void>(ended_after_lift_.emplace_back(target, start_us));
   if (!later && ended_head_ == ended_.size()) return ReportEnded(target, FromUs(start_us));
   ended_.emplace_back(target, start_us);
 }
@@ -154,14 +156,19 @@ bool BanLedger::FlushOffences(size_t n) {
   size_t end = std::min(ended_.size(), ended_head_ + n);
   for (; ended_head_ < end; ++ended_head_) ReportEnded(ended_[ended_head_].first, FromUs(ended_[ended_head_].second));
   if (ended_head_ < ended_.size()) return true;
+  if (lifting_) return false;  // more come as the sweep goes on
   std::vector<std::pair<Prefix, int64_t>>().swap(ended_);
   ended_head_ = 0;
   return false;
 }
 
 void BanLedger::End(const Prefix& target, Entry& e, State state, How how, int64_t at_us, bool offence_later) {
-  if (Offence(e)) OffenceEnded(target, e.start_us, offence_later);
   Deactivate(e);
+  Close(target, e, state, how, at_us, offence_later);
+}
+
+void BanLedger::Close(const Prefix& target, Entry& e, State state, How how, int64_t at_us, bool offence_later) {
+  if (Offence(e)) OffenceEnded(target, e.start_us, offence_later);
   e.state = state;
   e.how = how;
   e.ended_us = at_us;
@@ -179,14 +186,71 @@ void BanLedger::MaybeErase(const Prefix& target) {
   size_t i = entries_.Find(target);
   if (i == entries_.kNone) return;
   Entry& e = entries_.ValueAt(i);
+  if (Lifted(e)) Settle(target, e);
   if (!Spent(e)) return;
   Release(e.info);
   entries_.EraseAt(i);
 }
 
+size_t BanLedger::InsertEntry(const Prefix& target) {
+  size_t i = entries_.Insert(target);
+  entries_.ValueAt(i).gen = gen_;
+  return i;
+}
+
+void BanLedger::Settle(const Prefix& target, Entry& e) {
+  e.gen = gen_;
+  --lift_left_;
+  lift_pass_found_ = true;
+  // Its kernel element went with the sets; an order still queued for it was dropped.
+  e.kernel_pending = false;
+  if (e.state == State::kActive) Close(target, e, State::kLifting, How::kUnban, lift_at_us_, true);
+}
+
+void BanLedger::SettleIfLifted(const Prefix& target) {
+  if (!lifting_) return;
+  Entry* e = entries_.Get(target);
+  if (e && Lifted(*e)) Settle(target, *e);
+}
+
+bool BanLedger::SweepLifted(size_t slots) {
+  if (!lifting_) return false;
+  size_t capacity = entries_.capacity();
+  size_t end = lift_cursor_ < capacity && capacity - lift_cursor_ > slots ? lift_cursor_ + slots : capacity;
+  for (size_t& i = lift_cursor_; i < end; ++i) {
+    if (!entries_.Used(i)) continue;
+    Entry& e = entries_.ValueAt(i);
+    if (!Lifted(e)) continue;
+    Prefix p = entries_.KeyAt(i);
+    Settle(p, e);
+    if (!Spent(e)) continue;
+    Release(e.info);
+    // The entry that moves back into slot i is looked at too.
+    if (entries_.EraseAt(i)) --i;
+  }
+  if (lift_cursor_ < entries_.capacity() && lift_left_ > 0) return true;
+  // Entries move back when others are erased, and over to a grown table: a pass may miss
+  // some. Another pass, until none is left (or a whole pass found none: counted wrong).
+  if (lift_left_ > 0 && lift_pass_found_) {
+    lift_cursor_ = 0;
+    lift_pass_found_ = false;
+    return true;
+  }
+  lifting_ = false;
+  // The offences that ended meanwhile go behind the lifted ones.
+  for (const auto& [target, start_us] : ended_after_lift_) ended_.emplace_back(target, start_us);
+  std::vector<std::pair<Prefix, int64_t>>().swap(ended_after_lift_);
+  return false;
+}
+
+void BanLedger::FinishLift() {
+  while (SweepLifted(SIZE_MAX)) {
+  }
+}
+
 std::optional<BanTerm> BanLedger::Held(const Prefix& target) const {
   const Entry* e = entries_.Get(target);
-  if (!e || e->state != State::kActive) return std::nullopt;
+  if (!e || !Live(*e)) return std::nullopt;
   return BanTerm{FromUs(e->start_us), e->end_us == kForever ? Time::max() : FromUs(e->end_us),
                  Seconds(e->duration_s), Offence(*e)};
 }
@@ -225,9 +289,10 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
     }
     last_texts_ = {order.jail, order.rule, order.account, order.reason};
   }
+  SettleIfLifted(order.target);
   size_t i = entries_.Find(order.target);
   if (i == entries_.kNone) {
-    i = entries_.Insert(order.target);
+    i = InsertEntry(order.target);
     Entry& fresh = entries_.ValueAt(i);
     fresh.info = info;
     Activate(order.target, fresh);
@@ -260,12 +325,13 @@ void BanLedger::Ban(const Order& order, BanOrigin origin, bool urgent) {
 }
 
 bool BanLedger::Unban(const Prefix& target, bool urgent) {
+  SettleIfLifted(target);
   size_t i = entries_.Find(target);
   if (i == entries_.kNone || entries_.ValueAt(i).state != State::kActive) {
     // Not banned as far as we know: remove it from the kernel all the same (an element put
     // there by hand, or one whose removal is still on its way), with nothing to record.
     if (i == entries_.kNone) {
-      i = entries_.Insert(target);
+      i = InsertEntry(target);
       entries_.ValueAt(i).info = Intern(Info{"manual", "unban", "", "", BanOrigin::kManual});
     }
     Entry& e = entries_.ValueAt(i);
@@ -292,24 +358,20 @@ size_t BanLedger::UnbanAll() {
     for (const Prefix& p : Targets()) n += Unban(p);
     return n;
   }
-  size_t n = 0;
-  int64_t now = Us(clock_.Now());
-  ended_.reserve(ended_.size() + active_);
-  std::vector<Prefix> done;
-  for (size_t i = 0; i < entries_.capacity(); ++i) {
-    if (!entries_.Used(i)) continue;
-    Entry& e = entries_.ValueAt(i);
-    e.kernel_pending = false;  // whatever was on its way to the kernel is moot
-    if (e.state != State::kActive) {
-      done.push_back(entries_.KeyAt(i));
-      continue;
-    }
-    End(entries_.KeyAt(i), e, State::kLifting, How::kUnban, now, true);
-    ++stats_.unbans;
-    ++n;
-  }
-  kernel_queue_.clear();
-  for (const Prefix& p : done) MaybeErase(p);
+  FinishLift();  // the last unban --all's, if its sweep is still going
+  // Every entry becomes a lifted one at once (a generation of its own), counted out now and
+  // settled by the sweep (Flush) or when touched.
+  size_t n = active_;
+  active_ = 0;
+  for (auto& [jail, count] : per_jail_) count = 0;
+  stats_.unbans += n;
+  gen_ ^= 1;
+  lifting_ = entries_.size() > 0;
+  lift_left_ = entries_.size();
+  lift_cursor_ = 0;
+  lift_pass_found_ = false;
+  lift_at_us_ = Us(clock_.Now());
+  kernel_queue_.clear();  // whatever was on its way to the kernel is moot
   return n;
 }
 
@@ -317,14 +379,14 @@ std::vector<Prefix> BanLedger::Targets() const {
   std::vector<Prefix> out;
   out.reserve(active_);
   entries_.ForEach([&](const Prefix& p, const Entry& e) {
-    if (e.state == State::kActive) out.push_back(p);
+    if (Live(e)) out.push_back(p);
   });
   return out;
 }
 
 std::optional<BanLedger::ActiveBan> BanLedger::Get(const Prefix& target) const {
   const Entry* e = entries_.Get(target);
-  if (!e || e->state != State::kActive) return std::nullopt;
+  if (!e || !Live(*e)) return std::nullopt;
   return MakeBan(target, *e);
 }
 
@@ -353,6 +415,7 @@ size_t BanLedger::CountInJail(const std::string& jail) const {
 
 BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
   WaitKernel();
+  FinishLift();
   RestoreReport report;
   Time now = clock_.Now();
   // Read a row at a time: a million bans restored must not sit in memory twice.
@@ -363,7 +426,7 @@ BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
                                                : BanOrigin::kRule;
     size_t i = entries_.Find(b.target);
     if (i == entries_.kNone) {
-      i = entries_.Insert(b.target);
+      i = InsertEntry(b.target);
       entries_.ValueAt(i).info = Intern(Info{b.jail, b.rule, b.account, b.reason, origin});
       Activate(b.target, entries_.ValueAt(i));
     }
@@ -413,7 +476,7 @@ BanLedger::RestoreReport BanLedger::Restore(bool kernel_as_left) {
         if (close) e->kernel_pending = false;
         continue;
       }
-      size_t i = entries_.Insert(k.target);
+      size_t i = InsertEntry(k.target);
       Entry& n = entries_.ValueAt(i);
       if (lifted.count(k.target)) {
         // An admin lifted it, but the removal never reached the kernel.
@@ -456,7 +519,7 @@ void BanLedger::AssumeKernelHoldsAll(bool settled) {
   for (size_t i = 0; i < entries_.capacity(); ++i) {
     if (!entries_.Used(i)) continue;
     Entry& e = entries_.ValueAt(i);
-    if (e.state != State::kActive) continue;
+    if (!Live(e)) continue;
     if (settled) e.kernel_pending = false;
     // Single addresses about to be added again are left out: re-adding one the kernel
     // holds is a plain add (kept as it is), where one believed held would be deleted and
@@ -481,7 +544,7 @@ void BanLedger::Tick() {
     size_t i = entries_.Find(target);
     if (i == entries_.kNone) continue;
     Entry& e = entries_.ValueAt(i);
-    if (e.state != State::kActive || e.end_us != end) continue;  // lifted, or banned anew since
+    if (!Live(e) || e.end_us != end) continue;  // lifted, or banned anew since
     End(target, e, State::kEnded, How::kExpired, end);
     ++stats_.expired;
     // A ban still queued for the kernel need not reach it any more.
@@ -491,7 +554,7 @@ void BanLedger::Tick() {
   if (expiry_.size() > 2 * entries_.size() + 4096) {
     expiry_.clear();
     entries_.ForEach([&](const Prefix& p, const Entry& e) {
-      if (e.state == State::kActive && e.end_us != kForever) expiry_.emplace_back(e.end_us, p);
+      if (Live(e) && e.end_us != kForever) expiry_.emplace_back(e.end_us, p);
     });
     std::make_heap(expiry_.begin(), expiry_.end(), Later);
   }
@@ -518,10 +581,10 @@ void BanLedger::CheckKernel() {
       return;
     }
     entries_.ForEach([&](const Prefix& p, const Entry& e) {
-      if (e.state == State::kActive && !e.kernel_pending) kernel_queue_.push_back(p);
+      if (Live(e) && !e.kernel_pending) kernel_queue_.push_back(p);
     });
     for (size_t i = 0; i < entries_.capacity(); ++i)
-      if (entries_.Used(i) && entries_.ValueAt(i).state == State::kActive) entries_.ValueAt(i).kernel_pending = true;
+      if (entries_.Used(i) && Live(entries_.ValueAt(i))) entries_.ValueAt(i).kernel_pending = true;
     return;
   }
   // Someone committed a change somewhere: make sure none of our elements went (a flushed
@@ -534,7 +597,7 @@ void BanLedger::CheckKernel() {
     for (size_t i = 0; i < entries_.capacity(); ++i) {
       if (!entries_.Used(i)) continue;
       Entry& e = entries_.ValueAt(i);
-      if (e.state == State::kActive) QueueKernel(entries_.KeyAt(i), e);
+      if (Live(e)) QueueKernel(entries_.KeyAt(i), e);
     }
     return;
   }
@@ -551,7 +614,7 @@ void BanLedger::CheckKernel() {
   for (size_t i = 0; i < entries_.capacity(); ++i) {
     if (!entries_.Used(i)) continue;
     Entry& e = entries_.ValueAt(i);
-    if (e.state != State::kActive || e.kernel_pending || e.end_us <= soon) continue;
+    if (!Live(e) || e.kernel_pending || e.end_us <= soon) continue;
     if (present.count(entries_.KeyAt(i))) continue;
     QueueKernel(entries_.KeyAt(i), e);
     ++missing;
@@ -578,6 +641,11 @@ void BanLedger::Recovered(Retry& retry, std::string& problem, const std::string&
 }
 
 bool BanLedger::Flush() {
+  bool lift_more = false;
+  for (Clock::Steady until = clock_.Monotonic() + options_.kernel_budget;;) {
+    lift_more = SweepLifted(options_.lift_slice);
+    if (!lift_more || clock_.Monotonic() >= until) break;
+  }
   bool offences_more = false;
   for (Clock::Steady until = clock_.Monotonic() + options_.kernel_budget;;) {
     offences_more = FlushOffences(4096);
@@ -593,7 +661,7 @@ bool BanLedger::Flush() {
     store_more = FlushStore();
     if (!store_more || clock_.Monotonic() >= until) break;
   }
-  return offences_more || more || store_more;
+  return lift_more || offences_more || more || store_more;
 }
 
 bool BanLedger::FlushKernel() {
@@ -614,6 +682,10 @@ bool BanLedger::FlushKernel() {
     Prefix p = kernel_queue_.front();
     kernel_queue_.pop_front();
     Entry* e = entries_.Get(p);
+    if (e && Lifted(*e)) {
+      MaybeErase(p);  // settles it: nothing is owed to the kernel
+      continue;
+    }
     if (!e || !e->kernel_pending) continue;
     if (e->state == State::kActive) {
       Seconds left = e->end_us == kForever ? Seconds(0)
@@ -787,6 +859,7 @@ void BanLedger::StoreWritten(std::vector<BanWrite> writes, const Result<void>& r
 void BanLedger::Drain(Clock::Steady deadline) {
   kernel_retry_.at = store_retry_.at = Clock::Steady{};
   WaitKernel();
+  FinishLift();
   while (clock_.Monotonic() < deadline && (!KernelSettled() || !StoreSettled())) {
     size_t k = kernel_backlog(), s = store_backlog();
     Flush();
@@ -801,6 +874,7 @@ void BanLedger::Drain(Clock::Steady deadline) {
 
 Result<void> BanLedger::RemoveAll() {
   WaitKernel();
+  FinishLift();
   auto r = firewall_.Remove();
   int64_t now = Us(clock_.Now());
   for (size_t i = 0; i < entries_.capacity(); ++i) {

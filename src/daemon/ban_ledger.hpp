@@ -49,6 +49,9 @@ class BanLedger : public BanBook {
     // what is there is harmless), a slice per turn, and elements only the kernel holds
     // expire on their own.
     size_t list_at_most = 50000;
+    // Slots of the table UnbanAll's sweep looks at per Flush step (steps go on within
+    // kernel_budget).
+    size_t lift_slice = 32768;
     // When set, the store's slices are written on its thread (one at a time, in order)
     // while the loop goes on; their outcomes come back through its Poll. Else they are
     // written in Flush.
@@ -119,12 +122,16 @@ class BanLedger : public BanBook {
   // Lifts the ban of exactly `target`; false if there is none. The kernel removal is queued
   // and retried until it holds.
   bool Unban(const Prefix& target, bool urgent = false);
-  // Lifts every ban; returns how many. The offences they end reach the escalation history
-  // in slices over the next loop turns (Flush), not in this one: a million bans lifted
-  // would cost the history's inserts and evictions, a quarter of a second, in one turn.
+  // Lifts every ban; returns how many. The kernel's sets are emptied at once, and from
+  // then on no ban of before is held, listed or counted; but each one's end (its record
+  // in the store, its offence for the escalation history) is done over the next loop turns
+  // (Flush, a slice of the table each), not in this one: a million bans took 50-70 ms to
+  // end in one go. A ban made meanwhile stands, whatever it replaces.
   size_t UnbanAll();
+  // Bans lifted by UnbanAll whose end is still to be done.
+  size_t LiftPending() const { return lifting_ ? lift_left_ : 0; }
   // Ended offences still on their way to the escalation history (see UnbanAll).
-  size_t OffencesPending() const { return ended_.size() - ended_head_; }
+  size_t OffencesPending() const { return ended_.size() - ended_head_ + ended_after_lift_.size(); }
 
   // Housekeeping, once a second: ends expired bans, checks the kernel table every
   // check_every, re-queues work whose backoff is over.
@@ -137,12 +144,14 @@ class BanLedger : public BanBook {
   // The last ban or unban of `target` still waits for the kernel.
   bool KernelPending(const Prefix& target) const {
     const Entry* e = entries_.Get(target);
-    return e && (e->kernel_pending || e->kernel_in_flight);
+    return e && !Lifted(*e) && (e->kernel_pending || e->kernel_in_flight);
   }
   // The store lost its database (a damaged one was moved aside): write every ban in force
   // again.
   void ResaveAll();
-  bool StoreSettled() const { return store_queue_.empty() && store_failed_.empty() && !store_in_flight_; }
+  bool StoreSettled() const {
+    return store_queue_.empty() && store_failed_.empty() && !store_in_flight_ && !lifting_;
+  }
   // From now on the store's slices are written in Flush, on the calling thread (at stop).
   // The writer must be idle: every slice handed to it has come back through its Poll.
   void WriteStoreHere() { options_.writer = nullptr; }
@@ -156,7 +165,7 @@ class BanLedger : public BanBook {
   template <class F>
   void ForEach(F&& f) const {
     entries_.ForEach([&](const Prefix& p, const Entry& e) {
-      if (e.state == State::kActive) f(MakeBan(p, e));
+      if (Live(e)) f(MakeBan(p, e));
     });
   }
   std::vector<Prefix> Targets() const;
@@ -168,7 +177,8 @@ class BanLedger : public BanBook {
   const std::string& firewall_problem() const { return firewall_problem_; }
   const std::string& store_problem() const { return store_problem_; }
   size_t kernel_backlog() const { return kernel_queue_.size() + kernel_in_flight_; }
-  size_t store_backlog() const { return store_queue_.size() + store_failed_.size() + store_in_flight_; }
+  // (With the ends of bans lifted by UnbanAll not settled yet: the store is owed those too.)
+  size_t store_backlog() const { return store_queue_.size() + store_failed_.size() + store_in_flight_ + LiftPending(); }
   const Stats& stats() const { return stats_; }
 
  private:
@@ -188,12 +198,30 @@ class BanLedger : public BanBook {
     bool save_pending = false;    // its record is owed to the store
     bool end_pending = false;     // its end is owed to the store
     bool in_store = false;        // the store may hold an active record of this target
+    uint8_t gen = 0;              // the ledger's gen_ when it was made or last settled (see Lifted)
   };
   static_assert(sizeof(Entry) == 40);
   // Tells the firewall its sets hold every ban in force (settled: and that they do not need
   // to be sent again).
   void AssumeKernelHoldsAll(bool settled);
   static constexpr int64_t kForever = INT64_MAX;
+  // An entry that UnbanAll lifted and that is not settled yet: whatever it says, it is no
+  // ban (its kernel element is gone) and owes nothing to the kernel. Settled (its end done,
+  // see Settle) by the sweep, or first whenever it is touched.
+  bool Lifted(const Entry& e) const { return lifting_ && e.gen != gen_; }
+  // A ban in force.
+  bool Live(const Entry& e) const { return e.state == State::kActive && !Lifted(e); }
+  // A new entry for `target` (which must be missing), of the current generation.
+  size_t InsertEntry(const Prefix& target);
+  // Does what UnbanAll left to do for a lifted entry: it ends it (the ban was counted out
+  // already) and forgets what it owed the kernel. The entry stays (the caller may erase it).
+  void Settle(const Prefix& target, Entry& e);
+  // Settles the entry of `target` if it is a lifted one.
+  void SettleIfLifted(const Prefix& target);
+  // Settles the lifted entries of up to `slots` more slots; false once none is left.
+  bool SweepLifted(size_t slots);
+  // Settles every lifted entry that is left.
+  void FinishLift();
 
   struct Retry {
     Clock::Steady at{};
@@ -214,6 +242,8 @@ class BanLedger : public BanBook {
   void Deactivate(Entry& e);
   // Ends an active ban here (lifted or ended, how and when) and owes its end to the store.
   void End(const Prefix& target, Entry& e, State state, How how, int64_t at_us, bool offence_later = false);
+  // End without counting the ban out of active_ and its jail (done already).
+  void Close(const Prefix& target, Entry& e, State state, How how, int64_t at_us, bool offence_later);
   void QueueKernel(const Prefix& target, Entry& e, bool urgent = false);
   void QueueStore(const Prefix& target, Entry& e);
   // A ban the policy ordered, not permanent: an escalation offence.
@@ -280,6 +310,16 @@ class BanLedger : public BanBook {
   std::deque<Prefix> kernel_queue_, store_queue_;
   std::vector<std::pair<Prefix, int64_t>> ended_;  // offences (target, start) for the listener
   size_t ended_head_ = 0;                          // the first not handed over yet
+  // Offences that ended while lifted ones were still being settled: they go behind those.
+  std::vector<std::pair<Prefix, int64_t>> ended_after_lift_;
+  // UnbanAll's sweep: entries of another generation than gen_ are lifted (Lifted). Every
+  // entry has gen_'s value when no sweep runs, so one bit of it is enough.
+  uint8_t gen_ = 0;
+  bool lifting_ = false;
+  size_t lift_cursor_ = 0;     // the next slot the sweep looks at
+  size_t lift_left_ = 0;       // lifted entries not settled yet
+  bool lift_pass_found_ = false;  // the sweep's pass over the table settled at least one
+  int64_t lift_at_us_ = 0;     // when UnbanAll lifted them
   std::vector<BanWrite> store_failed_;  // a slice the store refused, to be written again first
   size_t store_in_flight_ = 0;          // writes of the slice on the writer's thread
   size_t kernel_in_flight_ = 0;         // orders of the slice on the kernel thread

@@ -385,8 +385,8 @@ TEST_CASE("the ledger hands the policy an offence when a rule's ban expires, is 
   CHECK(r.ledger.Unban(P("203.0.113.73")));
   size_t before = policy.offences().size();
   CHECK(r.ledger.UnbanAll() == 3);  // .70, .71 (rules) and .72 (manual)
-  // Handed over at the next flush, not while lifting them.
-  CHECK(r.ledger.OffencesPending() == 2);
+  // Handed over over the next flushes, not while lifting them.
+  CHECK(r.ledger.LiftPending() > 0);
   CHECK(policy.offences().Count(P("203.0.113.70"), r.clock.Now()) == 2);
   r.Settle();
   CHECK(r.ledger.OffencesPending() == 0);
@@ -413,13 +413,15 @@ TEST_CASE("unban all hands the offences it ends to the history over several flus
   r.Settle();
   CHECK(r.ledger.UnbanAll() == n);
   CHECK(listener.heard.empty());  // nothing while lifting them
-  REQUIRE(r.ledger.OffencesPending() == n);
   // A ban replaced meanwhile: its offence waits behind those, not before them.
   r.ledger.Record(r.Make("203.0.113.9", 60));
   r.ledger.Record(r.Make("203.0.113.9", 3600));
-  CHECK(r.ledger.OffencesPending() == n + 1);
-  // A flush's budget allows one slice of them when each takes a millisecond.
+  CHECK(r.ledger.OffencesPending() == 1);
+  CHECK(listener.heard.empty());
+  // A flush's budget allows one slice of them when each takes a millisecond (the sweep
+  // that ends them takes no time on this clock: it is done at the first flush).
   r.ledger.Flush();
+  CHECK(r.ledger.LiftPending() == 0);
   size_t first = listener.heard.size();
   CHECK(first > 0);
   CHECK(first < n);
@@ -431,6 +433,103 @@ TEST_CASE("unban all hands the offences it ends to the history over several flus
   std::set<Prefix> distinct(listener.heard.begin(), listener.heard.end() - 1);
   CHECK(distinct.size() == n);
   r.ledger.Unlisten(&listener);
+}
+
+TEST_CASE("unban all lifts every ban at once and ends them a slice of the table per flush, while a ban made meanwhile stands") {
+  BanLedger::Options o;
+  o.lift_slice = 256;                          // slots per step
+  o.kernel_budget = std::chrono::milliseconds(0);  // one step per flush
+  Rig r(o);
+  const uint32_t n = 2000;
+  std::vector<std::string> t;
+  for (uint32_t i = 0; i < n; ++i) t.push_back(IpAddress::V4(0x0A000000u + i * 7919).ToString());
+  for (const auto& a : t) r.ledger.Record(r.Make(a, 3600));
+  r.Settle();
+  REQUIRE(r.fw.bans.size() == n);
+  CHECK(r.ledger.UnbanAll() == n);
+  // At once: the kernel is empty, and no ban of before is held, listed, counted or owed to it.
+  CHECK(r.fw.bans.empty());
+  CHECK(r.ledger.size() == 0);
+  CHECK(r.ledger.CountInJail("postfix") == 0);
+  CHECK(r.ledger.LiftPending() == n);
+  CHECK(r.ledger.KernelSettled());
+  CHECK_FALSE(r.ledger.StoreSettled());  // their ends are owed to the store
+  size_t listed = 0;
+  r.ledger.ForEach([&](const BanLedger::ActiveBan&) { ++listed; });
+  CHECK(listed == 0);
+  CHECK(r.ledger.Targets().empty());
+  for (const auto& a : t) {
+    CHECK_FALSE(r.ledger.Held(P(a.c_str())));
+    CHECK_FALSE(r.ledger.Get(P(a.c_str())));
+    CHECK_FALSE(r.ledger.KernelPending(P(a.c_str())));
+  }
+  // A flush ends those of one slice of the table only.
+  r.ledger.Flush();
+  size_t left = r.ledger.LiftPending();
+  CHECK(left > 0);
+  CHECK(left < n);
+  // Meanwhile the first 100 are banned again (ended first where the sweep has not been yet),
+  // and one more is unbanned: it was lifted already.
+  for (size_t k = 0; k < 100; ++k) r.ledger.Record(r.Make(t[k], 600));
+  CHECK(r.ledger.size() == 100);
+  CHECK(r.ledger.CountInJail("postfix") == 100);
+  CHECK_FALSE(r.ledger.Unban(P(t[500].c_str())));
+  CHECK(r.ledger.LiftPending() < left);
+  int flushes = 0;
+  while (r.ledger.LiftPending() > 0 && flushes < 10000) {
+    r.ledger.Flush();
+    ++flushes;
+  }
+  CHECK(flushes > 1);
+  r.Settle();
+  CHECK(r.ledger.LiftPending() == 0);
+  CHECK(r.ledger.StoreSettled());
+  // The new bans stand, in the ledger, the kernel and the store; the others ended as unbans.
+  CHECK(r.ledger.size() == 100);
+  CHECK(r.fw.bans.size() == 100);
+  for (size_t k = 0; k < n; ++k) {
+    INFO(t[k]);
+    if (k < 100) {
+      REQUIRE(r.ledger.Held(P(t[k].c_str())));
+      CHECK(r.ledger.Held(P(t[k].c_str()))->duration == Seconds(600));
+      CHECK(r.fw.Has(t[k]));
+      CHECK(r.store.Active(t[k]) == 1);
+    } else {
+      CHECK_FALSE(r.ledger.Held(P(t[k].c_str())));
+      CHECK(r.store.Active(t[k]) == 0);
+      REQUIRE(r.store.Last(t[k]));
+      CHECK(r.store.Last(t[k])->how == "unban");
+    }
+  }
+  CHECK(r.ledger.stats().unbans == n);
+  // Nothing more is kept for the ended ones; the new bans expire as any other.
+  CHECK(r.ledger.tracked() == 100);
+  r.clock.Advance(Seconds(601));
+  r.ledger.Tick();
+  CHECK(r.ledger.size() == 0);
+}
+
+TEST_CASE("a second unban all while the first one's ends are still being done lifts only what was banned since") {
+  BanLedger::Options o;
+  o.lift_slice = 64;
+  o.kernel_budget = std::chrono::milliseconds(0);
+  Rig r(o);
+  for (uint32_t i = 0; i < 500; ++i) r.ledger.Record(r.Make(IpAddress::V4(0x0A000000u + i).ToString(), 3600));
+  r.Settle();
+  CHECK(r.ledger.UnbanAll() == 500);
+  r.ledger.Flush();
+  REQUIRE(r.ledger.LiftPending() > 0);
+  r.ledger.Record(r.Make("203.0.113.5", 3600));
+  r.ledger.Record(r.Make("10.0.0.1", 3600));  // one of the lifted, banned again
+  CHECK(r.ledger.UnbanAll() == 2);
+  r.Settle();
+  CHECK(r.ledger.LiftPending() == 0);
+  CHECK(r.ledger.size() == 0);
+  CHECK(r.ledger.stats().unbans == 502);
+  CHECK(r.ledger.tracked() == 0);
+  CHECK(r.store.Active("203.0.113.5") == 0);
+  CHECK(r.store.Active("10.0.0.1") == 0);
+  CHECK(r.store.Active("10.0.1.243") == 0);
 }
 
 TEST_CASE("unban all falls back to one removal per ban when the sets cannot be emptied at once") {

@@ -146,10 +146,14 @@ void BanLedger::ResaveAll() {
 }
 
 void BanLedger::OffenceEnded(const Prefix& target, int64_t start_us, bool later) {
-  // While lifted bans are settled, their offences (ended first) are still to be queued.
-  if (lifting_ && !later) return static_cast<void>(ended_after_lift_.emplace_back(target, start_us));
-  if (!later && ended_head_ == ended_.size()) return ReportEnded(target, FromUs(start_us));
-  ended_.emplace_back(target, start_us);
+  if (lifting_ && !later) {
+    // While lifted bans are settled, their offences (ended first) are still to be queued.
+    ended_after_lift_.emplace_back(target, start_us);
+  } else if (!later && ended_head_ == ended_.size()) {
+    ReportEnded(target, FromUs(start_us));
+  } else {
+    ended_.emplace_back(target, start_us);
+  }
 }
 
 bool BanLedger::FlushOffences(size_t n) {
@@ -187,9 +191,14 @@ void BanLedger::MaybeErase(const Prefix& target) {
   if (i == entries_.kNone) return;
   Entry& e = entries_.ValueAt(i);
   if (Lifted(e)) Settle(target, e);
-  if (!Spent(e)) return;
+  EraseIfSpent(i);
+}
+
+bool BanLedger::EraseIfSpent(size_t i) {
+  Entry& e = entries_.ValueAt(i);
+  if (!Spent(e)) return false;
   Release(e.info);
-  entries_.EraseAt(i);
+  return entries_.EraseAt(i);
 }
 
 size_t BanLedger::InsertEntry(const Prefix& target) {
@@ -221,12 +230,9 @@ bool BanLedger::SweepLifted(size_t slots) {
     if (!entries_.Used(i)) continue;
     Entry& e = entries_.ValueAt(i);
     if (!Lifted(e)) continue;
-    Prefix p = entries_.KeyAt(i);
-    Settle(p, e);
-    if (!Spent(e)) continue;
-    Release(e.info);
+    Settle(entries_.KeyAt(i), e);
     // The entry that moves back into slot i is looked at too.
-    if (entries_.EraseAt(i)) --i;
+    if (EraseIfSpent(i)) --i;
   }
   if (lift_cursor_ < entries_.capacity() && lift_left_ > 0) return true;
   // Entries move back when others are erased, and over to a grown table: a pass may miss
@@ -641,27 +647,18 @@ void BanLedger::Recovered(Retry& retry, std::string& problem, const std::string&
 }
 
 bool BanLedger::Flush() {
-  bool lift_more = false;
-  for (Clock::Steady until = clock_.Monotonic() + options_.kernel_budget;;) {
-    lift_more = SweepLifted(options_.lift_slice);
-    if (!lift_more || clock_.Monotonic() >= until) break;
-  }
-  bool offences_more = false;
-  for (Clock::Steady until = clock_.Monotonic() + options_.kernel_budget;;) {
-    offences_more = FlushOffences(4096);
-    if (!offences_more || clock_.Monotonic() >= until) break;
-  }
-  bool more = false;
-  for (Clock::Steady until = clock_.Monotonic() + options_.kernel_budget;;) {
-    more = FlushKernel();
-    if (!more || clock_.Monotonic() >= until) break;
-  }
-  bool store_more = false;
-  for (Clock::Steady until = clock_.Monotonic() + options_.store_budget;;) {
-    store_more = FlushStore();
-    if (!store_more || clock_.Monotonic() >= until) break;
-  }
-  return lift_more || offences_more || more || store_more;
+  // Each kind of work in steps until none is left or its budget is used (one step at least).
+  auto steps = [this](std::chrono::milliseconds budget, auto&& step) {
+    for (Clock::Steady until = clock_.Monotonic() + budget;;) {
+      bool more = step();
+      if (!more || clock_.Monotonic() >= until) return more;
+    }
+  };
+  bool lift_more = steps(options_.kernel_budget, [this] { return SweepLifted(options_.lift_slice); });
+  bool offences_more = steps(options_.kernel_budget, [this] { return FlushOffences(4096); });
+  bool kernel_more = steps(options_.kernel_budget, [this] { return FlushKernel(); });
+  bool store_more = steps(options_.store_budget, [this] { return FlushStore(); });
+  return lift_more || offences_more || kernel_more || store_more;
 }
 
 bool BanLedger::FlushKernel() {

@@ -253,6 +253,8 @@ class BanLedger : public BanBook {
     return e.state != State::kActive && !e.kernel_pending && !e.kernel_in_flight && !e.save_pending && !e.end_pending;
   }
   void MaybeErase(const Prefix& target);
+  // Erases the entry in slot i if it is spent; true if another entry moved into slot i.
+  bool EraseIfSpent(size_t i);
   // Hands an ended offence to the book's listener, or queues it behind those waiting
   // (`later`, or some wait already: the history learns them in the order they ended).
   void OffenceEnded(const Prefix& target, int64_t start_us, bool later = false);

@@ -183,6 +183,10 @@ struct Engine::Impl {
     const JailSpec* spec;
     SharedText name;  // shared by its ban orders
     std::vector<std::unique_ptr<Rule>> rules;
+    // Per event kind: the rules that count it, in order, and of those the account-keyed ones
+    // (an event is offered to its kind's few rules only).
+    std::array<std::vector<Rule*>, 64> by_kind;
+    std::array<std::vector<const Rule*>, 64> account_by_kind;
     std::vector<IpTable> ip_tables;
     Correlator correlator;
     RelaySeen relayed;
@@ -271,10 +275,10 @@ struct Engine::Impl {
   // Starts loading the slots an event of `kind` from `ip` (on a connection, tallied under
   // `tally_key`) will look up in `jail`'s tables: under a flood every one is a miss in
   // memory, and issued together, before any is read, they overlap instead of adding up.
-  void PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, bool tallied,
+  void PrefetchFor(const Jail& jail, int kind, const IpAddress* key, size_t key_hash, bool tallied,
                    uint64_t tally_key) const;
   // The same for the tables keyed by the event's account: the book and the account rules.
-  void PrefetchAccount(const Jail& jail, int kind, std::string_view account) const;
+  void PrefetchAccount(const Jail& jail, int kind, size_t account_hash) const;
   // Whether AccountOf(jail, raw) is `raw` itself, byte for byte.
   bool AccountAsCaptured(const Jail& jail, std::string_view raw) const;
   // StringHash of an event's account, computed once for the book's and the account rules'
@@ -289,10 +293,22 @@ struct Engine::Impl {
   }
   mutable std::string hashed_account_;
   mutable size_t hashed_account_hash_ = StringHash{}(std::string_view{});
+  // What Parse made on the matching thread for the event OnParsed hands to Process, taken by
+  // Process for that very event only (`event`): the account's hash, and the address's
+  // ignore-list answer, key and key hash (PatternHit). Either may be missing: a correlated
+  // line may carry another account or address than the one captured.
+  struct Hint {
+    const Event* event = nullptr;
+    bool has_account = false, has_key = false;
+    size_t account_hash = 0;
+    bool ignored = false;
+    IpAddress key;
+    size_t key_hash = 0;
+  } hint;
   // The line being read (empty while replaying the journal): evidence for what it decides.
   int current_source = -1;
   std::string_view current_line;
-  void Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key);
+  void Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key, size_t account_hash);
   // `sprayed_from`: notes a failure naming an account from an address; whether an event
   // comes from an address that failed on enough other accounts lately.
   // (The account by its AccountHash, made once per event for every table keyed by it.)
@@ -420,6 +436,11 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
         rule->lane = t->rules.size();
         t->rules.push_back(rule.get());
       }
+      for (int k = 0; k < 64; ++k)
+        if ((rule->kinds >> k) & 1) {
+          jail->by_kind[static_cast<size_t>(k)].push_back(rule.get());
+          if (r.key == RuleKey::kAccount) jail->account_by_kind[static_cast<size_t>(k)].push_back(rule.get());
+        }
       jail->rules.push_back(std::move(rule));
     }
     for (Impl::IpTable& t : jail->ip_tables) {
@@ -729,6 +750,13 @@ Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, st
     PatternHit& hit = hits[h];
     const Captures& c = hit.captures;
     if (!c.ip.empty()) hit.address = IpAddress::ParseLogged(c.ip);
+    if (hit.address) {
+      hit.ignored = m.policy.IsIgnored(*hit.address);
+      if (!hit.ignored) {
+        hit.key = m.policy.TargetFor(*hit.address).address();
+        hit.key_hash = IpAddressHash{}(hit.key);
+      }
+    }
     if (!c.conn.empty()) hit.tally_key = Impl::TallyKey(c.conn, c.ip);
     const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
     if (!c.account.empty() && !jails_of_filter.empty()) {
@@ -822,27 +850,37 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       Event& je = copy ? *copy : ev;
       je.jail = j;
       uint64_t tally_key = hit.tally_key;
-      m.PrefetchFor(jail, je.kind, je.ip, !c.conn.empty(), tally_key);
+      m.PrefetchFor(jail, je.kind, hit.address && !hit.ignored ? &hit.key : nullptr, hit.key_hash, !c.conn.empty(),
+                    tally_key);
       if (!c.conn.empty() && !m.Tally(jail, je.filter, je.pattern, tally_key, je.count)) {
         yielded = true;  // a summary of attempts already counted
         continue;
       }
-      if (ji == 0 && hit.account_as_captured) {
-        // Cleaned and hashed by Parse, on the matching thread.
+      // Cleaned and hashed by Parse, on the matching thread, when it is the captured text.
+      Impl::Hint& hint = m.hint;
+      hint.has_account = ji == 0 && hit.account_as_captured;
+      if (hint.has_account) {
         je.account.assign(c.account);
-        m.hashed_account_.assign(c.account);
-        m.hashed_account_hash_ = hit.account_hash;
+        hint.account_hash = hit.account_hash;
       } else {
         m.AccountOf(jail, c.account, je.account);
       }
+      hint.has_key = hit.address.has_value();
+      hint.ignored = hit.ignored;
+      hint.key = hit.key;
+      hint.key_hash = hit.key_hash;
       if (!c.id.empty() || !c.session.empty()) {
         JoinedFields f{je.ip, std::move(je.account), std::move(je.sender)};
         jail.correlator.Join(c.id.substr(0, 128), c.session.substr(0, 128), je.time, f);
         je.ip = f.ip;
         je.account = std::move(f.account);
         je.sender = std::move(f.sender);
+        // Correlation may have brought the account or the address of another line.
+        hint.has_account = hint.has_account && je.account == c.account;
+        hint.has_key = hint.has_key && je.ip == hit.address;
       }
-      if (!je.account.empty()) m.PrefetchAccount(jail, je.kind, je.account);
+      if (!je.account.empty()) m.PrefetchAccount(jail, je.kind, hint.has_account ? hint.account_hash : m.AccountHash(je.account));
+      hint.event = &je;
       // One line may list several recipients (Sendmail "to=<a>,<b>", Exim "for a b").
       std::string_view rcpts = c.recipient;
       size_t emitted = 0;
@@ -855,6 +893,7 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
         yielded = true;
         m.Process(je, out);
       } while (!rcpts.empty() && ++emitted < kMaxRecipientsPerLine);
+      m.hint.event = nullptr;
     }
   }
   m.current_line = {};
@@ -918,26 +957,23 @@ bool Engine::Impl::Sprayed(const Jail& jail, const Rule& rule, const IpAddress& 
   return others >= rule.spec->sprayed_accounts;
 }
 
-void Engine::Impl::PrefetchFor(const Jail& jail, int kind, const std::optional<IpAddress>& ip, bool tallied,
+void Engine::Impl::PrefetchFor(const Jail& jail, int kind, const IpAddress* key, size_t key_hash, bool tallied,
                                uint64_t tally_key) const {
   if (tallied) jail.tally.Prefetch(tally_key);
-  if (!ip) return;
-  IpAddress key = policy.TargetFor(*ip).address();
+  if (!key) return;
   uint64_t bit = uint64_t{1} << kind;
   for (const IpTable& t : jail.ip_tables)
-    if ((t.kinds & bit) != 0) t.With([&](const auto& w) { w.Prefetch(key); });
-  if (options.evidence) jail.seen_by_ip.Prefetch(key);
+    if ((t.kinds & bit) != 0) t.With([&](const auto& w) { w.PrefetchHashed(key_hash); });
+  if (options.evidence) jail.seen_by_ip.PrefetchHashed(key_hash);
 }
 
-void Engine::Impl::PrefetchAccount(const Jail& jail, int kind, std::string_view account) const {
-  size_t hash = AccountHash(account);
+void Engine::Impl::PrefetchAccount(const Jail& jail, int kind, size_t hash) const {
   accounts.PrefetchHashed(hash);
-  uint64_t bit = uint64_t{1} << kind;
-  for (const auto& r : jail.rules)
-    if (r->spec->key == RuleKey::kAccount && (r->kinds & bit) != 0) r->account_windows.PrefetchHashed(hash);
+  if (kind >= 64) return;
+  for (const Rule* r : jail.account_by_kind[static_cast<size_t>(kind)]) r->account_windows.PrefetchHashed(hash);
 }
 
-void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key) {
+void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpAddress>& ip_key, size_t account_hash) {
   if (jail.seen.empty()) jail.seen.resize(kEvidenceRing);
   Jail::Seen& s = jail.seen[jail.seen_next % kEvidenceRing];
   if (s.seq != 0) {  // the slot's old line goes: so do the links that end at it
@@ -963,7 +999,7 @@ void Engine::Impl::Remember(Jail& jail, const Event& ev, const std::optional<IpA
   s.account.assign(ev.account);
   s.prev_account = 0;
   if (!ev.account.empty()) {
-    s.account_hash = AccountHash(ev.account);
+    s.account_hash = account_hash;
     size_t i = jail.seen_by_account.Find(ev.account, s.account_hash);
     if (i == jail.seen_by_account.kNone) i = jail.seen_by_account.Insert(ev.account, s.account_hash);
     uint64_t& head = jail.seen_by_account.ValueAt(i);
@@ -1084,7 +1120,9 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
                                               rdomain) != jail.spec->local_domains.end();
   // The account as the account tables hash it, made once an event (distinct accounts are
   // counted by it too).
-  const size_t account_hash = ev.account.empty() ? 0 : AccountHash(ev.account);
+  const bool hinted = hint.event == &ev;
+  const size_t account_hash =
+      ev.account.empty() ? 0 : hinted && hint.has_account ? hint.account_hash : AccountHash(ev.account);
   if (!ev.account.empty()) {
     auto outcome = ev.kind == kAuthSuccess        ? AccountBook::Outcome::kAuthSuccess
                    : ev.kind == kAuthFailure      ? AccountBook::Outcome::kAuthFailure
@@ -1111,8 +1149,17 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
 
   // The key of per-IP rules: nothing for an ignored address, else its ban target's address.
   std::optional<IpAddress> ip_key;
-  if (ev.ip && !policy.IsIgnored(*ev.ip)) ip_key = policy.TargetFor(*ev.ip).address();
-  if (options.evidence && !replaying && !current_line.empty()) Remember(jail, ev, ip_key);
+  size_t ip_hash = 0;  // IpAddressHash of ip_key: every address table hashes its key alike
+  if (hinted && hint.has_key) {
+    if (!hint.ignored) {
+      ip_key = hint.key;
+      ip_hash = hint.key_hash;
+    }
+  } else if (ev.ip && !policy.IsIgnored(*ev.ip)) {
+    ip_key = policy.TargetFor(*ev.ip).address();
+    ip_hash = IpAddressHash{}(*ip_key);
+  }
+  if (options.evidence && !replaying && !current_line.empty()) Remember(jail, ev, ip_key, account_hash);
   if (jail.spray_within.count() > 0 && ev.kind == kAuthFailure && ip_key && !ev.account.empty())
     NoteFailure(jail, *ip_key, account_hash, ev.time);
 
@@ -1138,8 +1185,6 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
   }
 
   // Under a flood every key is new and each table lookup a miss in memory: start them all.
-  // (Every address table hashes its key alike: hashed once for all of them.)
-  const size_t ip_hash = ip_key ? IpAddressHash{}(*ip_key) : 0;
   if (ip_key)
     for (IpTable& t : jail.ip_tables)
       if ((t.kinds & bit) != 0) t.With([&](auto& w) { w.PrefetchHashed(ip_hash); });
@@ -1156,9 +1201,9 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
     }
     return stands;
   };
-  for (auto& rp : jail.rules) {
+  static const std::vector<Rule*> kNoRules;
+  for (Rule* rp : ev.kind < 64 ? jail.by_kind[static_cast<size_t>(ev.kind)] : kNoRules) {
     Rule& rule = *rp;
-    if ((rule.kinds & bit) == 0) continue;
     auto value = DistinctValue(rule.spec->distinct, ev, rdomain, account_hash);
     if (!value) continue;
     bool fleet = fleet_counting && rule.spec->scope == RuleScope::kFleet;
@@ -1197,19 +1242,19 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
         if (v != st->end() && v->second.until > ev.time) continue;
       }
       if (fleet) {
-        int n = rule.account_windows.ObserveHashed(ev.account, AccountHash(ev.account), *value, ev.count, ev.time);
+        int n = rule.account_windows.ObserveHashed(ev.account, account_hash, *value, ev.count, ev.time);
         if (!replaying) PushFleetCount(jail, rule, ev.account, ev, rdomain, n, out);
         continue;
       }
       std::string why;
       if (rule.dynamic) {
-        int n = rule.account_windows.ObserveHashed(ev.account, AccountHash(ev.account), *value, ev.count, ev.time);
+        int n = rule.account_windows.ObserveHashed(ev.account, account_hash, *value, ev.count, ev.time);
         int limit = Threshold(rule, ev.account, ev.time, why);
         if (n < limit) continue;
         rule.account_windows.Erase(ev.account);
         why = std::to_string(limit) + " " + (rule.spec->distinct == Field::kNone ? "events" : std::string("distinct ") + FieldName(rule.spec->distinct)) +
               " within " + FormatDuration(rule.spec->window) + " (" + why + ")";
-      } else if (!rule.account_windows.AddHashed(ev.account, AccountHash(ev.account), *value, ev.count, ev.time)) {
+      } else if (!rule.account_windows.AddHashed(ev.account, account_hash, *value, ev.count, ev.time)) {
         continue;
       }
       AccountVerdictNow(jail, rule, ev.jail, ev.account, ev.time, why, ev.ip ? ev.ip->ToString() : "", out, true);

@@ -33,6 +33,11 @@ struct PatternHit {
   uint64_t tally_key = 0;
   size_t account_hash = 0;
   bool account_as_captured = false;
+  // And for `address`: whether the ignore list holds it, else the address of its ban target
+  // (the key of per-address rules: an IPv6 client's /64) and that key's IpAddressHash.
+  bool ignored = false;
+  IpAddress key;
+  size_t key_hash = 0;
 };
 
 // What a pattern's text turns into before RE2 sees it: "{host}" -> a host name token,

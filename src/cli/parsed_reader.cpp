@@ -105,9 +105,11 @@ Result<void> ReadParsedLines(const Engine& engine, int source, const std::vector
   Result<void> result;
   for (;;) {
     std::unique_ptr<ParsedBatch> batch = queue.TakeFull();
-    batch->lines.ForEach([&](int, std::string_view line, const Engine::ParsedLine& parsed, const PatternHit* hits) {
-      on_line(line, parsed, hits);
-    });
+    batch->lines.ForEach(
+        [&](int, std::string_view line, const Engine::ParsedLine& parsed, const PatternHit* hits) {
+          on_line(line, parsed, hits);
+        },
+        &engine);
     if (batch->error) result = Fail(*batch->error);
     bool last = batch->last;
     batch->Clear();

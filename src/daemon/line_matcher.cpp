@@ -87,7 +87,7 @@ void LineMatcher::ScoreOldest() {
 }
 
 void LineMatcher::ScoreAndFree(std::unique_ptr<ParsedLines> batch) {
-  batch->ForEach(score_);
+  batch->ForEach(score_, engine_);
   batch->Clear();
   free_.push_back(std::move(batch));
 }

@@ -691,6 +691,7 @@ void Engine::OnLine(int source, std::string_view line, Time now, EngineOutput& o
   m.hits.clear();
   if (!m.rewritten.empty()) m.rewritten.clear();
   ParsedLine parsed = Parse(source, line, now, m.hits, m.rewritten);
+  Prefetch(source, parsed, m.hits.data());
   OnParsed(source, line, parsed, m.hits.data(), out);
 }
 
@@ -849,9 +850,8 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       if (ji + 1 < jails_of_filter.size()) copy.emplace(ev);
       Event& je = copy ? *copy : ev;
       je.jail = j;
+      // (The slots looked up next were prefetched lines ago: Engine::Prefetch.)
       uint64_t tally_key = hit.tally_key;
-      m.PrefetchFor(jail, je.kind, hit.address && !hit.ignored ? &hit.key : nullptr, hit.key_hash, !c.conn.empty(),
-                    tally_key);
       if (!c.conn.empty() && !m.Tally(jail, je.filter, je.pattern, tally_key, je.count)) {
         yielded = true;  // a summary of attempts already counted
         continue;
@@ -879,7 +879,7 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
         hint.has_account = hint.has_account && je.account == c.account;
         hint.has_key = hint.has_key && je.ip == hit.address;
       }
-      if (!je.account.empty()) m.PrefetchAccount(jail, je.kind, hint.has_account ? hint.account_hash : m.AccountHash(je.account));
+      if (!je.account.empty() && !hint.has_account) m.PrefetchAccount(jail, je.kind, m.AccountHash(je.account));
       hint.event = &je;
       // One line may list several recipients (Sendmail "to=<a>,<b>", Exim "for a b").
       std::string_view rcpts = c.recipient;
@@ -907,6 +907,26 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
   }
   m.newest = std::max(m.newest, t);
   if (t - m.last_sweep > std::chrono::minutes(10)) OnTick(t);
+}
+
+void Engine::Prefetch(int source, const ParsedLine& parsed, const PatternHit* hits) const {
+  if (parsed.outcome != ParsedLine::Outcome::kHits) return;
+  const Impl& m = *impl_;
+  const Impl::Source& src = m.sources[static_cast<size_t>(source)];
+  for (uint32_t h = 0; h < parsed.hit_count; ++h) {
+    const PatternHit& hit = hits[parsed.first_hit + h];
+    const auto f = static_cast<size_t>(hit.filter);
+    int kind = src.pattern_kind[f][static_cast<size_t>(hit.pattern)];
+    const auto& jails_of_filter = src.filter_jails[f];
+    const IpAddress* key = hit.address && !hit.ignored ? &hit.key : nullptr;
+    for (size_t ji = 0; ji < jails_of_filter.size(); ++ji) {
+      const Impl::Jail& jail = *m.jails[static_cast<size_t>(jails_of_filter[ji])];
+      m.PrefetchFor(jail, kind, key, hit.key_hash, !hit.captures.conn.empty(), hit.tally_key);
+      // (The account's hash is known only where it is the captured text: the first jail's.)
+      if (ji == 0 && hit.account_as_captured) m.PrefetchAccount(jail, kind, hit.account_hash);
+    }
+    if (key) m.policy.Prefetch(*hit.address);
+  }
 }
 
 void Engine::Impl::NoteFailure(Jail& jail, const IpAddress& ip, uint64_t account_hash, Time t) {

@@ -182,6 +182,11 @@ class Engine {
                    std::deque<std::string>& rewritten, StampMemo* memo = nullptr) const;
   void OnParsed(int source, std::string_view line, const ParsedLine& parsed, const PatternHit* hits,
                 EngineOutput& out);
+  // Starts loading the table slots scoring this parsed line will look up (its connection's
+  // tally, its address's windows, ban and offences, its account's book entry and windows),
+  // changing nothing. Called a few lines ahead of OnParsed: under a botnet every key is new
+  // and each lookup a miss in memory, which then overlaps the lines scored meanwhile.
+  void Prefetch(int source, const ParsedLine& parsed, const PatternHit* hits) const;
   // Housekeeping: evicts idle scoring state and forgets ended bans. Idle is counted on the
   // logs' time: `now` or, if earlier, the newest line's stamp.
   void OnTick(Time now);

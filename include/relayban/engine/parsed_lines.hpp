@@ -3,6 +3,7 @@
 // matches on a thread of its own; the daemon's loop hands its lines to a matching thread.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <deque>
 #include <string>
@@ -35,11 +36,20 @@ class ParsedLines {
     parsed_.reserve(lines_.size());
     for (const Line& l : lines_) parsed_.push_back(engine.Parse(l.source, view(l), now, hits_, rewritten_, &stamp_));
   }
-  // Hands each line to `f(source, line, parsed, hits)`, in order, for Engine::OnParsed.
+  // Hands each line to `f(source, line, parsed, hits)`, in order, for Engine::OnParsed. With
+  // `ahead` (the engine that scores), what scoring a line will look up is prefetched
+  // kAhead lines before (Engine::Prefetch).
   template <class F>
-  void ForEach(F&& f) const {
-    for (size_t i = 0; i < parsed_.size(); ++i) f(lines_[i].source, view(lines_[i]), parsed_[i], hits_.data());
+  void ForEach(F&& f, const Engine* ahead = nullptr) const {
+    const size_t n = parsed_.size();
+    if (ahead != nullptr)
+      for (size_t i = 0; i < std::min(n, kAhead); ++i) ahead->Prefetch(lines_[i].source, parsed_[i], hits_.data());
+    for (size_t i = 0; i < n; ++i) {
+      if (ahead != nullptr && i + kAhead < n) ahead->Prefetch(lines_[i + kAhead].source, parsed_[i + kAhead], hits_.data());
+      f(lines_[i].source, view(lines_[i]), parsed_[i], hits_.data());
+    }
   }
+  static constexpr size_t kAhead = 12;
   size_t size() const { return lines_.size(); }
   bool empty() const { return lines_.empty(); }
   void Clear() {

@@ -972,6 +972,65 @@ TEST_CASE("a batch decodes each line's stamp as a line alone would, repeated sta
   CHECK(first[1] == Time(Seconds(1767225601)));  // 2026-01-01T00:00:01Z
 }
 
+TEST_CASE("a batch scored with each line prefetched ahead decides exactly as its lines fed one by one") {
+  // Engine::Prefetch only loads memory, and the address key, its hash and the ignore-list
+  // answer that Parse makes on the matching thread are those scoring would make: ignored
+  // addresses (192.0.2.0/24) are never banned, IPv6 clients per /64, correlated relays under
+  // the account of their login.
+  std::vector<std::string> lines;
+  for (int i = 0; i < 300; ++i) {
+    std::string stamp = "2026-11-18T10:0" + std::to_string(i / 60) + ":" + (i % 60 < 10 ? "0" : "") + std::to_string(i % 60) + "Z ";
+    std::string ip = i % 4 == 0   ? "192.0.2." + std::to_string(i % 50)
+                     : i % 4 == 1 ? "2001:db8:0:" + std::to_string(i % 7) + "::" + std::to_string(i)
+                                  : "198.51.100." + std::to_string(i % 23);
+    lines.push_back(stamp + "fail user=u" + std::to_string(i % 5) + " ip=" + ip);
+    if (i % 10 == 0) lines.push_back(stamp + "ok user=thief ip=" + ip + " id=Q" + std::to_string(i));
+    if (i % 10 == 0) lines.push_back(stamp + "relay id=Q" + std::to_string(i) + " to=x@d" + std::to_string(i) + ".net");
+  }
+  auto decisions = [](const EngineOutput& out) {
+    std::vector<std::string> d;
+    for (const Order& o : out.orders) d.push_back(o.target.ToString() + " " + std::string(o.rule) + " " + std::string(o.account));
+    return d;
+  };
+  Rig one_by_one;
+  for (const auto& l : lines) one_by_one.Feed(l);
+  Rig batched;
+  ParsedLines batch(64, 1 << 16);  // several batches, each prefetching ahead up to its end
+  auto score = [&] {
+    batch.Parse(*batched.engine, kNow);
+    batch.ForEach(
+        [&](int source, std::string_view line, const Engine::ParsedLine& p, const PatternHit* hits) {
+          batched.engine->OnParsed(source, line, p, hits, batched.out);
+        },
+        batched.engine.get());
+    batch.Clear();
+  };
+  for (const auto& l : lines) {
+    if (batch.Full(l.size())) score();
+    batch.Add(batched.source, l);
+  }
+  score();
+  auto want = decisions(one_by_one.out);
+  REQUIRE(want.size() > 20);
+  CHECK(decisions(batched.out) == want);
+  for (const auto& d : want) CHECK(d.rfind("192.0.2.", 0) != 0);
+  CHECK(std::count(want.begin(), want.end(), "2001:db8:0:1::/64 brute ") == 1);
+  CHECK(std::count_if(want.begin(), want.end(), [](const std::string& d) { return d.find(" flood thief") != std::string::npos; }) > 0);
+  CHECK(batched.events.size() == one_by_one.events.size());
+  CHECK(batched.engine->accounts().Snapshot().size() == one_by_one.engine->accounts().Snapshot().size());
+  // An ignored address is not even counted: no verdict, however many times it fails.
+  auto brute_verdicts = [](const Engine& e) {
+    for (const auto& v : e.counts().verdicts)
+      if (v.rule == "brute") return v.count;
+    return uint64_t{0};
+  };
+  CHECK(brute_verdicts(*batched.engine) == brute_verdicts(*one_by_one.engine));
+  uint64_t before = brute_verdicts(*batched.engine);
+  for (int i = 0; i < 10; ++i) batch.Add(batched.source, "2026-11-18T10:06:00Z fail user=z ip=192.0.2.77");
+  score();
+  CHECK(brute_verdicts(*batched.engine) == before);
+}
+
 TEST_CASE("an account is keyed as each jail keys it, whatever the line's case, brackets or missing domain") {
   // The first jail of a filter gets the account as captured when there is nothing to clean
   // (hashed on the matching thread); every other spelling, and every other jail, is cleaned.

@@ -37,6 +37,10 @@ std::string_view DomainOf(std::string_view address) {
 // An envelope address as keyed: without <> and blanks around it, lower-case, capped. Writes
 // into `out` so a reused string keeps its buffer (no allocation per line).
 void CleanAddress(std::string_view s, std::string& out) {
+  if (s.empty()) {  // most lines capture no sender, many no recipient
+    out.clear();
+    return;
+  }
   while (!s.empty() && (s.front() == '<' || s.front() == ' ')) s.remove_prefix(1);
   while (!s.empty() && (s.back() == '>' || s.back() == ' ' || s.back() == ',')) s.remove_suffix(1);
   s = s.substr(0, 320);
@@ -909,6 +913,10 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
   if (t - m.last_sweep > std::chrono::minutes(10)) OnTick(t);
 }
 
+// How many new account names ahead the book's spare entries are prefetched: as many as the
+// lines a batch prefetches ahead (ParsedLines::kAhead).
+constexpr size_t kPrefetchSpare = 12;
+
 void Engine::Prefetch(int source, const ParsedLine& parsed, const PatternHit* hits) const {
   if (parsed.outcome != ParsedLine::Outcome::kHits) return;
   const Impl& m = *impl_;
@@ -926,6 +934,7 @@ void Engine::Prefetch(int source, const ParsedLine& parsed, const PatternHit* hi
       if (ji == 0 && hit.account_as_captured) m.PrefetchAccount(jail, kind, hit.account_hash);
     }
     if (key) m.policy.Prefetch(*hit.address);
+    if (hit.account_as_captured) m.accounts.PrefetchSpare(kPrefetchSpare);
   }
 }
 

@@ -31,6 +31,20 @@ AccountView AccountBook::ViewOf(const Entry& e) const {
   return v;
 }
 
+void AccountBook::PrefetchSpare(size_t ahead) const {
+  const size_t n = free_.size();
+  if (n > ahead) {
+    const char* e = reinterpret_cast<const char*>(&At(free_[n - 1 - ahead]));
+    for (size_t line = 0; line < sizeof(Entry); line += 64) __builtin_prefetch(e + line);
+  }
+  if (n > ahead / 2) {
+    const Entry& e = At(free_[n - 1 - ahead / 2]);
+    __builtin_prefetch(e.account.data());
+    if (e.recent.capacity() > 0) __builtin_prefetch(e.recent.data());
+  }
+  asm volatile("");  // kept: see FlatMap::PrefetchHashed
+}
+
 AccountBook::Entry* AccountBook::Find(std::string_view account) {
   uint32_t* at = index_.Get(account);
   return at ? &At(*at) : nullptr;

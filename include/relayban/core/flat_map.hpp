@@ -109,7 +109,13 @@ class FlatMap {
   }
   // The same, given Hash{}(key).
   void PrefetchHashed(size_t hash) const {
-    if (!slots_.empty()) __builtin_prefetch(&slots_[Home(hash)]);
+    if (!slots_.empty()) {
+      const Slot* home = &slots_[Home(hash)];
+      __builtin_prefetch(home);
+      // A slot of more than a few words: a lookup that goes past the first (a miss, an
+      // insert: about half of them at 70 % full) reads the next cache line too.
+      if constexpr (sizeof(Slot) >= 48) __builtin_prefetch(reinterpret_cast<const char*>(home) + 64);
+    }
     if (!old_.empty()) __builtin_prefetch(&old_[HomeIn(hash, old_.size())]);
     // GCC's pure-const analysis takes a function that only prefetches for one without side
     // effects and deletes every call to it (all 40 prefetches of the binary were gone, and

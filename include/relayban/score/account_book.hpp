@@ -87,6 +87,11 @@ class AccountBook {
   void Prefetch(std::string_view account) const { index_.Prefetch(account); }
   // The same, given StringHash{}(account).
   void PrefetchHashed(size_t account_hash) const { index_.PrefetchHashed(account_hash); }
+  // Once the book is full, each new name takes the last free position (see Get): starts
+  // loading the entry the `ahead`-th new name from now will take, and the name and address
+  // buffers of the (ahead/2)-th, whose entry was loaded ahead/2 names ago. Under a flood of
+  // invented names every line is one, and each of those reads was a miss in memory.
+  void PrefetchSpare(size_t ahead) const;
   // Accounts with at least one verdict (what they did), counted now: a pass over the book.
   size_t CountWithVerdict() const;
   size_t evicted() const { return cost_.evicted; }

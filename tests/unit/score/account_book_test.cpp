@@ -79,6 +79,28 @@ TEST_CASE("invented account names cannot grow the book past its cap") {
   CHECK(b.evicted() == 1000 - b.size());
 }
 
+TEST_CASE("prefetching the spare entries of a full book changes nothing, however few are spare") {
+  // Two books fed alike, one prefetching before every name at every distance (past the free
+  // list's end too): the same accounts, counts and addresses come out.
+  AccountBook plain(64), prefetched(64);
+  for (int i = 0; i < 2000; ++i) {
+    std::string name = "invented-account-name-" + std::to_string(i * 7919 % 1500) + "@example.com";
+    IpAddress ip = IpAddress::V4(0x0B000000u + static_cast<uint32_t>(i % 37));
+    for (size_t ahead : {size_t{0}, size_t{1}, size_t{12}, size_t{63}, size_t{64}, size_t{1000}}) prefetched.PrefetchSpare(ahead);
+    plain.Record(name, O::kAuthFailure, 1, ip, "", T(i / 10));
+    prefetched.Record(name, O::kAuthFailure, 1, ip, "", T(i / 10));
+  }
+  REQUIRE(plain.evicted() > 1000);
+  CHECK(prefetched.evicted() == plain.evicted());
+  auto a = plain.Snapshot(), b = prefetched.Snapshot();
+  REQUIRE(a.size() == b.size());
+  for (size_t i = 0; i < a.size(); ++i) {
+    CHECK(a[i].account == b[i].account);
+    CHECK(a[i].auth_failure == b[i].auth_failure);
+    CHECK(a[i].ips == b[i].ips);
+  }
+}
+
 TEST_CASE("verdicts are listed once per rule") {
   AccountBook b(10);
   b.Record("a", O::kRelay, 4, std::nullopt, "x.org", T(0));

@@ -27,6 +27,13 @@ int WindowState::Count(uint32_t sec, uint32_t window) const {
 int WindowState::Add(uint32_t value, int weight, uint32_t sec, bool distinct, int threshold, uint32_t window) {
   // Log time may step back a little (several files, clock changes): never let `last_` go back.
   last_ = std::max(last_, sec);
+  if (n_ == 0 && weight == 1 && threshold >= 1) {
+    // The first sighting (a botnet's every line, in every lane of a new key): nothing to
+    // drop, compare or make room for.
+    items()[0] = {distinct ? value : 0, sec};
+    n_ = 1;
+    return 1;
+  }
   uint32_t horizon = last_ >= window ? last_ - window : 0;
   Item* it = items();
   // Items are kept oldest first; drop those that left the window.

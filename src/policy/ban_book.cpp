@@ -5,14 +5,18 @@
 namespace relayban {
 
 std::optional<BanTerm> MemoryBanBook::Held(const Prefix& target) const {
-  const Term* t = terms_.Get(target);
-  if (!t) return std::nullopt;
+  size_t hash = PrefixHash{}(target);
+  size_t i = terms_.Find(target, hash);
+  last_ = {true, target, hash, i};
+  if (i == terms_.kNone) return std::nullopt;
+  const Term* t = &terms_.ValueAt(i);
   Time start{Seconds(t->start_sec)};
   if (t->duration_s == 0) return BanTerm{start, Time::max(), Seconds(0), false};
   return BanTerm{start, Time(Seconds(t->end_sec())), Seconds(t->duration_s), true};
 }
 
 bool MemoryBanBook::Drop(size_t i) {
+  last_.valid = false;
   const Term t = terms_.ValueAt(i);
   Prefix target = terms_.KeyAt(i);
   bool moved = terms_.EraseAt(i);
@@ -32,8 +36,17 @@ void MemoryBanBook::Record(const Order& order) {
     Lift(order.target);
     return;
   }
-  size_t hash = PrefixHash{}(order.target);  // once, for the lookup and the insert
-  size_t i = terms_.Find(order.target, hash);
+  // Looked up by the Held just before (BanPolicy::Ban), or once here for the lookup and the
+  // insert.
+  size_t hash, i;
+  if (last_.valid && last_.target == order.target) {
+    hash = last_.hash;
+    i = last_.slot;
+  } else {
+    hash = PrefixHash{}(order.target);
+    i = terms_.Find(order.target, hash);
+  }
+  last_.valid = false;
   if (i == terms_.kNone) {
     i = terms_.Insert(order.target, hash);
   } else if (const Term& old = terms_.ValueAt(i); old.duration_s != 0) {
@@ -45,6 +58,7 @@ void MemoryBanBook::Record(const Order& order) {
 }
 
 void MemoryBanBook::Expire(Time now, size_t max_slots) {
+  last_.valid = false;  // Settle moves entries
   terms_.Settle(max_slots);  // a growth the inserts left unfinished, as much again
   uint64_t sec = SecondsOf(now);
   if (max_slots == 0) {  // the whole table, from its start

@@ -162,6 +162,14 @@ class MemoryBanBook : public BanBook {
   };
   // Drops the term at `i`, reporting its offence; true when another entry moved into `i`.
   bool Drop(size_t i);
+  // The last Held lookup, for the Record that BanPolicy::Ban makes right after it (a flood's
+  // every ban): its target's hash and slot (or kNone), until the table next changes.
+  struct LastLookup {
+    bool valid = false;
+    Prefix target;
+    size_t hash = 0, slot = 0;
+  };
+  mutable LastLookup last_;
   FlatMap<Prefix, Term, PrefixHash> terms_;
   static_assert(decltype(terms_)::PlainSlots(), "a million bans must grow without holding two tables at once");
   size_t expire_at_ = 0;

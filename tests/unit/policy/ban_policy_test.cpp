@@ -324,3 +324,45 @@ TEST_CASE("an IPv6 client's target is its wide prefix exactly when that overlaps
   CHECK(wide > 5000);
   CHECK(narrow > 5000);
 }
+
+TEST_CASE("a book records the right ban after a lookup of the same target, whatever changed the table between") {
+  // Record reuses the slot that Held found just before it (BanPolicy::Ban's pair): a lift,
+  // an expiry or a growth between the two must not leave it writing where the target was.
+  MemoryBanBook book;
+  auto order = [](const char* ip, int64_t at, int64_t seconds) {
+    return Order{Order::Action::kBan, T(at), "j", "r", Prefix(Ip(ip)), "", Seconds(seconds), ""};
+  };
+  Prefix a(Ip("203.0.113.1")), b(Ip("203.0.113.2"));
+  book.Record(order("203.0.113.1", 0, 100));
+  book.Record(order("203.0.113.2", 0, 100));
+  // Held, then the target lifted: the record that follows inserts it again.
+  REQUIRE(book.Held(a));
+  REQUIRE(book.Lift(a));
+  book.Record(order("203.0.113.1", 10, 200));
+  REQUIRE(book.Held(a));
+  CHECK(book.Held(a)->duration == Seconds(200));
+  CHECK(book.Held(b)->duration == Seconds(100));
+  // Held, then its neighbour expired (which may move it back in its run), then recorded.
+  REQUIRE(book.Held(a));
+  book.Expire(T(150));
+  CHECK_FALSE(book.Held(b));
+  REQUIRE(book.Held(a));
+  book.Expire(T(150));
+  book.Record(order("203.0.113.1", 20, 300));
+  CHECK(book.Held(a)->duration == Seconds(300));
+  CHECK(book.size() == 1);
+  // Held of one target, record of another: each where it belongs, through a growth of the
+  // table and its move.
+  for (int i = 0; i < 50000; ++i) {
+    IpAddress ip = IpAddress::V4(0x0A000000u + static_cast<uint32_t>(i));
+    (void)book.Held(Prefix(IpAddress::V4(0x0A000000u + static_cast<uint32_t>(i + 1))));
+    book.Record(Order{Order::Action::kBan, T(30), "j", "r", Prefix(ip), "", Seconds(1000 + i), ""});
+  }
+  CHECK(book.size() == 50001);
+  for (int i = 0; i < 50000; i += 997) {
+    auto held = book.Held(Prefix(IpAddress::V4(0x0A000000u + static_cast<uint32_t>(i))));
+    REQUIRE(held);
+    CHECK(held->duration == Seconds(1000 + i));
+  }
+  CHECK(book.Held(a)->duration == Seconds(300));
+}

@@ -1308,7 +1308,23 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
   if (rule.confirmed) accounts.AddVerdict(account, rule.spec->name);
   else accounts.AddTargeted(account, rule.spec->name);
   // Made once for all the verdict's bans.
-  SharedText reason = rule.spec->name + ": account " + Printable(account, 80) + " reached " + (why.empty() ? rule.reason : why);
+  // (Built in one string: a flood of failures naming one account gives a verdict every
+  // few lines, and the chain of additions allocated at each step.)
+  const std::string& reached = why.empty() ? rule.reason : why;
+  std::string text;
+  text.reserve(rule.spec->name.size() + 10 + std::min<size_t>(account.size(), 80) + 3 + 9 + reached.size());
+  text += rule.spec->name;
+  text += ": account ";
+  const size_t at = text.size();
+  text.append(account, 0, std::min<size_t>(account.size(), 80));
+  for (size_t k = at; k < text.size(); ++k) {  // as Printable
+    auto u = static_cast<unsigned char>(text[k]);
+    if (u < 0x20 || u >= 0x7f) text[k] = '?';
+  }
+  if (account.size() > 80) text += "...";
+  text += " reached ";
+  text += reached;
+  SharedText reason = std::move(text);
   SharedText account_text = account;
   // Fan out to every address that used the account for this rule's kinds in the window.
   // While the bans of this rule's previous verdict on the account run, the addresses it

@@ -1065,3 +1065,15 @@ jails:
   CHECK(r.engine->accounts().View("bob")->auth_failure == 3);
   CHECK_FALSE(r.engine->accounts().View("Bob"));
 }
+
+TEST_CASE("an account verdict's reason names the account printable and cut at 80 bytes, then what it reached") {
+  Rig r;
+  // 90 bytes, beginning with an "é" (two bytes past ASCII, clean UTF-8 that \S captures).
+  std::string account = "x\xC3\xA9" + std::string(86, 'a') + "z";
+  REQUIRE(account.size() == 90);
+  for (int i = 0; i < 3; ++i)
+    r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z direct user=" + account + " ip=203.0.113.9 to=a@d" + std::to_string(i) + ".net");
+  REQUIRE(!r.out.orders.empty());
+  std::string want = "flood: account x??" + std::string(77, 'a') + "... reached 3 distinct recipient_domain within 1h";
+  CHECK(std::string(r.out.orders[0].reason) == want);
+}

@@ -547,6 +547,8 @@ struct CaptureProgram::Builder {
       }
       if (f.length > 0 && std::count(f.prefix[0].begin(), f.prefix[0].end(), true) == 1)
         f.single = static_cast<int>(std::find(f.prefix[0].begin(), f.prefix[0].end(), true) - f.prefix[0].begin());
+      for (f.fixed = 0; f.fixed < f.length && std::count(f.prefix[f.fixed].begin(), f.prefix[f.fixed].end(), true) == 1; ++f.fixed)
+        f.text[f.fixed] = static_cast<char>(std::find(f.prefix[f.fixed].begin(), f.prefix[f.fixed].end(), true) - f.prefix[f.fixed].begin());
       const ByteSet& cls = p.classes_[p.insts_[r].arg];
       if (std::count(cls.begin(), cls.end(), false) == 1)
         p.insts_[r].stop = static_cast<int>(std::find(cls.begin(), cls.end(), false) - cls.begin());
@@ -666,7 +668,12 @@ bool CaptureProgram::Match(std::string_view text, size_t start, re2::StringPiece
   // Whether what follows run r can start at c: its certain first bytes are there.
   auto may_follow = [&](const Follow& f, size_t c) {
     if (end - c < f.length) return false;
-    for (size_t j = 0; j < f.length; ++j)
+    size_t j = 0;
+    if (f.fixed >= 2) {
+      if (!SameBytes(bytes + c, f.text.data(), f.fixed)) return false;
+      j = f.fixed;
+    }
+    for (; j < f.length; ++j)
       if (!f.prefix[j][bytes[c + j]]) return false;
     return true;
   };

@@ -84,6 +84,10 @@ class CaptureProgram {
     std::array<ByteSet, kPrefix> prefix;
     size_t length = 0;
     int single = -1;  // the one byte prefix[0] allows, if it allows one only (found by memrchr)
+    // The first levels that allow one byte each (what follows is fixed text, most often):
+    // compared at once, not a level at a time.
+    size_t fixed = 0;
+    std::array<char, kPrefix> text{};
   };
   std::vector<Follow> follow_;  // per instruction (filled for runs only)
   uint32_t start_ = 0;

@@ -189,6 +189,9 @@ AccountBook::IpUse* AccountBook::FindRecent(Entry& e, const IpAddress& ip, size_
       if (u.ip == ip) return &u;
     return nullptr;
   }
+  // Most addresses of a flood are new: no address held has their presence bits, and the tags
+  // are not even scanned.
+  if (e.rare->present[PresenceOf(ip_hash)] == 0) return nullptr;
   // About one address in 256 shares a tag: the addresses themselves are compared only then.
   const uint8_t* tags = e.rare->recent_tags.data();
   uint8_t tag = TagOf(ip_hash);
@@ -211,11 +214,14 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, size_t ip_hash, uint3
     Rare& rare = e.rare_made();
     if (n == kLinearScan + 1)  // outgrew the scan: tag the others too
       for (size_t i = 0; i + 1 < n; ++i) {
-        rare.recent_tags[i] = TagOf(IpAddressHash{}(e.recent[i].ip));
+        size_t h = IpAddressHash{}(e.recent[i].ip);
+        rare.recent_tags[i] = TagOf(h);
         rare.recent_secs[i] = SecondsOf(e.recent[i].last);
+        rare.Present(h);
       }
     rare.recent_tags[n - 1] = TagOf(ip_hash);
     rare.recent_secs[n - 1] = SecondsOf(t);
+    rare.Present(ip_hash);
     return;
   }
   // Full: the new address takes the place of the oldest one not used again since it was
@@ -228,9 +234,11 @@ void AccountBook::AddRecent(Entry& e, const IpAddress& ip, size_t ip_hash, uint3
     e.recent[at].again = false;
     at = at + 1 == kMaxRecentIps ? 0 : at + 1;
   }
+  rare.Absent(IpAddressHash{}(e.recent[at].ip));
   e.recent[at] = use;
   rare.recent_tags[at] = TagOf(ip_hash);
   rare.recent_secs[at] = SecondsOf(t);
+  rare.Present(ip_hash);
   rare.hand = static_cast<uint16_t>(at + 1 == kMaxRecentIps ? 0 : at + 1);
 }
 

@@ -108,6 +108,9 @@ class AccountBook {
     uint64_t kinds = 0;
   };
   static_assert(sizeof(IpUse) <= 40, "the flag sits in the address's padding");
+  // Ten bits of an address's hash other than its tag's (Rare::present).
+  static constexpr size_t kPresence = 1024;
+  static size_t PresenceOf(size_t ip_hash) { return (static_cast<uint64_t>(ip_hash) >> 40) % kPresence; }
   // What few accounts ever need, allocated on first use: a flood of invented names costs
   // an Entry each, not these too.
   struct Rare {
@@ -123,6 +126,18 @@ class AccountBook {
     // instead of reading every IpUse.
     std::array<uint32_t, kMaxRecentIps> recent_secs{};
     uint16_t hand = 0;
+    // How many addresses held have each value of ten other bits of their hash (PresenceOf),
+    // saturating at 255 (then never lowered: "maybe" for good). An address whose count is 0
+    // is not held: under a flood of new addresses that answers most lookups without a scan.
+    std::array<uint8_t, kPresence> present{};
+    void Present(size_t ip_hash) {
+      uint8_t& c = present[PresenceOf(ip_hash)];
+      if (c < 255) ++c;
+    }
+    void Absent(size_t ip_hash) {
+      uint8_t& c = present[PresenceOf(ip_hash)];
+      if (c > 0 && c < 255) --c;
+    }
   };
   struct Entry {
     std::string account;

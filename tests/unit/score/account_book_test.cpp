@@ -45,6 +45,27 @@ TEST_CASE("fan-out returns the addresses seen with the given kinds since a time"
   CHECK(b.IpsSince("nobody", T(0), 4).empty());
 }
 
+TEST_CASE("an account's held addresses are found again past the linear scan and after replacements") {
+  // Past 16 addresses a lookup first asks the presence counts (Rare::present), which a
+  // replaced address lowers: an address held must always be found (never added twice), one
+  // replaced must not, however many share its counters.
+  AccountBook b(10);
+  auto ip = [](int i) { return IpAddress::V6Words(0x20010db800000000ull + static_cast<uint64_t>(i), 1); };
+  for (int i = 0; i < 1000; ++i) b.Record("test", O::kAuthFailure, 1, ip(i), "", T(0));
+  // The 256 held now are the last ones added (none used twice: the clock took the oldest).
+  for (int i = 1000 - AccountBook::kMaxRecentIps; i < 1000; i += 3) b.Record("test", O::kAuthFailure, 1, ip(i), "", T(10));
+  auto again = b.IpsSince("test", T(10), 1);
+  std::set<std::string> seen;
+  for (const auto& a : again) CHECK(seen.insert(a.ToString()).second);  // each once
+  CHECK(again.size() == (AccountBook::kMaxRecentIps + 2) / 3);
+  CHECK(b.IpsSince("test", T(0), 1).size() == AccountBook::kMaxRecentIps);  // none added twice
+  // An address replaced long ago comes back as new: held once, however often it returns.
+  for (int k = 0; k < 3; ++k) b.Record("test", O::kAuthFailure, 1, ip(5), "", T(20));
+  auto back = b.IpsSince("test", T(20), 1);
+  REQUIRE(back.size() == 1);
+  CHECK(back[0] == ip(5));
+}
+
 TEST_CASE("a repeated verdict in the same second as the last gets only the addresses used after it") {
   AccountBook b(100);
   auto ip = [](int i) { return IpAddress::Parse("192.0.2." + std::to_string(i)); };

@@ -122,14 +122,19 @@ bool HasUpperAscii(std::string_view s) {
   return (any | CapitalBits(w)) != 0;
 }
 
-std::string Printable(std::string_view s, size_t max_len) {
-  size_t n = std::min(s.size(), max_len);
-  std::string out(s.substr(0, n));
-  for (char& c : out) {  // one pass the compiler vectorises
-    auto u = static_cast<unsigned char>(c);
-    c = (u < 0x20 || u >= 0x7f) ? '?' : c;
+void AppendPrintable(std::string& out, std::string_view s, size_t max_len) {
+  const size_t at = out.size();
+  out.append(s.substr(0, std::min(s.size(), max_len)));
+  for (size_t k = at; k < out.size(); ++k) {  // one pass the compiler vectorises
+    auto u = static_cast<unsigned char>(out[k]);
+    out[k] = (u < 0x20 || u >= 0x7f) ? '?' : out[k];
   }
   if (s.size() > max_len) out += "...";
+}
+
+std::string Printable(std::string_view s, size_t max_len) {
+  std::string out;
+  AppendPrintable(out, s, max_len);
   return out;
 }
 

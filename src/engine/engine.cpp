@@ -12,6 +12,7 @@
 
 #include "relayban/core/bytes.hpp"
 #include "relayban/core/text.hpp"
+#include "relayban/engine/parsed_lines.hpp"
 #include "relayban/filter/correlator.hpp"
 #include "relayban/filter/filter_set.hpp"
 #include "relayban/filter/timestamp.hpp"
@@ -913,10 +914,6 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
   if (t - m.last_sweep > std::chrono::minutes(10)) OnTick(t);
 }
 
-// How many new account names ahead the book's spare entries are prefetched: as many as the
-// lines a batch prefetches ahead (ParsedLines::kAhead).
-constexpr size_t kPrefetchSpare = 12;
-
 void Engine::Prefetch(int source, const ParsedLine& parsed, const PatternHit* hits) const {
   if (parsed.outcome != ParsedLine::Outcome::kHits) return;
   const Impl& m = *impl_;
@@ -934,7 +931,7 @@ void Engine::Prefetch(int source, const ParsedLine& parsed, const PatternHit* hi
       if (ji == 0 && hit.account_as_captured) m.PrefetchAccount(jail, kind, hit.account_hash);
     }
     if (key) m.policy.Prefetch(*hit.address);
-    if (hit.account_as_captured) m.accounts.PrefetchSpare(kPrefetchSpare);
+    if (hit.account_as_captured) m.accounts.PrefetchSpare(ParsedLines::kAhead);  // a new name a line, as far ahead
   }
 }
 
@@ -1315,13 +1312,7 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
   text.reserve(rule.spec->name.size() + 10 + std::min<size_t>(account.size(), 80) + 3 + 9 + reached.size());
   text += rule.spec->name;
   text += ": account ";
-  const size_t at = text.size();
-  text.append(account, 0, std::min<size_t>(account.size(), 80));
-  for (size_t k = at; k < text.size(); ++k) {  // as Printable
-    auto u = static_cast<unsigned char>(text[k]);
-    if (u < 0x20 || u >= 0x7f) text[k] = '?';
-  }
-  if (account.size() > 80) text += "...";
+  AppendPrintable(text, account, 80);
   text += " reached ";
   text += reached;
   SharedText reason = std::move(text);

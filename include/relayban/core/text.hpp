@@ -22,6 +22,8 @@ void LowerAsciiInto(std::string_view s, char* out);
 bool HasUpperAscii(std::string_view s);
 // For output meant for people: control and non-ASCII bytes become '?', length capped.
 std::string Printable(std::string_view s, size_t max_len = 256);
+// The same, appended to `out` (a text built in one string: no string of its own).
+void AppendPrintable(std::string& out, std::string_view s, size_t max_len = 256);
 // Appends `s` as a quoted JSON string: quotes, backslashes and control characters escaped
 // (as nlohmann::json writes them), each invalid UTF-8 sequence replaced by U+FFFD, so any
 // bytes an attacker logs make valid JSON. For records written by the million (the decision

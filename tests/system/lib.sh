@@ -163,11 +163,13 @@ diagnose() {
   rb status | head -n 30 | sed 's/^/   /'
 }
 
-# One SMTP session from source address $1 (swaks options follow).
+# One SMTP session from source address $1 (swaks options follow). Bounded from outside too:
+# a ban that lands in the middle of a TLS session drops the server's replies, and swaks's own
+# --timeout does not cover a TLS read (a CI run hung there until killed).
 smtp() {
   local src=$1; shift
   local server=10.77.0.1; case $src in *:*) server=fd77::1 ;; esac
-  atk swaks --server "$server" --local-interface "$src" --timeout 30 ${SWAKS_OPTS:-} --hide-all "$@" >/dev/null 2>&1
+  atk timeout -k 5 60 swaks --server "$server" --local-interface "$src" --timeout 30 ${SWAKS_OPTS:-} --hide-all "$@" >/dev/null 2>&1
 }
 smtp_auth_fail() {  # smtp_auth_fail SRC USER TIMES
   local i

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <utility>
 
+#include <fcntl.h>
 #include <sys/sendfile.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -45,13 +46,66 @@ void PrintAccounts(const AccountBook& accounts, std::ostream& out) {
       [&](const std::string& rows) { out << rows; });
 }
 
-// Decisions and hooks of a replay, formatted as they come into an unnamed temporary file and
-// copied out at the end: a replayed botnet makes a million decisions, which must not all sit
-// in memory. Formats them for people, or as the items of a JSON array in `dump(2)` layout.
+// Decisions written to the report as they come, through a buffer: a replayed botnet makes
+// a million of them, 200 MB of text, which went through a temporary file (the kernel's page
+// cache, 6 % of such a replay's time) only to follow a summary that needed them all counted;
+// the summary now follows them. `head` goes before the first item, `between` between two.
+class DecisionStream {
+ public:
+  DecisionStream(std::ostream& out, std::string head, std::string between)
+      : out_(out), head_(std::move(head)), between_(std::move(between)), buffer_(new char[kBuffer]) {}
+  DecisionStream(const DecisionStream&) = delete;
+  DecisionStream& operator=(const DecisionStream&) = delete;
+  size_t size() const { return count_; }
+  // One item, written in parts one after the other.
+  void AddParts(std::initializer_list<std::string_view> parts) {
+    Put(count_++ == 0 ? head_ : between_);
+    for (std::string_view p : parts) Put(p);
+  }
+  void AddText(std::string_view text) { AddParts({text}); }
+  // One JSON array item, indented for a key of the top-level object.
+  void AddJson(const nlohmann::json& item) {
+    std::string text = item.dump(2);
+    std::string out;
+    out.reserve(text.size() + text.size() / 8);
+    for (char c : text) {
+      out += c;
+      if (c == '\n') out += "    ";
+    }
+    AddText(out);
+  }
+  // What is buffered goes out (before the report's thread ends or the summary follows).
+  void Flush() {
+    if (used_ > 0) out_.write(buffer_.get(), static_cast<std::streamsize>(used_));
+    used_ = 0;
+  }
+
+ private:
+  void Put(std::string_view s) {
+    if (used_ + s.size() > kBuffer) {
+      Flush();
+      if (s.size() > kBuffer) {
+        out_.write(s.data(), static_cast<std::streamsize>(s.size()));
+        return;
+      }
+    }
+    std::memcpy(buffer_.get() + used_, s.data(), s.size());
+    used_ += s.size();
+  }
+  static constexpr size_t kBuffer = 256 << 10;
+  std::ostream& out_;
+  std::string head_, between_;
+  std::unique_ptr<char[]> buffer_;
+  size_t used_ = 0;
+  size_t count_ = 0;
+};
+
+// Hooks and (with --json) account verdicts of a replay, formatted as they come into an
+// unnamed temporary file and copied out at the end (their arrays follow the decisions').
+// Formats them for people, or as the items of a JSON array in `dump(2)` layout.
 class Spool {
  public:
-  // A buffer of 256 KiB (glibc's own would be 4 KiB): a botnet's replay spools hundreds of
-  // megabytes, and a system call every few dozen decisions.
+  // A buffer of 256 KiB (glibc's own would be 4 KiB): a system call every few dozen items.
   Spool() : file_(std::tmpfile()), buffer_(new char[kBuffer]) {
     if (file_) std::setvbuf(file_, buffer_.get(), _IOFBF, kBuffer);
   }
@@ -73,25 +127,6 @@ class Spool {
     Write(out);
   }
   void AddText(const std::string& text) { Write(text); }
-  // One item written in parts, one after the other: gathered into one write when they fit
-  // a line (a call into stdio costs more than copying a short part).
-  void AddParts(std::initializer_list<std::string_view> parts) {
-    ++count_;
-    if (!file_) return;
-    char line[1024];
-    size_t n = 0;
-    for (std::string_view p : parts) n += p.size();
-    if (n > sizeof line) {
-      for (std::string_view p : parts) fwrite_unlocked(p.data(), 1, p.size(), file_);
-      return;
-    }
-    n = 0;
-    for (std::string_view p : parts) {
-      std::memcpy(line + n, p.data(), p.size());
-      n += p.size();
-    }
-    fwrite_unlocked(line, 1, n, file_);
-  }
   // Copies what was added to `out`: to standard output by the kernel (sendfile), else, or
   // where the kernel will not, through a buffer. A replayed botnet's report is hundreds of
   // megabytes, and copying them by hand was a tenth of a million-line replay's main thread.
@@ -144,13 +179,15 @@ void LeaveForExit(std::unique_ptr<Engine> engine) {
   left.push_back(engine.release());
 }
 
-// Prints `doc` as dump(2) would with each key of `arrays` holding the spool's items.
+// Prints `doc` (an object with keys) as dump(2) would with each key of `arrays` holding the
+// spool's items, its opening "{\n" replaced by `lead`.
 void PrintWithSpools(const nlohmann::json& doc, const std::vector<std::pair<std::string, Spool*>>& arrays,
-                     std::ostream& out) {
+                     std::string_view lead, std::ostream& out) {
   nlohmann::json j = doc;
   for (const auto& [key, spool] : arrays) j[key] = "\x01" + key;
   std::string text = j.dump(2);
-  size_t at = 0;
+  out << lead;
+  size_t at = 2;  // after "{\n"
   while (at < text.size()) {
     size_t mark = text.find("\"\\u0001", at);
     if (mark == std::string::npos) {
@@ -317,9 +354,21 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
           << "\n";
     });
   }
-  Spool decisions, hooks, verdicts;
-  if (!decisions.ok() || !hooks.ok() || !verdicts.ok()) {
-    err << "relayban: cannot create a temporary file for the decisions: " << std::strerror(errno) << "\n";
+  // Every log must open before anything is written: a report cut short by a missing one
+  // would begin with decisions of the others.
+  for (const auto& log : o.logs) {
+    if (log == "-") continue;
+    int fd = open(log.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) {
+      err << "relayban: " << Error{std::string("cannot open log: ") + std::strerror(errno), {log, 0, 0}}.ToString() << "\n";
+      return kExitInput;
+    }
+    close(fd);
+  }
+  DecisionStream decisions(out, o.json ? "{\n  \"decisions\": [\n    " : "Decisions:\n", o.json ? ",\n    " : "");
+  Spool hooks, verdicts;
+  if (!hooks.ok() || !verdicts.ok()) {
+    err << "relayban: cannot create a temporary file for the report: " << std::strerror(errno) << "\n";
     return kExitInput;
   }
   EngineOutput batch;
@@ -447,6 +496,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
                                if (has_report(batch)) writer.Add(batch);
                              });
     writer.Finish();
+    decisions.Flush();
     if (!r) {
       err << "relayban: " << r.error().ToString() << "\n";
       return kExitInput;
@@ -477,12 +527,20 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
       if (s.events[k] > 0) j["events"][kinds[k]] = s.events[k];
     j["accounts"] = nlohmann::json::array();
     accounts.ForEachSorted([&](const AccountView& a) { j["accounts"].push_back(AccountJson(a)); });
-    PrintWithSpools(j, {{"decisions", &decisions}, {"account_verdicts", &verdicts}, {"hooks", &hooks}}, out);
+    decisions.Flush();
+    PrintWithSpools(j, {{"account_verdicts", &verdicts}, {"hooks", &hooks}},
+                    decisions.size() == 0 ? "{\n  \"decisions\": [],\n" : "\n  ],\n", out);
     out << "\n";
     if (o.leave_state) LeaveForExit(std::move(*engine));
     return 0;
   }
-  out << "Lines: " << s.lines << " read, " << s.matched << " matched, " << s.skipped << " skipped";
+  decisions.Flush();
+  hooks.CopyTo(out);
+  if (decisions.size() > 0 || hooks.size() > 0) out << "\n";
+  out << "Accounts: " << accounts.size() << "\n";
+  if (accounts.size() > 0) PrintAccounts(accounts, out);
+  // The summary last, where a terminal leaves it in sight (as fail2ban-regex does).
+  out << "\nLines: " << s.lines << " read, " << s.matched << " matched, " << s.skipped << " skipped";
   if (s.ambiguous) out << " (" << s.ambiguous << " ambiguous, possible injection)";
   out << "\nEvents:";
   bool any = false;
@@ -491,11 +549,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
       out << (any ? ", " : " ") << kinds[k] << " " << s.events[k];
       any = true;
     }
-  out << (any ? "" : " none") << "\n\nDecisions: " << decisions.size() << "\n";
-  decisions.CopyTo(out);
-  hooks.CopyTo(out);
-  out << "\nAccounts: " << accounts.size() << "\n";
-  if (accounts.size() > 0) PrintAccounts(accounts, out);
+  out << (any ? "" : " none") << "\nDecisions: " << decisions.size() << "\n";
   if (o.leave_state) LeaveForExit(std::move(*engine));
   return 0;
 }

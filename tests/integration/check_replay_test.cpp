@@ -184,8 +184,9 @@ TEST_CASE("the text report writes a long IPv6 prefix whole, not cut to its colum
 }
 
 TEST_CASE("the binary's report is the same to a pipe, a file and a file opened for appending") {
-  // To standard output the spooled report goes by sendfile; to a file opened for appending the
-  // kernel refuses that, and it is copied by hand: the same bytes either way.
+  // The decisions are streamed through a buffer, hooks and account verdicts spooled; to
+  // standard output a spool goes by sendfile, to a file opened for appending the kernel
+  // refuses that and it is copied by hand: the same bytes either way.
   const std::string bin = RELAYBAN_BINARY;
   const std::string args = " -c " + kConfig + " -j postfix " + kSrc + "/tests/data/postfix-stolen-account.log";
   auto dir = std::filesystem::temp_directory_path() / ("relayban-out-" + std::to_string(::getpid()));
@@ -207,6 +208,40 @@ TEST_CASE("the binary's report is the same to a pipe, a file and a file opened f
     CHECK(read(dir / "appended.txt") == "before\n" + piped.out);
   }
   std::filesystem::remove_all(dir);
+}
+
+TEST_CASE("a replay's text report lists its decisions first and ends with a summary that counts them") {
+  // Streamed as they come (no temporary file of a million decisions), so the summary follows.
+  std::string text = CheckText({kSrc + "/tests/data/postfix-stolen-account.log"}, {"postfix"});
+  std::vector<std::string> lines;
+  std::istringstream in(text);
+  for (std::string l; std::getline(in, l);) lines.push_back(l);
+  REQUIRE(lines.size() > 5);
+  CHECK(lines.front() == "Decisions:");
+  size_t items = 0, last_item = 0, accounts = 0, summary = 0;
+  for (size_t i = 0; i < lines.size(); ++i) {
+    const std::string& l = lines[i];
+    if (l.rfind("  20", 0) == 0 && (l.find("  ban ") != std::string::npos || l.find("  account verdict ") != std::string::npos)) {
+      ++items;
+      last_item = i;
+    }
+    if (l.rfind("Accounts: ", 0) == 0) accounts = i;
+    if (l.rfind("Lines: ", 0) == 0) summary = i;
+  }
+  REQUIRE(items >= 2);
+  CHECK(last_item < accounts);
+  CHECK(accounts < summary);
+  CHECK(lines[summary + 1].rfind("Events: ", 0) == 0);
+  CHECK(lines.back() == "Decisions: " + std::to_string(items));
+
+  auto quiet = std::filesystem::temp_directory_path() / ("relayban-quiet-" + std::to_string(::getpid()) + ".log");
+  std::ofstream(quiet) << "Nov 26 10:20:00 mx1 postfix/smtpd[1]: connect from unknown[192.0.2.1]\n";
+  std::string none = CheckText({quiet.string()}, {"postfix"});
+  std::filesystem::remove(quiet);
+  CHECK(none.rfind("Accounts: 0\n", 0) == 0);
+  CHECK(none.find("Decisions:\n") == std::string::npos);
+  CHECK(none.size() > 13);
+  CHECK(none.substr(none.size() - 13) == "Decisions: 0\n");
 }
 
 TEST_CASE("check --events lists each matched line's event as JSON Lines") {
@@ -269,6 +304,14 @@ TEST_CASE("the binary: missing logs, bad configs, stdin and --version") {
   auto missing = Shell(bin + " check -c " + kConfig + " /nonexistent/mail.log");
   CHECK(missing.rc == 66);
   CHECK(missing.out.find("/nonexistent/mail.log: cannot open log: No such file or directory") != std::string::npos);
+  // A missing log after a good one: found before anything is written, not after the good
+  // one's decisions went out.
+  for (const std::string& json : {std::string(), std::string(" --json")}) {
+    auto later = Shell("(" + bin + " check" + json + " -c " + kConfig + " " + kSrc +
+                       "/tests/data/postfix-stolen-account.log /nonexistent/mail.log 2>/dev/null)");
+    CHECK(later.rc == 66);
+    CHECK(later.out.empty());
+  }
 
   auto dir = std::filesystem::temp_directory_path() / ("relayban-cli-" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);

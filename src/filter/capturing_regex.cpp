@@ -231,10 +231,6 @@ CapturingRegex::CapturingRegex(const std::string& regex, const RE2::Options& opt
   program_ = CaptureProgram::Compile(head_ != nullptr ? regex.substr(cut) : regex);
   // Only a program that numbers its groups as RE2 does.
   if (program_ != nullptr && program_->groups() != whole_.NumberOfCapturingGroups()) program_.reset();
-  if (head_ != nullptr && program_ != nullptr) {
-    whole_program_ = CaptureProgram::Compile(regex);
-    if (whole_program_ != nullptr && whole_program_->groups() != whole_.NumberOfCapturingGroups()) whole_program_.reset();
-  }
 }
 
 bool CapturingRegex::Capture(const RE2& re, const CaptureProgram* program, const re2::StringPiece& text,
@@ -257,12 +253,6 @@ bool CapturingRegex::Capture(const RE2& re, const CaptureProgram* program, const
 }
 
 bool CapturingRegex::MatchExact(const re2::StringPiece& text, re2::StringPiece* groups, int n) const {
-  // A short line: the whole regex's program alone, head and all (RE2's DFA over the head
-  // cost half as much again as the program's capturing). Where it finds nothing, the
-  // head and body have the last word.
-  if (whole_program_ != nullptr && text.size() < kLongText && whole_program_->Fits(text.size()) &&
-      whole_program_->Match(std::string_view(text.data(), text.size()), 0, groups, n))
-    return true;
   if (head_ != nullptr) {
     re2::StringPiece h;
     // Every match of the whole regex starts with a match of its head.

@@ -45,8 +45,6 @@ class CapturingRegex {
   bool head_is_literal() const { return head_is_literal_; }
   // Whether lines are captured by a CaptureProgram (the regex is understood there).
   bool has_program() const { return program_ != nullptr; }
-  // Whether a cut regex also has its whole program, which captures short lines alone.
-  bool has_whole_program() const { return whole_program_ != nullptr; }
 
   // From this many bytes (from where capturing starts) on, RE2's DFA first says whether the
   // line matches at all before a CaptureProgram captures (a long crafted line that does not
@@ -55,10 +53,8 @@ class CapturingRegex {
   static constexpr size_t kLongText = 1024;
 
   // Like whole().Match(text, 0, text.size(), RE2::ANCHOR_START, groups, n), except that
-  // groups[0] may span only the body. A short text is captured by the whole regex's program
-  // alone (when the regex is cut and it compiles); where that finds nothing, or on a long
-  // text, a head that does not match, or a whole regex that RE2's DFA refuses, ends it
-  // before any capturing engine runs.
+  // groups[0] then spans only the body. A head that does not match, or a whole regex that
+  // RE2's DFA refuses, ends it before any capturing engine runs.
   bool MatchExact(const re2::StringPiece& text, re2::StringPiece* groups, int n) const;
 
  private:
@@ -69,7 +65,6 @@ class CapturingRegex {
   RE2 whole_;
   std::unique_ptr<RE2> head_, body_;        // both null when the regex is not cut
   std::unique_ptr<CaptureProgram> program_;  // the body's, or the whole's when not cut; may be null
-  std::unique_ptr<CaptureProgram> whole_program_;  // when cut and both compile: the whole's, for short lines
   bool head_is_literal_ = false;             // the head matches one fixed string only
 };
 

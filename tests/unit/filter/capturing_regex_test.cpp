@@ -49,20 +49,14 @@ TEST_CASE("the shipped macros leave a cut before the address") {
 
 TEST_CASE("cut matching gives exactly RE2's submatches (random regexes and texts)") {
   RegexGen gen(20261127);
-  // A short text goes to the whole regex's program when the regex is cut and both halves
-  // compile; a long one (every fourth here) to RE2's DFA on the head and the body's program.
-  int split = 0, matched_split = 0, literal_head = 0, whole_program = 0, matched_long_split = 0;
+  int split = 0, matched_split = 0, literal_head = 0;
   gen.ForEachRegex(3000, 5, [&](const std::string& re) {
     CapturingRegex cr(re, RE2::Options());
     split += cr.is_split();
     literal_head += cr.head_is_literal();
-    whole_program += cr.has_whole_program();
     int n = cr.whole().NumberOfCapturingGroups() + 1;
     for (int t = 0; t < 60; ++t) {
       std::string text = gen.Text();
-      const bool long_text = t % 4 == 3;
-      if (long_text)
-        while (text.size() < CapturingRegex::kLongText + 10) text += gen.Text() + "a";
       re2::StringPiece exact[16], want[16];
       if (n > 16) break;
       bool m_exact = cr.MatchExact(text, exact, n);
@@ -71,7 +65,6 @@ TEST_CASE("cut matching gives exactly RE2's submatches (random regexes and texts
       REQUIRE(m_exact == m_want);
       if (!m_want) continue;
       matched_split += cr.is_split();
-      matched_long_split += cr.is_split() && long_text;
       for (int g = 1; g < n; ++g) {
         INFO("group " << g);
         REQUIRE(exact[g].data() == want[g].data());
@@ -83,8 +76,6 @@ TEST_CASE("cut matching gives exactly RE2's submatches (random regexes and texts
   CHECK(split > 1000);
   CHECK(matched_split > 5000);
   CHECK(literal_head > 50);  // (seen: 72) the shortcut of a fixed head, where the body fails, is compared too
-  CHECK(whole_program > 200);         // (seen: 367)
-  CHECK(matched_long_split > 1000);
 }
 
 TEST_CASE("the required literal is the longest certain run at the top level") {

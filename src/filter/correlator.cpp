@@ -11,17 +11,19 @@ void FillFrom(JoinedFields& f, const JoinedFields& from) {
 
 void Correlator::Join(std::string_view id, std::string_view session, Time t, JoinedFields& fields) {
   Expire(t);
-  for (std::string_view key : {session, id}) {
-    if (key.empty()) continue;
-    if (const uint32_t* at = index_.Get(key)) FillFrom(fields, entries_[*at].fields);
+  const std::string_view keys[2] = {session, id};
+  size_t hashes[2] = {0, 0};
+  for (int k = 0; k < 2; ++k) {
+    if (keys[k].empty()) continue;
+    hashes[k] = StringHash{}(keys[k]);
+    if (size_t i = index_.Find(keys[k], hashes[k]); i != index_.kNone) FillFrom(fields, entries_[index_.ValueAt(i)].fields);
   }
   if (!fields.ip && fields.account.empty() && fields.sender.empty()) return;
-  for (std::string_view key : {session, id})
-    if (!key.empty()) Store(key, fields, t);
+  for (int k = 0; k < 2; ++k)
+    if (!keys[k].empty()) Store(keys[k], hashes[k], fields, t);
 }
 
-void Correlator::Store(std::string_view key, const JoinedFields& f, Time t) {
-  size_t hash = StringHash{}(key);
+void Correlator::Store(std::string_view key, size_t hash, const JoinedFields& f, Time t) {
   if (size_t i = index_.Find(key, hash); i != index_.kNone) {
     // `f` already holds the entry's fields with this line's own values taking precedence, so
     // a reused key (a Sendmail pid after its process ended) takes the newer values.
@@ -32,8 +34,7 @@ void Correlator::Store(std::string_view key, const JoinedFields& f, Time t) {
   if (key.size() > 128) return;
   // Room first: the insert's slot stays valid.
   while (index_.size() >= max_entries_ && !order_.empty()) {
-    EraseKey(order_.front().first, nullptr);
-    order_.pop_front();
+    EraseOldest();
     ++evicted_;
   }
   uint32_t at;
@@ -47,24 +48,23 @@ void Correlator::Store(std::string_view key, const JoinedFields& f, Time t) {
   Entry& e = entries_[at];
   e.fields = f;  // into the strings a freed entry left, when they have room
   e.stored = t;
-  index_.ValueAt(index_.Insert(std::string(key), hash)) = at;
-  order_.emplace_back(std::string(key), t);
+  e.key.assign(key.data(), key.size());
+  e.hash = hash;
+  index_.ValueAt(index_.Insert(std::string_view(e.key), hash)) = at;
+  order_.push_back(at);
 }
 
-void Correlator::EraseKey(const std::string& key, const Time* stored) {
-  size_t i = index_.Find(key);
-  if (i == index_.kNone) return;
-  uint32_t at = index_.ValueAt(i);
-  if (stored && entries_[at].stored != *stored) return;
-  index_.EraseAt(i);
+void Correlator::EraseOldest() {
+  uint32_t at = order_.front();
+  order_.pop_front();
+  const Entry& e = entries_[at];
+  size_t i = index_.FindWhere(e.hash, [at](std::string_view, uint32_t v) { return v == at; });
+  if (i != index_.kNone) index_.EraseAt(i);
   free_.push_back(at);
 }
 
 void Correlator::Expire(Time now) {
-  while (!order_.empty() && order_.front().second + max_age_ < now) {
-    EraseKey(order_.front().first, &order_.front().second);
-    order_.pop_front();
-  }
+  while (!order_.empty() && entries_[order_.front()].stored + max_age_ < now) EraseOldest();
 }
 
 }  // namespace relayban

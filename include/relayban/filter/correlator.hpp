@@ -37,23 +37,29 @@ class Correlator {
   struct Entry {
     JoinedFields fields;
     Time stored;
+    std::string key;  // what the index's view of it shows
+    size_t hash = 0;  // StringHash of key
   };
-  void Store(std::string_view key, const JoinedFields& f, Time t);
+  // `hash` is StringHash{}(key).
+  void Store(std::string_view key, size_t hash, const JoinedFields& f, Time t);
   void Expire(Time now);
-  // Forgets `key` (only if it was stored at `*stored`, when given); its entry's position is
-  // free for the next.
-  void EraseKey(const std::string& key, const Time* stored);
+  // Forgets the oldest entry; its position is free for the next.
+  void EraseOldest();
 
   size_t max_entries_;
   Seconds max_age_;
   // Flat, not a node per entry: under a flood of messages that never complete every line
-  // stores one id and evicts another. The index's slots hold a position in entries_, not
-  // the entry (a slot of 48 bytes, not 136: a missing id - every line of such a flood -
-  // probes a run of slots), and a position freed is taken again with its strings' memory.
-  FlatMap<std::string, uint32_t, StringHash> index_;
+  // stores one id and evicts another. The index's slots hold a view of the entry's own key
+  // and its position in entries_ (a slot of 32 bytes: a missing id - every line of such a
+  // flood - probes a run of slots); an entry never moves (a deque grows at its end) and
+  // leaves the index before its key changes, and a position freed is taken again with its
+  // strings' memory.
+  FlatMap<std::string_view, uint32_t, StringHash> index_;
   std::deque<Entry> entries_;  // grows in chunks: no pause moving them all
   std::vector<uint32_t> free_;
-  std::deque<std::pair<std::string, Time>> order_;  // insertion order, for eviction
+  // The stored entries' positions in the order they were stored (each once: an entry leaves
+  // only from the front), for eviction and expiry without a key copied or hashed again.
+  std::deque<uint32_t> order_;
   size_t evicted_ = 0;
 };
 

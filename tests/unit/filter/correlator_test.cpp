@@ -66,9 +66,14 @@ TEST_CASE("overlong keys are not stored") {
 
 TEST_CASE("at its cap the oldest ids go, and an entry taken again holds only its new message's fields") {
   // A flood of messages that never complete: 1,000 ids through a table of 100. Every
-  // position is freed and taken again nine times; what an id joins must be its own.
+  // position is freed and taken again nine times; what an id joins must be its own. Ids of
+  // two lengths, and the last hundred longer than any before (the index holds views of the
+  // entries' own keys: a longer one taken into a freed position moves its bytes).
   Correlator c(100, Seconds(3600));
-  auto id = [](int i) { return "Q" + std::to_string(100000 + i); };
+  auto id = [](int i) {
+    std::string s = "Q" + std::to_string(100000 + i);
+    return i >= 900 ? s + std::string(110, 'x') : i % 2 ? s + "-long-queue-id" : s;
+  };
   for (int i = 0; i < 1000; ++i) {
     JoinedFields f{IpAddress::V4(0xC6336400u + static_cast<uint32_t>(i % 200)), "user" + std::to_string(i) + "@example.com",
                    i % 2 ? "" : "s" + std::to_string(i) + "@example.org"};

@@ -46,12 +46,14 @@ best_of() {  # $1 = runs, rest = command; prints "seconds peak_rss_kb" of the fa
 if [[ " $parts " == *" 1 "* ]]; then
   echo "== 1. check -j postfix on $n-line logs (best of 3, shipped configuration)"
   python3 "$here/gen_mixed_log.py" "$n" "$work/benign.log"
+  sync  # the log just written goes to disk now, not by the kernel's writeback during the runs
   read -r bt bm <<< "$(best_of 3 "$bin" check --no-evidence -c "$cfg" -j postfix "$work/benign.log")"
   brate=$(python3 -c "print(int($n / $bt))")
   printf "%-10s %9s %12s %10s %8s\n" case seconds lines/s "RSS MB" "÷benign"
   printf "%-10s %9s %12s %10s %8s\n" benign "$bt" "$brate" "$((bm / 1024))" "1.00"
   for c in ipv4 ipv6 accounts queueids domains; do
     python3 "$here/gen_attack.py" "$c" "$n" "$work/$c.log"
+    sync
     read -r t m <<< "$(best_of 3 "$bin" check --no-evidence -c "$cfg" -j postfix "$work/$c.log")"
     printf "%-10s %9s %12s %10s %8s\n" "$c" "$t" "$(python3 -c "print(int($n / $t))")" "$((m / 1024))" \
       "$(python3 -c "print('%.2f' % (($n / $t) / $brate))")"

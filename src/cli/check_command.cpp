@@ -46,6 +46,19 @@ void PrintAccounts(const AccountBook& accounts, std::ostream& out) {
       [&](const std::string& rows) { out << rows; });
 }
 
+// `item` in dump(2) layout, each line indented for an array under a key of the top-level
+// object.
+std::string IndentedJsonItem(const nlohmann::json& item) {
+  std::string text = item.dump(2);
+  std::string out = "    ";
+  out.reserve(text.size() + text.size() / 8);
+  for (char c : text) {
+    out += c;
+    if (c == '\n') out += "    ";
+  }
+  return out;
+}
+
 // Decisions written to the report as they come, through a buffer: a replayed botnet makes
 // a million of them, 200 MB of text, which went through a temporary file (the kernel's page
 // cache, 6 % of such a replay's time) only to follow a summary that needed them all counted;
@@ -63,17 +76,8 @@ class DecisionStream {
     for (std::string_view p : parts) Put(p);
   }
   void AddText(std::string_view text) { AddParts({text}); }
-  // One JSON array item, indented for a key of the top-level object.
-  void AddJson(const nlohmann::json& item) {
-    std::string text = item.dump(2);
-    std::string out;
-    out.reserve(text.size() + text.size() / 8);
-    for (char c : text) {
-      out += c;
-      if (c == '\n') out += "    ";
-    }
-    AddText(out);
-  }
+  // One JSON array item (`between` and `head` end with its first line's indent).
+  void AddJson(const nlohmann::json& item) { AddText(std::string_view(IndentedJsonItem(item)).substr(4)); }
   // What is buffered goes out (before the report's thread ends or the summary follows).
   void Flush() {
     if (used_ > 0) out_.write(buffer_.get(), static_cast<std::streamsize>(used_));
@@ -117,19 +121,10 @@ class Spool {
   bool ok() const { return file_ != nullptr; }
   size_t size() const { return count_; }
   // One JSON array item, indented for a key of the top-level object.
-  void AddJson(const nlohmann::json& item) {
-    std::string text = item.dump(2);
-    std::string out = count_ ? ",\n    " : "    ";
-    for (char c : text) {
-      out += c;
-      if (c == '\n') out += "    ";
-    }
-    Write(out);
-  }
+  void AddJson(const nlohmann::json& item) { Write((count_ ? ",\n" : "") + IndentedJsonItem(item)); }
   void AddText(const std::string& text) { Write(text); }
   // Copies what was added to `out`: to standard output by the kernel (sendfile), else, or
-  // where the kernel will not, through a buffer. A replayed botnet's report is hundreds of
-  // megabytes, and copying them by hand was a tenth of a million-line replay's main thread.
+  // where the kernel will not, through a buffer.
   void CopyTo(std::ostream& out) {
     if (!file_) return;
     std::fflush(file_);
@@ -496,7 +491,7 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
                                if (has_report(batch)) writer.Add(batch);
                              });
     writer.Finish();
-    decisions.Flush();
+    decisions.Flush();  // (only this path formats decisions: the summary below follows them)
     if (!r) {
       err << "relayban: " << r.error().ToString() << "\n";
       return kExitInput;
@@ -527,14 +522,12 @@ int RunCheck(const CheckOptions& o, Time now, std::ostream& out, std::ostream& e
       if (s.events[k] > 0) j["events"][kinds[k]] = s.events[k];
     j["accounts"] = nlohmann::json::array();
     accounts.ForEachSorted([&](const AccountView& a) { j["accounts"].push_back(AccountJson(a)); });
-    decisions.Flush();
     PrintWithSpools(j, {{"account_verdicts", &verdicts}, {"hooks", &hooks}},
                     decisions.size() == 0 ? "{\n  \"decisions\": [],\n" : "\n  ],\n", out);
     out << "\n";
     if (o.leave_state) LeaveForExit(std::move(*engine));
     return 0;
   }
-  decisions.Flush();
   hooks.CopyTo(out);
   if (decisions.size() > 0 || hooks.size() > 0) out << "\n";
   out << "Accounts: " << accounts.size() << "\n";

@@ -74,6 +74,9 @@ EvictionCost EvictOldest(size_t positions, size_t excess, uint32_t newest, uint3
   // the second takes what it left short, in position order; a third (only after a sample
   // that put the cutoff too old) whatever is left, in position order.
   for (int pass = 0; pass < 3 && excess > 0; ++pass) {
+    // What the first pass left short comes from the cutoff bucket (the older ones are all
+    // gone): however many the estimate of its share said it would give.
+    if (pass == 1) from_cut = excess;
     if (pass == 2) {
       cut = 0;
       from_cut = excess;

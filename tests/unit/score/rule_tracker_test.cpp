@@ -2,6 +2,7 @@
 
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <cstring>
 
 #include <set>
@@ -371,4 +372,33 @@ TEST_CASE("a shared table evicts keys by their most recent lane, a quarter at on
   for (int k = 0; k < 9; ++k) fresh = fresh || w.AddAt(i, 0, 0, 1, T(1001));
   w.Release(i);
   CHECK_FALSE(fresh);
+}
+
+TEST_CASE("an eviction passes over the table about once, however its sample misjudged the cutoff") {
+  // A sampled table (more positions than eviction.hpp's kSampleAbove) of entries seen over
+  // the last 200 seconds (several age buckets): the first pass takes every older bucket
+  // and a hashed share of the cutoff one. Where the sample put that share short, the rest
+  // comes from the cutoff bucket in position order, in a short second pass (not a full
+  // pass that takes nothing and a third that takes it).
+  const size_t positions = 400000, held = 200000, excess = 50000;
+  std::vector<uint8_t> used(positions, 0);
+  for (size_t i = 0; i < held; ++i) used[(i * 2654435761u) % positions] = 1;
+  REQUIRE(static_cast<size_t>(std::count(used.begin(), used.end(), 1)) == held);
+  uint64_t most = 0;
+  for (uint64_t run = 1; run <= 24; ++run) {
+    std::vector<uint8_t> u = used;
+    auto cost = EvictOldest(
+        positions, excess, 1000, 86400, run, [&](size_t i) { return u[i] != 0; },
+        [](size_t i) { return 1000u - static_cast<uint32_t>((i * 0x9E3779B97F4A7C15ull) >> 40) % 200u; },
+        [](size_t i) { return static_cast<uint64_t>(i) * 0x9E3779B97F4A7C15ull; },
+        [&](size_t i) {
+          u[i] = 0;
+          return false;
+        });
+    CHECK(cost.evicted == excess);
+    CHECK(static_cast<size_t>(std::count(u.begin(), u.end(), 1)) == held - excess);
+    most = std::max(most, cost.positions_visited);
+  }
+  INFO("most positions visited by one run: " << most);
+  CHECK(most < positions + positions / 4);
 }

@@ -45,7 +45,10 @@ class ParsedLines {
     if (ahead != nullptr)
       for (size_t i = 0; i < std::min(n, kAhead); ++i) ahead->Prefetch(lines_[i].source, parsed_[i], hits_.data());
     for (size_t i = 0; i < n; ++i) {
-      if (ahead != nullptr && i + kAhead < n) ahead->Prefetch(lines_[i + kAhead].source, parsed_[i + kAhead], hits_.data());
+      if (ahead != nullptr && i + kAhead < n) {
+        ahead->Prefetch(lines_[i + kAhead].source, parsed_[i + kAhead], hits_.data());
+        PrefetchText(lines_[i + kAhead]);
+      }
       f(lines_[i].source, view(lines_[i]), parsed_[i], hits_.data());
     }
   }
@@ -67,6 +70,14 @@ class ParsedLines {
     int source;
   };
   std::string_view view(const Line& l) const { return std::string_view(text_).substr(l.at, l.length); }
+  // The text of a line scoring will read (its end first, then its captures): the matching
+  // thread copied it in on the other core, so a first read waits on that core's cache.
+  void PrefetchText(const Line& l) const {
+    const char* p = text_.data() + l.at;
+    for (size_t at = 0; at < l.length; at += 64) __builtin_prefetch(p + at);
+    if (l.length > 0) __builtin_prefetch(p + l.length - 1);
+    asm volatile("");
+  }
 
   size_t max_lines_, max_bytes_;
   std::string text_;  // the lines, one after another

@@ -381,7 +381,7 @@ struct Engine::Impl {
 
   void Process(const Event& ev, EngineOutput& out);
   void AccountVerdictNow(const Jail& jail, Rule& rule, int jail_index, const std::string& account, Time t,
-                         const std::string& why, const std::string& hook_ip, EngineOutput& out, bool report);
+                         const std::string& why, std::string_view hook_ip, EngineOutput& out, bool report);
   void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const SharedText& account,
             const SharedText& reason, EngineOutput& out, const EvidenceLines& evidence);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
@@ -1283,7 +1283,11 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       } else if (!rule.account_windows.AddHashed(ev.account, account_hash, *value, ev.count, ev.time)) {
         continue;
       }
-      AccountVerdictNow(jail, rule, ev.jail, ev.account, ev.time, why, ev.ip ? ev.ip->ToString() : "", out, true);
+      // The address for the rule's on_account hook, written only where there is one (a
+      // flood of failures naming one account gives a verdict every few lines).
+      char hook_ip[IpAddress::kMaxText];
+      size_t hook_ip_size = !rule.spec->on_account.empty() && ev.ip ? ev.ip->WriteText(hook_ip) : 0;
+      AccountVerdictNow(jail, rule, ev.jail, ev.account, ev.time, why, std::string_view(hook_ip, hook_ip_size), out, true);
       stands_known = false;
     }
   }
@@ -1297,7 +1301,7 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
 // An account rule's verdict: the account is marked, every address that used it for the rule's
 // kinds in the window is banned, and (with `report`) the verdict is reported and its hook run.
 void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_index, const std::string& account, Time t,
-                                     const std::string& why, const std::string& hook_ip, EngineOutput& out, bool report) {
+                                     const std::string& why, std::string_view hook_ip, EngineOutput& out, bool report) {
   ++stats.verdicts;
   if (!replaying) ++rule.verdicts;
   // Only a rule that counts what the account did (logins, relays) says it was stolen; one
@@ -1349,7 +1353,7 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
     standing[account][&rule] = Standing{jail_index, &rule, until, account_text, reason, t};
   }
   if (!rule.spec->on_account.empty() && !replaying && report)
-    out.hooks.push_back(MakeHook(rule.spec->on_account, hook_ip, account,
+    out.hooks.push_back(MakeHook(rule.spec->on_account, std::string(hook_ip), account,
                                  jail.spec->name, rule.spec->name, rule.spec->ban));
 }
 

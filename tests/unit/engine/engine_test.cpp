@@ -33,7 +33,7 @@ jails:
     rules:
       - {name: brute, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}
       - {name: flood, key: account, events: [relay], distinct: recipient_domain, threshold: 3, window: 1h, ban: 1d,
-         on_account: [/usr/local/sbin/lock, "{account}", "--rule={rule}"]}
+         on_account: [/usr/local/sbin/lock, "{account}", "--rule={rule}", "--from={ip}"]}
 )";
 
 struct Rig {
@@ -172,7 +172,8 @@ TEST_CASE("an account verdict bans every address that used the account and runs 
   for (const auto& h : r.out.hooks)
     if (h.argv[0] == "/usr/local/sbin/lock") {
       ++lock_hooks;
-      CHECK(h.argv == std::vector<std::string>{"/usr/local/sbin/lock", "test", "--rule=flood"});
+      // {ip}: the address of the event that brought the verdict.
+      CHECK(h.argv == std::vector<std::string>{"/usr/local/sbin/lock", "test", "--rule=flood", "--from=82.128.32.42"});
     }
   CHECK(lock_hooks == 1);
   auto accounts = r.engine->accounts().Snapshot();

@@ -34,13 +34,29 @@ uint64_t Hash64(std::string_view s);
 
 // A hash of a short text for in-memory keys (not stable across versions: never stored or
 // sent): up to 16 bytes from two loads and a few multiplies, whose inputs (the loads and the
-// length) tell the text exactly; longer texts by std::hash.
+// length) tell the text exactly; up to 32 (an IPv6 address as logged) from four loads, the
+// last two scattered into the first; longer texts by std::hash.
 inline uint64_t ShortTextHash(std::string_view s) {
   const char* p = s.data();
   size_t n = s.size();
   uint64_t a = 0, b = 0;
-  if (n > 16) return std::hash<std::string_view>{}(s);
-  if (n >= 8) {
+  if (n > 32) return std::hash<std::string_view>{}(s);
+  if (n > 16) {
+    uint64_t c, d;
+    std::memcpy(&a, p, 8);
+    std::memcpy(&b, p + 8, 8);
+    std::memcpy(&c, p + n - 16, 8);
+    std::memcpy(&d, p + n - 8, 8);
+    // Scattered whole first: a product alone carries a change only towards the higher bits,
+    // where a change in a or b at the same place would cancel it.
+    auto scatter = [](uint64_t x, uint64_t k) {
+      x = (x ^ (x >> 32)) * k;
+      x ^= x >> 29;
+      return x * 0xBF58476D1CE4E5B9ull;
+    };
+    a ^= scatter(c, 0xC2B2AE3D27D4EB4Full);
+    b ^= scatter(d, 0x165667B19E3779F9ull);
+  } else if (n >= 8) {
     std::memcpy(&a, p, 8);
     std::memcpy(&b, p + n - 8, 8);
   } else if (n >= 4) {

@@ -143,7 +143,7 @@ TEST_CASE("HasUpperAscii finds a single capital at every position and length, an
 }
 
 TEST_CASE("ShortTextHash tells apart texts that differ in any byte or in length, up to 16 bytes and past") {
-  // Every text of up to 3 bytes over a small alphabet, then texts of every length to 24 that
+  // Every text of up to 3 bytes over a small alphabet, then texts of every length to 40 that
   // differ from one another in a single byte at each position, or only in length.
   std::unordered_set<uint64_t> seen;
   size_t made = 0;
@@ -160,7 +160,7 @@ TEST_CASE("ShortTextHash tells apart texts that differ in any byte or in length,
       for (char c : alphabet) add(std::string{a, b, c});
     }
   }
-  for (size_t len = 4; len <= 24; ++len) {
+  for (size_t len = 4; len <= 40; ++len) {
     std::string base(len, 'x');
     add(base);
     for (size_t at = 0; at < len; ++at)
@@ -173,6 +173,12 @@ TEST_CASE("ShortTextHash tells apart texts that differ in any byte or in length,
   // Addresses as the tallies key them.
   for (uint32_t i = 0; i < 100000; ++i)
     add(std::to_string(i >> 16) + "." + std::to_string((i >> 8) & 255) + "." + std::to_string(i & 255) + ".1");
+  // And IPv6 addresses of 17 to 32 characters (four loads), one /64 apart.
+  for (uint32_t i = 0; i < 100000; ++i) {
+    char v6[48];
+    std::snprintf(v6, sizeof v6, "2001:db8:%x:%x::1", i >> 16, i & 0xFFFF);
+    add(v6);
+  }
   CHECK(seen.size() == made);
   CHECK(ShortTextHash("1000") == ShortTextHash(std::string("1000")));  // a function of the bytes only
 }

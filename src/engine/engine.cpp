@@ -384,6 +384,22 @@ struct Engine::Impl {
                          const std::string& why, std::string_view hook_ip, EngineOutput& out, bool report);
   void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const SharedText& account,
             const SharedText& reason, EngineOutput& out, const EvidenceLines& evidence);
+  // The address keys a jail's orders just banned, and for how long. Once no slot of the
+  // jail's address tables is held (ForgetBanned), a table whose every window the ban
+  // outlasts forgets the address: in a live daemon the ban blocks it, so nothing it counted
+  // there would still be inside a window when the ban ends (a shorter ban leaves its counts
+  // be: the address may come back within them). A replay or a dry run then counts as the
+  // daemon would have, and under a botnet whose every address is banned within a few lines,
+  // the tables hold the few addresses not yet decided, not the last 200,000.
+  struct Banned {
+    const Jail* jail;
+    IpAddress key;
+    Seconds duration;  // 0: permanent
+  };
+  std::vector<Banned> banned_now;
+  void ForgetBanned();
+  // In a journal's replay: a verdict on `ip` at `t` whose ban the ledger holds.
+  void ReplayedBan(const Jail& jail, const IpAddress& ip, Time t);
   void AccountOf(const Jail& jail, std::string_view raw, std::string& out) const;
   Event scratch;  // reused for every hit, so its strings keep their buffers
   std::function<void(Time, std::string_view)> journal;
@@ -1115,10 +1131,14 @@ bool Engine::Impl::OutageHolds(int filter, int pattern, const IpAddress* ip, Tim
 
 void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const SharedText& account,
                         const SharedText& reason, EngineOutput& out, const EvidenceLines& evidence) {
-  if (replaying) return;  // the journal rebuilds counts; the bans are the ledger's
+  if (replaying) {  // the journal rebuilds counts; the bans are the ledger's
+    ReplayedBan(jail, ip, t);
+    return;
+  }
   auto order = policy.Ban(ip, rule.spec->ban, t, jail.name, rule.name, account, reason);
   if (!order) return;
   order->evidence = evidence;
+  banned_now.push_back({&jail, order->target.address(), order->duration});
   if (!jail.spec->on_ban.empty())
     out.hooks.push_back(MakeHook(jail.spec->on_ban, order->target.ToString(), account, jail.spec->name,
                                  rule.spec->name, order->duration));
@@ -1250,8 +1270,12 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       ++stats.verdicts;
       if (!replaying) ++rule.verdicts;
       if (!ev.account.empty()) accounts.AddTargeted(ev.account, rule.spec->name);
+      if (replaying) {
+        ReplayedBan(jail, *ev.ip, ev.time);
+        continue;
+      }
       // Banned already, at least as long: no order, so no reason or evidence to build.
-      if (replaying || policy.AlreadyCovered(*ev.ip, rule.spec->ban, ev.time)) continue;
+      if (policy.AlreadyCovered(*ev.ip, rule.spec->ban, ev.time)) continue;
       Emit(jail, rule, *ev.ip, ev.time, {}, rule.ip_reason, out,
            EvidenceOf(jail, rule, &*ip_key, nullptr));
     } else {
@@ -1296,6 +1320,26 @@ void Engine::Impl::Process(const Event& ev, EngineOutput& out) {
       t.With([&](auto& w) { w.Release(t.slot); });
       t.slot = IpTable::kNoSlot;
     }
+  if (!banned_now.empty()) ForgetBanned();
+}
+
+void Engine::Impl::ReplayedBan(const Jail& jail, const IpAddress& ip, Time t) {
+  // A ban this verdict made when it was live (the ledger's began at its second) made the
+  // engine forget the address then: so it does now, or the counts after a restart would not
+  // be the ones before it.
+  if (auto held = policy.Held(ip); held && SecondsOf(held->start) == SecondsOf(t))
+    banned_now.push_back({&jail, policy.TargetFor(ip).address(), held->duration});
+}
+
+void Engine::Impl::ForgetBanned() {
+  for (const Banned& b : banned_now)
+    for (const auto& j : jails)
+      if (j.get() == b.jail)
+        for (IpTable& t : j->ip_tables)
+          t.With([&](auto& w) {
+            if (b.duration.count() == 0 || b.duration >= w.horizon()) w.Erase(b.key);
+          });
+  banned_now.clear();
 }
 
 // An account rule's verdict: the account is marked, every address that used it for the rule's
@@ -1420,12 +1464,14 @@ bool Engine::FleetVerdict(const std::string& jail_name, const std::string& rule_
         ++m.stats.verdicts;
         ++rule.verdicts;
         m.Emit(jail, rule, *key, at, {}, rule.spec->name + ": " + why, out, m.EvidenceOf(jail, rule, &*key, nullptr));
+        m.ForgetBanned();
         return true;
       }
       if (subject.empty()) return false;
       // Counting here would only repeat it; the fleet's verdict stands for every host.
       rule.account_windows.Erase(subject);
       m.AccountVerdictNow(jail, rule, static_cast<int>(ji), subject, at, why, ip, out, won);
+      m.ForgetBanned();
       return true;
     }
   }

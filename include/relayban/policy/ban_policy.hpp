@@ -53,6 +53,8 @@ class BanPolicy : private BanEndListener {
   void Prefetch(const IpAddress& ip) const;
   // Whether `ip` is inside an active ban at `now`.
   bool IsBanned(const IpAddress& ip, Time now) const;
+  // The ban the book holds for `ip`'s target, if any (running or not).
+  std::optional<BanTerm> Held(const IpAddress& ip) const { return book_.Held(TargetFor(ip)); }
   // Past offences (from the state store at start-up), for escalation. The one of a ban the
   // book holds (it started at `at` or before) is the book's: not counted twice.
   void AddOffence(const Prefix& target, Time at);

@@ -148,6 +148,8 @@ class KeyedWindows {
   KeyedWindows(int threshold, Seconds window, bool distinct, size_t max_keys, size_t phase = 0)
       : KeyedWindows(std::array<WindowSpec, 1>{WindowSpec{threshold, window, distinct}}, max_keys, phase) {}
   size_t capacity() const { return map_.capacity(); }
+  // The longest window of its lanes.
+  Seconds horizon() const { return Seconds(horizon_); }
 
   // True when this observation crosses the threshold for `key`; the key's count restarts.
   template <class K>

@@ -103,7 +103,8 @@ TEST_CASE("failures spread over more than the window never ban") {
 
 TEST_CASE("address rules counting the same events each count and decide on their own, shared table or not") {
   // Five rules on auth_failure: the first three share a table (a lane each), the fourth and
-  // the sixth another; another kind's rule has its own.
+  // the sixth another; another kind's rule has its own. Their bans are shorter than their
+  // windows, so a ban leaves the address's counts be (see the next test).
   const char* config = R"(
 filters:
   t:
@@ -114,12 +115,12 @@ jails:
   j:
     filters: [t]
     rules:
-      - {name: a, key: ip, events: [auth_failure], threshold: 2, window: 10m, ban: 1h}
-      - {name: b, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}
-      - {name: c, key: ip, events: [auth_failure], distinct: account, threshold: 2, window: 1h, ban: 1h}
-      - {name: d, key: ip, events: [auth_failure], threshold: 4, window: 10m, ban: 1h}
-      - {name: e, key: ip, events: [relay_denied], threshold: 2, window: 10m, ban: 1h}
-      - {name: f, key: ip, events: [auth_failure], threshold: 7, window: 10m, ban: 1h}
+      - {name: a, key: ip, events: [auth_failure], threshold: 2, window: 10m, ban: 5m}
+      - {name: b, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 5m}
+      - {name: c, key: ip, events: [auth_failure], distinct: account, threshold: 2, window: 1h, ban: 5m}
+      - {name: d, key: ip, events: [auth_failure], threshold: 4, window: 10m, ban: 5m}
+      - {name: e, key: ip, events: [relay_denied], threshold: 2, window: 10m, ban: 5m}
+      - {name: f, key: ip, events: [auth_failure], threshold: 7, window: 10m, ban: 5m}
 )";
   Rig r(config);
   auto verdicts = [&] {
@@ -142,6 +143,56 @@ jails:
   r.Feed("2026-11-18T12:00:00Z fail user=z ip=203.0.113.9");
   r.Feed("2026-11-18T12:00:01Z fail user=z ip=203.0.113.9");
   CHECK(verdicts() == "a=5 b=2 c=1 d=2 e=1 f=1 ");
+}
+
+TEST_CASE("a ban that outlasts every window of an address table forgets the address there, and a shorter one does not") {
+  // Two tables: auth_failure (windows 10m and 24h) and relay_denied (10m). A live daemon's
+  // ban blocks the address: what it counted in a table whose every window the ban outlasts
+  // could not count any more when the ban ends, and the table lets it go at once.
+  const char* config = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+      - {event: relay_denied, regex: 'denied ip={ip}$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: fast, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}
+      - {name: slow, key: ip, events: [auth_failure], threshold: 5, window: 24h, ban: 1d}
+      - {name: probe, key: ip, events: [relay_denied], threshold: 3, window: 10m, ban: 2h}
+)";
+  Rig r(config);
+  auto verdicts = [&] {
+    std::string v;
+    for (const auto& x : r.engine->counts().verdicts) v += x.rule + "=" + std::to_string(x.count) + " ";
+    return v;
+  };
+  // fast's 1h ban is shorter than slow's 24h window: slow counts on through it.
+  for (int i = 1; i <= 3; ++i) r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=x ip=203.0.113.9");
+  CHECK(verdicts() == "fast=1 slow=0 probe=0 ");
+  r.Feed("2026-11-18T11:00:03Z denied ip=203.0.113.9");
+  r.Feed("2026-11-18T11:00:04Z fail user=x ip=203.0.113.9");
+  r.Feed("2026-11-18T11:00:05Z fail user=x ip=203.0.113.9");
+  CHECK(verdicts() == "fast=1 slow=1 probe=0 ");  // the fifth failure within a day
+  // slow's 1d ban outlasts both auth_failure windows: that table starts the address afresh
+  // (fast had two of its three again, and needs three now); so does probe's table (10m).
+  r.Feed("2026-11-18T11:00:06Z fail user=x ip=203.0.113.9");
+  r.Feed("2026-11-18T11:00:07Z fail user=x ip=203.0.113.9");
+  CHECK(verdicts() == "fast=1 slow=1 probe=0 ");
+  r.Feed("2026-11-18T11:00:08Z fail user=x ip=203.0.113.9");  // covered by slow's ban: no order
+  CHECK(verdicts() == "fast=2 slow=1 probe=0 ");
+  r.Feed("2026-11-18T11:00:09Z denied ip=203.0.113.9");
+  r.Feed("2026-11-18T11:00:10Z denied ip=203.0.113.9");
+  CHECK(verdicts() == "fast=2 slow=1 probe=0 ");  // the denial before the ban no longer counts
+  r.Feed("2026-11-18T11:00:11Z denied ip=203.0.113.9");
+  CHECK(verdicts() == "fast=2 slow=1 probe=1 ");
+  // Another address was never banned: its counts are its own.
+  for (int i = 0; i < 2; ++i) r.Feed("2026-11-18T11:00:12Z fail user=x ip=198.51.100.7");
+  CHECK(verdicts() == "fast=2 slow=1 probe=1 ");
+  r.Feed("2026-11-18T11:00:13Z fail user=x ip=198.51.100.7");
+  CHECK(verdicts() == "fast=3 slow=1 probe=1 ");
 }
 
 TEST_CASE("ignored and loopback addresses are never banned") {
@@ -437,6 +488,54 @@ TEST_CASE("a new engine that replays the journal counts on exactly where the old
   REQUIRE(accounts.size() == 4);  // a, b, c and test
   CHECK(accounts.back().account == "test");
   CHECK(accounts.back().recipient_domains == 3);
+}
+
+TEST_CASE("a replayed journal forgets a banned address where the live engine did, and counts on as it would have") {
+  // fast's 1d ban outlasts slow's hour: the live engine forgets the address's slow count.
+  const char* config = R"(
+filters:
+  t:
+    patterns:
+      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
+jails:
+  j:
+    filters: [t]
+    rules:
+      - {name: fast, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1d}
+      - {name: slow, key: ip, events: [auth_failure], threshold: 5, window: 1h, ban: 1d}
+)";
+  Rig whole(config);
+  Rig before(config);
+  Journal journal;
+  journal.Attach(*before.engine);
+  auto line = [](int s) { return "2026-11-18T10:00:" + std::string(s < 10 ? "0" : "") + std::to_string(s) + "Z fail user=a ip=203.0.113.9"; };
+  for (int s = 0; s < 5; ++s) {  // fast's verdict and ban at the third, then two more
+    whole.Feed(line(s));
+    before.Feed(line(s));
+  }
+  REQUIRE(before.out.orders.size() == 1);
+  // The restarted daemon: its ledger holds the ban, then the journal is replayed.
+  Rig after(config);
+  for (const Order& o : before.out.orders) after.book.Record(o);
+  CHECK(journal.ReplayInto(*after.engine) == 5);
+  auto slow_verdicts = [](Rig& r) {
+    for (const auto& x : r.engine->counts().verdicts)
+      if (x.rule == "slow") return x.count;
+    return uint64_t{0};
+  };
+  // slow had two since the ban: three more make five. Counted on from a replay that had not
+  // forgotten, slow would have crossed at the journal's fifth line and restarted there.
+  for (int s = 5; s < 8; ++s) {
+    whole.Feed(line(s));
+    after.Feed(line(s));
+  }
+  CHECK(slow_verdicts(whole) == 1);
+  CHECK(slow_verdicts(after) == slow_verdicts(whole));
+  for (int s = 8; s < 12; ++s) {
+    whole.Feed(line(s));
+    after.Feed(line(s));
+  }
+  CHECK(slow_verdicts(after) == slow_verdicts(whole));
 }
 
 TEST_CASE("replay refuses damaged records and skips jails the new configuration lacks") {

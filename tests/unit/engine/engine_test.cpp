@@ -101,11 +101,11 @@ TEST_CASE("failures spread over more than the window never ban") {
   CHECK(r.out.orders.empty());
 }
 
-TEST_CASE("address rules counting the same events each count and decide on their own, shared table or not") {
-  // Five rules on auth_failure: the first three share a table (a lane each), the fourth and
-  // the sixth another; another kind's rule has its own. Their bans are shorter than their
-  // windows, so a ban leaves the address's counts be (see the next test).
-  const char* config = R"(
+namespace {
+// A configuration of one jail, j, whose filter t reads "fail user=U ip=A" (auth_failure)
+// and "denied ip=A" (relay_denied), with the rules given (YAML list items).
+std::string AddressRulesConfig(const char* rules) {
+  return std::string(R"(
 filters:
   t:
     patterns:
@@ -115,19 +115,30 @@ jails:
   j:
     filters: [t]
     rules:
+)") + rules;
+}
+// Every rule's verdicts so far, as "rule=count " in the configuration's order.
+std::string Verdicts(const Rig& r) {
+  std::string v;
+  for (const auto& x : r.engine->counts().verdicts) v += x.rule + "=" + std::to_string(x.count) + " ";
+  return v;
+}
+}  // namespace
+
+TEST_CASE("address rules counting the same events each count and decide on their own, shared table or not") {
+  // Five rules on auth_failure: the first three share a table (a lane each), the fourth and
+  // the sixth another; another kind's rule has its own. Their bans are shorter than their
+  // windows, so a ban leaves the address's counts be (see the next test).
+  const std::string config = AddressRulesConfig(R"(
       - {name: a, key: ip, events: [auth_failure], threshold: 2, window: 10m, ban: 5m}
       - {name: b, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 5m}
       - {name: c, key: ip, events: [auth_failure], distinct: account, threshold: 2, window: 1h, ban: 5m}
       - {name: d, key: ip, events: [auth_failure], threshold: 4, window: 10m, ban: 5m}
       - {name: e, key: ip, events: [relay_denied], threshold: 2, window: 10m, ban: 5m}
       - {name: f, key: ip, events: [auth_failure], threshold: 7, window: 10m, ban: 5m}
-)";
-  Rig r(config);
-  auto verdicts = [&] {
-    std::string v;
-    for (const auto& x : r.engine->counts().verdicts) v += x.rule + "=" + std::to_string(x.count) + " ";
-    return v;
-  };
+)");
+  Rig r(config.c_str());
+  auto verdicts = [&] { return Verdicts(r); };
   for (int i = 0; i < 6; ++i) r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=x ip=203.0.113.9");
   CHECK(verdicts() == "a=3 b=2 c=0 d=1 e=0 f=0 ");  // a at 2, 4, 6; b at 3, 6; d at 4
   r.Feed("2026-11-18T10:00:07Z fail user=y ip=203.0.113.9");  // a and b start over, d has 3
@@ -149,26 +160,13 @@ TEST_CASE("a ban that outlasts every window of an address table forgets the addr
   // Two tables: auth_failure (windows 10m and 24h) and relay_denied (10m). A live daemon's
   // ban blocks the address: what it counted in a table whose every window the ban outlasts
   // could not count any more when the ban ends, and the table lets it go at once.
-  const char* config = R"(
-filters:
-  t:
-    patterns:
-      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
-      - {event: relay_denied, regex: 'denied ip={ip}$'}
-jails:
-  j:
-    filters: [t]
-    rules:
+  const std::string config = AddressRulesConfig(R"(
       - {name: fast, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}
       - {name: slow, key: ip, events: [auth_failure], threshold: 5, window: 24h, ban: 1d}
       - {name: probe, key: ip, events: [relay_denied], threshold: 3, window: 10m, ban: 2h}
-)";
-  Rig r(config);
-  auto verdicts = [&] {
-    std::string v;
-    for (const auto& x : r.engine->counts().verdicts) v += x.rule + "=" + std::to_string(x.count) + " ";
-    return v;
-  };
+)");
+  Rig r(config.c_str());
+  auto verdicts = [&] { return Verdicts(r); };
   // fast's 1h ban is shorter than slow's 24h window: slow counts on through it.
   for (int i = 1; i <= 3; ++i) r.Feed("2026-11-18T10:00:0" + std::to_string(i) + "Z fail user=x ip=203.0.113.9");
   CHECK(verdicts() == "fast=1 slow=0 probe=0 ");
@@ -492,20 +490,12 @@ TEST_CASE("a new engine that replays the journal counts on exactly where the old
 
 TEST_CASE("a replayed journal forgets a banned address where the live engine did, and counts on as it would have") {
   // fast's 1d ban outlasts slow's hour: the live engine forgets the address's slow count.
-  const char* config = R"(
-filters:
-  t:
-    patterns:
-      - {event: auth_failure, regex: 'fail user=(?P<account>\S*) ip={ip}$'}
-jails:
-  j:
-    filters: [t]
-    rules:
+  const std::string config = AddressRulesConfig(R"(
       - {name: fast, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1d}
       - {name: slow, key: ip, events: [auth_failure], threshold: 5, window: 1h, ban: 1d}
-)";
-  Rig whole(config);
-  Rig before(config);
+)");
+  Rig whole(config.c_str());
+  Rig before(config.c_str());
   Journal journal;
   journal.Attach(*before.engine);
   auto line = [](int s) { return "2026-11-18T10:00:" + std::string(s < 10 ? "0" : "") + std::to_string(s) + "Z fail user=a ip=203.0.113.9"; };
@@ -515,7 +505,7 @@ jails:
   }
   REQUIRE(before.out.orders.size() == 1);
   // The restarted daemon: its ledger holds the ban, then the journal is replayed.
-  Rig after(config);
+  Rig after(config.c_str());
   for (const Order& o : before.out.orders) after.book.Record(o);
   CHECK(journal.ReplayInto(*after.engine) == 5);
   auto slow_verdicts = [](Rig& r) {

@@ -55,6 +55,16 @@ void Correlator::Store(std::string_view key, size_t hash, const JoinedFields& f,
 }
 
 void Correlator::EraseOldest() {
+  // Under a flood of ids that never complete every new one evicts the oldest, whose entry
+  // and index slot no cache holds (entries are reused in no order): start loading the
+  // entry of the kAhead-th oldest, and the index slot of the (kAhead/2)-th, whose entry
+  // was asked for kAhead/2 evictions ago.
+  constexpr size_t kAhead = 16;
+  if (order_.size() > kAhead) {
+    __builtin_prefetch(&entries_[order_[kAhead]].hash);
+    __builtin_prefetch(&entries_[order_[kAhead]].stored);
+    index_.PrefetchHashed(entries_[order_[kAhead / 2]].hash);
+  }
   uint32_t at = order_.front();
   order_.pop_front();
   const Entry& e = entries_[at];

@@ -780,6 +780,7 @@ Engine::ParsedLine Engine::Parse(int source, std::string_view line, Time now, st
       }
     }
     if (!c.conn.empty()) hit.tally_key = Impl::TallyKey(c.conn, c.ip);
+    if (!c.id.empty()) hit.id_hash = StringHash{}(c.id.substr(0, 128));
     const auto& jails_of_filter = src.filter_jails[static_cast<size_t>(hit.filter)];
     if (!c.account.empty() && !jails_of_filter.empty()) {
       hit.account_as_captured = m.AccountAsCaptured(*m.jails[static_cast<size_t>(jails_of_filter.front())], c.account);
@@ -892,7 +893,8 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       hint.key_hash = hit.key_hash;
       if (!c.id.empty() || !c.session.empty()) {
         JoinedFields f{je.ip, std::move(je.account), std::move(je.sender)};
-        jail.correlator.Join(c.id.substr(0, 128), c.session.substr(0, 128), je.time, f);
+        if (c.id.empty()) jail.correlator.Join({}, c.session.substr(0, 128), je.time, f);
+        else jail.correlator.JoinHashed(c.id.substr(0, 128), hit.id_hash, c.session.substr(0, 128), je.time, f);
         je.ip = f.ip;
         je.account = std::move(f.account);
         je.sender = std::move(f.sender);
@@ -943,6 +945,8 @@ void Engine::Prefetch(int source, const ParsedLine& parsed, const PatternHit* hi
     for (size_t ji = 0; ji < jails_of_filter.size(); ++ji) {
       const Impl::Jail& jail = *m.jails[static_cast<size_t>(jails_of_filter[ji])];
       m.PrefetchFor(jail, kind, key, hit.key_hash, !hit.captures.conn.empty(), hit.tally_key);
+      // A queue id's entry (under a flood of messages every one is new: a miss in memory).
+      if (!hit.captures.id.empty()) jail.correlator.Prefetch(hit.id_hash);
       // (The account's hash is known only where it is the captured text: the first jail's.)
       if (ji == 0 && hit.account_as_captured) m.PrefetchAccount(jail, kind, hit.account_hash);
     }

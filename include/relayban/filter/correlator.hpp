@@ -29,7 +29,13 @@ class Correlator {
 
   // Fills the empty members of `fields` from what earlier lines stored under `session` and
   // then `id`, and stores the merged result under both (an empty key is skipped).
-  void Join(std::string_view id, std::string_view session, Time t, JoinedFields& fields);
+  void Join(std::string_view id, std::string_view session, Time t, JoinedFields& fields) {
+    JoinHashed(id, StringHash{}(id), session, t, fields);
+  }
+  // The same, given StringHash{}(id) (made on the matching thread).
+  void JoinHashed(std::string_view id, size_t id_hash, std::string_view session, Time t, JoinedFields& fields);
+  // Starts loading where a lookup of the id of hash `id_hash` begins (see FlatMap::Prefetch).
+  void Prefetch(size_t id_hash) const { index_.PrefetchHashed(id_hash); }
   size_t size() const { return index_.size(); }
   size_t evicted() const { return evicted_; }
 

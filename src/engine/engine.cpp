@@ -893,8 +893,7 @@ void Engine::OnParsed(int source, std::string_view line, const ParsedLine& parse
       hint.key_hash = hit.key_hash;
       if (!c.id.empty() || !c.session.empty()) {
         JoinedFields f{je.ip, std::move(je.account), std::move(je.sender)};
-        if (c.id.empty()) jail.correlator.Join({}, c.session.substr(0, 128), je.time, f);
-        else jail.correlator.JoinHashed(c.id.substr(0, 128), hit.id_hash, c.session.substr(0, 128), je.time, f);
+        jail.correlator.JoinHashed(c.id.substr(0, 128), hit.id_hash, c.session.substr(0, 128), je.time, f);
         je.ip = f.ip;
         je.account = std::move(f.account);
         je.sender = std::move(f.sender);

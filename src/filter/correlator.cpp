@@ -13,10 +13,9 @@ void Correlator::JoinHashed(std::string_view id, size_t id_hash, std::string_vie
                             JoinedFields& fields) {
   Expire(t);
   const std::string_view keys[2] = {session, id};
-  size_t hashes[2] = {0, id_hash};
+  const size_t hashes[2] = {session.empty() ? 0 : StringHash{}(session), id_hash};
   for (int k = 0; k < 2; ++k) {
     if (keys[k].empty()) continue;
-    if (k == 0) hashes[k] = StringHash{}(keys[k]);
     if (size_t i = index_.Find(keys[k], hashes[k]); i != index_.kNone) FillFrom(fields, entries_[index_.ValueAt(i)].fields);
   }
   if (!fields.ip && fields.account.empty() && fields.sender.empty()) return;

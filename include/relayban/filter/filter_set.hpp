@@ -33,7 +33,8 @@ struct PatternHit {
   uint64_t tally_key = 0;
   size_t account_hash = 0;
   bool account_as_captured = false;
-  // StringHash of captures.id as the correlation tables key it (its first 128 bytes).
+  // StringHash of captures.id as the correlation tables key it (its first 128 bytes); 0
+  // without an id.
   size_t id_hash = 0;
   // And for `address`: whether the ignore list holds it, else the address of its ban target
   // (the key of per-address rules: an IPv6 client's /64) and that key's IpAddressHash.

@@ -32,13 +32,15 @@ PY
 mkdir -p "$work/log" "$work/state"
 cfg=$work/etc/relayban.yaml
 
+num_lt() { awk -v a="$1" -v b="$2" 'BEGIN { exit !(a < b) }'; }  # $1 < $2, as numbers
+
 best_of() {  # $1 = runs, rest = command; prints "seconds peak_rss_kb" of the fastest run
   local runs=$1; shift
   local best= rss=
   for _ in $(seq "$runs"); do
     /usr/bin/time -f "%e %M" -o "$work/time" "$@" > /dev/null
     read -r t m < "$work/time"
-    if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $t < $best else 1)"; then best=$t; rss=$m; fi
+    if [ -z "$best" ] || num_lt "$t" "$best"; then best=$t; rss=$m; fi
   done
   echo "$best $rss"
 }
@@ -52,11 +54,10 @@ best_with_benign() {  # $1 = attack log, $2 = benign log
   for round in 1 2 3; do
     for which in $( [ $((round % 2)) = 1 ] && echo "attack benign" || echo "benign attack"); do
       local log=$1; [ "$which" = benign ] && log=$2
-      /usr/bin/time -f "%e %M" -o "$work/time" "$bin" check --no-evidence -c "$cfg" -j postfix "$log" > /dev/null
-      read -r t m < "$work/time"
+      read -r t m <<< "$(best_of 1 "$bin" check --no-evidence -c "$cfg" -j postfix "$log")"
       if [ "$which" = benign ]; then
-        if [ -z "$bbest" ] || python3 -c "import sys; sys.exit(0 if $t < $bbest else 1)"; then bbest=$t; fi
-      elif [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $t < $best else 1)"; then
+        if [ -z "$bbest" ] || num_lt "$t" "$bbest"; then bbest=$t; fi
+      elif [ -z "$best" ] || num_lt "$t" "$best"; then
         best=$t; rss=$m
       fi
     done

@@ -116,8 +116,8 @@ struct Engine::Impl {
     AccountWindows account_windows;
     bool confirmed = false;  // counts auth_success or relay: a real use of the account
     std::string reason;
-    // Made once, shared by every ban order the rule gives: its name, and an address
-    // verdict's reason ("name: reason").
+    // Made once, shared by every ban order the rule gives (lasting texts: no count to keep
+    // per order): its name, and an address verdict's reason ("name: reason").
     SharedText name, ip_reason;
     uint64_t verdicts = 0;
     // The threshold follows the account's history (relative, new_network): the window keeps
@@ -133,7 +133,7 @@ struct Engine::Impl {
         : spec(s),
           id(rule_id),
           account_windows(Cap(s), s->window, s->distinct != Field::kNone, max_keys, 2 * rule_id + 1),
-          name(s->name),
+          name(SharedText::Lasting(s->name)),
           dynamic(s->relative_factor > 0 || s->new_network_factor > 0) {}
   };
   // Tables keyed by a 64-bit hash the engine made itself (no string per line): mixed once more.
@@ -186,7 +186,7 @@ struct Engine::Impl {
   };
   struct Jail {
     const JailSpec* spec;
-    SharedText name;  // shared by its ban orders
+    SharedText name;  // shared by its ban orders (a lasting text)
     std::vector<std::unique_ptr<Rule>> rules;
     // Per event kind: the rules that count it, in order, and of those the account-keyed ones
     // (an event is offered to its kind's few rules only).
@@ -231,7 +231,7 @@ struct Engine::Impl {
     FlatMap<IpAddress, uint64_t, IpAddressHash> seen_by_ip;
     FlatMap<std::string, uint64_t, StringHash> seen_by_account;
     explicit Jail(const JailSpec* s)
-        : spec(s), name(s->name), correlator(s->correlate_entries, s->correlate_age), relayed{std::max<size_t>(s->correlate_entries, 1), {}, {}} {}
+        : spec(s), name(SharedText::Lasting(s->name)), correlator(s->correlate_entries, s->correlate_age), relayed{std::max<size_t>(s->correlate_entries, 1), {}, {}} {}
   };
   // Parse (on the matching thread, for a busy daemon or `check`) reads filters and format
   // of every line while OnParsed (the scoring thread) writes last and counts: those two
@@ -441,7 +441,7 @@ Result<std::unique_ptr<Engine>> Engine::Create(const Config& config, EngineOptio
                         " other account" + (r.sprayed_accounts > 1 ? "s" : "") + " within " + FormatDuration(r.sprayed_within);
         jail->spray_within = std::max(jail->spray_within, r.sprayed_within);
       }
-      rule->ip_reason = r.name + ": " + rule->reason;
+      rule->ip_reason = SharedText::Lasting(r.name + ": " + rule->reason);
       if (r.relative_factor > 0 || r.new_network_factor > 0) impl->uses_history = true;
       if (r.new_network_factor > 0) {
         impl->new_network_for = std::max(impl->new_network_for, r.new_network_for);
@@ -1390,6 +1390,14 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
     }
   auto ips = accounts.IpsSince(account, since, rule.kinds, after);
   for (const IpAddress& ip : ips) policy.Prefetch(ip);
+  // The orders' places too, for writing: the thread that reports them read them last, so
+  // each first store would wait on that core's cache (a botnet's fan-out, order by order).
+  if (!replaying) {
+    size_t need = out.orders.size() + ips.size();
+    if (out.orders.capacity() < need) out.orders.reserve(std::max(need, 2 * out.orders.capacity()));
+    const char* to = reinterpret_cast<const char*>(out.orders.data() + out.orders.size());
+    for (size_t b = 0; b < ips.size() * sizeof(Order); b += 64) __builtin_prefetch(to + b, 1);
+  }
   EvidenceLines evidence = EvidenceOf(jail, rule, nullptr, &account);
   for (const IpAddress& ip : ips) Emit(jail, rule, ip, t, account_text, reason, out, evidence);
   if (rule.confirmed && !replaying && report)

@@ -23,6 +23,16 @@ class SharedText {
   SharedText(const char* text) : SharedText(std::string(text)) {}  // NOLINT: as above
   SharedText(std::string_view text) : SharedText(std::string(text)) {}  // NOLINT: as above
 
+  // The text kept for the rest of the process, one copy per distinct text, and shared
+  // without a reference count: copying it is two stores, where a counted copy is an atomic
+  // add that waits for every store before it (and whose count the thread that drops the
+  // order then takes from this one's cache). For names that every order of a jail or rule
+  // carries; they come from the configuration, so the kept texts stay few (a reload that
+  // renames adds its new names).
+  static SharedText Lasting(std::string_view text);
+  // How many copies count on this text's storage: 0 for an empty or lasting text.
+  long counted_copies() const { return text_.use_count(); }
+
   const std::string& str() const { return text_ ? *text_ : Empty(); }
   operator const std::string&() const { return str(); }  // NOLINT: reads as the string
   operator std::string_view() const { return str(); }    // NOLINT: as above

@@ -50,3 +50,21 @@ TEST_CASE("an empty shared text holds nothing and equals every other empty one")
   CHECK(none.c_str()[0] == '\0');
   CHECK_FALSE(SharedText("a").empty());
 }
+
+TEST_CASE("a lasting text is kept once per distinct text and its copies count nothing") {
+  SharedText a = SharedText::Lasting("postfix-sasl: 5 auth_failure within 10m");
+  SharedText b = a;
+  SharedText c = SharedText::Lasting(std::string("postfix-sasl: 5 auth_failure within 10m"));
+  CHECK(a == "postfix-sasl: 5 auth_failure within 10m");
+  CHECK(a.identity() == b.identity());
+  CHECK(c.identity() == a.identity());  // the kept copy, found again
+  CHECK(SharedText::Lasting("postfix").identity() != a.identity());
+  // No reference count: copies of it are plain pointers (a counted text's copies count).
+  CHECK(a.counted_copies() == 0);
+  CHECK(b.counted_copies() == 0);
+  SharedText counted = std::string("postfix-sasl: 5 auth_failure within 10m");
+  SharedText counted_copy = counted;
+  CHECK(counted.counted_copies() == 2);
+  CHECK(counted == a);
+  CHECK(SharedText::Lasting("").empty());
+}

@@ -575,6 +575,12 @@ TEST_CASE("every decision carries the lines that led to it: its key's, of its ru
   CHECK(r.out.orders[0].reason.identity() == r.out.orders[1].reason.identity());
   CHECK(r.out.orders[0].account.identity() == r.out.orders[1].account.identity());
   CHECK(r.out.orders[0].rule.identity() == r.out.orders[1].rule.identity());
+  // The jail's and rule's names are the configuration's, kept for good: no order counts a
+  // copy of them (the verdict's own texts are counted).
+  CHECK(r.out.orders[0].jail.counted_copies() == 0);
+  CHECK(r.out.orders[0].rule.counted_copies() == 0);
+  CHECK_FALSE(r.out.orders[0].jail.empty());
+  CHECK(r.out.orders[0].reason.counted_copies() > 0);
   CHECK(r.out.orders[0].account == "sales");
   for (const auto& o : r.out.orders) {
     REQUIRE(o.evidence.size() == 10);

@@ -1,21 +1,20 @@
 #include "relayban/core/shared_text.hpp"
 
+#include <map>
 #include <mutex>
-#include <set>
 
 namespace relayban {
 
 SharedText SharedText::Lasting(std::string_view text) {
   if (text.empty()) return {};
-  // Never freed: a set's elements stay where they are as it grows.
+  // Never freed: the blocks are made once per distinct text and stay where they are.
   static std::mutex mu;
-  static auto* kept = new std::set<std::string, std::less<>>();
+  static auto* kept = new std::map<std::string, Block*, std::less<>>();
   std::lock_guard<std::mutex> lock(mu);
   auto it = kept->find(text);
-  if (it == kept->end()) it = kept->emplace(text).first;
+  if (it == kept->end()) it = kept->emplace(std::string(text), new Block(std::string(text), true)).first;
   SharedText t;
-  // The aliasing constructor with no owner: a pointer that no copy counts.
-  t.text_ = std::shared_ptr<const std::string>(std::shared_ptr<const std::string>(), &*it);
+  t.block_ = it->second;
   return t;
 }
 

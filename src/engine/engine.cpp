@@ -382,8 +382,15 @@ struct Engine::Impl {
   void Process(const Event& ev, EngineOutput& out);
   void AccountVerdictNow(const Jail& jail, Rule& rule, int jail_index, const std::string& account, Time t,
                          const std::string& why, std::string_view hook_ip, EngineOutput& out, bool report);
+  // `account` and `reason` are SharedText (copied into the order) or, for a verdict's
+  // fan-out, SharedTextCopies (taken from copies counted for all its bans).
+  template <class Text>
+  void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, Text& account, Text& reason,
+            EngineOutput& out, const EvidenceLines& evidence);
   void Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const SharedText& account,
-            const SharedText& reason, EngineOutput& out, const EvidenceLines& evidence);
+            const SharedText& reason, EngineOutput& out, const EvidenceLines& evidence) {
+    Emit<const SharedText>(jail, rule, ip, t, account, reason, out, evidence);
+  }
   // The address keys a jail's orders just banned, and for how long. Once no slot of the
   // jail's address tables is held (ForgetBanned), a table whose every window the ban
   // outlasts forgets the address: in a live daemon the ban blocks it, so nothing it counted
@@ -1132,8 +1139,9 @@ bool Engine::Impl::OutageHolds(int filter, int pattern, const IpAddress* ip, Tim
   return false;
 }
 
-void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, const SharedText& account,
-                        const SharedText& reason, EngineOutput& out, const EvidenceLines& evidence) {
+template <class Text>
+void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip, Time t, Text& account, Text& reason,
+                        EngineOutput& out, const EvidenceLines& evidence) {
   if (replaying) {  // the journal rebuilds counts; the bans are the ledger's
     ReplayedBan(jail, ip, t);
     return;
@@ -1143,7 +1151,7 @@ void Engine::Impl::Emit(const Jail& jail, const Rule& rule, const IpAddress& ip,
   order->evidence = evidence;
   banned_now.push_back({&jail, order->target.address(), order->duration});
   if (!jail.spec->on_ban.empty())
-    out.hooks.push_back(MakeHook(jail.spec->on_ban, order->target.ToString(), account, jail.spec->name,
+    out.hooks.push_back(MakeHook(jail.spec->on_ban, order->target.ToString(), order->account, jail.spec->name,
                                  rule.spec->name, order->duration));
   out.orders.push_back(std::move(*order));
 }
@@ -1399,7 +1407,10 @@ void Engine::Impl::AccountVerdictNow(const Jail& jail, Rule& rule, int jail_inde
     for (size_t b = 0; b < ips.size() * sizeof(Order); b += 64) __builtin_prefetch(to + b, 1);
   }
   EvidenceLines evidence = EvidenceOf(jail, rule, nullptr, &account);
-  for (const IpAddress& ip : ips) Emit(jail, rule, ip, t, account_text, reason, out, evidence);
+  {
+    SharedTextCopies account_copies(account_text, ips.size()), reason_copies(reason, ips.size());
+    for (const IpAddress& ip : ips) Emit(jail, rule, ip, t, account_copies, reason_copies, out, evidence);
+  }
   if (rule.confirmed && !replaying && report)
     out.verdicts.push_back(
         AccountVerdict{t, jail.spec->name, rule.spec->name, account, reason, rule.spec->ban, ips.size(), evidence});

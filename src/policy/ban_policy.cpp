@@ -103,8 +103,9 @@ bool BanPolicy::Covered(const Prefix& target, Seconds base, Time at) const {
   return Covers(book_.Find(target, at), base);
 }
 
-std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
-                                    const SharedText& rule, const SharedText& account, const SharedText& reason) {
+template <class AccountText, class ReasonText>
+std::optional<Order> BanPolicy::BanWith(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
+                                        const SharedText& rule, AccountText&& account, ReasonText&& reason) {
   // Either check refuses on its own, so the cheaper common one goes first: the address is
   // banned already, at least as long (a fan-out meets most of its addresses again).
   Prefix target = TargetFor(ip);
@@ -112,10 +113,20 @@ std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, 
   if (held && held->end > at && Covers(held, base)) return std::nullopt;
   if (IsIgnored(ip)) return std::nullopt;
   Seconds d = Escalate(target, base, at, held);
-  Order order{Order::Action::kBan, at, jail, rule, target, account, d, reason};
+  Order order{Order::Action::kBan, at, jail, rule, target, account(), d, reason()};
   // The book reports the ban this one replaces as ended (an offence for the history).
   book_.Record(order);
   return order;
+}
+
+std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
+                                    const SharedText& rule, const SharedText& account, const SharedText& reason) {
+  return BanWith(ip, base, at, jail, rule, [&] { return account; }, [&] { return reason; });
+}
+
+std::optional<Order> BanPolicy::Ban(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
+                                    const SharedText& rule, SharedTextCopies& account, SharedTextCopies& reason) {
+  return BanWith(ip, base, at, jail, rule, [&] { return account.Take(); }, [&] { return reason.Take(); });
 }
 
 void BanPolicy::Prefetch(const IpAddress& ip) const {

@@ -44,6 +44,10 @@ class BanPolicy : private BanEndListener {
   // The texts are shared with the order, not copied (one verdict's bans name the same).
   std::optional<Order> Ban(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
                            const SharedText& rule, const SharedText& account, const SharedText& reason);
+  // The same for one of a verdict's bans: the account and reason are taken from copies
+  // counted for the whole fan-out, and only for an order made.
+  std::optional<Order> Ban(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
+                           const SharedText& rule, SharedTextCopies& account, SharedTextCopies& reason);
   // Whether Ban(ip, base, at, ...) would order nothing because a ban of the address's target
   // runs already, at least as long: a caller may then skip building the reason and the
   // evidence (an address rule's count restarts after each verdict, so a banned address
@@ -61,6 +65,10 @@ class BanPolicy : private BanEndListener {
   const PrefixWindows& offences() const { return offences_; }
 
  private:
+  // Ban's work, with `account()` and `reason()` giving the order's texts once it is made.
+  template <class AccountText, class ReasonText>
+  std::optional<Order> BanWith(const IpAddress& ip, Seconds base, Time at, const SharedText& jail,
+                               const SharedText& rule, AccountText&& account, ReasonText&& reason);
   Prefix WideTarget(const IpAddress& ip) const;
   bool Covered(const Prefix& target, Seconds base, Time at) const;
   // Whether a running ban makes a new one for `base` pointless: it is at least as long.

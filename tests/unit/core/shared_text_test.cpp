@@ -68,3 +68,47 @@ TEST_CASE("a lasting text is kept once per distinct text and its copies count no
   CHECK(counted == a);
   CHECK(SharedText::Lasting("").empty());
 }
+
+TEST_CASE("a fan-out's copies of a text are counted at once, and what is not taken is given back") {
+  SharedText reason = std::string("relay-flood: account sales reached 50 domains within 1h");
+  REQUIRE(reason.counted_copies() == 1);
+  {
+    SharedTextCopies copies(reason, 3);
+    CHECK(reason.counted_copies() == 5);  // its own copy, and three for the orders to come
+    SharedText a = copies.Take();
+    SharedText b = copies.Take();
+    CHECK(reason.counted_copies() == 5);  // taking counts nothing more
+    CHECK(a.identity() == reason.identity());
+    CHECK(b == reason);
+    {
+      SharedText c = copies.Take();
+      SharedText d = copies.Take();  // past the three asked for: counted as a copy is
+      CHECK(reason.counted_copies() == 6);
+      CHECK(d.identity() == reason.identity());
+    }
+    CHECK(reason.counted_copies() == 4);
+  }
+  CHECK(reason.counted_copies() == 1);  // every copy dropped, nothing left counted
+  {
+    SharedTextCopies copies(reason, 10);
+    SharedText kept = copies.Take();
+    CHECK(reason.counted_copies() == 12);
+  }
+  CHECK(reason.counted_copies() == 1);  // the nine not taken went back with the copies
+  // A copy outlives its source and the batch it came from.
+  SharedText survivor;
+  {
+    SharedText made = std::string("made here");
+    SharedTextCopies copies(made, 2);
+    survivor = copies.Take();
+  }
+  CHECK(survivor == "made here");
+  CHECK(survivor.counted_copies() == 1);
+  // Lasting and empty texts count nothing, in a batch too.
+  SharedText name = SharedText::Lasting("postfix");
+  SharedTextCopies names(name, 4);
+  CHECK(names.Take().identity() == name.identity());
+  CHECK(name.counted_copies() == 0);
+  SharedTextCopies none(SharedText(), 2);
+  CHECK(none.Take().empty());
+}

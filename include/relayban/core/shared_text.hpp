@@ -85,9 +85,13 @@ class SharedText {
   void Retain(long n) const {
     if (block_ && !block_->lasting) block_->refs.fetch_add(n, std::memory_order_relaxed);
   }
+  // Gives back `n` counts; the last one frees the text, and this copy then holds none.
   void Release(long n) {
     if (n == 0 || !block_ || block_->lasting) return;
-    if (block_->refs.fetch_sub(n, std::memory_order_acq_rel) == n) delete block_;
+    if (block_->refs.fetch_sub(n, std::memory_order_acq_rel) == n) {
+      delete block_;
+      block_ = nullptr;
+    }
   }
   static const std::string& Empty() {
     static const std::string empty;

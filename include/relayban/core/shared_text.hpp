@@ -101,9 +101,6 @@ class SharedText {
 };
 
 // Copies of a text for a fan-out (one verdict's orders), counted at once: Take() hands out
-// one a time without an atomic add each; what is not taken is given back at the end.
-
-// Copies of a text for a fan-out (one verdict's orders), counted at once: Take() hands out
 // one at a time without an atomic add each; what is not taken is given back at the end.
 class SharedTextCopies {
  public:

@@ -315,6 +315,16 @@ int RunSimple(const ClientOptions& o, const std::string& cmd, const std::string&
         out << "evicted (tables full): " << Str(e, "windows") << " rule keys, " << Str(e, "accounts") << " accounts, "
             << Str(e, "correlation") << " correlation entries, " << Str(e, "offences") << " offence histories\n";
     }
+    if (j.contains("lost_before_reading")) {
+      const json& l = j["lost_before_reading"];
+      std::string parts;
+      if (l.contains("journald_rate_limit"))
+        for (const auto& [unit, n] : l["journald_rate_limit"].items())
+          parts += (parts.empty() ? "" : ", ") + n.dump() + " lines of " + unit + " (journald's rate limit)";
+      if (l.value("syslog_forward", uint64_t{0}))
+        parts += (parts.empty() ? "" : ", ") + Str(l, "syslog_forward") + " lines journald could not hand to syslog";
+      if (!parts.empty()) out << "LOST before relayban could read them: " << parts << "\n";
+    }
     if (j.contains("backlog")) {
       const json& b = j["backlog"];
       if (b.value("kernel", 0) || b.value("state_database", 0))

@@ -304,6 +304,7 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   Engine* raw = engine.get();
   sources_->Follow(plan, [raw](const std::vector<std::string>& jails, StampFormat f) { return raw->AddSource(jails, f); },
                    saved, initial);
+  sources_->WatchLosses(plan.loss_journal, [this](const JournaldLoss& loss) { OnJournaldLoss(loss); });
   for (int fd : journal_fds_before) loop_.Unwatch(fd);
   for (int fd : sources_->journal_fds())
     loop_.Watch(fd, Poller::kReadable, [this, fd](uint32_t) { sources_->OnJournalReady(fd); });
@@ -312,6 +313,26 @@ bool Daemon::BuildEngine(const Config& config, bool initial) {
   plan_ = std::move(plan);
   RefreshSourceNames();
   return true;
+}
+
+namespace {
+uint64_t SaturatingAdd(uint64_t a, uint64_t b) { return a > UINT64_MAX - b ? UINT64_MAX : a + b; }
+}  // namespace
+
+void Daemon::OnJournaldLoss(const JournaldLoss& loss) {
+  std::string n = std::to_string(loss.lines);
+  if (loss.kind == JournaldLoss::Kind::kRateLimit) {
+    if (std::find(plan_.units.begin(), plan_.units.end(), loss.unit) == plan_.units.end()) return;
+    journald_suppressed_[loss.unit] = SaturatingAdd(journald_suppressed_[loss.unit], loss.lines);
+    Log(LOG_WARNING, "journald dropped " + n + " lines of " + loss.unit +
+                         " (its rate limit): no log reader saw them, relayban neither; raise LogRateLimitBurst= for the "
+                         "mail units or RateLimitBurst= in journald.conf (see the README)");
+    return;
+  }
+  if (plan_.files.empty()) return;  // the jails read the journal itself
+  syslog_forward_missed_ = SaturatingAdd(syslog_forward_missed_, loss.lines);
+  Log(LOG_WARNING, "journald could not hand " + n + " lines to the syslog daemon (its socket was full): they are " +
+                       "missing from the log files relayban reads, such as " + plan_.files.front().path);
 }
 
 void Daemon::RefreshSourceNames() {
@@ -847,6 +868,7 @@ void Daemon::Tick() {
     }
   }
   sources_->MarkAllReady();  // the safety net for a missed inotify event
+  sources_->PollLosses();
   Checkpoint();
   if (ticks_ % 60 == 0) SaveAccountHistory(false);
   // A slice a second: 20,000 records every five seconds held the loop for up to 90 ms.

@@ -223,6 +223,12 @@ class Daemon {
   EventLoop loop_;
   std::unique_ptr<ControlServer> server_;
   ActivationPlan plan_;
+  // journald's reports of lines dropped before relayban could read them: by its rate limit,
+  // per unit a jail's journal log names; and not handed to the syslog daemon (while a jail
+  // reads a log file). For status, metrics and a warning in the log.
+  void OnJournaldLoss(const JournaldLoss& loss);
+  std::map<std::string, uint64_t> journald_suppressed_;
+  uint64_t syslog_forward_missed_ = 0;
   std::vector<std::pair<Prefix, Time>> offences_;  // restored at start, for each new engine
   EngineOutput out_;
   size_t ban_lines_this_second_ = 0;

@@ -123,6 +123,9 @@ std::string Daemon::Status(const std::string& only) const {
   j["bans"] = ledger_->size();
   EngineEvictions ev = engine_->evictions();
   j["evicted"] = {{"windows", ev.windows}, {"accounts", ev.accounts}, {"correlation", ev.correlation}, {"offences", ev.offences}};
+  json suppressed = json::object();
+  for (const auto& [unit, n] : journald_suppressed_) suppressed[unit] = n;
+  j["lost_before_reading"] = {{"journald_rate_limit", suppressed}, {"syslog_forward", syslog_forward_missed_}};
   j["backlog"] = {{"kernel", ledger_->kernel_backlog()}, {"state_database", ledger_->store_backlog()},
                   {"lines", sources_->Pending()}};
   const auto& ls = ledger_->stats();

@@ -229,6 +229,11 @@ std::string Daemon::RenderMetrics() const {
   m.Histogram({}, std::vector<double>(std::begin(kTurnBounds), std::end(kTurnBounds)), turn_stats_.buckets,
               turn_stats_.seconds);
 
+  m.Family("relayban_lost_before_reading_lines_total", Type::kCounter,
+           "Log lines dropped before relayban could read them, as journald reported: by its rate limit (reason "
+           "rate_limit, by unit) or not handed to the syslog daemon that writes the log files (reason syslog_forward)");
+  for (const auto& [unit, n] : journald_suppressed_) m.Sample({{"reason", "rate_limit"}, {"unit", unit}}, static_cast<double>(n));
+  m.Sample({{"reason", "syslog_forward"}, {"unit", ""}}, static_cast<double>(syslog_forward_missed_));
   const auto& hs = hooks_->stats();
   m.Family("relayban_hook_runs_total", Type::kCounter,
            "Hook runs, by result: started, failed (status not 0 or not started), killed (over its time limit), "

@@ -65,8 +65,15 @@ ActivationPlan PlanActivation(const Config& config, const HostProbe& probe, cons
     // is read from the next start or reload on, from its end (see SourceSet::Follow).
     bool keep = std::find(on_journal.begin(), on_journal.end(), j.name) != on_journal.end();
     bool journal_used = false;
-    for (const auto& l : j.logs)
-      journal_used = journal_used || ((!any_file || keep) && l.path.empty() && probe.journal_present(l));
+    for (const auto& l : j.logs) {
+      if (!l.path.empty() || !probe.journal_present(l)) continue;
+      journal_used = journal_used || !any_file || keep;
+      if (!plan.loss_journal) plan.loss_journal = l.journal_directory;
+      const std::string key = "_SYSTEMD_UNIT=";
+      for (const auto& m : l.journal_match)
+        if (m.rfind(key, 0) == 0 && std::find(plan.units.begin(), plan.units.end(), m.substr(key.size())) == plan.units.end())
+          plan.units.push_back(m.substr(key.size()));
+    }
     for (const auto& l : j.logs) {
       if (l.path.empty()) {
         if (!journal_used || !probe.journal_present(l)) continue;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,12 @@ struct ActivationPlan {
   std::vector<std::string> on;   // names of the jails that are on
   std::vector<FilePlan> files;   // sorted by path
   std::vector<JournalPlan> journals;
+  // Where journald's reports of lines it dropped are read (see JournaldLosses): the journal
+  // the jails that are on name ("" the system journal, else a directory), whether they
+  // read it now or a log file; none when no such journal is there. And the units those
+  // journal logs name: a report about another unit is not relayban's business.
+  std::optional<std::string> loss_journal;
+  std::vector<std::string> units;
 };
 
 // `on_journal`: jails that read a journal now and keep it (the periodic re-plan), even if

@@ -134,7 +134,30 @@ void SourceSet::OnInotify() {
   }
 }
 
+void SourceSet::WatchLosses(const std::optional<std::string>& journal, OnLoss on_loss) {
+  on_loss_ = std::move(on_loss);
+  if (!journal) {
+    losses_.reset();
+    return;
+  }
+  if (losses_ && losses_->directory() == *journal) return;
+  auto w = JournaldLosses::Open(*journal);
+  if (!w) {
+    log_(LOG_INFO, "journald's reports of dropped lines are not read: " + w.error().message);
+    losses_.reset();
+    return;
+  }
+  losses_ = std::move(w.value());
+  losses_->fd();  // before the start: journal files that appear later are watched too
+  losses_->Start();
+}
+
+void SourceSet::PollLosses() {
+  if (losses_ && on_loss_) losses_->Poll(on_loss_);
+}
+
 void SourceSet::OnJournalReady(int fd) {
+  if (losses_ && losses_->fd() == fd) PollLosses();
   for (auto& [name, j] : journals_)
     if (j.reader->fd() == fd) MarkReady(name, true);
 }
@@ -182,6 +205,7 @@ std::vector<int> SourceSet::journal_fds() const {
   std::vector<int> out;
   for (const auto& [name, j] : journals_)
     if (j.reader->fd() >= 0) out.push_back(j.reader->fd());
+  if (losses_ && losses_->fd() >= 0) out.push_back(losses_->fd());
   return out;
 }
 

@@ -18,6 +18,7 @@
 #include "relayban/core/result.hpp"
 #include "relayban/source/file_tail.hpp"
 #include "relayban/source/journal_source.hpp"
+#include "relayban/source/journald_losses.hpp"
 #include "relayban/state/state_store.hpp"
 
 namespace relayban {
@@ -43,6 +44,14 @@ class SourceSet {
   // position; a new file starts at its saved position, or at its end when `initial` (old
   // lines are history) and from its start otherwise (it appeared while we ran).
   void Follow(const ActivationPlan& plan, const AddSource& add, const Progress& saved, bool initial);
+
+  // journald's reports of lines it dropped (JournaldLosses), read from `journal` ("" the
+  // system journal, else a directory); none without one. The reader of the same journal is
+  // kept; a new one starts at the end. Its descriptor is among journal_fds().
+  using OnLoss = std::function<void(const JournaldLoss&)>;
+  void WatchLosses(const std::optional<std::string>& journal, OnLoss on_loss);
+  // Hands out the reports that arrived (on the loop's wake-up, and every tick).
+  void PollLosses();
 
   // The loop's wake-ups.
   void OnInotify();
@@ -94,6 +103,8 @@ class SourceSet {
   std::map<std::string, File> files_;   // by path
   std::map<std::string, Journal> journals_;  // by JournalSource::name()
   std::deque<std::pair<std::string, bool>> ready_;  // (key, is journal), each once
+  std::unique_ptr<JournaldLosses> losses_;
+  OnLoss on_loss_;
 };
 
 }  // namespace relayban

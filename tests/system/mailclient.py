@@ -2,6 +2,7 @@
 """Real mail clients for the system tests, each bound to its own source address.
 
   mailclient.py banner SRC PORT             exit 0 when the server's greeting arrives
+  mailclient.py burst SRC PORT N            N connections at once that read the greeting
   mailclient.py imap SRC USER PASS [N]      N IMAP logins, one connection each
   mailclient.py pop SRC USER PASS [N]       N POP3 logins, one connection each
 
@@ -39,6 +40,16 @@ def banner(src, port):
         return 1
     print(data.decode("ascii", "replace").strip())
     return 0 if data else 1
+
+
+def burst(src, port, n):
+    """N connections opened together, each reading the greeting: a burst of log lines."""
+    socks = [connect(src, int(port), 5) for _ in range(int(n))]
+    got = sum(1 for sock in socks if sock.recv(200))
+    for sock in socks:
+        sock.close()
+    print(f"{got} greetings")
+    return 0 if got == int(n) else 1
 
 
 class BoundIMAP(imaplib.IMAP4):
@@ -93,7 +104,7 @@ def pop(src, user, password, count=1):
 
 
 if __name__ == "__main__":
-    commands = {"banner": banner, "imap": imap, "pop": pop}
+    commands = {"banner": banner, "burst": burst, "imap": imap, "pop": pop}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
         print(__doc__, file=sys.stderr)
         sys.exit(2)

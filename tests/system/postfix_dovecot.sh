@@ -149,6 +149,35 @@ expected="$expected 10.77.0.8 10.77.0.9"
 if limit=120 until_true holds_all; then ok "through journald: SMTP and IMAP brute force banned"
 else fail "through journald (kernel holds: $(kernel_bans | paste -sd' '))"; ct journalctl -u relayban --no-pager | tail -n 20; fi
 
+# journald's rate limit drops what a unit logs past it, before any reader: a botnet's burst
+# hides there. Postfix's unit gets a small limit (LogRateLimitBurst=, as an admin's drop-in
+# would set it); a burst of connections goes past it, and once the window is over journald
+# reports what it dropped. relayban shows it in status and metrics and warns in its log.
+pf_unit=$(ct systemctl list-units --no-legend --plain 'postfix*.service' | awk '$3 == "active" && $4 == "running" {print $1; exit}')
+ct mkdir -p "/etc/systemd/system/$pf_unit.d"
+ct sh -c "printf '[Service]\nLogRateLimitIntervalSec=20s\nLogRateLimitBurst=5\n' > /etc/systemd/system/$pf_unit.d/90-test-rate.conf"
+ct systemctl daemon-reload
+ct systemctl restart "$pf_unit"
+check "Postfix listens again ($pf_unit, at most 5 lines in 20 s)" until_true reaches 10.77.0.100 25
+atk python3 "$here/mailclient.py" burst 10.77.0.100 25 60 >/dev/null  # some 120 lines at once
+lost_shown() {
+  reaches 10.77.0.100 25 >/dev/null 2>&1  # journald reports a loss with the unit's next line
+  rb status --json | python3 -c '
+import json, sys
+lost = json.load(sys.stdin)["lost_before_reading"]["journald_rate_limit"]
+sys.exit(0 if lost.get(sys.argv[1], 0) >= 1 else 1)' "$pf_unit"
+}
+if limit=90 until_true lost_shown; then ok "journald's rate limit on $pf_unit: the lines it dropped are in relayban status --json"
+else fail "journald's rate limit on $pf_unit: $(rb status --json | head -c 600) / $(ct journalctl -u systemd-journald --no-pager -o cat | grep Suppressed | tail -n 2)"; fi
+status_says_lost() { rb status | grep -q "^LOST before relayban could read them: .*[0-9] lines of $pf_unit (journald's rate limit)"; }
+relayban_warned() { ct journalctl -u relayban --no-pager -o cat | grep -q "journald dropped [0-9]* lines of $pf_unit (its rate limit)"; }
+check "... and in relayban status" status_says_lost
+check "... and in the metrics" until_true ct sh -c "grep -q '^relayban_lost_before_reading_lines_total{reason=\"rate_limit\",unit=\"$pf_unit\"} [1-9]' /var/lib/prometheus/node-exporter/relayban.prom"
+check "... and relayban's log warns" relayban_warned
+ct rm -r "/etc/systemd/system/$pf_unit.d"
+ct systemctl daemon-reload
+ct systemctl restart "$pf_unit"
+
 fleet_checks
 final_checks
 echo "$passed passed, $failed failed"

@@ -13,6 +13,8 @@
 #include "fakes/fake_firewall.hpp"
 #include "fakes/fake_spawner.hpp"
 #include "fakes/fake_state_store.hpp"
+#include "journal_files.hpp"
+#include "skip.hpp"
 
 using namespace relayban;
 using nlohmann::json;
@@ -681,4 +683,48 @@ TEST_CASE("explain shows an address's ban with the lines that led to it, from th
   json account = r.Ask(R"({"cmd":"explain","target":"Nobody@Example.com"})").back();
   CHECK(account["kind"] == "account");
   CHECK(account["account"].is_null());
+}
+
+TEST_CASE("journald's reports of lines it dropped are counted for the jails' units, shown in status and metrics, kept across a reload") {
+  if (!testing::CanWriteJournals()) {
+    RELAYBAN_SKIP("systemd-journal-remote is not installed");
+  }
+  auto journal = std::filesystem::temp_directory_path() / ("relayban-daemon-journal-" + std::to_string(getpid()));
+  std::filesystem::remove_all(journal);
+  std::filesystem::create_directories(journal);
+  // A second jail reads the journal of postfix@-.service (jail j reads a log file).
+  Rig r(R"(  k:
+    enabled: true
+    logs: [{journal: {match: ["_SYSTEMD_UNIT=postfix@-.service"], directory: )" + journal.string() + R"(}}]
+    filters: [t]
+    rules:
+      - {name: brute, key: ip, events: [auth_failure], threshold: 3, window: 10m, ban: 1h}
+)");
+  REQUIRE(r.daemon->Start() == 0);
+  uint64_t usec = 1795000000ULL * 1000000;
+  REQUIRE(testing::WriteJournal(
+      journal, "a",
+      testing::JournaldReport(testing::kJournalDroppedId, "Suppressed 52311 messages from postfix@-.service", usec) +
+          testing::JournaldReport(testing::kJournalDroppedId, "Suppressed 40 messages from cron.service", usec + 1) +
+          testing::JournaldReport(testing::kJournalDroppedId, "Suppressed 7 messages from postfix@-.service", usec + 2,
+                                  "syslog") +  // forged
+          testing::JournaldReport(testing::kForwardMissedId, "Forwarding to syslog missed 34 messages.", usec + 3)));
+  auto lost = [&] { return r.Status()["lost_before_reading"]; };
+  REQUIRE(r.TurnUntil([&] { return lost()["syslog_forward"] == 34; }, 200));
+  json l = lost();
+  CHECK(l["journald_rate_limit"] == json{{"postfix@-.service", 52311}});  // cron is not a jail's unit
+  CHECK(r.Logged("journald dropped 52311 lines of postfix@-.service (its rate limit)"));
+  CHECK(r.Logged("journald could not hand 34 lines to the syslog daemon"));
+  CHECK_FALSE(r.Logged("cron.service"));
+  std::string m = r.daemon->RenderMetrics();
+  CHECK(m.find("\nrelayban_lost_before_reading_lines_total{reason=\"rate_limit\",unit=\"postfix@-.service\"} 52311\n") !=
+        std::string::npos);
+  CHECK(m.find("\nrelayban_lost_before_reading_lines_total{reason=\"syslog_forward\",unit=\"\"} 34\n") != std::string::npos);
+
+  REQUIRE(r.daemon->Reload());
+  REQUIRE(testing::WriteJournal(
+      journal, "b", testing::JournaldReport(testing::kJournalDroppedId, "Suppressed 9 messages from postfix@-.service", usec + 10)));
+  REQUIRE(r.TurnUntil([&] { return lost()["journald_rate_limit"]["postfix@-.service"] == 52320; }, 200));
+  CHECK(lost()["syslog_forward"] == 34);  // the earlier report was not read again
+  std::filesystem::remove_all(journal);
 }

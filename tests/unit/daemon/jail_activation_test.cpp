@@ -95,6 +95,25 @@ TEST_CASE("a log file feeds every jail that is on and reads it, an existing file
   CHECK(plan.files[1].path == "/var/log/mail.log");
   CHECK(plan.files[1].jails == std::vector<std::string>{"postfix"});
   CHECK(plan.journals.empty());  // rsyslog hosts have the same lines in both
+  // journald's reports of lines it dropped are read all the same (those lines are missing
+  // from mail.log too), about the units the jails that are on name.
+  REQUIRE(plan.loss_journal);
+  CHECK(plan.loss_journal->empty());  // the system journal
+  CHECK(plan.units == std::vector<std::string>{"postfix@-.service"});
+}
+
+TEST_CASE("no journal there, or only for jails that are off: journald's loss reports are not read") {
+  FakeHost host;
+  host.files = {"/usr/sbin/postfix", "/var/log/mail.log"};
+  auto plan = PlanActivation(Load(), host.Probe());
+  CHECK_FALSE(plan.loss_journal);
+  CHECK(plan.units.empty());
+  host.files = {"/usr/sbin/exim4", "/var/log/mail.log"};  // postfix off
+  host.units = {"_SYSTEMD_UNIT=postfix@-.service"};
+  plan = PlanActivation(Load(), host.Probe());
+  CHECK_FALSE(Jail(plan, "postfix").on);
+  CHECK_FALSE(plan.loss_journal);
+  CHECK(plan.units.empty());
 }
 
 TEST_CASE("without its log file a jail reads the journal of its unit") {

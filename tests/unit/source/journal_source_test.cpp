@@ -4,6 +4,7 @@
 
 #include <catch2/catch.hpp>
 
+#include "journal_files.hpp"
 #include "skip.hpp"
 #include <unistd.h>
 
@@ -14,8 +15,6 @@
 using namespace relayban;
 
 namespace {
-
-const char* kRemote = "/lib/systemd/systemd-journal-remote";
 
 struct Entry {
   std::string unit, comm, ident, pid, message;
@@ -43,17 +42,13 @@ std::string Export(const std::vector<Entry>& entries) {
 }
 
 void Write(const std::filesystem::path& dir, const std::string& name, const std::vector<Entry>& entries) {
-  auto exp = dir / (name + ".export");
-  std::ofstream(exp, std::ios::binary) << Export(entries);
-  std::string cmd = std::string(kRemote) + " -o " + (dir / (name + ".journal")).string() + " " + exp.string() + " 2>/dev/null";
-  REQUIRE(std::system(cmd.c_str()) == 0);
-  std::filesystem::remove(exp);
+  REQUIRE(testing::WriteJournal(dir, name, Export(entries)));
 }
 
 }  // namespace
 
 TEST_CASE("journald entries become lines, only from the trusted unit, and a cursor resumes") {
-  if (access(kRemote, X_OK) != 0) {
+  if (!testing::CanWriteJournals()) {
     RELAYBAN_SKIP("systemd-journal-remote is not installed");
   }
   auto dir = std::filesystem::temp_directory_path() / ("relayban-journal-" + std::to_string(getpid()));

@@ -15,6 +15,19 @@ namespace relayban::testing {
 inline const char* kJournalRemote = "/lib/systemd/systemd-journal-remote";
 inline bool CanWriteJournals() { return access(kJournalRemote, X_OK) == 0; }
 
+// A fresh, empty journal directory, removed with this object.
+struct JournalDir {
+  explicit JournalDir(const std::string& tag)
+      : path(std::filesystem::temp_directory_path() / ("relayban-" + tag + "-" + std::to_string(getpid()))) {
+    std::filesystem::remove_all(path);
+    std::filesystem::create_directories(path);
+  }
+  ~JournalDir() { std::filesystem::remove_all(path); }
+  JournalDir(const JournalDir&) = delete;
+  JournalDir& operator=(const JournalDir&) = delete;
+  std::filesystem::path path;
+};
+
 // Writes `entries` (export format) as `dir`/`name`.journal. True when it worked.
 inline bool WriteJournal(const std::filesystem::path& dir, const std::string& name, const std::string& entries) {
   auto exp = dir / (name + ".export");

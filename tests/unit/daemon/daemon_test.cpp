@@ -689,9 +689,8 @@ TEST_CASE("journald's reports of lines it dropped are counted for the jails' uni
   if (!testing::CanWriteJournals()) {
     RELAYBAN_SKIP("systemd-journal-remote is not installed");
   }
-  auto journal = std::filesystem::temp_directory_path() / ("relayban-daemon-journal-" + std::to_string(getpid()));
-  std::filesystem::remove_all(journal);
-  std::filesystem::create_directories(journal);
+  testing::JournalDir scratch("daemon-journal");
+  const auto& journal = scratch.path;
   // A second jail reads the journal of postfix@-.service (jail j reads a log file).
   Rig r(R"(  k:
     enabled: true
@@ -726,5 +725,4 @@ TEST_CASE("journald's reports of lines it dropped are counted for the jails' uni
       journal, "b", testing::JournaldReport(testing::kJournalDroppedId, "Suppressed 9 messages from postfix@-.service", usec + 10)));
   REQUIRE(r.TurnUntil([&] { return lost()["journald_rate_limit"]["postfix@-.service"] == 52320; }, 200));
   CHECK(lost()["syslog_forward"] == 34);  // the earlier report was not read again
-  std::filesystem::remove_all(journal);
 }

@@ -51,9 +51,8 @@ TEST_CASE("journald entries become lines, only from the trusted unit, and a curs
   if (!testing::CanWriteJournals()) {
     RELAYBAN_SKIP("systemd-journal-remote is not installed");
   }
-  auto dir = std::filesystem::temp_directory_path() / ("relayban-journal-" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  testing::JournalDir scratch("journal");
+  const auto& dir = scratch.path;
   Write(dir, "a", {{"postfix@-.service", "smtpd", "postfix/smtpd", "25010",
                     "warning: unknown[203.0.113.9]: SASL LOGIN authentication failed: authentication failure", 1764151530000100},
                    // Forged through syslog(3) by a web application: another unit, never read.
@@ -95,5 +94,4 @@ TEST_CASE("journald entries become lines, only from the trusted unit, and a curs
   REQUIRE(lines.size() == 2);  // the entry at the cursor is not read again
   CHECK(lines[0].find("unknown[203.0.113.10]") != std::string::npos);
   CHECK(lines[1].find('\n') != std::string::npos);  // one record: the engine refuses it whole
-  std::filesystem::remove_all(dir);
 }

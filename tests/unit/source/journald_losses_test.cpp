@@ -46,9 +46,8 @@ TEST_CASE("journald's own loss reports are read from the journal, a forged one i
   if (!testing::CanWriteJournals()) {
     RELAYBAN_SKIP("systemd-journal-remote is not installed");
   }
-  auto dir = std::filesystem::temp_directory_path() / ("relayban-losses-" + std::to_string(getpid()));
-  std::filesystem::remove_all(dir);
-  std::filesystem::create_directories(dir);
+  testing::JournalDir scratch("losses");
+  const auto& dir = scratch.path;
   REQUIRE(testing::WriteJournal(dir, "a", JournaldReport(kJournalDroppedId, "Suppressed 500 messages from postfix@-.service", 1764151530000000)));
   auto w = JournaldLosses::Open(dir.string());
   REQUIRE(w);
@@ -75,5 +74,4 @@ TEST_CASE("journald's own loss reports are read from the journal, a forged one i
   CHECK(seen[1].kind == JournaldLoss::Kind::kSyslogForward);
   CHECK(seen[1].lines == 34);
   CHECK((*w)->Poll(collect) == 0);  // each report once
-  std::filesystem::remove_all(dir);
 }

@@ -1,14 +1,20 @@
 #include "relayban/score/account_book.hpp"
 
+#include <sys/mman.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <memory>
+#include <new>
 #include <utility>
 
 #if defined(__SSE2__) && !defined(RELAYBAN_NO_SIMD)
 #include <emmintrin.h>
 #endif
 
+#include "relayban/core/prefaulter.hpp"
 #include "relayban/core/text.hpp"
 
 namespace relayban {
@@ -71,7 +77,14 @@ AccountBook::Entry& AccountBook::Get(std::string_view account, size_t hash, Time
     Recycle(At(at));
   } else {
     at = static_cast<uint32_t>(seen_sec_.size());
-    if (at % kChunk == 0) chunks_.push_back(std::make_unique<Entry[]>(kChunk));
+    if (at % kChunk == 0) {
+      if (!next_chunk_) next_chunk_.emplace();
+      chunks_.push_back(std::move(*next_chunk_));
+      chunks_.back().Build();
+      // The next one while this one fills, if the book may grow into it.
+      if (chunks_.size() * kChunk < max_accounts_) next_chunk_.emplace();
+      else next_chunk_.reset();
+    }
     seen_sec_.push_back(kFree);
     name_hash_.push_back(0);
   }
@@ -82,6 +95,30 @@ AccountBook::Entry& AccountBook::Get(std::string_view account, size_t hash, Time
   e.last_seen = t;
   index_.ValueAt(index_.Insert(std::string_view(e.account), hash)) = at;
   return e;
+}
+
+size_t AccountBook::chunk_bytes() {
+  static const size_t page = static_cast<size_t>(sysconf(_SC_PAGESIZE));
+  return (kChunk * sizeof(Entry) + page - 1) & ~(page - 1);
+}
+
+AccountBook::MappedChunk::MappedChunk() {
+  void* p = mmap(nullptr, chunk_bytes(), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (p == MAP_FAILED) throw std::bad_alloc();
+  entries_ = static_cast<Entry*>(p);
+  Prefaulter::Ahead(p, 0, chunk_bytes());
+}
+
+AccountBook::MappedChunk::~MappedChunk() {
+  if (!entries_) return;
+  if (built_) std::destroy_n(entries_, kChunk);
+  Prefaulter::Forget(entries_);
+  munmap(entries_, chunk_bytes());
+}
+
+void AccountBook::MappedChunk::Build() {
+  std::uninitialized_value_construct_n(entries_, kChunk);
+  built_ = true;
 }
 
 void AccountBook::EvictOldestAccounts() {

@@ -1,5 +1,7 @@
 #include "relayban/score/account_book.hpp"
 
+#include "relayban/core/prefaulter.hpp"
+
 #include <catch2/catch.hpp>
 
 #include <algorithm>
@@ -380,4 +382,29 @@ TEST_CASE("accounts are listed in the order of their names' bytes, however alike
     b.ForEachSorted([&](const AccountView& v) { got.push_back(v.account); });
     CHECK(got == std::vector<std::string>(want.begin(), want.end()));
   }
+}
+
+TEST_CASE("the book maps its next chunk of entries ahead for the Prefaulter, and none it cannot grow into") {
+  AccountBook b(3000);  // three chunks of 1,024 at most
+  CHECK(b.chunks_mapped() == 0);
+  Prefaulter::Settle();
+  uint64_t before = Prefaulter::populated();
+  auto ip = IpAddress::Parse("203.0.113.7");
+  b.Record("a0", O::kAuthFailure, 1, ip, "", T(0));
+  CHECK(b.chunks_mapped() == 2);  // the one taken and the next, populated meanwhile
+  for (int i = 1; i < 1024; ++i) b.Record("a" + std::to_string(i), O::kAuthFailure, 1, ip, "", T(i));
+  CHECK(b.chunks_mapped() == 2);
+  b.Record("a1024", O::kAuthFailure, 1, ip, "", T(1024));
+  CHECK(b.chunks_mapped() == 3);
+  for (int i = 1025; i < 2049; ++i) b.Record("a" + std::to_string(i), O::kAuthFailure, 1, ip, "", T(i));
+  CHECK(b.chunks_mapped() == 3);  // the third chunk is the last the cap allows: no fourth
+  for (int i = 2049; i < 10000; ++i) b.Record("a" + std::to_string(i), O::kAuthFailure, 1, ip, "", T(i));
+  CHECK(b.chunks_mapped() == 3);  // past the cap, positions are reused
+  CHECK(b.size() <= 3000);
+  Prefaulter::Settle();
+  if (Prefaulter::supported()) CHECK(Prefaulter::populated() - before == 3 * AccountBook::chunk_bytes());
+  // Every entry is still what it was recorded as (the chunks hold them in place).
+  auto v = b.View("a9999");
+  REQUIRE(v);
+  CHECK(v->auth_failure == 1);
 }

@@ -2,7 +2,9 @@
 // bans every address that used it, and each ban order names the same jail, rule, account
 // and reason: a botnet's burst makes a million such orders, and copying four strings into
 // each (three of them too long for std::string's inline buffer) cost more than deciding
-// the ban. A copy costs one reference count; the text is made once, where the verdict is.
+// the ban. A copy costs one reference count (none for a lasting text, or for one of a
+// fan-out's copies counted at once: SharedTextCopies); the text is made once, where the
+// verdict is.
 // Reads like a const std::string.
 #pragma once
 
